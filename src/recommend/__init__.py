@@ -1,0 +1,5 @@
+"""recommend — course recommendations from party members' learning behaviour."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Data layer: schema validation, id maps, datasets, weighting, splits, simulator, loaders."""

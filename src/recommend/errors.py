@@ -1,0 +1,83 @@
+"""The library's exceptions: every error we raise on purpose is one of these."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+__all__ = [
+    "ArtifactError",
+    "ConfigError",
+    "DataError",
+    "NotFittedError",
+    "Problem",
+    "RecommendError",
+]
+
+
+class RecommendError(Exception):
+    """Base class of all errors raised by ``recommend``."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an input table.
+
+    ``rows`` holds the positional row numbers of the first offending rows (at most a few),
+    ``count`` how many rows are affected in all, ``values`` a few offending values.
+    """
+
+    table: str
+    column: str | None
+    message: str
+    expected: str = ""
+    rows: tuple[int, ...] = ()
+    count: int = 0
+    values: tuple[object, ...] = field(default=())
+
+    def __str__(self) -> str:
+        where = f"{self.table}.{self.column}" if self.column else self.table
+        text = f"{where}: {self.message}"
+        if self.count:
+            text += f" ({self.count} row{'s' if self.count != 1 else ''}"
+            if self.rows:
+                shown = ", ".join(str(r) for r in self.rows)
+                more = ", ..." if self.count > len(self.rows) else ""
+                text += f"; rows {shown}{more}"
+            text += ")"
+        if self.values:
+            text += "; values " + ", ".join(repr(v) for v in self.values)
+        if self.expected:
+            text += f"; expected {self.expected}"
+        return text
+
+
+class DataError(RecommendError, ValueError):
+    """Input data is not what the library expects.
+
+    The message names the table, column, offending rows and what was expected; the
+    individual findings are in ``problems``.
+    """
+
+    def __init__(self, problems: Sequence[Problem] | str) -> None:
+        if isinstance(problems, str):
+            self.problems: tuple[Problem, ...] = ()
+            super().__init__(problems)
+            return
+        self.problems = tuple(problems)
+        lines = [str(p) for p in self.problems]
+        head = "invalid input" if len(lines) != 1 else lines[0]
+        body = "" if len(lines) == 1 else "\n  - " + "\n  - ".join(lines)
+        super().__init__(head + body)
+
+
+class ConfigError(RecommendError, ValueError):
+    """A configuration value (weighting, split, experiment file, CLI option) is invalid."""
+
+
+class NotFittedError(RecommendError, RuntimeError):
+    """A model was asked to score or recommend before ``fit``."""
+
+
+class ArtifactError(RecommendError, OSError):
+    """A model artifact is missing, truncated, tampered with, or of a newer format."""
