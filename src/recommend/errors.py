@@ -23,7 +23,7 @@ class RecommendError(Exception):
 class Problem:
     """One thing wrong with an input table.
 
-    ``rows`` holds the positional row numbers of the first offending rows (at most a few),
+    ``rows`` holds the 0-based positional row numbers of the first offending rows (at most a few),
     ``count`` how many rows are affected in all, ``values`` a few offending values.
     """
 
@@ -39,12 +39,11 @@ class Problem:
         where = f"{self.table}.{self.column}" if self.column else self.table
         text = f"{where}: {self.message}"
         if self.count:
-            text += f" ({self.count} row{'s' if self.count != 1 else ''}"
+            text += f" in {self.count} row{'s' if self.count != 1 else ''}"
             if self.rows:
                 shown = ", ".join(str(r) for r in self.rows)
                 more = ", ..." if self.count > len(self.rows) else ""
-                text += f"; rows {shown}{more}"
-            text += ")"
+                text += f" (row{'s' if len(self.rows) > 1 else ''} {shown}{more})"
         if self.values:
             text += "; values " + ", ".join(repr(v) for v in self.values)
         if self.expected:

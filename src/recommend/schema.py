@@ -157,9 +157,7 @@ SEARCHES: Final = _schema(
     {C.SHOWN: Kind.LIST, C.CLICKED: Kind.LIST},
 )
 
-TABLES: Final = MappingProxyType(
-    {s.name: s for s in (EVENTS, COURSES, MEMBERS, ORGS, SEARCHES)}
-)
+TABLES: Final = MappingProxyType({s.name: s for s in (EVENTS, COURSES, MEMBERS, ORGS, SEARCHES)})
 
 EVENT_TYPES: Final = (
     "view",

@@ -1,0 +1,376 @@
+"""``Dataset``: validated tables turned into what models train on.
+
+A dataset holds the members x courses confidence matrix (CSR, ``float32``), the id maps,
+the validated tables aligned to those maps, member and course feature matrices for hybrid
+models, and a content fingerprint for tracking. It is immutable: models read it, never
+change it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from recommend.data.idmap import IdMap
+from recommend.data.validation import ReferenceReport, check_references, validate
+from recommend.data.weighting import Weighting
+from recommend.errors import DataError, Problem
+from recommend.schema import Columns
+
+if TYPE_CHECKING:
+    from recommend.data.splits import Splitter
+
+__all__ = ["AGE_BANDS", "Dataset", "Features", "age_band"]
+
+log = logging.getLogger(__name__)
+C = Columns
+
+MEMBER_IDX = "member_idx"
+COURSE_IDX = "course_idx"
+
+#: Age bands used for member features and segment breakdowns (lower bounds, labels).
+AGE_BANDS: tuple[tuple[int, str], ...] = (
+    (0, "<30"),
+    (30, "30-39"),
+    (40, "40-49"),
+    (50, "50-59"),
+    (60, "60-69"),
+    (70, "70+"),
+)
+DURATION_BANDS: tuple[tuple[float, str], ...] = (
+    (0, "<=5min"),
+    (5 * 60 + 1, "5-15min"),
+    (15 * 60 + 1, "15-30min"),
+    (30 * 60 + 1, "30-60min"),
+    (60 * 60 + 1, ">60min"),
+)
+MEMBER_FEATURE_COLUMNS = (C.GENDER, C.OCCUPATION, C.DISTRICT, C.MOBILE, C.ORG, C.SKILLS)
+COURSE_FEATURE_COLUMNS = (C.CATEGORY, C.TAGS, C.LECTURER, C.SOURCE)
+
+
+def age_band(birth_year: pd.Series | np.ndarray, year: int) -> np.ndarray:
+    """Age band label per member (``"unknown"`` where the birth year is missing)."""
+    by = pd.to_numeric(pd.Series(np.asarray(birth_year)), errors="coerce").to_numpy(float)
+    age = year - by
+    labels = np.array([label for _, label in AGE_BANDS], dtype=object)
+    bounds = np.array([lo for lo, _ in AGE_BANDS], dtype=float)
+    out = labels[np.clip(np.searchsorted(bounds, age, side="right") - 1, 0, len(labels) - 1)]
+    out[np.isnan(age)] = "unknown"
+    return out
+
+
+@dataclass(frozen=True)
+class Features:
+    """A sparse feature matrix with named columns.
+
+    ``matrix`` is ``(n_entities, n_features)`` CSR ``float32`` (1.0 for a present
+    feature); ``names`` are ``"column=value"`` strings, e.g. ``"occupation=retired"``.
+    """
+
+    matrix: sp.csr_matrix
+    names: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.matrix.shape[1])
+
+
+def _one_hot(columns: dict[str, Sequence[object] | pd.Series], n_rows: int) -> Features:
+    """One-hot features from single-valued or list-valued columns (lists explode)."""
+    parts = []
+    for name, values in columns.items():
+        s = pd.Series(list(values) if not isinstance(values, pd.Series) else values.to_numpy())
+        s.index = np.arange(n_rows)
+        s = s.explode()
+        s = s[s.notna() & (s.astype(str) != "")]
+        if s.empty:
+            continue
+        parts.append(
+            pd.DataFrame({"row": s.index.to_numpy(), "feature": name + "=" + s.astype(str)})
+        )
+    if not parts:
+        return Features(sp.csr_matrix((n_rows, 0), dtype=np.float32), np.array([], dtype=object))
+    long = pd.concat(parts, ignore_index=True).drop_duplicates()
+    codes, names = pd.factorize(long["feature"], sort=True)
+    mat = sp.csr_matrix(
+        (np.ones(len(long), np.float32), (long["row"].to_numpy(), codes)),
+        shape=(n_rows, len(names)),
+    )
+    return Features(mat, np.asarray(names, dtype=object))
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """Confidence matrix, id maps, aligned tables and features; build with ``from_frames``.
+
+    Attributes
+    ----------
+    interactions
+        ``(n_members, n_courses)`` CSR ``float32`` confidence matrix.
+    member_ids, course_ids
+        ``IdMap`` of members and courses; row ``i`` of every member-aligned array is
+        ``member_ids.external_ids[i]``.
+    events
+        The validated events with two extra ``int32`` columns ``member_idx`` and
+        ``course_idx``.
+    courses, members
+        Validated tables reindexed so that row ``i`` is course/member ``i`` (``None`` when
+        not given); entities known only from events have missing attributes.
+    orgs
+        The validated org table, or ``None``.
+    now
+        Reference time of the data (last event unless given): decay and age bands use it.
+    report
+        What the reference check dropped (policy ``on_unknown="drop"``).
+    """
+
+    interactions: sp.csr_matrix
+    member_ids: IdMap
+    course_ids: IdMap
+    events: pd.DataFrame
+    courses: pd.DataFrame | None
+    members: pd.DataFrame | None
+    orgs: pd.DataFrame | None
+    weighting: Weighting
+    now: pd.Timestamp
+    report: ReferenceReport
+    _meta: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_frames(
+        cls,
+        events: pd.DataFrame,
+        *,
+        courses: pd.DataFrame | None = None,
+        members: pd.DataFrame | None = None,
+        orgs: pd.DataFrame | None = None,
+        weighting: Weighting | None = None,
+        on_unknown: Literal["raise", "drop"] = "raise",
+        now: pd.Timestamp | str | None = None,
+        member_ids: IdMap | None = None,
+        course_ids: IdMap | None = None,
+    ) -> Dataset:
+        """Validate the tables and build the dataset.
+
+        Parameters
+        ----------
+        events
+            Learning events (required columns ``member_id, course_id, event, timestamp``).
+        courses, members, orgs
+            Optional attribute tables. When ``courses``/``members`` is given it defines the
+            course/member universe (entities with no events included, e.g. new courses),
+            and events referring to ids missing from it are handled by ``on_unknown``.
+        weighting
+            How events become confidence; ``Weighting()`` defaults when ``None``.
+        on_unknown
+            ``"raise"`` (default) refuses events with unknown ids; ``"drop"`` drops them,
+            counts them in ``report`` and logs a warning.
+        now
+            Reference time for decay and age bands; the last event time when ``None``.
+        member_ids, course_ids
+            Fixed universes (e.g. to give a train and a test set the same indices). Events
+            outside them are handled by ``on_unknown``.
+        """
+        weighting = weighting or Weighting()
+        ev = validate("events", events, event_weights=weighting.event_weights)
+        crs = validate("courses", courses) if courses is not None else None
+        mem = validate("members", members) if members is not None else None
+        org = validate("orgs", orgs) if orgs is not None else None
+        if mem is not None and org is not None and C.ORG in mem.columns:
+            _check_member_orgs(mem, org)
+
+        course_universe = _universe(C.COURSE, course_ids, crs)
+        member_universe = _universe(C.MEMBER, member_ids, mem)
+        ev, report = check_references(
+            ev, courses=course_universe, members=member_universe, on_unknown=on_unknown
+        )
+        if ev.empty:
+            raise DataError("events: no events left after dropping unknown ids")
+
+        if course_ids is None:
+            course_ids = IdMap.from_values(crs[C.COURSE] if crs is not None else ev[C.COURSE])
+        if member_ids is None:
+            member_ids = IdMap.from_values(mem[C.MEMBER] if mem is not None else ev[C.MEMBER])
+        ev[MEMBER_IDX] = member_ids.to_index(ev[C.MEMBER])
+        ev[COURSE_IDX] = course_ids.to_index(ev[C.COURSE])
+
+        crs = _align(crs, C.COURSE, course_ids)
+        mem = _align(mem, C.MEMBER, member_ids)
+        ref = pd.Timestamp(now) if now is not None else pd.Timestamp(ev[C.TIMESTAMP].max())
+
+        durations = None
+        if crs is not None and C.DURATION in crs.columns:
+            durations = crs[C.DURATION].to_numpy(dtype=np.float64)[ev[COURSE_IDX].to_numpy()]
+        conf = weighting.event_confidence(ev, durations, ref)
+        matrix = weighting.matrix(
+            ev[MEMBER_IDX].to_numpy(),
+            ev[COURSE_IDX].to_numpy(),
+            conf,
+            (len(member_ids), len(course_ids)),
+        )
+        return cls(
+            interactions=matrix,
+            member_ids=member_ids,
+            course_ids=course_ids,
+            events=ev,
+            courses=crs,
+            members=mem,
+            orgs=org,
+            weighting=weighting,
+            now=ref,
+            report=report,
+        )
+
+    # ------------------------------------------------------------------ shape and summary
+    @property
+    def n_members(self) -> int:
+        return len(self.member_ids)
+
+    @property
+    def n_courses(self) -> int:
+        return len(self.course_ids)
+
+    def summary(self) -> dict[str, Any]:
+        """Aggregate statistics (no ids): counts, density, time range, drops."""
+        nnz = int(self.interactions.nnz)
+        ts = self.events[C.TIMESTAMP]
+        return {
+            "members": self.n_members,
+            "courses": self.n_courses,
+            "events": len(self.events),
+            "interactions": nnz,
+            "density": nnz / max(1, self.n_members * self.n_courses),
+            "members_with_events": int((self.interactions.getnnz(axis=1) > 0).sum()),
+            "courses_with_events": int((self.interactions.getnnz(axis=0) > 0).sum()),
+            "first_event": str(ts.min()),
+            "last_event": str(ts.max()),
+            "dropped_events": self.report.dropped,
+        }
+
+    # ------------------------------------------------------------------ features
+    @cached_property
+    def member_features(self) -> Features | None:
+        """One-hot member features (age band, gender, occupation, district, mobile, branch,
+        skills), or ``None`` without a members table."""
+        if self.members is None:
+            return None
+        m = self.members
+        cols: dict[str, Any] = {}
+        if C.BIRTH_YEAR in m.columns:
+            cols["age_band"] = age_band(m[C.BIRTH_YEAR], self.now.year)
+        for col in MEMBER_FEATURE_COLUMNS:
+            if col in m.columns:
+                cols[col] = m[col]
+        return _one_hot(cols, self.n_members)
+
+    @cached_property
+    def course_features(self) -> Features | None:
+        """One-hot course features (channel, tags, lecturer, source, duration band, title
+        tokens seen in at least two courses), or ``None`` without a courses table."""
+        if self.courses is None:
+            return None
+        c = self.courses
+        cols: dict[str, Any] = {col: c[col] for col in COURSE_FEATURE_COLUMNS if col in c.columns}
+        if C.DURATION in c.columns:
+            bounds = np.array([lo for lo, _ in DURATION_BANDS])
+            labels = np.array([label for _, label in DURATION_BANDS], dtype=object)
+            dur = c[C.DURATION].to_numpy(dtype=float)
+            band = labels[np.clip(np.searchsorted(bounds, dur, side="right") - 1, 0, None)]
+            band[np.isnan(dur)] = None
+            cols["duration"] = band
+        if C.TITLE in c.columns:
+            from recommend.text import tokenize
+
+            tokens = [sorted(set(tokenize(t))) if isinstance(t, str) else [] for t in c[C.TITLE]]
+            df = pd.Series(tokens).explode().value_counts()
+            keep = set(df.index[df >= 2])
+            cols["title"] = [[t for t in ts if t in keep] for ts in tokens]
+        return _one_hot(cols, self.n_courses)
+
+    # ------------------------------------------------------------------ identity
+    def fingerprint(self) -> str:
+        """Content hash (hex sha256) of the matrix, id maps, weighting and tables."""
+        cached = self._meta.get("fingerprint")
+        if cached:
+            return str(cached)
+        h = hashlib.sha256()
+        m = self.interactions
+        for arr in (m.indptr, m.indices, m.data):
+            h.update(np.ascontiguousarray(arr).tobytes())
+        for ids in (self.member_ids.external_ids, self.course_ids.external_ids):
+            h.update("\x1f".join(map(str, ids.tolist())).encode())
+        h.update(json.dumps(self.weighting.get_params(), sort_keys=True, default=str).encode())
+        for frame in (self.courses, self.members, self.orgs):
+            if frame is not None:
+                flat = frame.map(lambda v: "|".join(map(str, v)) if isinstance(v, list) else v)
+                h.update(pd.util.hash_pandas_object(flat.astype(str), index=False).to_numpy())
+        self._meta["fingerprint"] = h.hexdigest()
+        return self._meta["fingerprint"]
+
+    # ------------------------------------------------------------------ splits
+    def split(self, splitter: Splitter) -> tuple[Dataset, Dataset]:
+        """Split the events with ``splitter`` into a train and a test dataset.
+
+        Both share this dataset's id maps and tables, so indices line up. The train set's
+        ``now`` is its own last event (no look into the future); the test matrix holds the
+        held-out interactions (use it as relevance).
+        """
+        raw = self.events.drop(columns=[MEMBER_IDX, COURSE_IDX])
+        parts = splitter.split(raw, self.courses)
+        common = dict(
+            courses=self.courses,
+            members=self.members,
+            orgs=self.orgs,
+            weighting=self.weighting,
+            member_ids=self.member_ids,
+            course_ids=self.course_ids,
+        )
+        train = Dataset.from_frames(parts.train, **common)  # type: ignore[arg-type]
+        test = Dataset.from_frames(parts.test, now=train.now, **common)  # type: ignore[arg-type]
+        train._meta["split_info"] = dict(parts.info)
+        return train, test
+
+
+def _universe(col: str, ids: IdMap | None, table: pd.DataFrame | None) -> pd.DataFrame | None:
+    if ids is not None:
+        return pd.DataFrame({col: ids.external_ids})
+    return table
+
+
+def _align(frame: pd.DataFrame | None, col: str, ids: IdMap) -> pd.DataFrame | None:
+    if frame is None:
+        return None
+    pos = pd.Index(frame[col]).get_indexer(ids.external_ids)
+    out = frame.iloc[np.maximum(pos, 0)].reset_index(drop=True)
+    if (pos < 0).any():
+        out.loc[pos < 0, :] = None
+        out[col] = ids.external_ids
+    return out
+
+
+def _check_member_orgs(members: pd.DataFrame, orgs: pd.DataFrame) -> None:
+    org_ids = members[C.ORG]
+    unknown = org_ids.notna().to_numpy() & ~org_ids.isin(orgs[C.ORG]).to_numpy()
+    if unknown.any():
+        rows = np.flatnonzero(unknown)
+        raise DataError(
+            [
+                Problem(
+                    "members",
+                    C.ORG,
+                    "branches missing from the orgs table",
+                    "every member's org_id in the orgs table (or no orgs table)",
+                    rows=tuple(int(r) for r in rows[:5]),
+                    count=int(rows.size),
+                    values=tuple(pd.unique(org_ids.to_numpy()[rows])[:5].tolist()),
+                )
+            ]
+        )

@@ -1,0 +1,518 @@
+"""Validation of input tables against the public schema.
+
+``validate`` checks one table and returns a cleaned copy with canonical dtypes;
+``check_references`` checks events against the courses and members tables. Every problem
+is reported with the table, the column, the first offending rows (0-based positions) with
+their count, and what was expected. Nothing is dropped silently: the reference check either
+raises or drops *and reports* what it dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from recommend.errors import DataError, Problem
+from recommend.schema import PERSONAL_COLUMNS, TABLES, Columns, Kind, TableSchema
+
+__all__ = [
+    "DEFAULT_EVENT_WEIGHTS",
+    "ReferenceReport",
+    "check_references",
+    "find_problems",
+    "personal_columns",
+    "validate",
+]
+
+log = logging.getLogger(__name__)
+
+C = Columns
+
+#: Confidence weight of each event type (documented in ``Weighting``); validation refuses
+#: event types that have no weight, so a typo never turns into zero-weight data.
+DEFAULT_EVENT_WEIGHTS: Mapping[str, float] = {
+    "view": 1.0,
+    "progress": 2.0,
+    "complete": 4.0,
+    "like": 3.0,
+    "favorite": 4.0,
+    "share": 3.0,
+    "comment": 2.0,
+    "checkin": 1.0,
+    "search_click": 1.0,
+    "order": 5.0,
+    "interaction": 1.0,  # undifferentiated implicit feedback (public benchmark files)
+    "rating": 1.0,  # explicit ratings; the rating itself goes in ``value``
+}
+
+SHOW_ROWS = 5  # offending rows listed in a message
+SHOW_VALUES = 5
+
+_TRUE = {"true", "t", "yes", "y", "1", "是", "真"}
+_FALSE = {"false", "f", "no", "n", "0", "否", "假"}
+_LIST_SEP = re.compile(r"\s*\|\s*")
+
+
+def _norm_name(name: object) -> str:
+    return re.sub(r"[\s_\-]", "", str(name)).lower()
+
+
+def personal_columns(frame: pd.DataFrame) -> list[str]:
+    """Columns of ``frame`` whose names say they hold personal data (name, phone, ...)."""
+    return [c for c in frame.columns if _norm_name(c) in PERSONAL_COLUMNS]
+
+
+@dataclass
+class _Checker:
+    """Collects problems of one table; ``frame`` is the working copy being cleaned."""
+
+    schema: TableSchema
+    frame: pd.DataFrame
+    problems: list[Problem]
+
+    def add(
+        self,
+        column: str | None,
+        message: str,
+        expected: str = "",
+        mask: np.ndarray | None = None,
+        values: Iterable[object] = (),
+        show_values: bool = True,
+    ) -> None:
+        rows: tuple[int, ...] = ()
+        count = 0
+        if mask is not None:
+            positions = np.flatnonzero(mask)
+            count = int(positions.size)
+            rows = tuple(int(p) for p in positions[:SHOW_ROWS])
+            if show_values and not values and column is not None:
+                values = self.frame[column].to_numpy()[positions[:SHOW_VALUES]]
+        self.problems.append(
+            Problem(
+                table=self.schema.name,
+                column=column,
+                message=message,
+                expected=expected,
+                rows=rows,
+                count=count,
+                values=tuple(_plain(v) for v in values)[:SHOW_VALUES],
+            )
+        )
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _is_null(values: pd.Series) -> np.ndarray:
+    null = values.isna().to_numpy()
+    if values.dtype == object or pd.api.types.is_string_dtype(values.dtype):
+        blank = values.astype("string").str.strip().eq("").fillna(False).to_numpy(dtype=bool)
+        null = null | blank
+    return np.asarray(null, dtype=bool)
+
+
+def _coerce_id(chk: _Checker, col: str, nullable: bool) -> None:
+    s = chk.frame[col]
+    null = _is_null(s)
+    if null.any() and not nullable:
+        chk.add(col, "null or empty ids", "a non-empty id in every row", null, show_values=False)
+        return
+    present = s[~null]
+    if pd.api.types.is_bool_dtype(s.dtype):
+        chk.add(col, f"ids of dtype {s.dtype}", "integer or string ids")
+        return
+    if pd.api.types.is_integer_dtype(s.dtype):
+        chk.frame[col] = s.astype("Int64" if nullable and null.any() else "int64")
+        return
+    if pd.api.types.is_float_dtype(s.dtype):
+        frac = present.to_numpy() != np.round(present.to_numpy())
+        if frac.any():
+            bad = np.zeros(len(s), bool)
+            bad[np.flatnonzero(~null)[frac]] = True
+            chk.add(col, "non-integer numeric ids", "integer or string ids", mask=bad)
+            return
+        chk.frame[col] = s.astype("Int64" if null.any() else "int64")
+        return
+    if pd.api.types.is_string_dtype(s.dtype) or s.dtype == object:
+        kinds = present.map(type)
+        if kinds.eq(str).all():
+            if nullable and null.any():
+                s = s.where(~null, None)
+            text = s.astype("string")
+            if (text.str.strip() != text).fillna(False).any():
+                s = s.where(null, text.str.strip())
+            chk.frame[col] = s
+            return
+        is_int = kinds.map(lambda t: issubclass(t, int | np.integer) and t is not bool)
+        if is_int.all():
+            chk.frame[col] = s.astype("Int64" if null.any() else "int64")
+            return
+        bad = np.zeros(len(s), bool)
+        bad[np.flatnonzero(~null)[~kinds.eq(str).to_numpy()]] = True
+        chk.add(
+            col,
+            "ids mix strings with other types",
+            "all ids of one column to be strings, or all integers",
+            mask=bad,
+        )
+        return
+    chk.add(col, f"ids of dtype {s.dtype}", "integer or string ids")
+
+
+def _coerce_text(chk: _Checker, col: str, required: bool) -> None:
+    s = chk.frame[col]
+    null = s.isna().to_numpy()
+    if required and null.any():
+        chk.add(col, "missing values", "a value in every row", mask=null)
+        return
+    if s.dtype == object:
+        odd = ~null & ~s.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
+        if odd.any():
+            chk.add(col, "values that are not text", "text (str)", mask=odd)
+            return
+    chk.frame[col] = s.astype(object).where(~null, None)
+
+
+def _coerce_number(chk: _Checker, col: str, required: bool, nonneg: bool) -> None:
+    s = chk.frame[col]
+    was_null = s.isna().to_numpy()
+    if pd.api.types.is_bool_dtype(s.dtype):
+        chk.add(col, "boolean values", "a number")
+        return
+    num = pd.to_numeric(s, errors="coerce").astype("float64")
+    arr = num.to_numpy()
+    unreadable = np.isnan(arr) & ~was_null
+    if unreadable.any():
+        chk.add(col, "values that cannot be read as numbers", "a number", mask=unreadable)
+    if required and was_null.any():
+        chk.add(col, "missing values", "a number in every row", was_null, show_values=False)
+    nonfinite = np.isinf(arr)
+    if nonfinite.any():
+        chk.add(col, "non-finite values", "a finite number", mask=nonfinite)
+    if nonneg:
+        neg = arr < 0
+        if neg.any():
+            chk.add(col, "negative values", "a number >= 0", mask=neg)
+    chk.frame[col] = num
+
+
+def _coerce_int(chk: _Checker, col: str, required: bool) -> None:
+    before = len(chk.problems)
+    _coerce_number(chk, col, required, nonneg=False)
+    if len(chk.problems) > before:
+        return
+    arr = chk.frame[col].to_numpy()
+    frac = ~np.isnan(arr) & (arr != np.round(arr))
+    if frac.any():
+        chk.add(col, "non-integer values", "an integer", mask=frac)
+        return
+    if col == C.BIRTH_YEAR:
+        this_year = pd.Timestamp.now().year
+        odd = ~np.isnan(arr) & ((arr < 1900) | (arr > this_year))
+        if odd.any():
+            chk.add(col, "implausible birth years", f"a year between 1900 and {this_year}", odd)
+            return
+    chk.frame[col] = chk.frame[col].astype("Int64")
+
+
+def _coerce_time(chk: _Checker, col: str, required: bool) -> None:
+    s = chk.frame[col]
+    null = s.isna().to_numpy()
+    if required and null.any():
+        chk.add(col, "missing timestamps", "a timestamp in every row", mask=null)
+        return
+    if isinstance(s.dtype, pd.DatetimeTZDtype):
+        out = s.dt.tz_convert("UTC").dt.tz_localize(None)
+    elif pd.api.types.is_datetime64_dtype(s.dtype):
+        out = s
+    elif pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
+        arr = pd.to_numeric(s, errors="coerce").to_numpy(dtype="float64")
+        bad = ~np.isfinite(arr) & ~null
+        if bad.any():
+            chk.add(col, "non-finite numeric timestamps", "seconds since 1970-01-01", bad)
+            return
+        out = pd.to_datetime(arr, unit="s")
+        out = pd.Series(out, index=s.index)
+    else:
+        text = s.astype(object).where(~null, None)
+        out = pd.to_datetime(text, errors="coerce", format="mixed", utc=True)
+        unparsed = out.isna().to_numpy() & ~null
+        if unparsed.any():
+            chk.add(
+                col,
+                "unparseable timestamps",
+                "ISO 8601 text (e.g. 2024-05-01 08:30:00), a datetime, or epoch seconds",
+                mask=unparsed,
+            )
+            return
+        out = out.dt.tz_localize(None)
+    chk.frame[col] = pd.Series(out, index=s.index).astype("datetime64[ns]")
+
+
+def _coerce_bool(chk: _Checker, col: str, required: bool) -> None:
+    s = chk.frame[col]
+    null = s.isna().to_numpy()
+    if pd.api.types.is_bool_dtype(s.dtype):
+        if null.any() and required:
+            chk.add(col, "missing values", "true or false in every row", mask=null)
+            return
+        chk.frame[col] = s.astype("boolean" if null.any() else bool)
+        return
+    text = s.astype("string").str.strip().str.lower()
+    is_true = text.isin(_TRUE).fillna(False).to_numpy(dtype=bool)
+    is_false = text.isin(_FALSE).fillna(False).to_numpy(dtype=bool)
+    bad = ~(is_true | is_false | null)
+    if bad.any():
+        hint = "true/false (also 1/0, yes/no, 是/否)"
+        phone_like = bool(text[bad].str.fullmatch(r"\+?[\d\- ]{7,}").fillna(False).any())
+        if phone_like:
+            # Never echo what may be phone numbers into messages or logs.
+            hint += (
+                f"; `{col}` looks like it holds phone numbers, which the library refuses: "
+                "drop them (`mobile` flags a member working away from their branch)"
+            )
+        chk.add(col, "values that are not booleans", hint, bad, show_values=not phone_like)
+        return
+    if required and null.any():
+        chk.add(col, "missing values", "true or false in every row", mask=null)
+        return
+    out = pd.Series(is_true, index=s.index, dtype="boolean")
+    out[null] = pd.NA
+    chk.frame[col] = out if null.any() else out.astype(bool)
+
+
+def _as_list(value: object) -> list[str] | None:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [t for t in _LIST_SEP.split(value.strip()) if t]
+    if isinstance(value, float) and np.isnan(value):
+        return []
+    if isinstance(value, (list, tuple, np.ndarray)):
+        items = list(value)
+        if all(isinstance(v, (str, int, np.integer)) for v in items):
+            return [str(v) for v in items]
+    return None
+
+
+def _coerce_list(chk: _Checker, col: str) -> None:
+    s = chk.frame[col]
+    converted = [_as_list(v) for v in s.tolist()]
+    bad = np.array([v is None for v in converted], dtype=bool)
+    if bad.any():
+        chk.add(col, "values that are not lists", "a list of strings or 'a|b|c' text", mask=bad)
+        return
+    chk.frame[col] = pd.Series(converted, index=s.index, dtype=object)
+
+
+_COERCERS: dict[Kind, Callable[[_Checker, str, bool], None]] = {
+    Kind.ID: lambda chk, col, req: _coerce_id(chk, col, nullable=False),
+    Kind.OPT_ID: lambda chk, col, req: _coerce_id(chk, col, nullable=True),
+    Kind.TEXT: _coerce_text,
+    Kind.NUMBER: lambda chk, col, req: _coerce_number(chk, col, req, nonneg=False),
+    Kind.NONNEG: lambda chk, col, req: _coerce_number(chk, col, req, nonneg=True),
+    Kind.INT: _coerce_int,
+    Kind.TIME: _coerce_time,
+    Kind.BOOL: _coerce_bool,
+    Kind.LIST: lambda chk, col, req: _coerce_list(chk, col),
+}
+
+
+def _schema_of(table: str | TableSchema) -> TableSchema:
+    if isinstance(table, TableSchema):
+        return table
+    try:
+        return TABLES[table]
+    except KeyError:
+        raise DataError(f"unknown table {table!r}; expected one of {', '.join(TABLES)}") from None
+
+
+def find_problems(
+    table: str | TableSchema,
+    frame: pd.DataFrame,
+    *,
+    event_weights: Mapping[str, float] | None = None,
+) -> tuple[pd.DataFrame, list[Problem]]:
+    """Check ``frame`` against a table schema without raising.
+
+    Returns the cleaned copy (meaningful only when the problem list is empty) and the list
+    of problems found. ``validate`` is the raising form.
+    """
+    schema = _schema_of(table)
+    if not isinstance(frame, pd.DataFrame):
+        raise DataError(f"{schema.name}: expected a pandas DataFrame, got {type(frame).__name__}")
+    chk = _Checker(schema, frame.copy(deep=True), [])
+
+    personal = personal_columns(frame)
+    if personal:
+        chk.add(
+            None,
+            f"personal columns {personal} are refused: the library needs no names, phone "
+            "numbers, ID numbers or addresses",
+            f"a frame without them — drop them first: frame.drop(columns={personal})",
+        )
+    missing = [c for c in schema.required if c not in frame.columns]
+    if missing:
+        chk.add(
+            None,
+            f"missing required column(s) {missing}",
+            f"columns {list(schema.required)} (present: {list(frame.columns)})",
+        )
+    if len(frame) == 0:
+        chk.add(None, "the table is empty", "at least one row")
+    if chk.problems:
+        return chk.frame, chk.problems
+
+    chk.frame = chk.frame.reset_index(drop=True)
+    for col, kind in schema.columns.items():
+        if col in chk.frame.columns:
+            _COERCERS[kind](chk, col, col in schema.required)
+
+    if schema.key and not any(p.column == schema.key for p in chk.problems):
+        dup = chk.frame[schema.key].duplicated(keep=False).to_numpy()
+        if dup.any():
+            chk.add(schema.key, "duplicate ids", f"each {schema.key} exactly once", mask=dup)
+
+    if schema.name == "events" and not any(p.column == C.EVENT for p in chk.problems):
+        weights = DEFAULT_EVENT_WEIGHTS if event_weights is None else event_weights
+        unknown = ~chk.frame[C.EVENT].isin(list(weights)).to_numpy()
+        if unknown.any():
+            counts = chk.frame.loc[unknown, C.EVENT].value_counts()
+            listed = ", ".join(f"{k!r} x{v}" for k, v in counts.head(SHOW_VALUES).items())
+            chk.add(
+                C.EVENT,
+                f"event types with no weight: {listed}",
+                f"one of {sorted(weights)}, or give them a weight in Weighting(event_weights=...)",
+                mask=unknown,
+                show_values=False,
+            )
+    return chk.frame, chk.problems
+
+
+def validate(
+    table: str | TableSchema,
+    frame: pd.DataFrame,
+    *,
+    event_weights: Mapping[str, float] | None = None,
+) -> pd.DataFrame:
+    """Validate one table and return a cleaned copy with canonical dtypes.
+
+    Parameters
+    ----------
+    table
+        ``"events"``, ``"courses"``, ``"members"``, ``"orgs"`` or ``"searches"`` (or a
+        ``TableSchema``).
+    frame
+        The table; it is never modified.
+    event_weights
+        Event types that carry a weight (events table only); defaults to
+        ``DEFAULT_EVENT_WEIGHTS``. Events of other types are refused.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy with a fresh ``RangeIndex``: ids as ``int64`` or Python ``str``; timestamps
+        as tz-naive UTC ``datetime64[ns]``; numbers as ``float64``; list columns as lists of
+        ``str``; unknown extra columns passed through unchanged.
+
+    Raises
+    ------
+    DataError
+        Listing every problem found (table, column, first rows, count, expected).
+    """
+    cleaned, problems = find_problems(table, frame, event_weights=event_weights)
+    if problems:
+        raise DataError(problems)
+    return cleaned
+
+
+@dataclass(frozen=True)
+class ReferenceReport:
+    """What ``check_references`` dropped (policy ``"drop"``); all zero when nothing was."""
+
+    events_in: int
+    events_out: int
+    unknown_course_events: int = 0
+    unknown_courses: int = 0
+    unknown_member_events: int = 0
+    unknown_members: int = 0
+
+    @property
+    def dropped(self) -> int:
+        return self.events_in - self.events_out
+
+
+def _is_int_ids(values: pd.Series) -> bool:
+    return bool(pd.api.types.is_integer_dtype(values.dtype))
+
+
+def check_references(
+    events: pd.DataFrame,
+    *,
+    courses: pd.DataFrame | None = None,
+    members: pd.DataFrame | None = None,
+    on_unknown: Literal["raise", "drop"] = "raise",
+) -> tuple[pd.DataFrame, ReferenceReport]:
+    """Check that events refer to courses and members present in their tables.
+
+    With ``on_unknown="raise"`` a ``DataError`` names the unknown ids and their rows; with
+    ``"drop"`` those events are removed, counted in the returned report and logged. A table
+    that is ``None`` is not checked against.
+    """
+    if on_unknown not in ("raise", "drop"):
+        raise DataError(f"on_unknown={on_unknown!r}; expected 'raise' or 'drop'")
+    keep = np.ones(len(events), dtype=bool)
+    problems: list[Problem] = []
+    counts: dict[str, int] = {}
+    for col, table, label in ((C.COURSE, courses, "course"), (C.MEMBER, members, "member")):
+        if table is None:
+            continue
+        if _is_int_ids(events[col]) != _is_int_ids(table[col]):
+            kinds = {True: "integers", False: "strings"}
+            raise DataError(
+                f"events.{col} ids are {kinds[_is_int_ids(events[col])]} but {label}s.{col} "
+                f"ids are {kinds[_is_int_ids(table[col])]}; expected the same kind in both "
+                "(convert one of them, e.g. .astype(str))"
+            )
+        unknown = ~events[col].isin(table[col]).to_numpy()
+        n = int(unknown.sum())
+        ids = pd.unique(events[col].to_numpy()[unknown])
+        counts[f"unknown_{label}_events"] = n
+        counts[f"unknown_{label}s"] = len(ids)
+        if n:
+            positions = np.flatnonzero(unknown)
+            problems.append(
+                Problem(
+                    table="events",
+                    column=col,
+                    message=f"events refer to {len(ids)} {label}(s) missing from the "
+                    f"{label}s table",
+                    expected=f"every {col} to be in the {label}s table, or "
+                    "on_unknown='drop' to drop (and count) such events",
+                    rows=tuple(int(p) for p in positions[:SHOW_ROWS]),
+                    count=n,
+                    values=tuple(_plain(v) for v in ids[:SHOW_VALUES]),
+                )
+            )
+            keep &= ~unknown
+    if problems and on_unknown == "raise":
+        raise DataError(problems)
+    report = ReferenceReport(events_in=len(events), events_out=int(keep.sum()), **counts)
+    if report.dropped:
+        log.warning(
+            "dropped %d of %d events that refer to unknown ids (%s)",
+            report.dropped,
+            report.events_in,
+            ", ".join(f"{k}={v}" for k, v in counts.items() if v),
+        )
+        return events.loc[keep].reset_index(drop=True), report
+    return events, report
