@@ -1,5 +1,75 @@
-"""recommend — course recommendations from party members' learning behaviour."""
+"""recommend — course recommendations from party members' learning behaviour.
+
+The public API is what this module exports; everything else may change.
+"""
 
 from __future__ import annotations
 
+from recommend.data import (
+    ColdCourseSplit,
+    Dataset,
+    Features,
+    IdMap,
+    LeaveLastOut,
+    RandomHoldout,
+    Split,
+    Splitter,
+    TimeSplit,
+    Weighting,
+    check_references,
+    validate,
+)
+from recommend.errors import (
+    ArtifactError,
+    ConfigError,
+    DataError,
+    NotFittedError,
+    Problem,
+    RecommendError,
+)
+from recommend.schema import CHANNELS, Columns
+
 __version__ = "0.1.0"
+
+_LAZY = {
+    "Platform": "recommend.data.synthetic",
+    "read_platform": "recommend.data.synthetic",
+    "synthesize": "recommend.data.synthetic",
+}
+
+
+def __getattr__(name: str) -> object:
+    # The simulator is imported on first use: backends never pay for it.
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'recommend' has no attribute {name!r}")
+
+
+__all__ = [
+    "CHANNELS",
+    "ArtifactError",
+    "ColdCourseSplit",
+    "Columns",
+    "ConfigError",
+    "DataError",
+    "Dataset",
+    "Features",
+    "IdMap",
+    "LeaveLastOut",
+    "NotFittedError",
+    "Platform",
+    "Problem",
+    "RandomHoldout",
+    "RecommendError",
+    "Split",
+    "Splitter",
+    "TimeSplit",
+    "Weighting",
+    "__version__",
+    "check_references",
+    "read_platform",
+    "synthesize",
+    "validate",
+]

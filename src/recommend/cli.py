@@ -1,0 +1,235 @@
+"""The ``recommend`` command line: verbs that mirror the Python API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from recommend.errors import DataError, RecommendError
+
+__all__ = ["main"]
+
+log = logging.getLogger("recommend")
+
+TABLE_NAMES = ("events", "courses", "members", "orgs", "searches")
+DEFAULT_SAMPLE = Path("data/sample")
+
+
+def _table_of(path: Path, given: str | None) -> str:
+    if given:
+        return given
+    stem = path.name.split(".")[0].lower()
+    for name in TABLE_NAMES:
+        if stem == name or stem.startswith(name) or stem.endswith(name):
+            return name
+    raise DataError(
+        f"{path}: cannot tell which table this is from its name; name it after the table "
+        f"({', '.join(TABLE_NAMES)}) or pass --table"
+    )
+
+
+# ---------------------------------------------------------------------------- data verbs
+def cmd_data_synth(args: argparse.Namespace) -> int:
+    from recommend.data.synthetic import PRESETS, synthesize
+
+    config = PRESETS[args.preset]
+    overrides = {
+        k: v for k, v in (("n_members", args.members), ("n_courses", args.courses)) if v is not None
+    }
+    if overrides:
+        from dataclasses import replace
+
+        config = replace(config, **overrides)
+    start = time.perf_counter()
+    platform = synthesize(config, seed=args.seed)
+    platform.write(args.out)
+    took = time.perf_counter() - start
+    print(
+        f"wrote {len(platform.members):,} members, {len(platform.courses):,} courses, "
+        f"{len(platform.events):,} events, {len(platform.searches):,} searches "
+        f"to {args.out} in {took:.1f} s"
+    )
+    return 0
+
+
+def cmd_data_validate(args: argparse.Namespace) -> int:
+    from recommend.data.loaders import read_table
+    from recommend.data.validation import check_references, find_problems
+
+    clean: dict[str, pd.DataFrame] = {}
+    failed = False
+    report: list[dict[str, object]] = []
+    for raw in args.files:
+        path = Path(raw)
+        try:
+            table = _table_of(path, args.table)
+            frame = read_table(path, table)
+            cleaned, problems = find_problems(table, frame)
+        except DataError as err:
+            failed = True
+            report.append({"file": str(path), "ok": False, "problems": [str(err)]})
+            continue
+        if problems:
+            failed = True
+            report.append(
+                {
+                    "file": str(path),
+                    "table": table,
+                    "ok": False,
+                    "rows": len(frame),
+                    "problems": [str(p) for p in problems],
+                }
+            )
+        else:
+            clean[table] = cleaned
+            report.append(
+                {
+                    "file": str(path),
+                    "table": table,
+                    "ok": True,
+                    "rows": len(frame),
+                    "columns": list(frame.columns),
+                }
+            )
+    if "events" in clean and ({"courses", "members"} & set(clean)):
+        try:
+            check_references(
+                clean["events"], courses=clean.get("courses"), members=clean.get("members")
+            )
+        except DataError as err:
+            failed = True
+            report.append({"file": "(cross-table)", "ok": False, "problems": [str(err)]})
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        for entry in report:
+            mark = "ok  " if entry["ok"] else "FAIL"
+            rows = f"{entry['rows']:,} rows" if "rows" in entry else ""
+            print(f"{mark} {entry['file']} {entry.get('table', '')} {rows}".rstrip())
+            for problem in entry.get("problems", []):  # type: ignore[attr-defined]
+                print("     - " + str(problem).replace("\n", "\n       "))
+        print("all tables valid" if not failed else "problems found")
+    return 1 if failed else 0
+
+
+# ---------------------------------------------------------------------------- demo
+def _load_sample(path: Path) -> object:
+    from recommend.data.synthetic import read_platform, synthesize
+
+    if (path / "events.parquet").exists():
+        print(f"loading the sample platform from {path}")
+        return read_platform(path)
+    print(f"no sample at {path}: generating the 'sample' preset (seed 0)")
+    platform = synthesize("sample", seed=0)
+    platform.write(path)
+    return platform
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from recommend.data.dataset import Dataset
+    from recommend.data.validation import validate
+
+    start = time.perf_counter()
+    platform = _load_sample(Path(args.data))
+    frames = {name: getattr(platform, name) for name in TABLE_NAMES}
+    print("\n== 1. validate the tables")
+    for name, frame in frames.items():
+        validate(name, frame)
+        print(f"   {name:<9} {len(frame):>9,} rows  ok")
+    print("\n== 2. build the dataset (confidence matrix + features)")
+    ds = Dataset.from_frames(
+        frames["events"],
+        courses=frames["courses"],
+        members=frames["members"],
+        orgs=frames["orgs"],
+    )
+    summary = ds.summary()
+    for key in (
+        "members",
+        "courses",
+        "events",
+        "interactions",
+        "density",
+        "members_with_events",
+        "first_event",
+        "last_event",
+    ):
+        value = summary[key]
+        shown = (
+            f"{value:.4%}"
+            if key == "density"
+            else (f"{value:,}" if isinstance(value, int) else value)
+        )
+        print(f"   {key:<20} {shown}")
+    mf, cf = ds.member_features, ds.course_features
+    print(f"   member features      {len(mf) if mf else 0}")
+    print(f"   course features      {len(cf) if cf else 0}")
+    print(f"   fingerprint          {ds.fingerprint()[:16]}")
+    print("\n== 3. what members study, by channel")
+    ev = ds.events.merge(ds.courses[["course_id", "category"]], on="course_id")
+    by_channel = (
+        ev.groupby("category")
+        .agg(events=("event", "size"), members=("member_id", "nunique"))
+        .sort_values("events", ascending=False)
+    )
+    print(by_channel.to_string())
+    print(f"\ndone in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+# ---------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="recommend",
+        description="Course recommendations from party members' learning behaviour.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress and details")
+    verbs = parser.add_subparsers(dest="verb", required=True)
+
+    data = verbs.add_parser("data", help="generate and check data").add_subparsers(
+        dest="data_verb", required=True
+    )
+    synth = data.add_parser("synth", help="generate a simulated platform as Parquet files")
+    synth.add_argument("--preset", default="sample", help="sample (default), small or city")
+    synth.add_argument("--members", type=int, help="override the preset's member count")
+    synth.add_argument("--courses", type=int, help="override the preset's course count")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--out", required=True, help="output folder")
+    synth.set_defaults(func=cmd_data_synth)
+
+    val = data.add_parser("validate", help="check tables against the schema")
+    val.add_argument("files", nargs="+", help="CSV/Parquet files named after their table")
+    val.add_argument("--table", choices=TABLE_NAMES, help="table of all files")
+    val.add_argument("--json", action="store_true", help="print a JSON report")
+    val.set_defaults(func=cmd_data_validate)
+
+    demo = verbs.add_parser("demo", help="run the main job end to end on the sample")
+    demo.add_argument("--data", default=str(DEFAULT_SAMPLE), help="sample folder")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``recommend`` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args))
+    except RecommendError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,204 @@
+"""Bad input gets a clear error naming table, column, rows and what was expected."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recommend.data.validation import check_references, personal_columns, validate
+from recommend.errors import DataError
+
+
+@pytest.fixture
+def events() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "member_id": ["m1", "m1", "m2", "m3"],
+            "course_id": ["c1", "c2", "c1", "c3"],
+            "event": ["view", "complete", "like", "view"],
+            "timestamp": ["2024-01-01 08:00", "2024-01-02", "2024-02-01", "2024-03-01"],
+            "watch_seconds": [60.0, 600.0, np.nan, 30.0],
+        }
+    )
+
+
+def _error(table: str, frame: pd.DataFrame, **kw: object) -> DataError:
+    with pytest.raises(DataError) as info:
+        validate(table, frame, **kw)  # type: ignore[arg-type]
+    return info.value
+
+
+def test_valid_events_are_coerced_to_canonical_dtypes(events: pd.DataFrame) -> None:
+    out = validate("events", events)
+    assert out["timestamp"].dtype == "datetime64[ns]"
+    assert out["watch_seconds"].dtype == np.float64
+    assert out.loc[0, "timestamp"] == pd.Timestamp("2024-01-01 08:00")
+    assert list(out["member_id"]) == ["m1", "m1", "m2", "m3"]
+
+
+def test_input_frame_is_not_mutated(events: pd.DataFrame) -> None:
+    before = events.copy(deep=True)
+    validate("events", events)
+    pd.testing.assert_frame_equal(events, before)
+
+
+def test_missing_required_column_is_named(events: pd.DataFrame) -> None:
+    err = _error("events", events.drop(columns=["timestamp"]))
+    assert "events" in str(err) and "missing required column" in str(err)
+    assert "'timestamp'" in str(err)
+
+
+def test_uncoercible_dtype_names_column_rows_and_values(events: pd.DataFrame) -> None:
+    events["watch_seconds"] = events["watch_seconds"].astype(object)
+    events.loc[2, "watch_seconds"] = "ten minutes"
+    err = _error("events", events)
+    msg = str(err)
+    assert "events.watch_seconds" in msg and "cannot be read as numbers" in msg
+    assert "row 2" in msg and "'ten minutes'" in msg
+    (problem,) = err.problems
+    assert problem.rows == (2,) and problem.count == 1
+
+
+@pytest.mark.parametrize("null", [None, np.nan, "", "  "])
+def test_null_ids_are_refused(events: pd.DataFrame, null: object) -> None:
+    events["member_id"] = events["member_id"].astype(object)
+    events.loc[1, "member_id"] = null
+    err = _error("events", events)
+    assert "events.member_id: null or empty ids in 1 row (row 1)" in str(err)
+
+
+@pytest.mark.parametrize("bad", [-5.0, np.inf, -np.inf])
+def test_negative_or_nonfinite_watch_seconds(events: pd.DataFrame, bad: float) -> None:
+    events.loc[3, "watch_seconds"] = bad
+    err = _error("events", events)
+    assert "events.watch_seconds" in str(err)
+    assert err.problems[0].rows == (3,)
+    assert ("negative" in str(err)) or ("non-finite" in str(err))
+
+
+def test_unparseable_timestamps(events: pd.DataFrame) -> None:
+    events.loc[[1, 3], "timestamp"] = ["2024-13-45", "yesterday"]
+    err = _error("events", events)
+    msg = str(err)
+    assert "events.timestamp: unparseable timestamps in 2 rows (rows 1, 3)" in msg
+    assert "'2024-13-45'" in msg and "ISO 8601" in msg
+
+
+def test_epoch_seconds_and_timezones_are_normalised_to_utc() -> None:
+    base = dict(member_id=["a", "b"], course_id=["x", "y"], event=["view", "view"])
+    epoch = validate("events", pd.DataFrame({**base, "timestamp": [0, 86_400]}))
+    assert epoch["timestamp"].tolist() == [pd.Timestamp("1970-01-01"), pd.Timestamp("1970-01-02")]
+    aware = pd.to_datetime(["2024-01-01 08:00", "2024-01-01 09:00"]).tz_localize("Asia/Shanghai")
+    out = validate("events", pd.DataFrame({**base, "timestamp": aware}))
+    assert out["timestamp"].iloc[0] == pd.Timestamp("2024-01-01 00:00")
+
+
+def test_event_type_without_weight(events: pd.DataFrame) -> None:
+    events.loc[[0, 2], "event"] = ["watch", "watch"]
+    err = _error("events", events)
+    msg = str(err)
+    assert "event types with no weight: 'watch' x2" in msg and "rows 0, 2" in msg
+    assert "event_weights" in msg
+    # A weighting that names the event accepts it.
+    out = validate("events", events, event_weights={"watch": 1.0, "view": 1, "complete": 1, "like": 1})
+    assert (out["event"] == "watch").sum() == 2
+
+
+def test_duplicate_course_ids() -> None:
+    courses = pd.DataFrame({"course_id": ["c1", "c2", "c1"], "title": ["a", "b", "c"]})
+    err = _error("courses", courses)
+    assert "courses.course_id: duplicate ids in 2 rows (rows 0, 2)" in str(err)
+    assert "exactly once" in str(err)
+
+
+def test_events_referencing_unknown_courses_raise_by_default(events: pd.DataFrame) -> None:
+    ev = validate("events", events)
+    courses = pd.DataFrame({"course_id": ["c1", "c2"]})
+    with pytest.raises(DataError) as info:
+        check_references(ev, courses=courses)
+    msg = str(info.value)
+    assert "events.course_id" in msg and "1 course(s) missing" in msg and "'c3'" in msg
+    assert "on_unknown='drop'" in msg
+
+
+def test_events_referencing_unknown_ids_drop_is_counted(
+    events: pd.DataFrame, caplog: pytest.LogCaptureFixture
+) -> None:
+    ev = validate("events", events)
+    courses = pd.DataFrame({"course_id": ["c1", "c2"]})
+    members = pd.DataFrame({"member_id": ["m1", "m3"]})
+    with caplog.at_level("WARNING"):
+        kept, report = check_references(ev, courses=courses, members=members, on_unknown="drop")
+    # c3 (row 3) and m2 (row 2) are unknown.
+    assert report.unknown_course_events == 1 and report.unknown_member_events == 1
+    assert report.dropped == 2 and len(kept) == 2 == report.events_out
+    assert "dropped 2 of 4 events" in caplog.text
+    assert set(kept["course_id"]) <= {"c1", "c2"}
+
+
+def test_id_kind_mismatch_between_tables_is_explained(events: pd.DataFrame) -> None:
+    ev = validate("events", events)
+    with pytest.raises(DataError, match="ids are strings but courses.course_id ids are integers"):
+        check_references(ev, courses=pd.DataFrame({"course_id": [1, 2]}))
+
+
+@pytest.mark.parametrize(
+    "column", ["name", "Phone", "id_card", "ID-Number", "address", "姓名", "手机号", "email"]
+)
+def test_personal_columns_are_refused(column: str) -> None:
+    members = pd.DataFrame({"member_id": ["a", "b"], column: ["x", "y"]})
+    err = _error("members", members)
+    assert personal_columns(members) == [column]
+    assert "personal columns" in str(err) and f"drop(columns=['{column}'])" in str(err)
+
+
+def test_phone_numbers_in_mobile_flag_are_refused_without_echoing_them() -> None:
+    members = pd.DataFrame({"member_id": ["a", "b"], "mobile": ["13812345678", "no"]})
+    err = _error("members", members)
+    assert "phone numbers" in str(err)
+    assert "13812345678" not in str(err)
+
+
+@pytest.mark.parametrize("table", ["events", "courses", "members", "orgs", "searches"])
+def test_empty_frames_are_refused(table: str) -> None:
+    from recommend.schema import TABLES
+
+    frame = pd.DataFrame({c: [] for c in TABLES[table].required})
+    assert "the table is empty" in str(_error(table, frame))
+
+
+def test_all_problems_are_reported_at_once(events: pd.DataFrame) -> None:
+    events.loc[0, "member_id"] = None
+    events.loc[1, "watch_seconds"] = -1
+    events.loc[2, "event"] = "teleport"
+    err = _error("events", events)
+    columns = {p.column for p in err.problems}
+    assert columns == {"member_id", "watch_seconds", "event"}
+
+
+def test_members_booleans_lists_and_birth_years() -> None:
+    members = pd.DataFrame(
+        {
+            "member_id": [1, 2, 3],
+            "mobile": ["是", "false", "1"],
+            "skills": ["电工|驾驶", None, ["会计"]],
+            "birth_year": [1950, 1988, 2001],
+        }
+    )
+    out = validate("members", members)
+    assert out["member_id"].dtype == np.int64
+    assert out["mobile"].tolist() == [True, False, True]
+    assert out["skills"].tolist() == [["电工", "驾驶"], [], ["会计"]]
+    members.loc[1, "birth_year"] = 1850
+    assert "implausible birth years" in str(_error("members", members))
+
+
+def test_mixed_id_types_are_refused() -> None:
+    courses = pd.DataFrame({"course_id": pd.Series(["c1", 2], dtype=object)})
+    assert "ids mix strings with other types" in str(_error("courses", courses))
+
+
+def test_unknown_table_name() -> None:
+    with pytest.raises(DataError, match="unknown table 'lessons'"):
+        validate("lessons", pd.DataFrame({"a": [1]}))
