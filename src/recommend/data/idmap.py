@@ -41,8 +41,7 @@ class IdMap:
     @classmethod
     def from_values(cls, values: Iterable[object] | np.ndarray | pd.Series) -> IdMap:
         """Map of the distinct ``values``, sorted (so the result does not depend on row order)."""
-        raw = values.to_numpy() if hasattr(values, "to_numpy") else np.asarray(list(values))
-        arr = _as_id_array(pd.unique(np.asarray(raw)))
+        arr = _as_id_array(pd.unique(_raw_array(values)))
         return cls(np.sort(arr))
 
     @property
@@ -117,8 +116,17 @@ class IdMap:
         return IdMap(np.concatenate([self._ids, np.asarray(new, dtype=self._ids.dtype)]))
 
 
+def _raw_array(values: Iterable[object] | np.ndarray | pd.Series | pd.Index) -> np.ndarray:
+    if isinstance(values, np.ndarray):
+        return values
+    if hasattr(values, "to_numpy"):
+        return np.asarray(values.to_numpy())
+    # Through pandas, not np.asarray: numpy's fixed-width strings would drop trailing NULs.
+    return np.asarray(pd.Series(list(values)).to_numpy())
+
+
 def _as_id_array(values: Iterable[object] | np.ndarray | pd.Series | pd.Index) -> np.ndarray:
-    arr = np.asarray(values.to_numpy() if hasattr(values, "to_numpy") else list(values))
+    arr = _raw_array(values)
     if arr.dtype.kind in "iu":
         return arr.astype(np.int64)
     if arr.dtype.kind in "fb":
@@ -129,7 +137,7 @@ def _as_id_array(values: Iterable[object] | np.ndarray | pd.Series | pd.Index) -
 
 
 def _as_query_array(values: Iterable[object] | np.ndarray | pd.Series, integer: bool) -> np.ndarray:
-    arr = np.asarray(values.to_numpy() if hasattr(values, "to_numpy") else list(values))
+    arr = _raw_array(values)
     if integer and arr.dtype.kind in "OUS":
         # A string query against integer ids: compare like for like where possible.
         try:
