@@ -141,5 +141,5 @@ def test_age_band() -> None:
 
 def test_unknown_member_org_is_refused(frames: dict[str, pd.DataFrame]) -> None:
     orgs = pd.DataFrame({"org_id": ["o1"], "kind": ["branch"]})
-    with pytest.raises(DataError, match="members.org_id: branches missing from the orgs table"):
+    with pytest.raises(DataError, match=r"members\.org_id: branches missing from the orgs table"):
         Dataset.from_frames(frames["events"], members=frames["members"], orgs=orgs)

@@ -101,7 +101,8 @@ def test_event_type_without_weight(events: pd.DataFrame) -> None:
     assert "event types with no weight: 'watch' x2" in msg and "rows 0, 2" in msg
     assert "event_weights" in msg
     # A weighting that names the event accepts it.
-    out = validate("events", events, event_weights={"watch": 1.0, "view": 1, "complete": 1, "like": 1})
+    weights = {"watch": 1.0, "view": 1.0, "complete": 1.0, "like": 1.0}
+    out = validate("events", events, event_weights=weights)
     assert (out["event"] == "watch").sum() == 2
 
 
@@ -139,7 +140,7 @@ def test_events_referencing_unknown_ids_drop_is_counted(
 
 def test_id_kind_mismatch_between_tables_is_explained(events: pd.DataFrame) -> None:
     ev = validate("events", events)
-    with pytest.raises(DataError, match="ids are strings but courses.course_id ids are integers"):
+    with pytest.raises(DataError, match=r"ids are strings but courses\.course_id ids are integers"):
         check_references(ev, courses=pd.DataFrame({"course_id": [1, 2]}))
 
 
