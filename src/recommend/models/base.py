@@ -1,0 +1,259 @@
+"""The one model protocol every recommender follows.
+
+scikit-learn style: hyper-parameters only in ``__init__``; ``fit(dataset)`` learns and
+returns ``self``; learned state lives in attributes ending in ``_``; ``get_params()`` is a
+flat dict. Scoring goes through one kernel (``recommend.topk``): a factorised model exposes
+``factors()``, any other model scores a block of members with ``score_block``.
+
+Fold-in: ``update(member_id, events)`` replaces one member's history (and, for factor
+models, re-solves their vector) without refitting, so a backend reacts to what a member
+just studied. Updates are published copy-on-write under a lock, so readers in other
+threads always see a consistent state.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from recommend.data.dataset import Dataset
+from recommend.data.idmap import IdMap
+from recommend.errors import DataError, NotFittedError
+from recommend.schema import Columns
+from recommend.topk import TopK, topk_factors, topk_scores
+
+__all__ = ["Factors", "History", "Recommender"]
+
+C = Columns
+
+
+@dataclass(frozen=True)
+class Factors:
+    """Latent factors of a factorised model: score = members @ courses.T + course_bias.
+
+    ``members`` (n_members, f) float32, ``courses`` (n_courses, f) float32, ``course_bias``
+    (n_courses,) float32 or ``None``.
+    """
+
+    members: np.ndarray
+    courses: np.ndarray
+    course_bias: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class History:
+    """Members' interaction histories: the training matrix plus folded-in members.
+
+    ``base`` is the (n_members, n_courses) CSR training matrix; ``extra`` maps a member index
+    (possibly >= n_members for members first seen through ``update``) to its replacement row,
+    a (1, n_courses) CSR matrix.
+    """
+
+    base: sp.csr_matrix
+    extra: dict[int, sp.csr_matrix] = field(default_factory=dict)
+
+    def rows(self, member_idx: np.ndarray) -> sp.csr_matrix:
+        """History rows of ``member_idx`` (all >= 0), shape (len, n_courses), CSR float32."""
+        idx = np.asarray(member_idx, dtype=np.int64)
+        n_base, n_courses = self.base.shape
+        if (idx < n_base).all() and not (self.extra and np.isin(idx, list(self.extra)).any()):
+            return self.base[idx]
+        # Folded-in members are few: assemble their rows one by one.
+        empty = sp.csr_matrix((1, n_courses), dtype=np.float32)
+        parts = [self.extra.get(int(i), self.base[int(i)] if i < n_base else empty) for i in idx]
+        return sp.vstack(parts, format="csr", dtype=np.float32)
+
+    def counts(self, member_idx: np.ndarray) -> np.ndarray:
+        """Number of courses in each member's history, shape (len,), int64."""
+        return np.asarray(self.rows(member_idx).getnnz(axis=1), dtype=np.int64)
+
+
+class Recommender(ABC):
+    """Base class of all models. Subclasses implement ``_fit`` and ``score_block`` (or
+    ``factors``) and may override ``_fold_in``."""
+
+    #: Short name used in tables, artifacts and the CLI.
+    name: ClassVar[str] = "recommender"
+    #: True when the model can score members and courses from their features alone.
+    uses_features: ClassVar[bool] = False
+
+    # ------------------------------------------------------------------ parameters
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [
+            p.name
+            for p in sig.parameters.values()
+            if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
+
+    def get_params(self) -> dict[str, Any]:
+        """Hyper-parameters as a flat dict (what tracking logs and artifacts store)."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params: Any) -> Self:
+        """Set hyper-parameters; unknown names raise ``ConfigError``."""
+        from recommend.errors import ConfigError
+
+        unknown = set(params) - set(self._param_names())
+        if unknown:
+            raise ConfigError(
+                f"{type(self).__name__} has no parameter(s) {sorted(unknown)}; "
+                f"expected some of {self._param_names()}"
+            )
+        for key, value in params.items():
+            setattr(self, key, value)
+        return self
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, dataset: Dataset) -> Self:
+        """Learn from ``dataset`` (never modified) and return ``self``."""
+        if not isinstance(dataset, Dataset):
+            raise DataError(f"fit expects a recommend.Dataset, got {type(dataset).__name__}")
+        self._lock = threading.Lock()
+        self.member_ids_: IdMap = dataset.member_ids
+        self.course_ids_: IdMap = dataset.course_ids
+        self.history_ = History(dataset.interactions)
+        self.dataset_ = dataset
+        self._fit(dataset)
+        return self
+
+    @abstractmethod
+    def _fit(self, dataset: Dataset) -> None:
+        """Model-specific learning; set attributes ending in ``_``."""
+
+    @property
+    def is_fitted(self) -> bool:
+        return hasattr(self, "history_")
+
+    def _check_fitted(self) -> None:
+        if not self.is_fitted:
+            raise NotFittedError(f"{type(self).__name__} is not fitted: call fit(dataset) first")
+
+    @property
+    def n_courses(self) -> int:
+        self._check_fitted()
+        return len(self.course_ids_)
+
+    # ------------------------------------------------------------------ scoring
+    def factors(self) -> Factors | None:
+        """Latent factors (members including folded-in ones) or ``None`` if not factorised."""
+        return None
+
+    def score_block(self, member_idx: np.ndarray) -> np.ndarray:
+        """Scores of members ``member_idx`` for all courses, (len, n_courses) float32.
+
+        The default implementation uses ``factors()``; non-factorised models override it.
+        Must not mutate shared state (it runs in several threads at once).
+        """
+        f = self.factors()
+        if f is None:
+            raise NotImplementedError(f"{type(self).__name__} must implement score_block")
+        out = f.members[np.asarray(member_idx)] @ f.courses.T
+        if f.course_bias is not None:
+            out += f.course_bias
+        return out.astype(np.float32, copy=False)
+
+    def score(self, member_idx: np.ndarray, course_idx: np.ndarray | None = None) -> np.ndarray:
+        """Scores of members (indices) for courses (indices, all when ``None``).
+
+        Returns an array of shape (len(member_idx), len(course_idx) or n_courses), float32.
+        """
+        self._check_fitted()
+        scores = self.score_block(np.asarray(member_idx, dtype=np.int64))
+        return scores if course_idx is None else scores[:, np.asarray(course_idx)]
+
+    def topk(
+        self,
+        member_idx: np.ndarray,
+        k: int,
+        *,
+        exclude: sp.csr_matrix | None = None,
+        forbid: np.ndarray | None = None,
+        allow: np.ndarray | None = None,
+    ) -> TopK:
+        """Best ``k`` course indices per member through the shared kernel."""
+        self._check_fitted()
+        idx = np.asarray(member_idx, dtype=np.int64)
+        f = self.factors()
+        if f is not None:
+            return topk_factors(
+                f.members[idx],
+                f.courses,
+                k,
+                course_bias=f.course_bias,
+                exclude=exclude,
+                forbid=forbid,
+                allow=allow,
+            )
+        return topk_scores(
+            self.score_block, idx, self.n_courses, k, exclude=exclude, forbid=forbid, allow=allow
+        )
+
+    # ------------------------------------------------------------------ serving
+    def recommend(self, member_ids: Any, n: int = 10, **options: Any) -> pd.DataFrame:
+        """Member menus: ``member_id, course_id, score, rank, reason, route``.
+
+        See ``recommend.menu.member_menu`` for the options (filters, pins, diversity).
+        """
+        from recommend.menu import member_menu
+
+        return member_menu(self, member_ids, n=n, **options)
+
+    # ------------------------------------------------------------------ fold-in
+    def update(self, member_id: object, events: pd.DataFrame) -> None:
+        """Replace one member's history with ``events`` (all of theirs) without refitting.
+
+        ``events`` is an events frame for this member (validated here). A member not seen in
+        training is added. Factor models re-solve the member's vector (``_fold_in``).
+        """
+        self._check_fitted()
+        from recommend.data.validation import validate
+
+        ds = self.dataset_
+        ev = validate("events", events, event_weights=ds.weighting.event_weights)
+        other = ev[ev[C.MEMBER] != member_id]
+        if len(other):
+            raise DataError(
+                f"update({member_id!r}): {len(other)} event(s) belong to other members; "
+                "expected only this member's events"
+            )
+        course_idx = self.course_ids_.to_index(ev[C.COURSE], unknown="mask")
+        if (course_idx < 0).any():
+            unknown = pd.unique(ev.loc[course_idx < 0, C.COURSE])[:5].tolist()
+            raise DataError(f"update({member_id!r}): unknown courses {unknown}")
+        durations = None
+        if ds.courses is not None and C.DURATION in ds.courses.columns:
+            durations = ds.courses[C.DURATION].to_numpy(dtype=np.float64)[course_idx]
+        now = max(ds.now, pd.Timestamp(ev[C.TIMESTAMP].max())) if len(ev) else ds.now
+        conf = ds.weighting.event_confidence(ev, durations, now)
+        row = ds.weighting.matrix(
+            np.zeros(len(ev), dtype=np.int64), course_idx, conf, (1, self.n_courses)
+        )
+        with self._lock:
+            ids = self.member_ids_.add([member_id])
+            idx = int(ids.to_index([member_id])[0])
+            self._fold_in(idx, row)
+            extra = dict(self.history_.extra)
+            extra[idx] = row
+            self.history_ = History(self.history_.base, extra)
+            self.member_ids_ = ids
+
+    def _fold_in(self, member_idx: int, row: sp.csr_matrix) -> None:
+        """Refresh model state for one member from their new history row (1, n_courses).
+
+        History-based models (EASE, item-kNN, popularity) need nothing: they score straight
+        from history. Factor models override this to re-solve the member's vector.
+        """
+        return None
