@@ -112,6 +112,10 @@ class Recommender(ABC):
             setattr(self, key, value)
         return self
 
+    def clone(self) -> Self:
+        """A new, unfitted model with the same hyper-parameters."""
+        return type(self)(**self.get_params())
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
