@@ -119,6 +119,116 @@ def cmd_data_validate(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+# ---------------------------------------------------------------------------- models
+def _parse_params(items: Sequence[str] | None) -> dict[str, object]:
+    """``key=value`` strings to a dict, with ints, floats, booleans and None recognised."""
+    from recommend.errors import ConfigError
+
+    params: dict[str, object] = {}
+    for item in items or ():
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--param {item!r}; expected KEY=VALUE, e.g. --param factors=64")
+        value: object = raw
+        lowered = raw.lower()
+        if lowered in ("true", "false"):
+            value = lowered == "true"
+        elif lowered in ("none", "null"):
+            value = None
+        else:
+            for cast in (int, float):
+                try:
+                    value = cast(raw)
+                    break
+                except ValueError:
+                    continue
+        params[key.strip()] = value
+    return params
+
+
+def _parse_ks(text: str) -> tuple[int, ...]:
+    from recommend.errors import ConfigError
+
+    try:
+        ks = tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
+    except ValueError:
+        raise ConfigError(f"--k {text!r}; expected comma-separated integers, e.g. 10,20") from None
+    if not ks or ks[0] < 1:
+        raise ConfigError(f"--k {text!r}; expected positive cut-offs")
+    return ks
+
+
+def _read_events(path: str, fmt: str | None) -> pd.DataFrame:
+    from recommend.data.loaders import read_lines, read_table
+
+    if fmt == "lines":
+        return read_lines(path)
+    return read_table(path, "events", format=fmt)
+
+
+def _train_test(args: argparse.Namespace) -> tuple[object, object, bool]:
+    """Train and test datasets over one universe of members and courses."""
+    from recommend.data.dataset import Dataset
+    from recommend.data.idmap import IdMap
+    from recommend.schema import Columns as Col
+
+    train_ev = _read_events(args.train, args.format)
+    test_ev = _read_events(args.test, args.format)
+    # One universe for both, so test courses unseen in training count as misses.
+    members = IdMap.from_values(pd.concat([train_ev[Col.MEMBER], test_ev[Col.MEMBER]]))
+    courses = IdMap.from_values(pd.concat([train_ev[Col.COURSE], test_ev[Col.COURSE]]))
+    train = Dataset.from_frames(train_ev, member_ids=members, course_ids=courses)
+    test = Dataset.from_frames(test_ev, member_ids=members, course_ids=courses, now=train.now)
+    timed = args.format != "lines"
+    return train, test, timed
+
+
+def _choose_model(args: argparse.Namespace, train: object, timed: bool) -> tuple[str, dict]:
+    """Model name and parameters: given, tuned on validation from TRAIN, or the best."""
+    from recommend.data.splits import RandomHoldout, TimeSplit
+    from recommend.models import MODEL_NAMES
+    from recommend.tuning import tune
+
+    params = _parse_params(args.param)
+    metric = f"ndcg@{max(_parse_ks(args.k))}"
+    validation = TimeSplit(test_fraction=0.2) if timed else RandomHoldout(0.2, seed=0)
+    candidates = list(MODEL_NAMES) if args.model == "best" else [args.model]
+    if args.model == "best" or args.tune:
+        trials = args.tune or 10
+        results = []
+        for name in candidates:
+            print(
+                f"tuning {name} on a validation split of TRAIN ({trials} trials)", file=sys.stderr
+            )
+            results.append(
+                tune(
+                    name, train, n_trials=trials, fixed=params, metric=metric, validation=validation
+                )
+            )
+        best = max(results, key=lambda r: r.best_score)
+        return best.model, best.best_params
+    return args.model, params
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from recommend.evaluation import evaluate
+    from recommend.models import make_model
+
+    ks = _parse_ks(args.k)
+    train, test, timed = _train_test(args)
+    name, params = _choose_model(args, train, timed)
+    result = evaluate(make_model(name, **params), train, test, ks=ks, n_boot=200)  # type: ignore[arg-type]
+    if args.json:
+        out = {"model": name, "params": params, "metrics": result.metrics}
+        print(json.dumps(out, ensure_ascii=False, default=str))
+        return 0
+    print(f"model   {name}")
+    print(f"params  {params}")
+    table = pd.Series(result.metrics).rename("value").to_frame()
+    print(table.to_string(float_format=lambda v: f"{v:.4f}"))
+    return 0
+
+
 # ---------------------------------------------------------------------------- demo
 def _load_sample(path: Path) -> object:
     from recommend.data.synthetic import read_platform, synthesize
@@ -209,6 +319,17 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--table", choices=TABLE_NAMES, help="table of all files")
     val.add_argument("--json", action="store_true", help="print a JSON report")
     val.set_defaults(func=cmd_data_validate)
+
+    ev = verbs.add_parser("evaluate", help="fit on TRAIN, report metrics on TEST")
+    ev.add_argument("--train", required=True, help="training events file")
+    ev.add_argument("--test", required=True, help="test events file")
+    ev.add_argument("--format", choices=("parquet", "csv", "lines"), help="file format")
+    ev.add_argument("--model", required=True, help="model name, or 'best'")
+    ev.add_argument("--param", action="append", help="KEY=VALUE hyper-parameter (repeatable)")
+    ev.add_argument("--tune", type=int, default=0, help="tune with N random-search trials")
+    ev.add_argument("--k", default="10,20", help="cut-offs, e.g. 10,20")
+    ev.add_argument("--json", action="store_true", help="print one JSON object")
+    ev.set_defaults(func=cmd_evaluate)
 
     demo = verbs.add_parser("demo", help="run the main job end to end on the sample")
     demo.add_argument("--data", default=str(DEFAULT_SAMPLE), help="sample folder")

@@ -1,5 +1,57 @@
-"""Recommendation models behind one protocol (see ``recommend.models.base``)."""
+"""Recommendation models behind one protocol (see ``recommend.models.base``).
 
+| name | class | kind |
+|---|---|---|
+| ``popularity`` | ``Popularity`` | global / time-decayed / per-segment baseline |
+| ``als`` | ``ALS`` | implicit-feedback matrix factorisation (``implicit``) |
+| ``bpr`` | ``BPR`` | Bayesian personalised ranking (``implicit``) |
+| ``item_knn`` | ``ItemKNN`` | item-item neighbours, cosine or BM25 (``implicit``) |
+| ``ease`` | ``EASE`` | closed-form linear auto-encoder |
+| ``lightfm`` | ``LightFM`` | hybrid with member and course features (``lightfm``) |
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from recommend.errors import ConfigError
 from recommend.models.base import Factors, History, Recommender
 
-__all__ = ["Factors", "History", "Recommender"]
+__all__ = ["MODEL_NAMES", "Factors", "History", "Recommender", "get_model_class", "make_model"]
+
+_REGISTRY: dict[str, tuple[str, str]] = {
+    "popularity": ("recommend.models.popularity", "Popularity"),
+    "als": ("recommend.models.implicit_models", "ALS"),
+    "bpr": ("recommend.models.implicit_models", "BPR"),
+    "item_knn": ("recommend.models.implicit_models", "ItemKNN"),
+    "ease": ("recommend.models.ease", "EASE"),
+    "lightfm": ("recommend.models.hybrid", "LightFM"),
+}
+MODEL_NAMES = tuple(_REGISTRY)
+
+
+def get_model_class(name: str) -> type[Recommender]:
+    """The model class registered under ``name`` (e.g. ``"als"``) or its class name."""
+    key = name.lower()
+    for short, (module, cls_name) in _REGISTRY.items():
+        if key in (short, cls_name.lower()):
+            cls: type[Recommender] = getattr(importlib.import_module(module), cls_name)
+            return cls
+    raise ConfigError(f"unknown model {name!r}; expected one of {', '.join(MODEL_NAMES)}")
+
+
+def make_model(name: str, **params: object) -> Recommender:
+    """An unfitted model by name with the given hyper-parameters."""
+    cls = get_model_class(name)
+    try:
+        return cls(**params)
+    except TypeError as err:
+        raise ConfigError(f"bad parameters for {name}: {err}") from None
+
+
+def __getattr__(name: str) -> object:
+    # Model classes load on first use: importing recommend stays light for backends.
+    for module, cls_name in _REGISTRY.values():
+        if name == cls_name:
+            return getattr(importlib.import_module(module), cls_name)
+    raise AttributeError(f"module 'recommend.models' has no attribute {name!r}")
