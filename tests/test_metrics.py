@@ -297,9 +297,9 @@ def test_by_segment_means_and_counts():
 
 def test_by_segment_keeps_missing_labels_and_category_order():
     per_member = pd.DataFrame({"recall@5": [1.0, 0.0, 0.5]}, index=[0, 1, 2])
-    bands = m.age_band(np.array([1960, 1995, np.nan]), as_of_year=2024)
+    bands = pd.Categorical(["60+", "<30", None], categories=["<30", "60+"], ordered=True)
     out = m.by_segment(per_member, bands)
-    assert out["members"].sum() == 3  # the member without a birth year is not dropped
+    assert out["members"].sum() == 3  # the member without a band is not dropped
     assert out.index[:2].tolist() == ["<30", "60+"]  # band order, not alphabetical
     assert out["recall@5"].iloc[2] == pytest.approx(0.5)  # the missing-band member
 
@@ -314,15 +314,6 @@ def test_by_segment_with_series_aligns_on_member_index():
         m.by_segment(per_member, pd.Series([True], index=[3]))
     with pytest.raises(DataError, match="member_idx"):
         m.by_segment(per_member, np.array([True, False]))
-
-
-def test_age_band_labels():
-    bands = m.age_band([1990, 1980, 1960, 2000, 1995], as_of_year=2024)
-    # Ages 34, 44, 64, 24, 29.
-    assert list(bands) == ["30-39", "40-49", "60+", "<30", "<30"]
-    assert list(bands.categories) == ["<30", "30-39", "40-49", "50-59", "60+"]
-    with pytest.raises(ConfigError, match="increasing"):
-        m.age_band([1990], 2024, edges=(40, 30))
 
 
 def test_activity_level_terciles_and_edges():

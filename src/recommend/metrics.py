@@ -33,15 +33,15 @@ Beyond accuracy (over all members with a non-empty list): catalogue coverage, no
 (ARP) and the Gini index of how often each course is recommended.
 
 ``per_member_metrics`` gives one row per evaluated member; ``by_segment`` breaks it down by
-member segment (see ``age_band`` and ``activity_level``) and ``bootstrap_ci`` /
-``bootstrap_cis`` put percentile bootstrap confidence intervals on the means.
+member segment (see ``recommend.data.dataset.age_band`` and ``activity_level``), and
+``bootstrap_ci`` / ``bootstrap_cis`` put percentile bootstrap confidence intervals on the
+means.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from itertools import pairwise
 from typing import Any, Final, TypeAlias
 
 import numpy as np
@@ -53,7 +53,6 @@ from recommend.errors import ConfigError, DataError
 __all__ = [
     "ACCURACY_METRICS",
     "activity_level",
-    "age_band",
     "average_popularity",
     "average_precision_at_k",
     "bootstrap_ci",
@@ -771,38 +770,6 @@ def by_segment(per_member: pd.DataFrame, segments: pd.Series | np.ndarray) -> pd
     out = grouped.mean()
     out.insert(0, "members", grouped.size())
     return out
-
-
-def age_band(
-    birth_year: pd.Series | np.ndarray,
-    as_of_year: int,
-    edges: Sequence[int] = (30, 40, 50, 60),
-) -> pd.Categorical:
-    """Age band labels (``"<30"``, ``"30-39"``, ..., ``"60+"``) from birth years.
-
-    Parameters
-    ----------
-    birth_year : array-like
-        ``(n_members,)`` birth years; missing values give a missing band.
-    as_of_year : int
-        Year the age is computed at (the evaluation period, not today, for reproducibility).
-    edges : sequence of int
-        Increasing lower bounds of the bands after the first.
-
-    Returns
-    -------
-    pd.Categorical
-        Ordered categories, one per band.
-    """
-    edges = tuple(int(e) for e in edges)
-    if not edges or any(b <= a for a, b in pairwise(edges)):
-        raise ConfigError(f"edges must be a non-empty increasing sequence; got {edges}")
-    age = as_of_year - pd.to_numeric(pd.Series(np.asarray(birth_year)), errors="raise")
-    labels = [f"<{edges[0]}"]
-    labels += [f"{a}-{b - 1}" for a, b in pairwise(edges)]
-    labels.append(f"{edges[-1]}+")
-    bins = [-np.inf, *edges, np.inf]
-    return pd.cut(age, bins=bins, labels=labels, right=False).array
 
 
 def activity_level(
