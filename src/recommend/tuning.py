@@ -85,7 +85,7 @@ SEARCH_SPACES: dict[str, Space] = {
         "similarity": Choice(("cosine", "bm25")),
         "k": LogUniform(20, 500, integer=True),
     },
-    "ease": {"lambda_": LogUniform(10.0, 5000.0)},
+    "ease": {"l2": LogUniform(10.0, 5000.0)},
     "lightfm": {
         "factors": Choice((16, 32, 64)),
         "learning_rate": LogUniform(0.01, 0.1),

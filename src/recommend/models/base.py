@@ -128,9 +128,15 @@ class Recommender(ABC):
         self._lock = threading.Lock()
         self.member_ids_: IdMap = dataset.member_ids
         self.course_ids_: IdMap = dataset.course_ids
-        self.history_ = History(dataset.interactions)
         self.dataset_ = dataset
-        self._fit(dataset)
+        self.history_ = History(dataset.interactions)
+        try:
+            self._fit(dataset)
+        except BaseException:
+            # A failed fit must not leave a model that claims to be fitted.
+            for attr in ("member_ids_", "course_ids_", "dataset_", "history_"):
+                self.__dict__.pop(attr, None)
+            raise
         return self
 
     @abstractmethod
