@@ -70,13 +70,13 @@ Space = Mapping[str, Choice | Uniform | LogUniform]
 SEARCH_SPACES: dict[str, Space] = {
     "popularity": {"half_life_days": Choice((None, 7.0, 30.0, 90.0))},
     "als": {
-        "factors": Choice((32, 64, 128)),
+        "n_factors": Choice((32, 64, 128)),
         "regularization": LogUniform(1e-3, 1.0),
         "alpha": LogUniform(1.0, 50.0),
         "iterations": Choice((10, 15, 25)),
     },
     "bpr": {
-        "factors": Choice((32, 64, 128)),
+        "n_factors": Choice((32, 64, 128)),
         "learning_rate": LogUniform(0.005, 0.1),
         "regularization": LogUniform(1e-4, 0.1),
         "iterations": Choice((50, 100, 200)),
@@ -87,7 +87,7 @@ SEARCH_SPACES: dict[str, Space] = {
     },
     "ease": {"l2": LogUniform(10.0, 5000.0)},
     "lightfm": {
-        "factors": Choice((16, 32, 64)),
+        "n_factors": Choice((16, 32, 64)),
         "learning_rate": LogUniform(0.01, 0.1),
         "epochs": Choice((10, 20, 40)),
         "loss": Choice(("warp", "bpr")),
