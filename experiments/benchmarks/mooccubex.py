@@ -91,11 +91,12 @@ def run(
             f"{tuned.best_params}",
             flush=True,
         )
-    table = pd.DataFrame(rows).set_index("model")
     # "best": the model with the best validation score, judged on test only afterwards.
-    best = table["valid_ndcg"].idxmax()
-    table.loc["best"] = table.loc[best]
-    table.loc["best", "params"] = {"model": best, **table.loc[best, "params"]}
+    winner = max(rows, key=lambda r: r["valid_ndcg"])
+    rows.append(
+        {**winner, "model": "best", "params": {"model": winner["model"], **winner["params"]}}
+    )
+    table = pd.DataFrame(rows).set_index("model")
     return table
 
 
