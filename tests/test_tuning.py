@@ -24,8 +24,8 @@ def test_tune_finds_the_best_trial_and_never_sees_test(train: Dataset) -> None:
     assert result.best_score == pytest.approx(trials["ndcg@10"].max())
     best_row = trials.loc[trials["ndcg@10"].idxmax()]
     assert result.best_params["l2"] == pytest.approx(best_row["l2"])
-    # Trial 0 is the model's defaults; the validation split comes from train only.
-    assert np.isnan(trials.loc[0, "l2"])  # no sampled value: the default
+    # The validation split comes from train only.
+    assert trials.loc[0, "l2"] == 500.0  # trial 0 is the default
     assert result.validation["splitter"] == "TimeSplit"
 
 

@@ -156,7 +156,10 @@ def tune(
     rows = []
     best: tuple[float, dict[str, Any]] | None = None
     for trial in range(n_trials):
-        params = {} if trial == 0 else {p: dist.sample(rng) for p, dist in space.items()}
+        if trial == 0:  # the model's defaults, recorded explicitly
+            params = {p: v for p, v in cls().get_params().items() if p in space}
+        else:
+            params = {p: dist.sample(rng) for p, dist in space.items()}
         params.update(fixed or {})
         result = evaluate(cls(**params), fit_part, valid_part, ks=(k,), n_boot=0, segments=False)
         score = result.metrics[f"{name}@{k}"]
