@@ -1,0 +1,137 @@
+"""The command line, run in-process through ``recommend.cli.main``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from recommend.cli import main
+
+
+@pytest.fixture(scope="module")
+def platform_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("platform")
+    assert main(["data", "synth", "--preset", "small", "--seed", "3", "--out", str(out)]) == 0
+    return out
+
+
+def test_synth_writes_every_table(platform_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for name in ("events", "courses", "members", "orgs", "searches"):
+        assert (platform_dir / f"{name}.parquet").stat().st_size > 0
+    assert pd.read_parquet(platform_dir / "members.parquet")["member_id"].is_unique
+
+
+def test_validate_good_files(platform_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    files = [str(platform_dir / f"{n}.parquet") for n in ("events", "courses", "members")]
+    assert main(["data", "validate", *files]) == 0
+    out = capsys.readouterr().out
+    assert "all tables valid" in out and out.count("ok ") == 3
+
+
+def test_validate_reports_problems_with_exit_code_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "events.csv"
+    bad.write_text(
+        "member_id,course_id,event,timestamp,watch_seconds\n"
+        "m1,c1,view,2024-01-01,30\n"
+        "m2,c1,watch,2024-01-02,-5\n"
+        ",c2,view,not a date,10\n",
+        encoding="utf-8",
+    )
+    members = tmp_path / "members.csv"
+    members.write_text("member_id,name\nm1,Zhang San\n", encoding="utf-8")
+    assert main(["data", "validate", str(bad), str(members)]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL" in out and "problems found" in out
+    for text in (
+        "events.member_id",
+        "events.timestamp",
+        "events.watch_seconds",
+        "'watch'",
+        "personal columns ['name']",
+    ):
+        assert text in out, text
+    assert "Zhang San" not in out  # personal values are never echoed
+
+
+def test_validate_json_and_unknown_table_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    odd = tmp_path / "stuff.csv"
+    odd.write_text("a,b\n1,2\n", encoding="utf-8")
+    assert main(["data", "validate", "--json", str(odd)]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report[0]["ok"] is False and "--table" in report[0]["problems"][0]
+
+
+def test_demo_runs_on_a_platform_folder(
+    platform_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["demo", "--data", str(platform_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "validate the tables" in out and "fingerprint" in out
+
+
+def test_errors_exit_2_with_a_message(capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        main(
+            [
+                "evaluate",
+                "--train",
+                "nope.txt",
+                "--test",
+                "nope.txt",
+                "--model",
+                "ease",
+                "--format",
+                "lines",
+            ]
+        )
+        == 2
+    )
+    assert "error:" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def lines_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Two taste groups of learners over 40 courses, one held-out course per learner."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    out = tmp_path_factory.mktemp("lines")
+    train, test = [], []
+    for user in range(120):
+        pool = np.arange(20) if user % 2 else np.arange(20, 40)
+        items = rng.choice(pool, size=8, replace=False)
+        train.append(f"{user} " + " ".join(map(str, items[:-1])))
+        test.append(f"{user} {items[-1]}")
+    (out / "train.txt").write_text("\n".join(train) + "\n", encoding="utf-8")
+    (out / "test.txt").write_text("\n".join(test) + "\n", encoding="utf-8")
+    return out / "train.txt", out / "test.txt"
+
+
+def test_evaluate_json(lines_files: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    train, test = lines_files
+    args = ["evaluate", "--train", str(train), "--test", str(test), "--format", "lines"]
+    assert main([*args, "--model", "ease", "--param", "l2=50", "--k", "5,10", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["model"] == "ease" and result["params"] == {"l2": 50}
+    # Tastes are split in two halves of the catalogue: EASE finds the right half.
+    assert result["metrics"]["hit_rate@10"] > 0.6
+    assert main([*args, "--model", "popularity", "--k", "10", "--json"]) == 0
+    pop = json.loads(capsys.readouterr().out)
+    assert pop["metrics"]["hit_rate@10"] < result["metrics"]["hit_rate@10"]
+
+
+def test_evaluate_with_tuning(
+    lines_files: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    train, test = lines_files
+    args = ["evaluate", "--train", str(train), "--test", str(test), "--format", "lines"]
+    assert main([*args, "--model", "ease", "--tune", "3", "--k", "10", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert "l2" in result["params"] and "ndcg@10" in result["metrics"]
