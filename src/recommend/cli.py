@@ -229,6 +229,80 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_data(data: str, fmt: str | None) -> dict[str, pd.DataFrame]:
+    """Tables for training: the sample, a platform folder, or one events file."""
+    path = Path(data)
+    if data == "sample":
+        platform = _load_sample(DEFAULT_SAMPLE)
+        return {name: getattr(platform, name) for name in ("events", "courses", "members", "orgs")}
+    if path.is_dir():
+        from recommend.data.loaders import read_table
+
+        tables: dict[str, pd.DataFrame] = {}
+        for name in ("events", "courses", "members", "orgs"):
+            for suffix in (".parquet", ".csv"):
+                if (path / f"{name}{suffix}").exists():
+                    tables[name] = read_table(path / f"{name}{suffix}", name)
+                    break
+        if "events" not in tables:
+            raise DataError(f"{path}: no events.parquet or events.csv in this folder")
+        return tables
+    return {"events": _read_events(data, fmt)}
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from recommend.artifact import save
+    from recommend.data.dataset import Dataset
+    from recommend.models import make_model
+
+    tables = _load_data(args.data, args.format)
+    ds = Dataset.from_frames(
+        tables["events"],
+        courses=tables.get("courses"),
+        members=tables.get("members"),
+        orgs=tables.get("orgs"),
+        on_unknown="drop",
+    )
+    timed = args.format != "lines"
+    name, params = _choose_model(args, ds, timed)
+    start = time.perf_counter()
+    model = make_model(name, **params).fit(ds)
+    out = save(model, args.out, overwrite=args.overwrite)
+    print(
+        f"trained {name} {params} on {ds.n_members:,} members x {ds.n_courses:,} courses "
+        f"in {time.perf_counter() - start:.1f} s"
+    )
+    print(f"saved the model to {out}")
+    return 0
+
+
+def cmd_menu(args: argparse.Namespace) -> int:
+    from recommend.artifact import load
+    from recommend.menu import member_menu
+
+    model = load(args.model)
+    menu = member_menu(
+        model,
+        [args.member],
+        n=args.n,
+        channel=args.channel,
+        max_minutes=args.max_minutes,
+        diversity=args.diversity,
+    )
+    courses = model.dataset_.courses
+    if courses is not None and "title" in courses.columns:
+        info = courses.set_index("course_id")
+        cols = [c for c in ("title", "category", "duration_seconds") if c in info.columns]
+        menu = menu.join(info[cols], on="course_id")
+        if "duration_seconds" in menu.columns:
+            menu["minutes"] = (menu.pop("duration_seconds") / 60).round(0).astype("Int64")
+    if args.json:
+        print(menu.to_json(orient="records", force_ascii=False))
+    else:
+        print(menu.drop(columns=["member_id"]).to_string(index=False))
+    return 0
+
+
 # ---------------------------------------------------------------------------- demo
 def _load_sample(path: Path) -> object:
     from recommend.data.synthetic import read_platform, synthesize
@@ -330,6 +404,27 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--k", default="10,20", help="cut-offs, e.g. 10,20")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.set_defaults(func=cmd_evaluate)
+
+    tr = verbs.add_parser("train", help="fit a model and save it as an artifact")
+    tr.add_argument("--data", default="sample", help="'sample', a folder of tables, or a file")
+    tr.add_argument("--format", choices=("parquet", "csv", "lines"), help="file format")
+    tr.add_argument("--model", required=True, help="model name, or 'best'")
+    tr.add_argument("--param", action="append", help="KEY=VALUE hyper-parameter (repeatable)")
+    tr.add_argument("--tune", type=int, default=0, help="tune with N random-search trials")
+    tr.add_argument("--k", default="20", help="cut-off of the tuning metric (ndcg@K)")
+    tr.add_argument("--out", required=True, help="artifact folder to write")
+    tr.add_argument("--overwrite", action="store_true", help="replace an existing artifact")
+    tr.set_defaults(func=cmd_train)
+
+    mn = verbs.add_parser("menu", help="a member's personal menu from a saved model")
+    mn.add_argument("--model", required=True, help="artifact folder")
+    mn.add_argument("--member", required=True, help="member id")
+    mn.add_argument("--n", type=int, default=10)
+    mn.add_argument("--max-minutes", type=float, help="only courses that fit this many minutes")
+    mn.add_argument("--channel", help="only this channel, e.g. 理论学习")
+    mn.add_argument("--diversity", type=float, default=0.0, help="MMR weight in [0, 1]")
+    mn.add_argument("--json", action="store_true", help="print JSON records")
+    mn.set_defaults(func=cmd_menu)
 
     demo = verbs.add_parser("demo", help="run the main job end to end on the sample")
     demo.add_argument("--data", default=str(DEFAULT_SAMPLE), help="sample folder")
