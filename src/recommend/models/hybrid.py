@@ -121,8 +121,8 @@ class LightFM(Recommender):
     member_feature_embeddings_, course_feature_embeddings_ : (n_features, n_factors) float32
         Learned embeddings of all feature columns (identity block first).
     member_feature_biases_, course_feature_biases_ : (n_features,) float32
-    member_attributes_ : (n_members_at_fit, n_member_attribute_features) CSR float32
-        One-hot attribute features of the training members (priors for fold-in).
+    member_priors_ : (n_members_at_fit, n_factors) float32
+        Each training member's features-only vector (the fold-in prior).
     feature_year_ : int
         Year the age bands are computed at (the training data's ``now``).
     weight_scale_ : float
@@ -291,9 +291,17 @@ class LightFM(Recommender):
         course_attr = self._attribute_block(dataset.course_features, self.use_course_features)
         self.member_feature_names_ = np.asarray(member_attr.names, dtype=object)
         self.course_feature_names_ = np.asarray(course_attr.names, dtype=object)
-        self.member_attributes_ = member_attr.matrix.astype(np.float32).tocsr()
-        if self.member_attributes_.shape[1] == 0:
-            self.member_attributes_ = sp.csr_matrix((dataset.n_members, 0), dtype=np.float32)
+        # Fold-in pulls a member towards their features-only vector. Keep those vectors, not
+        # the members' attribute rows: artifacts carry no personal attributes.
+        attributes = member_attr.matrix.astype(np.float32).tocsr()
+        if self.normalize_features:
+            sums = np.asarray(attributes.sum(axis=1), dtype=np.float32).ravel()
+            attributes = (
+                sp.diags(np.where(sums > 0, 1.0 / np.maximum(sums, 1e-12), 0.0)) @ attributes
+            )
+        self.member_priors_ = np.asarray(
+            attributes @ self.member_feature_embeddings_[self._n_member_ids :], dtype=np.float32
+        ).reshape(dataset.n_members, -1)
 
         # Entities without training interactions: features only (their identity embedding
         # is still its random initialisation).
@@ -438,15 +446,9 @@ class LightFM(Recommender):
 
     def _member_prior(self, member_idx: int) -> np.ndarray:
         """Features-only vector of a training member; zeros for a member new since fit."""
-        attributes = self.member_attributes_
-        if member_idx >= attributes.shape[0]:
+        if member_idx >= self.member_priors_.shape[0]:
             return np.zeros(self.member_factors_.shape[1], dtype=np.float32)
-        start, stop = attributes.indptr[member_idx], attributes.indptr[member_idx + 1]
-        columns = attributes.indices[start:stop] + self._n_member_ids
-        weights = attributes.data[start:stop]
-        if self.normalize_features and weights.size:
-            weights = weights / weights.sum()
-        return (weights @ self.member_feature_embeddings_[columns]).astype(np.float32)
+        return self.member_priors_[member_idx]
 
 
 # --------------------------------------------------------------------------- features

@@ -181,7 +181,6 @@ class Popularity(Recommender):
                 }
             )
         )
-        self.member_rows_: np.ndarray = self._rows(keys, n_members)
         log.info(
             "popularity: %d members x %d courses, segment=%s, %d segment vectors, "
             "%d members on global popularity",
@@ -189,8 +188,26 @@ class Popularity(Recommender):
             n_courses,
             self.segment,
             self.table_.shape[0],
-            int((self.member_rows_ < 0).sum()),
+            int((self._member_rows < 0).sum()),
         )
+
+    @property
+    def _member_rows(self) -> np.ndarray:
+        """Row of ``table_`` for each training member (-1: global), (n_members,) int32.
+
+        Derived from ``dataset_``'s members table on first use rather than stored, so a
+        saved model carries no member-level segment labels: after loading an artifact
+        (members reduced to id and branch) only branch segments are resolved, and other
+        segments come from attributes given at request time (``segment_scores``).
+        """
+        cached = self.__dict__.get("_member_rows_cache")
+        if cached is None or cached[0] is not self.dataset_:
+            keys = self._member_keys(self.dataset_)
+            rows = self._rows(keys, self.dataset_.n_members)
+            cached = (self.dataset_, rows)
+            self.__dict__["_member_rows_cache"] = cached
+        rows_: np.ndarray = cached[1]
+        return rows_
 
     def _reach(self, dataset: Dataset) -> sp.csr_matrix:
         """Each member's contribution to each course, (n_members, n_courses) CSR float32.
@@ -268,9 +285,10 @@ class Popularity(Recommender):
         """
         self._check_fitted()
         idx = np.asarray(member_idx, dtype=np.int64)
-        known = (idx >= 0) & (idx < len(self.member_rows_))
+        member_rows = self._member_rows
+        known = (idx >= 0) & (idx < len(member_rows))
         rows = np.full(idx.shape, -1, dtype=np.int32)
-        rows[known] = self.member_rows_[idx[known]]
+        rows[known] = member_rows[idx[known]]
         return self._scores(rows)
 
     def global_scores(self) -> np.ndarray:
@@ -317,9 +335,10 @@ class Popularity(Recommender):
             names = kind + "=" + pd.Series(self.segment_values_[kind][used], dtype=object)
             labels = np.concatenate([labels, names.to_numpy(dtype=object)])
         idx = np.asarray(member_idx, dtype=np.int64)
-        known = (idx >= 0) & (idx < len(self.member_rows_))
+        member_rows = self._member_rows
+        known = (idx >= 0) & (idx < len(member_rows))
         rows = np.full(idx.shape, -1, dtype=np.int64)
-        rows[known] = self.member_rows_[idx[known]]
+        rows[known] = member_rows[idx[known]]
         # Rows are numbered kind by kind in the same order, so label i + 1 is row i.
         return labels[rows + 1]
 

@@ -1,0 +1,1247 @@
+"""The member menu: the courses (and lecturers) one member is offered to order.
+
+A menu is the model's ranking shaped by the member's context:
+
+- **exclusions**: courses already seen (default), only those completed, or none;
+- **filters**: a channel (course ``category``), ``max_minutes`` for learning in fragments
+  of time (only courses known to fit), and only courses already published;
+- **pins**: courses the member's branch made compulsory, not yet completed, come first;
+- **diversity**: maximal marginal relevance (MMR) across channels with a tunable weight;
+- **reasons**: one human-readable line per row, and the **route** that produced it.
+
+Routes
+------
+``personal``
+    The member has a history: the model's own scores.
+``cold_features``
+    No history, the model scores members from their attributes (a hybrid model with
+    ``uses_features = True`` and ``cold_member_scores``), and attributes are known.
+``cold_segment``
+    No history: course popularity among members sharing the member's segment (age band,
+    occupation, district or branch), from a ``Popularity(segment="auto")`` model fitted
+    once per model on the training data.
+``cold_global``
+    No history and no usable attribute: popularity on the whole platform.
+
+Every call goes through the shared top-k kernel (``recommend.topk``), so menus, evaluation
+and the batch job rank alike. Per-model lookups (titles, channel codes, filter masks, the
+branch -> compulsory courses map, completed courses, the popularity fallback) are built on
+first use under a lock and shared read-only afterwards, so a loaded model serves many
+threads at once without copying.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from numpy.typing import NDArray
+
+from recommend.errors import ConfigError, DataError
+from recommend.schema import CHANNELS, Columns
+from recommend.topk import topk_scores
+
+if TYPE_CHECKING:
+    from recommend.data.dataset import Dataset
+    from recommend.models.base import Factors, History, Recommender
+
+__all__ = [
+    "MENU_COLUMNS",
+    "REASON_BRANCH",
+    "REASON_COMPULSORY",
+    "REASON_FEATURES",
+    "REASON_GLOBAL",
+    "REASON_SEGMENT",
+    "ROUTES",
+    "lecturer_menu",
+    "member_menu",
+]
+
+logger = logging.getLogger(__name__)
+C = Columns
+
+Exclude = Literal["seen", "completed", "none"]
+Unknown = Literal["fallback", "raise"]
+
+#: Columns of a member menu, in order.
+MENU_COLUMNS = (C.MEMBER, C.COURSE, C.SCORE, C.RANK, C.REASON, C.ROUTE)
+#: Columns of a lecturer menu, in order.
+LECTURER_COLUMNS = (C.LECTURER, C.SCORE, C.RANK, "courses", "top_course_id")
+
+ROUTE_PERSONAL = "personal"
+ROUTE_FEATURES = "cold_features"
+ROUTE_SEGMENT = "cold_segment"
+ROUTE_GLOBAL = "cold_global"
+ROUTES = (ROUTE_PERSONAL, ROUTE_FEATURES, ROUTE_SEGMENT, ROUTE_GLOBAL)
+
+REASON_COMPULSORY = "compulsory for your branch"
+REASON_BRANCH = "popular in your branch"
+REASON_SEGMENT = "popular with members like you"
+REASON_GLOBAL = "popular on the platform"
+REASON_FEATURES = "recommended for members like you"
+_STUDIED = "because you studied "
+_CONTINUE = "continue studying "
+
+# Members scored at once: bounds the (members x courses) float32 score buffer to ~20 MB
+# at 20k courses while keeping the kernel's blocks full.
+_CHUNK = 256
+# Candidate pool for MMR, as a multiple of n: diversity can only promote what is in it.
+_MMR_POOL = 3
+# History courses considered when explaining a recommendation (the most confident ones):
+# a heavy learner's whole history would make the similarity matrix the slowest step.
+_REASON_HISTORY = 256
+# Distinct filter combinations kept per model; a backend uses a handful.
+_FILTER_CACHE = 64
+_EMPTY_I64 = np.empty(0, dtype=np.int64)
+
+
+# ============================================================================ public API
+
+
+def member_menu(
+    model: Recommender,
+    member_ids: Any,
+    n: int = 10,
+    *,
+    exclude: Exclude = "seen",
+    channel: str | Sequence[str] | None = None,
+    max_minutes: float | None = None,
+    only_published: bool = True,
+    now: pd.Timestamp | str | None = None,
+    pin_compulsory: bool = True,
+    diversity: float = 0.0,
+    with_reasons: bool = True,
+    member_attributes: pd.DataFrame | None = None,
+    unknown: Unknown = "fallback",
+) -> pd.DataFrame:
+    """Menus of ``n`` courses for each member, best first.
+
+    Parameters
+    ----------
+    model
+        A fitted ``Recommender``.
+    member_ids
+        One external member id or a sequence of them (duplicates get a menu each).
+    n
+        Courses per member (fewer when fewer courses pass the filters).
+    exclude
+        ``"seen"`` (default): no course in the member's history (including events folded
+        in with ``model.update``). ``"completed"``: only courses with a ``complete`` event
+        in the training data are dropped, so a course started but not finished can come
+        back. Completions are read from the training events only: ``update`` replaces a
+        member's history as confidences, which do not say what was completed, so a course
+        completed after training counts as completed only after a refit. ``"none"``: no
+        exclusion.
+    channel
+        Keep only courses of this channel (course ``category``) or of any of these.
+    max_minutes
+        Keep only courses whose ``duration_seconds`` is at most this many minutes (courses
+        of unknown duration are dropped: they cannot be promised to fit).
+    only_published
+        Keep only courses published at or before ``now`` (courses with no ``published_at``
+        count as published).
+    now
+        Reference time for ``only_published``; the model's data time
+        (``model.dataset_.now``) when ``None``. A backend passes the wall clock so that
+        courses scheduled for release appear when their time comes.
+    pin_compulsory
+        Put courses made compulsory for the member's branch (``courses.compulsory_for``
+        holds the member's ``org_id``), that pass the filters and that the member has not
+        completed, first (best scored first), whatever ``exclude`` says.
+    diversity
+        MMR weight in [0, 1]: each next course maximises ``relevance - diversity *
+        max_similarity`` over a pool of the ``3 n`` best, with relevance min-max scaled to
+        [0, 1] within the pool and similarity 1 between courses of the same channel. 0 keeps
+        the kernel's order; 1 gives a new channel precedence over any relevance. ``score``
+        stays the model's score, so it need not decrease down a diversified menu.
+    with_reasons
+        Fill ``reason`` (otherwise empty strings, slightly faster).
+    member_attributes
+        A members table (``member_id`` plus any of ``org_id``, ``birth_year``,
+        ``occupation``, ``district``, ...) for members unknown to the model or to override
+        the training attributes of members without history. Used for cold start and
+        branch pins.
+    unknown
+        ``"fallback"`` (default): members unknown to the model get a cold-start menu and
+        never raise. ``"raise"``: a ``DataError`` naming them.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``member_id`` (as given), ``course_id``, ``score`` (float32), ``rank`` (int32,
+        1..n per member), ``reason`` (str) and ``route`` (``personal``, ``cold_features``,
+        ``cold_segment`` or ``cold_global``), members in request order.
+
+    Raises
+    ------
+    ConfigError
+        An option is out of range or a filter names a channel nobody knows.
+    DataError
+        ``unknown="raise"`` and some members are unknown, or ``member_attributes`` is
+        invalid.
+    """
+    opts = _options(model, n, exclude, diversity, unknown, pin_compulsory, with_reasons)
+    req = _Request.make(model, member_ids, member_attributes, unknown)
+    state = _state(model)
+    filt = state.filter(channel, max_minutes, now if only_published else False)
+    out = _Output()
+    for group in _route_groups(model, state, req):
+        for lo in range(0, len(group.pos), _CHUNK):
+            chunk = group.take(slice(lo, lo + _CHUNK))
+            _menu_chunk(model, state, req, chunk, group.scores(chunk), filt, opts, out)
+    return out.frame(req, state)
+
+
+def lecturer_menu(
+    model: Recommender,
+    member_id: Any,
+    n: int = 10,
+    *,
+    top: int = 3,
+    exclude: Exclude = "none",
+    channel: str | Sequence[str] | None = None,
+    max_minutes: float | None = None,
+    only_published: bool = True,
+    now: pd.Timestamp | str | None = None,
+    member_attributes: pd.DataFrame | None = None,
+    unknown: Unknown = "fallback",
+) -> pd.DataFrame:
+    """Lecturers ranked by one member's predicted interest in their courses.
+
+    A lecturer's score is the mean of the member's ``top`` best scores among the
+    lecturer's courses that pass the filters (fewer when the lecturer has fewer). Scores
+    come from the same route as the member's course menu (personal or cold start).
+
+    Parameters
+    ----------
+    model, member_id
+        A fitted ``Recommender`` and one external member id.
+    n
+        Lecturers to return.
+    top
+        Courses per lecturer averaged into the score.
+    exclude, channel, max_minutes, only_published, now, member_attributes, unknown
+        As in :func:`member_menu`; ``exclude`` defaults to ``"none"`` because courses a
+        member studied are evidence of interest in their lecturer.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``lecturer_id``, ``score`` (float32), ``rank`` (int32, 1..), ``courses`` (int32,
+        the lecturer's courses that passed the filters) and ``top_course_id`` (the
+        lecturer's best course for this member). Empty without a ``lecturer_id`` column in
+        the training courses.
+    """
+    top = _positive_int(top, "top")
+    opts = _options(model, n, exclude, 0.0, unknown, False, False)
+    if not _is_scalar(member_id):
+        raise ConfigError("lecturer_menu takes one member id; call it once per member")
+    req = _Request.make(model, member_id, member_attributes, unknown)
+    state = _state(model)
+    lect = state.lecturers()
+    if lect is None:
+        return _empty_lecturers(state)
+    filt = state.filter(channel, max_minutes, now if only_published else False)
+    group = next(iter(_route_groups(model, state, req)))
+    chunk = group.take(slice(0, 1))
+    row = np.array(group.scores(chunk)[0], dtype=np.float32)  # a copy we may overwrite
+    if filt.mask is not None:
+        row[~filt.mask] = -np.inf
+    excl = _exclusion_rows(model, state, chunk.idx, opts.exclude)
+    if excl is not None:
+        row[excl.indices] = -np.inf
+    return lect.rank(row, opts.n, top, state.course_ext)
+
+
+# ============================================================================ options
+
+
+@dataclass(frozen=True)
+class _Opts:
+    n: int
+    exclude: Exclude
+    diversity: float
+    pin_compulsory: bool
+    with_reasons: bool
+
+
+def _positive_int(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _options(
+    model: Recommender,
+    n: int,
+    exclude: str,
+    diversity: float,
+    unknown: str,
+    pin_compulsory: bool,
+    with_reasons: bool,
+) -> _Opts:
+    model._check_fitted()
+    n = _positive_int(n, "n")
+    if exclude not in ("seen", "completed", "none"):
+        raise ConfigError(f"exclude={exclude!r}; expected 'seen', 'completed' or 'none'")
+    if unknown not in ("fallback", "raise"):
+        raise ConfigError(f"unknown={unknown!r}; expected 'fallback' or 'raise'")
+    try:
+        div = float(diversity)
+    except (TypeError, ValueError):
+        div = float("nan")
+    if not 0.0 <= div <= 1.0:
+        raise ConfigError(f"diversity must be a number in [0, 1], got {diversity!r}")
+    return _Opts(n, exclude, div, bool(pin_compulsory), bool(with_reasons))  # type: ignore[arg-type]
+
+
+# ============================================================================ per-model state
+
+_STATES: weakref.WeakKeyDictionary[Any, _State] = weakref.WeakKeyDictionary()
+_STATES_LOCK = threading.Lock()
+
+
+def _state(model: Recommender) -> _State:
+    """The model's menu lookups, rebuilt when the model is refitted."""
+    dataset = getattr(model, "dataset_", None)
+    base = model.history_.base
+    state = _STATES.get(model)
+    if state is not None and state.dataset is dataset and state.base is base:
+        return state
+    with _STATES_LOCK:
+        state = _STATES.get(model)
+        if state is None or state.dataset is not dataset or state.base is not base:
+            state = _State(model, dataset, base)
+            _STATES[model] = state
+    return state
+
+
+@dataclass(frozen=True)
+class _Filter:
+    """Courses a menu may contain: sorted ``allow`` indices and the same as a mask
+    (both ``None`` when every course passes)."""
+
+    allow: NDArray[np.int64] | None
+    mask: NDArray[np.bool_] | None
+
+
+class _State:
+    """Read-only lookups for one fitted model; lazy parts are built once under a lock."""
+
+    def __init__(self, model: Recommender, dataset: Dataset | None, base: sp.csr_matrix) -> None:
+        self.dataset = dataset
+        self.base = base
+        self.n_courses = int(base.shape[1])
+        self.course_ext: np.ndarray = model.course_ids_.external_ids
+        self._lock = threading.Lock()
+        self._lazy: dict[str, Any] = {}
+        self._filters: dict[tuple[Any, ...], _Filter] = {}
+        courses = dataset.courses if dataset is not None else None
+        self.courses = courses
+
+        names = [str(v) for v in self.course_ext.tolist()]
+        titles = np.array(names, dtype=object)
+        if courses is not None and C.TITLE in courses.columns:
+            given = courses[C.TITLE].to_numpy(dtype=object)
+            has = np.array([isinstance(t, str) and t != "" for t in given], dtype=bool)
+            titles[has] = given[has]
+        self.titles = titles
+
+        self.channel_names: np.ndarray = np.array([], dtype=object)
+        self.channel_codes = np.full(self.n_courses, -1, dtype=np.int32)
+        if courses is not None and C.CATEGORY in courses.columns:
+            codes, uniques = pd.factorize(courses[C.CATEGORY])
+            self.channel_codes = codes.astype(np.int32)
+            self.channel_names = np.asarray(uniques, dtype=object)
+
+        self.durations: np.ndarray | None = None
+        if courses is not None and C.DURATION in courses.columns:
+            self.durations = courses[C.DURATION].to_numpy(dtype=np.float64)
+
+        # Published times as int64 ns with "unknown" as the smallest value (always
+        # published); sorted, they turn any ``now`` into a count that keys the mask cache.
+        self.published: np.ndarray | None = None
+        self.published_sorted: np.ndarray | None = None
+        if courses is not None and C.PUBLISHED_AT in courses.columns:
+            pub = courses[C.PUBLISHED_AT].to_numpy(dtype="datetime64[ns]").view(np.int64)
+            self.published = pub
+            self.published_sorted = np.sort(pub)
+        self.now = dataset.now if dataset is not None else None
+
+    # ------------------------------------------------------------------ lazy parts
+    def _get(self, name: str, build: Callable[[], Any]) -> Any:
+        try:
+            return self._lazy[name]
+        except KeyError:
+            pass
+        with self._lock:
+            if name not in self._lazy:
+                self._lazy[name] = build()
+            return self._lazy[name]
+
+    def completed(self) -> sp.csr_matrix:
+        """(n_training_members, n_courses) CSR: 1 where the training data has a
+        ``complete`` event."""
+        return self._get("completed", self._build_completed)
+
+    def _build_completed(self) -> sp.csr_matrix:
+        shape = self.base.shape
+        ds = self.dataset
+        if ds is None:
+            return sp.csr_matrix(shape, dtype=np.float32)
+        ev = ds.events
+        done = (ev[C.EVENT] == "complete").to_numpy()
+        rows = ev["member_idx"].to_numpy()[done]
+        cols = ev["course_idx"].to_numpy()[done]
+        mat = sp.csr_matrix((np.ones(rows.size, np.float32), (rows, cols)), shape=shape)
+        mat.sum_duplicates()
+        mat.sort_indices()
+        return mat
+
+    def branch_pins(self) -> dict[str, NDArray[np.int64]]:
+        """Branch org id (as str) -> sorted indices of the courses compulsory for it."""
+        return self._get("branch_pins", self._build_branch_pins)
+
+    def _build_branch_pins(self) -> dict[str, NDArray[np.int64]]:
+        courses = self.courses
+        if courses is None or C.COMPULSORY_FOR not in courses.columns:
+            return {}
+        lists = courses[C.COMPULSORY_FOR]
+        lengths = np.array([len(v) if isinstance(v, list) else 0 for v in lists], np.int64)
+        if not lengths.any():
+            return {}
+        course = np.repeat(np.arange(self.n_courses, dtype=np.int64), lengths)
+        orgs = np.array([str(o) for v in lists if isinstance(v, list) for o in v], dtype=object)
+        order = np.lexsort((course, orgs))
+        orgs, course = orgs[order], course[order]
+        keys, starts = np.unique(orgs, return_index=True)
+        bounds = np.append(starts, orgs.size)
+        return {str(k): np.unique(course[bounds[i] : bounds[i + 1]]) for i, k in enumerate(keys)}
+
+    def member_orgs(self) -> np.ndarray:
+        """Training members' branch org id as str (``None`` where unknown), by index."""
+        return self._get("member_orgs", self._build_member_orgs)
+
+    def _build_member_orgs(self) -> np.ndarray:
+        ds = self.dataset
+        if ds is None or ds.members is None or C.ORG not in ds.members.columns:
+            return np.empty(0, dtype=object)
+        raw = ds.members[C.ORG]
+        out = np.full(len(raw), None, dtype=object)
+        known = raw.notna().to_numpy()
+        out[known] = [str(v) for v in raw.to_numpy(dtype=object)[known]]
+        return out
+
+    def popularity(self) -> _ColdScorer:
+        """The cold-start scorer (segment popularity), fitted on first use."""
+        return self._get("popularity", self._build_popularity)
+
+    def _build_popularity(self) -> _ColdScorer:
+        ds = self.dataset
+        if ds is not None:
+            try:
+                from recommend.models.popularity import Popularity
+            except ImportError:
+                logger.info("recommend.models.popularity unavailable: branch/global counts")
+            else:
+                try:
+                    model = Popularity(segment="auto").fit(ds)
+                    return _PopularityScorer(model, self.n_courses)
+                except Exception as err:  # any model failure must not break cold start
+                    logger.warning("segment popularity failed (%s); using branch counts", err)
+        return _CountScorer(self.base, self.member_orgs())
+
+    def lecturers(self) -> _Lecturers | None:
+        return self._get("lecturers", self._build_lecturers)
+
+    def _build_lecturers(self) -> _Lecturers | None:
+        courses = self.courses
+        if courses is None or C.LECTURER not in courses.columns:
+            return None
+        return _Lecturers.make(courses[C.LECTURER])
+
+    # ------------------------------------------------------------------ filters
+    def filter(
+        self,
+        channel: str | Sequence[str] | None,
+        max_minutes: float | None,
+        now: pd.Timestamp | str | Literal[False] | None,
+    ) -> _Filter:
+        """The course whitelist for these options, cached by its key."""
+        channels = self._channel_key(channel)
+        max_seconds = None
+        if max_minutes is not None:
+            try:
+                max_seconds = float(max_minutes) * 60.0
+            except (TypeError, ValueError):
+                max_seconds = float("nan")
+            if not max_seconds > 0:
+                raise ConfigError(f"max_minutes must be a positive number, got {max_minutes!r}")
+            if self.durations is None:
+                raise ConfigError(
+                    "max_minutes needs course durations: the training courses table has no "
+                    f"{C.DURATION} column"
+                )
+        n_published = None
+        if now is not False and self.published_sorted is not None:
+            ref = self.now if now is None else _as_naive_utc(now)
+            if ref is not None:
+                n_published = int(np.searchsorted(self.published_sorted, ref.value, "right"))
+        key = (channels, max_seconds, n_published)
+        found = self._filters.get(key)
+        if found is not None:
+            return found
+        built = self._build_filter(channels, max_seconds, n_published)
+        with self._lock:
+            if len(self._filters) >= _FILTER_CACHE:
+                self._filters.pop(next(iter(self._filters)))
+            self._filters[key] = built
+        return built
+
+    def _channel_key(self, channel: str | Sequence[str] | None) -> tuple[int, ...] | None:
+        if channel is None:
+            return None
+        wanted = [channel] if isinstance(channel, str) else list(channel)
+        known = {str(name): code for code, name in enumerate(self.channel_names.tolist())}
+        strange = [c for c in wanted if str(c) not in known and c not in CHANNELS]
+        if strange:
+            raise ConfigError(
+                f"channel {strange!r} is not a channel of this catalogue; known channels: "
+                f"{sorted(known)}"
+            )
+        return tuple(sorted({known[str(c)] for c in wanted if str(c) in known}))
+
+    def _build_filter(
+        self, channels: tuple[int, ...] | None, max_seconds: float | None, n_pub: int | None
+    ) -> _Filter:
+        keep = np.ones(self.n_courses, dtype=bool)
+        if channels is not None:
+            keep &= np.isin(self.channel_codes, np.asarray(channels, dtype=np.int32))
+        if max_seconds is not None and self.durations is not None:
+            with np.errstate(invalid="ignore"):
+                keep &= self.durations <= max_seconds
+        if n_pub is not None and self.published is not None and self.published_sorted is not None:
+            # The n_pub earliest publications are exactly those at or before ``now``.
+            if n_pub == 0:
+                keep[:] = False
+            elif n_pub < self.n_courses:
+                keep &= self.published <= self.published_sorted[n_pub - 1]
+        if keep.all():
+            return _Filter(None, None)
+        keep.setflags(write=False)
+        allow = np.flatnonzero(keep).astype(np.int64)
+        allow.setflags(write=False)
+        return _Filter(allow, keep)
+
+
+def _as_naive_utc(value: pd.Timestamp | str) -> pd.Timestamp:
+    ts = pd.Timestamp(value)
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return ts
+
+
+# ============================================================================ cold start
+
+
+class _ColdScorer:
+    """Scores for members without history, from their attributes."""
+
+    #: Members' attribute columns the scorer segments by (``None``: any attribute).
+    inputs: tuple[str, ...] | None = None
+    segment_reason = REASON_SEGMENT
+
+    def segment_scores(self, attributes: pd.DataFrame) -> np.ndarray:
+        raise NotImplementedError
+
+    def global_scores(self) -> np.ndarray:
+        raise NotImplementedError
+
+
+class _PopularityScorer(_ColdScorer):
+    """Adapter over ``recommend.models.popularity.Popularity``."""
+
+    def __init__(self, model: Any, n_courses: int) -> None:
+        self.model = model
+        self.n_courses = n_courses
+        # The fitted model's resolved segment if it exposes one ("auto" does not say).
+        segment = getattr(model, "segment_", getattr(model, "segment", None))
+        if segment == "auto":
+            self.inputs = None
+        elif segment is None:
+            self.inputs = ()
+        elif segment == "age_band":
+            self.inputs = (C.BIRTH_YEAR, "age_band")
+        else:
+            self.inputs = (str(segment),)
+        if segment == C.ORG:
+            self.segment_reason = REASON_BRANCH
+        self._global = np.asarray(model.global_scores(), dtype=np.float32).reshape(-1)
+        self._global.setflags(write=False)
+
+    def segment_scores(self, attributes: pd.DataFrame) -> np.ndarray:
+        out = np.asarray(self.model.segment_scores(attributes), dtype=np.float32)
+        if out.shape != (len(attributes), self.n_courses):
+            raise DataError(
+                f"segment_scores returned shape {out.shape}; expected "
+                f"({len(attributes)}, {self.n_courses})"
+            )
+        return out
+
+    def global_scores(self) -> np.ndarray:
+        return self._global
+
+
+class _CountScorer(_ColdScorer):
+    """Fallback when no popularity model is available: how many members studied each
+    course, in the member's branch first (platform counts break ties)."""
+
+    inputs = (C.ORG,)
+    segment_reason = REASON_BRANCH
+
+    def __init__(self, base: sp.csr_matrix, member_orgs: np.ndarray) -> None:
+        seen = base.copy()
+        seen.data = np.ones_like(seen.data)
+        counts = np.asarray(seen.sum(axis=0), dtype=np.float64).reshape(-1)
+        self._global = counts.astype(np.float32)
+        self._global.setflags(write=False)
+        self._tiebreak = counts / (counts.max() + 1.0) if counts.size else counts
+        self._orgs: dict[str, int] = {}
+        self._by_org = sp.csr_matrix((0, base.shape[1]), dtype=np.float32)
+        n = min(len(member_orgs), base.shape[0])
+        if n:
+            known = np.array([o is not None for o in member_orgs[:n]], dtype=bool)
+            codes, uniques = pd.factorize(member_orgs[:n][known])
+            self._orgs = {str(o): i for i, o in enumerate(uniques)}
+            assign = sp.csr_matrix(
+                (np.ones(codes.size, np.float32), (codes, np.flatnonzero(known))),
+                shape=(len(uniques), base.shape[0]),
+            )
+            self._by_org = (assign @ seen).tocsr()
+
+    def segment_scores(self, attributes: pd.DataFrame) -> np.ndarray:
+        out = np.tile(self._tiebreak.astype(np.float32), (len(attributes), 1))
+        orgs = attributes[C.ORG] if C.ORG in attributes.columns else pd.Series([None] * len(out))
+        for i, org in enumerate(orgs.tolist()):
+            row = self._orgs.get(str(org)) if org is not None and not pd.isna(org) else None
+            if row is not None:
+                out[i] += self._by_org[row].toarray().reshape(-1)
+        return out
+
+    def global_scores(self) -> np.ndarray:
+        return self._global
+
+
+# ============================================================================ requests
+
+
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, str | bytes | int | np.integer | np.str_) or np.ndim(value) == 0
+
+
+@dataclass
+class _Request:
+    """The members asked for: their ids as given, model indices (-1 unknown), attributes."""
+
+    ids: np.ndarray  # as given (object or int64), shape (m,)
+    idx: NDArray[np.int64]  # model member index, -1 when unknown
+    attributes: pd.DataFrame | None  # validated member_attributes, or None
+    n_base: int  # training members (rows of the completed matrix)
+
+    @classmethod
+    def make(
+        cls,
+        model: Recommender,
+        member_ids: Any,
+        member_attributes: pd.DataFrame | None,
+        unknown: str,
+    ) -> _Request:
+        # Read the id map before the history: ``update`` publishes the history first, so
+        # every index seen here has its history (and factors) in place.
+        id_map = model.member_ids_
+        if _is_scalar(member_ids):
+            ids = np.empty(1, dtype=object)
+            ids[0] = member_ids.item() if isinstance(member_ids, np.generic) else member_ids
+            if isinstance(ids[0], int) and not isinstance(ids[0], bool):
+                ids = ids.astype(np.int64)
+        else:
+            # Through pandas: it keeps integer ids integers and strings Python strings,
+            # where numpy would turn a mixed list into fixed-width text.
+            series = pd.Series(
+                member_ids if isinstance(member_ids, np.ndarray | pd.Index) else list(member_ids)
+            )
+            integer = series.dtype.kind in "iu"
+            ids = series.to_numpy(dtype=np.int64 if integer else object)
+        idx = id_map.to_index(ids, unknown="mask").astype(np.int64) if len(ids) else _EMPTY_I64
+        if unknown == "raise" and (idx < 0).any():
+            missing = pd.unique(ids[idx < 0])
+            raise DataError(
+                f"{missing.size} member id(s) unknown to the model: {missing[:10].tolist()}"
+                f"{' ...' if missing.size > 10 else ''}; pass unknown='fallback' for a "
+                "cold-start menu"
+            )
+        attrs = None
+        if member_attributes is not None:
+            from recommend.data.validation import validate
+
+            attrs = validate("members", member_attributes)
+            attrs = attrs.drop_duplicates(C.MEMBER, keep="last").set_index(C.MEMBER)
+        return cls(ids, idx, attrs, int(model.history_.base.shape[0]))
+
+    def attribute_rows(self, state: _State, rows: NDArray[np.int64]) -> pd.DataFrame:
+        """Attributes of request rows ``rows``: ``member_attributes`` first, the training
+        members table for the rest; a ``member_id`` column plus whatever is known."""
+        ids = self.ids[rows]
+        idx = self.idx[rows]
+        ds = state.dataset
+        known = None
+        if ds is not None and ds.members is not None:
+            ok = (idx >= 0) & (idx < len(ds.members))
+            known = ds.members.iloc[idx[ok]].drop(columns=[C.MEMBER])
+            known.index = np.flatnonzero(ok)
+            known = known.reindex(range(len(rows)))
+        given = None
+        if self.attributes is not None:
+            lookup = pd.Index(self.attributes.index)
+            pos = lookup.get_indexer(pd.Index(ids))
+            found = self.attributes.iloc[pos[pos >= 0]]
+            found.index = np.flatnonzero(pos >= 0)
+            given = found.reindex(range(len(rows)))
+        if given is not None and known is not None:
+            frame = given.combine_first(known)
+        else:
+            frame = given if given is not None else known
+        if frame is None:
+            frame = pd.DataFrame(index=range(len(rows)))
+        frame = frame.reset_index(drop=True)
+        frame.insert(0, C.MEMBER, ids)
+        return frame
+
+
+@dataclass
+class _Chunk:
+    """A slice of one route group: request positions, model indices, per-member route and
+    cold reason, and attribute rows where the route needed them."""
+
+    pos: NDArray[np.int64]
+    idx: NDArray[np.int64]
+    route: str
+    reason: str | None  # constant reason of cold routes, None for personal
+    attributes: pd.DataFrame | None
+
+
+@dataclass
+class _Group:
+    pos: NDArray[np.int64]
+    idx: NDArray[np.int64]
+    route: str
+    reason: str | None
+    scorer: Callable[[_Chunk], np.ndarray]
+    attributes: pd.DataFrame | None = None
+
+    def take(self, part: slice) -> _Chunk:
+        attrs = None
+        if self.attributes is not None:
+            attrs = self.attributes.iloc[part].reset_index(drop=True)
+        return _Chunk(self.pos[part], self.idx[part], self.route, self.reason, attrs)
+
+    def scores(self, chunk: _Chunk) -> np.ndarray:
+        return self.scorer(chunk)
+
+
+def _history_rows(history: History, idx: NDArray[np.int64]) -> sp.csr_matrix:
+    """History rows of ``idx`` (-1 or never-seen members give empty rows)."""
+    base = history.base
+    if history.extra:
+        hit = np.isin(idx, np.fromiter(history.extra, dtype=np.int64))
+        if hit.any():
+            parts = [
+                history.extra[int(i)] if h else _gather_rows(base, np.array([i]))
+                for i, h in zip(idx.tolist(), hit.tolist(), strict=True)
+            ]
+            return sp.vstack(parts, format="csr", dtype=np.float32)
+    return _gather_rows(base, idx)
+
+
+def _gather_rows(mat: sp.csr_matrix, idx: NDArray[np.int64]) -> sp.csr_matrix:
+    """Rows ``idx`` of a CSR matrix, empty for indices outside it (-1 or folded-in members).
+
+    Slices the CSR arrays directly: for the one or few rows of a request this is several
+    times cheaper than scipy's fancy row indexing.
+    """
+    idx = np.asarray(idx, dtype=np.int64)
+    valid = (idx >= 0) & (idx < mat.shape[0])
+    safe = np.where(valid, idx, 0)
+    starts = mat.indptr[safe].astype(np.int64)
+    lengths = np.where(valid, mat.indptr[safe + 1] - starts, 0)
+    indptr = np.zeros(idx.size + 1, dtype=np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    if idx.size == 1:
+        take = slice(int(starts[0]), int(starts[0] + lengths[0]))
+        data, cols = mat.data[take], mat.indices[take]
+    else:
+        pos = np.repeat(starts - indptr[:-1], lengths) + np.arange(indptr[-1])
+        data, cols = mat.data[pos], mat.indices[pos]
+    return sp.csr_matrix((data, cols, indptr), shape=(idx.size, mat.shape[1]))
+
+
+def _route_groups(model: Recommender, state: _State, req: _Request) -> list[_Group]:
+    """Split the request by route; each group knows how to score a chunk of its members."""
+    history = model.history_
+    m = len(req.idx)
+    counts = np.diff(_history_rows(history, req.idx).indptr) if m else _EMPTY_I64
+    personal = counts > 0
+    groups: list[_Group] = []
+    if personal.any():
+        rows = np.flatnonzero(personal)
+
+        def personal_scores(chunk: _Chunk) -> np.ndarray:
+            return np.asarray(model.score_block(chunk.idx), dtype=np.float32)
+
+        groups.append(_Group(rows, req.idx[rows], ROUTE_PERSONAL, None, personal_scores))
+    if personal.all():
+        return groups
+
+    cold = np.flatnonzero(~personal)
+    attrs = req.attribute_rows(state, cold)
+    has_attrs = (
+        attrs.drop(columns=[C.MEMBER]).notna().any(axis=1).to_numpy()
+        if attrs.shape[1] > 1
+        else np.zeros(len(cold), dtype=bool)
+    )
+    remaining = np.ones(len(cold), dtype=bool)
+
+    cold_fn = getattr(model, "cold_member_scores", None)
+    if getattr(model, "uses_features", False) and callable(cold_fn) and has_attrs.any():
+        sel = has_attrs
+        sub = attrs[sel].reset_index(drop=True)
+        try:
+            feature_scores = np.asarray(cold_fn(sub), dtype=np.float32)
+            if feature_scores.shape != (len(sub), state.n_courses):
+                raise DataError(
+                    f"cold_member_scores returned shape {feature_scores.shape}; expected "
+                    f"({len(sub)}, {state.n_courses})"
+                )
+        except Exception as err:  # a failing hybrid model falls back to popularity
+            logger.warning("cold_member_scores failed (%s); using segment popularity", err)
+        else:
+            rows = cold[sel]
+            offsets = {int(p): i for i, p in enumerate(rows.tolist())}
+
+            def feature_rows(chunk: _Chunk, s: np.ndarray = feature_scores) -> np.ndarray:
+                return s[[offsets[int(p)] for p in chunk.pos]]
+
+            groups.append(
+                _Group(rows, req.idx[rows], ROUTE_FEATURES, REASON_FEATURES, feature_rows)
+            )
+            remaining &= ~sel
+
+    if remaining.any():
+        scorer = state.popularity()
+        if scorer.inputs is None:
+            segmentable = has_attrs
+        else:
+            cols = [c for c in scorer.inputs if c in attrs.columns]
+            segmentable = (
+                attrs[cols].notna().any(axis=1).to_numpy()
+                if cols
+                else np.zeros(len(cold), dtype=bool)
+            )
+        seg = remaining & segmentable
+        if seg.any():
+            rows = cold[seg]
+
+            def segment_rows(chunk: _Chunk) -> np.ndarray:
+                assert chunk.attributes is not None
+                return scorer.segment_scores(chunk.attributes)
+
+            groups.append(
+                _Group(
+                    rows,
+                    req.idx[rows],
+                    ROUTE_SEGMENT,
+                    scorer.segment_reason,
+                    segment_rows,
+                    attrs[seg].reset_index(drop=True),
+                )
+            )
+        glob = remaining & ~segmentable
+        if glob.any():
+            rows = cold[glob]
+
+            def global_rows(chunk: _Chunk) -> np.ndarray:
+                return np.tile(scorer.global_scores(), (len(chunk.pos), 1))
+
+            groups.append(_Group(rows, req.idx[rows], ROUTE_GLOBAL, REASON_GLOBAL, global_rows))
+    return groups
+
+
+# ============================================================================ the menu
+
+
+def _exclusion_rows(
+    model: Recommender, state: _State, idx: NDArray[np.int64], exclude: str
+) -> sp.csr_matrix | None:
+    if exclude == "seen":
+        return _history_rows(model.history_, idx)
+    if exclude == "completed":
+        return _gather_rows(state.completed(), idx)
+    return None
+
+
+def _member_orgs(state: _State, req: _Request, chunk: _Chunk) -> list[str | None]:
+    """Branch org id (str) of each chunk member: given attributes first, then training."""
+    orgs: list[str | None] = [None] * len(chunk.pos)
+    training = state.member_orgs()
+    for i, j in enumerate(chunk.idx.tolist()):
+        if 0 <= j < len(training):
+            orgs[i] = training[j]
+    if req.attributes is not None and C.ORG in req.attributes.columns:
+        given = req.attributes[C.ORG]
+        index = pd.Index(given.index)
+        pos = index.get_indexer(pd.Index(req.ids[chunk.pos]))
+        for i, p in enumerate(pos.tolist()):
+            if p >= 0 and pd.notna(given.iloc[p]):
+                orgs[i] = str(given.iloc[p])
+    return orgs
+
+
+class _Output:
+    """Menu rows accumulated chunk by chunk, as arrays."""
+
+    def __init__(self) -> None:
+        self.pos: list[np.ndarray] = []
+        self.courses: list[np.ndarray] = []
+        self.scores: list[np.ndarray] = []
+        self.reasons: list[np.ndarray] = []
+        self.routes: list[np.ndarray] = []
+        self.counts: list[np.ndarray] = []
+
+    def add(
+        self,
+        pos: int,
+        courses: np.ndarray,
+        scores: np.ndarray,
+        reasons: np.ndarray,
+        route: str,
+    ) -> None:
+        self.pos.append(np.full(courses.size, pos, dtype=np.int64))
+        self.courses.append(courses)
+        self.scores.append(scores)
+        self.reasons.append(reasons)
+        self.routes.append(np.full(courses.size, route, dtype=object))
+
+    def frame(self, req: _Request, state: _State) -> pd.DataFrame:
+        if not self.pos:
+            return _empty_menu(req, state)
+        pos = np.concatenate(self.pos)
+        courses = np.concatenate(self.courses)
+        scores = np.concatenate(self.scores).astype(np.float32, copy=False)
+        reasons = np.concatenate(self.reasons)
+        routes = np.concatenate(self.routes)
+        if len(self.pos) > 1 and (np.diff(pos) < 0).any():
+            # Route groups come out one after the other: restore the request order.
+            order = np.argsort(pos, kind="stable")
+            pos, courses, scores = pos[order], courses[order], scores[order]
+            reasons, routes = reasons[order], routes[order]
+        starts = np.flatnonzero(np.r_[True, pos[1:] != pos[:-1]])
+        rank = np.arange(pos.size, dtype=np.int32) - np.repeat(
+            starts, np.diff(np.r_[starts, pos.size])
+        ).astype(np.int32)
+        return pd.DataFrame(
+            {
+                C.MEMBER: req.ids[pos],
+                C.COURSE: state.course_ext[courses],
+                C.SCORE: scores,
+                C.RANK: rank + 1,
+                C.REASON: reasons,
+                C.ROUTE: routes,
+            },
+            copy=False,
+        )
+
+
+def _empty_menu(req: _Request, state: _State) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            C.MEMBER: req.ids[:0],
+            C.COURSE: state.course_ext[:0],
+            C.SCORE: np.empty(0, np.float32),
+            C.RANK: np.empty(0, np.int32),
+            C.REASON: pd.Series([], dtype=str),
+            C.ROUTE: pd.Series([], dtype=str),
+        }
+    )
+
+
+def _menu_chunk(
+    model: Recommender,
+    state: _State,
+    req: _Request,
+    chunk: _Chunk,
+    scores: np.ndarray,
+    filt: _Filter,
+    opts: _Opts,
+    out: _Output,
+) -> None:
+    """Rank one chunk of members of one route and append their menus to ``out``.
+
+    ``scores`` is the chunk's (members, n_courses) float32 score matrix; it is read, never
+    written (the kernel gets copies of its rows).
+    """
+    m, n = len(chunk.pos), opts.n
+    personal = chunk.route == ROUTE_PERSONAL
+    excl = _exclusion_rows(model, state, chunk.idx, opts.exclude)
+
+    pins: list[NDArray[np.int64]] = [_EMPTY_I64] * m
+    if opts.pin_compulsory:
+        branch = state.branch_pins()
+        if branch:
+            pins = _pins(state, req, chunk, scores, filt, branch, n)
+    max_pins = max((p.size for p in pins), default=0)
+
+    # Pinned courses may come back from the kernel too: ask for that many more.
+    pool = n * (_MMR_POOL if opts.diversity > 0 else 1) + max_pins
+    k = max(1, min(pool, state.n_courses))
+    top = topk_scores(
+        lambda rows: scores[rows], np.arange(m), state.n_courses, k, exclude=excl, allow=filt.allow
+    )
+
+    history = factors = None
+    if personal and opts.with_reasons:
+        history = excl if opts.exclude == "seen" else _history_rows(model.history_, chunk.idx)
+        factors = model.factors()
+    for i in range(m):
+        pinned = pins[i]
+        cand = top.indices[i]
+        keep = cand >= 0
+        if pinned.size:
+            keep &= ~np.isin(cand, pinned)
+        cand = cand[keep].astype(np.int64)
+        cand_scores = top.scores[i][keep]
+        need = n - pinned.size
+        if opts.diversity > 0 and cand.size > 1:
+            order = _mmr(
+                cand_scores,
+                state.channel_codes[cand],
+                state.channel_codes[pinned],
+                need,
+                opts.diversity,
+            )
+        else:
+            order = np.arange(min(need, cand.size))
+        cand, cand_scores = cand[order], cand_scores[order]
+
+        reasons = np.empty(pinned.size + cand.size, dtype=object)
+        if not opts.with_reasons:
+            reasons[:] = ""
+        else:
+            reasons[: pinned.size] = REASON_COMPULSORY
+            if history is not None:
+                lo, hi = history.indptr[i], history.indptr[i + 1]
+                reasons[pinned.size :] = _studied_reasons(
+                    state, factors, cand, history.indices[lo:hi], history.data[lo:hi]
+                )
+            else:
+                reasons[pinned.size :] = chunk.reason or ""
+        out.add(
+            int(chunk.pos[i]),
+            np.concatenate((pinned, cand)),
+            np.concatenate((scores[i, pinned], cand_scores)),
+            reasons,
+            chunk.route,
+        )
+
+
+def _pins(
+    state: _State,
+    req: _Request,
+    chunk: _Chunk,
+    scores: np.ndarray,
+    filt: _Filter,
+    branch: dict[str, NDArray[np.int64]],
+    n: int,
+) -> list[NDArray[np.int64]]:
+    """Per member, the compulsory courses of their branch to pin, best scored first."""
+    orgs = _member_orgs(state, req, chunk)
+    completed = state.completed()
+    out: list[NDArray[np.int64]] = []
+    for i, org in enumerate(orgs):
+        courses = branch.get(org) if org is not None else None
+        if courses is None or courses.size == 0:
+            out.append(_EMPTY_I64)
+            continue
+        if filt.mask is not None:
+            courses = courses[filt.mask[courses]]
+        j = int(chunk.idx[i])
+        if courses.size and 0 <= j < completed.shape[0]:
+            done = completed.indices[completed.indptr[j] : completed.indptr[j + 1]]
+            if done.size:
+                courses = courses[~np.isin(courses, done)]
+        if courses.size:
+            # Best scored first; ties by course index (the kernel's rule), so stable sort.
+            courses = courses[np.argsort(-scores[i, courses], kind="stable")][:n]
+        out.append(courses)
+    return out
+
+
+def _mmr(
+    scores: NDArray[np.float32],
+    channels: NDArray[np.int32],
+    pinned_channels: NDArray[np.int32],
+    need: int,
+    weight: float,
+) -> NDArray[np.int64]:
+    """Greedy MMR over a pool sorted best first; positions of the ``need`` picks in order.
+
+    Similarity is 1 between courses of the same (known) channel, else 0, so the maximal
+    similarity to the picks so far is just "is this channel covered yet".
+    """
+    size = scores.size
+    need = min(need, size)
+    finite = np.isfinite(scores)
+    s = np.where(finite, scores, 0.0).astype(np.float64)
+    lo, hi = (s[finite].min(), s[finite].max()) if finite.any() else (0.0, 0.0)
+    rel = (s - lo) / (hi - lo) if hi > lo else np.ones(size)
+    rel[~finite] = -1.0
+    covered = np.isin(channels, pinned_channels[pinned_channels >= 0]) & (channels >= 0)
+    value = rel - weight * covered
+    picks = np.empty(need, dtype=np.int64)
+    for step in range(need):
+        # argmax takes the first maximum: among equals, the better-ranked course.
+        j = int(np.argmax(value))
+        picks[step] = j
+        value[j] = -np.inf
+        c = channels[j]
+        if c >= 0:
+            newly = (channels == c) & ~covered
+            if newly.any():
+                covered |= newly
+                value[newly] -= weight
+    return picks
+
+
+def _studied_reasons(
+    state: _State,
+    factors: Factors | None,
+    recommended: NDArray[np.int64],
+    history: np.ndarray,
+    confidence: np.ndarray,
+) -> np.ndarray:
+    """ "because you studied <title>" naming the history course most like each course.
+
+    Factor models: cosine similarity of course factors. Other models: a history course of
+    the same channel, the most confident one (confidence carries recency when the
+    weighting decays); any history course otherwise.
+    """
+    out = np.empty(recommended.size, dtype=object)
+    if recommended.size == 0:
+        return out
+    if history.size == 0:
+        out[:] = REASON_SEGMENT
+        return out
+    hist = history.astype(np.int64)
+    conf = confidence.astype(np.float64)
+    if hist.size > _REASON_HISTORY:
+        keep = np.argpartition(-conf, _REASON_HISTORY)[:_REASON_HISTORY]
+        hist, conf = hist[keep], conf[keep]
+    if factors is not None and factors.courses.shape[0] == state.n_courses:
+        rec_f = factors.courses[recommended].astype(np.float32, copy=False)
+        hist_f = factors.courses[hist].astype(np.float32, copy=False)
+        sim = rec_f @ hist_f.T
+        norms = np.linalg.norm(rec_f, axis=1)[:, None] * np.linalg.norm(hist_f, axis=1)[None, :]
+        sim = sim / np.maximum(norms, 1e-12)
+    else:
+        rec_c = state.channel_codes[recommended]
+        hist_c = state.channel_codes[hist]
+        same = (rec_c[:, None] == hist_c[None, :]) & (rec_c[:, None] >= 0)
+        sim = same + (conf / max(float(conf.max()), 1e-12))[None, :] * 0.5
+    itself = recommended[:, None] == hist[None, :]
+    sim = np.where(itself, -np.inf, sim)
+    best = hist[np.argmax(sim, axis=1)]
+    again = itself.any(axis=1)
+    titles = state.titles
+    for i in range(recommended.size):
+        if again[i]:
+            out[i] = _CONTINUE + titles[recommended[i]]
+        else:
+            out[i] = _STUDIED + titles[best[i]]
+    return out
+
+
+# ============================================================================ lecturers
+
+
+@dataclass(frozen=True)
+class _Lecturers:
+    """Courses grouped by lecturer: ``order`` lists course indices lecturer by lecturer,
+    ``starts`` where each lecturer's run begins, ``segment`` the lecturer of each slot."""
+
+    ids: np.ndarray
+    order: NDArray[np.int64]
+    starts: NDArray[np.int64]
+    segment: NDArray[np.int64]
+
+    @classmethod
+    def make(cls, lecturer: pd.Series) -> _Lecturers | None:
+        codes, uniques = pd.factorize(lecturer)
+        if len(uniques) == 0:
+            return None
+        has = np.flatnonzero(codes >= 0)
+        order = has[np.argsort(codes[has], kind="stable")].astype(np.int64)
+        segment = codes[order].astype(np.int64)
+        starts = np.flatnonzero(np.r_[True, segment[1:] != segment[:-1]]).astype(np.int64)
+        return cls(np.asarray(uniques, dtype=object), order, starts, segment)
+
+    def rank(
+        self, scores: NDArray[np.float32], n: int, top: int, course_ext: np.ndarray
+    ) -> pd.DataFrame:
+        """Lecturers by the mean of their ``top`` best course scores (``-inf`` = filtered)."""
+        values = scores[self.order].astype(np.float64)
+        values[np.isnan(values)] = -np.inf
+        eligible = np.add.reduceat(np.isfinite(values).astype(np.int64), self.starts)
+        total = np.zeros(self.starts.size)
+        best_slot = np.zeros(self.starts.size, dtype=np.int64)
+        for round_ in range(top):
+            # Take each lecturer's current maximum, then knock out its first occurrence.
+            peak = np.maximum.reduceat(values, self.starts)
+            hits = np.flatnonzero(values == peak[self.segment])
+            first = hits[np.r_[True, self.segment[hits][1:] != self.segment[hits][:-1]]]
+            live = np.isfinite(peak)
+            total[live] += peak[live]
+            if round_ == 0:
+                best_slot[self.segment[first]] = first
+            values[first] = -np.inf
+        ok = np.flatnonzero(eligible > 0)
+        mean = total[ok] / np.minimum(eligible[ok], top)
+        order = ok[np.lexsort((ok, -mean))][:n] if ok.size else ok
+        mean_by = np.zeros(self.starts.size)
+        mean_by[ok] = mean
+        return pd.DataFrame(
+            {
+                C.LECTURER: self.ids[order],
+                C.SCORE: mean_by[order].astype(np.float32),
+                C.RANK: np.arange(1, order.size + 1, dtype=np.int32),
+                "courses": eligible[order].astype(np.int32),
+                "top_course_id": course_ext[self.order[best_slot[order]]],
+            }
+        )
+
+
+def _empty_lecturers(state: _State) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            C.LECTURER: pd.Series([], dtype=object),
+            C.SCORE: np.empty(0, np.float32),
+            C.RANK: np.empty(0, np.int32),
+            "courses": np.empty(0, np.int32),
+            "top_course_id": state.course_ext[:0],
+        }
+    )

@@ -1,0 +1,474 @@
+"""Tests of the shared scoring / top-k kernel against a brute-force reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from threadpoolctl import threadpool_info
+
+from recommend.errors import ConfigError, DataError
+from recommend.topk import TopK, topk_factors, topk_scores
+
+# ----------------------------------------------------------------------------- reference
+
+
+def reference(
+    scores: np.ndarray,
+    k: int,
+    exclude: sp.spmatrix | None = None,
+    forbid: np.ndarray | None = None,
+    allow: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Full sort by (score desc, course asc); -inf / NaN / masked never returned."""
+    s = np.array(scores, dtype=np.float64)
+    n, m = s.shape
+    if exclude is not None:
+        coo = exclude.tocoo()  # every stored entry counts, explicit zeros included
+        rows, cols = coo.row, coo.col
+        s[rows, cols] = -np.inf
+    if forbid is not None:
+        s[:, forbid] = -np.inf
+    if allow is not None:
+        keep = np.zeros(m, dtype=bool)
+        keep[allow] = True
+        s[:, ~keep] = -np.inf
+    s[np.isnan(s)] = -np.inf
+    order = np.lexsort((np.broadcast_to(np.arange(m), (n, m)), -s), axis=1)[:, :k]
+    best = np.take_along_axis(s, order, axis=1)
+    idx = np.where(np.isneginf(best), -1, order)
+    if k > m:
+        pad = k - m
+        idx = np.hstack([idx, np.full((n, pad), -1)])
+        best = np.hstack([best, np.full((n, pad), -np.inf)])
+    return idx.astype(np.int32), best.astype(np.float32)
+
+
+def int_factors(rng: np.random.Generator, rows: int, f: int, low: int = -3, high: int = 3):
+    """Small integer factors: products and sums are exact in float32 and ties are common."""
+    return rng.integers(low, high + 1, size=(rows, f)).astype(np.float32)
+
+
+def random_exclude(rng: np.random.Generator, n: int, m: int, density: float) -> sp.csr_matrix:
+    mask = rng.random((n, m)) < density
+    return sp.csr_matrix(mask.astype(np.float32))
+
+
+def assert_same(result: TopK, expected: tuple[np.ndarray, np.ndarray]) -> None:
+    idx, scores = expected
+    np.testing.assert_array_equal(result.indices, idx)
+    np.testing.assert_array_equal(result.scores, scores)
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(7)
+
+
+@pytest.fixture
+def model(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """40 members, 500 courses (wide enough for the grouped bound), integer factors."""
+    members = int_factors(rng, 40, 6)
+    courses = int_factors(rng, 500, 6)
+    return {"members": members, "courses": courses, "scores": members @ courses.T}
+
+
+# ------------------------------------------------------------------------ basic results
+
+
+def test_matches_bruteforce_with_exclusions(model, rng):
+    exclude = random_exclude(rng, 40, 500, 0.05)
+    result = topk_factors(model["members"], model["courses"], 10, exclude=exclude)
+    assert_same(result, reference(model["scores"], 10, exclude=exclude))
+
+
+def test_output_types_and_shapes(model):
+    result = topk_factors(model["members"].astype(np.float64), model["courses"], 7)
+    assert isinstance(result, TopK)
+    assert result.indices.shape == (40, 7) and result.indices.dtype == np.int32
+    assert result.scores.shape == (40, 7) and result.scores.dtype == np.float32
+    assert result.k == 7 and len(result) == 40
+    assert (np.diff(result.scores, axis=1) <= 0).all()
+
+
+def test_random_normal_factors_agree_with_float_reference(rng):
+    members = rng.standard_normal((300, 16), dtype=np.float32)
+    courses = rng.standard_normal((3000, 16), dtype=np.float32)
+    exclude = random_exclude(rng, 300, 3000, 0.01)
+    result = topk_factors(members, courses, 20, exclude=exclude)
+    idx, scores = reference(members @ courses.T, 20, exclude=exclude)
+    np.testing.assert_allclose(result.scores, scores, rtol=1e-5, atol=1e-5)
+    # Rounding may differ between GEMM shapes; only near-tied courses may swap.
+    assert (result.indices == idx).mean() > 0.99
+
+
+def test_ties_go_to_the_lower_course_index():
+    members = np.array([[0.0, 0.0], [1.0, 0.0]], dtype=np.float32)
+    courses = np.array([[1, 0], [2, 0], [2, 0], [0, 5], [2, 1]], dtype=np.float32)
+    result = topk_factors(members, courses, 3)
+    np.testing.assert_array_equal(result.indices, [[0, 1, 2], [1, 2, 4]])
+    np.testing.assert_array_equal(result.scores, [[0, 0, 0], [2, 2, 2]])
+
+
+def test_negative_zero_ties_with_zero():
+    # -0.0 == 0.0, so the lower index wins even though its sign bit is set.
+    members = np.array([[1.0]], dtype=np.float32)
+    courses = np.array([[1.0], [0.0], [-0.0]], dtype=np.float32)
+    result = topk_factors(members, -courses, 3)
+    np.testing.assert_array_equal(result.indices, [[1, 2, 0]])
+
+
+def test_all_tied_wide_rows_take_the_exact_fallback(rng):
+    # A member with a zero vector ties on every course: far more candidates than the cap.
+    members = int_factors(rng, 30, 4)
+    members[::3] = 0.0
+    courses = int_factors(rng, 3000, 4)
+    exclude = random_exclude(rng, 30, 3000, 0.002)
+    result = topk_factors(members, courses, 12, exclude=exclude, block_size=8)
+    assert_same(result, reference(members @ courses.T, 12, exclude=exclude))
+
+
+def test_bias_is_added(model, rng):
+    bias = rng.integers(-4, 5, size=500).astype(np.float32)
+    result = topk_factors(model["members"], model["courses"], 9, course_bias=bias)
+    assert_same(result, reference(model["scores"] + bias, 9))
+
+
+@pytest.mark.parametrize("n_members", [3, 40])
+def test_course_factors_in_either_memory_order(model, n_members):
+    members = np.repeat(model["members"], 10, axis=0)[: n_members * 10]  # >= 256 rows copies
+    fortran = np.asfortranarray(model["courses"])
+    for allow in (None, np.arange(0, 500, 3)):
+        by_c = topk_factors(members, model["courses"], 6, allow=allow)
+        by_f = topk_factors(members, fortran, 6, allow=allow)
+        assert_same(by_f, (by_c.indices, by_c.scores))
+        assert_same(by_c, reference(members @ model["courses"].T, 6, allow=allow))
+
+
+def test_empty_member_set(model):
+    result = topk_factors(np.empty((0, 6), np.float32), model["courses"], 5)
+    assert result.indices.shape == (0, 5) and result.scores.shape == (0, 5)
+    result = topk_scores(lambda rows: np.zeros((len(rows), 500)), [], 500, 5)
+    assert result.indices.shape == (0, 5)
+
+
+def test_inputs_are_not_modified(model, rng):
+    exclude = random_exclude(rng, 40, 500, 0.05)
+    before = (model["members"].copy(), model["courses"].copy(), exclude.copy())
+    topk_factors(model["members"], model["courses"], 5, exclude=exclude, allow=np.arange(300))
+    np.testing.assert_array_equal(model["members"], before[0])
+    np.testing.assert_array_equal(model["courses"], before[1])
+    assert (exclude != before[2]).nnz == 0
+
+
+# ------------------------------------------------------------------------ masks and lists
+
+
+def test_excluded_courses_are_never_returned(rng):
+    members = rng.standard_normal((50, 8), dtype=np.float32)
+    courses = rng.standard_normal((400, 8), dtype=np.float32)
+    exclude = random_exclude(rng, 50, 400, 0.3)
+    result = topk_factors(members, courses, 25, exclude=exclude)
+    dense = exclude.toarray() != 0
+    rows = np.repeat(np.arange(50), 25)
+    assert not dense[rows, result.indices.ravel()].any()
+
+
+def test_explicit_zeros_in_exclude_still_exclude(model):
+    exclude = sp.csr_matrix(
+        (np.zeros(40, np.float32), (np.arange(40), np.zeros(40, int))), shape=(40, 500)
+    )
+    assert exclude.nnz == 40
+    result = topk_factors(model["members"], model["courses"], 500)
+    assert (result.indices == 0).any(axis=1).all()
+    result = topk_factors(model["members"], model["courses"], 500, exclude=exclude)
+    assert not (result.indices == 0).any()
+
+
+def test_forbid_and_allow(model, rng):
+    forbid = rng.choice(500, 60, replace=False)
+    allow = rng.choice(500, 200, replace=False)
+    exclude = random_exclude(rng, 40, 500, 0.1)
+    result = topk_factors(
+        model["members"], model["courses"], 15, exclude=exclude, forbid=forbid, allow=allow
+    )
+    assert_same(result, reference(model["scores"], 15, exclude, forbid=forbid, allow=allow))
+    assert np.isin(result.indices[result.indices >= 0], allow).all()
+    assert not np.isin(result.indices, forbid).any()
+
+
+def test_allow_as_bool_mask_equals_indices(model):
+    mask = np.zeros(500, dtype=bool)
+    mask[::7] = True
+    by_mask = topk_factors(model["members"], model["courses"], 5, allow=mask)
+    by_idx = topk_factors(model["members"], model["courses"], 5, allow=np.flatnonzero(mask))
+    assert_same(by_mask, (by_idx.indices, by_idx.scores))
+
+
+def test_k_larger_than_allowed_pads_with_minus_one(model):
+    exclude = sp.csr_matrix(
+        (np.ones(2, np.float32), ([0, 1], [3, 4])), shape=(40, 500), dtype=np.float32
+    )
+    result = topk_factors(model["members"], model["courses"], 6, allow=[3, 4, 5], exclude=exclude)
+    assert_same(result, reference(model["scores"], 6, exclude, allow=np.array([3, 4, 5])))
+    assert (result.indices[0, 2:] == -1).all() and np.isneginf(result.scores[0, 2:]).all()
+    assert (result.indices[5, 3:] == -1).all()
+
+
+def test_k_larger_than_catalogue(model):
+    result = topk_factors(model["members"][:3], model["courses"][:4], 6)
+    assert_same(result, reference(model["scores"][:3, :4], 6))
+
+
+def test_empty_whitelist_returns_only_padding(model):
+    result = topk_factors(model["members"], model["courses"], 3, allow=np.array([], int))
+    assert (result.indices == -1).all() and np.isneginf(result.scores).all()
+
+
+def test_nan_and_minus_inf_scores_are_never_returned():
+    scores = np.array([[np.nan, 1.0, -np.inf, 0.5], [np.nan, np.nan, np.nan, 2.0]], np.float32)
+    result = topk_scores(lambda rows: scores[rows].copy(), np.arange(2), 4, 3)
+    np.testing.assert_array_equal(result.indices, [[1, 3, -1], [3, -1, -1]])
+
+
+def test_nan_in_wide_rows_does_not_hide_the_best(rng):
+    scores = rng.standard_normal((6, 2000)).astype(np.float32)
+    scores[:, ::3] = np.nan
+    result = topk_scores(lambda rows: scores[rows].copy(), np.arange(6), 2000, 10)
+    assert_same(result, reference(scores, 10))
+
+
+# -------------------------------------------------------------------------- blocking
+
+
+@pytest.mark.parametrize("block_size", [1, 7, 40, 1000])
+@pytest.mark.parametrize("num_threads", [1, 2])
+def test_block_size_and_threads_do_not_change_results(model, rng, block_size, num_threads):
+    exclude = random_exclude(rng, 40, 500, 0.05)
+    expected = reference(model["scores"], 8, exclude=exclude, forbid=np.array([1, 2, 3]))
+    result = topk_factors(
+        model["members"],
+        model["courses"],
+        8,
+        exclude=exclude,
+        forbid=[1, 2, 3],
+        block_size=block_size,
+        num_threads=num_threads,
+    )
+    assert_same(result, expected)
+
+
+@pytest.mark.parametrize("block_size", [4, None])
+def test_blas_limits_are_restored_after_a_call(model, block_size):
+    before = [(i["internal_api"], i["num_threads"]) for i in threadpool_info()]
+    topk_factors(model["members"], model["courses"], 5, block_size=block_size, num_threads=2)
+    after = [(i["internal_api"], i["num_threads"]) for i in threadpool_info()]
+    assert before == after
+
+
+def test_concurrent_calls_agree_and_restore_blas_limits(model, rng):
+    from concurrent.futures import ThreadPoolExecutor
+
+    before = [(i["internal_api"], i["num_threads"]) for i in threadpool_info()]
+    exclude = random_exclude(rng, 40, 500, 0.05)
+    expected = reference(model["scores"], 7, exclude=exclude)
+
+    def call(block_size: int) -> TopK:
+        return topk_factors(
+            model["members"], model["courses"], 7, exclude=exclude, block_size=block_size
+        )
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(call, [1, 3, 5, 8, 13, 40] * 3))
+    for result in results:
+        assert_same(result, expected)
+    assert [(i["internal_api"], i["num_threads"]) for i in threadpool_info()] == before
+
+
+# ------------------------------------------------------------------- generic score path
+
+
+def test_score_block_path_equals_factor_path(model, rng):
+    members, courses = model["members"], model["courses"]
+    bias = rng.integers(-2, 3, size=500).astype(np.float32)
+    exclude = random_exclude(rng, 25, 500, 0.05)
+    who = rng.choice(40, 25, replace=False)
+    seen: list[np.ndarray] = []
+
+    def score_block(rows: np.ndarray) -> np.ndarray:
+        seen.append(rows)
+        return members[rows] @ courses.T + bias
+
+    options = {"exclude": exclude, "allow": np.arange(0, 500, 2), "block_size": 6}
+    generic = topk_scores(score_block, who, 500, 10, **options)
+    factor = topk_factors(members[who], courses, 10, course_bias=bias, **options)
+    assert_same(generic, (factor.indices, factor.scores))
+    np.testing.assert_array_equal(np.sort(np.concatenate(seen)), np.sort(who))
+
+
+@pytest.mark.parametrize("kind", ["float64", "int", "sparse", "view", "readonly"])
+def test_score_block_accepts_common_outputs(model, kind):
+    scores = model["scores"]
+    base = scores.astype(np.float32)
+
+    def score_block(rows: np.ndarray):
+        if kind == "float64":
+            return scores[rows].astype(np.float64)
+        if kind == "int":
+            return scores[rows].astype(np.int64)
+        if kind == "sparse":
+            return sp.csr_matrix(np.maximum(scores[rows], 0))
+        block = base[rows.min() : rows.max() + 1]  # a view into a cached array
+        if kind == "readonly":
+            block = block.copy()
+            block.flags.writeable = False
+        return block
+
+    expected = scores if kind != "sparse" else np.maximum(scores, 0)
+    exclude = sp.csr_matrix(np.eye(40, 500, dtype=np.float32))
+    result = topk_scores(score_block, np.arange(40), 500, 5, exclude=exclude, block_size=9)
+    assert_same(result, reference(expected, 5, exclude=exclude))
+    np.testing.assert_array_equal(base, scores.astype(np.float32))  # cache untouched
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize("k", [0, -1, 2.5, True, None])
+def test_bad_k_is_a_config_error(model, k):
+    with pytest.raises(ConfigError, match="k must be a positive integer"):
+        topk_factors(model["members"], model["courses"], k)
+
+
+@pytest.mark.parametrize("option", ["block_size", "num_threads"])
+def test_bad_block_size_or_threads(model, option):
+    with pytest.raises(ConfigError, match=f"{option} must be a positive integer"):
+        topk_factors(model["members"], model["courses"], 3, **{option: 0})
+
+
+def test_factor_dimension_mismatch(model):
+    with pytest.raises(DataError, match="6 factors but course_factors has 5"):
+        topk_factors(model["members"], model["courses"][:, :5], 3)
+
+
+def test_factors_must_be_2d(model):
+    with pytest.raises(DataError, match="member_factors must be 2-d"):
+        topk_factors(model["members"][0], model["courses"], 3)
+
+
+def test_exclude_shape_mismatch(model):
+    exclude = sp.csr_matrix((39, 500), dtype=np.float32)
+    with pytest.raises(DataError, match=r"exclude has shape \(39, 500\); expected \(40, 500\)"):
+        topk_factors(model["members"], model["courses"], 3, exclude=exclude)
+
+
+def test_exclude_must_be_sparse(model):
+    with pytest.raises(DataError, match="exclude must be a scipy sparse matrix"):
+        topk_factors(model["members"], model["courses"], 3, exclude=np.zeros((40, 500)))
+
+
+def test_bias_shape_mismatch(model):
+    with pytest.raises(DataError, match="course_bias has shape"):
+        topk_factors(model["members"], model["courses"], 3, course_bias=np.zeros(3))
+
+
+@pytest.mark.parametrize("option", ["forbid", "allow"])
+def test_course_index_out_of_range(model, option):
+    with pytest.raises(DataError, match=f"{option} holds 1 course indices outside"):
+        topk_factors(model["members"], model["courses"], 3, **{option: [1, 500]})
+
+
+def test_allow_mask_of_wrong_length(model):
+    with pytest.raises(DataError, match=r"allow as a bool mask must have shape \(500,\)"):
+        topk_factors(model["members"], model["courses"], 3, allow=np.ones(10, dtype=bool))
+
+
+def test_score_block_of_wrong_shape(model):
+    with pytest.raises(DataError, match=r"score_block returned float64 scores of shape \(5, 3\)"):
+        topk_scores(lambda rows: np.zeros((len(rows), 3)), np.arange(5), 4, 2)
+
+
+def test_score_block_of_complex_dtype():
+    with pytest.raises(DataError, match="expected real numbers"):
+        topk_scores(lambda rows: np.zeros((len(rows), 3), complex), np.arange(5), 3, 2)
+
+
+def test_factors_must_be_real(model):
+    with pytest.raises(DataError, match="course_factors must hold real numbers"):
+        topk_factors(model["members"], model["courses"].astype(complex), 3)
+
+
+def test_members_must_be_integer_indices():
+    with pytest.raises(DataError, match="members must be a 1-d array of integer indices"):
+        topk_scores(lambda rows: np.zeros((len(rows), 3)), np.array([0.5]), 3, 2)
+
+
+def test_errors_are_value_errors(model):
+    with pytest.raises(ValueError):
+        topk_factors(model["members"], model["courses"], 0)
+
+
+# --------------------------------------------------------------------------- properties
+
+
+@st.composite
+def problems(draw):
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    n = draw(st.integers(0, 25))
+    m = draw(st.integers(1, 300))
+    f = draw(st.integers(1, 4))
+    k = draw(st.integers(1, 12))
+    members = int_factors(rng, n, f, -2, 2)
+    courses = int_factors(rng, m, f, -2, 2)
+    exclude = random_exclude(rng, n, m, draw(st.sampled_from([0.0, 0.05, 0.5, 0.97])))
+    forbid = rng.choice(m, draw(st.integers(0, m)), replace=False) if draw(st.booleans()) else None
+    allow = rng.choice(m, draw(st.integers(0, m)), replace=False) if draw(st.booleans()) else None
+    block_size = draw(st.sampled_from([None, 1, 3, 16]))
+    threads = draw(st.sampled_from([1, 2]))
+    return members, courses, k, exclude, forbid, allow, block_size, threads
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problems())
+def test_property_equals_bruteforce(problem):
+    members, courses, k, exclude, forbid, allow, block_size, threads = problem
+    result = topk_factors(
+        members,
+        courses,
+        k,
+        exclude=exclude,
+        forbid=forbid,
+        allow=allow,
+        block_size=block_size,
+        num_threads=threads,
+    )
+    assert_same(result, reference(members @ courses.T, k, exclude, forbid, allow))
+
+
+@settings(max_examples=60, deadline=None)
+@given(problems())
+def test_property_generic_path_equals_factor_path(problem):
+    members, courses, k, exclude, forbid, allow, block_size, threads = problem
+    options = {
+        "exclude": exclude,
+        "forbid": forbid,
+        "allow": allow,
+        "block_size": block_size,
+        "num_threads": threads,
+    }
+    factor = topk_factors(members, courses, k, **options)
+    generic = topk_scores(
+        lambda rows: members[rows] @ courses.T, np.arange(len(members)), len(courses), k, **options
+    )
+    assert_same(generic, (factor.indices, factor.scores))
+    valid = factor.indices >= 0
+    # Filled slots come first, every filled course is allowed and appears once per row.
+    assert (np.diff(valid.astype(int), axis=1) <= 0).all()
+    for row, idx in enumerate(factor.indices):
+        idx = idx[idx >= 0]
+        assert len(np.unique(idx)) == len(idx)
+        if exclude.nnz:
+            assert not np.isin(idx, exclude[row].indices).any()
