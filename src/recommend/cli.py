@@ -364,8 +364,79 @@ def cmd_demo(args: argparse.Namespace) -> int:
         .sort_values("events", ascending=False)
     )
     print(by_channel.to_string())
+    models = _demo_models(ds)
+    _demo_menus(models["best"], ds, frames["members"])
     print(f"\ndone in {time.perf_counter() - start:.1f} s")
     return 0
+
+
+def _demo_models(ds: object) -> dict[str, object]:
+    """Train the main models on a time split, print the comparison, refit the best on all."""
+    from recommend.data.splits import TimeSplit
+    from recommend.evaluation import compare
+    from recommend.models import make_model
+
+    print("\n== 4. train and compare models (time split: last 20% of events held out)")
+    train, test = ds.split(TimeSplit(test_fraction=0.2))  # type: ignore[attr-defined]
+    candidates = {
+        "popularity": make_model("popularity", segment="auto"),
+        "als": make_model("als", n_factors=32, regularization=0.02, alpha=1.0, iterations=10),
+        "ease": make_model("ease", l2=200.0),
+        "lightfm": make_model("lightfm", n_factors=32, epochs=20),
+    }
+    table, _ = compare(
+        candidates,
+        train,
+        test,
+        ks=(10, 20),
+        n_boot=0,
+        segments=False,
+        progress=lambda name: print(f"   fitting {name} ...", flush=True),
+    )
+    cols = [
+        "ndcg@10",
+        "recall@10",
+        "ndcg@20",
+        "recall@20",
+        "coverage@20",
+        "novelty@20",
+        "diversity@20",
+        "fit_seconds",
+    ]
+    print(
+        table[[c for c in cols if c in table.columns]].to_string(float_format=lambda v: f"{v:.4f}")
+    )
+    best = str(table.index[0])
+    print(f"\n   serving the best by ndcg@20, {best}: refitting it on all events")
+    return {"best": candidates[best].clone().fit(ds)}
+
+
+def _demo_menus(model: object, ds: object, members: pd.DataFrame) -> None:
+    """Menus with reasons for a mobile member, a retired member and a brand-new member."""
+    from recommend.menu import member_menu
+
+    history = ds.interactions.getnnz(axis=1)  # type: ignore[attr-defined]
+    active = members.set_index("member_id").loc[ds.member_ids.external_ids]  # type: ignore[attr-defined]
+    active = active[history > 0]
+    mobile = active["mobile"].astype(bool)
+    retired = active["occupation"] == "retired"
+    picks = [
+        ("a mobile member", active.index[mobile & ~retired][0], None),
+        ("a retired member", active.index[retired & ~mobile][0], None),
+        (
+            "a brand-new member (retired, no history)",
+            "new-member-001",
+            pd.DataFrame(
+                {"member_id": ["new-member-001"], "occupation": ["retired"], "birth_year": [1955]}
+            ),
+        ),
+    ]
+    titles = ds.courses.set_index("course_id")  # type: ignore[attr-defined]
+    for label, member, attributes in picks:
+        menu = member_menu(model, [member], n=8, member_attributes=attributes)  # type: ignore[arg-type]
+        menu = menu.join(titles[["title", "category"]], on="course_id")
+        print(f"\n== 5. menu for {label}: {member}")
+        print(menu[["rank", "title", "category", "route", "reason"]].to_string(index=False))
 
 
 # ---------------------------------------------------------------------------- parser
