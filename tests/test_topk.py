@@ -268,6 +268,19 @@ def test_blas_limits_are_restored_after_a_call(model, block_size):
     assert before == after
 
 
+def test_an_error_in_score_block_propagates_and_restores_blas_limits():
+    before = [(i["internal_api"], i["num_threads"]) for i in threadpool_info()]
+
+    def score_block(rows: np.ndarray) -> np.ndarray:
+        if rows[0] >= 30:
+            raise KeyError("member 30 is broken")
+        return np.zeros((len(rows), 10), np.float32)
+
+    with pytest.raises(KeyError, match="member 30 is broken"):
+        topk_scores(score_block, np.arange(50), 10, 3, block_size=5, num_threads=2)
+    assert [(i["internal_api"], i["num_threads"]) for i in threadpool_info()] == before
+
+
 def test_concurrent_calls_agree_and_restore_blas_limits(model, rng):
     from concurrent.futures import ThreadPoolExecutor
 

@@ -298,9 +298,9 @@ def _encode_model(
     # Fold-in publishes new state under the lock: snapshot a consistent set of references.
     if lock is not None:
         with lock:
-            attrs = dict(vars(model))
+            attrs = _learned_attributes(model)
     else:
-        attrs = dict(vars(model))
+        attrs = _learned_attributes(model)
 
     params, tuples = _encode_params(model)
     enc = _Encoder(cls.__name__)
@@ -358,6 +358,22 @@ def _encode_model(
         "dataset": view,
     }
     return meta, enc.arrays, enc.tables
+
+
+def _learned_attributes(model: Recommender) -> dict[str, Any]:
+    """Instance attributes plus public settable properties ending in ``_`` (models may keep
+    state behind a property, e.g. member vectors with an update overlay)."""
+    attrs = dict(vars(model))
+    for name in dir(type(model)):
+        prop = getattr(type(model), name, None)
+        if (
+            isinstance(prop, property)
+            and prop.fset is not None
+            and name.endswith("_")
+            and not name.startswith("_")
+        ):
+            attrs[name] = getattr(model, name)
+    return attrs
 
 
 def _encode_params(model: Recommender) -> tuple[dict[str, Any], list[str]]:

@@ -19,15 +19,20 @@ Routes
 ``cold_segment``
     No history: course popularity among members sharing the member's segment (age band,
     occupation, district or branch), from a ``Popularity(segment="auto")`` model fitted
-    once per model on the training data.
+    once per model on the training data (branch counts when that model is unavailable).
 ``cold_global``
     No history and no usable attribute: popularity on the whole platform.
 
-Every call goes through the shared top-k kernel (``recommend.topk``), so menus, evaluation
-and the batch job rank alike. Per-model lookups (titles, channel codes, filter masks, the
-branch -> compulsory courses map, completed courses, the popularity fallback) are built on
-first use under a lock and shared read-only afterwards, so a loaded model serves many
-threads at once without copying.
+How a call runs, and why it is fast for one member: the member's scores for all courses
+come from the model (``score_block``: one GEMV for a factor model) into an array the call
+owns; exclusions and non-selective filters are written into it as ``-inf``, which the
+shared top-k kernel (``recommend.topk``) never returns, so the kernel only selects. A
+selective filter (fewer than half of the courses pass) goes to the kernel as ``allow``
+instead, so that it scores the allowed columns only. Per-model lookups (member index,
+titles, channel codes, filter masks, the branch -> compulsory courses map, completed
+courses, the cold-start popularity model) are built on first use under a lock and only
+read afterwards, so a loaded model serves many threads at once; nothing mutable is shared
+between calls.
 """
 
 from __future__ import annotations
@@ -50,9 +55,11 @@ from recommend.topk import topk_scores
 
 if TYPE_CHECKING:
     from recommend.data.dataset import Dataset
+    from recommend.data.idmap import IdMap
     from recommend.models.base import Factors, History, Recommender
 
 __all__ = [
+    "LECTURER_COLUMNS",
     "MENU_COLUMNS",
     "REASON_BRANCH",
     "REASON_COMPULSORY",
@@ -100,6 +107,7 @@ _REASON_HISTORY = 256
 # Distinct filter combinations kept per model; a backend uses a handful.
 _FILTER_CACHE = 64
 _EMPTY_I64 = np.empty(0, dtype=np.int64)
+_NEG_INF = np.float32(-np.inf)
 
 
 # ============================================================================ public API
@@ -116,6 +124,7 @@ def member_menu(
     only_published: bool = True,
     now: pd.Timestamp | str | None = None,
     pin_compulsory: bool = True,
+    max_pins: int | None = None,
     diversity: float = 0.0,
     with_reasons: bool = True,
     member_attributes: pd.DataFrame | None = None,
@@ -155,19 +164,23 @@ def member_menu(
         Put courses made compulsory for the member's branch (``courses.compulsory_for``
         holds the member's ``org_id``), that pass the filters and that the member has not
         completed, first (best scored first), whatever ``exclude`` says.
+    max_pins
+        At most this many pinned courses (``None``: up to ``n``), so that a branch with a
+        long compulsory list still leaves room for the member's own choices.
     diversity
         MMR weight in [0, 1]: each next course maximises ``relevance - diversity *
         max_similarity`` over a pool of the ``3 n`` best, with relevance min-max scaled to
-        [0, 1] within the pool and similarity 1 between courses of the same channel. 0 keeps
-        the kernel's order; 1 gives a new channel precedence over any relevance. ``score``
-        stays the model's score, so it need not decrease down a diversified menu.
+        [0, 1] within the pool and similarity 1 between courses of the same channel
+        (pinned courses count as picked). 0 keeps the kernel's order; 1 gives a new channel
+        precedence over any relevance. ``score`` stays the model's score, so it need not
+        decrease down a diversified menu.
     with_reasons
-        Fill ``reason`` (otherwise empty strings, slightly faster).
+        Fill ``reason`` (otherwise empty strings).
     member_attributes
         A members table (``member_id`` plus any of ``org_id``, ``birth_year``,
-        ``occupation``, ``district``, ...) for members unknown to the model or to override
+        ``occupation``, ``district``, ...) for members unknown to the model, or to override
         the training attributes of members without history. Used for cold start and
-        branch pins.
+        branch pins. Validated like any members table (personal data is refused).
     unknown
         ``"fallback"`` (default): members unknown to the model get a cold-start menu and
         never raise. ``"raise"``: a ``DataError`` naming them.
@@ -187,15 +200,19 @@ def member_menu(
         ``unknown="raise"`` and some members are unknown, or ``member_attributes`` is
         invalid.
     """
-    opts = _options(model, n, exclude, diversity, unknown, pin_compulsory, with_reasons)
-    req = _Request.make(model, member_ids, member_attributes, unknown)
+    opts = _options(model, n, exclude, diversity, unknown, pin_compulsory, max_pins, with_reasons)
     state = _state(model)
+    req = _Request.make(model, state, member_ids, member_attributes, unknown)
+    # Read after the id map (see _Request.make): holds every index the request resolved.
+    history = model.history_
     filt = state.filter(channel, max_minutes, now if only_published else False)
+    seen = _history_rows(history, req.idx)
     out = _Output()
-    for group in _route_groups(model, state, req):
+    for group in _route_groups(model, state, req, seen.counts):
         for lo in range(0, len(group.pos), _CHUNK):
             chunk = group.take(slice(lo, lo + _CHUNK))
-            _menu_chunk(model, state, req, chunk, group.scores(chunk), filt, opts, out)
+            scores = group.scorer(chunk)
+            _menu_chunk(model, state, req, chunk, seen.take(chunk.pos), scores, filt, opts, out)
     return out.frame(req, state)
 
 
@@ -236,28 +253,29 @@ def lecturer_menu(
     pandas.DataFrame
         ``lecturer_id``, ``score`` (float32), ``rank`` (int32, 1..), ``courses`` (int32,
         the lecturer's courses that passed the filters) and ``top_course_id`` (the
-        lecturer's best course for this member). Empty without a ``lecturer_id`` column in
-        the training courses.
+        lecturer's best course for this member). Empty when the training courses have no
+        ``lecturer_id``.
     """
     top = _positive_int(top, "top")
-    opts = _options(model, n, exclude, 0.0, unknown, False, False)
+    opts = _options(model, n, exclude, 0.0, unknown, False, None, False)
     if not _is_scalar(member_id):
         raise ConfigError("lecturer_menu takes one member id; call it once per member")
-    req = _Request.make(model, member_id, member_attributes, unknown)
     state = _state(model)
-    lect = state.lecturers()
-    if lect is None:
+    req = _Request.make(model, state, member_id, member_attributes, unknown)
+    history = model.history_
+    lecturers = state.lecturers()
+    if lecturers is None:
         return _empty_lecturers(state)
     filt = state.filter(channel, max_minutes, now if only_published else False)
-    group = next(iter(_route_groups(model, state, req)))
-    chunk = group.take(slice(0, 1))
-    row = np.array(group.scores(chunk)[0], dtype=np.float32)  # a copy we may overwrite
+    seen = _history_rows(history, req.idx)
+    group = _route_groups(model, state, req, seen.counts)[0]
+    row = group.scorer(group.take(slice(0, 1)))[0]
     if filt.mask is not None:
-        row[~filt.mask] = -np.inf
-    excl = _exclusion_rows(model, state, chunk.idx, opts.exclude)
+        row[filt.blocked] = _NEG_INF
+    excl = _exclusion_rows(state, seen, req.idx, opts.exclude)
     if excl is not None:
-        row[excl.indices] = -np.inf
-    return lect.rank(row, opts.n, top, state.course_ext)
+        row[excl.indices] = _NEG_INF
+    return lecturers.rank(row, opts.n, top, state.course_ext)
 
 
 # ============================================================================ options
@@ -269,6 +287,7 @@ class _Opts:
     exclude: Exclude
     diversity: float
     pin_compulsory: bool
+    max_pins: int
     with_reasons: bool
 
 
@@ -285,6 +304,7 @@ def _options(
     diversity: float,
     unknown: str,
     pin_compulsory: bool,
+    max_pins: int | None,
     with_reasons: bool,
 ) -> _Opts:
     model._check_fitted()
@@ -299,11 +319,20 @@ def _options(
         div = float("nan")
     if not 0.0 <= div <= 1.0:
         raise ConfigError(f"diversity must be a number in [0, 1], got {diversity!r}")
-    return _Opts(n, exclude, div, bool(pin_compulsory), bool(with_reasons))  # type: ignore[arg-type]
+    pins = n
+    if max_pins is not None:
+        if isinstance(max_pins, bool) or not isinstance(max_pins, int | np.integer):
+            raise ConfigError(f"max_pins must be a non-negative integer, got {max_pins!r}")
+        if max_pins < 0:
+            raise ConfigError(f"max_pins must be a non-negative integer, got {max_pins!r}")
+        pins = min(n, int(max_pins))
+    return _Opts(n, exclude, div, bool(pin_compulsory), pins, bool(with_reasons))  # type: ignore[arg-type]
 
 
 # ============================================================================ per-model state
 
+# Keyed by the model object itself (weakly: the state goes with the model), so that the
+# menu adds nothing to the model's attributes, parameters or artifacts.
 _STATES: weakref.WeakKeyDictionary[Any, _State] = weakref.WeakKeyDictionary()
 _STATES_LOCK = threading.Lock()
 
@@ -325,11 +354,21 @@ def _state(model: Recommender) -> _State:
 
 @dataclass(frozen=True)
 class _Filter:
-    """Courses a menu may contain: sorted ``allow`` indices and the same as a mask
-    (both ``None`` when every course passes)."""
+    """Courses a menu may contain: sorted ``allow`` indices, the ``blocked`` rest, and a
+    mask; all ``None`` when every course passes."""
 
-    allow: NDArray[np.int64] | None
-    mask: NDArray[np.bool_] | None
+    allow: NDArray[np.int64] | None = None
+    blocked: NDArray[np.int64] | None = None
+    mask: NDArray[np.bool_] | None = None
+
+    @property
+    def selective(self) -> bool:
+        """True when fewer courses pass than not (the kernel then scores only those)."""
+        return (
+            self.allow is not None
+            and self.blocked is not None
+            and (self.allow.size < self.blocked.size)
+        )
 
 
 class _State:
@@ -340,14 +379,16 @@ class _State:
         self.base = base
         self.n_courses = int(base.shape[1])
         self.course_ext: np.ndarray = model.course_ids_.external_ids
+        # A hashed index of the member ids known now. ``IdMap.add`` only appends, so its
+        # positions stay valid after fold-in; ids added later go through the live map.
+        self.member_index = pd.Index(model.member_ids_.external_ids)
         self._lock = threading.Lock()
         self._lazy: dict[str, Any] = {}
         self._filters: dict[tuple[Any, ...], _Filter] = {}
         courses = dataset.courses if dataset is not None else None
         self.courses = courses
 
-        names = [str(v) for v in self.course_ext.tolist()]
-        titles = np.array(names, dtype=object)
+        titles = np.array([str(v) for v in self.course_ext.tolist()], dtype=object)
         if courses is not None and C.TITLE in courses.columns:
             given = courses[C.TITLE].to_numpy(dtype=object)
             has = np.array([isinstance(t, str) and t != "" for t in given], dtype=bool)
@@ -360,13 +401,14 @@ class _State:
             codes, uniques = pd.factorize(courses[C.CATEGORY])
             self.channel_codes = codes.astype(np.int32)
             self.channel_names = np.asarray(uniques, dtype=object)
+        self.channel_lookup = {str(c): i for i, c in enumerate(self.channel_names.tolist())}
 
         self.durations: np.ndarray | None = None
         if courses is not None and C.DURATION in courses.columns:
             self.durations = courses[C.DURATION].to_numpy(dtype=np.float64)
 
-        # Published times as int64 ns with "unknown" as the smallest value (always
-        # published); sorted, they turn any ``now`` into a count that keys the mask cache.
+        # Published times as int64 ns with "unknown" (NaT) the smallest value, so always
+        # published; sorted, they turn any ``now`` into a count that keys the mask cache.
         self.published: np.ndarray | None = None
         self.published_sorted: np.ndarray | None = None
         if courses is not None and C.PUBLISHED_AT in courses.columns:
@@ -374,6 +416,17 @@ class _State:
             self.published = pub
             self.published_sorted = np.sort(pub)
         self.now = dataset.now if dataset is not None else None
+
+    def member_index_of(self, id_map: IdMap, value: object) -> int:
+        """Model index of one external member id, -1 when unknown."""
+        try:
+            loc = self.member_index.get_loc(value)
+        except (KeyError, TypeError, pd.errors.InvalidIndexError):
+            loc = None
+        if isinstance(loc, int | np.integer):
+            return int(loc)
+        # Not known at state creation (folded in since, or of another id type).
+        return int(id_map.to_index([value], unknown="mask")[0])
 
     # ------------------------------------------------------------------ lazy parts
     def _get(self, name: str, build: Callable[[], Any]) -> Any:
@@ -413,7 +466,7 @@ class _State:
         courses = self.courses
         if courses is None or C.COMPULSORY_FOR not in courses.columns:
             return {}
-        lists = courses[C.COMPULSORY_FOR]
+        lists = courses[C.COMPULSORY_FOR].tolist()
         lengths = np.array([len(v) if isinstance(v, list) else 0 for v in lists], np.int64)
         if not lengths.any():
             return {}
@@ -449,12 +502,12 @@ class _State:
             try:
                 from recommend.models.popularity import Popularity
             except ImportError:
-                logger.info("recommend.models.popularity unavailable: branch/global counts")
+                logger.info("no popularity model available: cold start uses branch counts")
             else:
                 try:
                     model = Popularity(segment="auto").fit(ds)
                     return _PopularityScorer(model, self.n_courses)
-                except Exception as err:  # any model failure must not break cold start
+                except Exception as err:  # cold start must survive a failing model
                     logger.warning("segment popularity failed (%s); using branch counts", err)
         return _CountScorer(self.base, self.member_orgs())
 
@@ -474,7 +527,7 @@ class _State:
         max_minutes: float | None,
         now: pd.Timestamp | str | Literal[False] | None,
     ) -> _Filter:
-        """The course whitelist for these options, cached by its key."""
+        """The course whitelist for these options (``now=False``: published or not)."""
         channels = self._channel_key(channel)
         max_seconds = None
         if max_minutes is not None:
@@ -509,7 +562,7 @@ class _State:
         if channel is None:
             return None
         wanted = [channel] if isinstance(channel, str) else list(channel)
-        known = {str(name): code for code, name in enumerate(self.channel_names.tolist())}
+        known = self.channel_lookup
         strange = [c for c in wanted if str(c) not in known and c not in CHANNELS]
         if strange:
             raise ConfigError(
@@ -534,11 +587,12 @@ class _State:
             elif n_pub < self.n_courses:
                 keep &= self.published <= self.published_sorted[n_pub - 1]
         if keep.all():
-            return _Filter(None, None)
-        keep.setflags(write=False)
+            return _Filter()
         allow = np.flatnonzero(keep).astype(np.int64)
-        allow.setflags(write=False)
-        return _Filter(allow, keep)
+        blocked = np.flatnonzero(~keep).astype(np.int64)
+        for array in (keep, allow, blocked):
+            array.setflags(write=False)
+        return _Filter(allow, blocked, keep)
 
 
 def _as_naive_utc(value: pd.Timestamp | str) -> pd.Timestamp:
@@ -551,43 +605,49 @@ def _as_naive_utc(value: pd.Timestamp | str) -> pd.Timestamp:
 # ============================================================================ cold start
 
 
+@dataclass(frozen=True)
+class _Scored:
+    """Scores of a chunk of members, fresh and writable (members, n_courses) float32,
+    with each member's route and constant reason (``None``: explain from history)."""
+
+    scores: np.ndarray
+    routes: np.ndarray
+    reasons: np.ndarray
+
+
 class _ColdScorer:
-    """Scores for members without history, from their attributes."""
+    """Popularity for members without history, from their attributes."""
 
-    #: Members' attribute columns the scorer segments by (``None``: any attribute).
-    inputs: tuple[str, ...] | None = None
-    segment_reason = REASON_SEGMENT
-
-    def segment_scores(self, attributes: pd.DataFrame) -> np.ndarray:
+    def score(self, attributes: pd.DataFrame) -> _Scored:
         raise NotImplementedError
 
-    def global_scores(self) -> np.ndarray:
-        raise NotImplementedError
+
+def _cold_labels(segment: np.ndarray, branch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    routes = np.where(segment, ROUTE_SEGMENT, ROUTE_GLOBAL).astype(object)
+    reasons = np.where(
+        branch, REASON_BRANCH, np.where(segment, REASON_SEGMENT, REASON_GLOBAL)
+    ).astype(object)
+    return routes, reasons
 
 
 class _PopularityScorer(_ColdScorer):
-    """Adapter over ``recommend.models.popularity.Popularity``."""
+    """Adapter over ``recommend.models.popularity.Popularity``.
+
+    The model gives a member one segment or, when no segment applies (attribute missing,
+    segment too small or unknown), global popularity. Which one it was shows in the scores
+    themselves: a row equal to the row of a member without attributes is global. A member
+    whose scores equal those from their branch alone was served by their branch.
+    """
 
     def __init__(self, model: Any, n_courses: int) -> None:
         self.model = model
         self.n_courses = n_courses
-        # The fitted model's resolved segment if it exposes one ("auto" does not say).
-        segment = getattr(model, "segment_", getattr(model, "segment", None))
-        if segment == "auto":
-            self.inputs = None
-        elif segment is None:
-            self.inputs = ()
-        elif segment == "age_band":
-            self.inputs = (C.BIRTH_YEAR, "age_band")
-        else:
-            self.inputs = (str(segment),)
-        if segment == C.ORG:
-            self.segment_reason = REASON_BRANCH
-        self._global = np.asarray(model.global_scores(), dtype=np.float32).reshape(-1)
-        self._global.setflags(write=False)
+        self.kinds = tuple(getattr(model, "kinds", ()) or ())
+        self._fallback = self._segment_scores(pd.DataFrame(index=range(1)))[0]
 
-    def segment_scores(self, attributes: pd.DataFrame) -> np.ndarray:
-        out = np.asarray(self.model.segment_scores(attributes), dtype=np.float32)
+    def _segment_scores(self, attributes: pd.DataFrame) -> np.ndarray:
+        # A copy: the menu writes exclusions into the scores it gets.
+        out = np.array(self.model.segment_scores(attributes), dtype=np.float32)
         if out.shape != (len(attributes), self.n_courses):
             raise DataError(
                 f"segment_scores returned shape {out.shape}; expected "
@@ -595,24 +655,28 @@ class _PopularityScorer(_ColdScorer):
             )
         return out
 
-    def global_scores(self) -> np.ndarray:
-        return self._global
+    def score(self, attributes: pd.DataFrame) -> _Scored:
+        scores = self._segment_scores(attributes)
+        segment = (scores != self._fallback).any(axis=1)
+        branch = np.zeros(len(attributes), dtype=bool)
+        if segment.any() and C.ORG in self.kinds and C.ORG in attributes.columns:
+            probe = attributes.loc[segment, [C.ORG]].reset_index(drop=True)
+            branch[segment] = (self._segment_scores(probe) == scores[segment]).all(axis=1)
+        return _Scored(scores, *_cold_labels(segment, branch))
 
 
 class _CountScorer(_ColdScorer):
     """Fallback when no popularity model is available: how many members studied each
-    course, in the member's branch first (platform counts break ties)."""
-
-    inputs = (C.ORG,)
-    segment_reason = REASON_BRANCH
+    course, in the member's branch (platform counts breaking ties) or on the platform."""
 
     def __init__(self, base: sp.csr_matrix, member_orgs: np.ndarray) -> None:
         seen = base.copy()
         seen.data = np.ones_like(seen.data)
         counts = np.asarray(seen.sum(axis=0), dtype=np.float64).reshape(-1)
         self._global = counts.astype(np.float32)
-        self._global.setflags(write=False)
-        self._tiebreak = counts / (counts.max() + 1.0) if counts.size else counts
+        self._tiebreak = (counts / (counts.max() + 1.0) if counts.size else counts).astype(
+            np.float32
+        )
         self._orgs: dict[str, int] = {}
         self._by_org = sp.csr_matrix((0, base.shape[1]), dtype=np.float32)
         n = min(len(member_orgs), base.shape[0])
@@ -626,17 +690,19 @@ class _CountScorer(_ColdScorer):
             )
             self._by_org = (assign @ seen).tocsr()
 
-    def segment_scores(self, attributes: pd.DataFrame) -> np.ndarray:
-        out = np.tile(self._tiebreak.astype(np.float32), (len(attributes), 1))
-        orgs = attributes[C.ORG] if C.ORG in attributes.columns else pd.Series([None] * len(out))
-        for i, org in enumerate(orgs.tolist()):
-            row = self._orgs.get(str(org)) if org is not None and not pd.isna(org) else None
+    def score(self, attributes: pd.DataFrame) -> _Scored:
+        m = len(attributes)
+        scores = np.tile(self._global, (m, 1))
+        branch = np.zeros(m, dtype=bool)
+        orgs = attributes[C.ORG].tolist() if C.ORG in attributes.columns else [None] * m
+        for i, org in enumerate(orgs):
+            row = None if org is None or pd.isna(org) else self._orgs.get(str(org))
             if row is not None:
-                out[i] += self._by_org[row].toarray().reshape(-1)
-        return out
-
-    def global_scores(self) -> np.ndarray:
-        return self._global
+                lo, hi = self._by_org.indptr[row], self._by_org.indptr[row + 1]
+                scores[i] = self._tiebreak
+                scores[i, self._by_org.indices[lo:hi]] += self._by_org.data[lo:hi]
+                branch[i] = True
+        return _Scored(scores, *_cold_labels(branch, branch))
 
 
 # ============================================================================ requests
@@ -652,25 +718,25 @@ class _Request:
 
     ids: np.ndarray  # as given (object or int64), shape (m,)
     idx: NDArray[np.int64]  # model member index, -1 when unknown
-    attributes: pd.DataFrame | None  # validated member_attributes, or None
-    n_base: int  # training members (rows of the completed matrix)
+    attributes: pd.DataFrame | None  # validated member_attributes indexed by member_id
 
     @classmethod
     def make(
         cls,
         model: Recommender,
+        state: _State,
         member_ids: Any,
         member_attributes: pd.DataFrame | None,
         unknown: str,
     ) -> _Request:
-        # Read the id map before the history: ``update`` publishes the history first, so
-        # every index seen here has its history (and factors) in place.
+        # Read the id map before the history: ``update`` publishes a member's factors and
+        # history first and their id last, so every index resolved here has both.
         id_map = model.member_ids_
         if _is_scalar(member_ids):
-            ids = np.empty(1, dtype=object)
-            ids[0] = member_ids.item() if isinstance(member_ids, np.generic) else member_ids
-            if isinstance(ids[0], int) and not isinstance(ids[0], bool):
-                ids = ids.astype(np.int64)
+            value = member_ids.item() if isinstance(member_ids, np.generic) else member_ids
+            integer = isinstance(value, int) and not isinstance(value, bool)
+            ids = np.array([value], dtype=np.int64 if integer else object)
+            idx = np.array([state.member_index_of(id_map, value)], dtype=np.int64)
         else:
             # Through pandas: it keeps integer ids integers and strings Python strings,
             # where numpy would turn a mixed list into fixed-width text.
@@ -679,7 +745,7 @@ class _Request:
             )
             integer = series.dtype.kind in "iu"
             ids = series.to_numpy(dtype=np.int64 if integer else object)
-        idx = id_map.to_index(ids, unknown="mask").astype(np.int64) if len(ids) else _EMPTY_I64
+            idx = id_map.to_index(ids, unknown="mask").astype(np.int64) if ids.size else _EMPTY_I64
         if unknown == "raise" and (idx < 0).any():
             missing = pd.unique(ids[idx < 0])
             raise DataError(
@@ -693,7 +759,7 @@ class _Request:
 
             attrs = validate("members", member_attributes)
             attrs = attrs.drop_duplicates(C.MEMBER, keep="last").set_index(C.MEMBER)
-        return cls(ids, idx, attrs, int(model.history_.base.shape[0]))
+        return cls(ids, idx, attrs)
 
     def attribute_rows(self, state: _State, rows: NDArray[np.int64]) -> pd.DataFrame:
         """Attributes of request rows ``rows``: ``member_attributes`` first, the training
@@ -709,8 +775,7 @@ class _Request:
             known = known.reindex(range(len(rows)))
         given = None
         if self.attributes is not None:
-            lookup = pd.Index(self.attributes.index)
-            pos = lookup.get_indexer(pd.Index(ids))
+            pos = pd.Index(self.attributes.index).get_indexer(pd.Index(ids))
             found = self.attributes.iloc[pos[pos >= 0]]
             found.index = np.flatnonzero(pos >= 0)
             given = found.reindex(range(len(rows)))
@@ -724,104 +789,161 @@ class _Request:
         frame.insert(0, C.MEMBER, ids)
         return frame
 
+    def given_orgs(self, rows: NDArray[np.int64]) -> list[str | None]:
+        """Branch org ids from ``member_attributes`` for request rows (``None``: not given)."""
+        out: list[str | None] = [None] * len(rows)
+        if self.attributes is None or C.ORG not in self.attributes.columns:
+            return out
+        given = self.attributes[C.ORG]
+        pos = pd.Index(given.index).get_indexer(pd.Index(self.ids[rows]))
+        values = given.to_numpy(dtype=object)
+        for i, p in enumerate(pos.tolist()):
+            if p >= 0 and pd.notna(values[p]):
+                out[i] = str(values[p])
+        return out
+
+
+# ============================================================================ history rows
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """Rows of a CSR matrix for some members, as its three arrays.
+
+    For the one or few members of a request, slicing the arrays is several times cheaper
+    than building scipy matrices.
+    """
+
+    indptr: NDArray[np.int64]
+    indices: NDArray[np.int32]
+    data: NDArray[np.float32]
+
+    @property
+    def counts(self) -> NDArray[np.int64]:
+        return np.diff(self.indptr)
+
+    def row(self, i: int) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
+        lo, hi = self.indptr[i], self.indptr[i + 1]
+        return self.indices[lo:hi], self.data[lo:hi]
+
+    def take(self, rows: NDArray[np.int64]) -> _Rows:
+        rows = np.asarray(rows, dtype=np.int64)
+        if rows.size == len(self.indptr) - 1 and (rows == np.arange(rows.size)).all():
+            return self
+        return _gather(self.indptr, self.indices, self.data, rows, len(self.indptr) - 1)
+
+
+def _gather(
+    indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, idx: np.ndarray, n_rows: int
+) -> _Rows:
+    """Rows ``idx`` of a CSR (given by its arrays); empty rows for indices outside it."""
+    idx = np.asarray(idx, dtype=np.int64)
+    valid = (idx >= 0) & (idx < n_rows)
+    safe = np.where(valid, idx, 0)
+    starts = indptr[safe].astype(np.int64)
+    lengths = np.where(valid, indptr[safe + 1] - starts, 0)
+    out_ptr = np.zeros(idx.size + 1, dtype=np.int64)
+    np.cumsum(lengths, out=out_ptr[1:])
+    if idx.size == 1:
+        take = slice(int(starts[0]), int(starts[0] + lengths[0]))
+        return _Rows(out_ptr, indices[take], data[take])
+    pos = np.repeat(starts - out_ptr[:-1], lengths) + np.arange(out_ptr[-1])
+    return _Rows(out_ptr, indices[pos], data[pos])
+
+
+def _matrix_rows(mat: sp.csr_matrix, idx: NDArray[np.int64]) -> _Rows:
+    return _gather(mat.indptr, mat.indices, mat.data, idx, mat.shape[0])
+
+
+def _history_rows(history: History, idx: NDArray[np.int64]) -> _Rows:
+    """History rows of ``idx`` (unknown or never-seen members give empty rows)."""
+    if history.extra:
+        hit = np.isin(idx, np.fromiter(history.extra, dtype=np.int64))
+        if hit.any():
+            # Folded-in members are few: splice their replacement rows in one by one.
+            parts = [
+                _matrix_rows(history.extra[int(i)], np.zeros(1, np.int64))
+                if h
+                else _matrix_rows(history.base, np.array([i], np.int64))
+                for i, h in zip(idx.tolist(), hit.tolist(), strict=True)
+            ]
+            indptr = np.zeros(len(parts) + 1, dtype=np.int64)
+            np.cumsum([p.indices.size for p in parts], out=indptr[1:])
+            indices = np.concatenate([p.indices for p in parts]).astype(np.int32, copy=False)
+            data = np.concatenate([p.data for p in parts]).astype(np.float32, copy=False)
+            return _Rows(indptr, indices, data)
+    return _matrix_rows(history.base, idx)
+
+
+def _exclusion_rows(
+    state: _State, seen: _Rows, idx: NDArray[np.int64], exclude: str
+) -> _Rows | None:
+    if exclude == "seen":
+        return seen
+    if exclude == "completed":
+        return _matrix_rows(state.completed(), idx)
+    return None
+
+
+# ============================================================================ routes
+
 
 @dataclass
 class _Chunk:
-    """A slice of one route group: request positions, model indices, per-member route and
-    cold reason, and attribute rows where the route needed them."""
+    """Up to ``_CHUNK`` members of one group: request positions, model indices, and
+    attribute rows where the group uses them."""
 
     pos: NDArray[np.int64]
     idx: NDArray[np.int64]
-    route: str
-    reason: str | None  # constant reason of cold routes, None for personal
     attributes: pd.DataFrame | None
 
 
 @dataclass
 class _Group:
+    """Members served alike, and how to score a chunk of them."""
+
     pos: NDArray[np.int64]
     idx: NDArray[np.int64]
-    route: str
-    reason: str | None
-    scorer: Callable[[_Chunk], np.ndarray]
+    scorer: Callable[[_Chunk], _Scored]
     attributes: pd.DataFrame | None = None
 
     def take(self, part: slice) -> _Chunk:
         attrs = None
         if self.attributes is not None:
             attrs = self.attributes.iloc[part].reset_index(drop=True)
-        return _Chunk(self.pos[part], self.idx[part], self.route, self.reason, attrs)
-
-    def scores(self, chunk: _Chunk) -> np.ndarray:
-        return self.scorer(chunk)
+        return _Chunk(self.pos[part], self.idx[part], attrs)
 
 
-def _history_rows(history: History, idx: NDArray[np.int64]) -> sp.csr_matrix:
-    """History rows of ``idx`` (-1 or never-seen members give empty rows)."""
-    base = history.base
-    if history.extra:
-        hit = np.isin(idx, np.fromiter(history.extra, dtype=np.int64))
-        if hit.any():
-            parts = [
-                history.extra[int(i)] if h else _gather_rows(base, np.array([i]))
-                for i, h in zip(idx.tolist(), hit.tolist(), strict=True)
-            ]
-            return sp.vstack(parts, format="csr", dtype=np.float32)
-    return _gather_rows(base, idx)
+def _constant(m: int, route: str, reason: str | None) -> tuple[np.ndarray, np.ndarray]:
+    return np.full(m, route, dtype=object), np.full(m, reason, dtype=object)
 
 
-def _gather_rows(mat: sp.csr_matrix, idx: NDArray[np.int64]) -> sp.csr_matrix:
-    """Rows ``idx`` of a CSR matrix, empty for indices outside it (-1 or folded-in members).
-
-    Slices the CSR arrays directly: for the one or few rows of a request this is several
-    times cheaper than scipy's fancy row indexing.
-    """
-    idx = np.asarray(idx, dtype=np.int64)
-    valid = (idx >= 0) & (idx < mat.shape[0])
-    safe = np.where(valid, idx, 0)
-    starts = mat.indptr[safe].astype(np.int64)
-    lengths = np.where(valid, mat.indptr[safe + 1] - starts, 0)
-    indptr = np.zeros(idx.size + 1, dtype=np.int64)
-    np.cumsum(lengths, out=indptr[1:])
-    if idx.size == 1:
-        take = slice(int(starts[0]), int(starts[0] + lengths[0]))
-        data, cols = mat.data[take], mat.indices[take]
-    else:
-        pos = np.repeat(starts - indptr[:-1], lengths) + np.arange(indptr[-1])
-        data, cols = mat.data[pos], mat.indices[pos]
-    return sp.csr_matrix((data, cols, indptr), shape=(idx.size, mat.shape[1]))
-
-
-def _route_groups(model: Recommender, state: _State, req: _Request) -> list[_Group]:
-    """Split the request by route; each group knows how to score a chunk of its members."""
-    history = model.history_
-    m = len(req.idx)
-    counts = np.diff(_history_rows(history, req.idx).indptr) if m else _EMPTY_I64
-    personal = counts > 0
+def _route_groups(
+    model: Recommender, state: _State, req: _Request, history_counts: NDArray[np.int64]
+) -> list[_Group]:
+    """Split the request into groups by how members are scored (see the module routes)."""
+    personal = history_counts > 0
     groups: list[_Group] = []
     if personal.any():
         rows = np.flatnonzero(personal)
 
-        def personal_scores(chunk: _Chunk) -> np.ndarray:
-            return np.asarray(model.score_block(chunk.idx), dtype=np.float32)
+        def personal_scores(chunk: _Chunk) -> _Scored:
+            # score_block returns a new array (protocol), which the menu may overwrite.
+            scores = np.asarray(model.score_block(chunk.idx), dtype=np.float32)
+            return _Scored(scores, *_constant(len(chunk.pos), ROUTE_PERSONAL, None))
 
-        groups.append(_Group(rows, req.idx[rows], ROUTE_PERSONAL, None, personal_scores))
+        groups.append(_Group(rows, req.idx[rows], personal_scores))
     if personal.all():
         return groups
 
     cold = np.flatnonzero(~personal)
     attrs = req.attribute_rows(state, cold)
-    has_attrs = (
-        attrs.drop(columns=[C.MEMBER]).notna().any(axis=1).to_numpy()
-        if attrs.shape[1] > 1
-        else np.zeros(len(cold), dtype=bool)
-    )
-    remaining = np.ones(len(cold), dtype=bool)
+    described = attrs.drop(columns=[C.MEMBER]).notna().any(axis=1).to_numpy(dtype=bool)
+    popular = np.ones(len(cold), dtype=bool)
 
     cold_fn = getattr(model, "cold_member_scores", None)
-    if getattr(model, "uses_features", False) and callable(cold_fn) and has_attrs.any():
-        sel = has_attrs
-        sub = attrs[sel].reset_index(drop=True)
+    if getattr(model, "uses_features", False) and callable(cold_fn) and described.any():
+        sub = attrs[described].reset_index(drop=True)
         try:
             feature_scores = np.asarray(cold_fn(sub), dtype=np.float32)
             if feature_scores.shape != (len(sub), state.n_courses):
@@ -832,89 +954,43 @@ def _route_groups(model: Recommender, state: _State, req: _Request) -> list[_Gro
         except Exception as err:  # a failing hybrid model falls back to popularity
             logger.warning("cold_member_scores failed (%s); using segment popularity", err)
         else:
-            rows = cold[sel]
-            offsets = {int(p): i for i, p in enumerate(rows.tolist())}
+            rows = cold[described]
+            offset = {int(p): i for i, p in enumerate(rows.tolist())}
 
-            def feature_rows(chunk: _Chunk, s: np.ndarray = feature_scores) -> np.ndarray:
-                return s[[offsets[int(p)] for p in chunk.pos]]
+            def feature_rows(chunk: _Chunk, s: np.ndarray = feature_scores) -> _Scored:
+                picked = s[[offset[int(p)] for p in chunk.pos]]  # fancy indexing copies
+                return _Scored(picked, *_constant(len(chunk.pos), ROUTE_FEATURES, REASON_FEATURES))
 
-            groups.append(
-                _Group(rows, req.idx[rows], ROUTE_FEATURES, REASON_FEATURES, feature_rows)
-            )
-            remaining &= ~sel
+            groups.append(_Group(rows, req.idx[rows], feature_rows))
+            popular &= ~described
 
-    if remaining.any():
+    if popular.any():
         scorer = state.popularity()
-        if scorer.inputs is None:
-            segmentable = has_attrs
-        else:
-            cols = [c for c in scorer.inputs if c in attrs.columns]
-            segmentable = (
-                attrs[cols].notna().any(axis=1).to_numpy()
-                if cols
-                else np.zeros(len(cold), dtype=bool)
-            )
-        seg = remaining & segmentable
-        if seg.any():
-            rows = cold[seg]
+        rows = cold[popular]
 
-            def segment_rows(chunk: _Chunk) -> np.ndarray:
-                assert chunk.attributes is not None
-                return scorer.segment_scores(chunk.attributes)
+        def popularity_rows(chunk: _Chunk) -> _Scored:
+            assert chunk.attributes is not None
+            return scorer.score(chunk.attributes)
 
-            groups.append(
-                _Group(
-                    rows,
-                    req.idx[rows],
-                    ROUTE_SEGMENT,
-                    scorer.segment_reason,
-                    segment_rows,
-                    attrs[seg].reset_index(drop=True),
-                )
-            )
-        glob = remaining & ~segmentable
-        if glob.any():
-            rows = cold[glob]
-
-            def global_rows(chunk: _Chunk) -> np.ndarray:
-                return np.tile(scorer.global_scores(), (len(chunk.pos), 1))
-
-            groups.append(_Group(rows, req.idx[rows], ROUTE_GLOBAL, REASON_GLOBAL, global_rows))
+        groups.append(
+            _Group(rows, req.idx[rows], popularity_rows, attrs[popular].reset_index(drop=True))
+        )
     return groups
 
 
 # ============================================================================ the menu
 
 
-def _exclusion_rows(
-    model: Recommender, state: _State, idx: NDArray[np.int64], exclude: str
-) -> sp.csr_matrix | None:
-    if exclude == "seen":
-        return _history_rows(model.history_, idx)
-    if exclude == "completed":
-        return _gather_rows(state.completed(), idx)
-    return None
-
-
-def _member_orgs(state: _State, req: _Request, chunk: _Chunk) -> list[str | None]:
-    """Branch org id (str) of each chunk member: given attributes first, then training."""
-    orgs: list[str | None] = [None] * len(chunk.pos)
-    training = state.member_orgs()
-    for i, j in enumerate(chunk.idx.tolist()):
-        if 0 <= j < len(training):
-            orgs[i] = training[j]
-    if req.attributes is not None and C.ORG in req.attributes.columns:
-        given = req.attributes[C.ORG]
-        index = pd.Index(given.index)
-        pos = index.get_indexer(pd.Index(req.ids[chunk.pos]))
-        for i, p in enumerate(pos.tolist()):
-            if p >= 0 and pd.notna(given.iloc[p]):
-                orgs[i] = str(given.iloc[p])
-    return orgs
+def _isin(values: np.ndarray, among: np.ndarray) -> NDArray[np.bool_]:
+    """``np.isin`` for the short arrays of one member's menu, where broadcasting beats
+    isin's sorting by an order of magnitude."""
+    if values.size * among.size <= 4096:
+        return (values[:, None] == among[None, :]).any(axis=1)
+    return np.isin(values, among)
 
 
 class _Output:
-    """Menu rows accumulated chunk by chunk, as arrays."""
+    """Menu rows accumulated member by member, as arrays."""
 
     def __init__(self) -> None:
         self.pos: list[np.ndarray] = []
@@ -922,15 +998,9 @@ class _Output:
         self.scores: list[np.ndarray] = []
         self.reasons: list[np.ndarray] = []
         self.routes: list[np.ndarray] = []
-        self.counts: list[np.ndarray] = []
 
     def add(
-        self,
-        pos: int,
-        courses: np.ndarray,
-        scores: np.ndarray,
-        reasons: np.ndarray,
-        route: str,
+        self, pos: int, courses: np.ndarray, scores: np.ndarray, reasons: np.ndarray, route: str
     ) -> None:
         self.pos.append(np.full(courses.size, pos, dtype=np.int64))
         self.courses.append(courses)
@@ -941,26 +1011,30 @@ class _Output:
     def frame(self, req: _Request, state: _State) -> pd.DataFrame:
         if not self.pos:
             return _empty_menu(req, state)
-        pos = np.concatenate(self.pos)
-        courses = np.concatenate(self.courses)
-        scores = np.concatenate(self.scores).astype(np.float32, copy=False)
-        reasons = np.concatenate(self.reasons)
-        routes = np.concatenate(self.routes)
-        if len(self.pos) > 1 and (np.diff(pos) < 0).any():
-            # Route groups come out one after the other: restore the request order.
-            order = np.argsort(pos, kind="stable")
-            pos, courses, scores = pos[order], courses[order], scores[order]
-            reasons, routes = reasons[order], routes[order]
-        starts = np.flatnonzero(np.r_[True, pos[1:] != pos[:-1]])
-        rank = np.arange(pos.size, dtype=np.int32) - np.repeat(
-            starts, np.diff(np.r_[starts, pos.size])
-        ).astype(np.int32)
+        if len(self.pos) == 1:
+            pos, courses, scores = self.pos[0], self.courses[0], self.scores[0]
+            reasons, routes = self.reasons[0], self.routes[0]
+            rank = np.arange(1, pos.size + 1, dtype=np.int32)
+        else:
+            pos = np.concatenate(self.pos)
+            courses = np.concatenate(self.courses)
+            scores = np.concatenate(self.scores)
+            reasons = np.concatenate(self.reasons)
+            routes = np.concatenate(self.routes)
+            if (np.diff(pos) < 0).any():
+                # Route groups come out one after the other: restore the request order.
+                order = np.argsort(pos, kind="stable")
+                pos, courses, scores = pos[order], courses[order], scores[order]
+                reasons, routes = reasons[order], routes[order]
+            starts = np.flatnonzero(np.r_[True, pos[1:] != pos[:-1]])
+            first = np.repeat(starts, np.diff(np.r_[starts, pos.size]))
+            rank = (np.arange(pos.size) - first + 1).astype(np.int32)
         return pd.DataFrame(
             {
                 C.MEMBER: req.ids[pos],
                 C.COURSE: state.course_ext[courses],
-                C.SCORE: scores,
-                C.RANK: rank + 1,
+                C.SCORE: scores.astype(np.float32, copy=False),
+                C.RANK: rank,
                 C.REASON: reasons,
                 C.ROUTE: routes,
             },
@@ -986,6 +1060,7 @@ def _menu_chunk(
     state: _State,
     req: _Request,
     chunk: _Chunk,
+    seen: _Rows,
     scores: np.ndarray,
     filt: _Filter,
     opts: _Opts,
@@ -993,41 +1068,53 @@ def _menu_chunk(
 ) -> None:
     """Rank one chunk of members of one route and append their menus to ``out``.
 
-    ``scores`` is the chunk's (members, n_courses) float32 score matrix; it is read, never
-    written (the kernel gets copies of its rows).
+    ``scores`` is the chunk's fresh (members, n_courses) float32 matrix: exclusions and
+    filters are written into it as ``-inf`` and the kernel may overwrite it.
     """
     m, n = len(chunk.pos), opts.n
-    personal = chunk.route == ROUTE_PERSONAL
-    excl = _exclusion_rows(model, state, chunk.idx, opts.exclude)
-
     pins: list[NDArray[np.int64]] = [_EMPTY_I64] * m
-    if opts.pin_compulsory:
+    if opts.pin_compulsory and opts.max_pins:
         branch = state.branch_pins()
         if branch:
-            pins = _pins(state, req, chunk, scores, filt, branch, n)
+            pins = _pins(state, req, chunk, scores, filt, branch, opts.max_pins)
+    pin_scores = [scores[i, p] for i, p in enumerate(pins)]  # before any masking
     max_pins = max((p.size for p in pins), default=0)
+
+    excl = _exclusion_rows(state, seen, chunk.idx, opts.exclude)
+    if excl is not None and excl.indices.size:
+        scores[np.repeat(np.arange(m), excl.counts), excl.indices] = _NEG_INF
+    allow = None
+    if filt.selective:
+        allow = filt.allow
+    elif filt.blocked is not None and filt.blocked.size:
+        scores[:, filt.blocked] = _NEG_INF
 
     # Pinned courses may come back from the kernel too: ask for that many more.
     pool = n * (_MMR_POOL if opts.diversity > 0 else 1) + max_pins
     k = max(1, min(pool, state.n_courses))
     top = topk_scores(
-        lambda rows: scores[rows], np.arange(m), state.n_courses, k, exclude=excl, allow=filt.allow
+        lambda rows: scores if rows.size == m else scores[rows],
+        np.arange(m),
+        state.n_courses,
+        k,
+        allow=allow,
     )
 
-    history = factors = None
-    if personal and opts.with_reasons:
-        history = excl if opts.exclude == "seen" else _history_rows(model.history_, chunk.idx)
+    factors = None
+    explain = opts.with_reasons and chunk.route == ROUTE_PERSONAL
+    if explain:
         factors = model.factors()
     for i in range(m):
         pinned = pins[i]
         cand = top.indices[i]
-        keep = cand >= 0
+        cand_scores = top.scores[i]
+        keep = (cand >= 0) & (cand_scores > _NEG_INF)
         if pinned.size:
-            keep &= ~np.isin(cand, pinned)
+            keep &= ~_isin(cand, pinned)
         cand = cand[keep].astype(np.int64)
-        cand_scores = top.scores[i][keep]
+        cand_scores = cand_scores[keep]
         need = n - pinned.size
-        if opts.diversity > 0 and cand.size > 1:
+        if opts.diversity > 0 and cand.size > 1 and need > 0:
             order = _mmr(
                 cand_scores,
                 state.channel_codes[cand],
@@ -1035,26 +1122,24 @@ def _menu_chunk(
                 need,
                 opts.diversity,
             )
+            cand, cand_scores = cand[order], cand_scores[order]
         else:
-            order = np.arange(min(need, cand.size))
-        cand, cand_scores = cand[order], cand_scores[order]
+            cand, cand_scores = cand[:need], cand_scores[:need]
 
         reasons = np.empty(pinned.size + cand.size, dtype=object)
         if not opts.with_reasons:
             reasons[:] = ""
         else:
             reasons[: pinned.size] = REASON_COMPULSORY
-            if history is not None:
-                lo, hi = history.indptr[i], history.indptr[i + 1]
-                reasons[pinned.size :] = _studied_reasons(
-                    state, factors, cand, history.indices[lo:hi], history.data[lo:hi]
-                )
+            if explain:
+                history, confidence = seen.row(i)
+                reasons[pinned.size :] = _studied_reasons(state, factors, cand, history, confidence)
             else:
                 reasons[pinned.size :] = chunk.reason or ""
         out.add(
             int(chunk.pos[i]),
             np.concatenate((pinned, cand)),
-            np.concatenate((scores[i, pinned], cand_scores)),
+            np.concatenate((pin_scores[i], cand_scores)),
             reasons,
             chunk.route,
         )
@@ -1067,28 +1152,29 @@ def _pins(
     scores: np.ndarray,
     filt: _Filter,
     branch: dict[str, NDArray[np.int64]],
-    n: int,
+    limit: int,
 ) -> list[NDArray[np.int64]]:
     """Per member, the compulsory courses of their branch to pin, best scored first."""
-    orgs = _member_orgs(state, req, chunk)
+    training = state.member_orgs()
+    given = req.given_orgs(chunk.pos) if req.attributes is not None else [None] * len(chunk.pos)
     completed = state.completed()
     out: list[NDArray[np.int64]] = []
-    for i, org in enumerate(orgs):
+    for i, j in enumerate(chunk.idx.tolist()):
+        org = given[i] or (training[j] if 0 <= j < len(training) else None)
         courses = branch.get(org) if org is not None else None
-        if courses is None or courses.size == 0:
+        if courses is None:
             out.append(_EMPTY_I64)
             continue
         if filt.mask is not None:
             courses = courses[filt.mask[courses]]
-        j = int(chunk.idx[i])
         if courses.size and 0 <= j < completed.shape[0]:
             done = completed.indices[completed.indptr[j] : completed.indptr[j + 1]]
             if done.size:
-                courses = courses[~np.isin(courses, done)]
-        if courses.size:
-            # Best scored first; ties by course index (the kernel's rule), so stable sort.
-            courses = courses[np.argsort(-scores[i, courses], kind="stable")][:n]
-        out.append(courses)
+                courses = courses[~_isin(courses, done)]
+        if courses.size > 1:
+            # Best scored first; ties by course index (the kernel's rule): a stable sort.
+            courses = courses[np.argsort(-scores[i, courses], kind="stable")]
+        out.append(courses[:limit])
     return out
 
 
@@ -1104,14 +1190,11 @@ def _mmr(
     Similarity is 1 between courses of the same (known) channel, else 0, so the maximal
     similarity to the picks so far is just "is this channel covered yet".
     """
-    size = scores.size
-    need = min(need, size)
-    finite = np.isfinite(scores)
-    s = np.where(finite, scores, 0.0).astype(np.float64)
-    lo, hi = (s[finite].min(), s[finite].max()) if finite.any() else (0.0, 0.0)
-    rel = (s - lo) / (hi - lo) if hi > lo else np.ones(size)
-    rel[~finite] = -1.0
-    covered = np.isin(channels, pinned_channels[pinned_channels >= 0]) & (channels >= 0)
+    need = min(need, scores.size)
+    s = scores.astype(np.float64)
+    lo, hi = float(s.min()), float(s.max())
+    rel = (s - lo) / (hi - lo) if hi > lo else np.ones(s.size)
+    covered = _isin(channels, pinned_channels[pinned_channels >= 0]) & (channels >= 0)
     value = rel - weight * covered
     picks = np.empty(need, dtype=np.int64)
     for step in range(need):
@@ -1135,17 +1218,15 @@ def _studied_reasons(
     history: np.ndarray,
     confidence: np.ndarray,
 ) -> np.ndarray:
-    """ "because you studied <title>" naming the history course most like each course.
+    """ "because you studied <title>", naming the history course most like each course.
 
     Factor models: cosine similarity of course factors. Other models: a history course of
     the same channel, the most confident one (confidence carries recency when the
-    weighting decays); any history course otherwise.
+    weighting decays); the most confident of all otherwise. A recommended course that is
+    itself in the history (``exclude`` other than "seen") reads "continue studying".
     """
     out = np.empty(recommended.size, dtype=object)
     if recommended.size == 0:
-        return out
-    if history.size == 0:
-        out[:] = REASON_SEGMENT
         return out
     hist = history.astype(np.int64)
     conf = confidence.astype(np.float64)
@@ -1153,19 +1234,17 @@ def _studied_reasons(
         keep = np.argpartition(-conf, _REASON_HISTORY)[:_REASON_HISTORY]
         hist, conf = hist[keep], conf[keep]
     if factors is not None and factors.courses.shape[0] == state.n_courses:
-        rec_f = factors.courses[recommended].astype(np.float32, copy=False)
-        hist_f = factors.courses[hist].astype(np.float32, copy=False)
-        sim = rec_f @ hist_f.T
+        rec_f = np.asarray(factors.courses[recommended], dtype=np.float32)
+        hist_f = np.asarray(factors.courses[hist], dtype=np.float32)
         norms = np.linalg.norm(rec_f, axis=1)[:, None] * np.linalg.norm(hist_f, axis=1)[None, :]
-        sim = sim / np.maximum(norms, 1e-12)
+        sim = (rec_f @ hist_f.T) / np.maximum(norms, 1e-12)
     else:
         rec_c = state.channel_codes[recommended]
         hist_c = state.channel_codes[hist]
         same = (rec_c[:, None] == hist_c[None, :]) & (rec_c[:, None] >= 0)
-        sim = same + (conf / max(float(conf.max()), 1e-12))[None, :] * 0.5
+        sim = same + 0.5 * (conf / max(float(conf.max()), 1e-12))[None, :]
     itself = recommended[:, None] == hist[None, :]
-    sim = np.where(itself, -np.inf, sim)
-    best = hist[np.argmax(sim, axis=1)]
+    best = hist[np.argmax(np.where(itself, -np.inf, sim), axis=1)]
     again = itself.any(axis=1)
     titles = state.titles
     for i in range(recommended.size):
@@ -1203,14 +1282,17 @@ class _Lecturers:
     def rank(
         self, scores: NDArray[np.float32], n: int, top: int, course_ext: np.ndarray
     ) -> pd.DataFrame:
-        """Lecturers by the mean of their ``top`` best course scores (``-inf`` = filtered)."""
+        """Lecturers by the mean of their ``top`` best course scores (``-inf``: filtered).
+
+        Vectorised over lecturers: ``top`` rounds of a segmented maximum
+        (``np.maximum.reduceat``), each knocking out the maximum it found.
+        """
         values = scores[self.order].astype(np.float64)
         values[np.isnan(values)] = -np.inf
         eligible = np.add.reduceat(np.isfinite(values).astype(np.int64), self.starts)
         total = np.zeros(self.starts.size)
         best_slot = np.zeros(self.starts.size, dtype=np.int64)
         for round_ in range(top):
-            # Take each lecturer's current maximum, then knock out its first occurrence.
             peak = np.maximum.reduceat(values, self.starts)
             hits = np.flatnonzero(values == peak[self.segment])
             first = hits[np.r_[True, self.segment[hits][1:] != self.segment[hits][:-1]]]
@@ -1220,14 +1302,14 @@ class _Lecturers:
                 best_slot[self.segment[first]] = first
             values[first] = -np.inf
         ok = np.flatnonzero(eligible > 0)
-        mean = total[ok] / np.minimum(eligible[ok], top)
-        order = ok[np.lexsort((ok, -mean))][:n] if ok.size else ok
-        mean_by = np.zeros(self.starts.size)
-        mean_by[ok] = mean
+        mean = np.zeros(self.starts.size)
+        mean[ok] = total[ok] / np.minimum(eligible[ok], top)
+        # Best mean first; ties by lecturer order of first appearance.
+        order = ok[np.lexsort((ok, -mean[ok]))][:n]
         return pd.DataFrame(
             {
                 C.LECTURER: self.ids[order],
-                C.SCORE: mean_by[order].astype(np.float32),
+                C.SCORE: mean[order].astype(np.float32),
                 C.RANK: np.arange(1, order.size + 1, dtype=np.int32),
                 "courses": eligible[order].astype(np.int32),
                 "top_course_id": course_ext[self.order[best_slot[order]]],

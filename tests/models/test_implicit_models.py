@@ -25,8 +25,14 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from recommend.data.dataset import Dataset
 from recommend.data.idmap import IdMap
-from recommend.errors import ConfigError
-from recommend.models.implicit_models import ALS, BPR, ItemKNN, content_neighbour_factors
+from recommend.errors import ConfigError, DataError
+from recommend.models.implicit_models import (
+    ALS,
+    BPR,
+    ItemKNN,
+    MemberVectors,
+    content_neighbour_factors,
+)
 
 TOPICS = ("party_history", "theory", "skills", "daily_life")
 START = pd.Timestamp("2024-01-01")
@@ -576,3 +582,53 @@ def test_content_neighbour_factors_by_hand() -> None:
     assert rows.dtype == np.float32
     placed, rows = content_neighbour_factors(factors, np.array([3]), features, 1)
     np.testing.assert_allclose(rows, [[1, 0]])
+
+
+# ----------------------------------------------------------------------------- member vectors
+
+
+def test_member_vectors_overlay_and_merge(monkeypatch: pytest.MonkeyPatch) -> None:
+    import recommend.models.implicit_models as module
+
+    monkeypatch.setattr(module, "_merge_at", lambda n_base: 4)
+    rng = np.random.default_rng(0)
+    expected = rng.standard_normal((10, 3)).astype(np.float32)
+    vectors = MemberVectors.of(expected)
+    snapshots = [(vectors, expected.copy())]
+    for member, appended in [(2, False), (7, False), (2, False), (10, True), (12, True)]:
+        vector = rng.standard_normal(3).astype(np.float32)
+        if appended:
+            grown = np.zeros((member + 1, 3), dtype=np.float32)
+            grown[: expected.shape[0]] = expected
+            expected = grown
+        expected[member] = vector
+        vectors = vectors.with_vector(member, vector)
+        snapshots.append((vectors, expected.copy()))
+    # The overlay reached 4 rows (2, 7, 10, 12) and was merged into a new base.
+    assert vectors.index.size == 0 and vectors.base.shape == (13, 3)
+    for state, want in snapshots:  # every earlier state is intact
+        np.testing.assert_array_equal(state.array, want)
+        order = np.array([12, 0, 7, 2, 11, 7])[: 6 if want.shape[0] == 13 else 4]
+        order = order[order < want.shape[0]]
+        np.testing.assert_array_equal(state.gather(order), want[order])
+        assert not state.array.flags.writeable
+    with pytest.raises(DataError, match="out of range"):
+        vectors.gather(np.array([13]))
+    with pytest.raises(DataError, match="out of range"):
+        vectors.gather(np.array([-1]))
+
+
+def test_reader_state_survives_updates(als: ALS, planted: Planted) -> None:
+    """What a reader took (factors, scores) never changes under it."""
+    model = ALS(n_factors=16, iterations=10).fit(als.dataset_)
+    members = np.array([0, 1, 2])
+    before = model.factors()
+    copy = before.members.copy()
+    scores = model.score(members)
+    for m in range(3):
+        member_id = f"m{m:03d}"
+        model.update(member_id, _new_events(member_id, ["c010", "c011", "c012"]))
+    np.testing.assert_array_equal(before.members, copy)
+    assert not np.allclose(model.score(members), scores)
+    np.testing.assert_allclose(model.score(members), model.factors().members[:3] @
+                               model.course_factors_.T, rtol=1e-5, atol=1e-5)  # fmt: skip
