@@ -112,9 +112,17 @@ def _plain(value: object) -> object:
     return value
 
 
+def _typed_strings(values: pd.Series) -> bool:
+    """A string dtype (not ``object``): every present value is a ``str``."""
+    return values.dtype != object and pd.api.types.is_string_dtype(values.dtype)
+
+
 def _is_null(values: pd.Series) -> np.ndarray:
     null = values.isna().to_numpy()
-    if values.dtype == object or pd.api.types.is_string_dtype(values.dtype):
+    if _typed_strings(values):
+        blank = values.str.strip().eq("").to_numpy(dtype=bool, na_value=False)
+        null = null | blank
+    elif values.dtype == object:
         blank = values.astype("string").str.strip().eq("").fillna(False).to_numpy(dtype=bool)
         null = null | blank
     return np.asarray(null, dtype=bool)
@@ -142,7 +150,13 @@ def _coerce_id(chk: _Checker, col: str, nullable: bool) -> None:
             return
         chk.frame[col] = s.astype("Int64" if null.any() else "int64")
         return
-    if pd.api.types.is_string_dtype(s.dtype) or s.dtype == object:
+    if _typed_strings(s):
+        stripped = s.str.strip()
+        if not stripped.eq(s).to_numpy(dtype=bool, na_value=True).all():
+            s = stripped
+        chk.frame[col] = s.where(~null, None) if nullable and null.any() else s
+        return
+    if s.dtype == object:
         kinds = present.map(type)
         if kinds.eq(str).all():
             if nullable and null.any():
