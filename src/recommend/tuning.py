@@ -70,10 +70,11 @@ Space = Mapping[str, Choice | Uniform | LogUniform]
 SEARCH_SPACES: dict[str, Space] = {
     "popularity": {"half_life_days": Choice((None, 7.0, 30.0, 90.0))},
     "als": {
-        "n_factors": Choice((32, 64, 128)),
+        # Small catalogues and sparse histories often want few factors.
+        "n_factors": Choice((8, 16, 32, 64, 128)),
         "regularization": LogUniform(1e-3, 1.0),
-        "alpha": LogUniform(1.0, 50.0),
-        "iterations": Choice((10, 15, 25)),
+        "alpha": LogUniform(0.5, 20.0),
+        "iterations": Choice((10, 15, 20)),
     },
     "bpr": {
         "n_factors": Choice((32, 64, 128)),
