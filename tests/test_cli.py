@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -135,3 +136,43 @@ def test_evaluate_with_tuning(
     assert main([*args, "--model", "ease", "--tune", "3", "--k", "10", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert "l2" in result["params"] and "ndcg@10" in result["metrics"]
+
+
+def test_train_saves_an_artifact_and_menu_reads_it(
+    platform_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "model"
+    args = ["train", "--data", str(platform_dir), "--model", "ease", "--param", "l2=100"]
+    assert main([*args, "--out", str(out)]) == 0
+    assert (out / "model.json").exists() and (out / "arrays.npz").exists()
+    assert "saved the model" in capsys.readouterr().out
+    members = pd.read_parquet(platform_dir / "members.parquet")["member_id"]
+    member = members.iloc[0]
+    assert main(["menu", "--model", str(out), "--member", member, "--n", "4", "--json"]) == 0
+    menu = pd.read_json(io.StringIO(capsys.readouterr().out))
+    assert len(menu) == 4 and menu["rank"].tolist() == [1, 2, 3, 4]
+    assert {"title", "reason", "route"} <= set(menu.columns)
+    # A short-course menu only holds courses that fit.
+    assert (
+        main(["menu", "--model", str(out), "--member", member, "--max-minutes", "10", "--json"])
+        == 0
+    )
+    short = pd.read_json(io.StringIO(capsys.readouterr().out))
+    assert (short["minutes"] <= 10).all()
+    # An existing artifact is not replaced without --overwrite.
+    assert main([*args, "--out", str(out)]) == 2
+    assert main([*args, "--out", str(out), "--overwrite"]) == 0
+
+
+def test_menu_for_an_unknown_member_falls_back(
+    platform_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "pop"
+    assert (
+        main(["train", "--data", str(platform_dir), "--model", "popularity", "--out", str(out)])
+        == 0
+    )
+    capsys.readouterr()
+    assert main(["menu", "--model", str(out), "--member", "nobody", "--n", "3", "--json"]) == 0
+    menu = pd.read_json(io.StringIO(capsys.readouterr().out))
+    assert len(menu) == 3 and set(menu["route"]) <= {"cold_segment", "cold_global"}
