@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
 
     threads = args.threads or len(os.sched_getaffinity(0))
     # The kernel's default block: 32 MB of float32 scores per worker.
-    kernel_rows = args.block_size or max(16, (32 << 20) // (4 * m))
+    kernel_rows = args.block_size or min(max(16, (32 << 20) // (4 * m)), -(-n // threads))
     users, courses, seen = make_problem(n, m, f, args.seen_per_member, args.seed)
     model = implicit_model(users, courses)
     userids = np.arange(n)
@@ -222,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     sgemm_s = median["numpy SGEMM only"]
 
     print()
+    print("(vs SGEMM: plain numpy SGEMM time / this row's time; GFLOP/s from the median)")
     print(f"{'':28s} {'median s':>9s} {'best s':>8s} {'GFLOP/s':>8s} {'vs SGEMM':>9s}")
     for name in contenders:
         gflops = flops / median[name] / 1e9

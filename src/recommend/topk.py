@@ -412,20 +412,22 @@ def _run(
 ) -> TopK:
     """Score and select block by block; every entry point ends here."""
     n, k, width = plan.n_rows, plan.k, plan.width
+    threads = (
+        _default_threads() if num_threads is None else _positive_int(num_threads, "num_threads")
+    )
+    if block_size is not None:
+        block_size = _positive_int(block_size, "block_size")
     indices = np.full((n, k), -1, dtype=np.int32)
     scores = np.full((n, k), _NEG_INF, dtype=np.float32)
     if n == 0 or width == 0:
         return TopK(indices, scores)
 
-    threads = (
-        _default_threads() if num_threads is None else _positive_int(num_threads, "num_threads")
-    )
     if block_size is None:
         rows = min(max(_BLOCK_BYTES // (4 * width), _MIN_BLOCK_ROWS), _MAX_BLOCK_ROWS)
         # Spread a request smaller than threads x rows evenly over the workers.
         rows = min(rows, max(-(-n // threads), _MIN_BLOCK_ROWS))
     else:
-        rows = _positive_int(block_size, "block_size")
+        rows = block_size
     rows = min(rows, n)
     n_blocks = -(-n // rows)
     threads = min(threads, n_blocks)
@@ -440,7 +442,6 @@ def _run(
     )
 
     selector = _Selector(plan)
-
     blocks = _Blocks(n_blocks)
 
     def work() -> None:
