@@ -233,10 +233,10 @@ class Recommender(ABC):
 
         ds = self.dataset_
         ev = validate("events", events, event_weights=ds.weighting.event_weights)
-        other = ev[ev[C.MEMBER] != member_id]
-        if len(other):
+        n_other = int((ev[C.MEMBER].to_numpy() != member_id).sum())
+        if n_other:
             raise DataError(
-                f"update({member_id!r}): {len(other)} event(s) belong to other members; "
+                f"update({member_id!r}): {n_other} event(s) belong to other members; "
                 "expected only this member's events"
             )
         course_idx = self.course_ids_.to_index(ev[C.COURSE], unknown="mask")
@@ -252,7 +252,8 @@ class Recommender(ABC):
             np.zeros(len(ev), dtype=np.int64), course_idx, conf, (1, self.n_courses)
         )
         with self._lock:
-            ids = self.member_ids_.add([member_id])
+            known = member_id in self.member_ids_
+            ids = self.member_ids_ if known else self.member_ids_.add([member_id])
             idx = int(ids.to_index([member_id])[0])
             self._fold_in(idx, row)
             extra = dict(self.history_.extra)
