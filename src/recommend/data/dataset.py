@@ -29,7 +29,15 @@ from recommend.schema import Columns
 if TYPE_CHECKING:
     from recommend.data.splits import Splitter
 
-__all__ = ["AGE_BANDS", "Dataset", "Features", "age_band"]
+__all__ = [
+    "AGE_BANDS",
+    "Dataset",
+    "Features",
+    "age_band",
+    "course_feature_columns",
+    "member_feature_columns",
+    "one_hot",
+]
 
 log = logging.getLogger(__name__)
 C = Columns
@@ -83,7 +91,7 @@ class Features:
         return int(self.matrix.shape[1])
 
 
-def _one_hot(columns: dict[str, Sequence[object] | pd.Series], n_rows: int) -> Features:
+def one_hot(columns: dict[str, Sequence[object] | pd.Series], n_rows: int) -> Features:
     """One-hot features from single-valued or list-valued columns (lists explode)."""
     parts = []
     for name, values in columns.items():
@@ -105,6 +113,41 @@ def _one_hot(columns: dict[str, Sequence[object] | pd.Series], n_rows: int) -> F
         shape=(n_rows, len(names)),
     )
     return Features(mat, np.asarray(names, dtype=object))
+
+
+def member_feature_columns(members: pd.DataFrame, year: int) -> dict[str, Any]:
+    """Feature columns of a (validated) members table: age band at ``year``, gender,
+    occupation, district, mobile, branch, skills — the input of ``one_hot``."""
+    cols: dict[str, Any] = {}
+    if C.BIRTH_YEAR in members.columns:
+        cols["age_band"] = age_band(members[C.BIRTH_YEAR], year)
+    for col in MEMBER_FEATURE_COLUMNS:
+        if col in members.columns:
+            cols[col] = members[col]
+    return cols
+
+
+def course_feature_columns(courses: pd.DataFrame, *, min_title_courses: int = 1) -> dict[str, Any]:
+    """Feature columns of a (validated) courses table: channel, tags, lecturer, source,
+    duration band and title words (kept when they occur in ``min_title_courses`` courses)."""
+    cols: dict[str, Any] = {col: courses[col] for col in COURSE_FEATURE_COLUMNS if col in courses}
+    if C.DURATION in courses.columns:
+        bounds = np.array([lo for lo, _ in DURATION_BANDS])
+        labels = np.array([label for _, label in DURATION_BANDS], dtype=object)
+        dur = courses[C.DURATION].to_numpy(dtype=float)
+        band = labels[np.clip(np.searchsorted(bounds, dur, side="right") - 1, 0, None)]
+        band[np.isnan(dur)] = None
+        cols["duration"] = band
+    if C.TITLE in courses.columns:
+        from recommend.text import tokenize
+
+        tokens = [sorted(set(tokenize(t))) if isinstance(t, str) else [] for t in courses[C.TITLE]]
+        if min_title_courses > 1:
+            counts = pd.Series(tokens, dtype=object).explode().value_counts()
+            keep = set(counts.index[counts >= min_title_courses])
+            tokens = [[t for t in ts if t in keep] for ts in tokens]
+        cols["title"] = tokens
+    return cols
 
 
 @dataclass(frozen=True, eq=False)
@@ -262,14 +305,7 @@ class Dataset:
         skills), or ``None`` without a members table."""
         if self.members is None:
             return None
-        m = self.members
-        cols: dict[str, Any] = {}
-        if C.BIRTH_YEAR in m.columns:
-            cols["age_band"] = age_band(m[C.BIRTH_YEAR], self.now.year)
-        for col in MEMBER_FEATURE_COLUMNS:
-            if col in m.columns:
-                cols[col] = m[col]
-        return _one_hot(cols, self.n_members)
+        return one_hot(member_feature_columns(self.members, self.now.year), self.n_members)
 
     @cached_property
     def course_features(self) -> Features | None:
@@ -277,23 +313,8 @@ class Dataset:
         tokens seen in at least two courses), or ``None`` without a courses table."""
         if self.courses is None:
             return None
-        c = self.courses
-        cols: dict[str, Any] = {col: c[col] for col in COURSE_FEATURE_COLUMNS if col in c.columns}
-        if C.DURATION in c.columns:
-            bounds = np.array([lo for lo, _ in DURATION_BANDS])
-            labels = np.array([label for _, label in DURATION_BANDS], dtype=object)
-            dur = c[C.DURATION].to_numpy(dtype=float)
-            band = labels[np.clip(np.searchsorted(bounds, dur, side="right") - 1, 0, None)]
-            band[np.isnan(dur)] = None
-            cols["duration"] = band
-        if C.TITLE in c.columns:
-            from recommend.text import tokenize
-
-            tokens = [sorted(set(tokenize(t))) if isinstance(t, str) else [] for t in c[C.TITLE]]
-            df = pd.Series(tokens).explode().value_counts()
-            keep = set(df.index[df >= 2])
-            cols["title"] = [[t for t in ts if t in keep] for ts in tokens]
-        return _one_hot(cols, self.n_courses)
+        columns = course_feature_columns(self.courses, min_title_courses=2)
+        return one_hot(columns, self.n_courses)
 
     # ------------------------------------------------------------------ identity
     def fingerprint(self) -> str:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -33,13 +33,11 @@ import scipy.sparse as sp
 from scipy.special import expit, log_expit
 
 from recommend.data.dataset import (
-    COURSE_FEATURE_COLUMNS,
-    DURATION_BANDS,
-    MEMBER_FEATURE_COLUMNS,
     Dataset,
     Features,
-    _one_hot,
-    age_band,
+    course_feature_columns,
+    member_feature_columns,
+    one_hot,
 )
 from recommend.data.validation import validate
 from recommend.errors import ConfigError, DataError
@@ -460,15 +458,8 @@ def member_feature_rows(attributes: pd.DataFrame, names: np.ndarray, year: int) 
     Uses the same columns and ``"column=value"`` naming as ``Dataset.member_features``
     (age band at ``year``); values whose name is not in ``names`` are left out.
     """
-    frame = _with_placeholder_ids(attributes, C.MEMBER)
-    members = validate("members", frame)
-    cols: dict[str, Any] = {}
-    if C.BIRTH_YEAR in members.columns:
-        cols["age_band"] = age_band(members[C.BIRTH_YEAR], year)
-    for col in MEMBER_FEATURE_COLUMNS:
-        if col in members.columns:
-            cols[col] = members[col]
-    return _onto_names(_one_hot(cols, len(members)), names)
+    members = validate("members", _with_placeholder_ids(attributes, C.MEMBER))
+    return _onto_names(one_hot(member_feature_columns(members, year), len(members)), names)
 
 
 def course_feature_rows(courses: pd.DataFrame, names: np.ndarray) -> sp.csr_matrix:
@@ -478,23 +469,8 @@ def course_feature_rows(courses: pd.DataFrame, names: np.ndarray) -> sp.csr_matr
     (the catalogue-wide rule "seen in at least two courses" was applied when ``names``
     were built).
     """
-    frame = _with_placeholder_ids(courses, C.COURSE)
-    table = validate("courses", frame)
-    cols: dict[str, Any] = {col: table[col] for col in COURSE_FEATURE_COLUMNS if col in table}
-    if C.DURATION in table.columns:
-        bounds = np.array([lo for lo, _ in DURATION_BANDS])
-        labels = np.array([label for _, label in DURATION_BANDS], dtype=object)
-        duration = table[C.DURATION].to_numpy(dtype=float)
-        band = labels[np.clip(np.searchsorted(bounds, duration, side="right") - 1, 0, None)]
-        band[np.isnan(duration)] = None
-        cols["duration"] = band
-    if C.TITLE in table.columns:
-        from recommend.text import tokenize
-
-        cols["title"] = [
-            sorted(set(tokenize(t))) if isinstance(t, str) else [] for t in table[C.TITLE]
-        ]
-    return _onto_names(_one_hot(cols, len(table)), names)
+    table = validate("courses", _with_placeholder_ids(courses, C.COURSE))
+    return _onto_names(one_hot(course_feature_columns(table), len(table)), names)
 
 
 def _with_placeholder_ids(frame: pd.DataFrame, id_column: str) -> pd.DataFrame:
