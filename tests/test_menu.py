@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 
 import numpy as np
@@ -11,12 +12,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from recommend.data.dataset import Dataset
+from recommend.data.validation import validate
 from recommend.errors import ConfigError, DataError
 from recommend.menu import (
     MENU_COLUMNS,
+    REASON_BRANCH,
     REASON_COMPULSORY,
     REASON_FEATURES,
     REASON_GLOBAL,
+    REASON_SEGMENT,
     lecturer_menu,
     member_menu,
 )
@@ -281,6 +285,13 @@ def test_pins_never_exceed_n(model: FixedFactors) -> None:
     assert menu["course_id"].tolist() == ["c09"]
 
 
+def test_max_pins_leaves_room_for_the_member(model: FixedFactors) -> None:
+    assert _menu(model, "m1", n=3, max_pins=1) == ["c09", "c00", "c01"]
+    assert _menu(model, "m1", n=3, max_pins=0) == ["c00", "c01", "c04"]
+    with pytest.raises(ConfigError, match="max_pins"):
+        member_menu(model, "m1", max_pins=-1)
+
+
 # ---------------------------------------------------------------------------- diversity
 
 
@@ -352,25 +363,74 @@ def test_unknown_member_falls_back_and_can_raise(model: FixedFactors) -> None:
         member_menu(model, ["m1", "stranger"], unknown="raise")
 
 
-def test_cold_member_with_attributes_gets_segment_popularity(model: FixedFactors) -> None:
+@pytest.fixture
+def counts_model(dataset: Dataset, monkeypatch: pytest.MonkeyPatch) -> FixedFactors:
+    """A model whose cold start cannot import the popularity model: branch counts."""
+    monkeypatch.setitem(sys.modules, "recommend.models.popularity", None)
+    return FixedFactors().fit(dataset)
+
+
+def test_without_a_popularity_model_cold_members_get_branch_counts(
+    counts_model: FixedFactors,
+) -> None:
+    attrs = pd.DataFrame({"member_id": ["new"], "org_id": ["b2"], "birth_year": [1988]})
+    menu = member_menu(counts_model, "new", n=4, member_attributes=attrs)
+    assert (menu["route"] == "cold_segment").all()
+    # Branch b2 pins c10 and c13 (a new member has completed neither), then what b2's
+    # members studied (c04, c06, c07, c10) by count, platform counts breaking ties.
+    assert menu["course_id"].tolist() == ["c10", "c13", "c04", "c06"]
+    assert menu["reason"].tolist() == [REASON_COMPULSORY] * 2 + [REASON_BRANCH] * 2
+    # A known member without history (m4, branch b1) uses the training attributes.
+    known = member_menu(counts_model, "m4", n=3, pin_compulsory=False)
+    assert (known["route"] == "cold_segment").all()
+    assert known["course_id"].tolist() == ["c00", "c02", "c03"]  # b1 studied c00, c02, c03
+    assert (member_menu(counts_model, "ghost", n=2)["route"] == "cold_global").all()
+
+
+@pytest.fixture(scope="module")
+def platform() -> Dataset:
+    synthetic = pytest.importorskip("recommend.data.synthetic")
+    p = synthetic.synthesize("small", seed=0)
+    return Dataset.from_frames(p.events, courses=p.courses, members=p.members, orgs=p.orgs)
+
+
+def test_cold_member_with_attributes_gets_segment_popularity(platform: Dataset) -> None:
+    popularity = pytest.importorskip("recommend.models.popularity")
+    model = FixedFactors().fit(platform)
+    pop = popularity.Popularity(segment="auto").fit(platform)
+    used = pop.segments_[pop.segments_["used"]]
+    occupation = used.loc[used["segment"] == "occupation", "value"].iloc[0]
+    branch = used.loc[used["segment"] == "org_id", "value"].iloc[0]
     attrs = pd.DataFrame(
         {
-            "member_id": ["new"],
-            "org_id": ["b2"],
-            "birth_year": [1988],
-            "occupation": ["blue_collar"],
-            "district": ["gs"],
+            "member_id": ["like_others", "in_branch", "nobody"],
+            "occupation": [occupation, occupation, None],
+            "org_id": [None, branch, None],
         }
     )
-    menu = member_menu(model, "new", n=3, member_attributes=attrs)
-    assert (menu["route"] == "cold_segment").all()
-    # Branch b2 pins c10 and c13 (a new member has completed neither).
-    assert set(menu["course_id"].iloc[:2]) == {"c10", "c13"}
-    assert menu["reason"].tolist()[:2] == [REASON_COMPULSORY] * 2
-    assert menu["reason"].iloc[2].startswith("popular")
-    # A known member without history (m4) uses the training attributes.
-    known = member_menu(model, "m4", n=3)
-    assert (known["route"] == "cold_segment").all()
+    menu = member_menu(
+        model,
+        ["like_others", "in_branch", "nobody"],
+        n=5,
+        member_attributes=attrs,
+        pin_compulsory=False,
+        only_published=False,
+    )
+    first = menu.groupby("member_id", sort=False).first()
+    assert first["route"].to_dict() == {
+        "like_others": "cold_segment",
+        "in_branch": "cold_segment",
+        "nobody": "cold_global",
+    }
+    assert first["reason"].to_dict() == {
+        "like_others": REASON_SEGMENT,
+        "in_branch": REASON_BRANCH,
+        "nobody": REASON_GLOBAL,
+    }
+    # The menu is the segment's popularity order.
+    expected = pop.segment_scores(attrs.iloc[[0]])[0]
+    got = menu.loc[menu["member_id"] == "like_others", "score"].to_numpy()
+    np.testing.assert_allclose(got, np.sort(expected)[::-1][:5])
 
 
 def test_hybrid_model_scores_cold_members_from_features(dataset: Dataset) -> None:
@@ -383,8 +443,27 @@ def test_hybrid_model_scores_cold_members_from_features(dataset: Dataset) -> Non
     assert (member_menu(m, "ghost", n=2)["route"] == "cold_global").all()
 
 
-def test_mixed_routes_keep_request_order(model: FixedFactors) -> None:
-    menu = member_menu(model, ["ghost", "m1", "m4", "m0"], n=2)
+def test_lightfm_serves_cold_members_from_their_attributes(platform: Dataset) -> None:
+    hybrid = pytest.importorskip("recommend.models.hybrid")
+    model = hybrid.LightFM(n_factors=8, epochs=2).fit(platform)
+    attrs = pd.DataFrame({"member_id": ["new"], "occupation": ["retired"], "birth_year": [1950]})
+    menu = member_menu(model, ["new", "ghost"], n=3, member_attributes=attrs)
+    routes = menu.groupby("member_id", sort=False)["route"].first().to_dict()
+    assert routes == {"new": "cold_features", "ghost": "cold_global"}
+    expected = model.cold_member_scores(validate("members", attrs))[0]
+    new = menu[menu["member_id"] == "new"]
+    pinned = new["reason"] == REASON_COMPULSORY
+    np.testing.assert_allclose(new["score"], expected[model.course_ids_.to_index(new["course_id"])])
+    assert (new.loc[~pinned, "reason"] == REASON_FEATURES).all()
+
+
+def test_empty_request(model: FixedFactors) -> None:
+    menu = member_menu(model, [], n=3)
+    assert menu.empty and tuple(menu.columns) == MENU_COLUMNS
+
+
+def test_mixed_routes_keep_request_order(counts_model: FixedFactors) -> None:
+    menu = member_menu(counts_model, ["ghost", "m1", "m4", "m0"], n=2)
     assert menu["member_id"].tolist() == ["ghost"] * 2 + ["m1"] * 2 + ["m4"] * 2 + ["m0"] * 2
     assert menu.groupby("member_id", sort=False)["route"].first().tolist() == [
         "cold_global",

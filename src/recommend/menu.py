@@ -49,6 +49,7 @@ import pandas as pd
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
+from recommend.data.dataset import COURSE_IDX, MEMBER_IDX
 from recommend.errors import ConfigError, DataError
 from recommend.schema import CHANNELS, Columns
 from recommend.topk import topk_scores
@@ -211,8 +212,8 @@ def member_menu(
     for group in _route_groups(model, state, req, seen.counts):
         for lo in range(0, len(group.pos), _CHUNK):
             chunk = group.take(slice(lo, lo + _CHUNK))
-            scores = group.scorer(chunk)
-            _menu_chunk(model, state, req, chunk, seen.take(chunk.pos), scores, filt, opts, out)
+            scored = group.scorer(chunk)
+            _menu_chunk(model, state, req, chunk, seen.take(chunk.pos), scored, filt, opts, out)
     return out.frame(req, state)
 
 
@@ -269,7 +270,7 @@ def lecturer_menu(
     filt = state.filter(channel, max_minutes, now if only_published else False)
     seen = _history_rows(history, req.idx)
     group = _route_groups(model, state, req, seen.counts)[0]
-    row = group.scorer(group.take(slice(0, 1)))[0]
+    row = group.scorer(group.take(slice(0, 1))).scores[0]
     if filt.mask is not None:
         row[filt.blocked] = _NEG_INF
     excl = _exclusion_rows(state, seen, req.idx, opts.exclude)
@@ -382,7 +383,11 @@ class _State:
         # A hashed index of the member ids known now. ``IdMap.add`` only appends, so its
         # positions stay valid after fold-in; ids added later go through the live map.
         self.member_index = pd.Index(model.member_ids_.external_ids)
-        self._lock = threading.Lock()
+        # Build its hash table now, once, rather than racing to build it in the first
+        # concurrent lookups.
+        _ = self.member_index.is_unique
+        # Re-entrant: a lazy part may be built from another (popularity from branch orgs).
+        self._lock = threading.RLock()
         self._lazy: dict[str, Any] = {}
         self._filters: dict[tuple[Any, ...], _Filter] = {}
         courses = dataset.courses if dataset is not None else None
@@ -423,7 +428,10 @@ class _State:
             loc = self.member_index.get_loc(value)
         except (KeyError, TypeError, pd.errors.InvalidIndexError):
             loc = None
-        if isinstance(loc, int | np.integer):
+        # Checked against the live map: a refit on the same data keeps this state but may
+        # drop members folded in before it.
+        ids = id_map.external_ids
+        if isinstance(loc, int | np.integer) and loc < len(ids) and ids[loc] == value:
             return int(loc)
         # Not known at state creation (folded in since, or of another id type).
         return int(id_map.to_index([value], unknown="mask")[0])
@@ -451,8 +459,8 @@ class _State:
             return sp.csr_matrix(shape, dtype=np.float32)
         ev = ds.events
         done = (ev[C.EVENT] == "complete").to_numpy()
-        rows = ev["member_idx"].to_numpy()[done]
-        cols = ev["course_idx"].to_numpy()[done]
+        rows = ev[MEMBER_IDX].to_numpy()[done]
+        cols = ev[COURSE_IDX].to_numpy()[done]
         mat = sp.csr_matrix((np.ones(rows.size, np.float32), (rows, cols)), shape=shape)
         mat.sum_duplicates()
         mat.sort_indices()
@@ -1061,17 +1069,18 @@ def _menu_chunk(
     req: _Request,
     chunk: _Chunk,
     seen: _Rows,
-    scores: np.ndarray,
+    scored: _Scored,
     filt: _Filter,
     opts: _Opts,
     out: _Output,
 ) -> None:
-    """Rank one chunk of members of one route and append their menus to ``out``.
+    """Rank one chunk of members and append their menus to ``out``.
 
-    ``scores`` is the chunk's fresh (members, n_courses) float32 matrix: exclusions and
-    filters are written into it as ``-inf`` and the kernel may overwrite it.
+    ``scored.scores`` is the chunk's fresh (members, n_courses) float32 matrix: exclusions
+    and filters are written into it as ``-inf`` and the kernel may overwrite it.
     """
     m, n = len(chunk.pos), opts.n
+    scores = scored.scores
     pins: list[NDArray[np.int64]] = [_EMPTY_I64] * m
     if opts.pin_compulsory and opts.max_pins:
         branch = state.branch_pins()
@@ -1101,8 +1110,7 @@ def _menu_chunk(
     )
 
     factors = None
-    explain = opts.with_reasons and chunk.route == ROUTE_PERSONAL
-    if explain:
+    if opts.with_reasons and any(r is None for r in scored.reasons.tolist()):
         factors = model.factors()
     for i in range(m):
         pinned = pins[i]
@@ -1131,17 +1139,17 @@ def _menu_chunk(
             reasons[:] = ""
         else:
             reasons[: pinned.size] = REASON_COMPULSORY
-            if explain:
+            if scored.reasons[i] is None:
                 history, confidence = seen.row(i)
                 reasons[pinned.size :] = _studied_reasons(state, factors, cand, history, confidence)
             else:
-                reasons[pinned.size :] = chunk.reason or ""
+                reasons[pinned.size :] = scored.reasons[i]
         out.add(
             int(chunk.pos[i]),
             np.concatenate((pinned, cand)),
             np.concatenate((pin_scores[i], cand_scores)),
             reasons,
-            chunk.route,
+            scored.routes[i],
         )
 
 
