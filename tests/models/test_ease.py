@@ -166,11 +166,23 @@ def test_fold_in_rejects_unknown_courses(dataset: Dataset) -> None:
 
 def test_params_and_state(dataset: Dataset) -> None:
     model = EASE(l2=50.0, max_courses=100, binary=True)
-    assert model.get_params() == {"l2": 50.0, "max_courses": 100, "binary": True}
+    assert model.get_params() == {
+        "l2": 50.0,
+        "max_courses": 100,
+        "binary": True,
+        "cold_neighbours": 20,
+    }
     assert EASE.name == "ease" and model.factors() is None
     with pytest.raises(NotFittedError):
         model.score(np.array([0]))
-    for bad in ({"l2": 0.0}, {"l2": float("nan")}, {"max_courses": 0}, {"binary": "yes"}):
+    bads = (
+        {"l2": 0.0},
+        {"l2": float("nan")},
+        {"max_courses": 0},
+        {"binary": "yes"},
+        {"cold_neighbours": -1},
+    )
+    for bad in bads:
         with pytest.raises(ConfigError):
             EASE(**bad)  # type: ignore[arg-type]
     bad_model = EASE().set_params(l2=-1.0)

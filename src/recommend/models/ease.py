@@ -37,6 +37,7 @@ from scipy.linalg import lapack
 from recommend.data.dataset import Dataset
 from recommend.errors import ConfigError
 from recommend.models.base import Recommender
+from recommend.models.content import COLD_NEIGHBOURS, place_cold_columns
 
 __all__ = ["EASE"]
 
@@ -70,10 +71,17 @@ class EASE(Recommender):
 
     name: ClassVar[str] = "ease"
 
-    def __init__(self, l2: float = 500.0, max_courses: int = 30_000, binary: bool = False) -> None:
+    def __init__(
+        self,
+        l2: float = 500.0,
+        max_courses: int = 30_000,
+        binary: bool = False,
+        cold_neighbours: int = COLD_NEIGHBOURS,
+    ) -> None:
         self.l2 = l2
         self.max_courses = max_courses
         self.binary = binary
+        self.cold_neighbours = cold_neighbours
         self._check_params()
 
     def _check_params(self) -> None:
@@ -87,6 +95,9 @@ class EASE(Recommender):
             raise ConfigError(f"max_courses={mc!r}; expected a positive integer")
         if not isinstance(self.binary, bool | np.bool_):
             raise ConfigError(f"binary={self.binary!r}; expected True or False")
+        cn = self.cold_neighbours
+        if isinstance(cn, bool) or not isinstance(cn, int | np.integer) or cn < 0:
+            raise ConfigError(f"cold_neighbours={cn!r}; expected an integer >= 0")
 
     @staticmethod
     def memory_bytes(n_courses: int, nnz: int = 0) -> int:
@@ -133,7 +144,13 @@ class EASE(Recommender):
         )
         gram = _gram(x)
         gram[np.diag_indices(n)] += np.float32(self.l2)
-        self.B_: np.ndarray = _ease_weights(gram)
+        weights = _ease_weights(gram)
+        if self.cold_neighbours:
+            # A new course's column is zero (it co-occurs with nothing): give it the
+            # weighted mean of its content neighbours' columns.
+            weights, placed = place_cold_columns(weights, dataset, self.cold_neighbours)
+            log.info("ease: %d cold course(s) placed by content", placed)
+        self.B_: np.ndarray = weights
 
     def _as_input(self, rows: sp.csr_matrix) -> sp.csr_matrix:
         """``rows`` as the model sees them: confidence, or 1 per interaction if binary."""

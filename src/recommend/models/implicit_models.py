@@ -36,6 +36,11 @@ from scipy.special import expit, log_expit
 from recommend.data.dataset import Dataset
 from recommend.errors import ConfigError, DataError
 from recommend.models.base import Factors, Recommender
+from recommend.models.content import (
+    COLD_NEIGHBOURS,
+    content_neighbour_factors,
+    place_cold_columns,
+)
 
 # BLAS runs single-threaded while implicit fits (its solvers parallelise themselves, and
 # BLAS threads on top of theirs oversubscribe the cores: implicit warns of 10x slowdowns)
@@ -45,14 +50,10 @@ from recommend.models.base import Factors, Recommender
 from recommend.topk import TopK, topk_factors
 from recommend.topk import _single_threaded_blas as single_threaded_blas
 
-__all__ = ["ALS", "BPR", "ItemKNN", "MemberVectors", "content_neighbour_factors"]
+__all__ = ["ALS", "BPR", "ItemKNN", "MemberVectors"]
 
 log = logging.getLogger(__name__)
 
-#: Content neighbours averaged into a cold course's factors.
-COLD_NEIGHBOURS = 20
-#: Bytes of dense cold x warm similarities computed at once when placing cold courses.
-_COLD_BLOCK_BYTES = 32 << 20
 #: Negatives drawn (uniformly, outside the history) for a BPR fold-in.
 BPR_FOLD_IN_NEGATIVES = 128
 #: Newton iterations of the BPR fold-in: a small concave problem, and a ranking does not
@@ -83,72 +84,6 @@ def _training_matrix(interactions: sp.spmatrix | sp.sparray) -> sp.csr_matrix:
     x.eliminate_zeros()
     x.sort_indices()
     return x
-
-
-def _normalize_rows(x: sp.csr_matrix) -> sp.csr_matrix:
-    """Rows scaled to unit L2 norm (empty rows stay empty), CSR float32."""
-    x = sp.csr_matrix(x, dtype=np.float32, copy=True)
-    row_of = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))
-    norms = np.sqrt(np.bincount(row_of, weights=np.square(x.data), minlength=x.shape[0]))
-    x.data = (x.data / norms[row_of]).astype(np.float32)
-    return x
-
-
-def content_neighbour_factors(
-    course_factors: np.ndarray,
-    cold: np.ndarray,
-    features: sp.csr_matrix,
-    n_neighbours: int = COLD_NEIGHBOURS,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Factors for cold courses from the factors of their most content-similar warm courses.
-
-    Each cold course gets ``sum_j s_j y_j / sum_j s_j`` over its ``n_neighbours`` warm
-    courses ``j`` of highest cosine similarity ``s_j > 0`` of feature rows. Cold courses
-    with no feature in common with any warm course are left out (their rows stay as they
-    are in ``course_factors``).
-
-    Parameters
-    ----------
-    course_factors : ndarray, shape (n_courses, f), float32
-        Learned factors; rows of ``cold`` are ignored (they are never used as neighbours).
-    cold : ndarray of int, shape (n_cold,)
-        Course indices without training interactions.
-    features : sparse matrix, shape (n_courses, n_features)
-        Course features, e.g. ``Dataset.course_features.matrix``.
-    n_neighbours : int
-        Warm neighbours averaged per cold course.
-
-    Returns
-    -------
-    placed : ndarray of int64, shape (n_placed,)
-        The cold courses that got factors (a subset of ``cold``).
-    factors : ndarray, shape (n_placed, f), float32
-        Their factors, row ``i`` for course ``placed[i]``.
-    """
-    n_courses, width = course_factors.shape
-    cold = np.unique(np.asarray(cold, dtype=np.int64))
-    warm = np.setdiff1d(np.arange(n_courses, dtype=np.int64), cold)
-    empty = (np.empty(0, dtype=np.int64), np.empty((0, width), dtype=np.float32))
-    if cold.size == 0 or warm.size == 0 or features.shape[1] == 0 or n_neighbours < 1:
-        return empty
-    unit = _normalize_rows(sp.csr_matrix(features))
-    warm_t = unit[warm].T.tocsr()
-    warm_factors = course_factors[warm].astype(np.float32)
-    k = min(int(n_neighbours), warm.size)
-    # Blocks of cold courses bound the dense cold x warm similarity block in memory.
-    step = min(4096, max(1, _COLD_BLOCK_BYTES // (4 * warm.size)))
-    placed, rows = [], []
-    for start in range(0, cold.size, step):
-        block = cold[start : start + step]
-        sim = (unit[block] @ warm_t).toarray()
-        top = np.argpartition(-sim, k - 1, axis=1)[:, :k]
-        weight = np.maximum(np.take_along_axis(sim, top, axis=1), 0.0)
-        total = weight.sum(axis=1)
-        ok = total > 0
-        mean = np.einsum("bk,bkf->bf", weight[ok], warm_factors[top[ok]]) / total[ok, None]
-        placed.append(block[ok])
-        rows.append(mean.astype(np.float32))
-    return np.concatenate(placed), np.concatenate(rows)
 
 
 def _check_int(owner: str, name: str, value: object, minimum: int) -> None:
@@ -831,6 +766,7 @@ class ItemKNN(Recommender):
         k: int = 100,
         bm25_k1: float = 1.2,
         bm25_b: float = 0.75,
+        cold_neighbours: int = COLD_NEIGHBOURS,
         show_progress: bool = False,
         num_threads: int = 0,
     ) -> None:
@@ -838,6 +774,7 @@ class ItemKNN(Recommender):
         self.k = k
         self.bm25_k1 = bm25_k1
         self.bm25_b = bm25_b
+        self.cold_neighbours = cold_neighbours
         self.show_progress = show_progress
         self.num_threads = num_threads
         self._check_params()
@@ -853,6 +790,7 @@ class ItemKNN(Recommender):
         _check_real(owner, "bm25_b", self.bm25_b, positive=False)
         if self.bm25_b > 1:
             raise ConfigError(f"{owner}.bm25_b={self.bm25_b!r}; expected a number in [0, 1]")
+        _check_int(owner, "cold_neighbours", self.cold_neighbours, 0)
         _check_bool(owner, "show_progress", self.show_progress)
         _check_int(owner, "num_threads", self.num_threads, 0)
 
@@ -880,6 +818,10 @@ class ItemKNN(Recommender):
         similarity = sp.csr_matrix(model.similarity, dtype=np.float32)
         similarity.sum_duplicates()
         similarity.eliminate_zeros()
+        if self.cold_neighbours:
+            # New courses co-occur with nothing: give them their content neighbours' columns.
+            similarity, placed = place_cold_columns(similarity, dataset, self.cold_neighbours)
+            log.info("item_knn: %d cold course(s) placed by content", placed)
         similarity.sort_indices()
         self.similarity_: sp.csr_matrix = similarity
 
