@@ -435,10 +435,16 @@ def test_cold_member_with_attributes_gets_segment_popularity(platform: Dataset) 
 
 def test_hybrid_model_scores_cold_members_from_features(dataset: Dataset) -> None:
     m = Hybrid().fit(dataset)
-    menu = member_menu(m, "m4", n=3, pin_compulsory=False)
+    # Unknown, described by attributes: the model's cold_member_scores (ascending).
+    attrs = pd.DataFrame({"member_id": ["new"], "occupation": ["retired"]})
+    menu = member_menu(m, "new", n=3, pin_compulsory=False, member_attributes=attrs)
     assert (menu["route"] == "cold_features").all()
     assert (menu["reason"] == REASON_FEATURES).all()
-    assert menu["course_id"].tolist() == ["c14", "c13", "c12"]  # ascending scores; c15 unpublished
+    assert menu["course_id"].tolist() == ["c14", "c13", "c12"]  # c15 is unpublished
+    # Trained without history (m4): the model's own vector, already placed by attributes.
+    trained = member_menu(m, "m4", n=3, pin_compulsory=False)
+    assert (trained["route"] == "cold_features").all()
+    assert trained["course_id"].tolist() == ["c00", "c01", "c02"]
     # Without any attributes the hybrid model cannot help: platform popularity.
     assert (member_menu(m, "ghost", n=2)["route"] == "cold_global").all()
 

@@ -180,6 +180,8 @@ def main() -> None:
         "menu exclude completed": lambda m: member_menu(model, m, exclude="completed"),
         "menu diversity=0.5": lambda m: member_menu(model, m, diversity=0.5),
         "lecturer menu": lambda m: lecturer_menu(model, m),
+        # Unknown ids: the cold-start route (platform popularity, nothing to exclude).
+        "menu unknown member (cold start)": lambda m: member_menu(model, f"new-{m}"),
     }
     results: dict[str, tuple[float, float]] = {}
     with threadpool_limits(limits=args.blas_threads, user_api="blas"):

@@ -629,6 +629,15 @@ class _ColdScorer:
     def score(self, attributes: pd.DataFrame) -> _Scored:
         raise NotImplementedError
 
+    def global_scores(self) -> np.ndarray:
+        """What a member with no attributes gets, (n_courses,) float32 (read-only)."""
+        raise NotImplementedError
+
+    def score_global(self, m: int) -> _Scored:
+        return _Scored(
+            np.tile(self.global_scores(), (m, 1)), *_constant(m, ROUTE_GLOBAL, REASON_GLOBAL)
+        )
+
 
 def _cold_labels(segment: np.ndarray, branch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     routes = np.where(segment, ROUTE_SEGMENT, ROUTE_GLOBAL).astype(object)
@@ -652,6 +661,10 @@ class _PopularityScorer(_ColdScorer):
         self.n_courses = n_courses
         self.kinds = tuple(getattr(model, "kinds", ()) or ())
         self._fallback = self._segment_scores(pd.DataFrame(index=range(1)))[0]
+        self._fallback.setflags(write=False)
+
+    def global_scores(self) -> np.ndarray:
+        return self._fallback
 
     def _segment_scores(self, attributes: pd.DataFrame) -> np.ndarray:
         # A copy: the menu writes exclusions into the scores it gets.
@@ -711,6 +724,9 @@ class _CountScorer(_ColdScorer):
                 scores[i, self._by_org.indices[lo:hi]] += self._by_org.data[lo:hi]
                 branch[i] = True
         return _Scored(scores, *_cold_labels(branch, branch))
+
+    def global_scores(self) -> np.ndarray:
+        return self._global
 
 
 # ============================================================================ requests
@@ -945,12 +961,38 @@ def _route_groups(
         return groups
 
     cold = np.flatnonzero(~personal)
+    hybrid = bool(getattr(model, "uses_features", False))
+    if hybrid:
+        # A hybrid model already places the members it was trained with by their
+        # attributes (their identity part learned nothing without history): score their
+        # vectors as they are. This also keeps menus identical after an artifact round
+        # trip, which stores no personal attributes.
+        known = req.idx[cold] >= 0
+        if known.any():
+            rows = cold[known]
+
+            def trained_rows(chunk: _Chunk) -> _Scored:
+                scores = np.asarray(model.score_block(chunk.idx), dtype=np.float32)
+                return _Scored(scores, *_constant(len(chunk.pos), ROUTE_FEATURES, REASON_FEATURES))
+
+            groups.append(_Group(rows, req.idx[rows], trained_rows))
+            cold = cold[~known]
+            if not cold.size:
+                return groups
+
+    members = state.dataset.members if state.dataset is not None else None
+    if req.attributes is None and (members is None or (req.idx[cold] < 0).all()):
+        # Unknown members and nothing said about them: platform popularity, without
+        # assembling attribute frames (the common cold request of a backend).
+        scorer = state.popularity()
+        groups.append(_Group(cold, req.idx[cold], lambda c: scorer.score_global(len(c.pos))))
+        return groups
     attrs = req.attribute_rows(state, cold)
     described = attrs.drop(columns=[C.MEMBER]).notna().any(axis=1).to_numpy(dtype=bool)
     popular = np.ones(len(cold), dtype=bool)
 
     cold_fn = getattr(model, "cold_member_scores", None)
-    if getattr(model, "uses_features", False) and callable(cold_fn) and described.any():
+    if hybrid and callable(cold_fn) and described.any():
         sub = attrs[described].reset_index(drop=True)
         try:
             feature_scores = np.asarray(cold_fn(sub), dtype=np.float32)
