@@ -265,24 +265,17 @@ class LeaveLastOut(Splitter):
         # with equal first times stay ordered by course id.
         order = _group_order(ev.pair_members, ev.n_members, first)
         counts = np.bincount(ev.pair_members, minlength=ev.n_members)
-        members = ev.pair_members[order]
-        from_end = np.cumsum(counts)[members] - 1 - np.arange(ev.n_pairs)
         eligible = counts >= self.n + self.min_train
-        test_pair = np.empty(ev.n_pairs, dtype=bool)
-        test_pair[order] = (from_end < self.n) & eligible[members]
-        test = test_pair[ev.pair_codes]
-        if not test.any():
-            raise DataError(
-                f"LeaveLastOut: the test set would be empty: no member has at least "
-                f"n + min_train = {self.n + self.min_train} distinct courses"
-            )
-        return (
-            test,
-            np.zeros(ev.n, dtype=bool),
-            {
-                "test_pairs": int(test_pair.sum()),
-                "train_only_members": int(np.count_nonzero((counts > 0) & ~eligible)),
-            },
+        # The last n in time order: ranks counts - n .. counts - 1.
+        return _hold_out_ranks(
+            ev,
+            order,
+            counts,
+            eligible,
+            counts - self.n,
+            counts,
+            f"LeaveLastOut: the test set would be empty: no member has at least "
+            f"n + min_train = {self.n + self.min_train} distinct courses",
         )
 
 
@@ -316,24 +309,16 @@ class RandomHoldout(Splitter):
         eligible = counts >= 1 + self.min_train
         k = np.floor(counts * float(self.test_fraction) + 0.5).astype(np.int64)
         k = np.where(eligible, np.clip(k, 1, counts - self.min_train), 0)
-        members = ev.pair_members[order]
-        starts = np.cumsum(counts) - counts
-        position = np.arange(ev.n_pairs) - starts[members]
-        test_pair = np.empty(ev.n_pairs, dtype=bool)
-        test_pair[order] = position < k[members]
-        test = test_pair[ev.pair_codes]
-        if not test.any():
-            raise DataError(
-                f"RandomHoldout: the test set would be empty: no member has at least "
-                f"1 + min_train = {1 + self.min_train} distinct courses"
-            )
-        return (
-            test,
-            np.zeros(ev.n, dtype=bool),
-            {
-                "test_pairs": int(test_pair.sum()),
-                "train_only_members": int(np.count_nonzero((counts > 0) & ~eligible)),
-            },
+        # The first k in random order.
+        return _hold_out_ranks(
+            ev,
+            order,
+            counts,
+            eligible,
+            np.zeros_like(k),
+            k,
+            f"RandomHoldout: the test set would be empty: no member has at least "
+            f"1 + min_train = {1 + self.min_train} distinct courses",
         )
 
 
@@ -576,6 +561,34 @@ def _group_order(groups: IntArray, n_groups: int, values: IntArray) -> IntArray:
     if n_groups <= (np.iinfo(np.int64).max - span) // span:
         return np.argsort(groups * np.int64(span) + offsets, kind="stable")
     return np.lexsort((values, groups))
+
+
+def _hold_out_ranks(
+    ev: _Events,
+    order: IntArray,
+    counts: IntArray,
+    eligible: BoolArray,
+    low: IntArray,
+    high: IntArray,
+    empty_message: str,
+) -> tuple[BoolArray, BoolArray, dict[str, Any]]:
+    """Test = pairs of eligible members whose rank within their member, in ``order`` (pairs
+    grouped by member), lies in ``[low[m], high[m])``; all events of a pair follow it."""
+    members = ev.pair_members[order]
+    rank = np.arange(ev.n_pairs) - (np.cumsum(counts) - counts)[members]
+    test_pair = np.empty(ev.n_pairs, dtype=bool)
+    test_pair[order] = (rank >= low[members]) & (rank < high[members]) & eligible[members]
+    test = test_pair[ev.pair_codes]
+    if not test.any():
+        raise DataError(empty_message)
+    return (
+        test,
+        np.zeros(ev.n, dtype=bool),
+        {
+            "test_pairs": int(test_pair.sum()),
+            "train_only_members": int(np.count_nonzero((counts > 0) & ~eligible)),
+        },
+    )
 
 
 def _fraction_threshold(times: IntArray, fraction: float) -> int:
