@@ -199,12 +199,14 @@ def _check_popularity(
     return pop
 
 
+def _positive_count(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise DataError(f"{name} must be a positive integer; got {value!r}")
+    return int(value)
+
+
 def _check_n_courses(n_courses: Any) -> int:
-    if isinstance(n_courses, bool) or not isinstance(n_courses, int | np.integer):
-        raise DataError(f"n_courses must be a positive integer; got {n_courses!r}")
-    if n_courses < 1:
-        raise DataError(f"n_courses must be a positive integer; got {n_courses!r}")
-    return int(n_courses)
+    return _positive_count(n_courses, "n_courses")
 
 
 # --------------------------------------------------------------------------- hit matrix
@@ -498,11 +500,7 @@ def ranking_metrics(
 
 
 def _check_n_members(n_members: Any) -> int:
-    if isinstance(n_members, bool) or not isinstance(n_members, int | np.integer):
-        raise DataError(f"n_members must be a positive integer; got {n_members!r}")
-    if n_members < 1:
-        raise DataError(f"n_members must be a positive integer; got {n_members!r}")
-    return int(n_members)
+    return _positive_count(n_members, "n_members")
 
 
 def _row_mean(values: np.ndarray, filled: np.ndarray) -> np.ndarray:
