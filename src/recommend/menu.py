@@ -57,7 +57,7 @@ from recommend.topk import topk_scores
 if TYPE_CHECKING:
     from recommend.data.dataset import Dataset
     from recommend.data.idmap import IdMap
-    from recommend.models.base import Factors, History, Recommender
+    from recommend.models.base import History, Recommender
 
 __all__ = [
     "LECTURER_COLUMNS",
@@ -1151,9 +1151,11 @@ def _menu_chunk(
         allow=allow,
     )
 
-    factors = None
+    course_vectors = None
     if opts.with_reasons and any(r is None for r in scored.reasons.tolist()):
-        factors = model.factors()
+        # Course factors only: the member side of an updated model is never assembled here.
+        side = model.course_vectors()
+        course_vectors = None if side is None else side[0]
     for i in range(m):
         pinned = pins[i]
         cand = top.indices[i]
@@ -1183,7 +1185,9 @@ def _menu_chunk(
             reasons[: pinned.size] = REASON_COMPULSORY
             if scored.reasons[i] is None:
                 history, confidence = seen.row(i)
-                reasons[pinned.size :] = _studied_reasons(state, factors, cand, history, confidence)
+                reasons[pinned.size :] = _studied_reasons(
+                    state, course_vectors, cand, history, confidence
+                )
             else:
                 reasons[pinned.size :] = scored.reasons[i]
         out.add(
@@ -1263,7 +1267,7 @@ def _mmr(
 
 def _studied_reasons(
     state: _State,
-    factors: Factors | None,
+    course_vectors: np.ndarray | None,
     recommended: NDArray[np.int64],
     history: np.ndarray,
     confidence: np.ndarray,
@@ -1283,9 +1287,9 @@ def _studied_reasons(
     if hist.size > _REASON_HISTORY:
         keep = np.argpartition(-conf, _REASON_HISTORY)[:_REASON_HISTORY]
         hist, conf = hist[keep], conf[keep]
-    if factors is not None and factors.courses.shape[0] == state.n_courses:
-        rec_f = np.asarray(factors.courses[recommended], dtype=np.float32)
-        hist_f = np.asarray(factors.courses[hist], dtype=np.float32)
+    if course_vectors is not None and course_vectors.shape[0] == state.n_courses:
+        rec_f = np.asarray(course_vectors[recommended], dtype=np.float32)
+        hist_f = np.asarray(course_vectors[hist], dtype=np.float32)
         norms = np.linalg.norm(rec_f, axis=1)[:, None] * np.linalg.norm(hist_f, axis=1)[None, :]
         sim = (rec_f @ hist_f.T) / np.maximum(norms, 1e-12)
     else:

@@ -161,18 +161,36 @@ class Recommender(ABC):
         """Latent factors (members including folded-in ones) or ``None`` if not factorised."""
         return None
 
-    def score_block(self, member_idx: np.ndarray) -> np.ndarray:
-        """Scores of members ``member_idx`` for all courses, (len, n_courses) float32.
+    def member_vectors(self, member_idx: np.ndarray) -> np.ndarray:
+        """Factor rows of members ``member_idx``, (len, f) float32 (factor models only).
 
-        The default implementation uses ``factors()``; non-factorised models override it.
-        Must not mutate shared state (it runs in several threads at once).
+        The default slices ``factors().members``; models that keep member vectors in a
+        structure of their own override it to gather just the rows asked for.
         """
         f = self.factors()
         if f is None:
+            raise NotImplementedError(f"{type(self).__name__} is not a factor model")
+        return f.members[np.asarray(member_idx, dtype=np.int64)]
+
+    def course_vectors(self) -> tuple[np.ndarray, np.ndarray | None] | None:
+        """Course factors (n_courses, f) and bias (n_courses,) or ``None``; ``None`` for a
+        model that is not factorised."""
+        f = self.factors()
+        return None if f is None else (f.courses, f.course_bias)
+
+    def score_block(self, member_idx: np.ndarray) -> np.ndarray:
+        """Scores of members ``member_idx`` for all courses, (len, n_courses) float32.
+
+        The default implementation uses the factors; non-factorised models override it.
+        Must not mutate shared state (it runs in several threads at once).
+        """
+        side = self.course_vectors()
+        if side is None:
             raise NotImplementedError(f"{type(self).__name__} must implement score_block")
-        out = f.members[np.asarray(member_idx)] @ f.courses.T
-        if f.course_bias is not None:
-            out += f.course_bias
+        courses, bias = side
+        out = self.member_vectors(member_idx) @ courses.T
+        if bias is not None:
+            out += bias
         return out.astype(np.float32, copy=False)
 
     def score(self, member_idx: np.ndarray, course_idx: np.ndarray | None = None) -> np.ndarray:
@@ -196,13 +214,13 @@ class Recommender(ABC):
         """Best ``k`` course indices per member through the shared kernel."""
         self._check_fitted()
         idx = np.asarray(member_idx, dtype=np.int64)
-        f = self.factors()
-        if f is not None:
+        side = self.course_vectors()
+        if side is not None:
             return topk_factors(
-                f.members[idx],
-                f.courses,
+                self.member_vectors(idx),
+                side[0],
                 k,
-                course_bias=f.course_bias,
+                course_bias=side[1],
                 exclude=exclude,
                 forbid=forbid,
                 allow=allow,

@@ -47,7 +47,6 @@ from recommend.models.content import (
 # and while a fold-in solves its tiny systems (on a loaded machine, waking BLAS threads for
 # a 64 x 64 problem costs more than the problem). The limit is process-wide; the kernel's
 # reference-counted switch keeps concurrent users from undoing each other's limit.
-from recommend.topk import TopK, topk_factors
 from recommend.topk import _single_threaded_blas as single_threaded_blas
 
 __all__ = ["ALS", "BPR", "ItemKNN", "MemberVectors"]
@@ -267,35 +266,15 @@ class _FactorModel(Recommender):
         self._check_fitted()
         return Factors(self._members.array, self.course_factors_, self.course_bias_)
 
-    def score_block(self, member_idx: np.ndarray) -> np.ndarray:
-        """Scores of members ``member_idx`` for all courses, (len, n_courses) float32."""
+    def member_vectors(self, member_idx: np.ndarray) -> np.ndarray:
+        """Rows of the requested members only: a request never assembles the whole member
+        array, even right after an update."""
         self._check_fitted()
-        out = self._members.gather(member_idx) @ self.course_factors_.T
-        if self.course_bias_ is not None:
-            out += self.course_bias_
-        return out
+        return self._members.gather(member_idx)
 
-    def topk(
-        self,
-        member_idx: np.ndarray,
-        k: int,
-        *,
-        exclude: sp.csr_matrix | None = None,
-        forbid: np.ndarray | None = None,
-        allow: np.ndarray | None = None,
-    ) -> TopK:
-        """Best ``k`` course indices per member through the shared kernel (see
-        ``Recommender.topk``), with only the requested members' vectors gathered."""
+    def course_vectors(self) -> tuple[np.ndarray, np.ndarray | None]:
         self._check_fitted()
-        return topk_factors(
-            self._members.gather(member_idx),
-            self.course_factors_,
-            k,
-            course_bias=self.course_bias_,
-            exclude=exclude,
-            forbid=forbid,
-            allow=allow,
-        )
+        return self.course_factors_, self.course_bias_
 
     def _place_cold_courses(self, dataset: Dataset, warm_interactions: sp.csr_matrix) -> None:
         """Give courses without training interactions content-neighbour factors (and bias)."""
