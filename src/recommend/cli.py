@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from recommend.errors import DataError, RecommendError
+from recommend.errors import ConfigError, DataError, RecommendError
 
 __all__ = ["main"]
 
@@ -303,6 +303,116 @@ def cmd_menu(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_batch(args: argparse.Namespace) -> int:
+    from recommend.batch import run_batch
+
+    result = run_batch(
+        args.model,
+        args.out,
+        n=args.n,
+        members=args.members,
+        chunk_size=args.chunk_size,
+        format=args.format,
+        sql=args.sql,
+        table=args.table,
+        with_reasons=args.with_reasons,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
+    routes = ", ".join(f"{k} {v:,}" for k, v in sorted(result.routes.items()))
+    print(
+        f"wrote menus of {result.members:,} members ({result.rows:,} rows, {routes}) to "
+        f"{result.path} in {len(result.files)} file(s), {result.seconds:.1f} s"
+        + (
+            f", {result.resumed_chunks} chunk(s) kept from an earlier run"
+            if result.resumed_chunks
+            else ""
+        )
+    )
+    if result.sql_rows is not None:
+        print(f"loaded {result.sql_rows:,} rows into SQL table {args.table}")
+    return 0
+
+
+def _parse_pairs(items: Sequence[str] | None, option: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{option} {item!r}: expected key=value")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def cmd_order(args: argparse.Namespace) -> int:
+    from recommend.artifact import load
+    from recommend.data.loaders import read_table
+    from recommend.group import order_for_group
+
+    model = load(args.model)
+    table = read_table(args.members_table, "members") if args.members_table else None
+    if args.branch is not None:
+        members: object = args.branch
+    elif args.members is not None:
+        lines = Path(args.members).read_text(encoding="utf-8").splitlines()
+        members = [line.strip() for line in lines if line.strip()]
+    else:
+        where = _parse_pairs(args.where, "--where")
+        members = {k: v.split(",") if "," in v else v for k, v in where.items()}
+        known = set(table.columns) if table is not None else {"member_id", "org_id"}
+        missing = [k for k in where if k not in known and k != "age_band"]
+        if table is None and (missing or "age_band" in where):
+            raise ConfigError(
+                f"--where {sorted(where)}: a loaded model keeps only member_id and org_id; "
+                "give the member attributes with --members-table FILE"
+            )
+    quotas = {}
+    for channel, count in _parse_pairs(args.quota, "--quota").items():
+        try:
+            quotas[channel] = int(count)
+        except ValueError:
+            raise ConfigError(f"--quota {channel}={count!r}: expected an integer") from None
+    result = order_for_group(
+        model,
+        members,
+        n=args.n,
+        strategy=args.strategy,
+        budget_minutes=args.budget_minutes,
+        quotas=quotas,
+        member_table=table,
+        max_pins=args.max_pins,
+        lecturers=args.lecturers,
+    )
+    satisfaction = result.members["satisfaction"]
+    summary = {
+        "members": len(result.members),
+        "unknown_members": int(result.unknown.size),
+        "coverage": round(result.coverage, 4),
+        "mean_satisfaction": round(float(satisfaction.mean()), 4),
+        "p10_satisfaction": round(float(satisfaction.quantile(0.1)), 4),
+        "total_minutes": round(result.total_minutes, 1),
+        "notes": list(result.notes),
+    }
+    if args.json:
+        # Through pandas' JSON writer: missing values become null, not NaN.
+        out = {"summary": summary, "menu": json.loads(result.menu.to_json(orient="records"))}
+        if result.lecturers is not None:
+            out["lecturers"] = json.loads(result.lecturers.to_json(orient="records"))
+        print(json.dumps(out, ensure_ascii=False))
+        return 0
+    print(result.menu.to_string(index=False))
+    if result.lecturers is not None:
+        print("\nlecturers for the group")
+        print(result.lecturers.to_string(index=False))
+    print()
+    for key, value in summary.items():
+        if key != "notes":
+            print(f"{key:<18} {value}")
+    for note in result.notes:
+        print(f"note: {note}")
+    return 0
+
+
 # ---------------------------------------------------------------------------- demo
 def _load_sample(path: Path) -> object:
     from recommend.data.synthetic import read_platform, synthesize
@@ -366,8 +476,35 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(by_channel.to_string())
     models = _demo_models(ds)
     _demo_menus(models["best"], ds, frames["members"])
+    _demo_group(models["best"], ds)
+    _demo_batch(models["best"], Path(args.batch_out))
     print(f"\ndone in {time.perf_counter() - start:.1f} s")
     return 0
+
+
+def _demo_group(model: object, ds: object) -> None:
+    """A group menu for the branch with the most members: 2 hours, 2 theory courses."""
+    from recommend.group import order_for_group
+
+    members = ds.members  # type: ignore[attr-defined]
+    branch = str(members["org_id"].value_counts().index[0])
+    options = {"n": 8, "budget_minutes": 120, "quotas": {"理论学习": 2}, "max_pins": 2}
+    try:
+        result = order_for_group(model, branch, **options)  # type: ignore[arg-type]
+    except ConfigError as err:
+        # Long compulsory courses can leave no room for the quota: say so, order without.
+        print(f"\n   note: {err}; ordering without compulsory pins")
+        options["pin_compulsory"] = False
+        result = order_for_group(model, branch, **options)  # type: ignore[arg-type]
+    titles = ds.courses.set_index("course_id")["title"]  # type: ignore[attr-defined]
+    menu = result.menu.join(titles, on="course_id")
+    print(f"\n== 6. group menu for branch {branch} ({len(result.members)} members, coverage)")
+    print(menu[["rank", "title", "channel", "minutes", "served", "pinned"]].to_string(index=False))
+    sat = result.members["satisfaction"]
+    print(
+        f"   {result.total_minutes:.0f} minutes; {result.coverage:.0%} of members get a course "
+        f"from their own top 20; satisfaction mean {sat.mean():.2f}, p10 {sat.quantile(0.1):.2f}"
+    )
 
 
 def _demo_models(ds: object) -> dict[str, object]:
@@ -439,6 +576,22 @@ def _demo_menus(model: object, ds: object, members: pd.DataFrame) -> None:
         print(menu[["rank", "title", "category", "route", "reason"]].to_string(index=False))
 
 
+def _demo_batch(model: object, out: Path) -> None:
+    """Precompute every member's menu, as a platform does nightly, and show where it went."""
+    from recommend.batch import run_batch
+
+    print("\n== 7. batch job: every member's menu to Parquet")
+    result = run_batch(model, out, n=10, with_reasons=True, overwrite=True, progress=False)  # type: ignore[arg-type]
+    routes = ", ".join(f"{k} {v:,}" for k, v in sorted(result.routes.items()))
+    print(
+        f"   {result.members:,} members, {result.rows:,} rows ({routes}) in {result.seconds:.1f} s"
+    )
+    print(f"   files: {out}/part-*.parquet, manifest {out}/_manifest.json")
+    rows = pd.read_parquet(result.files[0])
+    first = rows.loc[rows["route"] == "personal", "member_id"].iloc[0]
+    print(rows[rows["member_id"] == first].head(5).to_string(index=False))
+
+
 # ---------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -497,8 +650,45 @@ def build_parser() -> argparse.ArgumentParser:
     mn.add_argument("--json", action="store_true", help="print JSON records")
     mn.set_defaults(func=cmd_menu)
 
+    od = verbs.add_parser("order", help="a group menu for a branch or a target group")
+    od.add_argument("--model", required=True, help="artifact folder")
+    who = od.add_mutually_exclusive_group(required=True)
+    who.add_argument("--branch", help="org id: its members and those of its sub-branches")
+    who.add_argument("--members", help="file of member ids, one per line")
+    who.add_argument(
+        "--where",
+        action="append",
+        help="attribute filter column=value[,value...], e.g. occupation=retired (repeatable)",
+    )
+    od.add_argument("--members-table", help="members table (CSV/Parquet) for --where filters")
+    od.add_argument("--n", type=int, default=10)
+    od.add_argument("--budget-minutes", type=float, help="total duration of the menu")
+    od.add_argument(
+        "--quota", action="append", help="channel=count: at least count courses (repeatable)"
+    )
+    od.add_argument("--strategy", default="coverage", help="coverage|average|least_misery|...")
+    od.add_argument("--max-pins", type=int, help="at most this many compulsory courses")
+    od.add_argument("--lecturers", type=int, default=0, help="also rank this many lecturers")
+    od.add_argument("--json", action="store_true", help="print JSON")
+    od.set_defaults(func=cmd_order)
+
+    bt = verbs.add_parser("batch", help="every member's menu to Parquet/CSV (and SQL)")
+    bt.add_argument("--model", required=True, help="artifact folder (registry URIs: not yet)")
+    bt.add_argument("--out", required=True, help="output folder (partitioned files + manifest)")
+    bt.add_argument("--n", type=int, default=20, help="courses per member")
+    bt.add_argument("--members", help="file of member ids (one per line, or a member_id column)")
+    bt.add_argument("--chunk-size", type=int, default=20_000, help="members per output file")
+    bt.add_argument("--format", choices=("parquet", "csv"), default="parquet")
+    bt.add_argument("--sql", help="SQLAlchemy URL, e.g. sqlite:///menus.db (with --table)")
+    bt.add_argument("--table", help="SQL table to replace with the menus")
+    bt.add_argument("--with-reasons", action="store_true", help="fill the reason column")
+    bt.add_argument("--overwrite", action="store_true", help="replace another job's output")
+    bt.add_argument("--quiet", action="store_true", help="no progress bar")
+    bt.set_defaults(func=cmd_batch)
+
     demo = verbs.add_parser("demo", help="run the main job end to end on the sample")
     demo.add_argument("--data", default=str(DEFAULT_SAMPLE), help="sample folder")
+    demo.add_argument("--batch-out", default="out/menus", help="batch job output folder")
     demo.set_defaults(func=cmd_demo)
     return parser
 

@@ -1,0 +1,1192 @@
+"""Group menus (top-down order-by-menu): courses an organisation orders for a target group.
+
+A branch secretary or a higher organisation orders courses for a group of members: one
+branch with its sub-branches, members picked by attributes (retired, mobile, an age band,
+a district), or an explicit list. The members' predicted preferences are aggregated into
+one menu of ``n`` courses that serves the whole group, within the organisation's
+constraints, and the result says how well each member is served.
+
+Scores and normalisation
+------------------------
+Each member's scores come from the same routes as their own menu (``recommend.menu``):
+the model for members with a history, cold-start popularity for the others. Scores are
+min-max normalised per member over the candidate courses, so a heavy learner (whose raw
+scores are larger) counts as much as anyone. A course the member has already studied is
+worth 0 to them: the group menu should bring something new. A member's **personal
+top-k** (``personal_k``) is what their own menu would hold (seen courses excluded).
+
+Strategies
+----------
+``average``       mean normalised score over the group.
+``least_misery``  the lowest normalised score in the group (ties: the mean).
+``borda``         Borda count over the candidate pool: each member gives a course the
+                  number of pool courses they rank below it.
+``approval``      share of members with the course in their personal top-k (ties: mean).
+``coverage``      greedy: each pick maximises the members newly served (course in their
+                  personal top-k) plus the gain in ``sum(sqrt(best score so far))`` over
+                  members; the square root favours the least-served members.
+``popularity``, ``random``  baselines (platform popularity; a seeded random order) under the
+                  same constraints, for evaluation.
+
+Constraints
+-----------
+A time budget (sum of durations), channel quotas (at least ``q`` courses of a channel),
+compulsory courses always included (those compulsory for the branches of at least
+``compulsory_share`` of the group, plus ``must_include``), and courses already completed by
+at least ``exclude_completed`` of the group left out. Selection is greedy over the pool
+with a feasibility check at every pick: a course is taken only if the unmet quotas can
+still be filled within the remaining slots and budget by the shortest eligible courses.
+
+How a call runs, and why it is fast: pass 1 scores the members in blocks through the
+shared top-k kernel (``recommend.topk``); a scoring callback also records each member's
+normalisation and adds the block's normalised scores into per-course sums, so the full
+(members x courses) matrix never exists. The best courses by mean score and by approval
+(plus pins and quota candidates) form a pool of a few hundred courses; pass 2 scores the
+members on the pool only (a small GEMM for factor models), and every strategy works on
+that (members x pool) matrix.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from numpy.typing import NDArray
+
+from recommend.data.dataset import age_band
+from recommend.errors import ConfigError, DataError
+from recommend.menu import (
+    ROUTE_PERSONAL,
+    _Chunk,
+    _history_rows,
+    _Request,
+    _route_groups,
+    _Rows,
+    _State,
+    _state,
+)
+from recommend.schema import Columns
+from recommend.topk import topk_scores
+
+if TYPE_CHECKING:
+    from recommend.models.base import Recommender
+
+__all__ = [
+    "BASELINES",
+    "STRATEGIES",
+    "GroupMenu",
+    "evaluate_group_strategies",
+    "group_members",
+    "order_for_group",
+]
+
+logger = logging.getLogger(__name__)
+C = Columns
+
+#: Aggregation strategies of :func:`order_for_group`.
+STRATEGIES = ("average", "least_misery", "borda", "approval", "coverage")
+#: Reference menus under the same constraints, for evaluation.
+BASELINES = ("popularity", "random")
+
+# Members scored at once in pass 2 for models without factors (bounds the score buffer).
+_CHUNK = 512
+_NEG_INF = np.float32(-np.inf)
+_EMPTY_I64 = np.empty(0, dtype=np.int64)
+
+MemberSpec = Any  # list of member ids | org id | Mapping of attribute filters | callable
+
+
+@dataclass(frozen=True)
+class GroupMenu:
+    """A group menu and how it serves the group.
+
+    Attributes
+    ----------
+    menu : DataFrame
+        ``course_id, rank, group_score`` (the strategy's value for the course),
+        ``mean_score`` (mean normalised member score), ``served`` (members with the course
+        in their personal top-k), ``channel``, ``minutes``, ``lecturer_id``, ``pinned``.
+    members : DataFrame
+        ``member_id, route, satisfaction`` (best normalised predicted score over the menu,
+        in [0, 1]), ``served`` (a menu course is in their personal top-k),
+        ``best_course_id``.
+    strategy : str
+    notes : tuple of str
+        What the caller should know: unknown members, fewer courses than asked, ...
+    unknown : ndarray
+        Member ids of the request unknown to the model (left out).
+    lecturers : DataFrame or None
+        Lecturers ranked for the group (``lecturers > 0``), as in ``lecturer_menu``.
+    total_minutes : float
+        Sum of the menu's durations (NaN when durations are unknown).
+    """
+
+    menu: pd.DataFrame
+    members: pd.DataFrame
+    strategy: str
+    notes: tuple[str, ...]
+    unknown: np.ndarray
+    lecturers: pd.DataFrame | None
+    total_minutes: float
+
+    @property
+    def coverage(self) -> float:
+        """Share of the group with at least one menu course in their personal top-k."""
+        return float(self.members["served"].mean()) if len(self.members) else 0.0
+
+
+# ============================================================================ the group
+
+
+def group_members(
+    model: Recommender, members: MemberSpec, *, member_table: pd.DataFrame | None = None
+) -> np.ndarray:
+    """Member ids of a group description.
+
+    Parameters
+    ----------
+    model
+        A fitted (or loaded) ``Recommender``: its training members table and orgs tree.
+    members
+        A list/array of member ids (kept as given, duplicates dropped); a single org id
+        (``str`` or ``int``): the members of that org and of all orgs below it in the orgs
+        tree (``parent_id``); a mapping of attribute filters, e.g. ``{"occupation":
+        "retired", "mobile": True, "age_band": ["60-69", "70+"], "district": "萧山区"}``
+        (a list means any of; ``age_band`` is derived from ``birth_year``); or a callable
+        taking the members table and returning a boolean mask.
+    member_table
+        Members table to filter on; the model's training members by default (a loaded
+        artifact keeps only ``member_id`` and ``org_id``, so attribute filters need this).
+
+    Returns
+    -------
+    ndarray of object, shape (m,)
+
+    Raises
+    ------
+    ConfigError
+        A filter names a column the members table does not have.
+    DataError
+        The org id is unknown.
+    """
+    model._check_fitted()
+    if isinstance(members, Mapping) or callable(members):
+        table = _member_table(model, member_table)
+        mask = _filter_mask(table, members, model.dataset_.now)
+        return table[C.MEMBER].to_numpy(dtype=object)[mask]
+    if isinstance(members, str | int | np.integer):
+        return _branch_members(model, members, member_table)
+    if isinstance(members, pd.DataFrame):
+        raise ConfigError("members: pass a list of member ids, an org id or a filter mapping")
+    ids = pd.unique(pd.Series(list(members), dtype=object)).astype(object)
+    return np.asarray(ids, dtype=object)
+
+
+def _member_table(model: Recommender, given: pd.DataFrame | None) -> pd.DataFrame:
+    if given is not None:
+        if C.MEMBER not in given.columns:
+            raise ConfigError(f"member_table has no {C.MEMBER} column")
+        return given
+    table = model.dataset_.members
+    if table is None:
+        raise ConfigError(
+            "the model has no members table: pass member_table= (CLI: --members-table FILE)"
+        )
+    return table
+
+
+def _filter_mask(table: pd.DataFrame, where: Any, now: pd.Timestamp) -> NDArray[np.bool_]:
+    if callable(where):
+        mask = np.asarray(where(table), dtype=bool)
+        if mask.shape != (len(table),):
+            raise ConfigError(
+                f"the member filter returned shape {mask.shape}; expected ({len(table)},)"
+            )
+        return mask
+    mask = np.ones(len(table), dtype=bool)
+    for key, wanted in where.items():
+        if key == "age_band":
+            if "birth_year" not in table.columns:
+                raise ConfigError(
+                    "filter age_band needs a birth_year column in the members table: pass "
+                    "member_table= (CLI: --members-table FILE)"
+                )
+            values = pd.Series(age_band(table["birth_year"], pd.Timestamp(now).year))
+        elif key in table.columns:
+            values = table[key].reset_index(drop=True)
+        else:
+            raise ConfigError(
+                f"filter {key}={wanted!r}: the members table has no column {key!r} (columns: "
+                f"{sorted(table.columns)}); pass member_table= with member attributes "
+                "(CLI: --members-table FILE)"
+            )
+        options = list(wanted) if isinstance(wanted, list | tuple | set | frozenset) else [wanted]
+        # Compare as text too, so "true", "1960" from a command line match booleans/ints.
+        text = {str(o).lower() for o in options}
+        hit = values.isin(options).to_numpy() | values.astype(str).str.lower().isin(text).to_numpy()
+        mask &= hit & values.notna().to_numpy()
+    return mask
+
+
+def _branch_members(model: Recommender, org: object, given: pd.DataFrame | None) -> np.ndarray:
+    table = given if given is not None else model.dataset_.members
+    if table is None or C.ORG not in table.columns:
+        raise ConfigError(
+            f"org {org!r}: the members table has no {C.ORG} column; pass member_table= "
+            "(CLI: --members-table FILE)"
+        )
+    orgs = model.dataset_.orgs
+    wanted = {str(org)}
+    if orgs is not None and C.ORG in orgs.columns and "parent_id" in orgs.columns:
+        # Walk down the tree level by level: a branch, its general branch, its committee.
+        parent = orgs["parent_id"].astype(str).to_numpy()
+        child = orgs[C.ORG].astype(str).to_numpy()
+        frontier = {str(org)}
+        while frontier:
+            below = set(child[np.isin(parent, list(frontier))].tolist()) - wanted
+            wanted |= below
+            frontier = below
+        known_org = str(org) in set(child.tolist())
+    else:
+        known_org = False
+    member_orgs = table[C.ORG].astype(str)
+    mask = member_orgs.isin(wanted).to_numpy()
+    if not known_org and not mask.any():
+        raise DataError(f"org {org!r} is unknown: no such org_id in the orgs tree or members")
+    return table[C.MEMBER].to_numpy(dtype=object)[mask]
+
+
+# ============================================================================ the call
+
+
+@dataclass(frozen=True)
+class _Scores:
+    """Pass 1 results for the m known members of the group."""
+
+    lo: NDArray[np.float32]  # per member: lowest candidate score
+    inv: NDArray[np.float32]  # per member: 1 / (highest - lowest), 0 when flat
+    mean: NDArray[np.float64]  # per candidate column: mean normalised score
+    top: NDArray[np.int64]  # (m, k) candidate columns of each personal top-k, -1 padded
+    routes: np.ndarray  # per member
+
+
+def order_for_group(
+    model: Recommender,
+    members: MemberSpec,
+    n: int = 10,
+    *,
+    strategy: str = "coverage",
+    budget_minutes: float | None = None,
+    quotas: Mapping[str, int] | None = None,
+    pin_compulsory: bool = True,
+    compulsory_share: float = 0.5,
+    max_pins: int | None = None,
+    must_include: Sequence[Any] = (),
+    exclude_completed: float | None = 0.5,
+    personal_k: int = 20,
+    only_published: bool = True,
+    now: pd.Timestamp | str | None = None,
+    member_table: pd.DataFrame | None = None,
+    lecturers: int = 0,
+    pool_size: int | None = None,
+    seed: int = 0,
+) -> GroupMenu:
+    """A menu of ``n`` courses for a group of members, and how well it serves each.
+
+    Parameters
+    ----------
+    model
+        A fitted or loaded ``Recommender``.
+    members
+        The group: member ids, an org id (with its sub-branches) or an attribute filter;
+        see :func:`group_members`. Unknown member ids are left out and reported in
+        ``notes``/``unknown``.
+    n
+        Courses on the menu (fewer when fewer fit; a note says so).
+    strategy
+        One of :data:`STRATEGIES` (or :data:`BASELINES`); see the module docstring.
+    budget_minutes
+        Total duration the menu may take. Courses of unknown duration are then left out.
+    quotas
+        Channel (course ``category``) -> at least this many courses, e.g. ``{"理论学习": 2}``.
+    pin_compulsory
+        Include the courses made compulsory for the branches of at least
+        ``compulsory_share`` of the group (unless most of the group completed them).
+    max_pins
+        At most this many compulsory courses (the most widely compulsory first; a note
+        names those left out). ``None``: all of them.
+    must_include
+        Course ids the organisation wants on the menu whatever the scores.
+    exclude_completed
+        Leave out courses completed by at least this share of the group (``None``: keep).
+    personal_k
+        Size of the personal top-k that defines "served" (approval, coverage).
+    only_published, now
+        As in ``member_menu``: only courses published by ``now`` (the data time).
+    member_table
+        Members table for attribute filters (see :func:`group_members`).
+    lecturers
+        Also rank this many lecturers for the group (an offline lecture), by the mean of
+        their three best courses' mean group score.
+    pool_size
+        Candidate pool for the strategies (default ``max(20 n, 200)``).
+    seed
+        Seed of the ``random`` baseline.
+
+    Returns
+    -------
+    GroupMenu
+
+    Raises
+    ------
+    ConfigError
+        Unknown strategy or channel, bad option, or constraints that no menu can meet
+        (quotas above ``n``, budget below the shortest completion of the quotas or the
+        pinned courses); the message names the values.
+    DataError
+        An empty group, or no member of it known to the model.
+    """
+    model._check_fitted()
+    n, personal_k = _positive(n, "n"), _positive(personal_k, "personal_k")
+    if strategy not in STRATEGIES + BASELINES:
+        raise ConfigError(f"strategy={strategy!r}; expected one of {list(STRATEGIES + BASELINES)}")
+    if not 0.0 < compulsory_share <= 1.0:
+        raise ConfigError(f"compulsory_share must be in (0, 1], got {compulsory_share!r}")
+    if exclude_completed is not None and not 0.0 < exclude_completed <= 1.0:
+        raise ConfigError(f"exclude_completed must be in (0, 1] or None, got {exclude_completed!r}")
+    budget = _budget_seconds(budget_minutes)
+
+    ids = group_members(model, members, member_table=member_table)
+    if ids.size == 0:
+        raise DataError(f"the group {_describe(members)} has no members")
+    state = _state(model)
+    id_map = model.member_ids_
+    idx = id_map.to_index(ids, unknown="mask").astype(np.int64)
+    notes: list[str] = []
+    unknown = ids[idx < 0]
+    if unknown.size == ids.size:
+        raise DataError(
+            f"none of the {ids.size} member id(s) of the group is known to the model: "
+            f"{unknown[:10].tolist()}"
+        )
+    if unknown.size:
+        notes.append(
+            f"{unknown.size} of {ids.size} member id(s) unknown to the model were left out: "
+            f"{unknown[:10].tolist()}{' ...' if unknown.size > 10 else ''}"
+        )
+    ids, idx = ids[idx >= 0], idx[idx >= 0]
+    seen = _history_rows(model.history_, idx)
+
+    # ---- candidate courses: published, fit the budget, not completed by most of the group
+    filt = state.filter(None, None, now if only_published else False)
+    keep = np.ones(state.n_courses, dtype=bool) if filt.mask is None else filt.mask.copy()
+    durations = state.durations
+    if budget is not None:
+        if durations is None:
+            raise ConfigError(
+                "budget_minutes needs course durations: the training courses table has no "
+                f"{C.DURATION} column"
+            )
+        with np.errstate(invalid="ignore"):
+            keep &= durations <= budget
+    done_share = _completed_share(state, idx)
+    if exclude_completed is not None:
+        keep &= done_share < exclude_completed
+
+    if max_pins is not None and (
+        isinstance(max_pins, bool) or not isinstance(max_pins, int) or max_pins < 0
+    ):
+        raise ConfigError(f"max_pins must be a non-negative integer or None, got {max_pins!r}")
+    pins = _pins(
+        model,
+        state,
+        idx,
+        done_share,
+        keep,
+        pin_compulsory,
+        compulsory_share,
+        must_include,
+        exclude_completed,
+        notes,
+        filt.mask,
+        max_pins,
+    )
+    quota = _quotas(state, quotas)
+    _check_pins(state, pins, n, budget)
+    cand = np.flatnonzero(keep).astype(np.int64)
+    cand = np.union1d(cand, pins)
+    if cand.size == 0:
+        raise ConfigError(
+            f"no course is eligible for the group {_describe(members)}: every course is "
+            f"unpublished, longer than the budget ({budget_minutes} minutes) or completed by "
+            f"at least {exclude_completed} of the group"
+        )
+
+    k = min(personal_k, cand.size)
+    scores = _pass1(model, state, idx, seen, cand, k)
+    pool = _pool(state, model, scores, cand, pins, quota, n, strategy, pool_size, durations, seed)
+    u = _pool_matrix(model, state, idx, seen, cand[pool], scores)
+    served = _served(scores.top, pool, cand.size)
+
+    pool_courses = cand[pool]
+    pin_pos = np.flatnonzero(np.isin(pool_courses, pins))
+    picks, values = _select(
+        strategy, u, served, pool_courses, pin_pos, state, quota, n, budget, scores, model, seed
+    )
+    if picks.size < n:
+        notes.append(f"only {picks.size} course(s) fit the constraints (asked for {n})")
+    for note in notes:
+        logger.info("group menu: %s", note)
+    return _result(
+        state,
+        model,
+        ids,
+        idx,
+        scores,
+        u,
+        served,
+        pool_courses,
+        pool,
+        picks,
+        values,
+        pins,
+        strategy,
+        notes,
+        unknown,
+        lecturers,
+        cand,
+    )
+
+
+def _positive(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _budget_seconds(budget_minutes: float | None) -> float | None:
+    if budget_minutes is None:
+        return None
+    try:
+        seconds = float(budget_minutes) * 60.0
+    except (TypeError, ValueError):
+        seconds = float("nan")
+    if not seconds > 0:
+        raise ConfigError(f"budget_minutes must be a positive number, got {budget_minutes!r}")
+    return seconds
+
+
+def _describe(members: MemberSpec) -> str:
+    if isinstance(members, str | int | np.integer):
+        return f"org {members!r}"
+    if isinstance(members, Mapping):
+        return "where " + ", ".join(f"{k}={v!r}" for k, v in members.items())
+    if callable(members):
+        return "of the member filter"
+    return "of the given member ids"
+
+
+def _completed_share(state: _State, idx: NDArray[np.int64]) -> NDArray[np.float64]:
+    """Per course, the share of the group with a ``complete`` event in training."""
+    done = state.completed()
+    rows = idx[idx < done.shape[0]]
+    counts = (
+        np.bincount(done[rows].indices, minlength=state.n_courses)
+        if rows.size
+        else np.zeros(state.n_courses)
+    )
+    return counts / max(idx.size, 1)
+
+
+def _pins(
+    model: Recommender,
+    state: _State,
+    idx: NDArray[np.int64],
+    done_share: NDArray[np.float64],
+    keep: NDArray[np.bool_],
+    pin_compulsory: bool,
+    share: float,
+    must_include: Sequence[Any],
+    exclude_completed: float | None,
+    notes: list[str],
+    published: NDArray[np.bool_] | None,
+    max_pins: int | None,
+) -> NDArray[np.int64]:
+    """Course indices that must be on the menu: requested ones, then compulsory ones."""
+    pins: list[int] = []
+    if len(must_include):
+        wanted = np.asarray(list(must_include), dtype=object)
+        found = model.course_ids_.to_index(wanted, unknown="mask")
+        if (found < 0).any():
+            raise ConfigError(
+                f"must_include names unknown course id(s): {wanted[found < 0].tolist()}"
+            )
+        pins.extend(int(c) for c in found)
+    if pin_compulsory:
+        branch = state.branch_pins()
+        orgs = state.member_orgs()
+        if branch and orgs.size:
+            member_orgs = orgs[idx[idx < orgs.size]]
+            counts = pd.Series(member_orgs[member_orgs != None]).value_counts()  # noqa: E711
+            need = np.zeros(state.n_courses)
+            for org, count in counts.items():
+                courses = branch.get(str(org))
+                if courses is not None:
+                    need[courses] += count
+            comp = np.flatnonzero(need >= share * idx.size)
+            if published is not None:
+                comp = comp[published[comp]]
+            if exclude_completed is not None:
+                done = comp[done_share[comp] >= exclude_completed]
+                if done.size:
+                    notes.append(
+                        f"{done.size} compulsory course(s) already completed by most of the "
+                        f"group were not pinned: {state.course_ext[done][:5].tolist()}"
+                    )
+                comp = comp[done_share[comp] < exclude_completed]
+            # Most widely compulsory first.
+            comp = comp[np.argsort(-need[comp], kind="stable")]
+            if max_pins is not None and comp.size > max_pins:
+                notes.append(
+                    f"{comp.size - max_pins} compulsory course(s) left out by max_pins="
+                    f"{max_pins}: {state.course_ext[comp[max_pins:]][:5].tolist()}"
+                )
+                comp = comp[:max_pins]
+            pins.extend(int(c) for c in comp if c not in pins)
+    return np.asarray(pins, dtype=np.int64)
+
+
+def _quotas(state: _State, quotas: Mapping[str, int] | None) -> dict[int, int]:
+    """Channel code -> minimum count; unknown channels and bad counts raise."""
+    out: dict[int, int] = {}
+    for channel, count in (quotas or {}).items():
+        code = state.channel_lookup.get(str(channel))
+        if code is None:
+            raise ConfigError(
+                f"quota {channel}={count}: {channel!r} is not a channel of this catalogue; "
+                f"known channels: {sorted(state.channel_lookup)}"
+            )
+        if isinstance(count, bool) or not isinstance(count, int | np.integer) or count < 0:
+            raise ConfigError(f"quota {channel}={count!r}: expected a non-negative integer")
+        if count:
+            out[code] = int(count)
+    return out
+
+
+def _check_pins(state: _State, pins: NDArray[np.int64], n: int, budget: float | None) -> None:
+    if pins.size > n:
+        raise ConfigError(
+            f"{pins.size} courses must be included (compulsory or must_include: "
+            f"{state.course_ext[pins].tolist()}) but n={n}; raise n, or limit them with "
+            "max_pins= (CLI: --max-pins) or pin_compulsory=False"
+        )
+    if budget is not None and pins.size:
+        d = state.durations[pins] if state.durations is not None else np.full(pins.size, np.nan)
+        total = float(np.nansum(d))
+        if np.isnan(d).any() or total > budget:
+            raise ConfigError(
+                f"the courses that must be included take {total / 60:.0f} minutes (unknown "
+                f"durations: {int(np.isnan(d).sum())}), over the budget of {budget / 60:.0f} "
+                "minutes"
+            )
+
+
+# ============================================================================ pass 1
+
+
+def _pass1(
+    model: Recommender,
+    state: _State,
+    idx: NDArray[np.int64],
+    seen: _Rows,
+    cand: NDArray[np.int64],
+    k: int,
+) -> _Scores:
+    """Normalisation, mean normalised score per candidate and personal top-k, in one
+    pass over the members' scores (blocks through the top-k kernel)."""
+    m, width = idx.size, cand.size
+    position = np.full(state.n_courses, -1, dtype=np.int64)
+    position[cand] = np.arange(width)
+    # Each member's history as candidate columns (CSR), for the kernel's exclusion and to
+    # zero what they studied.
+    mapped = position[seen.indices]
+    kept = mapped >= 0
+    indptr = np.concatenate(([0], np.cumsum(kept)))[seen.indptr]
+    seen_cand = sp.csr_matrix(
+        (np.ones(int(kept.sum()), np.float32), mapped[kept], indptr), shape=(m, width)
+    )
+
+    lo = np.zeros(m, dtype=np.float32)
+    inv = np.zeros(m, dtype=np.float32)
+    routes = np.full(m, ROUTE_PERSONAL, dtype=object)
+    top = np.full((m, k), -1, dtype=np.int64)
+    partials: list[NDArray[np.float64]] = []
+    lock = threading.Lock()
+
+    for pos, scorer, threads in _scorers(model, state, idx, seen, cand):
+
+        def block(rows: NDArray[np.int64], pos=pos, scorer=scorer) -> NDArray[np.float32]:
+            at = pos[rows]
+            raw, route = scorer(at)
+            sub = np.ascontiguousarray(raw, dtype=np.float32)
+            low = sub.min(axis=1)
+            spread = sub.max(axis=1) - low
+            scale = np.divide(1.0, spread, out=np.zeros_like(spread), where=spread > 0)
+            lo[at], inv[at] = low, scale
+            if route is not None:
+                routes[at] = route
+            # Sum over the block of (s - lo) * scale, as one GEMV, minus the studied
+            # courses (worth 0 to the member).
+            part = (scale @ sub).astype(np.float64) - float(np.dot(low, scale))
+            studied = seen_cand[at]
+            if studied.nnz:
+                r = np.repeat(np.arange(at.size), np.diff(studied.indptr))
+                cols = studied.indices
+                part -= np.bincount(cols, (sub[r, cols] - low[r]) * scale[r], minlength=width)
+            with lock:
+                partials.append(part)
+            return sub
+
+        result = topk_scores(
+            block,
+            np.arange(pos.size, dtype=np.int64),
+            width,
+            k,
+            exclude=seen_cand[pos],
+            num_threads=threads,
+        )
+        top[pos] = result.indices
+    mean = np.sum(partials, axis=0) / m if partials else np.zeros(width)
+    return _Scores(lo, inv, mean, top, routes)
+
+
+def _scorers(
+    model: Recommender,
+    state: _State,
+    idx: NDArray[np.int64],
+    seen: _Rows,
+    columns: NDArray[np.int64],
+) -> list[
+    tuple[NDArray[np.int64], Callable[[NDArray[np.int64]], tuple[np.ndarray, Any]], int | None]
+]:
+    """(group positions, scorer(positions) -> (scores, routes), threads) per route.
+
+    Scorers return the scores of courses ``columns`` (sorted indices) only: a factor model
+    multiplies by those courses' factors, gathered once, rather than scoring every course
+    and gathering columns (which costs as much as the GEMM at 2*10^4 courses). Members
+    with a history are scored by the model directly (thread-safe); the others go
+    through the member menu's cold-start routes, one thread (their scorers are not
+    documented as thread-safe).
+    """
+    counts = seen.counts
+    out: list[Any] = []
+    personal = np.flatnonzero(counts > 0)
+    full = columns.size == state.n_courses
+    factors = model.factors()
+    if personal.size and factors is not None:
+        course_f = np.ascontiguousarray(factors.courses[columns], dtype=np.float32)
+        bias = None if factors.course_bias is None else factors.course_bias[columns]
+        member_f = factors.members
+
+        def factor_scores(at: NDArray[np.int64]) -> tuple[np.ndarray, Any]:
+            block = np.asarray(member_f[idx[at]], dtype=np.float32) @ course_f.T
+            if bias is not None:
+                block += bias
+            return block, None
+
+        out.append((personal, factor_scores, None))
+    elif personal.size:
+
+        def personal_scores(at: NDArray[np.int64]) -> tuple[np.ndarray, Any]:
+            block = np.asarray(model.score_block(idx[at]), dtype=np.float32)
+            return (block if full else block[:, columns]), None
+
+        out.append((personal, personal_scores, None))
+    cold = np.flatnonzero(counts == 0)
+    if cold.size:
+        req = _Request(np.asarray(idx[cold]), idx[cold], None)
+        for group in _route_groups(model, state, req, np.zeros(cold.size, dtype=np.int64)):
+            where = cold[group.pos]
+            offset = np.full(idx.size, -1, dtype=np.int64)
+            offset[where] = np.arange(where.size)
+
+            def cold_scores(
+                at: NDArray[np.int64], group=group, offset=offset
+            ) -> tuple[np.ndarray, Any]:
+                local = offset[at]
+                attrs = None
+                if group.attributes is not None:
+                    attrs = group.attributes.iloc[local].reset_index(drop=True)
+                scored = group.scorer(_Chunk(group.pos[local], group.idx[local], attrs))
+                return (scored.scores if full else scored.scores[:, columns]), scored.routes
+
+            out.append((where, cold_scores, 1))
+    return out
+
+
+# ============================================================================ the pool
+
+
+def _pool(
+    state: _State,
+    model: Recommender,
+    scores: _Scores,
+    cand: NDArray[np.int64],
+    pins: NDArray[np.int64],
+    quota: dict[int, int],
+    n: int,
+    strategy: str,
+    pool_size: int | None,
+    durations: np.ndarray | None,
+    seed: int,
+) -> NDArray[np.int64]:
+    """Candidate columns the strategies choose from, sorted."""
+    width = cand.size
+    size = min(width, pool_size if pool_size is not None else max(20 * n, 200))
+    parts = [_best(scores.mean, size)]
+    approval = np.bincount(scores.top[scores.top >= 0], minlength=width).astype(np.float64)
+    parts.append(_best(approval + scores.mean * 1e-3, size))
+    position = np.full(state.n_courses, -1, dtype=np.int64)
+    position[cand] = np.arange(width)
+    parts.append(position[pins])
+    channels = state.channel_codes[cand]
+    for code, count in quota.items():
+        inside = np.flatnonzero(channels == code)
+        parts.append(inside[_best(scores.mean[inside], count + n)])
+        if durations is not None:
+            # The shortest courses of the channel: what the feasibility check relies on.
+            d = np.nan_to_num(durations[cand[inside]], nan=np.inf)
+            parts.append(inside[np.argsort(d, kind="stable")[: count + n]])
+    if strategy == "popularity":
+        parts.append(_best(_popularity(model)[cand], size))
+    elif strategy == "random":
+        rng = np.random.default_rng(seed)
+        parts.append(rng.choice(width, size=min(size, width), replace=False))
+    return np.unique(np.concatenate(parts))
+
+
+def _best(values: np.ndarray, size: int) -> NDArray[np.int64]:
+    """Positions of the ``size`` largest values (unordered)."""
+    if size >= values.size:
+        return np.arange(values.size, dtype=np.int64)
+    if size <= 0:
+        return _EMPTY_I64
+    return np.argpartition(-values, size - 1)[:size].astype(np.int64)
+
+
+def _popularity(model: Recommender) -> NDArray[np.float64]:
+    """Members who interacted with each course in training (ties: lower index)."""
+    base = model.history_.base
+    return np.bincount(base.indices, minlength=base.shape[1]).astype(np.float64)
+
+
+def _pool_matrix(
+    model: Recommender,
+    state: _State,
+    idx: NDArray[np.int64],
+    seen: _Rows,
+    courses: NDArray[np.int64],
+    scores: _Scores,
+) -> NDArray[np.float32]:
+    """Normalised scores of the members for the pool courses, (m, P) float32 in [0, 1],
+    0 where the member already studied the course."""
+    m, p = idx.size, courses.size
+    raw = np.empty((m, p), dtype=np.float32)
+    # Factor models: a small GEMM on the pool's course factors; others score in chunks.
+    for pos, scorer, _ in _scorers(model, state, idx, seen, courses):
+        for lo in range(0, pos.size, _CHUNK):
+            at = pos[lo : lo + _CHUNK]
+            raw[at] = scorer(at)[0]
+    u = (raw - scores.lo[:, None]) * scores.inv[:, None]
+    np.clip(u, 0.0, 1.0, out=u)
+    position = np.full(state.n_courses, -1, dtype=np.int64)
+    position[courses] = np.arange(p)
+    cols = position[seen.indices]
+    rows = np.repeat(np.arange(m), seen.counts)
+    hit = cols >= 0
+    u[rows[hit], cols[hit]] = 0.0
+    return u
+
+
+def _served(top: NDArray[np.int64], pool: NDArray[np.int64], width: int) -> NDArray[np.bool_]:
+    """(m, P) bool: the pool course is in the member's personal top-k."""
+    position = np.full(width + 1, -1, dtype=np.int64)
+    position[pool] = np.arange(pool.size)
+    mapped = position[top]  # top's -1 padding maps to position[-1] == -1
+    rows = np.repeat(np.arange(top.shape[0]), top.shape[1]).reshape(top.shape)
+    out = np.zeros((top.shape[0], pool.size), dtype=bool)
+    hit = mapped >= 0
+    out[rows[hit], mapped[hit]] = True
+    return out
+
+
+# ============================================================================ selection
+
+
+def _static_values(
+    strategy: str,
+    u: NDArray[np.float32],
+    served: NDArray[np.bool_],
+    courses: NDArray[np.int64],
+    model: Recommender,
+    seed: int,
+) -> NDArray[np.float64]:
+    mean = u.mean(axis=0, dtype=np.float64)
+    if strategy == "average":
+        return mean
+    if strategy == "least_misery":
+        # With many members the minimum is often 0 for all: the mean breaks ties.
+        return u.min(axis=0).astype(np.float64) + 1e-6 * mean
+    if strategy == "borda":
+        p = u.shape[1]
+        ranks = np.argsort(np.argsort(u, axis=1, kind="stable"), axis=1, kind="stable")
+        return ranks.sum(axis=0, dtype=np.float64) / (u.shape[0] * max(p - 1, 1))
+    if strategy == "approval":
+        return served.mean(axis=0, dtype=np.float64) + 1e-6 * mean
+    if strategy == "popularity":
+        pop = _popularity(model)[courses]
+        return pop / max(float(pop.max()), 1.0)
+    if strategy == "random":
+        return np.random.default_rng(seed).random(courses.size)
+    raise AssertionError(strategy)
+
+
+def _select(
+    strategy: str,
+    u: NDArray[np.float32],
+    served: NDArray[np.bool_],
+    courses: NDArray[np.int64],
+    pin_pos: NDArray[np.int64],
+    state: _State,
+    quota: dict[int, int],
+    n: int,
+    budget: float | None,
+    scores: _Scores,
+    model: Recommender,
+    seed: int,
+) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """Greedy picks (pool positions, in menu order) and their strategy values."""
+    p = courses.size
+    channels = state.channel_codes[courses]
+    durations = (
+        np.nan_to_num(state.durations[courses], nan=np.inf)
+        if state.durations is not None
+        else np.zeros(p)
+    )
+    if budget is None:
+        durations = np.zeros(p)
+    budget_left = np.inf if budget is None else float(budget)
+    need = dict(quota)
+    available = np.ones(p, dtype=bool)
+    picks: list[int] = []
+    values: list[float] = []
+
+    coverage = strategy == "coverage"
+    covered = np.zeros(u.shape[0], dtype=bool)
+    best = np.zeros(u.shape[0], dtype=np.float32)
+    static = None if coverage else _static_values(strategy, u, served, courses, model, seed)
+
+    def take(j: int, value: float) -> None:
+        nonlocal budget_left
+        picks.append(j)
+        values.append(value)
+        available[j] = False
+        budget_left -= durations[j]
+        ch = int(channels[j])
+        if need.get(ch, 0) > 0:
+            need[ch] -= 1
+        covered[:] |= served[:, j]
+        np.maximum(best, u[:, j], out=best)
+
+    # Pins first, in their order; they were checked against n and the budget.
+    for j in pin_pos.tolist():
+        take(int(j), float("nan"))
+    _check_quotas(state, need, n - len(picks), budget_left, available, channels, durations)
+
+    while len(picks) < n:
+        ok = available & _feasible(
+            need, n - len(picks), budget_left, available, channels, durations
+        )
+        if not ok.any():
+            break
+        if coverage:
+            newly = (served & ~covered[:, None]).sum(axis=0)
+            root = np.sqrt(best)
+            lift = (np.sqrt(np.maximum(u, best[:, None])) - root[:, None]).sum(axis=0)
+            # Per member, so that the reported group score reads as a share.
+            value = (newly + lift) / u.shape[0]
+        else:
+            value = static
+        j = int(np.argmax(np.where(ok, value, -np.inf)))
+        take(j, float(value[j]))
+    return np.asarray(picks, dtype=np.int64), np.asarray(values, dtype=np.float64)
+
+
+def _completion(
+    need: dict[int, int], available: NDArray[np.bool_], channels: np.ndarray, durations: np.ndarray
+) -> dict[int, tuple[NDArray[np.float64], NDArray[np.int64]]]:
+    """Per channel with unmet quota: sorted durations and positions of available courses."""
+    out = {}
+    for code, q in need.items():
+        if q > 0:
+            inside = np.flatnonzero(available & (channels == code))
+            order = np.argsort(durations[inside], kind="stable")
+            out[code] = (durations[inside][order], inside[order])
+    return out
+
+
+def _check_quotas(
+    state: _State,
+    need: dict[int, int],
+    slots: int,
+    budget_left: float,
+    available: NDArray[np.bool_],
+    channels: np.ndarray,
+    durations: np.ndarray,
+) -> None:
+    """Raise ``ConfigError`` when the quotas cannot be met at all."""
+    total = sum(need.values())
+    named = {str(state.channel_names[c]): q for c, q in need.items() if q > 0}
+    if total > slots:
+        raise ConfigError(
+            f"quotas {named} need {total} courses but only {slots} slot(s) are left "
+            "after the pinned courses; raise n or lower the quotas"
+        )
+    cost = 0.0
+    for code, (d, _) in _completion(need, available, channels, durations).items():
+        if d.size < need[code] or not np.isfinite(d[: need[code]]).all():
+            raise ConfigError(
+                f"quota {state.channel_names[code]}={need[code]}: only {d.size} eligible "
+                "course(s) of that channel (published, within the budget, not completed by "
+                "most of the group)"
+            )
+        cost += float(d[: need[code]].sum())
+    if cost > budget_left:
+        raise ConfigError(
+            f"quotas {named} need at least {cost / 60:.0f} minutes with the shortest eligible "
+            f"courses, but the budget leaves {budget_left / 60:.0f} minutes"
+        )
+
+
+def _feasible(
+    need: dict[int, int],
+    slots: int,
+    budget_left: float,
+    available: NDArray[np.bool_],
+    channels: np.ndarray,
+    durations: np.ndarray,
+) -> NDArray[np.bool_]:
+    """Courses whose pick still leaves room (slots and budget) to meet the quotas with the
+    shortest available courses."""
+    p = channels.size
+    total_need = sum(need.values())
+    helps = np.zeros(p, dtype=bool)
+    for code, q in need.items():
+        if q > 0:
+            helps |= channels == code
+    # Slots: a course outside the unmet channels uses a slot the quotas may need.
+    ok = np.where(helps, slots - 1 >= total_need - 1, slots - 1 >= total_need)
+    if not np.isfinite(budget_left):
+        return ok
+    parts = _completion(need, available, channels, durations)
+    base = 0.0
+    cost_q: dict[int, float] = {}
+    for code, (d, _) in parts.items():
+        cost_q[code] = float(d[: need[code]].sum())
+        base += cost_q[code]
+    after = np.full(p, base)
+    for code, (d, inside) in parts.items():
+        q = need[code]
+        # Picking a course of this channel: the other q-1 are the cheapest without it.
+        among = np.arange(inside.size) < q  # the course itself is one of the q cheapest
+        without = np.where(among, cost_q[code] - d, float(d[: q - 1].sum()))
+        after[inside] = base - cost_q[code] + without
+    ok &= durations + after <= budget_left + 1e-9
+    # Prefer picks that still leave room for a full menu: the remaining slots (beyond the
+    # quotas) filled with the shortest available courses. When no pick allows that, a
+    # shorter menu is better than none.
+    rest = np.maximum(slots - 1 - (total_need - helps), 0)
+    shortest = np.sort(durations[available])
+    prefix = np.concatenate(([0.0], np.cumsum(shortest)))
+    full = ok & (durations + after + prefix[np.minimum(rest, shortest.size)] <= budget_left + 1e-9)
+    return full if full.any() else ok
+
+
+# ============================================================================ the result
+
+
+def _result(
+    state: _State,
+    model: Recommender,
+    ids: np.ndarray,
+    idx: NDArray[np.int64],
+    scores: _Scores,
+    u: NDArray[np.float32],
+    served: NDArray[np.bool_],
+    courses: NDArray[np.int64],
+    pool: NDArray[np.int64],
+    picks: NDArray[np.int64],
+    values: NDArray[np.float64],
+    pins: NDArray[np.int64],
+    strategy: str,
+    notes: list[str],
+    unknown: np.ndarray,
+    lecturers: int,
+    cand: NDArray[np.int64],
+) -> GroupMenu:
+    chosen = courses[picks]
+    mean = u[:, picks].mean(axis=0, dtype=np.float64) if picks.size else np.zeros(0)
+    # Pinned courses were not chosen by the strategy: their group score is the mean.
+    group_score = np.where(np.isnan(values), mean, values)
+    table = state.courses
+    channel = state.channel_names[state.channel_codes[chosen]] if state.channel_names.size else None
+    minutes = (
+        state.durations[chosen] / 60.0
+        if state.durations is not None
+        else np.full(chosen.size, np.nan)
+    )
+    lecturer = (
+        table[C.LECTURER].to_numpy(dtype=object)[chosen]
+        if table is not None and C.LECTURER in table.columns
+        else np.full(chosen.size, None, dtype=object)
+    )
+    menu = pd.DataFrame(
+        {
+            C.COURSE: state.course_ext[chosen],
+            C.RANK: np.arange(1, chosen.size + 1, dtype=np.int32),
+            "group_score": group_score.astype(np.float32),
+            "mean_score": mean.astype(np.float32),
+            "served": served[:, picks].sum(axis=0).astype(np.int32),
+            "channel": channel if channel is not None else np.full(chosen.size, None, object),
+            "minutes": np.round(minutes, 1),
+            C.LECTURER: lecturer,
+            "pinned": np.isin(chosen, pins),
+        }
+    )
+    menu_u = u[:, picks]
+    has = picks.size > 0
+    members = pd.DataFrame(
+        {
+            C.MEMBER: ids,
+            C.ROUTE: scores.routes,
+            "satisfaction": menu_u.max(axis=1) if has else np.zeros(ids.size, np.float32),
+            "served": served[:, picks].any(axis=1) if has else np.zeros(ids.size, bool),
+            "best_course_id": state.course_ext[chosen[menu_u.argmax(axis=1)]]
+            if has
+            else np.full(ids.size, None, object),
+        }
+    )
+    ranked = None
+    if lecturers:
+        found = state.lecturers()
+        if found is None:
+            notes.append("no lecturer_id in the courses table: lecturers not ranked")
+        else:
+            full = np.full(state.n_courses, _NEG_INF, dtype=np.float32)
+            full[cand] = scores.mean
+            ranked = found.rank(full, _positive(lecturers, "lecturers"), 3, state.course_ext)
+    total = float(np.sum(minutes)) if chosen.size else 0.0
+    return GroupMenu(menu, members, strategy, tuple(notes), unknown, ranked, total)
+
+
+# ============================================================================ evaluation
+
+
+def evaluate_group_strategies(
+    model: Recommender,
+    platform: Any,
+    groups: Mapping[str, MemberSpec],
+    n: int = 10,
+    *,
+    strategies: Sequence[str] = STRATEGIES + BASELINES,
+    k: int = 20,
+    **options: Any,
+) -> pd.DataFrame:
+    """Each strategy's menus judged by the simulator's true preferences.
+
+    A member's true satisfaction with a menu is the best true utility among its courses,
+    min-max normalised per member over all courses (1: the member's favourite course of the
+    whole catalogue is on the menu; 0: only their least liked). ``coverage`` is the share of
+    members with at least one menu course among their true top-``k``.
+
+    Parameters
+    ----------
+    model
+        A fitted ``Recommender`` on the platform's data.
+    platform
+        A ``recommend.data.synthetic.Platform`` (``truth`` with ``utility``).
+    groups
+        Group name -> member spec (see :func:`group_members`).
+    n, k
+        Menu size; true top-k for coverage (also passed as ``personal_k``).
+    strategies
+        Strategies and baselines to compare.
+    **options
+        Passed to :func:`order_for_group` (budget, quotas, ...). Compulsory pins are off
+        unless ``pin_compulsory=True`` is passed: they are the same for every strategy and
+        would blur the comparison.
+
+    Returns
+    -------
+    DataFrame
+        One row per (group, strategy) plus rows for ``group="all"`` pooling the members of
+        every group: ``members, mean_satisfaction, p10_satisfaction, mean_menu_utility,
+        coverage``.
+    """
+    truth = platform.truth
+    options.setdefault("pin_compulsory", False)
+    rows = []
+    pooled: dict[str, list[np.ndarray]] = {s: [] for s in strategies}
+    pooled_cov: dict[str, list[np.ndarray]] = {s: [] for s in strategies}
+    pooled_mean: dict[str, list[np.ndarray]] = {s: [] for s in strategies}
+    for name, spec in groups.items():
+        for strategy in strategies:
+            result = order_for_group(model, spec, n, strategy=strategy, personal_k=k, **options)
+            member_t = truth.member_index(result.members[C.MEMBER].to_numpy(dtype=object))
+            course_t = truth.course_index(result.menu[C.COURSE].to_numpy(dtype=object))
+            utility = np.asarray(truth.utility(member_t), dtype=np.float64)
+            low = utility.min(axis=1, keepdims=True)
+            spread = np.maximum(utility.max(axis=1, keepdims=True) - low, 1e-12)
+            norm = (utility - low) / spread
+            on_menu = norm[:, course_t]
+            sat = on_menu.max(axis=1) if course_t.size else np.zeros(len(member_t))
+            menu_mean = on_menu.mean(axis=1) if course_t.size else np.zeros(len(member_t))
+            kth = -np.partition(-utility, min(k, utility.shape[1]) - 1, axis=1)[
+                :, min(k, utility.shape[1]) - 1
+            ]
+            cov = (utility[:, course_t] >= kth[:, None]).any(axis=1)
+            pooled[strategy].append(sat)
+            pooled_cov[strategy].append(cov)
+            pooled_mean[strategy].append(menu_mean)
+            rows.append(_eval_row(name, strategy, sat, menu_mean, cov))
+    for strategy in strategies:
+        rows.append(
+            _eval_row(
+                "all",
+                strategy,
+                np.concatenate(pooled[strategy]),
+                np.concatenate(pooled_mean[strategy]),
+                np.concatenate(pooled_cov[strategy]),
+            )
+        )
+    return pd.DataFrame(rows).set_index(["group", "strategy"])
+
+
+def _eval_row(
+    group: str, strategy: str, sat: np.ndarray, menu_mean: np.ndarray, cov: np.ndarray
+) -> dict[str, Any]:
+    return {
+        "group": group,
+        "strategy": strategy,
+        "members": int(sat.size),
+        "mean_satisfaction": float(sat.mean()),
+        "p10_satisfaction": float(np.percentile(sat, 10)),
+        "mean_menu_utility": float(menu_mean.mean()),
+        "coverage": float(cov.mean()),
+    }

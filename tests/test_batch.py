@@ -1,0 +1,352 @@
+"""Tests of the batch job (recommend.batch): same menus as member_menu, files, resume, SQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recommend.artifact import save
+from recommend.batch import BATCH_COLUMNS, MANIFEST, run_batch
+from recommend.cli import main
+from recommend.data.dataset import Dataset
+from recommend.errors import ConfigError
+from recommend.menu import MENU_COLUMNS, member_menu
+from recommend.models import ALS, EASE
+from recommend.models.base import Factors, Recommender
+from recommend.schema import CHANNELS
+
+MENU = list(MENU_COLUMNS)
+
+
+class RandomFactors(Recommender):
+    """Fixed Gaussian factors: a factor model without training."""
+
+    name = "test_random_factors"
+
+    def __init__(self, n_factors: int = 8, seed: int = 0) -> None:
+        self.n_factors = n_factors
+        self.seed = seed
+
+    def _fit(self, dataset: Dataset) -> None:
+        rng = np.random.default_rng(self.seed)
+        self.member_factors_ = rng.standard_normal(
+            (dataset.n_members, self.n_factors), dtype=np.float32
+        )
+        self.course_factors_ = rng.standard_normal(
+            (dataset.n_courses, self.n_factors), dtype=np.float32
+        )
+        self.course_bias_ = rng.standard_normal(dataset.n_courses, dtype=np.float32)
+
+    def factors(self) -> Factors:
+        return Factors(self.member_factors_, self.course_factors_, self.course_bias_)
+
+
+def make_dataset(n_members: int, n_courses: int, seed: int = 0) -> Dataset:
+    """Members in branches with compulsory courses, completions, a course not yet
+    published, and some members without any event (cold)."""
+    rng = np.random.default_rng(seed)
+    courses = [f"c{j:04d}" for j in range(n_courses)]
+    branches = [f"b{i}" for i in range(max(2, n_members // 40))]
+    compulsory: list[list[str]] = [[] for _ in courses]
+    for b in branches:
+        for j in rng.choice(n_courses // 4, size=3, replace=False):
+            compulsory[j].append(b)
+    now = pd.Timestamp("2024-06-30")
+    published = [now - pd.Timedelta(days=10)] * n_courses
+    published[-1] = now + pd.Timedelta(days=5)
+    course_table = pd.DataFrame(
+        {
+            "course_id": courses,
+            "title": [f"课程{j}" for j in range(n_courses)],
+            "category": rng.choice(np.array(CHANNELS, dtype=object), n_courses),
+            "duration_seconds": rng.integers(60, 3600, n_courses).astype(float),
+            "source": "official",
+            "published_at": published,
+            "compulsory_for": compulsory,
+        }
+    )
+    member_ids = np.array([f"m{i:05d}" for i in range(n_members)], dtype=object)
+    members = pd.DataFrame(
+        {
+            "member_id": member_ids,
+            "org_id": rng.choice(np.array(branches, dtype=object), n_members),
+            "birth_year": rng.integers(1950, 2000, n_members),
+            "occupation": rng.choice(["retired", "white_collar", "rural"], n_members),
+        }
+    )
+    active = member_ids[: int(n_members * 0.9)]  # the last tenth never studied: cold
+    per = rng.poisson(6, active.size) + 1
+    who = np.repeat(active, per)
+    events = pd.DataFrame(
+        {
+            "member_id": who,
+            "course_id": rng.choice(np.array(courses, dtype=object), who.size),
+            "event": np.where(rng.random(who.size) < 0.4, "complete", "view"),
+            "timestamp": now - pd.to_timedelta(rng.integers(0, 10_000, who.size), unit="min"),
+        }
+    )
+    return Dataset.from_frames(events, courses=course_table, members=members, now=now)
+
+
+@pytest.fixture(scope="module")
+def dataset() -> Dataset:
+    return make_dataset(600, 120)
+
+
+@pytest.fixture(scope="module")
+def model(dataset: Dataset) -> RandomFactors:
+    return RandomFactors().fit(dataset)
+
+
+def _read(result_path: Path) -> pd.DataFrame:
+    return pd.read_parquet(result_path).reset_index(drop=True)
+
+
+def _same_menus(got: pd.DataFrame, ref: pd.DataFrame) -> None:
+    a = got[MENU].reset_index(drop=True)
+    b = ref[MENU].reset_index(drop=True)
+    pd.testing.assert_frame_equal(
+        a.drop(columns=["score"]), b.drop(columns=["score"]), check_dtype=False
+    )
+    np.testing.assert_allclose(a["score"], b["score"], rtol=1e-5, atol=1e-5)
+
+
+# ------------------------------------------------------------------------- the menus
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"exclude": "completed", "max_pins": 1},
+        {"channel": CHANNELS[1], "max_minutes": 20},
+        {"pin_compulsory": False, "exclude": "none", "only_published": False},
+    ],
+)
+def test_rows_are_the_member_menus(model: RandomFactors, tmp_path: Path, options: dict) -> None:
+    ids = ["nobody-2", *model.member_ids_.external_ids.tolist(), "nobody-1"]
+    result = run_batch(
+        model, tmp_path / "out", n=7, members=ids, chunk_size=150, progress=False, **options
+    )
+    got = _read(result.path)
+    _same_menus(got, member_menu(model, ids, n=7, with_reasons=False, **options))
+    assert result.chunks == len(result.files) == 5
+    # Pins, cold routes and a full menu each: the comparison covered every path.
+    assert {"personal", "cold_segment"} <= set(got["route"]) or options.get("exclude") == "none"
+    assert (got["route"] != "personal").any()
+    assert got.loc[got["member_id"] == "nobody-1", "route"].iloc[0] == "cold_global"
+
+
+def test_models_without_factors_and_reasons_take_the_menu_path(
+    dataset: Dataset, tmp_path: Path
+) -> None:
+    model = EASE(l2=50.0).fit(dataset)
+    result = run_batch(model, tmp_path / "out", n=5, with_reasons=True, progress=False)
+    got = _read(result.path)
+    _same_menus(got, member_menu(model, model.member_ids_.external_ids, n=5))
+    assert got["reason"].str.len().gt(0).all()
+
+
+def test_output_schema_and_layout(model: RandomFactors, tmp_path: Path) -> None:
+    result = run_batch(model, tmp_path / "out", n=4, chunk_size=250, progress=False)
+    assert sorted(p.name for p in result.path.iterdir()) == [
+        MANIFEST,
+        "part-00000.parquet",
+        "part-00001.parquet",
+        "part-00002.parquet",
+    ]
+    got = _read(result.path)
+    assert tuple(got.columns) == BATCH_COLUMNS
+    assert got["model_version"].nunique() == 1 and got["generated_at"].nunique() == 1
+    assert got["member_id"].nunique() == result.members == model.member_ids_.external_ids.size
+    assert len(got) == result.rows
+    assert sum(result.routes.values()) == result.members
+    manifest = json.loads((result.path / MANIFEST).read_text())
+    assert manifest["complete"] and manifest["job"]["n"] == 4
+    assert [manifest["chunks"][str(i)]["members"] for i in range(3)] == [250, 250, 100]
+
+
+def test_csv_format_and_members_file(model: RandomFactors, tmp_path: Path) -> None:
+    members = tmp_path / "members.txt"
+    members.write_text("m00003\nm00001\nm00003\nnew-9\n", encoding="utf-8")
+    result = run_batch(model, tmp_path / "out", n=3, members=members, format="csv", progress=False)
+    got = pd.read_csv(result.files[0], keep_default_na=False)
+    assert got["member_id"].drop_duplicates().tolist() == ["m00003", "m00001", "new-9"]
+    assert result.members == 3 and list(got.columns) == list(BATCH_COLUMNS)
+
+
+# ------------------------------------------------------------------------- resume and safety
+
+
+def test_rerun_keeps_finished_chunks_byte_for_byte(model: RandomFactors, tmp_path: Path) -> None:
+    first = run_batch(model, tmp_path / "out", n=5, chunk_size=200, progress=False)
+    before = {p.name: p.read_bytes() for p in first.files}
+    again = run_batch(model, tmp_path / "out", n=5, chunk_size=200, progress=False)
+    assert again.resumed_chunks == 3
+    assert {p.name: p.read_bytes() for p in again.files} == before
+
+
+def test_resume_after_a_stop_gives_the_uninterrupted_output(
+    model: RandomFactors, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    full = run_batch(model, out, n=5, chunk_size=200, progress=False)
+    reference = {p.name: p.read_bytes() for p in full.files}
+    # As a job killed while writing chunk 2 leaves it: the manifest knows chunks 0 and 1,
+    # chunk 2's file was renamed into place but not recorded, a temporary file is left.
+    manifest = json.loads((out / MANIFEST).read_text())
+    del manifest["chunks"]["2"]
+    manifest["complete"] = False
+    (out / MANIFEST).write_text(json.dumps(manifest))
+    (out / "part-00002.parquet").write_bytes(b"half a file")
+    (out / ".tmp-part-00003.parquet").write_bytes(b"junk")
+    resumed = run_batch(model, out, n=5, chunk_size=200, progress=False)
+    assert resumed.resumed_chunks == 2
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.name != MANIFEST} == reference
+
+
+def test_damaged_finished_chunk_is_written_again(model: RandomFactors, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    full = run_batch(model, out, n=5, chunk_size=300, progress=False)
+    good = full.files[0].read_bytes()
+    full.files[0].write_bytes(good[:-10])
+    again = run_batch(model, out, n=5, chunk_size=300, progress=False)
+    assert again.resumed_chunks == 1 and full.files[0].read_bytes() == good
+
+
+@pytest.mark.parametrize(
+    "change", [{"n": 6}, {"members": ["m00001"]}, {"model_version": "other"}, {"chunk_size": 99}]
+)
+def test_other_arguments_refuse_to_mix(model: RandomFactors, tmp_path: Path, change: dict) -> None:
+    args = {"n": 5, "chunk_size": 200, "progress": False}
+    run_batch(model, tmp_path / "out", **args)
+    with pytest.raises(ConfigError, match="other arguments"):
+        run_batch(model, tmp_path / "out", **{**args, **change})
+    result = run_batch(model, tmp_path / "out", **{**args, **change}, overwrite=True)
+    assert result.resumed_chunks == 0
+    assert sorted(p.name for p in result.path.iterdir()) == sorted(
+        [MANIFEST, *(p.name for p in result.files)]
+    )
+
+
+def test_refuses_a_folder_with_other_files(model: RandomFactors, tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="not batch output"):
+        run_batch(model, tmp_path, progress=False)
+    assert (tmp_path / "notes.txt").exists()
+
+
+def test_bad_options(model: RandomFactors, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="chunk_size"):
+        run_batch(model, tmp_path / "a", chunk_size=0, progress=False)
+    with pytest.raises(ConfigError, match="sql and table"):
+        run_batch(model, tmp_path / "a", sql="sqlite://", progress=False)
+    with pytest.raises(ConfigError, match="channel"):
+        run_batch(model, tmp_path / "a", channel="nope", progress=False)
+    with pytest.raises(ConfigError, match="registry models are not supported yet"):
+        run_batch("models:/menus@champion", tmp_path / "a", progress=False)
+    assert not (tmp_path / "a").exists()
+
+
+# ------------------------------------------------------------------------- SQL
+
+
+def test_sql_table_is_replaced_not_appended(model: RandomFactors, tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    url = f"sqlite:///{tmp_path / 'menus.db'}"
+    first = run_batch(model, tmp_path / "a", n=3, sql=url, table="menus", progress=False)
+    second = run_batch(model, tmp_path / "b", n=2, sql=url, table="menus", progress=False)
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        table = pd.read_sql("SELECT * FROM menus ORDER BY member_id, rank", conn)
+    engine.dispose()
+    assert first.sql_rows == first.rows and second.sql_rows == len(table) == second.rows
+    files = _read(second.path).sort_values(["member_id", "rank"]).reset_index(drop=True)
+    assert table["course_id"].tolist() == files["course_id"].tolist()
+    assert table["rank"].max() == 2 and set(table.columns) == set(BATCH_COLUMNS)
+    manifest = json.loads((second.path / MANIFEST).read_text())
+    assert "sqlite" not in json.dumps(manifest)  # the URL (maybe a password) is not kept
+
+
+# ------------------------------------------------------------------------- command line
+
+
+@pytest.fixture(scope="module")
+def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    ds = make_dataset(6000, 300, seed=1)
+    out = tmp_path_factory.mktemp("model") / "als"
+    save(ALS(n_factors=8, iterations=2).fit(ds), out)
+    return out
+
+
+def test_cli_batch_and_models_uri(
+    artifact: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "menus"
+    assert main(["batch", "--model", str(artifact), "--out", str(out), "--n", "3", "--quiet"]) == 0
+    assert "wrote menus of 6,000 members" in capsys.readouterr().out
+    assert _read(out)["member_id"].nunique() == 6000
+    code = main(["batch", "--model", "models:/menus@champion", "--out", str(tmp_path / "x")])
+    assert code == 2
+    assert "registry models are not supported yet" in capsys.readouterr().err
+
+
+def test_cli_killed_mid_run_resumes_to_the_same_output(artifact: Path, tmp_path: Path) -> None:
+    def command(out: Path) -> list[str]:
+        # Reasons take the per-member path: slow enough to be killed between chunks.
+        return [
+            sys.executable,
+            "-m",
+            "recommend.cli",
+            "batch",
+            "--model",
+            str(artifact),
+            "--out",
+            str(out),
+            "--n",
+            "5",
+            "--chunk-size",
+            "300",
+            "--with-reasons",
+            "--quiet",
+        ]
+
+    out = tmp_path / "killed"
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    proc = subprocess.Popen(command(out), env=env)
+    deadline = time.monotonic() + 120
+    chunks = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            chunks = len(json.loads((out / MANIFEST).read_text())["chunks"])
+        except (OSError, ValueError, KeyError):
+            chunks = 0
+        if chunks >= 1:
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert not manifest["complete"], "the job finished before it could be killed"
+    kept = set(manifest["chunks"])
+
+    subprocess.run(command(out), env=env, check=True)
+    subprocess.run(command(tmp_path / "whole"), env=env, check=True)
+    resumed, whole = _read(out), _read(tmp_path / "whole")
+    assert resumed["generated_at"].nunique() == 1
+    cols = [c for c in BATCH_COLUMNS if c != "generated_at"]
+    pd.testing.assert_frame_equal(resumed[cols], whole[cols])
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert manifest["complete"] and kept <= set(manifest["chunks"])
+    assert len(manifest["chunks"]) == 20
+    assert not [p for p in out.iterdir() if p.name.startswith(".tmp-")]

@@ -1,0 +1,224 @@
+"""Group menus: who is in the group, constraints, strategies, errors, ground truth, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import recommend as rc
+from recommend.cli import main
+from recommend.errors import ConfigError, DataError
+from recommend.group import (
+    STRATEGIES,
+    evaluate_group_strategies,
+    group_members,
+    order_for_group,
+)
+
+
+@pytest.fixture(scope="module")
+def platform() -> rc.Platform:
+    return rc.synthesize("small", seed=0)
+
+
+@pytest.fixture(scope="module")
+def model(platform: rc.Platform) -> rc.EASE:
+    ds = rc.Dataset.from_frames(
+        platform.events, courses=platform.courses, members=platform.members, orgs=platform.orgs
+    )
+    return rc.EASE(l2=50.0).fit(ds)
+
+
+def _orgs_below(orgs: pd.DataFrame, org: str) -> set[str]:
+    out, frontier = {org}, {org}
+    while frontier:
+        frontier = set(orgs.loc[orgs["parent_id"].isin(frontier), "org_id"]) - out
+        out |= frontier
+    return out
+
+
+def test_branch_group_includes_sub_branches(platform: rc.Platform, model: rc.EASE) -> None:
+    committee = platform.orgs.loc[platform.orgs["kind"] == "committee", "org_id"].iloc[0]
+    below = _orgs_below(platform.orgs, committee)
+    expected = set(platform.members.loc[platform.members["org_id"].isin(below), "member_id"])
+    got = group_members(model, committee)
+    assert set(got) == expected and len(got) == len(expected)
+    assert len(below) > 1  # the committee really has sub-orgs
+
+
+def test_attribute_filters(platform: rc.Platform, model: rc.EASE) -> None:
+    mem = platform.members
+    retired = group_members(model, {"occupation": "retired"})
+    assert set(retired) == set(mem.loc[mem["occupation"] == "retired", "member_id"])
+    both = group_members(model, {"occupation": "retired", "mobile": "true"})
+    assert set(both) == set(mem.loc[(mem["occupation"] == "retired") & mem["mobile"], "member_id"])
+    year = model.dataset_.now.year
+    old = group_members(model, {"age_band": ["60-69", "70+"]})
+    assert set(old) == set(mem.loc[year - mem["birth_year"] >= 60, "member_id"])
+    with pytest.raises(ConfigError, match="member_table"):
+        group_members(model, {"favourite_food": "dumplings"})
+
+
+def test_menu_meets_budget_quota_and_n(model: rc.EASE, platform: rc.Platform) -> None:
+    branch = platform.members["org_id"].value_counts().index[0]
+    result = order_for_group(
+        model, branch, 6, budget_minutes=90, quotas={"理论学习": 2}, pin_compulsory=False
+    )
+    menu = result.menu
+    assert 1 <= len(menu) <= 6
+    assert menu["course_id"].is_unique
+    durations = platform.courses.set_index("course_id")["duration_seconds"]
+    assert durations.loc[menu["course_id"]].sum() <= 90 * 60 + 1e-6
+    assert (menu["channel"] == "理论学习").sum() >= 2
+    assert list(menu["rank"]) == list(range(1, len(menu) + 1))
+    members = result.members
+    assert len(members) == len(group_members(model, branch))
+    assert members["satisfaction"].between(0, 1).all()
+    # "served" per course agrees with the member table.
+    assert result.coverage == pytest.approx(members["served"].mean())
+
+
+def test_compulsory_pins_and_completed_exclusion(model: rc.EASE, platform: rc.Platform) -> None:
+    branch = platform.members["org_id"].value_counts().index[0]
+    ids = group_members(model, branch)
+    result = order_for_group(model, branch, 20)
+    pinned = result.menu.loc[result.menu["pinned"], "course_id"]
+    compulsory = platform.courses[
+        platform.courses["compulsory_for"].apply(lambda orgs: branch in list(orgs))
+    ]["course_id"]
+    assert len(pinned) > 0 and set(pinned) <= set(compulsory)
+    # No course on the menu was completed by half of the group or more.
+    ev = platform.events
+    done = ev[(ev["event"] == "complete") & ev["member_id"].isin(ids)]
+    share = done.groupby("course_id")["member_id"].nunique() / len(ids)
+    assert (share.reindex(result.menu["course_id"]).fillna(0) < 0.5).all()
+    must = platform.courses["course_id"].iloc[3]
+    forced = order_for_group(model, branch, 5, must_include=[must], pin_compulsory=False)
+    assert forced.menu["course_id"].iloc[0] == must
+
+
+def test_average_strategy_matches_brute_force(model: rc.EASE) -> None:
+    """The one-pass sums equal per-member min-max normalisation done the slow way."""
+    active = np.flatnonzero(model.history_.counts(np.arange(len(model.member_ids_))) > 0)
+    ids = model.member_ids_.external_ids[active[:40]]
+    result = order_for_group(
+        model, list(ids), 3, strategy="average", pin_compulsory=False, exclude_completed=None
+    )
+    idx = model.member_ids_.to_index(ids)
+    scores = model.score_block(idx).astype(np.float64)
+    norm = (scores - scores.min(1, keepdims=True)) / np.ptp(scores, axis=1, keepdims=True)
+    seen = model.history_.rows(idx).toarray() > 0
+    norm[seen] = 0.0
+    # Only published courses are candidates.
+    courses = model.dataset_.courses
+    published = courses["published_at"].isna() | (courses["published_at"] <= model.dataset_.now)
+    mean = np.where(published.to_numpy(), norm.mean(0), -np.inf)
+    best = model.course_ids_.external_ids[np.argsort(-mean, kind="stable")[:3]]
+    assert list(result.menu["course_id"]) == list(best)
+    assert result.menu["mean_score"].to_numpy() == pytest.approx(np.sort(mean)[::-1][:3], abs=1e-5)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_every_strategy_gives_a_menu(model: rc.EASE, strategy: str) -> None:
+    result = order_for_group(model, {"occupation": "retired"}, 5, strategy=strategy, max_pins=1)
+    assert len(result.menu) == 5 and result.strategy == strategy
+    assert result.menu["course_id"].is_unique
+
+
+def test_approval_counts_personal_top_k(model: rc.EASE) -> None:
+    ids = list(model.member_ids_.external_ids[:30])
+    result = order_for_group(model, ids, 4, strategy="approval", personal_k=5, pin_compulsory=False)
+    menus = rc.member_menu(model, ids, n=5, pin_compulsory=False, with_reasons=False)
+    counts = menus["course_id"].value_counts()
+    # The most approved course is picked first and serves exactly that many members.
+    assert result.menu["course_id"].iloc[0] in set(counts.index[counts == counts.max()])
+    assert result.menu["served"].iloc[0] == counts.max()
+
+
+def test_bad_input(model: rc.EASE, platform: rc.Platform) -> None:
+    branch = platform.members["org_id"].value_counts().index[0]
+    with pytest.raises(DataError, match="no members"):
+        order_for_group(model, [], 5)
+    with pytest.raises(DataError, match="ghost"):
+        order_for_group(model, ["ghost-1", "ghost-2"], 5)
+    with pytest.raises(DataError, match="nowhere"):
+        order_for_group(model, "nowhere", 5)
+    known = list(model.member_ids_.external_ids[:5])
+    result = order_for_group(model, [*known, "ghost-1"], 5, pin_compulsory=False)
+    assert list(result.unknown) == ["ghost-1"] and "ghost-1" in " ".join(result.notes)
+    with pytest.raises(ConfigError, match="理论学习"):
+        order_for_group(model, branch, 3, quotas={"理论学习": 4}, pin_compulsory=False)
+    with pytest.raises(ConfigError, match=r"理论学习.*budget leaves 20 minutes"):
+        order_for_group(
+            model, branch, 8, budget_minutes=20, quotas={"理论学习": 3}, pin_compulsory=False
+        )
+    with pytest.raises(ConfigError, match="not a channel"):
+        order_for_group(model, branch, 3, quotas={"卡拉OK": 1})
+    with pytest.raises(ConfigError, match="strategy"):
+        order_for_group(model, branch, 3, strategy="dictator")
+
+
+def test_lecturers_ranked_for_the_group(model: rc.EASE) -> None:
+    result = order_for_group(model, {"occupation": "retired"}, 5, lecturers=3, max_pins=0)
+    assert result.lecturers is not None and len(result.lecturers) == 3
+    assert result.lecturers["score"].is_monotonic_decreasing
+
+
+def test_coverage_beats_popularity_on_the_least_served(
+    model: rc.EASE, platform: rc.Platform
+) -> None:
+    orgs = platform.orgs
+    groups: dict[str, object] = {"retired": {"occupation": "retired"}}
+    for org in orgs.loc[orgs["kind"] != "branch", "org_id"].iloc[:3]:
+        groups[org] = org
+    table = evaluate_group_strategies(
+        model, platform, groups, 8, strategies=("coverage", "popularity", "random")
+    )
+    overall = table.loc["all"]
+    assert (
+        overall.loc["coverage", "p10_satisfaction"] > overall.loc["popularity", "p10_satisfaction"]
+    )
+    assert overall.loc["coverage", "coverage"] > overall.loc["popularity", "coverage"]
+
+
+@pytest.fixture(scope="module")
+def artifact(tmp_path_factory: pytest.TempPathFactory, model: rc.EASE) -> Path:
+    path = tmp_path_factory.mktemp("group") / "ease"
+    rc.save(model, path)
+    return path
+
+
+def test_cli_order(
+    artifact: Path,
+    platform: rc.Platform,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    branch = platform.members["org_id"].value_counts().index[0]
+    code = main(
+        [
+            *("order", "--model", str(artifact), "--branch", branch, "--n", "5", "--json"),
+            *("--budget-minutes", "120", "--quota", "理论学习=1", "--max-pins", "1"),
+        ]
+    )
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert len(out["menu"]) == 5
+
+    assert main(["order", "--model", str(artifact), "--where", "occupation=retired"]) == 2
+    assert "--members-table" in capsys.readouterr().err
+
+    table = tmp_path / "members.csv"
+    platform.members.drop(columns=["skills"]).to_csv(table, index=False)
+    code = main(
+        [
+            *("order", "--model", str(artifact), "--where", "occupation=retired"),
+            *("--members-table", str(table), "--n", "4", "--max-pins", "1"),
+        ]
+    )
+    assert code == 0
+    assert "coverage" in capsys.readouterr().out
