@@ -397,6 +397,19 @@ def _single_threaded_blas() -> Iterator[None]:
                 _blas_restore = None
 
 
+_POOL_LOCK = threading.Lock()
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    """The process-wide pool of kernel helper threads, created on first use."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(_default_threads(), thread_name_prefix="recommend-topk")
+        return _POOL
+
+
 def _default_threads() -> int:
     try:
         return max(1, len(os.sched_getaffinity(0)))
@@ -467,10 +480,17 @@ def _run(
         if threads == 1:
             work()
         else:
-            with ThreadPoolExecutor(threads) as pool:
-                futures = [pool.submit(work) for _ in range(threads)]
+            # Helpers come from a pool kept for the process (starting threads costs
+            # milliseconds per call); the caller works too, so a call always progresses
+            # even when every pool thread is busy, e.g. with a nested call.
+            futures = [_pool().submit(work) for _ in range(threads - 1)]
+            try:
+                work()
+            finally:
                 for future in futures:
-                    future.result()
+                    # A helper that has not started yet would find no block left.
+                    if not future.cancel():
+                        future.result()
     if plan.columns is not None:
         filled = indices >= 0
         indices[filled] = plan.columns[indices[filled]]
