@@ -119,8 +119,6 @@ class LightFM(Recommender):
     member_feature_embeddings_, course_feature_embeddings_ : (n_features, n_factors) float32
         Learned embeddings of all feature columns (identity block first).
     member_feature_biases_, course_feature_biases_ : (n_features,) float32
-    member_priors_ : (n_members_at_fit, n_factors) float32
-        Each training member's features-only vector (the fold-in prior).
     feature_year_ : int
         Year the age bands are computed at (the training data's ``now``).
     weight_scale_ : float
@@ -289,18 +287,6 @@ class LightFM(Recommender):
         course_attr = self._attribute_block(dataset.course_features, self.use_course_features)
         self.member_feature_names_ = np.asarray(member_attr.names, dtype=object)
         self.course_feature_names_ = np.asarray(course_attr.names, dtype=object)
-        # Fold-in pulls a member towards their features-only vector. Keep those vectors, not
-        # the members' attribute rows: artifacts carry no personal attributes.
-        attributes = member_attr.matrix.astype(np.float32).tocsr()
-        if self.normalize_features:
-            sums = np.asarray(attributes.sum(axis=1), dtype=np.float32).ravel()
-            attributes = (
-                sp.diags(np.where(sums > 0, 1.0 / np.maximum(sums, 1e-12), 0.0)) @ attributes
-            )
-        self.member_priors_ = np.asarray(
-            attributes @ self.member_feature_embeddings_[self._n_member_ids :], dtype=np.float32
-        ).reshape(dataset.n_members, -1)
-
         # Entities without training interactions: features only (their identity embedding
         # is still its random initialisation).
         trained = dataset.interactions > 0
@@ -308,10 +294,21 @@ class LightFM(Recommender):
         cold_courses = trained.getnnz(axis=0) == 0
         member_rows = self._route_cold(member_x, cold_members)
         course_rows = self._route_cold(course_x, cold_courses)
-        self.member_bias_ = np.asarray(member_rows @ self.member_feature_biases_, np.float32)
-        self.member_factors_ = np.ascontiguousarray(
+        member_bias = np.asarray(member_rows @ self.member_feature_biases_, np.float32)
+        member_factors = np.ascontiguousarray(
             member_rows @ self.member_feature_embeddings_, np.float32
         )
+        # A member without interactions has a vector made of their attributes alone, from
+        # which the attributes could be read back: serve it from memory, never store it
+        # (saved models hold zeros there and score such members by course bias).
+        cold_idx = np.flatnonzero(cold_members)
+        self._cold_position = np.full(dataset.n_members, -1, dtype=np.int64)
+        self._cold_position[cold_idx] = np.arange(cold_idx.size)
+        self._cold_vectors = member_factors[cold_idx].copy()
+        member_factors[cold_idx] = 0.0
+        member_bias[cold_idx] = 0.0
+        self.member_bias_ = member_bias
+        self.member_factors_ = member_factors
         self.course_bias_ = np.asarray(course_rows @ self.course_feature_biases_, np.float32)
         self.course_factors_ = np.ascontiguousarray(
             course_rows @ self.course_feature_embeddings_, np.float32
@@ -345,7 +342,8 @@ class LightFM(Recommender):
         Rankings equal LightFM's: its score adds the member bias, a per-member constant.
         """
         self._check_fitted()
-        return Factors(self.member_factors_, self.course_factors_, self.course_bias_)
+        members = self.member_vectors(np.arange(self.member_factors_.shape[0]))
+        return Factors(members, self.course_factors_, self.course_bias_)
 
     def cold_member_factors(self, attributes: pd.DataFrame) -> np.ndarray:
         """Member vectors from attributes alone, (n, n_factors) float32.
@@ -407,7 +405,7 @@ class LightFM(Recommender):
         courses against ``FOLD_IN_NEGATIVES`` courses sampled outside the history (seeded
         by the member index, so repeatable), each course weighted by its confidence
         (scaled like training), plus ``FOLD_IN_L2 * |u - u0|^2`` where ``u0`` is the
-        member's features-only vector (zero for a member unknown at fit). The problem is
+        member's current vector (zero for a member unknown at fit). The problem is
         convex in ``u`` (``n_factors`` unknowns): a few damped Newton steps solve it in about
         a millisecond for usual histories, touching no other member. An empty
         history gives ``u0``. The new vector is published copy-on-write.
@@ -440,13 +438,35 @@ class LightFM(Recommender):
         else:
             new = old.copy()
         new[member_idx] = vector
+        position = getattr(self, "_cold_position", None)
+        if position is not None and member_idx < position.size and position[member_idx] >= 0:
+            position = position.copy()  # readers may hold the old one
+            position[member_idx] = -1
+            self._cold_position = position
         self.member_factors_ = new
 
     def _member_prior(self, member_idx: int) -> np.ndarray:
-        """Features-only vector of a training member; zeros for a member new since fit."""
-        if member_idx >= self.member_priors_.shape[0]:
-            return np.zeros(self.member_factors_.shape[1], dtype=np.float32)
-        return self.member_priors_[member_idx]
+        """The member's current vector (zeros for a member new since fit): a re-solve
+        stays close to what the model knew of them."""
+        vectors = self.member_vectors(np.array([member_idx], dtype=np.int64))
+        return (
+            vectors[0]
+            if member_idx < self.member_factors_.shape[0]
+            else np.zeros(self.member_factors_.shape[1], dtype=np.float32)
+        )
+
+    def member_vectors(self, member_idx: np.ndarray) -> np.ndarray:
+        """Rows of ``member_factors_``, with attribute-only vectors filled in for members
+        without interactions while the model is in memory (see ``_fit``)."""
+        idx = np.asarray(member_idx, dtype=np.int64)
+        out = self.member_factors_[np.minimum(idx, self.member_factors_.shape[0] - 1)]
+        position = getattr(self, "_cold_position", None)
+        if position is not None:
+            at = np.where(idx < position.size, position[np.minimum(idx, position.size - 1)], -1)
+            filled = at >= 0
+            if filled.any():
+                out[filled] = self._cold_vectors[at[filled]]
+        return out
 
 
 # --------------------------------------------------------------------------- features
