@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -367,6 +368,7 @@ class _Plan:
 
 _BLAS_LOCK = threading.Lock()
 _blas_controller: ThreadpoolController | None = None
+_blas_modules = 0  # len(sys.modules) when the controller scanned the loaded libraries
 _blas_users = 0
 _blas_restore: Callable[[], None] | None = None
 
@@ -377,13 +379,17 @@ def _single_threaded_blas() -> Iterator[None]:
 
     The limit is process-wide, so concurrent kernel calls share it through a counter: the
     first one in sets it, the last one out restores the caller's setting. The controller
-    is built once: scanning the loaded libraries costs about a millisecond per call.
+    is reused while no module has been imported since it scanned the loaded libraries
+    (a scan costs about a millisecond, too much for every call).
     """
-    global _blas_controller, _blas_users, _blas_restore
+    global _blas_controller, _blas_modules, _blas_users, _blas_restore
     with _BLAS_LOCK:
         if _blas_users == 0:
-            if _blas_controller is None:
+            # BLAS libraries arrive with imports (scipy's with implicit, say): rescan when
+            # modules were imported since the last scan, so no library escapes the limit.
+            if _blas_controller is None or len(sys.modules) != _blas_modules:
                 _blas_controller = ThreadpoolController()
+                _blas_modules = len(sys.modules)
             limiter = _blas_controller.limit(limits=1, user_api="blas")
             _blas_restore = limiter.restore_original_limits
         _blas_users += 1

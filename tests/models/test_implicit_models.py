@@ -7,6 +7,12 @@ collaborative signal is learnable, and content features say which topic a new co
 
 from __future__ import annotations
 
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
 import warnings
 from dataclasses import dataclass
 
@@ -632,3 +638,50 @@ def test_reader_state_survives_updates(als: ALS, planted: Planted) -> None:
     assert not np.allclose(model.score(members), scores)
     np.testing.assert_allclose(model.score(members), model.factors().members[:3] @
                                model.course_factors_.T, rtol=1e-5, atol=1e-5)  # fmt: skip
+
+
+def test_blas_libraries_loaded_after_the_kernel_ran_are_limited_during_fit(
+    tmp_path: pathlib.Path,
+) -> None:
+    """The kernel runs first (caching its BLAS controller), then implicit loads scipy's
+    BLAS: ALS must still fit with every BLAS library at one thread."""
+    script = tmp_path / "order.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import json, warnings
+            import numpy as np, pandas as pd, threadpoolctl
+            from recommend.topk import topk_factors
+            rng = np.random.default_rng(0)
+            topk_factors(rng.random((900, 8), np.float32), rng.random((50, 8), np.float32), 5)
+            from recommend.data.dataset import Dataset
+            from recommend.models.implicit_models import ALS
+            import implicit.cpu.als as A
+            seen = []
+            fit = A.AlternatingLeastSquares.fit
+            def spy(self, *a, **k):
+                seen.extend(i["num_threads"] for i in threadpoolctl.threadpool_info()
+                            if i["user_api"] == "blas")
+                return fit(self, *a, **k)
+            A.AlternatingLeastSquares.fit = spy
+            events = pd.DataFrame({
+                "member_id": [f"m{i % 30}" for i in range(300)],
+                "course_id": [f"c{(i * 7) % 40}" for i in range(300)],
+                "event": "view", "timestamp": "2025-01-01"})
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                ALS(n_factors=4, iterations=2).fit(Dataset.from_frames(events))
+            print(json.dumps({"threads": seen,
+                              "warnings": [str(w.message) for w in caught
+                                           if "OpenBLAS" in str(w.message)]}))
+            """
+        )
+    )
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "2", "OMP_NUM_THREADS": "2"}
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["threads"] and set(result["threads"]) == {1}
+    assert result["warnings"] == []
