@@ -203,3 +203,48 @@ def test_mixed_id_types_are_refused() -> None:
 def test_unknown_table_name() -> None:
     with pytest.raises(DataError, match="unknown table 'lessons'"):
         validate("lessons", pd.DataFrame({"a": [1]}))
+
+
+def test_ids_beyond_int64_are_refused_not_wrapped() -> None:
+    courses = pd.DataFrame({"course_id": np.array([2**63, 2**63 + 1, 5], dtype=np.uint64)})
+    err = _error("courses", courses)
+    assert "courses.course_id: integer ids beyond the 64-bit range in 2 rows (rows 0, 1)" in str(
+        err
+    )
+    assert validate("courses", pd.DataFrame({"course_id": np.array([5], np.uint64)}))[
+        "course_id"
+    ].tolist() == [5]
+
+
+def test_out_of_range_epoch_seconds_are_a_data_error(events: pd.DataFrame) -> None:
+    events["timestamp"] = [0.0, 1e20, 86_400.0, np.inf]
+    err = _error("events", events)
+    assert "events.timestamp" in str(err) and "out of range" in str(err)
+    assert err.problems[0].rows == (1, 3)
+
+
+def test_missing_and_unparseable_timestamps_are_reported_together(events: pd.DataFrame) -> None:
+    events.loc[[0, 2], "timestamp"] = [None, "nope"]
+    messages = [p.message for p in _error("events", events).problems]
+    assert messages == ["missing timestamps", "unparseable timestamps"]
+
+
+def test_duplicate_column_names(events: pd.DataFrame) -> None:
+    doubled = pd.concat([events, events[["member_id"]]], axis=1)
+    assert "duplicate column names ['member_id']" in str(_error("events", doubled))
+
+
+@pytest.mark.parametrize("column", ["id_card_no", "phone_num", "birth_date", "出生日期"])
+def test_more_personal_spellings(column: str) -> None:
+    members = pd.DataFrame({"member_id": ["a"], column: ["x"]})
+    assert "personal columns" in str(_error("members", members))
+
+
+def test_spaces_around_ids_are_removed_and_counted(
+    events: pd.DataFrame, caplog: pytest.LogCaptureFixture
+) -> None:
+    events["member_id"] = ["m1", " m1", "m2 ", "m3"]
+    with caplog.at_level("WARNING"):
+        out = validate("events", events)
+    assert out["member_id"].tolist() == ["m1", "m1", "m2", "m3"]
+    assert "events.member_id: removed surrounding spaces from 2 id(s)" in caplog.text

@@ -138,6 +138,15 @@ def _coerce_id(chk: _Checker, col: str, nullable: bool) -> None:
     if pd.api.types.is_bool_dtype(s.dtype):
         chk.add(col, f"ids of dtype {s.dtype}", "integer or string ids")
         return
+    if pd.api.types.is_integer_dtype(s.dtype) or pd.api.types.is_float_dtype(s.dtype):
+        # Beyond int64 an id would wrap around into another id.
+        values = present.to_numpy()
+        huge = (values >= 2**63) | (values < -(2**63))
+        if huge.any():
+            bad = np.zeros(len(s), bool)
+            bad[np.flatnonzero(~null)[huge]] = True
+            chk.add(col, "integer ids beyond the 64-bit range", "ids below 2**63, or strings", bad)
+            return
     if pd.api.types.is_integer_dtype(s.dtype):
         chk.frame[col] = s.astype("Int64" if nullable and null.any() else "int64")
         return
@@ -151,20 +160,12 @@ def _coerce_id(chk: _Checker, col: str, nullable: bool) -> None:
         chk.frame[col] = s.astype("Int64" if null.any() else "int64")
         return
     if _typed_strings(s):
-        stripped = s.str.strip()
-        if not stripped.eq(s).to_numpy(dtype=bool, na_value=True).all():
-            s = stripped
-        chk.frame[col] = s.where(~null, None) if nullable and null.any() else s
+        _set_string_ids(chk, col, s, null, nullable)
         return
     if s.dtype == object:
         kinds = present.map(type)
         if kinds.eq(str).all():
-            if nullable and null.any():
-                s = s.where(~null, None)
-            text = s.astype("string")
-            if (text.str.strip() != text).fillna(False).any():
-                s = s.where(null, text.str.strip())
-            chk.frame[col] = s
+            _set_string_ids(chk, col, s.astype("string"), null, nullable)
             return
         is_int = kinds.map(lambda t: issubclass(t, int | np.integer) and t is not bool)
         if is_int.all():
@@ -180,6 +181,24 @@ def _coerce_id(chk: _Checker, col: str, nullable: bool) -> None:
         )
         return
     chk.add(col, f"ids of dtype {s.dtype}", "integer or string ids")
+
+
+def _set_string_ids(
+    chk: _Checker, col: str, s: pd.Series, null: np.ndarray, nullable: bool
+) -> None:
+    """Store string ids without surrounding spaces (counted in a warning, never silent:
+    " m1" and "m1" become one id)."""
+    stripped = s.str.strip()
+    changed = ~stripped.eq(s).to_numpy(dtype=bool, na_value=True)
+    if changed.any():
+        log.warning(
+            "%s.%s: removed surrounding spaces from %d id(s)",
+            chk.schema.name,
+            col,
+            int(changed.sum()),
+        )
+        s = stripped
+    chk.frame[col] = s.where(~null, None) if nullable and null.any() else s
 
 
 def _coerce_text(chk: _Checker, col: str, required: bool) -> None:
@@ -241,18 +260,24 @@ def _coerce_int(chk: _Checker, col: str, required: bool) -> None:
 def _coerce_time(chk: _Checker, col: str, required: bool) -> None:
     s = chk.frame[col]
     null = s.isna().to_numpy()
-    if required and null.any():
-        chk.add(col, "missing timestamps", "a timestamp in every row", mask=null)
-        return
+    missing = required and bool(null.any())
+    if missing:  # reported, and the other values are still checked
+        chk.add(col, "missing timestamps", "a timestamp in every row", null, show_values=False)
     if isinstance(s.dtype, pd.DatetimeTZDtype):
         out = s.dt.tz_convert("UTC").dt.tz_localize(None)
     elif pd.api.types.is_datetime64_dtype(s.dtype):
         out = s
     elif pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
         arr = pd.to_numeric(s, errors="coerce").to_numpy(dtype="float64")
-        bad = ~np.isfinite(arr) & ~null
+        # datetime64[ns] spans about 1677-2262: seconds outside it cannot be timestamps.
+        bad = ~null & ~(np.isfinite(arr) & (np.abs(arr) < 9.2e9))
         if bad.any():
-            chk.add(col, "non-finite numeric timestamps", "seconds since 1970-01-01", bad)
+            chk.add(
+                col,
+                "numeric timestamps that are not finite or out of range",
+                "seconds since 1970-01-01 (years 1677-2262)",
+                bad,
+            )
             return
         out = pd.to_datetime(arr, unit="s")
         out = pd.Series(out, index=s.index)
@@ -269,6 +294,8 @@ def _coerce_time(chk: _Checker, col: str, required: bool) -> None:
             )
             return
         out = out.dt.tz_localize(None)
+    if missing:
+        return
     chk.frame[col] = pd.Series(out, index=s.index).astype("datetime64[ns]")
 
 
@@ -374,6 +401,10 @@ def find_problems(
             "numbers, ID numbers or addresses",
             f"a frame without them — drop them first: frame.drop(columns={personal})",
         )
+    duplicated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+    if duplicated:
+        chk.add(None, f"duplicate column names {duplicated}", "each column name once")
+        return chk.frame, chk.problems
     missing = [c for c in schema.required if c not in frame.columns]
     if missing:
         chk.add(
