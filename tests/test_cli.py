@@ -176,3 +176,22 @@ def test_menu_for_an_unknown_member_falls_back(
     assert main(["menu", "--model", str(out), "--member", "nobody", "--n", "3", "--json"]) == 0
     menu = pd.read_json(io.StringIO(capsys.readouterr().out))
     assert len(menu) == 3 and set(menu["route"]) <= {"cold_segment", "cold_global"}
+
+
+def test_evaluate_best_tunes_every_model_and_reports_the_winner(
+    lines_files: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from recommend.models import MODEL_NAMES
+
+    train, test = lines_files
+    args = ["evaluate", "--train", str(train), "--test", str(test), "--format", "lines"]
+    # l2 belongs to EASE only: the other models are tuned without it.
+    code = main(
+        [*args, "--model", "best", "--tune", "2", "--param", "l2=50", "--k", "10", "--json"]
+    )
+    assert code == 0
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert result["model"] in MODEL_NAMES and "ndcg@10" in result["metrics"]
+    for name in MODEL_NAMES:
+        assert f"tuning {name}" in captured.err

@@ -186,7 +186,7 @@ def _train_test(args: argparse.Namespace) -> tuple[object, object, bool]:
 def _choose_model(args: argparse.Namespace, train: object, timed: bool) -> tuple[str, dict]:
     """Model name and parameters: given, tuned on validation from TRAIN, or the best."""
     from recommend.data.splits import RandomHoldout, TimeSplit
-    from recommend.models import MODEL_NAMES
+    from recommend.models import MODEL_NAMES, get_model_class
     from recommend.tuning import tune
 
     params = _parse_params(args.param)
@@ -200,9 +200,12 @@ def _choose_model(args: argparse.Namespace, train: object, timed: bool) -> tuple
             print(
                 f"tuning {name} on a validation split of TRAIN ({trials} trials)", file=sys.stderr
             )
+            # With `best`, each --param goes to the models that have it.
+            accepted = set(get_model_class(name)._param_names())
+            fixed = {k: v for k, v in params.items() if k in accepted or args.model != "best"}
             results.append(
                 tune(
-                    name, train, n_trials=trials, fixed=params, metric=metric, validation=validation
+                    name, train, n_trials=trials, fixed=fixed, metric=metric, validation=validation
                 )
             )
         best = max(results, key=lambda r: r.best_score)
