@@ -419,8 +419,9 @@ def order_for_group(
     )
     quota = _quotas(state, quotas)
     _check_pins(state, pins, n, budget)
-    cand = np.flatnonzero(keep).astype(np.int64)
-    cand = np.union1d(cand, pins)
+    eligible = keep.copy()
+    eligible[pins] = True  # pinned courses are candidates whatever the filters say
+    cand = np.flatnonzero(eligible).astype(np.int64)
     if cand.size == 0:
         raise ConfigError(
             f"no course is eligible for the group {_describe(members)}: every course is "
