@@ -693,7 +693,36 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--data", default=str(DEFAULT_SAMPLE), help="sample folder")
     demo.add_argument("--batch-out", default="out/menus", help="batch job output folder")
     demo.set_defaults(func=cmd_demo)
+
+    ex = verbs.add_parser("experiment", help="run experiments described by TOML files")
+    ex_run = ex.add_subparsers(dest="experiment_verb", required=True).add_parser(
+        "run", help="run experiments/NAME.toml end to end and log it to MLflow"
+    )
+    ex_run.add_argument("path", help="experiment file (TOML)")
+    ex_run.add_argument("--tracking-uri", help="MLflow store (default: MLFLOW_TRACKING_URI)")
+    ex_run.add_argument("--json", action="store_true", help="print one JSON object")
+    ex_run.set_defaults(func=cmd_experiment_run)
     return parser
+
+
+def cmd_experiment_run(args: argparse.Namespace) -> int:
+    from recommend.experiment import load_config, run_experiment
+
+    config = load_config(args.path)  # fails on a bad key before any data is read
+    result = run_experiment(config, uri=args.tracking_uri)
+    if args.json:
+        table = json.loads(result.table.to_json(orient="index"))
+        out = {"name": result.name, "run_id": result.run_id, "params": result.params}
+        print(json.dumps({**out, "metrics": table}, ensure_ascii=False, default=str))
+        return 0
+    ks = config.evaluation.ks
+    cols = [f"{m}@{k}" for k in ks for m in ("ndcg", "recall")] + [f"coverage@{max(ks)}"]
+    print(f"experiment {result.name}: run {result.run_id}")
+    shown = result.table[[c for c in [*cols, "fit_seconds"] if c in result.table.columns]]
+    print(shown.to_string(float_format=lambda v: f"{v:.4f}"))
+    for label, params in result.params.items():
+        print(f"{label:<12} {params}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
