@@ -42,34 +42,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import psutil
+
+# The benchmarks share one stand-in factor model (this folder is on sys.path when run).
+from menu_latency import RandomFactors
 from threadpoolctl import threadpool_limits
 
 from recommend.batch import run_batch
 from recommend.data.dataset import Dataset
-from recommend.models.base import Factors, Recommender
 from recommend.schema import CHANNELS
 
 logger = logging.getLogger("batch_bench")
-
-
-class RandomFactors(Recommender):
-    """Gaussian member and course factors: a stand-in for a trained factor model."""
-
-    name = "bench_random_factors"
-
-    def __init__(self, n_factors: int = 64, seed: int = 0) -> None:
-        self.n_factors = n_factors
-        self.seed = seed
-
-    def _fit(self, dataset: Dataset) -> None:
-        rng = np.random.default_rng(self.seed)
-        f = self.n_factors
-        self.member_factors_ = rng.standard_normal((dataset.n_members, f), dtype=np.float32)
-        self.course_factors_ = rng.standard_normal((dataset.n_courses, f), dtype=np.float32)
-        self.course_bias_ = rng.standard_normal(dataset.n_courses, dtype=np.float32) * 0.1
-
-    def factors(self) -> Factors:
-        return Factors(self.member_factors_, self.course_factors_, self.course_bias_)
 
 
 def make_dataset(n_members: int, n_courses: int, seed: int) -> Dataset:
