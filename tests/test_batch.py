@@ -252,8 +252,8 @@ def test_bad_options(model: RandomFactors, tmp_path: Path) -> None:
         run_batch(model, tmp_path / "a", sql="sqlite://", progress=False)
     with pytest.raises(ConfigError, match="channel"):
         run_batch(model, tmp_path / "a", channel="nope", progress=False)
-    with pytest.raises(ConfigError, match="registry models are not supported yet"):
-        run_batch("models:/menus@champion", tmp_path / "a", progress=False)
+    with pytest.raises(ConfigError, match="unknown model URI scheme 's3'"):
+        run_batch("s3://bucket/model", tmp_path / "a", progress=False)
     assert not (tmp_path / "a").exists()
 
 
@@ -296,9 +296,14 @@ def test_cli_batch_and_models_uri(
     assert main(["batch", "--model", str(artifact), "--out", str(out), "--n", "3", "--quiet"]) == 0
     assert "wrote menus of 6,000 members" in capsys.readouterr().out
     assert _read(out)["member_id"].nunique() == 6000
-    code = main(["batch", "--model", "models:/menus@champion", "--out", str(tmp_path / "x")])
+    # A registry with no such model: a clear error naming the URI, no output.
+    store = f"sqlite:///{tmp_path / 'registry.db'}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", store)
+        code = main(["batch", "--model", "models:/menus@champion", "--out", str(tmp_path / "x")])
     assert code == 2
-    assert "registry models are not supported yet" in capsys.readouterr().err
+    assert "models:/menus@champion: cannot fetch the model" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
 
 
 def test_cli_killed_mid_run_resumes_to_the_same_output(artifact: Path, tmp_path: Path) -> None:

@@ -70,11 +70,26 @@ def test_validate_json_and_unknown_table_name(
 
 
 def test_demo_runs_on_a_platform_folder(
-    platform_dir: Path, capsys: pytest.CaptureFixture[str]
+    platform_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
     assert main(["demo", "--data", str(platform_dir)]) == 0
     out = capsys.readouterr().out
     assert "validate the tables" in out and "fingerprint" in out
+    # the runs went to the embedded store in the working directory, the champion is there
+    assert "mlflow ui --backend-store-uri sqlite:///mlruns.db" in out
+    assert "champion: models:/menus@champion (version 1)" in out
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns.db'}")
+    version = client.get_model_version_by_alias("menus", "champion")
+    assert client.get_run(version.run_id).data.tags["mlflow.runName"] == "register-menus"
+    assert (tmp_path / "out" / "model" / "model.json").is_file()
+    assert (tmp_path / "out" / "menus").is_dir()
 
 
 def test_errors_exit_2_with_a_message(capsys: pytest.CaptureFixture[str]) -> None:

@@ -136,3 +136,37 @@ def test_bad_arguments(split: tuple[Dataset, Dataset, object]) -> None:
     other = Dataset.from_frames(test.events.drop(columns=["member_idx", "course_idx"]))
     with pytest.raises(DataError, match="do not share id maps"):
         evaluate(Fixed(), train, other)
+
+
+def test_candidates_restrict_the_ranking(split: tuple[Dataset, Dataset, object]) -> None:
+    """With candidates="test" every list holds held-out courses only, and only those count."""
+    train, test, _ = split
+    held_out = np.flatnonzero(test.interactions.getnnz(axis=0) > 0)
+    result = evaluate(Fixed(seed=3), train, test, ks=(10,), n_boot=0, candidates="test")
+    everything = evaluate(Fixed(seed=3), train, test, ks=(10,), n_boot=0)
+    model = Fixed(seed=3).fit(train)
+    members = np.flatnonzero(
+        (test.interactions.getnnz(axis=1) > 0) & (train.interactions.getnnz(axis=1) > 0)
+    )
+    lists = model.topk(members, 10, exclude=model.history_.rows(members), allow=held_out).indices
+    assert np.isin(lists[lists >= 0], held_out).all()
+    # the same random model finds more held-out courses when it ranks only candidates
+    assert result.metrics["recall@10"] > everything.metrics["recall@10"]
+    # coverage is relative to the candidates: distinct recommended / number of candidates
+    distinct = np.unique(lists[lists >= 0]).size
+    assert result.metrics["coverage@10"] == pytest.approx(distinct / held_out.size)
+    explicit = evaluate(Fixed(seed=3), train, test, ks=(10,), n_boot=0, candidates=held_out)
+    assert explicit.metrics["ndcg@10"] == result.metrics["ndcg@10"]
+    with pytest.raises(ConfigError, match="candidates"):
+        evaluate(Fixed(), train, test, candidates="some")
+    with pytest.raises(ConfigError, match="candidates"):
+        evaluate(Fixed(), train, test, candidates=np.array([train.n_courses]))
+
+
+def test_compare_hands_out_fitted_models(split: tuple[Dataset, Dataset, object]) -> None:
+    train, test, _ = split
+    fitted: dict[str, Recommender] = {}
+    compare(
+        {"random": Fixed(seed=2)}, train, test, ks=(10,), n_boot=0, on_fitted=fitted.__setitem__
+    )
+    assert list(fitted) == ["random"] and fitted["random"].is_fitted

@@ -64,7 +64,7 @@ def uri(tmp_path: Path) -> str:
 
 def _search(uri: str, experiment: str) -> pd.DataFrame:
     """Every run of ``experiment`` as one row: params.*, metrics.*, tags.*, status."""
-    client = MlflowClient(tracking_uri=uri)
+    client = MlflowClient(tracking_uri=tracking.store_uri(uri))  # relative paths: cwd now
     exp = client.get_experiment_by_name(experiment)
     assert exp is not None
     rows = []
@@ -143,6 +143,26 @@ def test_embedded_default_store_in_working_directory(
     assert (tmp_path / "mlruns.db").is_file()
     assert any((tmp_path / "mlartifacts").rglob("metric_at_k.png"))
     assert list(_search("sqlite:///mlruns.db", "default")["run_id"]) == [run_id]
+
+
+def test_default_store_follows_the_working_directory(
+    data: Data,
+    ease: tuple[Recommender, EvaluationResult],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The relative default is resolved at each call, not pinned to the first folder used."""
+    for name in ("first", "second"):
+        (tmp_path / name).mkdir()
+        monkeypatch.chdir(tmp_path / name)
+        run_id = tracking.log_evaluation(ease[1], train=data.train, experiment=name)
+        assert (tmp_path / name / "mlruns.db").is_file()
+        assert list(_search(f"sqlite:///{tmp_path / name / 'mlruns.db'}", name)["run_id"]) == [
+            run_id
+        ]
+    assert tracking.store_uri() == f"sqlite:///{tmp_path / 'second' / 'mlruns.db'}"
+    assert tracking.store_uri("sqlite:////abs/x.db") == "sqlite:////abs/x.db"
+    assert tracking.store_uri("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
 
 
 def test_env_uri_is_honoured(

@@ -1,6 +1,7 @@
 """recommend — course recommendations from party members' learning behaviour.
 
-The public API is what this module exports; everything else may change.
+The public API is what this module exports; everything else may change. Red search lives
+in the ``recommend.search`` subpackage (``from recommend.search import search``).
 """
 
 from __future__ import annotations
@@ -54,6 +55,18 @@ _LAZY = {
     "load": "recommend.artifact",
     "run_batch": "recommend.batch",
     "BatchResult": "recommend.batch",
+    "rank_candidates": "recommend.search",
+    "build_index": "recommend.search",
+    "SearchIndex": "recommend.search",
+    "BlendWeights": "recommend.search",
+    "fit_blend": "recommend.search",
+    "evaluate_search": "recommend.search",
+    "segment_portrait": "recommend.insights",
+    "branch_portrait": "recommend.insights",
+    "course_portrait": "recommend.insights",
+    "predicted_demand": "recommend.insights",
+    "content_gaps": "recommend.insights",
+    "build_report": "recommend.insights",
 }
 
 
@@ -73,6 +86,7 @@ __all__ = [
     "EASE",
     "ArtifactError",
     "BatchResult",
+    "BlendWeights",
     "ColdCourseSplit",
     "Columns",
     "ConfigError",
@@ -90,23 +104,34 @@ __all__ = [
     "RandomHoldout",
     "RecommendError",
     "Recommender",
+    "SearchIndex",
     "Split",
     "Splitter",
     "TimeSplit",
     "Weighting",
     "__version__",
+    "branch_portrait",
+    "build_index",
+    "build_report",
     "check_references",
     "compare",
+    "content_gaps",
+    "course_portrait",
     "evaluate",
     "evaluate_group_strategies",
+    "evaluate_search",
+    "fit_blend",
     "lecturer_menu",
     "load",
     "make_model",
     "member_menu",
     "order_for_group",
+    "predicted_demand",
+    "rank_candidates",
     "read_platform",
     "run_batch",
     "save",
+    "segment_portrait",
     "synthesize",
     "tune",
     "validate",

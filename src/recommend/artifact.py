@@ -84,6 +84,9 @@ FORMAT_VERSION = 1
 
 MODEL_JSON = "model.json"
 ARRAYS = "arrays.npz"
+#: Optional subdirectory holding the model's search index (``recommend.search``), which
+#: verifies its own files; ``model.json`` records the checksum of its manifest.
+SEARCH_INDEX = "search_index"
 
 # The serving view of the training data: which columns of each table survive. Member
 # attributes (birth year, gender, occupation, skills, district...) never do.
@@ -129,7 +132,13 @@ _MALFORMED = (
 # --------------------------------------------------------------------------------------------
 
 
-def save(model: Recommender, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+def save(
+    model: Recommender,
+    path: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    search_index: Any = None,
+) -> Path:
     """Save a fitted model as an artifact directory.
 
     Parameters
@@ -141,6 +150,9 @@ def save(model: Recommender, path: str | os.PathLike[str], *, overwrite: bool = 
     overwrite
         Replace an existing artifact at ``path``. A directory that is not a model artifact
         is never replaced.
+    search_index
+        A ``recommend.search.SearchIndex`` saved with the model in ``search_index/``;
+        ``load`` attaches it to the model for ``recommend.search.search``.
 
     Returns
     -------
@@ -175,6 +187,8 @@ def save(model: Recommender, path: str | os.PathLike[str], *, overwrite: bool = 
         for name, table in tables.items():
             files[name] = _write_parquet(tmp / name, table)
         meta["files"] = dict(sorted(files.items()))
+        if search_index is not None:
+            meta["search_index"] = search_index.save(tmp / SEARCH_INDEX)
         _write_json(tmp / MODEL_JSON, meta)
         _fsync(tmp)
         _publish(tmp, target, overwrite)
@@ -246,6 +260,11 @@ def load(path: str | os.PathLike[str]) -> Recommender:
         model.dataset_ = dataset
     # Private serving state that ``Recommender.fit`` creates.
     model._lock = threading.Lock()
+    if isinstance(meta.get("search_index"), dict):
+        from recommend.search.rank import attach_index
+
+        # Read (and verified against this checksum) on the first search.
+        attach_index(model, root / SEARCH_INDEX, **meta["search_index"])
     log.info("loaded %s from %s", cls.__name__, root)
     return model
 
@@ -278,6 +297,7 @@ def artifact_info(path: str | os.PathLike[str], *, verify: bool = True) -> dict[
     if verify:
         _verify_files(root, meta)
     keys = ("format", "format_version", "library_version", "created_at", "model", "data")
+    keys += ("search_index",)
     info = {key: meta.get(key) for key in keys}
     info["files"] = meta["files"]
     info["path"] = str(root)

@@ -100,7 +100,8 @@ Format = Literal["parquet", "csv"]
 Exclude = Literal["seen", "completed", "none"]
 
 #: URI scheme -> function returning ``(model, model_version)`` for a model reference such as
-#: ``models:/NAME@champion``. Empty for now: a registry resolver registers itself here.
+#: ``s3://...``. ``models:/`` and ``runs:/`` URIs are read from the MLflow registry
+#: (``recommend.serving.load_registered``) unless a resolver here takes them over.
 MODEL_RESOLVERS: dict[str, Callable[[str], tuple[Recommender, str]]] = {}
 
 
@@ -344,7 +345,7 @@ def resolve_model(ref: str | os.PathLike[str]) -> tuple[Recommender, str]:
     Raises
     ------
     ConfigError
-        A URI with no resolver (registry models are not supported yet).
+        A URI whose scheme has no resolver.
     ArtifactError
         The directory is not a valid artifact.
     """
@@ -352,10 +353,15 @@ def resolve_model(ref: str | os.PathLike[str]) -> tuple[Recommender, str]:
     scheme, sep, _ = text.partition(":")
     if sep and scheme in MODEL_RESOLVERS:
         return MODEL_RESOLVERS[scheme](text)
-    if text.startswith("models:/") or (sep and len(scheme) > 1 and "://" in text):
+    if text.startswith(("models:/", "runs:/")):
+        from recommend.serving import load_registered
+
+        return load_registered(text)
+    if sep and len(scheme) > 1 and "://" in text:
         raise ConfigError(
-            f"{text!r}: registry models are not supported yet; pass a model artifact directory "
-            "(written by `recommend train --out DIR` or recommend.save)"
+            f"{text!r}: unknown model URI scheme {scheme!r}; pass a model artifact directory "
+            "(written by `recommend train --out DIR` or recommend.save) or a registry URI "
+            "(models:/NAME@ALIAS, models:/NAME/VERSION, runs:/RUN_ID/model)"
         )
     from recommend.artifact import MODEL_JSON, load
 

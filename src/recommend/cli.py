@@ -306,6 +306,41 @@ def cmd_menu(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_search(args: argparse.Namespace) -> int:
+    from recommend.artifact import load
+    from recommend.search import search
+
+    model = load(args.model)
+    result = search(
+        model,
+        args.member,
+        args.query,
+        n=args.n,
+        channel=args.channel,
+        max_minutes=args.max_minutes,
+    )
+    if args.json:
+        print(result.to_json(orient="records", force_ascii=False))
+        return 0
+    for note in result.attrs.get("notes", []):
+        print(f"note: {note}")
+    if result.empty:
+        print(f"no course found for {result.attrs.get('query', args.query)!r}")
+        return 0
+    courses = model.dataset_.courses
+    titles = {}
+    if courses is not None and "title" in courses.columns:
+        titles = dict(zip(courses["course_id"], courses["title"], strict=True))
+    print(f"{result.attrs.get('query')!r} for {args.member} ({result.attrs.get('route')}):")
+    for row in result.itertuples(index=False):
+        print(f"{row.rank:3d}. {row.course_id}  {titles.get(row.course_id, '')}")
+        print(
+            f"     score {row.score:.3f} (text {row.text_score:.2f}, "
+            f"preference {row.pref_score:.2f}) - {row.reason}"
+        )
+    return 0
+
+
 def cmd_batch(args: argparse.Namespace) -> int:
     from recommend.batch import run_batch
 
@@ -481,6 +516,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _demo_menus(models["best"], ds, frames["members"])
     _demo_group(models["best"], ds)
     _demo_batch(models["best"], Path(args.batch_out))
+    if not args.no_tracking:
+        _demo_tracking(models, args.tracking_uri, Path(args.model_out))
     print(f"\ndone in {time.perf_counter() - start:.1f} s")
     return 0
 
@@ -524,7 +561,7 @@ def _demo_models(ds: object) -> dict[str, object]:
         "ease": make_model("ease", l2=200.0),
         "lightfm": make_model("lightfm", n_factors=32, epochs=20),
     }
-    table, _ = compare(
+    table, results = compare(
         candidates,
         train,
         test,
@@ -548,7 +585,41 @@ def _demo_models(ds: object) -> dict[str, object]:
     )
     best = str(table.index[0])
     print(f"\n   serving the best by ndcg@20, {best}: refitting it on all events")
-    return {"best": candidates[best].clone().fit(ds)}
+    return {
+        "best": candidates[best].clone().fit(ds),
+        "table": table,
+        "results": results,
+        "train": train,
+        "split": TimeSplit(test_fraction=0.2),
+    }
+
+
+def _demo_tracking(models: dict[str, object], uri: str | None, out: Path) -> None:
+    """Log the comparison to MLflow and register the refitted best model as the champion."""
+    from recommend.artifact import save
+    from recommend.serving import register_artifact
+    from recommend.tracking import log_comparison, tracking_uri
+
+    print("\n== 8. track in MLflow and register the champion")
+    store = tracking_uri(uri)
+    run_id = log_comparison(
+        models["table"],  # type: ignore[arg-type]
+        models["results"],  # type: ignore[arg-type]
+        train=models["train"],  # type: ignore[arg-type]
+        split=models["split"],  # type: ignore[arg-type]
+        experiment="demo",
+        run_name="demo-comparison",
+        uri=store,
+    )
+    print(f"   comparison logged: experiment 'demo', run {run_id}")
+    folder = save(models["best"], out, overwrite=True)  # type: ignore[arg-type]
+    reg = register_artifact(folder, "menus", experiment="demo", uri=store)
+    print(f"   champion: {reg.uri} (version {reg.version}), files in {reg.source}")
+    print(f"   local copy of the model: {folder}")
+    print("\n   open the MLflow UI:")
+    print(f"     mlflow ui --backend-store-uri {store}")
+    print("   serve the champion:")
+    print(f"     MLFLOW_TRACKING_URI={store} mlflow models serve -m {reg.uri} --env-manager local")
 
 
 def _demo_menus(model: object, ds: object, members: pd.DataFrame) -> None:
@@ -593,6 +664,28 @@ def _demo_batch(model: object, out: Path) -> None:
     rows = pd.read_parquet(result.files[0])
     first = rows.loc[rows["route"] == "personal", "member_id"].iloc[0]
     print(rows[rows["member_id"] == first].head(5).to_string(index=False))
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from recommend.artifact import load
+    from recommend.data.dataset import Dataset
+    from recommend.insights.report import build_report
+
+    model = load(args.model)
+    tables = _load_data(args.data, None)
+    if "members" not in tables:
+        raise ConfigError(f"--data {args.data}: the report needs a members table")
+    ds = Dataset.from_frames(
+        tables["events"],
+        courses=tables.get("courses"),
+        members=tables.get("members"),
+        orgs=tables.get("orgs"),
+        on_unknown="drop",
+    )
+    by = [part.strip() for part in args.by.split(",") if part.strip()]
+    out = build_report(model, ds, args.out, org=args.org, by=by, min_size=args.min_size, k=args.k)
+    print(f"wrote the report for {args.org or 'the platform'} to {out}")
+    return 0
 
 
 # ---------------------------------------------------------------------------- parser
@@ -675,6 +768,16 @@ def build_parser() -> argparse.ArgumentParser:
     od.add_argument("--json", action="store_true", help="print JSON")
     od.set_defaults(func=cmd_order)
 
+    se = verbs.add_parser("search", help="red search: courses for a query, ranked for a member")
+    se.add_argument("--model", required=True, help="artifact folder")
+    se.add_argument("--member", required=True, help="member id")
+    se.add_argument("query", help='the query, e.g. "三会一课 怎么开"')
+    se.add_argument("--n", type=int, default=10)
+    se.add_argument("--max-minutes", type=float, help="only courses that fit this many minutes")
+    se.add_argument("--channel", help="only this channel, e.g. 理论学习")
+    se.add_argument("--json", action="store_true", help="print JSON records")
+    se.set_defaults(func=cmd_search)
+
     bt = verbs.add_parser("batch", help="every member's menu to Parquet/CSV (and SQL)")
     bt.add_argument("--model", required=True, help="artifact folder (registry URIs: not yet)")
     bt.add_argument("--out", required=True, help="output folder (partitioned files + manifest)")
@@ -689,9 +792,22 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--quiet", action="store_true", help="no progress bar")
     bt.set_defaults(func=cmd_batch)
 
+    rp = verbs.add_parser("report", help="HTML report for organisers: portraits and demand")
+    rp.add_argument("--model", required=True, help="artifact folder")
+    rp.add_argument("--out", required=True, help="HTML file to write")
+    rp.add_argument("--data", default="sample", help="'sample' or a folder of tables")
+    rp.add_argument("--org", help="org id (with its sub-orgs); default the whole platform")
+    rp.add_argument("--by", default="occupation,age_band", help="member attributes, e.g. mobile")
+    rp.add_argument("--min-size", type=int, default=20, help="hide groups smaller than this")
+    rp.add_argument("--k", type=int, default=20, help="predicted list size for demand")
+    rp.set_defaults(func=cmd_report)
+
     demo = verbs.add_parser("demo", help="run the main job end to end on the sample")
     demo.add_argument("--data", default=str(DEFAULT_SAMPLE), help="sample folder")
     demo.add_argument("--batch-out", default="out/menus", help="batch job output folder")
+    demo.add_argument("--model-out", default="out/model", help="where the champion is saved")
+    demo.add_argument("--tracking-uri", help="MLflow store (default: sqlite:///mlruns.db)")
+    demo.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
     demo.set_defaults(func=cmd_demo)
 
     ex = verbs.add_parser("experiment", help="run experiments described by TOML files")
@@ -701,7 +817,22 @@ def build_parser() -> argparse.ArgumentParser:
     ex_run.add_argument("path", help="experiment file (TOML)")
     ex_run.add_argument("--tracking-uri", help="MLflow store (default: MLFLOW_TRACKING_URI)")
     ex_run.add_argument("--json", action="store_true", help="print one JSON object")
+    ex_run.add_argument(
+        "--register",
+        metavar="NAME",
+        help="register the best model under NAME and point the alias 'champion' at it",
+    )
     ex_run.set_defaults(func=cmd_experiment_run)
+
+    rg = verbs.add_parser(
+        "register", help="register a saved model in the MLflow registry as NAME@champion"
+    )
+    rg.add_argument("--model", required=True, help="model artifact directory")
+    rg.add_argument("--name", required=True, help="registered model name")
+    rg.add_argument("--alias", default="champion", help="alias to move (default: champion)")
+    rg.add_argument("--experiment", default="registry", help="MLflow experiment of the run")
+    rg.add_argument("--tracking-uri", help="MLflow store (default: MLFLOW_TRACKING_URI)")
+    rg.set_defaults(func=cmd_register)
     return parser
 
 
@@ -709,10 +840,13 @@ def cmd_experiment_run(args: argparse.Namespace) -> int:
     from recommend.experiment import load_config, run_experiment
 
     config = load_config(args.path)  # fails on a bad key before any data is read
-    result = run_experiment(config, uri=args.tracking_uri)
+    result = run_experiment(config, uri=args.tracking_uri, register=args.register)
+    reg = result.registration
     if args.json:
         table = json.loads(result.table.to_json(orient="index"))
         out = {"name": result.name, "run_id": result.run_id, "params": result.params}
+        if reg is not None:
+            out["registered"] = {"uri": reg.uri, "version": reg.version, "model": result.best}
         print(json.dumps({**out, "metrics": table}, ensure_ascii=False, default=str))
         return 0
     ks = config.evaluation.ks
@@ -722,6 +856,25 @@ def cmd_experiment_run(args: argparse.Namespace) -> int:
     print(shown.to_string(float_format=lambda v: f"{v:.4f}"))
     for label, params in result.params.items():
         print(f"{label:<12} {params}")
+    if reg is not None:
+        print(f"registered {result.best} as {reg.uri} (version {reg.version})")
+    return 0
+
+
+def cmd_register(args: argparse.Namespace) -> int:
+    from recommend.serving import register_artifact
+    from recommend.tracking import tracking_uri
+
+    reg = register_artifact(
+        args.model,
+        args.name,
+        alias=args.alias,
+        experiment=args.experiment,
+        uri=args.tracking_uri,
+    )
+    print(f"registered {args.model} as {reg.uri} (version {reg.version})")
+    print(f"serve it: MLFLOW_TRACKING_URI={tracking_uri(args.tracking_uri)} ", end="")
+    print(f"mlflow models serve -m {reg.uri} --env-manager local")
     return 0
 
 

@@ -73,10 +73,14 @@ def ranked_lists(
     k: int,
     *,
     exclude_seen: bool = True,
+    allow: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Top-``k`` course indices, (len(member_idx), k) int32 (-1 pads), via the kernel."""
+    """Top-``k`` course indices, (len(member_idx), k) int32 (-1 pads), via the kernel.
+
+    ``allow`` (course indices) restricts the ranking to those courses.
+    """
     exclude = model.history_.rows(member_idx) if exclude_seen else None
-    return model.topk(member_idx, k, exclude=exclude).indices
+    return model.topk(member_idx, k, exclude=exclude, allow=allow).indices
 
 
 def evaluate(
@@ -93,6 +97,7 @@ def evaluate(
     seed: int = 0,
     name: str | None = None,
     truth: Any | None = None,
+    candidates: Literal["all", "test"] | np.ndarray = "all",
 ) -> EvaluationResult:
     """Fit ``model`` on ``train`` (unless ``fit=False``) and evaluate it on ``test``.
 
@@ -118,6 +123,11 @@ def evaluate(
         The simulator's ground truth (``Platform.truth``); adds ``truth_overlap@k`` (share
         of the list among the member's true top-k unseen courses) and ``truth_regret@k``
         (1 - mean true utility of the list / that of the true top-k, on exp scale).
+    candidates
+        Courses the lists are ranked from: ``"all"``; ``"test"``, the courses with a
+        held-out interaction (the protocol for a cold-course split, where the question is
+        how well a model orders new courses it never saw interactions for); or an array of
+        course indices. Coverage and Gini are then relative to the candidates.
     """
     _check_aligned(train, test)
     ks = tuple(sorted({int(k) for k in ks}))
@@ -142,9 +152,15 @@ def evaluate(
             f"no member to evaluate: {int(has_test.sum())} members have held-out courses, "
             f"{int((has_test & has_train).sum())} of them with training history"
         )
+    allow = _candidates(candidates, test)
+    n_candidates = train.n_courses if allow is None else int(allow.size)
     start = time.perf_counter()
-    recommended = ranked_lists(model, member_idx, max(ks), exclude_seen=exclude_seen)
+    recommended = ranked_lists(model, member_idx, max(ks), exclude_seen=exclude_seen, allow=allow)
     score_seconds = time.perf_counter() - start
+    # positions within the candidate set, for the catalogue-level metrics
+    positions = recommended
+    if allow is not None:
+        positions = np.where(recommended >= 0, np.searchsorted(allow, recommended), -1)
 
     popularity = M.popularity_counts(train.interactions)
     categories = _category_codes(train)
@@ -165,10 +181,10 @@ def evaluate(
         if not col.startswith(("novelty@", "popularity@", "diversity@"))
     }
     for k in ks:
-        values[f"coverage@{k}"] = M.catalogue_coverage(recommended, train.n_courses, k)
+        values[f"coverage@{k}"] = M.catalogue_coverage(positions, n_candidates, k)
         values[f"novelty@{k}"] = M.novelty(recommended, popularity, train.n_members, k)
         values[f"popularity@{k}"] = M.average_popularity(recommended, popularity, k)
-        values[f"gini@{k}"] = M.gini_index(recommended, train.n_courses, k)
+        values[f"gini@{k}"] = M.gini_index(positions, n_candidates, k)
         if categories is not None:
             values[f"diversity@{k}"] = M.intra_list_diversity(recommended, categories, k)
     if truth is not None:
@@ -193,6 +209,25 @@ def evaluate(
         segments=tables,
         intervals=intervals,
     )
+
+
+def _candidates(
+    candidates: Literal["all", "test"] | np.ndarray, test: Dataset
+) -> np.ndarray | None:
+    """Sorted course indices to rank from, ``None`` for all courses."""
+    if isinstance(candidates, str):
+        if candidates == "all":
+            return None
+        if candidates == "test":
+            return np.flatnonzero(test.interactions.getnnz(axis=0) > 0).astype(np.int64)
+        raise ConfigError(f"candidates={candidates!r}; expected 'all', 'test' or course indices")
+    allow = np.unique(np.asarray(candidates, dtype=np.int64))
+    if allow.size == 0 or allow[0] < 0 or allow[-1] >= test.n_courses:
+        raise ConfigError(
+            f"candidates: expected course indices in [0, {test.n_courses}), "
+            f"got {allow.size} values from {allow[:1]} to {allow[-1:]}"
+        )
+    return allow
 
 
 def truth_agreement(
@@ -245,13 +280,15 @@ def compare(
     *,
     ks: Sequence[int] = (10, 20),
     progress: Callable[[str], None] | None = None,
+    on_fitted: Callable[[str, Recommender], None] | None = None,
     **options: Any,
 ) -> tuple[pd.DataFrame, dict[str, EvaluationResult]]:
     """Evaluate several models on the same split; returns (table, results by name).
 
     The table has one row per model and one column per metric, best NDCG first. Each model
     is cloned (same hyper-parameters, unfitted) before fitting, so the caller's objects stay
-    untouched.
+    untouched. ``progress(label)`` is called before each fit and ``on_fitted(label, model)``
+    with each fitted clone after its evaluation (to keep, save or log it).
     """
     named = dict(models) if isinstance(models, Mapping) else {m.name: m for m in models}
     results: dict[str, EvaluationResult] = {}
@@ -260,6 +297,8 @@ def compare(
             progress(label)
         fresh = model.clone()
         results[label] = evaluate(fresh, train, test, ks=ks, name=label, **options)
+        if on_fitted:
+            on_fitted(label, fresh)
     table = pd.concat([r.table() for r in results.values()])
     key = f"ndcg@{max(ks)}"
     if key in table.columns:

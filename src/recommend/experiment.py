@@ -13,6 +13,8 @@ stands for ``None``, which TOML cannot spell)::
 
     name = "baseline"                  # MLflow experiment name (required)
     description = "..."                # optional
+    register = "menus"                 # optional: register the best model under this name
+                                       #   and point the alias "champion" at it
 
     [data]                             # required
     source = "sample"                  # "sample" | "generated" | "files"
@@ -37,6 +39,8 @@ stands for ``None``, which TOML cannot spell)::
     n_boot = 0                         # bootstrap resamples for confidence intervals
     segments = true                    # breakdowns by member segment
     truth = false                      # simulator truth metrics (sample/generated data)
+    candidates = "all"                 # all | test: rank only courses with held-out
+                                       #   interactions (default "test" on cold_course)
 
     [tuning]                           # optional: defaults of every tuned model
     trials = 10
@@ -76,8 +80,10 @@ from recommend.data.weighting import Weighting
 from recommend.errors import ConfigError, DataError
 from recommend.evaluation import EvaluationResult, compare
 from recommend.models import MODEL_NAMES, get_model_class, make_model
+from recommend.models.base import Recommender
 from recommend.schema import Columns
-from recommend.tracking import log_comparison, tuning_logger
+from recommend.serving import Registration
+from recommend.tracking import comparison_runs, tuning_logger
 from recommend.tuning import SEARCH_SPACES, Choice, LogUniform, TuningResult, Uniform, tune
 
 __all__ = [
@@ -155,6 +161,7 @@ class EvaluationConfig:
     segments: bool = True
     truth: bool = False
     seed: int = 0
+    candidates: str = "all"
 
 
 @dataclass(frozen=True)
@@ -179,12 +186,17 @@ class ExperimentConfig:
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     tuning: TuningConfig = field(default_factory=TuningConfig)
     description: str = ""
+    register: str | None = None
     path: Path | None = None
 
 
 @dataclass(frozen=True)
 class ExperimentResult:
-    """What ``run_experiment`` produced: the comparison table and the MLflow run id."""
+    """What ``run_experiment`` produced: the comparison table and the MLflow runs.
+
+    ``run_id`` is the parent (comparison) run, ``model_runs`` the child run of each model
+    label, ``registration`` where the best model was registered (``None`` unless asked).
+    """
 
     name: str
     run_id: str
@@ -192,6 +204,13 @@ class ExperimentResult:
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     tuning: dict[str, TuningResult] = field(default_factory=dict, repr=False)
     results: dict[str, EvaluationResult] = field(default_factory=dict, repr=False)
+    model_runs: dict[str, str] = field(default_factory=dict)
+    registration: Registration | None = None
+
+    @property
+    def best(self) -> str:
+        """Label of the best model (first row of the table)."""
+        return str(self.table.index[0])
 
 
 # ---------------------------------------------------------------------------- validation
@@ -481,6 +500,7 @@ def config_from_dict(
     if not name.strip():
         raise ConfigError("name: empty; expected the MLflow experiment name")
     description = top.str("description", "")
+    register = _register_name(top.str("register", None), "register")
     data = _data(top.table("data", required=True), base)  # type: ignore[arg-type]
     weighting = _weighting(top.table("weighting"))
 
@@ -516,8 +536,14 @@ def config_from_dict(
         segments=ev.bool("segments", True),
         truth=ev.bool("truth", False),
         seed=ev.int("seed", 0),
+        # a cold-course split asks how models order the new courses: rank only those
+        candidates=ev.str(
+            "candidates",
+            "test" if isinstance(split, ColdCourseSplit) else "all",
+            choices=("all", "test"),
+        ),
     )
-    ev.done(allowed=["ks", "members", "n_boot", "segments", "truth", "seed"])
+    ev.done(allowed=["ks", "members", "n_boot", "segments", "truth", "seed", "candidates"])
     if evaluation.truth and data.source == "files":
         raise ConfigError("evaluation.truth: only sample or generated data has a truth")
 
@@ -550,6 +576,7 @@ def config_from_dict(
             "evaluation",
             "tuning",
             "models",
+            "register",
         ]
     )
     return ExperimentConfig(
@@ -561,8 +588,21 @@ def config_from_dict(
         evaluation=evaluation,
         tuning=tuning,
         models=models,
+        register=register,
         path=path,
     )
+
+
+def _register_name(value: str | None, key: str) -> str | None:
+    """A registered model name: non-empty, no ``/``, ``@`` or ``:`` (they split URIs)."""
+    if value is None:
+        return None
+    if not value.strip() or any(c in value for c in "/@:"):
+        raise ConfigError(
+            f"{key}: {value!r} is not a usable registered model name; expected a non-empty "
+            "name without '/', '@' or ':' (e.g. 'menus')"
+        )
+    return value.strip()
 
 
 # ---------------------------------------------------------------------------- running
@@ -632,7 +672,9 @@ def _datasets(config: ExperimentConfig, tables: _Tables) -> tuple[Dataset, Datas
     return train, Dataset.from_frames(tables.test, now=train.now, **common)
 
 
-def run_experiment(config: ExperimentConfig, *, uri: str | None = None) -> ExperimentResult:
+def run_experiment(
+    config: ExperimentConfig, *, uri: str | None = None, register: str | None = None
+) -> ExperimentResult:
     """Run an experiment end to end and log it to MLflow.
 
     Parameters
@@ -641,13 +683,18 @@ def run_experiment(config: ExperimentConfig, *, uri: str | None = None) -> Exper
         What ``load_config`` returned.
     uri
         Tracking URI (see ``recommend.tracking.tracking_uri``).
+    register
+        Register the best model under this name (overrides the file's ``register``): the
+        model evaluated in the best run is logged to that run as a pyfunc model
+        (``recommend.serving``), registered, and the alias ``champion`` moved to it.
 
     Returns
     -------
     ExperimentResult
-        The comparison table (one row per model label, best NDCG first), the parent run
-        id, the parameters each model was evaluated with and the tuning results.
+        The comparison table (one row per model label, best NDCG first), the run ids, the
+        parameters each model was evaluated with, the tuning results and the registration.
     """
+    register = _register_name(register, "--register") or config.register
     tables = _read(config.data)
     train, test = _datasets(config, tables)
     log.info("experiment %s: %s", config.name, train.summary())
@@ -655,6 +702,7 @@ def run_experiment(config: ExperimentConfig, *, uri: str | None = None) -> Exper
         TimeSplit(test_fraction=0.2) if config.data.timed else RandomHoldout(0.2, seed=0)
     )
     tags = {"recommend.experiment": config.name}
+    fitted: dict[str, Recommender] = {}
     if config.path is not None:
         tags["recommend.config"] = Path(config.path).name
     models = {}
@@ -690,10 +738,12 @@ def run_experiment(config: ExperimentConfig, *, uri: str | None = None) -> Exper
         n_boot=ev.n_boot,
         segments=ev.segments,
         seed=ev.seed,
+        candidates=ev.candidates,
         truth=tables.truth if ev.truth else None,
         progress=lambda label: log.info("experiment %s: fitting %s", config.name, label),
+        on_fitted=fitted.__setitem__ if register else None,
     )
-    run_id = log_comparison(
+    run_id, model_runs = comparison_runs(
         table,
         results,
         train=train,
@@ -703,4 +753,19 @@ def run_experiment(config: ExperimentConfig, *, uri: str | None = None) -> Exper
         uri=uri,
         tags=tags,
     )
-    return ExperimentResult(config.name, run_id, table, params, tuned, results)
+    registration = None
+    if register:
+        best = str(table.index[0])
+        registration = _register_best(model_runs[best], fitted[best], register, uri)
+        log.info("experiment %s: %s registered as %s", config.name, best, registration.uri)
+    return ExperimentResult(
+        config.name, run_id, table, params, tuned, results, model_runs, registration
+    )
+
+
+def _register_best(run_id: str, model: Recommender, name: str, uri: str | None) -> Registration:
+    from recommend.serving import log_pyfunc, register
+    from recommend.tracking import _client
+
+    log_pyfunc(_client(uri), run_id, model)
+    return register(run_id, name, uri=uri)

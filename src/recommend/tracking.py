@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_TRACKING_URI",
     "MIN_SEGMENT_MEMBERS",
+    "comparison_runs",
     "log_comparison",
     "log_evaluation",
     "metric_key",
@@ -100,10 +101,26 @@ def _artifact_location(uri: str) -> str | None:
     return (db.resolve().parent / ARTIFACT_FOLDER).as_uri()
 
 
+def store_uri(uri: str | None = None) -> str:
+    """``tracking_uri(uri)`` with a relative SQLite path made absolute.
+
+    MLflow keeps one database engine per URI string for the life of the process, so a
+    relative ``sqlite:///mlruns.db`` would keep pointing at the folder that was current when
+    it was first used; resolving it against the working directory now avoids that.
+    """
+    chosen = tracking_uri(uri)
+    parsed = urlparse(chosen)
+    if parsed.scheme == "sqlite" and parsed.path not in ("", "/", "/:memory:"):
+        db = Path(parsed.path[1:])
+        if not db.is_absolute():
+            return f"sqlite:///{db.resolve()}"
+    return chosen
+
+
 def _client(uri: str | None) -> MlflowClient:
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(tracking_uri=tracking_uri(uri))
+    return MlflowClient(tracking_uri=store_uri(uri))
 
 
 def _experiment_id(client: MlflowClient, name: str) -> str:
@@ -421,10 +438,37 @@ def log_comparison(
     Returns
     -------
     str
-        The parent run id.
+        The parent run id (``comparison_runs`` gives the child run of each model too).
     """
+    return comparison_runs(
+        table,
+        results,
+        train=train,
+        split=split,
+        experiment=experiment,
+        models=models,
+        run_name=run_name,
+        uri=uri,
+        tags=tags,
+    )[0]
+
+
+def comparison_runs(
+    table: pd.DataFrame,
+    results: Mapping[str, EvaluationResult],
+    *,
+    train: Dataset,
+    split: Splitter | None = None,
+    experiment: str = "recommend",
+    models: Mapping[str, Recommender] | None = None,
+    run_name: str = "comparison",
+    uri: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> tuple[str, dict[str, str]]:
+    """``log_comparison`` returning ``(parent run id, {model name: child run id})``."""
     client = _client(uri)
     exp = _experiment_id(client, experiment)
+    children: dict[str, str] = {}
     with _run(client, exp, run_name=run_name, tags=tags) as parent:
         params = {"models": ",".join(map(str, table.index)), "split.splitter": "none"}
         if split is not None:
@@ -445,7 +489,7 @@ def log_comparison(
             )
             client.log_figure(parent, popularity_figure(table, k), "plots/popularity.png")
         for name, result in results.items():
-            log_evaluation(
+            children[name] = log_evaluation(
                 result,
                 train=train,
                 split=split,
@@ -456,7 +500,7 @@ def log_comparison(
                 tags=tags,
                 parent_run_id=parent,
             )
-    return parent
+    return parent, children
 
 
 TrialCallback = Callable[[int, dict[str, Any], dict[str, float]], None]

@@ -1,0 +1,733 @@
+"""The embedded retriever: a BM25 index over course title, tags, lecturer and description.
+
+Text is segmented as ``recommend.text`` does (``jieba``'s dictionary and algorithm plus the
+shipped dictionary of party-building terms, so 三会一课 or 党史学习教育 stay whole words;
+English words and numbers lower-cased; the same stop words). Where ``rjieba`` (the Rust
+port of jieba: same dictionary, same segmentation, about ten times faster) is installed
+it does the cutting, otherwise ``jieba`` itself.
+
+Members type short forms (党史 for 党史学习教育), so a
+document also gets the dictionary sub-words of its long Chinese words, as a search
+engine's index-time segmentation does (``jieba.cut_for_search``): 党史学习教育 is indexed
+as 党史学习教育, 党史, 学习 and 教育. Queries are not expanded, except a query word the
+index does not know, which is replaced by its known sub-words.
+
+Fields are weighted by repetition (title and tags count twice); the lecturer id is one
+token. Scoring is BM25 (Lucene variant) from ``bm25s``: a sparse matrix of precomputed
+per-(term, course) scores, so a query sums a few columns.
+
+Large catalogues are segmented in worker processes.
+
+An index saves as a directory (``bm25s`` files: JSON + ``.npy`` read with
+``allow_pickle=False``, the course ids as ``.npy``, and ``search_index.json`` with the
+format version, parameters and the size and SHA-256 of every file), written atomically
+(temporary directory + rename). Loading checks every file first.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+import re
+import shutil
+import tempfile
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from recommend.errors import ArtifactError, ConfigError, DataError
+from recommend.schema import Columns
+from recommend.search.weights import BlendWeights
+from recommend.text import _KEEP, _STOP, _get_tokenizer, domain_terms
+
+__all__ = [
+    "DEFAULT_FIELDS",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "MANIFEST",
+    "MAX_QUERY_CHARS",
+    "Query",
+    "SearchIndex",
+    "build_index",
+    "document_tokens",
+    "words_of",
+]
+
+logger = logging.getLogger(__name__)
+C = Columns
+
+FORMAT = "recommend-search-index"
+FORMAT_VERSION = 1
+MANIFEST = "search_index.json"
+COURSE_IDS = "course_ids.npy"
+
+#: Indexed course columns and how many times each counts (BM25F by repetition).
+DEFAULT_FIELDS: Mapping[str, int] = {C.TITLE: 2, C.TAGS: 2, C.LECTURER: 1, C.DESCRIPTION: 1}
+#: Longer queries are cut to this many characters (a note says so).
+MAX_QUERY_CHARS = 64
+
+_CJK = re.compile(r"[\u4e00-\u9fff]+")
+# Catalogues below this many courses are segmented in the calling process.
+_PARALLEL_MIN_DOCS = 20_000
+_CHUNK_DOCS = 2_000
+# Distinct words remembered while segmenting (bounded memory on huge catalogues).
+_MEMO_MAX = 2_000_000
+_SEP = "\x1f"
+
+
+# ============================================================================ tokens
+
+
+_memo: dict[str, tuple[str, ...]] = {}
+_cut_lock = threading.Lock()
+_cut: Callable[[str], list[str]] | None = None
+
+
+def _cutter() -> Callable[[str], list[str]]:
+    """The word cutter: ``rjieba`` with the domain terms when installed, else ``jieba``."""
+    global _cut
+    with _cut_lock:
+        if _cut is None:
+            try:
+                import rjieba
+            except ImportError:
+                tok = _get_tokenizer()
+                _cut = tok.lcut
+            else:
+                seg = rjieba.Jieba()
+                for term in domain_terms():
+                    # The frequency recommend.text gives them: same segmentation.
+                    seg.add_word(term, 2_000_000, None)
+
+                def cut(text: str, seg: Any = seg) -> list[str]:
+                    return list(seg.cut(text, True))
+
+                _cut = cut
+        return _cut
+
+
+def words_of(text: str) -> list[str]:
+    """Words of a phrase as ``recommend.text.tokenize`` gives them (lower-cased, domain
+    terms whole, no stop words, no punctuation or single Latin letters)."""
+    out = []
+    for word in _cutter()(text.lower()):
+        word = word.strip()
+        if word and word not in _STOP and _KEEP.fullmatch(word):
+            out.append(word)
+    return out
+
+
+def _subwords(word: str, freq: Mapping[str, int]) -> list[str]:
+    """Dictionary 2- and 3-character words inside a long Chinese word (as
+    ``jieba.cut_for_search``: 2-grams of words longer than 2, 3-grams of words longer
+    than 3)."""
+    out = []
+    if len(word) > 2 and _CJK.fullmatch(word):
+        for n in (2, 3):
+            if len(word) <= n:
+                break
+            for i in range(len(word) - n + 1):
+                gram = word[i : i + n]
+                if freq.get(gram):
+                    out.append(gram)
+    return out
+
+
+def _expansion(word: str, freq: Mapping[str, int]) -> tuple[str, ...]:
+    """Index tokens of one word from the cutter: nothing for stop words and punctuation,
+    else the word and its dictionary sub-words. Remembered: words repeat a lot."""
+    found = _memo.get(word)
+    if found is not None:
+        return found
+    w = word.strip()
+    result: tuple[str, ...] = ()
+    if w and w not in _STOP and _KEEP.fullmatch(w):
+        result = (w, *_subwords(w, freq))
+    if len(_memo) >= _MEMO_MAX:
+        _memo.clear()
+    _memo[word] = result
+    return result
+
+
+def _text_tokens(text: object, freq: Mapping[str, int]) -> list[str]:
+    if text is None or (isinstance(text, float) and np.isnan(text)):
+        return []
+    out: list[str] = []
+    memo = _memo
+    for word in _cutter()(str(text).lower()):
+        found = memo.get(word)
+        out.extend(_expansion(word, freq) if found is None else found)
+    return out
+
+
+def _field_tokens(value: object, kind: str, freq: Mapping[str, int]) -> list[str]:
+    if kind == C.LECTURER:
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            return []
+        text = str(value).strip().lower()
+        return [text] if text else []
+    if kind == C.TAGS:
+        if isinstance(value, str):
+            value = value.split("|")
+        if value is None or isinstance(value, float):
+            return []
+        out: list[str] = []
+        for tag in value:
+            out.extend(_text_tokens(tag, freq))
+        return out
+    return _text_tokens(value, freq)
+
+
+def document_tokens(row: Mapping[str, Any], fields: Mapping[str, int]) -> list[str]:
+    """Index tokens of one course (a mapping of its columns), fields repeated by weight."""
+    freq = _get_tokenizer().FREQ
+    out: list[str] = []
+    for name, weight in fields.items():
+        tokens = _field_tokens(row.get(name), name, freq)
+        out.extend(tokens * int(weight))
+    return out
+
+
+def _tokenize_rows(
+    rows: list[tuple[Any, ...]], names: tuple[str, ...], weights: tuple[int, ...]
+) -> list[str]:
+    """Token strings of many courses, each joined by ``_SEP`` (cheap to send between
+    processes)."""
+    freq = _get_tokenizer().FREQ
+    out = []
+    for row in rows:
+        tokens: list[str] = []
+        for value, name, weight in zip(row, names, weights, strict=True):
+            tokens.extend(_field_tokens(value, name, freq) * weight)
+        out.append(_SEP.join(tokens))
+    return out
+
+
+def _chunks(rows: list[tuple[Any, ...]], size: int) -> Iterator[list[tuple[Any, ...]]]:
+    for lo in range(0, len(rows), size):
+        yield rows[lo : lo + size]
+
+
+def _segment(
+    frame: pd.DataFrame, fields: Mapping[str, int], n_jobs: int, progress: bool
+) -> list[str]:
+    names = tuple(fields)
+    weights = tuple(int(w) for w in fields.values())
+    rows = list(zip(*(frame[n].tolist() for n in names), strict=True)) if names else []
+    _get_tokenizer()  # initialise before forking: workers inherit the dictionaries
+    _cutter()
+    bar = tqdm(total=len(rows), desc="segmenting courses", unit="course", disable=not progress)
+    out: list[str] = []
+    try:
+        use_pool = n_jobs > 1 and len(rows) >= _PARALLEL_MIN_DOCS
+        methods = multiprocessing.get_all_start_methods()
+        if use_pool and "fork" in methods:
+            ctx = multiprocessing.get_context("fork")
+            with ctx.Pool(n_jobs) as pool:
+                jobs = pool.imap(
+                    _tokenize_chunk, ((c, names, weights) for c in _chunks(rows, _CHUNK_DOCS))
+                )
+                for part in jobs:
+                    out.extend(part)
+                    bar.update(len(part))
+        else:
+            for chunk in _chunks(rows, _CHUNK_DOCS):
+                out.extend(_tokenize_rows(chunk, names, weights))
+                bar.update(len(chunk))
+    finally:
+        bar.close()
+    return out
+
+
+def _tokenize_chunk(
+    args: tuple[list[tuple[Any, ...]], tuple[str, ...], tuple[int, ...]],
+) -> list[str]:
+    return _tokenize_rows(*args)
+
+
+# ============================================================================ queries
+
+
+@dataclass(frozen=True)
+class Query:
+    """A parsed query: the text searched for, its words and their index ids.
+
+    ``tokens`` are the words found in the index (after replacing unknown words by known
+    sub-words), ``token_ids`` their int32 ids, ``words`` all words of the query (stop words
+    removed), ``notes`` what happened to the query (truncated, unknown words...).
+    """
+
+    text: str
+    words: tuple[str, ...]
+    tokens: tuple[str, ...]
+    token_ids: np.ndarray
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def empty(self) -> bool:
+        """True when no query word is in the index: nothing can match."""
+        return self.token_ids.size == 0
+
+
+# ============================================================================ the index
+
+
+class SearchIndex:
+    """A BM25 index over a course catalogue.
+
+    Build with :meth:`build` (or :func:`build_index` from a fitted model), query with
+    :meth:`parse` + :meth:`top`, save with :meth:`save` and read back with :meth:`load`.
+    Read-only once built: safe to share between threads.
+
+    Attributes
+    ----------
+    course_ids : ndarray, shape (n_docs,)
+        The course id of each document, in index order (object for strings, int64).
+    params : dict
+        ``k1``, ``b``, ``method`` and ``fields`` (column -> repetition weight).
+    weights : BlendWeights or None
+        Blend weights stored with the index (e.g. learned by ``fit_blend``); ``None`` uses
+        the defaults.
+    """
+
+    def __init__(
+        self,
+        retriever: Any,
+        course_ids: np.ndarray,
+        params: Mapping[str, Any],
+        weights: BlendWeights | None = None,
+    ) -> None:
+        self._bm25 = retriever
+        self.course_ids = course_ids
+        self.params = dict(params)
+        self.weights = weights
+        scores = retriever.scores
+        self._indptr = np.asarray(scores["indptr"])
+        self._indices = np.asarray(scores["indices"])
+        self._vocab: dict[str, int] = dict(retriever.vocab_dict)
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def build(
+        cls,
+        courses: pd.DataFrame,
+        *,
+        fields: Mapping[str, int] | None = None,
+        k1: float = 1.2,
+        b: float = 0.75,
+        n_jobs: int | None = None,
+        progress: bool = False,
+    ) -> SearchIndex:
+        """Index a courses table.
+
+        Parameters
+        ----------
+        courses
+            ``course_id`` (unique) plus any of the ``fields`` columns; missing columns are
+            skipped, ``tags`` may hold lists or ``|``-separated strings.
+        fields
+            Column -> repetition weight; by default title and tags x2, lecturer id and
+            description x1.
+        k1, b
+            BM25 parameters.
+        n_jobs
+            Worker processes that segment text for catalogues of 20,000 courses or more;
+            all cores by default.
+        progress
+            Show a progress bar.
+
+        Raises
+        ------
+        DataError
+            No ``course_id`` column, duplicate course ids, or no indexable column.
+        ConfigError
+            A parameter is out of range.
+        """
+        import bm25s
+
+        if not isinstance(courses, pd.DataFrame):
+            raise DataError(f"courses must be a DataFrame, got {type(courses).__name__}")
+        if C.COURSE not in courses.columns:
+            raise DataError(f"courses has no {C.COURSE!r} column; columns: {list(courses.columns)}")
+        ids = courses[C.COURSE]
+        dup = ids.duplicated(keep=False).to_numpy()
+        if dup.any():
+            rows = np.flatnonzero(dup)
+            raise DataError(
+                f"courses.{C.COURSE}: duplicate ids in {rows.size} rows (rows "
+                f"{', '.join(map(str, rows[:5]))}); values {ids.iloc[rows[:5]].tolist()}; "
+                "expected one row per course"
+            )
+        if ids.isna().any():
+            rows = np.flatnonzero(ids.isna().to_numpy())
+            raise DataError(f"courses.{C.COURSE}: missing ids in rows {rows[:5].tolist()}")
+        wanted = dict(DEFAULT_FIELDS if fields is None else fields)
+        for name, weight in wanted.items():
+            if isinstance(weight, bool) or not isinstance(weight, int | np.integer) or weight < 1:
+                raise ConfigError(f"field weight of {name!r} must be a positive integer")
+        used = {n: int(w) for n, w in wanted.items() if n in courses.columns}
+        if not used:
+            raise DataError(
+                f"courses has none of the indexed columns {list(wanted)}; nothing to search"
+            )
+        if not (k1 > 0 and 0.0 <= b <= 1.0):
+            raise ConfigError(f"BM25 needs k1 > 0 and 0 <= b <= 1, got k1={k1!r}, b={b!r}")
+        jobs = (os.cpu_count() or 1) if n_jobs is None else int(n_jobs)
+
+        texts = _segment(courses, used, max(1, jobs), progress)
+        vocab: dict[str, int] = {}
+        corpus_ids: list[list[int]] = []
+        for joined in texts:
+            tokens = joined.split(_SEP) if joined else []
+            corpus_ids.append([vocab.setdefault(t, len(vocab)) for t in tokens])
+        if not vocab:
+            raise DataError("the indexed columns of courses hold no searchable word")
+        retriever = bm25s.BM25(k1=k1, b=b, method="lucene")
+        retriever.index((corpus_ids, vocab), create_empty_token=False, show_progress=progress)
+        params = {"k1": float(k1), "b": float(b), "method": "lucene", "fields": used}
+        course_ids = ids.to_numpy()
+        if course_ids.dtype.kind not in "iu":
+            course_ids = np.array([str(v) for v in course_ids.tolist()], dtype=object)
+        else:
+            course_ids = course_ids.astype(np.int64)
+        logger.info("indexed %d courses, %d distinct words", len(course_ids), len(vocab))
+        return cls(retriever, course_ids, params)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def n_docs(self) -> int:
+        """Number of indexed courses."""
+        return int(self.course_ids.shape[0])
+
+    @property
+    def vocabulary_size(self) -> int:
+        """Number of distinct indexed words."""
+        return len(self._vocab)
+
+    def __repr__(self) -> str:
+        return f"SearchIndex({self.n_docs} courses, {self.vocabulary_size} words)"
+
+    # ------------------------------------------------------------------ queries
+    def parse(self, query: object, *, max_chars: int = MAX_QUERY_CHARS) -> Query:
+        """Segment a query into index words.
+
+        Parameters
+        ----------
+        query
+            The text typed by the member.
+        max_chars
+            Longer queries are cut to this many characters; a note says so.
+
+        Returns
+        -------
+        Query
+            ``empty`` when no word of the query is in the index (e.g. only stop words);
+            ``notes`` explain it.
+
+        Raises
+        ------
+        DataError
+            ``query`` is not a string, or is empty or only whitespace.
+        """
+        if not isinstance(query, str):
+            raise DataError(f"query must be a string, got {type(query).__name__}: {query!r}")
+        text = query.strip()
+        if not text:
+            raise DataError(f"query is empty ({query!r}); expected some words to search for")
+        notes: list[str] = []
+        if len(text) > max_chars:
+            notes.append(f"query truncated to its first {max_chars} of {len(text)} characters")
+            logger.info("query of %d characters truncated to %d", len(text), max_chars)
+            text = text[:max_chars]
+        freq = _get_tokenizer().FREQ
+        words = words_of(text)
+        tokens: list[str] = []
+        unknown: list[str] = []
+        for word in words:
+            if word in self._vocab:
+                tokens.append(word)
+                continue
+            parts = [p for p in _subwords(word, freq) if p in self._vocab]
+            if parts:
+                tokens.extend(parts)
+            else:
+                unknown.append(word)
+        if not words:
+            notes.append("the query has only stop words or punctuation: nothing to search for")
+        elif not tokens:
+            notes.append(f"no course mentions {', '.join(unknown)}")
+        elif unknown:
+            notes.append(f"not found in any course: {', '.join(unknown)}")
+        # A word typed twice counts twice, as BM25 sums over query terms.
+        ids = np.array([self._vocab[t] for t in tokens], dtype=np.int32)
+        return Query(text, tuple(words), tuple(tokens), ids, tuple(notes))
+
+    def scores(self, query: Query) -> np.ndarray:
+        """BM25 score of every course for ``query``, (n_docs,) float32 (a new array)."""
+        if query.empty:
+            return np.zeros(self.n_docs, dtype=np.float32)
+        out = self._bm25.get_scores_from_ids(query.token_ids)
+        return np.asarray(out, dtype=np.float32)
+
+    def top(
+        self, query: Query, k: int, *, allow: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` best matching courses: (doc indices int64, BM25 scores float32).
+
+        Only courses with a positive score (at least one query word) are returned, best
+        first, ties by index order. ``allow`` is an optional (n_docs,) bool mask.
+        """
+        if query.empty or k < 1:
+            return np.empty(0, np.int64), np.empty(0, np.float32)
+        scores = self.scores(query)
+        if allow is not None:
+            np.multiply(scores, allow, out=scores)
+        cand = np.flatnonzero(scores > 0)
+        values = scores[cand]
+        if cand.size > k:
+            keep = np.argpartition(-values, k - 1)[:k]
+            cand, values = cand[keep], values[keep]
+        order = np.lexsort((cand, -values))
+        return cand[order].astype(np.int64), values[order]
+
+    def matched_words(self, query: Query, docs: np.ndarray) -> list[list[str]]:
+        """For each doc, the query words it contains (in query order, no repeats)."""
+        docs = np.asarray(docs, dtype=np.int64)
+        out: list[list[str]] = [[] for _ in range(docs.size)]
+        seen: set[int] = set()
+        for token, tid in zip(query.tokens, query.token_ids.tolist(), strict=True):
+            if tid in seen:
+                continue
+            seen.add(tid)
+            postings = self._indices[self._indptr[tid] : self._indptr[tid + 1]]
+            pos = np.searchsorted(postings, docs)
+            hit = (pos < postings.size) & (postings[np.minimum(pos, postings.size - 1)] == docs)
+            for i in np.flatnonzero(hit).tolist():
+                out[i].append(token)
+        return out
+
+    def with_weights(self, weights: BlendWeights | None) -> SearchIndex:
+        """The same index carrying other blend weights (shares the arrays)."""
+        return SearchIndex(self._bm25, self.course_ids, self.params, weights)
+
+    # ------------------------------------------------------------------ saving
+    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> dict[str, Any]:
+        """Write the index as a directory, atomically.
+
+        Returns
+        -------
+        dict
+            ``sha256`` and ``bytes`` of the written ``search_index.json`` (which holds the
+            checksums of every other file), to reference the index from a model artifact.
+
+        Raises
+        ------
+        ArtifactError
+            ``path`` exists (without ``overwrite``), is not a search index, or cannot be
+            written.
+        """
+        target = Path(path)
+        if target.exists() or target.is_symlink():
+            if not overwrite:
+                raise ArtifactError(f"{target} already exists; pass overwrite=True to replace it")
+            if not target.is_dir() or (any(target.iterdir()) and not (target / MANIFEST).is_file()):
+                raise ArtifactError(f"refusing to replace {target}: it is not a search index")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+        try:
+            tmp.chmod(0o755)
+            self._bm25.save(str(tmp), corpus=None, allow_pickle=False)
+            ids = self.course_ids
+            ids_arr = ids.astype(np.int64) if ids.dtype.kind in "iu" else ids.astype(str)
+            np.save(tmp / COURSE_IDS, ids_arr, allow_pickle=False)
+            files = {}
+            for file in sorted(tmp.iterdir()):
+                files[file.name] = _file_entry(file)
+            import recommend
+
+            meta = {
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                "library_version": recommend.__version__,
+                "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "n_docs": self.n_docs,
+                "vocabulary": self.vocabulary_size,
+                "course_id_kind": "int" if ids.dtype.kind in "iu" else "str",
+                "params": self.params,
+                "weights": None if self.weights is None else self.weights.to_dict(),
+                "files": files,
+            }
+            manifest = tmp / MANIFEST
+            text = json.dumps(meta, indent=2, ensure_ascii=False, allow_nan=False)
+            with open(manifest, "w", encoding="utf-8") as fh:
+                fh.write(text + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            entry = _file_entry(manifest)
+            _fsync(tmp)
+            if overwrite and target.exists():
+                aside = target.parent / f".{target.name}.{uuid.uuid4().hex}.old"
+                os.rename(target, aside)
+                try:
+                    os.rename(tmp, target)
+                except BaseException:
+                    os.rename(aside, target)
+                    raise
+                shutil.rmtree(aside, ignore_errors=True)
+            else:
+                os.rename(tmp, target)
+            _fsync(target.parent)
+        except ArtifactError:
+            raise
+        except OSError as exc:
+            raise ArtifactError(f"could not write the search index {target}: {exc}") from exc
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        logger.info("saved search index of %d courses to %s", self.n_docs, target)
+        return entry
+
+    @classmethod
+    def load(
+        cls, path: str | os.PathLike[str], *, expect: Mapping[str, Any] | None = None
+    ) -> SearchIndex:
+        """Read an index written by :meth:`save`, checking every file first.
+
+        Parameters
+        ----------
+        path
+            The index directory.
+        expect
+            ``sha256``/``bytes`` of ``search_index.json`` as recorded by a model artifact:
+            the index must be the one saved with that model.
+
+        Raises
+        ------
+        ArtifactError
+            Missing or unreadable manifest, newer format, a file missing, truncated or
+            failing its checksum, or an index that is not the expected one.
+        """
+        import bm25s
+
+        root = Path(path)
+        manifest = root / MANIFEST
+        if not manifest.is_file():
+            raise ArtifactError(f"no search index at {root}: {MANIFEST} is missing")
+        if expect is not None:
+            found = _file_entry(manifest, sync=False)
+            if found["sha256"] != expect.get("sha256"):
+                raise ArtifactError(
+                    f"{manifest} differs from the one recorded in the model artifact: the "
+                    "search index was replaced or modified after the model was saved"
+                )
+        try:
+            meta = json.loads(manifest.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ArtifactError(f"{manifest} is not valid JSON ({exc}): truncated?") from exc
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise ArtifactError(f"{manifest} does not describe a search index")
+        version = meta.get("format_version")
+        if type(version) is not int or version < 1:
+            raise ArtifactError(f"{manifest}: invalid format_version {version!r}")
+        if version > FORMAT_VERSION:
+            raise ArtifactError(
+                f"{root} has search index format {version}, newer than {FORMAT_VERSION} that "
+                "this library reads; upgrade recommend to load it"
+            )
+        files = meta.get("files")
+        if not isinstance(files, dict) or COURSE_IDS not in files:
+            raise ArtifactError(f"{manifest} lists no valid files (hand-edited?)")
+        for name, entry in files.items():
+            file = root / name
+            if "/" in name or name.startswith(".") or not file.is_file():
+                raise ArtifactError(f"{name} is missing from {root} (listed in {MANIFEST})")
+            size = file.stat().st_size
+            if not isinstance(entry, dict) or size != entry.get("bytes"):
+                raise ArtifactError(
+                    f"{name} in {root} has {size} bytes, expected {entry.get('bytes')}: "
+                    "truncated or changed after the index was written"
+                )
+            if _sha256(file) != entry.get("sha256"):
+                raise ArtifactError(f"{name} in {root} fails its checksum: modified or corrupt")
+        try:
+            retriever = bm25s.BM25.load(str(root), load_corpus=False, allow_pickle=False)
+            ids = np.load(root / COURSE_IDS, allow_pickle=False)
+        except (OSError, ValueError, KeyError) as exc:
+            raise ArtifactError(f"{root} is malformed: {type(exc).__name__}: {exc}") from exc
+        course_ids = ids.astype(np.int64) if ids.dtype.kind in "iu" else ids.astype(object)
+        if course_ids.shape != (meta.get("n_docs"),):
+            raise ArtifactError(f"{root}: {COURSE_IDS} does not match n_docs in {MANIFEST}")
+        weights = meta.get("weights")
+        index = cls(
+            retriever,
+            course_ids,
+            meta.get("params", {}),
+            None if weights is None else BlendWeights.from_dict(weights),
+        )
+        logger.info("loaded search index of %d courses from %s", index.n_docs, root)
+        return index
+
+
+def _file_entry(file: Path, *, sync: bool = True) -> dict[str, Any]:
+    if sync:
+        _fsync(file)
+    return {"sha256": _sha256(file), "bytes": file.stat().st_size}
+
+
+def _fsync(path: Path) -> None:
+    from recommend.artifact import _fsync as fsync
+
+    fsync(path)
+
+
+def _sha256(file: Path) -> str:
+    from recommend.artifact import _sha256 as sha256
+
+    return sha256(file)
+
+
+def build_index(
+    source: Any,
+    *,
+    fields: Mapping[str, int] | None = None,
+    k1: float = 1.2,
+    b: float = 0.75,
+    n_jobs: int | None = None,
+    progress: bool = False,
+) -> SearchIndex:
+    """A search index over a fitted model's courses table, or over a courses DataFrame.
+
+    Parameters
+    ----------
+    source
+        A fitted ``Recommender`` (its ``dataset_.courses``) or a courses DataFrame.
+    fields, k1, b, n_jobs, progress
+        As in :meth:`SearchIndex.build`.
+
+    Raises
+    ------
+    DataError
+        The model was trained without a courses table, or the table cannot be indexed.
+    """
+    if isinstance(source, pd.DataFrame):
+        courses = source
+    else:
+        source._check_fitted()
+        dataset = getattr(source, "dataset_", None)
+        courses = None if dataset is None else dataset.courses
+        if courses is None:
+            raise DataError(
+                "the model was trained without a courses table: there is no course text to "
+                "search; build the index from a courses DataFrame instead"
+            )
+    return SearchIndex.build(courses, fields=fields, k1=k1, b=b, n_jobs=n_jobs, progress=progress)
