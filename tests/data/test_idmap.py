@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from recommend.data.idmap import IdMap
+from recommend.data.idmap import _SMALL_QUERY, IdMap
 from recommend.errors import DataError
 
 
@@ -58,3 +58,27 @@ def test_integer_map_accepts_numeric_strings_in_queries() -> None:
     m = IdMap.from_values(np.array([10, 3, 7]))
     assert m.to_index(["7", 10]).tolist() == [1, 2]
     assert "10" not in IdMap(["a"])
+
+
+@given(
+    ids=st.lists(st.text(min_size=1, max_size=4), min_size=1, max_size=40, unique=True),
+    queries=st.lists(st.text(min_size=0, max_size=4), max_size=30),
+)
+def test_small_and_large_lookups_agree(ids: list[str], queries: list[str]) -> None:
+    """Short queries (dict path) and long ones (pandas path) give the same indices."""
+    m = IdMap(ids)
+    small = m.to_index(queries, unknown="mask")
+    padded = queries + ids * (_SMALL_QUERY // len(ids) + 1)
+    large = m.to_index(padded, unknown="mask")
+    assert len(padded) > _SMALL_QUERY
+    np.testing.assert_array_equal(small, large[: len(queries)])
+    expected = [ids.index(q) if q in ids else -1 for q in queries]
+    assert small.tolist() == expected
+
+
+def test_small_lookup_of_integer_ids_accepts_strings_and_floats() -> None:
+    m = IdMap([10, 20, 30])
+    assert m.to_index(["20", "10"]).tolist() == [1, 0]
+    assert m.to_index(np.array([30.0])).tolist() == [2]
+    with pytest.raises(DataError, match="not in the map"):
+        m.to_index([40])

@@ -26,7 +26,7 @@ class IdMap:
         as Python ``str`` in an object array.
     """
 
-    __slots__ = ("_ids", "_index")
+    __slots__ = ("_dict", "_ids", "_index")
 
     def __init__(self, ids: Iterable[object] | np.ndarray | pd.Index) -> None:
         arr = _as_id_array(ids)
@@ -37,6 +37,7 @@ class IdMap:
         self._ids = arr
         self._ids.setflags(write=False)
         self._index = index
+        self._dict: dict[object, int] | None = None  # built on the first small lookup
 
     @classmethod
     def from_values(cls, values: Iterable[object] | np.ndarray | pd.Series) -> IdMap:
@@ -82,10 +83,20 @@ class IdMap:
         ``unknown="mask"`` returns ``-1`` for them instead.
         """
         values = _as_query_array(ids, self.is_integer)
-        # Hash each distinct id once: event columns repeat ids many times over.
-        codes, uniques = pd.factorize(values)
-        lookup = np.append(self._index.get_indexer(uniques), -1).astype(np.int32)
-        idx = lookup[codes]
+        if values.size <= _SMALL_QUERY:
+            # Serving looks up one member or a few hundred courses per call: a dict costs a
+            # few microseconds where pandas' indexer machinery costs a fraction of a ms.
+            table = self._dict
+            if table is None:
+                table = self._dict = {v: i for i, v in enumerate(self._ids.tolist())}
+            idx = np.fromiter(
+                (table.get(v, -1) for v in values.tolist()), dtype=np.int32, count=values.size
+            )
+        else:
+            # Hash each distinct id once: event columns repeat ids many times over.
+            codes, uniques = pd.factorize(values)
+            lookup = np.append(self._index.get_indexer(uniques), -1).astype(np.int32)
+            idx = lookup[codes]
         if unknown == "mask":
             return idx
         if unknown != "raise":
@@ -134,6 +145,10 @@ def _as_id_array(values: Iterable[object] | np.ndarray | pd.Series | pd.Index) -
     out = np.empty(len(arr), dtype=object)
     out[:] = [str(v) for v in arr]
     return out
+
+
+#: Lookups of at most this many ids go through a Python dict (built once, on first use).
+_SMALL_QUERY = 512
 
 
 def _as_query_array(values: Iterable[object] | np.ndarray | pd.Series, integer: bool) -> np.ndarray:
