@@ -146,6 +146,25 @@ def test_rows_are_the_member_menus(model: RandomFactors, tmp_path: Path, options
     assert got.loc[got["member_id"] == "nobody-1", "route"].iloc[0] == "cold_global"
 
 
+@pytest.mark.parametrize("kind", ["factors", "ease"])
+def test_cold_menus_shared_across_chunks_equal_the_member_menus(
+    model: RandomFactors, dataset: Dataset, tmp_path: Path, kind: str
+) -> None:
+    """Members without history get the menu of their attribute row, computed once per job
+    (vectorised through the kernel) and reused in later chunks: still the member menu."""
+    fitted = model if kind == "factors" else EASE(l2=50.0).fit(dataset)
+    ids = np.random.default_rng(1).permutation(fitted.member_ids_.external_ids)[:400].tolist()
+    ids += ["nobody-1", "nobody-2"]
+    options = {"exclude": "completed", "max_pins": 2}
+    result = run_batch(
+        fitted, tmp_path / "out", n=6, members=ids, chunk_size=40, progress=False, **options
+    )
+    got = _read(result.path)
+    _same_menus(got, member_menu(fitted, ids, n=6, with_reasons=False, **options))
+    cold = got.drop_duplicates("member_id")["route"].ne("personal")
+    assert cold.sum() >= 20  # cold members spread over most chunks
+
+
 def test_models_without_factors_and_reasons_take_the_menu_path(
     dataset: Dataset, tmp_path: Path
 ) -> None:
@@ -212,6 +231,43 @@ def test_resume_after_a_stop_gives_the_uninterrupted_output(
     resumed = run_batch(model, out, n=5, chunk_size=200, progress=False)
     assert resumed.resumed_chunks == 2
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.name != MANIFEST} == reference
+
+
+def test_a_failed_write_stops_the_job_cleanly_and_resumes(
+    model: RandomFactors, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunks are written in a helper thread while the next one is ranked: a write that
+    fails stops the job with its error, the manifest names only whole chunks, and a rerun
+    completes the output exactly as an uninterrupted run writes it."""
+    import recommend.batch as batch
+
+    reference = run_batch(model, tmp_path / "ref", n=5, chunk_size=100, progress=False)
+    write_table = batch.pq.write_table
+    calls = []
+
+    def flaky(table: object, where: object, **options: object) -> None:
+        calls.append(where)
+        if len(calls) == 3:
+            raise OSError("disk full")
+        write_table(table, where, **options)
+
+    out = tmp_path / "out"
+    monkeypatch.setattr(batch.pq, "write_table", flaky)
+    with pytest.raises(OSError, match="disk full"):
+        run_batch(model, out, n=5, chunk_size=100, progress=False)
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert sorted(manifest["chunks"]) == ["0", "1"] and not manifest["complete"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        MANIFEST,
+        "part-00000.parquet",
+        "part-00001.parquet",
+    ]
+    monkeypatch.setattr(batch.pq, "write_table", write_table)
+    resumed = run_batch(model, out, n=5, chunk_size=100, progress=False)
+    assert resumed.resumed_chunks == 2
+    pd.testing.assert_frame_equal(
+        _read(out).drop(columns="generated_at"), _read(reference.path).drop(columns="generated_at")
+    )
 
 
 def test_damaged_finished_chunk_is_written_again(model: RandomFactors, tmp_path: Path) -> None:
@@ -355,3 +411,30 @@ def test_cli_killed_mid_run_resumes_to_the_same_output(artifact: Path, tmp_path:
     assert manifest["complete"] and kept <= set(manifest["chunks"])
     assert len(manifest["chunks"]) == 20
     assert not [p for p in out.iterdir() if p.name.startswith(".tmp-")]
+
+
+@pytest.mark.parametrize("with_courses", [False, True])
+def test_catalogue_without_compulsory_courses(tmp_path: Path, with_courses: bool) -> None:
+    """No branch has compulsory courses (or there is no courses table): plain menus."""
+    rng = np.random.default_rng(0)
+    events = pd.DataFrame(
+        {
+            "member_id": [f"m{i}" for i in rng.integers(0, 300, 5000)],
+            "course_id": [f"c{i}" for i in rng.integers(0, 80, 5000)],
+            "event": "view",
+            "timestamp": pd.Timestamp("2024-01-01"),
+        }
+    )
+    courses = pd.DataFrame(
+        {"course_id": [f"c{i}" for i in range(80)], "category": "理论学习", "duration_seconds": 600}
+    )
+    ds = Dataset.from_frames(events, courses=courses if with_courses else None)
+    model = ALS(n_factors=8, iterations=2).fit(ds)
+    members = [*ds.member_ids.external_ids[:10].tolist(), "someone-new"]
+    result = run_batch(model, tmp_path / "menus", n=5, members=members, progress=False)
+    rows = _read(result.path)
+    assert result.rows == len(rows) == 5 * len(members)
+    assert result.routes.get("personal") == 10 and sum(result.routes.values()) == 11
+    first = model.recommend([members[0]], n=5)
+    got = rows[rows["member_id"] == members[0]].sort_values("rank")
+    assert got["course_id"].tolist() == first["course_id"].tolist()

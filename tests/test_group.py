@@ -122,6 +122,127 @@ def test_average_strategy_matches_brute_force(model: rc.EASE) -> None:
     assert result.menu["mean_score"].to_numpy() == pytest.approx(np.sort(mean)[::-1][:3], abs=1e-5)
 
 
+@pytest.fixture(scope="module")
+def als(model: rc.EASE) -> rc.ALS:
+    return rc.ALS(n_factors=16, iterations=3).fit(model.dataset_)
+
+
+def test_factor_model_means_equal_the_straightforward_sums(als: rc.ALS) -> None:
+    """A factor model's mean normalised scores come from one GEMV on the aggregated member
+    vectors; they equal normalising every member's full score row and averaging."""
+    counts = als.history_.counts(np.arange(len(als.member_ids_)))
+    active = np.flatnonzero(counts > 0)
+    ids = als.member_ids_.external_ids[active[::3]]
+    result = order_for_group(
+        als, list(ids), 8, strategy="average", pin_compulsory=False, exclude_completed=None
+    )
+    idx = als.member_ids_.to_index(ids)
+    f = als.factors()
+    scores = f.members[idx].astype(np.float64) @ f.courses.T.astype(np.float64)
+    scores += f.course_bias if f.course_bias is not None else 0.0
+    courses = als.dataset_.courses
+    published = (
+        courses["published_at"].isna() | (courses["published_at"] <= als.dataset_.now)
+    ).to_numpy()
+    low = scores[:, published].min(1, keepdims=True)
+    norm = (scores - low) / (scores[:, published].max(1, keepdims=True) - low)
+    norm[als.history_.rows(idx).toarray() > 0] = 0.0
+    mean = np.where(published, norm.mean(0), -np.inf)
+    best = np.argsort(-mean, kind="stable")[:8]
+    assert list(result.menu["course_id"]) == list(als.course_ids_.external_ids[best])
+    np.testing.assert_allclose(result.menu["mean_score"], mean[best], atol=1e-5)
+    # Satisfaction: each member's best normalised score among the menu courses.
+    np.testing.assert_allclose(result.members["satisfaction"], norm[:, best].max(1), atol=1e-5)
+
+
+def test_factor_and_generic_paths_agree(als: rc.ALS) -> None:
+    """The factor path (kernel on factors, aggregated GEMV) and the generic path (score
+    blocks summed one by one) give the same menu, cold-start members included."""
+
+    class Generic(rc.ALS):
+        def course_vectors(self) -> None:  # type: ignore[override]
+            return None
+
+        def score_block(self, member_idx: np.ndarray) -> np.ndarray:
+            return rc.ALS.score_block(als, member_idx)
+
+    generic = Generic(n_factors=16, iterations=3)
+    generic.__dict__.update(als.__dict__)
+    group = {"occupation": "retired"}
+    for strategy in STRATEGIES:
+        options = {
+            "strategy": strategy,
+            "budget_minutes": 150,
+            "quotas": {"理论学习": 2},
+            "max_pins": 1,
+        }
+        fast = order_for_group(als, group, 6, **options)
+        slow = order_for_group(generic, group, 6, **options)
+        assert list(fast.menu["course_id"]) == list(slow.menu["course_id"]), strategy
+        np.testing.assert_allclose(fast.menu["group_score"], slow.menu["group_score"], atol=1e-5)
+        pd.testing.assert_frame_equal(
+            fast.members.drop(columns="satisfaction"), slow.members.drop(columns="satisfaction")
+        )
+    assert (fast.members["route"] != "personal").any()  # cold members were in the group
+
+
+@pytest.mark.parametrize("m", [300, 2000])
+def test_coverage_values_follow_the_direct_computation(m: int) -> None:
+    """Pick by pick, the coverage values kept up to date equal the formula (small groups
+    sum again at every pick, larger ones update the members a pick affects)."""
+    from recommend.group import _Coverage, _Served
+
+    rng = np.random.default_rng(3)
+    u = rng.random((m, 40)).astype(np.float32) ** 3
+    u[rng.random(u.shape) < 0.3] = 0.0
+    served = rng.random(u.shape) < 0.05
+    # Course 21 helps the few members course 20 helps, less: once 20 is picked (a pick
+    # that raises few members), 21 must be worth exactly 0.
+    u[:, 20] = np.where(np.arange(m) < 12, 0.9, 0.0)
+    u[:, 21] = u[:, 20] / 2
+    served[:, 20:22] = False
+    rows, cols = np.nonzero(served)
+    indptr = np.concatenate(([0], np.cumsum(np.bincount(rows, minlength=m))))
+    coverage = _Coverage(u, _Served(served, indptr, cols))
+    covered = np.zeros(m, dtype=bool)
+    best = np.zeros(m)
+    for j in [5, 17, 5, 0, 39, 20, 22, 23, 8, 11, 30, 2, 36]:
+        newly = (served & ~covered[:, None]).sum(0)
+        lift = (np.sqrt(np.maximum(u, best[:, None])) - np.sqrt(best)[:, None]).sum(0)
+        expected = (newly + lift) / m
+        np.testing.assert_allclose(coverage.values(), expected, rtol=1e-5, atol=1e-9)
+        # A course that serves nobody new and lifts nobody is worth exactly nothing.
+        assert (coverage.values()[expected == 0] == 0).all()
+        coverage.take(j)
+        covered |= served[:, j]
+        best = np.maximum(best, u[:, j])
+    assert coverage.values()[21] == 0.0
+
+
+def test_menu_lecturers_are_the_courses_table_values(model: rc.EASE) -> None:
+    from recommend.group import _lecturer_ids
+    from recommend.menu import menu_state
+
+    state = menu_state(model)
+    column = model.dataset_.courses["lecturer_id"]
+    assert column.isna().any() and column.notna().any()  # both paths below
+    for courses in (np.flatnonzero(column.notna())[:7], np.arange(len(column))[::-3]):
+        expected = column.to_numpy(dtype=object)[courses]
+        got = _lecturer_ids(state, courses)
+        assert pd.Series(got).equals(pd.Series(expected))
+
+
+def test_shortest_courses_by_partition_equal_a_stable_sort() -> None:
+    from recommend.group import _smallest
+
+    rng = np.random.default_rng(5)
+    for size in (0, 1, 7, 30, 200, 250):
+        values = rng.integers(0, 12, 200).astype(np.float64)  # many ties
+        values[rng.random(200) < 0.1] = np.inf  # unknown durations
+        expected = np.argsort(values, kind="stable")[:size]
+        assert sorted(_smallest(values, size).tolist()) == sorted(expected.tolist())
+
+
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_every_strategy_gives_a_menu(model: rc.EASE, strategy: str) -> None:
     result = order_for_group(model, {"occupation": "retired"}, 5, strategy=strategy, max_pins=1)

@@ -136,6 +136,27 @@ def test_bias_is_added(model, rng):
     assert_same(result, reference(model["scores"] + bias, 9))
 
 
+def test_bias_on_large_requests(rng):
+    """From 256 members the bias rides in the GEMM as one more factor: same results."""
+    members, courses = int_factors(rng, 300, 5), int_factors(rng, 700, 5)
+    bias = rng.integers(-3, 4, size=700).astype(np.float32)
+    exclude = random_exclude(rng, 300, 700, 0.02)
+    got = topk_factors(members, courses, 12, course_bias=bias, exclude=exclude, block_size=64)
+    assert_same(got, reference(members @ courses.T + bias, 12, exclude))
+    # Gaussian factors: the same float32 scores as scoring members a few at a time.
+    members = rng.standard_normal((300, 16), dtype=np.float32)
+    courses = rng.standard_normal((700, 16), dtype=np.float32)
+    bias = rng.standard_normal(700, dtype=np.float32)
+    whole = topk_factors(members, courses, 10, course_bias=bias)
+    parts = [
+        topk_factors(members[i : i + 50], courses, 10, course_bias=bias) for i in range(0, 300, 50)
+    ]
+    np.testing.assert_allclose(whole.scores, np.vstack([p.scores for p in parts]), rtol=1e-6)
+    np.testing.assert_allclose(
+        whole.scores, reference(members @ courses.T + bias, 10)[1], rtol=1e-5
+    )
+
+
 @pytest.mark.parametrize("n_members", [3, 40])
 def test_course_factors_in_either_memory_order(model, n_members):
     members = np.repeat(model["members"], 10, axis=0)[: n_members * 10]  # >= 256 rows copies
@@ -319,6 +340,78 @@ def test_score_block_path_equals_factor_path(model, rng):
     factor = topk_factors(members[who], courses, 10, course_bias=bias, **options)
     assert_same(generic, (factor.indices, factor.scores))
     np.testing.assert_array_equal(np.sort(np.concatenate(seen)), np.sort(who))
+
+
+# ----------------------------------------------------------------- reused buffers
+
+
+def test_calls_of_other_sizes_in_a_row_agree_with_the_reference(model, rng):
+    """Threads keep their buffers between calls: a smaller call after a larger one (and
+    a larger one after it) must not see the leftovers."""
+    members, courses, scores = model["members"], model["courses"], model["scores"]
+    for rows, width, k, block in [(40, 500, 9, 40), (3, 120, 4, 2), (40, 500, 1, 13), (1, 7, 3, 1)]:
+        got = topk_factors(members[:rows], courses[:width], k, block_size=block, num_threads=2)
+        assert_same(got, reference(scores[:rows, :width], k))
+
+
+def test_nested_call_in_score_block(model, rng):
+    """A score_block that calls the kernel itself gets buffers of its own."""
+    members, courses, scores = model["members"], model["courses"], model["scores"]
+    inner: list[TopK] = []
+
+    def score_block(rows: np.ndarray) -> np.ndarray:
+        inner.append(topk_factors(members[:5], courses[:50], 3, num_threads=1))
+        return scores[rows]
+
+    got = topk_scores(score_block, np.arange(40), 500, 6, block_size=8, num_threads=1)
+    assert_same(got, reference(scores, 6))
+    for result in inner:
+        assert_same(result, reference(scores[:5, :50], 3))
+
+
+# ------------------------------------------------------------------------- block hook
+
+
+@pytest.mark.parametrize("entry", ["factors", "scores"])
+@pytest.mark.parametrize("columns", ["all", "allow", "forbid"])
+def test_on_block_sees_every_raw_row_once(model, rng, entry, columns):
+    """The hook gets each row's raw scores over the scored columns, before masking."""
+    members, courses = model["members"], model["courses"]
+    bias = rng.integers(-2, 3, size=500).astype(np.float32)
+    raw = members @ courses.T + bias
+    exclude = random_exclude(rng, 40, 500, 0.1)
+    options: dict = {"exclude": exclude, "block_size": 7, "num_threads": 2}
+    scored = np.arange(500)
+    if columns == "allow":
+        scored = np.sort(rng.choice(500, 120, replace=False))
+        options["allow"] = scored
+    elif columns == "forbid":
+        forbidden = rng.choice(500, 60, replace=False)
+        scored = np.setdiff1d(np.arange(500), forbidden)
+        options["forbid"] = forbidden
+    seen = np.full((40, scored.size), np.nan, dtype=np.float32)
+    calls = np.zeros(40, dtype=np.int64)
+
+    def on_block(start: int, stop: int, block: np.ndarray) -> None:
+        assert block.dtype == np.float32 and not block.flags.writeable
+        seen[start:stop] = block
+        calls[start:stop] += 1
+
+    if entry == "factors":
+        got = topk_factors(members, courses, 8, course_bias=bias, on_block=on_block, **options)
+    else:
+        got = topk_scores(
+            lambda rows: members[rows] @ courses.T + bias,
+            np.arange(40),
+            500,
+            8,
+            on_block=on_block,
+            **options,
+        )
+    np.testing.assert_array_equal(calls, 1)
+    np.testing.assert_array_equal(seen, raw[:, scored])  # masked courses still raw
+    # The hook changes nothing about the result.
+    assert_same(got, reference(raw, 8, exclude, options.get("forbid"), options.get("allow")))
 
 
 @pytest.mark.parametrize("kind", ["float64", "int", "sparse", "view", "readonly"])

@@ -33,10 +33,15 @@ Never losing or corrupting output, and why each step is there:
 
 Speed: for a factor model the members of a chunk with a history go through the shared
 top-k kernel in one call (``model.topk`` on all cores, history and compulsory pins masked),
-and compulsory pins are computed vectorised over the chunk. Everything the fast path does
-not cover (members without history, models without factors, ``with_reasons=True``) goes
-through :func:`recommend.menu.member_menu` with the same options, so both produce the same
-menus.
+and compulsory pins are computed vectorised over the chunk. Members without history (of a
+model that does not place them by their own features) share one menu per distinct
+attribute row, computed once per job: their cold-start scores (the member menu's routes)
+go through the kernel with the same pins and filters. Everything else (models without
+factors, ``with_reasons=True``) goes through :func:`recommend.menu.member_menu` with the
+same options, so all paths produce the same menus. Rows stay numpy arrays until the Arrow
+table is built column by column (ids gathered by index from Arrow arrays, no Python object
+per row), and a helper thread completes and writes chunk i while the kernel ranks chunk
+i + 1, so compression and IO overlap the GEMM.
 
 ``model_version``: for an artifact directory, the first 16 hex digits of the SHA-256 of its
 ``model.json`` (which records the checksum of every other file of the artifact, so any
@@ -53,6 +58,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -64,8 +70,19 @@ import pyarrow.parquet as pq
 import scipy.sparse as sp
 
 from recommend.errors import ArtifactError, ConfigError, DataError
+from recommend.menu import (
+    ROUTE_PERSONAL,
+    ROUTES,
+    Rows,
+    cold_scorers,
+    history_rows,
+    matrix_rows,
+    member_menu,
+    menu_state,
+)
 from recommend.models.base import Recommender
 from recommend.schema import Columns
+from recommend.topk import topk_scores
 
 __all__ = [
     "BATCH_COLUMNS",
@@ -94,6 +111,9 @@ MANIFEST = "_manifest.json"
 _FORMAT = "recommend-batch"
 _FORMAT_VERSION = 1
 _TMP_PREFIX = ".tmp-"
+# Members without history scored at once for their cold-start menus (bounds the dense
+# (members x courses) score block to about 20 MB at 20k courses).
+_COLD_CHUNK = 256
 _PART = "part-{:05d}.{}"
 
 Format = Literal["parquet", "csv"]
@@ -249,8 +269,6 @@ def run_batch(
     }
     menu_options = dict(options, now=now)
     # Validates the options once, up front, rather than in the first chunk.
-    from recommend.menu import member_menu
-
     member_menu(model, ids[:0], n=n, **menu_options)
 
     root = Path(out)
@@ -265,21 +283,39 @@ def run_batch(
     if resumed:
         logger.info("resuming %s: %d of %d chunks already written", root, resumed, n_chunks)
 
-    writer = _ChunkWriter(model, n, menu_options, version, generated_at)
+    writer = _ChunkWriter(model, n, menu_options, version, generated_at, format)
     bar = _progress(ids.size, progress)
+    # Chunk i is completed and written in a helper thread while the kernel ranks chunk
+    # i + 1, so that the serial parts (cold-start menus, Arrow table, compression, fsync)
+    # overlap the GEMM. At most one chunk waits to be written: memory stays bounded.
+    pending: tuple[int, int, Future[dict[str, Any]]] | None = None
+
+    def record(i: int, members: int, future: Future[dict[str, Any]]) -> None:
+        # The manifest names a chunk only once its file is complete and in place.
+        entry = future.result()
+        entry["members"] = members
+        manifest["chunks"][str(i)] = entry
+        _write_json(root / MANIFEST, manifest)
+        bar.update(members)
+
+    io = ThreadPoolExecutor(1, thread_name_prefix="recommend-batch-write")
     try:
         bar.update(sum(int(c["members"]) for c in done.values()))
         for i in range(n_chunks):
             if i in done:
                 continue
             part = ids[i * chunk_size : (i + 1) * chunk_size]
-            frame = writer.menus(part)
-            entry = _write_chunk(root, i, frame, format)
-            entry["members"] = int(part.size)
-            manifest["chunks"][str(i)] = entry
-            _write_json(root / MANIFEST, manifest)
-            bar.update(part.size)
+            ranked = writer.rank(part)
+            if pending is not None:
+                record(*pending)
+            pending = (i, int(part.size), io.submit(writer.write, root, i, ranked))
+        if pending is not None:
+            record(*pending)
+            pending = None
     finally:
+        if pending is not None:
+            wait([pending[2]])  # a write in flight finishes before its leftovers go
+        io.shutdown()
         bar.close()
         _remove_temporaries(root)
 
@@ -464,8 +500,60 @@ def _progress(total: int, enabled: bool) -> Any:
 # ============================================================================ the menus
 
 
+@dataclass(frozen=True)
+class _MenuRows:
+    """Output rows as arrays: member position in the chunk, course index, score, rank
+    (1-based), route code (into ``ROUTES``) and reason (``None``: all empty)."""
+
+    pos: np.ndarray
+    course: np.ndarray
+    score: np.ndarray
+    rank: np.ndarray
+    route: np.ndarray
+    reason: np.ndarray | None
+
+    @classmethod
+    def concat(cls, parts: list[_MenuRows]) -> _MenuRows:
+        """Parts merged into member order (each part is ordered by member, then rank)."""
+        if len(parts) == 1:
+            return parts[0]
+        pos = np.concatenate([p.pos for p in parts])
+        order = np.argsort(pos, kind="stable")
+        reason = None
+        if any(p.reason is not None for p in parts):
+            reason = np.concatenate(
+                [np.full(p.pos.size, "", object) if p.reason is None else p.reason for p in parts]
+            )[order]
+        return cls(
+            pos[order],
+            np.concatenate([p.course for p in parts])[order],
+            np.concatenate([p.score for p in parts])[order],
+            np.concatenate([p.rank for p in parts])[order],
+            np.concatenate([p.route for p in parts])[order],
+            reason,
+        )
+
+
+@dataclass(frozen=True)
+class _Ranked:
+    """A chunk after the kernel: its members, the menus found so far, and the members
+    (positions) whose menus come from the cold-start cache."""
+
+    ids: np.ndarray
+    idx: np.ndarray
+    parts: list[_MenuRows]
+    cold: np.ndarray
+
+
 class _ChunkWriter:
-    """Menus of a chunk of members as the output frame."""
+    """Menus of a chunk of members, as output rows and files.
+
+    A chunk goes through two stages. :meth:`rank` (the job's thread) runs the top-k kernel
+    for the members with a history (and the member menu where the fast path does not
+    apply). :meth:`write` (a helper thread, while the next chunk is ranked) adds the
+    cold-start menus, builds the Arrow table straight from the arrays (ids gathered by
+    index from Arrow arrays, no Python objects per row) and writes the file.
+    """
 
     def __init__(
         self,
@@ -474,15 +562,13 @@ class _ChunkWriter:
         options: dict[str, Any],
         version: str,
         generated_at: pd.Timestamp,
+        format: str,
     ) -> None:
-        from recommend.menu import _state
-
         self.model = model
         self.n = n
         self.options = options
-        self.version = version
-        self.generated_at = generated_at
-        self.state = _state(model)
+        self.format = format
+        self.state = menu_state(model)
         self.filter = self.state.filter(
             options["channel"],
             options["max_minutes"],
@@ -490,70 +576,159 @@ class _ChunkWriter:
         )
         # The fast path reproduces the menu without reasons and without diversity for
         # members with a history of a factor model; reasons need the per-member path.
-        self.fast = model.factors() is not None and not options["with_reasons"]
-        self._pins: _BranchPins | None = None
+        self.side = model.course_vectors()
+        self.fast = self.side is not None and not options["with_reasons"]
+        self.course_index = pd.Index(self.state.course_ext)
+        self.course_ids = _arrow_ids(self.state.course_ext)
+        self.routes = pa.array(ROUTES, pa.large_string())
+        self.route_index = pd.Index(ROUTES)
+        self.version = pa.array([version], pa.large_string())
+        self.stamp = generated_at.value // 1000  # microseconds
         self._codes: np.ndarray | None = None
+        # Cold-start menus by attribute code (see _cold), kept for the whole job: members
+        # who share an attribute row share a menu, whichever chunk they are in.
+        self._cold_menus: dict[int, _MenuRows] = {}
 
-    def menus(self, ids: np.ndarray) -> pd.DataFrame:
-        """The output rows of members ``ids`` (in that order)."""
-        from recommend.menu import _history_rows, member_menu
-
+    # ------------------------------------------------------------------ stage 1
+    def rank(self, ids: np.ndarray) -> _Ranked:
+        """The kernel's part of the menus of members ``ids`` (in that order)."""
         model = self.model
         idx = model.member_ids_.to_index(ids, unknown="mask").astype(np.int64)
-        seen = _history_rows(model.history_, idx)
+        seen = history_rows(model.history_, idx)
         has_history = seen.counts > 0
         personal = has_history if self.fast else np.zeros(ids.size, dtype=bool)
         parts = []
         if personal.any():
             pos = np.flatnonzero(personal)
-            parts.append(self._personal(pos, idx[pos], seen.take(pos), ids))
+            parts.append(self._personal(pos, idx[pos], seen.take(pos)))
         # Members without history of a model that does not score them from their own
         # features get a menu that depends on their attributes only: one menu per
         # distinct attribute row, copied to the members who share it.
         alike = ~has_history & (not getattr(model, "uses_features", False))
-        if alike.any():
-            parts.append(self._cold(np.flatnonzero(alike), idx, ids))
         rest = ~personal & ~alike
         if rest.any():
             pos = np.flatnonzero(rest)
-            slow = member_menu(model, ids[pos], n=self.n, **self.options)
-            where = pd.Index(ids).get_indexer(slow[C.MEMBER])
-            parts.append((where, slow))
-        if len(parts) == 1:
-            frame = parts[0][1]
+            parts.append(self._menus(pos, ids[pos]))
+        return _Ranked(ids, idx, parts, np.flatnonzero(alike))
+
+    # ------------------------------------------------------------------ stage 2
+    def write(self, root: Path, i: int, ranked: _Ranked) -> dict[str, Any]:
+        """Complete chunk ``i``'s menus and write its file; returns its manifest entry."""
+        parts = list(ranked.parts)
+        if ranked.cold.size:
+            parts.append(self._cold(ranked.cold, ranked.idx, ranked.ids))
+        rows = _MenuRows.concat(parts) if parts else _MenuRows.concat([self._no_rows()])
+        table = self._table(ranked.ids, rows)
+        # Members per route, each member counted once (by their first row).
+        first = np.ones(rows.pos.size, dtype=bool)
+        first[1:] = rows.pos[1:] != rows.pos[:-1]
+        counts = np.bincount(rows.route[first], minlength=len(ROUTES))
+        routes = {
+            ROUTES[r]: int(counts[r]) for r in np.argsort(-counts, kind="stable") if counts[r]
+        }
+        return _write_chunk(root, i, table, self.format, routes)
+
+    def _no_rows(self) -> _MenuRows:
+        empty = np.empty(0, np.int64)
+        return _MenuRows(
+            empty, empty, np.empty(0, np.float32), np.empty(0, np.int32), np.empty(0, np.int8), None
+        )
+
+    def _table(self, ids: np.ndarray, rows: _MenuRows) -> pa.Table:
+        """The output table, built column by column from the arrays."""
+        n_rows = rows.pos.size
+        zeros = pa.array(np.zeros(n_rows, dtype=np.int32))
+        if rows.reason is None:
+            reason = pa.array([""], pa.large_string()).take(zeros)
         else:
-            where = np.concatenate([p[0] for p in parts])
-            frame = pd.concat([p[1] for p in parts], ignore_index=True)
-            # Both parts are ordered by member then rank: a stable sort by position merges.
-            frame = frame.take(np.argsort(where, kind="stable")).reset_index(drop=True)
-        frame["model_version"] = self.version
-        frame["generated_at"] = self.generated_at
-        return frame
+            reason = pa.array(rows.reason, pa.large_string())
+        columns = [
+            _arrow_ids(ids).take(pa.array(rows.pos)),
+            self.course_ids.take(pa.array(rows.course)),
+            pa.array(rows.score.astype(np.float32, copy=False)),
+            pa.array(rows.rank.astype(np.int32, copy=False)),
+            reason,
+            self.routes.take(pa.array(rows.route)),
+            self.version.take(zeros),
+            pa.array(np.full(n_rows, self.stamp, np.int64), pa.timestamp("us", tz="UTC")),
+        ]
+        return pa.Table.from_arrays(columns, names=list(BATCH_COLUMNS))
 
-    def _cold(
-        self, pos: np.ndarray, idx: np.ndarray, ids: np.ndarray
-    ) -> tuple[np.ndarray, pd.DataFrame]:
-        """Menus of members without history, one per distinct attribute row: (positions,
-        frame)."""
-        from recommend.menu import member_menu
+    # ------------------------------------------------------------------ the routes
+    def _menus(self, pos: np.ndarray, ids: np.ndarray) -> _MenuRows:
+        """Rows of the member menus of ``ids`` (at chunk positions ``pos``)."""
+        frame = member_menu(self.model, ids, n=self.n, **self.options)
+        at = pd.Index(ids).get_indexer(frame[C.MEMBER])
+        reason = frame[C.REASON].to_numpy(dtype=object) if self.options["with_reasons"] else None
+        return _MenuRows(
+            pos[at],
+            self.course_index.get_indexer(frame[C.COURSE]).astype(np.int64),
+            frame[C.SCORE].to_numpy(dtype=np.float32),
+            frame[C.RANK].to_numpy(dtype=np.int32),
+            self.route_index.get_indexer(frame[C.ROUTE]).astype(np.int8),
+            reason,
+        )
 
+    def _cold(self, pos: np.ndarray, idx: np.ndarray, ids: np.ndarray) -> _MenuRows:
+        """Rows of members without history: the menu of their attribute row (computed for
+        the first member seen with that row, then reused)."""
         key = self._attribute_codes()
         own = idx[pos]
         inside = (own >= 0) & (own < key.size)
         codes = np.full(pos.size, -1, dtype=np.int64)  # unknown: no attributes at all
         codes[inside] = key[own[inside]]
-        _, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
-        reps = ids[pos[first]]
-        menus = member_menu(self.model, reps, n=self.n, **self.options)
-        rep_of_row = pd.Index(reps).get_indexer(menus[C.MEMBER])
-        counts = np.bincount(rep_of_row, minlength=reps.size)
-        starts = np.cumsum(counts) - counts
-        lengths = counts[inverse]
+        unique, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
+        cache = self._cold_menus
+        new = np.array([c not in cache for c in unique.tolist()], dtype=bool)
+        if new.any():
+            reps = pos[first[new]]
+            if self.options["with_reasons"]:
+                got = self._menus(np.arange(reps.size), ids[reps])
+            else:
+                got = self._cold_menus_of(idx[reps])
+            bounds = np.searchsorted(got.pos, np.arange(reps.size + 1))
+            for r, code in enumerate(unique[new].tolist()):
+                lo, hi = bounds[r], bounds[r + 1]
+                cache[code] = _MenuRows(
+                    got.pos[lo:hi],
+                    got.course[lo:hi],
+                    got.score[lo:hi],
+                    got.rank[lo:hi],
+                    got.route[lo:hi],
+                    None if got.reason is None else got.reason[lo:hi],
+                )
+        menus = [cache[c] for c in unique.tolist()]
+        lengths = np.array([m.pos.size for m in menus], dtype=np.int64)[inverse]
+        # Each member's rows: their code's menu, in member order.
+        starts = np.cumsum([0] + [m.pos.size for m in menus])[:-1][inverse]
         offsets = np.cumsum(lengths) - lengths
-        rows = np.repeat(starts[inverse] - offsets, lengths) + np.arange(lengths.sum())
-        frame = menus.take(rows).reset_index(drop=True)
-        frame[C.MEMBER] = np.repeat(ids[pos], lengths)
-        return np.repeat(pos, lengths), frame
+        take = np.repeat(starts - offsets, lengths) + np.arange(lengths.sum())
+        reason = None
+        if self.options["with_reasons"]:
+            reason = np.concatenate([m.reason for m in menus])[take]  # type: ignore[misc]
+        return _MenuRows(
+            np.repeat(pos, lengths),
+            np.concatenate([m.course for m in menus])[take],
+            np.concatenate([m.score for m in menus])[take],
+            np.concatenate([m.rank for m in menus])[take],
+            np.concatenate([m.route for m in menus])[take],
+            reason,
+        )
+
+    def _cold_menus_of(self, idx: np.ndarray) -> _MenuRows:
+        """Menus of members without history (model indices, -1: unknown) as the member
+        menu makes them, vectorised: their cold-start scores through the kernel, with the
+        pins and filters of :meth:`_personal`. Positions are ``0..len(idx) - 1``."""
+        parts = []
+        for lo in range(0, idx.size, _COLD_CHUNK):
+            part = idx[lo : lo + _COLD_CHUNK]
+            for where, scorer in cold_scorers(self.model, self.state, part):
+                dense, routes = scorer(where)
+                codes = self.route_index.get_indexer(routes).astype(np.int8)
+                seen = history_rows(self.model.history_, part[where])
+                got = self._personal(lo + where, part[where], seen, dense, codes)
+                parts.append(got)
+        return _MenuRows.concat(parts) if parts else _MenuRows.concat([self._no_rows()])
 
     def _attribute_codes(self) -> np.ndarray:
         """Per training member, a code of their attribute row (all but ``member_id``)."""
@@ -570,21 +745,26 @@ class _ChunkWriter:
         return self._codes
 
     def _personal(
-        self, pos: np.ndarray, idx: np.ndarray, seen: Any, ids: np.ndarray
-    ) -> tuple[np.ndarray, pd.DataFrame]:
-        """Menus of members with a history, through one kernel call: (positions, frame)."""
-        from recommend.menu import ROUTE_PERSONAL, _matrix_rows
-
+        self,
+        pos: np.ndarray,
+        idx: np.ndarray,
+        seen: Rows,
+        dense: np.ndarray | None = None,
+        routes: np.ndarray | None = None,
+    ) -> _MenuRows:
+        """Menus through one kernel call: of members with a history of a factor model, or
+        of any members whose ``dense`` (m, n_courses) float32 scores are given (cold-start
+        scores, with each member's route code in ``routes``)."""
         model, state, filt, n = self.model, self.state, self.filter, self.n
         m, n_courses = idx.size, state.n_courses
         exclude = self.options["exclude"]
         if exclude == "seen":
             rows = seen
         elif exclude == "completed":
-            rows = _matrix_rows(state.completed(), idx)
+            rows = matrix_rows(state.completed(), idx)
         else:
             rows = None
-        pin_rows, pin_cols, pin_scores, pin_counts = self._pins_of(idx)
+        pin_rows, pin_cols, pin_scores, pin_counts = self._pins_of(idx, dense)
         # Pinned courses are masked in the kernel like seen ones: what it returns then
         # fills the places the pins leave, exactly as the menu's "n + pins, minus pins".
         mask_rows = [pin_rows]
@@ -599,7 +779,19 @@ class _ChunkWriter:
             allow = filt.allow
         elif filt.blocked is not None and filt.blocked.size:
             forbid = filt.blocked
-        top = model.topk(idx, min(n, n_courses), exclude=mask, forbid=forbid, allow=allow)
+        k = min(n, n_courses)
+        if dense is None:
+            top = model.topk(idx, k, exclude=mask, forbid=forbid, allow=allow)
+        else:
+            top = topk_scores(
+                lambda rows: dense[rows[0] : rows[-1] + 1],  # contiguous: a view
+                np.arange(m),
+                n_courses,
+                k,
+                exclude=mask,
+                forbid=forbid,
+                allow=allow,
+            )
 
         # Each member: their pins (ranks 1..p), then the kernel's best n - p.
         slot = np.arange(top.k)[None, :]
@@ -614,21 +806,22 @@ class _ChunkWriter:
         courses = np.concatenate((pin_cols, top.indices[keep].astype(np.int64)))
         scores = np.concatenate((pin_scores, top.scores[keep]))
         order = np.lexsort((all_rank, all_rows))
-        all_rows, all_rank = all_rows[order], all_rank[order]
-        frame = pd.DataFrame(
-            {
-                C.MEMBER: ids[pos[all_rows]],
-                C.COURSE: state.course_ext[courses[order]],
-                C.SCORE: scores[order].astype(np.float32),
-                C.RANK: (all_rank + 1).astype(np.int32),
-                C.REASON: np.full(all_rows.size, "", dtype=object),
-                C.ROUTE: np.full(all_rows.size, ROUTE_PERSONAL, dtype=object),
-            }
+        return _MenuRows(
+            pos[all_rows[order]],
+            courses[order],
+            scores[order].astype(np.float32),
+            (all_rank[order] + 1).astype(np.int32),
+            np.full(order.size, ROUTES.index(ROUTE_PERSONAL), dtype=np.int8)
+            if routes is None
+            else routes[all_rows[order]],
+            None,
         )
-        return pos[all_rows], frame
 
-    def _pins_of(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Compulsory pins of members ``idx`` (with a history), vectorised over the chunk.
+    def _pins_of(
+        self, idx: np.ndarray, dense: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Compulsory pins of members ``idx``, vectorised over the chunk; scored by the
+        factors, or read from ``dense`` (m, n_courses) scores when given.
 
         Returns (row, course, score, count per member): rows ascending, within a row best
         score first and ties by course index, at most ``max_pins`` per member.
@@ -637,17 +830,19 @@ class _ChunkWriter:
         none = (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32))
         if not self.options["pin_compulsory"] or self.options["max_pins"] == 0:
             return (*none, np.zeros(m, np.int64))
-        if self._pins is None:
-            self._pins = _BranchPins(self.state)
-        rows, cols = self._pins.candidates(idx, self.filter)
+        rows, cols = self._pin_candidates(idx)
         if rows.size == 0:
             return (*none, np.zeros(m, np.int64))
-        f = self.model.factors()
-        assert f is not None
-        scores = np.einsum("ij,ij->i", f.members[idx[rows]], f.courses[cols], dtype=np.float32)
-        if f.course_bias is not None:
-            scores = scores + f.course_bias[cols]
-        scores = scores.astype(np.float32)
+        if dense is not None:
+            scores = dense[rows, cols].astype(np.float32)
+        else:
+            assert self.side is not None
+            courses, bias = self.side
+            members = np.asarray(self.model.member_vectors(idx), dtype=np.float32)
+            scores = np.einsum("ij,ij->i", members[rows], courses[cols], dtype=np.float32)
+            if bias is not None:
+                scores = scores + bias[cols]
+            scores = scores.astype(np.float32)
         order = np.lexsort((cols, -scores, rows))
         rows, cols, scores = rows[order], cols[order], scores[order]
         counts = np.bincount(rows, minlength=m)
@@ -659,45 +854,32 @@ class _ChunkWriter:
         rows, cols, scores = rows[keep], cols[keep], scores[keep]
         return rows, cols, scores, np.bincount(rows, minlength=m).astype(np.int64)
 
-
-class _BranchPins:
-    """The branch -> compulsory courses map as CSR arrays, and members' branches as codes."""
-
-    def __init__(self, state: Any) -> None:
-        self.state = state
-        branch = state.branch_pins()
-        names = sorted(branch)
-        self.indptr = np.zeros(len(names) + 1, dtype=np.int64)
-        np.cumsum([branch[k].size for k in names], out=self.indptr[1:])
-        self.indices = (
-            np.concatenate([branch[k] for k in names]) if names else np.empty(0, np.int64)
-        ).astype(np.int64)
-        code = {k: i for i, k in enumerate(names)}
-        orgs = state.member_orgs()
-        self.member_code = np.array([code.get(o, -1) for o in orgs.tolist()], dtype=np.int64)
-
-    def candidates(self, idx: np.ndarray, filt: Any) -> tuple[np.ndarray, np.ndarray]:
+    def _pin_candidates(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(row, course) of every pin candidate: branch compulsory, allowed, not completed."""
-        from recommend.menu import _gather, _matrix_rows
-
-        codes = np.full(idx.size, -1, dtype=np.int64)
-        inside = (idx >= 0) & (idx < self.member_code.size)
-        codes[inside] = self.member_code[idx[inside]]
-        got = _gather(self.indptr, self.indices, self.indices, codes, self.indptr.size - 1)
+        state, filt = self.state, self.filter
+        got = state.compulsory_table().rows(idx)
         rows = np.repeat(np.arange(idx.size, dtype=np.int64), got.counts)
         cols = got.indices.astype(np.int64)
         if filt.mask is not None and cols.size:
             ok = filt.mask[cols]
             rows, cols = rows[ok], cols[ok]
         if cols.size:
-            done = _matrix_rows(self.state.completed(), idx)
+            done = matrix_rows(state.completed(), idx)
             if done.indices.size:
-                n_courses = np.int64(self.state.n_courses)
+                n_courses = np.int64(state.n_courses)
                 done_keys = np.repeat(np.arange(idx.size, dtype=np.int64), done.counts) * n_courses
                 done_keys += done.indices.astype(np.int64)
                 ok = ~np.isin(rows * n_courses + cols, done_keys)
                 rows, cols = rows[ok], cols[ok]
         return rows, cols
+
+
+def _arrow_ids(ids: np.ndarray) -> pa.Array:
+    """Ids as an Arrow array: int64 for integer ids, large_string for text (as pandas'
+    ``str`` columns are written)."""
+    if ids.dtype.kind in "iu":
+        return pa.array(ids.astype(np.int64, copy=False), pa.int64())
+    return pa.array(ids, pa.large_string())
 
 
 # ============================================================================ files
@@ -793,22 +975,19 @@ def _finished_chunks(root: Path, manifest: dict[str, Any]) -> dict[int, dict[str
     return done
 
 
-def _write_chunk(root: Path, i: int, frame: pd.DataFrame, format: str) -> dict[str, Any]:
+def _write_chunk(
+    root: Path, i: int, table: pa.Table, format: str, routes: dict[str, int]
+) -> dict[str, Any]:
     name = _PART.format(i, format)
     tmp = root / f"{_TMP_PREFIX}{name}"
     try:
         if format == "parquet":
-            # The timestamp column goes to Arrow directly: through pandas it would pass a
-            # deprecated tz-dropping conversion.
-            stamp = frame["generated_at"].iloc[0] if len(frame) else pd.Timestamp(0, tz="UTC")
-            table = pa.Table.from_pandas(
-                frame.drop(columns=["generated_at"]), preserve_index=False
-            ).append_column(
-                pa.field("generated_at", pa.timestamp("us", tz="UTC")),
-                pa.array(np.full(len(frame), stamp.value // 1000), pa.timestamp("us", tz="UTC")),
-            )
-            pq.write_table(table, tmp, compression="zstd")
+            # Scores are nearly all distinct: a dictionary for them only costs time (the
+            # writer gives up on it after building it) and space.
+            dictionary = [name for name in table.column_names if name != C.SCORE]
+            pq.write_table(table, tmp, compression="zstd", use_dictionary=dictionary)
         else:
+            frame = table.to_pandas()
             frame.to_csv(tmp, index=False, encoding="utf-8", date_format="%Y-%m-%dT%H:%M:%S%z")
         _fsync(tmp)
         os.replace(tmp, root / name)
@@ -816,11 +995,10 @@ def _write_chunk(root: Path, i: int, frame: pd.DataFrame, format: str) -> dict[s
         tmp.unlink(missing_ok=True)
     _fsync_dir(root)
     file = root / name
-    routes = frame.drop_duplicates(C.MEMBER)[C.ROUTE].value_counts()
     return {
         "file": name,
-        "rows": len(frame),
-        "routes": {str(k): int(v) for k, v in routes.items()},
+        "rows": table.num_rows,
+        "routes": routes,
         "bytes": file.stat().st_size,
         "sha256": _sha256(file),
     }

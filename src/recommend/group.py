@@ -38,12 +38,18 @@ with a feasibility check at every pick: a course is taken only if the unmet quot
 still be filled within the remaining slots and budget by the shortest eligible courses.
 
 How a call runs, and why it is fast: pass 1 scores the members in blocks through the
-shared top-k kernel (``recommend.topk``); a scoring callback also records each member's
-normalisation and adds the block's normalised scores into per-course sums, so the full
-(members x courses) matrix never exists. The best courses by mean score and by approval
-(plus pins and quota candidates) form a pool of a few hundred courses; pass 2 scores the
-members on the pool only (a small GEMM for factor models), and every strategy works on
-that (members x pool) matrix.
+shared top-k kernel (``recommend.topk``), on the candidate courses only, for their personal
+top-k; a hook on each raw block records every member's normalisation (lowest and highest
+score), so the full (members x courses) matrix never exists. The per-course sum of the
+normalised scores is linear in the scores: for a factor model it is one GEMV on the group's
+aggregated member vector (``sum_i scale_i u_i``) instead of a second pass over the blocks;
+other models add up each block as it goes by. The best courses by mean score and by
+approval (plus pins and quota candidates) form a pool of a few hundred courses; pass 2
+scores the members on the pool only (a small GEMM for factor models), and every strategy
+works on that (members x pool) matrix, coverage updating its values only for the members
+each pick affects. Means and values are float64 sums; they agree with a direct computation
+to within float32 rounding of the scores (about 1e-6), which can only reorder courses whose
+values tie to that precision.
 """
 
 from __future__ import annotations
@@ -63,16 +69,16 @@ from recommend.data.dataset import age_band
 from recommend.errors import ConfigError, DataError
 from recommend.menu import (
     ROUTE_PERSONAL,
-    _Chunk,
-    _history_rows,
-    _Request,
-    _route_groups,
-    _Rows,
-    _State,
-    _state,
+    MenuState,
+    RouteScorer,
+    Rows,
+    cold_scorers,
+    history_rows,
+    matrix_rows,
+    menu_state,
 )
 from recommend.schema import Columns
-from recommend.topk import topk_scores
+from recommend.topk import single_threaded_blas, topk_factors, topk_scores
 
 if TYPE_CHECKING:
     from recommend.models.base import Recommender
@@ -96,6 +102,8 @@ BASELINES = ("popularity", "random")
 
 # Members scored at once in pass 2 for models without factors (bounds the score buffer).
 _CHUNK = 512
+# Rows summed in float32 before the sum moves to float64 (see _gains).
+_SUM_ROWS = 512
 _NEG_INF = np.float32(-np.inf)
 _EMPTY_I64 = np.empty(0, dtype=np.int64)
 
@@ -365,7 +373,7 @@ def order_for_group(
     ids = group_members(model, members, member_table=member_table)
     if ids.size == 0:
         raise DataError(f"the group {_describe(members)} has no members")
-    state = _state(model)
+    state = menu_state(model)
     id_map = model.member_ids_
     idx = id_map.to_index(ids, unknown="mask").astype(np.int64)
     notes: list[str] = []
@@ -381,7 +389,7 @@ def order_for_group(
             f"{unknown[:10].tolist()}{' ...' if unknown.size > 10 else ''}"
         )
     ids, idx = ids[idx >= 0], idx[idx >= 0]
-    seen = _history_rows(model.history_, idx)
+    seen = history_rows(model.history_, idx)
 
     # ---- candidate courses: published, fit the budget, not completed by most of the group
     filt = state.filter(None, None, now if only_published else False)
@@ -430,16 +438,21 @@ def order_for_group(
         )
 
     k = min(personal_k, cand.size)
-    scores = _pass1(model, state, idx, seen, cand, k)
-    pool = _pool(state, model, scores, cand, pins, quota, n, strategy, pool_size, durations, seed)
-    u = _pool_matrix(model, state, idx, seen, cand[pool], scores)
-    served = _served(scores.top, pool, cand.size)
+    # The kernel brings its own threads; the products outside it are small.
+    with single_threaded_blas():
+        routes = _routes(model, state, idx, seen)
+        scores = _pass1(model, state, idx, seen, cand, k, routes)
+        pool = _pool(
+            state, model, scores, cand, pins, quota, n, strategy, pool_size, durations, seed
+        )
+        u = _pool_matrix(model, state, idx, seen, cand[pool], scores, routes)
+        served = _served(scores.top, pool, cand.size)
 
-    pool_courses = cand[pool]
-    pin_pos = np.flatnonzero(np.isin(pool_courses, pins))
-    picks, values = _select(
-        strategy, u, served, pool_courses, pin_pos, state, quota, n, budget, scores, model, seed
-    )
+        pool_courses = cand[pool]
+        pin_pos = np.flatnonzero(np.isin(pool_courses, pins))
+        picks, values = _select(
+            strategy, u, served, pool_courses, pin_pos, state, quota, n, budget, scores, model, seed
+        )
     if picks.size < n:
         notes.append(f"only {picks.size} course(s) fit the constraints (asked for {n})")
     for note in notes:
@@ -493,21 +506,16 @@ def _describe(members: MemberSpec) -> str:
     return "of the given member ids"
 
 
-def _completed_share(state: _State, idx: NDArray[np.int64]) -> NDArray[np.float64]:
+def _completed_share(state: MenuState, idx: NDArray[np.int64]) -> NDArray[np.float64]:
     """Per course, the share of the group with a ``complete`` event in training."""
-    done = state.completed()
-    rows = idx[idx < done.shape[0]]
-    counts = (
-        np.bincount(done[rows].indices, minlength=state.n_courses)
-        if rows.size
-        else np.zeros(state.n_courses)
-    )
+    done = matrix_rows(state.completed(), idx)
+    counts = np.bincount(done.indices, minlength=state.n_courses)
     return counts / max(idx.size, 1)
 
 
 def _pins(
     model: Recommender,
-    state: _State,
+    state: MenuState,
     idx: NDArray[np.int64],
     done_share: NDArray[np.float64],
     keep: NDArray[np.bool_],
@@ -530,16 +538,17 @@ def _pins(
             )
         pins.extend(int(c) for c in found)
     if pin_compulsory:
-        branch = state.branch_pins()
-        orgs = state.member_orgs()
-        if branch and orgs.size:
-            member_orgs = orgs[idx[idx < orgs.size]]
-            counts = pd.Series(member_orgs[member_orgs != None]).value_counts()  # noqa: E711
-            need = np.zeros(state.n_courses)
-            for org, count in counts.items():
-                courses = branch.get(str(org))
-                if courses is not None:
-                    need[courses] += count
+        table = state.compulsory_table()
+        if table.indptr.size > 1:
+            # Per course, the members whose branch made it compulsory: members per branch,
+            # spread over each branch's courses.
+            codes = table.codes(idx)
+            per_branch = np.bincount(codes[codes >= 0], minlength=table.indptr.size - 1)
+            need = np.bincount(
+                table.indices,
+                weights=np.repeat(per_branch, np.diff(table.indptr)),
+                minlength=state.n_courses,
+            )
             comp = np.flatnonzero(need >= share * idx.size)
             if published is not None:
                 comp = comp[published[comp]]
@@ -563,7 +572,7 @@ def _pins(
     return np.asarray(pins, dtype=np.int64)
 
 
-def _quotas(state: _State, quotas: Mapping[str, int] | None) -> dict[int, int]:
+def _quotas(state: MenuState, quotas: Mapping[str, int] | None) -> dict[int, int]:
     """Channel code -> minimum count; unknown channels and bad counts raise."""
     out: dict[int, int] = {}
     for channel, count in (quotas or {}).items():
@@ -580,7 +589,7 @@ def _quotas(state: _State, quotas: Mapping[str, int] | None) -> dict[int, int]:
     return out
 
 
-def _check_pins(state: _State, pins: NDArray[np.int64], n: int, budget: float | None) -> None:
+def _check_pins(state: MenuState, pins: NDArray[np.int64], n: int, budget: float | None) -> None:
     if pins.size > n:
         raise ConfigError(
             f"{pins.size} courses must be included (compulsory or must_include: "
@@ -601,141 +610,229 @@ def _check_pins(state: _State, pins: NDArray[np.int64], n: int, budget: float | 
 # ============================================================================ pass 1
 
 
+@dataclass(frozen=True)
+class _Route:
+    """Members of the group scored alike: factor-model members with a history (``vectors``
+    set), other members with a history (``score``, thread-safe), or one cold-start route
+    (``score``, one thread)."""
+
+    pos: NDArray[np.int64]  # group positions served by the route
+    vectors: NDArray[np.float32] | None  # factor route: member vectors, (len(pos), f)
+    score: Callable[[NDArray[np.int64]], tuple[np.ndarray, np.ndarray | None]] | None
+    threads: int | None
+    # Factor route: the model's course factors (n_courses, f) and bias (n_courses,) or None.
+    courses: NDArray[np.float32] | None = None
+    bias: NDArray[np.float32] | None = None
+
+
+def _routes(
+    model: Recommender, state: MenuState, idx: NDArray[np.int64], seen: Rows
+) -> list[_Route]:
+    """The group's members split by how they are scored (as in their own menus).
+
+    Members with a history are scored by the model, thread-safe: a factor model's member
+    vectors are gathered once (both passes multiply them), other models score through
+    ``score_block``. Members without one take the member menu's cold-start routes, one
+    thread (their scorers are not documented as thread-safe). A ``score`` callable takes
+    group positions and returns their scores for every course and their routes (``None``:
+    personal).
+    """
+    counts = seen.counts
+    out: list[_Route] = []
+    personal = np.flatnonzero(counts > 0)
+    side = model.course_vectors() if personal.size else None
+    if side is not None:
+        vectors = np.asarray(model.member_vectors(idx[personal]), dtype=np.float32)
+        out.append(_Route(personal, vectors, None, None, side[0], side[1]))
+    elif personal.size:
+
+        def personal_scores(at: NDArray[np.int64]) -> tuple[np.ndarray, np.ndarray | None]:
+            return np.asarray(model.score_block(idx[at]), dtype=np.float32), None
+
+        out.append(_Route(personal, None, personal_scores, None))
+    cold = np.flatnonzero(counts == 0)
+    if cold.size:
+        inverse = np.full(idx.size, -1, dtype=np.int64)
+        inverse[cold] = np.arange(cold.size)
+        for where, scorer in cold_scorers(model, state, idx[cold]):
+
+            def cold_scores(
+                at: NDArray[np.int64], scorer: RouteScorer = scorer
+            ) -> tuple[np.ndarray, np.ndarray | None]:
+                return scorer(inverse[at])
+
+            out.append(_Route(cold[where], None, cold_scores, 1))
+    return out
+
+
 def _pass1(
     model: Recommender,
-    state: _State,
+    state: MenuState,
     idx: NDArray[np.int64],
-    seen: _Rows,
+    seen: Rows,
     cand: NDArray[np.int64],
     k: int,
+    routes: list[_Route],
 ) -> _Scores:
     """Normalisation, mean normalised score per candidate and personal top-k, in one
-    pass over the members' scores (blocks through the top-k kernel)."""
+    pass over the members' scores (blocks through the top-k kernel).
+
+    The kernel scores the candidate columns only and hands each raw block to ``observe``
+    before masking, which records the members' lowest score and their scores of the
+    candidates they studied; with the kernel's best score that gives the highest (their
+    min-max normalisation needs both). The sum of the
+    normalised scores over the group, per course, is then linear in the scores:
+    ``sum_i scale_i (s_ij - lo_i) = (sum_i scale_i u_i) . v_j + b_j sum_i scale_i -
+    sum_i scale_i lo_i`` for a factor model, one GEMV on the aggregated member vector
+    instead of a pass over the (members x courses) block; other models sum each block
+    (``scale @ block``) in ``observe``. Courses a member studied are worth 0 to them: their
+    terms are subtracted afterwards from the recorded scores.
+    """
     m, width = idx.size, cand.size
     position = np.full(state.n_courses, -1, dtype=np.int64)
     position[cand] = np.arange(width)
-    # Each member's history as candidate columns (CSR), for the kernel's exclusion and to
-    # zero what they studied.
-    mapped = position[seen.indices]
-    kept = mapped >= 0
-    indptr = np.concatenate(([0], np.cumsum(kept)))[seen.indptr]
-    seen_cand = sp.csr_matrix(
-        (np.ones(int(kept.sum()), np.float32), mapped[kept], indptr), shape=(m, width)
-    )
-
     lo = np.zeros(m, dtype=np.float32)
-    inv = np.zeros(m, dtype=np.float32)
-    routes = np.full(m, ROUTE_PERSONAL, dtype=object)
+    hi = np.zeros(m, dtype=np.float32)
+    routes_out = np.full(m, ROUTE_PERSONAL, dtype=object)
     top = np.full((m, k), -1, dtype=np.int64)
-    partials: list[NDArray[np.float64]] = []
+    total = np.zeros(width, dtype=np.float64)
     lock = threading.Lock()
 
-    for pos, scorer, threads in _scorers(model, state, idx, seen, cand):
+    # The studied candidates of every member: (group position, candidate column), grouped
+    # by member in group order, and their raw scores as ``observe`` sees them.
+    mapped = position[seen.indices]
+    studied = mapped >= 0
+    studied_rows = np.repeat(np.arange(m, dtype=np.int64), seen.counts)[studied]
+    studied_cols = mapped[studied]
+    studied_ptr = np.concatenate(([0], np.cumsum(np.bincount(studied_rows, minlength=m))))
+    studied_raw = np.zeros(studied_cols.size, dtype=np.float32)
 
-        def block(rows: NDArray[np.int64], pos=pos, scorer=scorer) -> NDArray[np.float32]:
+    for route in routes:
+        pos = route.pos
+
+        def observe(
+            start: int,
+            stop: int,
+            block: NDArray[np.float32],
+            pos: NDArray[np.int64] = pos,
+            summed: bool = route.vectors is None,
+        ) -> None:
+            at = pos[start:stop]
+            low = block.min(axis=1)
+            lo[at] = low
+            # The block's members' entries: one contiguous run per member.
+            lengths = studied_ptr[at + 1] - studied_ptr[at]
+            if lengths.any():
+                offsets = np.cumsum(lengths) - lengths
+                entries = np.repeat(studied_ptr[at] - offsets, lengths)
+                entries += np.arange(entries.size)
+                rows = np.repeat(np.arange(at.size), lengths)
+                studied_raw[entries] = block[rows, studied_cols[entries]]
+            if summed:
+                high = block.max(axis=1)
+                hi[at] = high
+                scale = _scale(low, high)
+                part = (scale @ block).astype(np.float64) - float(np.dot(low, scale))
+                with lock:
+                    np.add(total, part, out=total)
+
+        if route.vectors is not None:
+            # The candidates' factors, gathered once: the kernel scores them (with the
+            # studied ones as candidate columns to exclude) and the GEMV below reuses them.
+            courses, bias = route.courses, route.bias
+            assert courses is not None
+            cand_f = courses[cand]
+            cand_bias = None if bias is None else bias[cand]
+            local = np.full(m, -1, dtype=np.int64)
+            local[pos] = np.arange(pos.size)
+            own = local[studied_rows]  # ascending where >= 0, as both are sorted
+            inside = own >= 0
+            indptr = np.concatenate(([0], np.cumsum(np.bincount(own[inside], minlength=pos.size))))
+            exclude = sp.csr_matrix(
+                (np.ones(int(inside.sum()), np.float32), studied_cols[inside], indptr),
+                shape=(pos.size, width),
+            )
+            result = topk_factors(
+                route.vectors,
+                cand_f,
+                k,
+                course_bias=cand_bias,
+                exclude=exclude,
+                on_block=observe,
+                num_threads=route.threads,
+            )
+            top[pos] = result.indices
+            # A row's highest score is its best unmasked one (the kernel's first) or one
+            # of the studied candidates the kernel masked: no pass over the blocks for it.
+            hi[pos] = np.maximum(result.scores[:, 0], _row_max(studied_raw, studied_ptr)[pos])
+            scale = _scale(lo[pos], hi[pos]).astype(np.float64)
+            aggregate = (scale @ route.vectors.astype(np.float64)).astype(np.float32)
+            part = (cand_f @ aggregate).astype(np.float64)
+            if cand_bias is not None:
+                part += cand_bias.astype(np.float64) * scale.sum()
+            part -= float(np.dot(lo[pos].astype(np.float64), scale))
+            np.add(total, part, out=total)
+            continue
+
+        # Other models score every course: the kernel keeps the candidate columns and maps
+        # the members' history onto them (dropping courses that are not candidates).
+        sub = seen.take(pos)
+        exclude = sp.csr_matrix(
+            (np.ones(sub.indices.size, np.float32), sub.indices, sub.indptr),
+            shape=(pos.size, state.n_courses),
+        )
+        score = route.score
+        assert score is not None
+
+        def block_scores(rows: NDArray[np.int64], pos=pos, score=score) -> np.ndarray:
             at = pos[rows]
-            raw, route = scorer(at)
-            sub = np.ascontiguousarray(raw, dtype=np.float32)
-            low = sub.min(axis=1)
-            spread = sub.max(axis=1) - low
-            scale = np.divide(1.0, spread, out=np.zeros_like(spread), where=spread > 0)
-            lo[at], inv[at] = low, scale
-            if route is not None:
-                routes[at] = route
-            # Sum over the block of (s - lo) * scale, as one GEMV, minus the studied
-            # courses (worth 0 to the member).
-            part = (scale @ sub).astype(np.float64) - float(np.dot(low, scale))
-            studied = seen_cand[at]
-            if studied.nnz:
-                r = np.repeat(np.arange(at.size), np.diff(studied.indptr))
-                cols = studied.indices
-                part -= np.bincount(cols, (sub[r, cols] - low[r]) * scale[r], minlength=width)
-            with lock:
-                partials.append(part)
-            return sub
+            raw, got = score(at)
+            if got is not None:
+                routes_out[at] = got
+            return raw
 
         result = topk_scores(
-            block,
+            block_scores,
             np.arange(pos.size, dtype=np.int64),
-            width,
+            state.n_courses,
             k,
-            exclude=seen_cand[pos],
-            num_threads=threads,
+            exclude=exclude,
+            allow=cand,
+            on_block=observe,
+            num_threads=route.threads,
         )
-        top[pos] = result.indices
-    mean = np.sum(partials, axis=0) / m if partials else np.zeros(width)
-    return _Scores(lo, inv, mean, top, routes)
+        found = result.indices >= 0
+        top[pos] = np.where(found, position[np.where(found, result.indices, 0)], -1)
+
+    # Studied courses are worth 0: take their normalised scores back out of the sums.
+    scale = _scale(lo, hi)
+    worth = (studied_raw - lo[studied_rows]) * scale[studied_rows]
+    total -= np.bincount(studied_cols, worth.astype(np.float64), minlength=width)
+    return _Scores(lo, scale, total / m, top, routes_out)
 
 
-def _scorers(
-    model: Recommender,
-    state: _State,
-    idx: NDArray[np.int64],
-    seen: _Rows,
-    columns: NDArray[np.int64],
-) -> list[
-    tuple[NDArray[np.int64], Callable[[NDArray[np.int64]], tuple[np.ndarray, Any]], int | None]
-]:
-    """(group positions, scorer(positions) -> (scores, routes), threads) per route.
-
-    Scorers return the scores of courses ``columns`` (sorted indices) only: a factor model
-    multiplies by those courses' factors, gathered once, rather than scoring every course
-    and gathering columns (which costs as much as the GEMM at 2*10^4 courses). Members
-    with a history are scored by the model directly (thread-safe); the others go
-    through the member menu's cold-start routes, one thread (their scorers are not
-    documented as thread-safe).
-    """
-    counts = seen.counts
-    out: list[Any] = []
-    personal = np.flatnonzero(counts > 0)
-    full = columns.size == state.n_courses
-    factors = model.factors()
-    if personal.size and factors is not None:
-        course_f = np.ascontiguousarray(factors.courses[columns], dtype=np.float32)
-        bias = None if factors.course_bias is None else factors.course_bias[columns]
-        member_f = factors.members
-
-        def factor_scores(at: NDArray[np.int64]) -> tuple[np.ndarray, Any]:
-            block = np.asarray(member_f[idx[at]], dtype=np.float32) @ course_f.T
-            if bias is not None:
-                block += bias
-            return block, None
-
-        out.append((personal, factor_scores, None))
-    elif personal.size:
-
-        def personal_scores(at: NDArray[np.int64]) -> tuple[np.ndarray, Any]:
-            block = np.asarray(model.score_block(idx[at]), dtype=np.float32)
-            return (block if full else block[:, columns]), None
-
-        out.append((personal, personal_scores, None))
-    cold = np.flatnonzero(counts == 0)
-    if cold.size:
-        req = _Request(np.asarray(idx[cold]), idx[cold], None)
-        for group in _route_groups(model, state, req, np.zeros(cold.size, dtype=np.int64)):
-            where = cold[group.pos]
-            offset = np.full(idx.size, -1, dtype=np.int64)
-            offset[where] = np.arange(where.size)
-
-            def cold_scores(
-                at: NDArray[np.int64], group=group, offset=offset
-            ) -> tuple[np.ndarray, Any]:
-                local = offset[at]
-                attrs = None
-                if group.attributes is not None:
-                    attrs = group.attributes.iloc[local].reset_index(drop=True)
-                scored = group.scorer(_Chunk(group.pos[local], group.idx[local], attrs))
-                return (scored.scores if full else scored.scores[:, columns]), scored.routes
-
-            out.append((where, cold_scores, 1))
+def _row_max(values: NDArray[np.float32], indptr: NDArray[np.int64]) -> NDArray[np.float32]:
+    """Per row, the largest of ``values[indptr[r]:indptr[r + 1]]`` (-inf for empty rows)."""
+    counts = np.diff(indptr)
+    out = np.full(counts.size, _NEG_INF, dtype=np.float32)
+    has = counts > 0
+    if has.any():
+        # Each reduction runs to the next non-empty row's start: exactly the row's run.
+        out[has] = np.maximum.reduceat(values, indptr[:-1][has])
     return out
+
+
+def _scale(low: NDArray[np.float32], high: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Per member ``1 / (high - low)``, 0 where the scores are flat (float32)."""
+    spread = high - low
+    return np.divide(1.0, spread, out=np.zeros_like(spread), where=spread > 0)
 
 
 # ============================================================================ the pool
 
 
 def _pool(
-    state: _State,
+    state: MenuState,
     model: Recommender,
     scores: _Scores,
     cand: NDArray[np.int64],
@@ -751,8 +848,15 @@ def _pool(
     width = cand.size
     size = min(width, pool_size if pool_size is not None else max(20 * n, 200))
     parts = [_best(scores.mean, size)]
-    approval = np.bincount(scores.top[scores.top >= 0], minlength=width).astype(np.float64)
-    parts.append(_best(approval + scores.mean * 1e-3, size))
+    approval = np.bincount(scores.top[scores.top >= 0], minlength=width)
+    key = approval + scores.mean * 1e-3
+    # A course in someone's top-k (key >= 1) beats every other (key <= 1e-3): when there
+    # are enough of them, the best are among them, a much shorter list for small groups.
+    approved = np.flatnonzero(approval)
+    if approved.size >= size:
+        parts.append(approved[_best(key[approved], size)])
+    else:
+        parts.append(_best(key, size))
     position = np.full(state.n_courses, -1, dtype=np.int64)
     position[cand] = np.arange(width)
     parts.append(position[pins])
@@ -763,7 +867,7 @@ def _pool(
         if durations is not None:
             # The shortest courses of the channel: what the feasibility check relies on.
             d = np.nan_to_num(durations[cand[inside]], nan=np.inf)
-            parts.append(inside[np.argsort(d, kind="stable")[: count + n]])
+            parts.append(inside[_smallest(d, count + n)])
     if strategy == "popularity":
         parts.append(_best(_popularity(model)[cand], size))
     elif strategy == "random":
@@ -781,6 +885,19 @@ def _best(values: np.ndarray, size: int) -> NDArray[np.int64]:
     return np.argpartition(-values, size - 1)[:size].astype(np.int64)
 
 
+def _smallest(values: NDArray[np.float64], size: int) -> NDArray[np.int64]:
+    """Positions of the ``size`` smallest values, ties to the lower position: the first
+    ``size`` of a stable argsort (as a set), by one partition instead of a sort."""
+    if size >= values.size:
+        return np.arange(values.size, dtype=np.int64)
+    if size <= 0:
+        return _EMPTY_I64
+    kth = np.partition(values, size - 1)[size - 1]
+    below = np.flatnonzero(values < kth)
+    tied = np.flatnonzero(values == kth)[: size - below.size]
+    return np.concatenate((below, tied))
+
+
 def _popularity(model: Recommender) -> NDArray[np.float64]:
     """Members who interacted with each course in training (ties: lower index)."""
     base = model.history_.base
@@ -789,22 +906,35 @@ def _popularity(model: Recommender) -> NDArray[np.float64]:
 
 def _pool_matrix(
     model: Recommender,
-    state: _State,
+    state: MenuState,
     idx: NDArray[np.int64],
-    seen: _Rows,
+    seen: Rows,
     courses: NDArray[np.int64],
     scores: _Scores,
+    routes: list[_Route],
 ) -> NDArray[np.float32]:
     """Normalised scores of the members for the pool courses, (m, P) float32 in [0, 1],
     0 where the member already studied the course."""
     m, p = idx.size, courses.size
-    raw = np.empty((m, p), dtype=np.float32)
-    # Factor models: a small GEMM on the pool's course factors; others score in chunks.
-    for pos, scorer, _ in _scorers(model, state, idx, seen, courses):
-        for lo in range(0, pos.size, _CHUNK):
-            at = pos[lo : lo + _CHUNK]
-            raw[at] = scorer(at)[0]
-    u = (raw - scores.lo[:, None]) * scores.inv[:, None]
+    u = np.empty((m, p), dtype=np.float32)
+    for route in routes:
+        if route.vectors is not None:
+            # Factor models: one small GEMM on the pool's course factors.
+            assert route.courses is not None
+            pool_t = np.ascontiguousarray(route.courses[courses].T, dtype=np.float32)
+            if route.pos.size == m:  # everyone (positions are sorted): write in place
+                np.matmul(route.vectors, pool_t, out=u)
+            else:
+                u[route.pos] = route.vectors @ pool_t
+            if route.bias is not None:
+                u[route.pos] += route.bias[courses]
+        else:
+            assert route.score is not None
+            for lo in range(0, route.pos.size, _CHUNK):
+                at = route.pos[lo : lo + _CHUNK]
+                u[at] = route.score(at)[0][:, courses]
+    u -= scores.lo[:, None]
+    u *= scores.inv[:, None]
     np.clip(u, 0.0, 1.0, out=u)
     position = np.full(state.n_courses, -1, dtype=np.int64)
     position[courses] = np.arange(p)
@@ -815,16 +945,33 @@ def _pool_matrix(
     return u
 
 
-def _served(top: NDArray[np.int64], pool: NDArray[np.int64], width: int) -> NDArray[np.bool_]:
-    """(m, P) bool: the pool course is in the member's personal top-k."""
+@dataclass(frozen=True)
+class _Served:
+    """Which pool courses are in each member's personal top-k: ``dense`` (m, P) bool, and
+    the same pairs as CSR (``indptr`` (m + 1,), ``cols`` pool positions, by member)."""
+
+    dense: NDArray[np.bool_]
+    indptr: NDArray[np.int64]
+    cols: NDArray[np.int64]
+
+    @property
+    def counts(self) -> NDArray[np.int64]:
+        """Members served by each pool course, (P,)."""
+        return np.bincount(self.cols, minlength=self.dense.shape[1])
+
+
+def _served(top: NDArray[np.int64], pool: NDArray[np.int64], width: int) -> _Served:
+    """The personal top-k (candidate columns, -1 padded) restricted to the pool."""
     position = np.full(width + 1, -1, dtype=np.int64)
     position[pool] = np.arange(pool.size)
     mapped = position[top]  # top's -1 padding maps to position[-1] == -1
-    rows = np.repeat(np.arange(top.shape[0]), top.shape[1]).reshape(top.shape)
-    out = np.zeros((top.shape[0], pool.size), dtype=bool)
     hit = mapped >= 0
-    out[rows[hit], mapped[hit]] = True
-    return out
+    cols = mapped[hit]  # row-major: grouped by member
+    rows = np.repeat(np.arange(top.shape[0]), hit.sum(axis=1))
+    dense = np.zeros((top.shape[0], pool.size), dtype=bool)
+    dense[rows, cols] = True
+    indptr = np.concatenate(([0], np.cumsum(hit.sum(axis=1))))
+    return _Served(dense, indptr, cols)
 
 
 # ============================================================================ selection
@@ -833,7 +980,7 @@ def _served(top: NDArray[np.int64], pool: NDArray[np.int64], width: int) -> NDAr
 def _static_values(
     strategy: str,
     u: NDArray[np.float32],
-    served: NDArray[np.bool_],
+    served: _Served,
     courses: NDArray[np.int64],
     model: Recommender,
     seed: int,
@@ -846,10 +993,13 @@ def _static_values(
         return u.min(axis=0).astype(np.float64) + 1e-6 * mean
     if strategy == "borda":
         p = u.shape[1]
-        ranks = np.argsort(np.argsort(u, axis=1, kind="stable"), axis=1, kind="stable")
+        # The inverse of each row's stable sort order: the rank of every course.
+        order = np.argsort(u, axis=1, kind="stable")
+        ranks = np.empty_like(order)
+        np.put_along_axis(ranks, order, np.arange(p)[None, :], axis=1)
         return ranks.sum(axis=0, dtype=np.float64) / (u.shape[0] * max(p - 1, 1))
     if strategy == "approval":
-        return served.mean(axis=0, dtype=np.float64) + 1e-6 * mean
+        return served.counts / u.shape[0] + 1e-6 * mean
     if strategy == "popularity":
         pop = _popularity(model)[courses]
         return pop / max(float(pop.max()), 1.0)
@@ -861,10 +1011,10 @@ def _static_values(
 def _select(
     strategy: str,
     u: NDArray[np.float32],
-    served: NDArray[np.bool_],
+    served: _Served,
     courses: NDArray[np.int64],
     pin_pos: NDArray[np.int64],
-    state: _State,
+    state: MenuState,
     quota: dict[int, int],
     n: int,
     budget: float | None,
@@ -888,9 +1038,7 @@ def _select(
     picks: list[int] = []
     values: list[float] = []
 
-    coverage = strategy == "coverage"
-    covered = np.zeros(u.shape[0], dtype=bool)
-    best = np.zeros(u.shape[0], dtype=np.float32)
+    coverage = _Coverage(u, served) if strategy == "coverage" else None
     static = None if coverage else _static_values(strategy, u, served, courses, model, seed)
 
     def take(j: int, value: float) -> None:
@@ -902,8 +1050,8 @@ def _select(
         ch = int(channels[j])
         if need.get(ch, 0) > 0:
             need[ch] -= 1
-        covered[:] |= served[:, j]
-        np.maximum(best, u[:, j], out=best)
+        if coverage is not None:
+            coverage.take(j)
 
     # Pins first, in their order; they were checked against n and the budget.
     for j in pin_pos.tolist():
@@ -916,17 +1064,110 @@ def _select(
         )
         if not ok.any():
             break
-        if coverage:
-            newly = (served & ~covered[:, None]).sum(axis=0)
-            root = np.sqrt(best)
-            lift = (np.sqrt(np.maximum(u, best[:, None])) - root[:, None]).sum(axis=0)
-            # Per member, so that the reported group score reads as a share.
-            value = (newly + lift) / u.shape[0]
-        else:
-            value = static
+        value = coverage.values() if coverage is not None else static
         j = int(np.argmax(np.where(ok, value, -np.inf)))
         take(j, float(value[j]))
     return np.asarray(picks, dtype=np.int64), np.asarray(values, dtype=np.float64)
+
+
+class _Coverage:
+    """The coverage strategy's value of every pool course, kept up to date pick by pick.
+
+    The value of course ``j`` is ``(newly_j + lift_j) / m``: ``newly_j`` counts the members
+    not yet served whose personal top-k holds ``j``, and ``lift_j = sum_i max(r_ij - b_i,
+    0)`` the gain in ``sum(sqrt(best score so far))``, with ``r = sqrt(u)`` and ``b_i`` the
+    square root of member ``i``'s best normalised score among the picks (``sqrt(max(u,
+    best)) - sqrt(best)`` is that positive part). A pick changes ``b`` only for the members
+    whose best it raises, so ``lift`` loses their terms' decrease (:func:`_losses`)
+    instead of being summed again over the whole (m x P) matrix (:func:`_gains`).
+    When most members are raised, or a course's lift falls below 1% of its last full sum
+    (where the updates' rounding would start to show), it is summed again in full. Values
+    then agree with a recomputation from scratch to within float32 rounding, and a course
+    nobody gains from is worth exactly 0.
+    """
+
+    def __init__(self, u: NDArray[np.float32], served: _Served) -> None:
+        self.m = u.shape[0]
+        self.root = np.sqrt(u)
+        self.served = served.dense
+        # The served pairs by member: a pick subtracts the courses of the members it
+        # newly serves.
+        self.indptr, self.cols = served.indptr, served.cols
+        self.covered = np.zeros(self.m, dtype=bool)
+        self.best = np.zeros(self.m, dtype=np.float32)  # b: sqrt of the best score so far
+        self.newly = served.counts
+        self.lift = _gains(self.root, self.best)
+        self.exact = self.lift.copy()  # lift when last summed exactly
+
+    def values(self) -> NDArray[np.float64]:
+        """Per pool course, the value of picking it next, float64 (P,)."""
+        return (self.newly + self.lift) / self.m
+
+    def take(self, j: int) -> None:
+        """Record a pick of pool course ``j``."""
+        fresh = np.flatnonzero(self.served[:, j] & ~self.covered)
+        if fresh.size:
+            self.covered[fresh] = True
+            lengths = self.indptr[fresh + 1] - self.indptr[fresh]
+            offsets = np.cumsum(lengths) - lengths
+            entries = np.repeat(self.indptr[fresh] - offsets, lengths) + np.arange(lengths.sum())
+            self.newly -= np.bincount(self.cols[entries], minlength=self.newly.size)
+        column = self.root[:, j]
+        raised = np.flatnonzero(column > self.best)
+        if raised.size == 0:
+            return
+        old, new = self.best[raised], column[raised]
+        self.best[raised] = new
+        if 2 * raised.size > self.m or self.root.size <= _SUM_ROWS * self.root.shape[1]:
+            # Most members changed (or the group is small): one pass over everyone is
+            # cheaper than two over them.
+            self.lift = _gains(self.root, self.best)
+            self.exact = self.lift.copy()
+            return
+        self.lift -= _losses(self.root, raised, old, new)
+        low = np.flatnonzero(self.lift < 0.01 * self.exact)
+        if low.size:
+            self.lift[low] = _gains(self.root[:, low], self.best)
+            self.exact[low] = self.lift[low]
+
+
+def _gains(root: NDArray[np.float32], best: NDArray[np.float32]) -> NDArray[np.float64]:
+    """Per column, ``sum_i max(root_ij - best_i, 0)``, float64 (P,).
+
+    Blocks of rows are summed in float32 (vectorised across the columns; a block's sum of
+    non-negative terms is accurate to about 1e-6 of itself) and the blocks in float64:
+    several times faster than a ``dtype=float64`` sum, which converts every element, and
+    with no temporary the size of the matrix.
+    """
+    out = np.zeros(root.shape[1], dtype=np.float64)
+    scratch = np.empty((min(_SUM_ROWS, root.shape[0]), root.shape[1]), dtype=np.float32)
+    for lo in range(0, root.shape[0], _SUM_ROWS):
+        block = root[lo : lo + _SUM_ROWS]
+        gain = np.subtract(block, best[lo : lo + _SUM_ROWS, None], out=scratch[: len(block)])
+        np.maximum(gain, 0.0, out=gain)
+        out += gain.sum(axis=0)
+    return out
+
+
+def _losses(
+    root: NDArray[np.float32],
+    rows: NDArray[np.int64],
+    old: NDArray[np.float32],
+    new: NDArray[np.float32],
+) -> NDArray[np.float64]:
+    """Per column, how much ``sum_i max(root_ij - b_i, 0)`` falls when ``b`` rises from
+    ``old`` to ``new`` for members ``rows``: ``sum_i clip(root_ij, old_i, new_i) - old_i``,
+    float64 (P,), summed block by block as in :func:`_gains`."""
+    out = np.zeros(root.shape[1], dtype=np.float64)
+    scratch = np.empty((min(_SUM_ROWS, rows.size), root.shape[1]), dtype=np.float32)
+    for lo in range(0, rows.size, _SUM_ROWS):
+        at = rows[lo : lo + _SUM_ROWS]
+        low, high = old[lo : lo + _SUM_ROWS, None], new[lo : lo + _SUM_ROWS, None]
+        loss = np.take(root, at, axis=0, out=scratch[: at.size])
+        np.clip(loss, low, high, out=loss)
+        loss -= low
+        out += loss.sum(axis=0)
+    return out
 
 
 def _completion(
@@ -943,7 +1184,7 @@ def _completion(
 
 
 def _check_quotas(
-    state: _State,
+    state: MenuState,
     need: dict[int, int],
     slots: int,
     budget_left: float,
@@ -1023,13 +1264,13 @@ def _feasible(
 
 
 def _result(
-    state: _State,
+    state: MenuState,
     model: Recommender,
     ids: np.ndarray,
     idx: NDArray[np.int64],
     scores: _Scores,
     u: NDArray[np.float32],
-    served: NDArray[np.bool_],
+    served: _Served,
     courses: NDArray[np.int64],
     pool: NDArray[np.int64],
     picks: NDArray[np.int64],
@@ -1045,30 +1286,26 @@ def _result(
     mean = u[:, picks].mean(axis=0, dtype=np.float64) if picks.size else np.zeros(0)
     # Pinned courses were not chosen by the strategy: their group score is the mean.
     group_score = np.where(np.isnan(values), mean, values)
-    table = state.courses
     channel = state.channel_names[state.channel_codes[chosen]] if state.channel_names.size else None
     minutes = (
         state.durations[chosen] / 60.0
         if state.durations is not None
         else np.full(chosen.size, np.nan)
     )
-    lecturer = (
-        table[C.LECTURER].to_numpy(dtype=object)[chosen]
-        if table is not None and C.LECTURER in table.columns
-        else np.full(chosen.size, None, dtype=object)
-    )
+    lecturer = _lecturer_ids(state, chosen)
     menu = pd.DataFrame(
         {
             C.COURSE: state.course_ext[chosen],
             C.RANK: np.arange(1, chosen.size + 1, dtype=np.int32),
             "group_score": group_score.astype(np.float32),
             "mean_score": mean.astype(np.float32),
-            "served": served[:, picks].sum(axis=0).astype(np.int32),
+            "served": served.dense[:, picks].sum(axis=0).astype(np.int32),
             "channel": channel if channel is not None else np.full(chosen.size, None, object),
             "minutes": np.round(minutes, 1),
             C.LECTURER: lecturer,
             "pinned": np.isin(chosen, pins),
-        }
+        },
+        copy=False,
     )
     menu_u = u[:, picks]
     has = picks.size > 0
@@ -1077,11 +1314,12 @@ def _result(
             C.MEMBER: ids,
             C.ROUTE: scores.routes,
             "satisfaction": menu_u.max(axis=1) if has else np.zeros(ids.size, np.float32),
-            "served": served[:, picks].any(axis=1) if has else np.zeros(ids.size, bool),
+            "served": served.dense[:, picks].any(axis=1) if has else np.zeros(ids.size, bool),
             "best_course_id": state.course_ext[chosen[menu_u.argmax(axis=1)]]
             if has
             else np.full(ids.size, None, object),
-        }
+        },
+        copy=False,
     )
     ranked = None
     if lecturers:
@@ -1094,6 +1332,22 @@ def _result(
             ranked = found.rank(full, _positive(lecturers, "lecturers"), 3, state.course_ext)
     total = float(np.sum(minutes)) if chosen.size else 0.0
     return GroupMenu(menu, members, strategy, tuple(notes), unknown, ranked, total)
+
+
+def _lecturer_ids(state: MenuState, courses: NDArray[np.int64]) -> np.ndarray:
+    """The ``lecturer_id`` of each course, as in the courses table (object array)."""
+    table = state.courses
+    if table is None or C.LECTURER not in table.columns:
+        return np.full(courses.size, None, dtype=object)
+    found = state.lecturers()  # the lecturers' courses, built once per model
+    if found is not None:
+        code = np.full(state.n_courses, -1, dtype=np.int64)
+        code[found.order] = found.segment
+        own = code[courses]
+        if (own >= 0).all():
+            return np.asarray(found.ids[own], dtype=object)
+    # Some course without a lecturer: the table's own missing value.
+    return table[C.LECTURER].array.take(courses).to_numpy(dtype=object)
 
 
 # ============================================================================ evaluation

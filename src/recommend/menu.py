@@ -486,6 +486,21 @@ class _State:
         bounds = np.append(starts, orgs.size)
         return {str(k): np.unique(course[bounds[i] : bounds[i + 1]]) for i, k in enumerate(keys)}
 
+    def compulsory_table(self) -> CompulsoryTable:
+        """:meth:`branch_pins` as arrays, with each training member's branch as a code."""
+        return self._get("compulsory_table", self._build_compulsory_table)
+
+    def _build_compulsory_table(self) -> CompulsoryTable:
+        branch = self.branch_pins()
+        names = sorted(branch)
+        indptr = np.zeros(len(names) + 1, dtype=np.int64)
+        np.cumsum([branch[k].size for k in names], out=indptr[1:])
+        indices = np.concatenate([branch[k] for k in names]) if names else _EMPTY_I64
+        code = {k: i for i, k in enumerate(names)}
+        orgs = self.member_orgs()
+        member_code = np.array([code.get(o, -1) for o in orgs.tolist()], dtype=np.int64)
+        return CompulsoryTable(indptr, indices.astype(np.int64), member_code)
+
     def member_orgs(self) -> np.ndarray:
         """Training members' branch org id as str (``None`` where unknown), by index."""
         return self._get("member_orgs", self._build_member_orgs)
@@ -863,6 +878,8 @@ def _gather(
     """Rows ``idx`` of a CSR (given by its arrays); empty rows for indices outside it."""
     idx = np.asarray(idx, dtype=np.int64)
     valid = (idx >= 0) & (idx < n_rows)
+    if not valid.any():  # also the CSR with no rows at all (e.g. no compulsory courses)
+        return _Rows(np.zeros(idx.size + 1, dtype=np.int64), indices[:0], data[:0])
     safe = np.where(valid, idx, 0)
     starts = indptr[safe].astype(np.int64)
     lengths = np.where(valid, indptr[safe + 1] - starts, 0)
@@ -1381,3 +1398,99 @@ def _empty_lecturers(state: _State) -> pd.DataFrame:
             "top_course_id": state.course_ext[:0],
         }
     )
+
+
+# ============================================================================ internal API
+# What the group menu and the batch job build on: the per-model lookups, history rows,
+# compulsory courses and cold-start scoring, as plain arrays. Not public (not exported),
+# but kept stable for those modules, unlike the underscored helpers above.
+
+#: The per-model lookups (course ids, channels, durations, filters, completions...).
+MenuState = _State
+#: Rows of a CSR matrix for some members (``indptr``, ``indices``, ``data``, ``counts``).
+Rows = _Rows
+#: Scores of some members for every course and their routes:
+#: ``scorer(positions) -> (scores (len, n_courses) float32, fresh; routes (len,) object)``.
+RouteScorer = Callable[[NDArray[np.int64]], tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class CompulsoryTable:
+    """Branch -> compulsory courses as CSR arrays over branch codes.
+
+    ``indices[indptr[b]:indptr[b + 1]]`` are the sorted course indices compulsory for
+    branch code ``b``; ``member_code`` (n_training_members,) int64 is each training member's
+    branch code, -1 when the member's branch has no compulsory course (or is unknown).
+    """
+
+    indptr: NDArray[np.int64]
+    indices: NDArray[np.int64]
+    member_code: NDArray[np.int64]
+
+    def codes(self, idx: NDArray[np.int64]) -> NDArray[np.int64]:
+        """Branch codes of members ``idx`` (model indices; -1 for unknown members)."""
+        out = np.full(idx.size, -1, dtype=np.int64)
+        inside = (idx >= 0) & (idx < self.member_code.size)
+        out[inside] = self.member_code[idx[inside]]
+        return out
+
+    def rows(self, idx: NDArray[np.int64]) -> _Rows:
+        """The compulsory courses of each member's branch, as rows aligned with ``idx``."""
+        codes = self.codes(idx)
+        return _gather(self.indptr, self.indices, self.indices, codes, self.indptr.size - 1)
+
+
+def menu_state(model: Recommender) -> _State:
+    """The model's menu lookups (built once per fitted model, shared, read-only)."""
+    return _state(model)
+
+
+def history_rows(history: History, idx: NDArray[np.int64]) -> _Rows:
+    """History rows of members ``idx`` (model indices; -1 or never seen: empty rows)."""
+    return _history_rows(history, idx)
+
+
+def matrix_rows(matrix: sp.csr_matrix, idx: NDArray[np.int64]) -> _Rows:
+    """Rows ``idx`` of a CSR matrix; empty rows for indices outside it."""
+    return _matrix_rows(matrix, idx)
+
+
+def cold_scorers(
+    model: Recommender, state: _State, idx: NDArray[np.int64]
+) -> list[tuple[NDArray[np.int64], RouteScorer]]:
+    """How the member menu scores members without a history, as plain arrays.
+
+    Parameters
+    ----------
+    model, state
+        The model and its :func:`menu_state`.
+    idx : ndarray of int64, shape (m,)
+        Model indices of members without history (-1 for members unknown to the model).
+
+    Returns
+    -------
+    list of (positions, scorer)
+        ``positions`` (int64) into ``idx`` of the members served by one cold-start route
+        (hybrid features, segment or global popularity), and their ``scorer``, which takes
+        any subset of those positions. Scorers are not documented as thread-safe: call
+        them from one thread.
+    """
+    idx = np.asarray(idx, dtype=np.int64)
+    req = _Request(idx, idx, None)
+    out: list[tuple[NDArray[np.int64], RouteScorer]] = []
+    for group in _route_groups(model, state, req, np.zeros(idx.size, dtype=np.int64)):
+        offset = np.full(idx.size, -1, dtype=np.int64)
+        offset[group.pos] = np.arange(group.pos.size)
+
+        def scorer(
+            positions: NDArray[np.int64], group: _Group = group, offset: np.ndarray = offset
+        ) -> tuple[np.ndarray, np.ndarray]:
+            local = offset[positions]
+            attrs = None
+            if group.attributes is not None:
+                attrs = group.attributes.iloc[local].reset_index(drop=True)
+            scored = group.scorer(_Chunk(group.pos[local], group.idx[local], attrs))
+            return scored.scores, scored.routes
+
+        out.append((group.pos, scorer))
+    return out

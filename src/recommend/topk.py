@@ -27,6 +27,10 @@ Blocks go to ``num_threads`` worker threads, each with its own buffers and singl
 BLAS: numpy releases the GIL in SGEMM and in its array loops, two single-threaded GEMMs
 outrun one two-threaded GEMM of the same size, and the selection runs on all cores too.
 A small request (one block, e.g. a single member's menu) runs in the calling thread.
+Each thread keeps its buffers between calls (up to a 32 MB block), so a call pays no page
+faults for them. A caller that needs per-member statistics of the full score rows (a group
+menu's min-max normalisation) passes ``on_block``, which sees each raw block once before
+it is masked.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ __all__ = ["TopK", "topk_factors", "topk_scores"]
 logger = logging.getLogger(__name__)
 
 ScoreBlock = Callable[[NDArray[np.int64]], ArrayLike]
+OnBlock = Callable[[int, int, NDArray[np.float32]], None]
 
 # Bytes of float32 scores per worker block when ``block_size`` is not given. Each SGEMM
 # call repacks all course factors, so blocks of a few hundred members are needed to
@@ -113,6 +118,7 @@ def topk_factors(
     allow: ArrayLike | None = None,
     block_size: int | None = None,
     num_threads: int | None = None,
+    on_block: OnBlock | None = None,
 ) -> TopK:
     """Best ``k`` courses per member for a factor model: ``member_factors @ course_factors.T``.
 
@@ -137,11 +143,22 @@ def topk_factors(
     block_size : int, optional
         Members per block; results do not depend on it. By default a block of float32
         scores is about 32 MB (400 members at 20k courses), so the kernel needs about
-        ``40 MB x num_threads`` of working memory besides its inputs and outputs.
+        ``40 MB x num_threads`` of working memory besides its inputs and outputs (and, from
+        256 members on, a contiguous copy of the course factors, with the bias as one more
+        factor, which then also takes a copy of the member factors with a column of ones).
     num_threads : int, optional
         Worker threads; by default all cores available to the process. BLAS is set
         single-threaded (``threadpoolctl``, process-wide) for the duration of the call,
         whatever limit the caller set: the workers supply the parallelism.
+    on_block : callable, optional
+        ``on_block(start, stop, scores)`` sees every block of raw scores once, right after
+        it is scored and before anything is masked: rows ``start:stop`` of the request,
+        ``scores`` a read-only (stop - start, n_scored) float32 array over the scored
+        courses only (all courses, or the ascending allowed ones when ``allow``/``forbid``
+        are given). It runs in the worker threads, so it must be thread-safe (writing to
+        its own rows of a shared output array is); it lets a caller compute per-member
+        statistics of the full score rows (e.g. their minimum and maximum) without a
+        second scoring pass.
 
     Returns
     -------
@@ -180,14 +197,28 @@ def topk_factors(
     # OpenBLAS packs a C-contiguous (n_factors, n_courses) 10-60% faster than a transposed
     # view; copying costs about a 40-row GEMM, so it pays off on large requests only.
     if users.shape[0] >= _COPY_COURSES_ROWS:
-        items_t = np.ascontiguousarray(items_t)
+        if bias is None:
+            items_t = np.ascontiguousarray(items_t)
+        else:
+            # The bias as one more factor (1 for every member): the GEMM adds it at no
+            # measurable cost, where adding it to every block is a pass over the scores
+            # (15% of the GEMM at 64 factors). Accumulated last, it gives the same float32
+            # scores as the separate addition (bit for bit with OpenBLAS).
+            n_factors = users.shape[1]
+            folded = np.empty((n_factors + 1, items_t.shape[1]), dtype=np.float32)
+            folded[:n_factors] = items_t
+            folded[n_factors] = bias
+            with_one = np.empty((users.shape[0], n_factors + 1), dtype=np.float32)
+            with_one[:, :n_factors] = users
+            with_one[:, n_factors] = 1.0
+            items_t, users, bias = folded, with_one, None
 
     def score(start: int, stop: int, out: NDArray[np.float32]) -> None:
         np.matmul(users[start:stop], items_t, out=out)
         if bias is not None:
             np.add(out, bias, out=out)
 
-    return _run(plan, score, block_size, num_threads)
+    return _run(plan, score, block_size, num_threads, on_block)
 
 
 def topk_scores(
@@ -201,6 +232,7 @@ def topk_scores(
     allow: ArrayLike | None = None,
     block_size: int | None = None,
     num_threads: int | None = None,
+    on_block: OnBlock | None = None,
 ) -> TopK:
     """Best ``k`` courses per member for any model that can score a block of members.
 
@@ -220,7 +252,7 @@ def topk_scores(
         The members to rank for, passed through to ``score_block`` in blocks.
     n_courses : int
         Number of columns ``score_block`` returns.
-    k, exclude, forbid, allow, block_size, num_threads
+    k, exclude, forbid, allow, block_size, num_threads, on_block
         As in :func:`topk_factors`; ``exclude`` rows are aligned with ``members``.
 
     Returns
@@ -254,7 +286,7 @@ def topk_scores(
         # view of cached data: it is never written to.
         out[...] = block if columns is None else block[:, columns]
 
-    return _run(plan, score, block_size, num_threads)
+    return _run(plan, score, block_size, num_threads, on_block)
 
 
 # --------------------------------------------------------------------------- validation
@@ -403,6 +435,12 @@ def _single_threaded_blas() -> Iterator[None]:
                 _blas_restore = None
 
 
+#: :func:`_single_threaded_blas` for other modules: small products of their own (a group's
+#: pool matrix, a GEMV) that should not wake BLAS threads, which cost more than they save at
+#: that size and spin against the kernel's workers on a busy machine.
+single_threaded_blas = _single_threaded_blas
+
+
 _POOL_LOCK = threading.Lock()
 _POOL: ThreadPoolExecutor | None = None
 
@@ -428,6 +466,7 @@ def _run(
     score: Callable[[int, int, NDArray[np.float32]], None],
     block_size: int | None,
     num_threads: int | None,
+    on_block: OnBlock | None = None,
 ) -> TopK:
     """Score and select block by block; every entry point ends here."""
     n, k, width = plan.n_rows, plan.k, plan.width
@@ -464,21 +503,25 @@ def _run(
     blocks = _Blocks(n_blocks)
 
     def work() -> None:
-        buffer = np.empty((rows, width), dtype=np.float32)
-        # Flat, padded to whole 8-byte words (see _Selector._candidates), padding False.
-        flags = np.zeros(-(-rows * width // 8) * 8, dtype=bool)
-        # Blocks are handed out on demand, so a worker slowed down by other load on the
-        # machine simply takes fewer of them.
-        while (block := blocks.take()) is not None:
-            start = block * rows
-            stop = min(start + rows, n)
-            r = stop - start
-            try:
+        buffer, flags = _Scratch.take(rows, width)
+        try:
+            # Blocks are handed out on demand, so a worker slowed down by other load on
+            # the machine simply takes fewer of them.
+            while (block := blocks.take()) is not None:
+                start = block * rows
+                stop = min(start + rows, n)
+                r = stop - start
                 score(start, stop, buffer[:r])
+                if on_block is not None:
+                    view = buffer[:r].view()
+                    view.flags.writeable = False
+                    on_block(start, stop, view)
                 selector.select(buffer[:r], flags, start, indices[start:stop], scores[start:stop])
-            except BaseException:
-                blocks.stop()  # the other workers need not finish a failed call
-                raise
+        except BaseException:
+            blocks.stop()  # the other workers need not finish a failed call
+            raise
+        finally:
+            _Scratch.give_back(buffer, flags)
 
     # Multi-threaded OpenBLAS loses to one thread on these short, wide GEMMs (2-3x slower
     # below 64 rows), and on large requests to one single-threaded GEMM per worker.
@@ -501,6 +544,42 @@ def _run(
         filled = indices >= 0
         indices[filled] = plan.columns[indices[filled]]
     return TopK(indices, scores)
+
+
+class _Scratch:
+    """Each thread's score buffer and flags, kept between calls.
+
+    Allocating them per call costs page faults on every call (about a millisecond for a
+    small request, more than its GEMM); a thread keeps the largest pair it has used, up to
+    ``_BLOCK_BYTES`` of scores. A pair is taken out while in use, so a nested call in the
+    same thread (a ``score_block`` that calls the kernel) gets a fresh one.
+    """
+
+    _local = threading.local()
+
+    @classmethod
+    def take(cls, rows: int, width: int) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
+        """A (rows, width) float32 buffer and a flat bool buffer of at least ``rows *
+        width`` elements rounded up to a multiple of 8 (its tail beyond that is False)."""
+        size = rows * width
+        padded = -(-size // 8) * 8
+        kept = getattr(cls._local, "pair", None)
+        cls._local.pair = None
+        if kept is not None and kept[0].size >= size and kept[1].size >= padded:
+            scores, flags = kept
+        else:
+            scores = np.empty(size, dtype=np.float32)
+            flags = np.zeros(padded, dtype=bool)
+        return scores[:size].reshape(rows, width), flags
+
+    @classmethod
+    def give_back(cls, buffer: NDArray[np.float32], flags: NDArray[np.bool_]) -> None:
+        base = buffer.base if buffer.base is not None else buffer
+        if base.size * 4 > _BLOCK_BYTES:
+            return
+        kept = getattr(cls._local, "pair", None)
+        if kept is None or kept[0].size < base.size:
+            cls._local.pair = (base, flags)
 
 
 class _Blocks:
