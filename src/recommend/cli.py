@@ -792,6 +792,8 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--quiet", action="store_true", help="no progress bar")
     bt.set_defaults(func=cmd_batch)
 
+    _add_spark_verbs(verbs)
+
     rp = verbs.add_parser("report", help="HTML report for organisers: portraits and demand")
     rp.add_argument("--model", required=True, help="artifact folder")
     rp.add_argument("--out", required=True, help="HTML file to write")
@@ -876,6 +878,46 @@ def cmd_register(args: argparse.Namespace) -> int:
     print(f"serve it: MLFLOW_TRACKING_URI={tracking_uri(args.tracking_uri)} ", end="")
     print(f"mlflow models serve -m {reg.uri} --env-manager local")
     return 0
+
+
+# ---------------------------------------------------------------------------- spark verbs
+def _add_spark_verbs(verbs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """``recommend spark train|batch``: the commands live in ``recommend.spark.commands``."""
+    spark = verbs.add_parser("spark", help="train and batch-score on Apache Spark").add_subparsers(
+        dest="spark_verb", required=True
+    )
+    st = spark.add_parser("train", help="ALS on Spark MLlib, saved as a standard artifact")
+    st.add_argument("--events", required=True, help="events Parquet (file or partitioned folder)")
+    st.add_argument("--courses", help="courses table (CSV/Parquet)")
+    st.add_argument("--members", help="members table (Parquet; member_id and org_id are read)")
+    st.add_argument("--orgs", help="orgs table (CSV/Parquet)")
+    st.add_argument("--out", required=True, help="artifact folder to write")
+    st.add_argument("--factors", type=int, default=64, help="rank of the factorisation")
+    st.add_argument("--regularization", type=float, default=0.05)
+    st.add_argument("--alpha", type=float, default=1.0)
+    st.add_argument("--iterations", type=int, default=15)
+    st.add_argument("--seed", type=int, default=0)
+    st.add_argument("--on-unknown", choices=("raise", "drop"), default="raise")
+    st.add_argument("--overwrite", action="store_true", help="replace an existing artifact")
+    sb = spark.add_parser("batch", help="every member's menu to Parquet, scored on Spark")
+    sb.add_argument("--model", required=True, help="artifact folder (ALS or BPR)")
+    sb.add_argument("--out", required=True, help="output folder (or hdfs://, s3a:// URI)")
+    sb.add_argument("--n", type=int, default=20, help="courses per member")
+    sb.add_argument("--members", help="file of member ids (one per line, or a member_id column)")
+    sb.add_argument("--partitions", type=int, help="partitions of the member table")
+    sb.add_argument("--overwrite", action="store_true", help="replace an earlier output")
+    for sub in (st, sb):
+        sub.add_argument("--master", default="local[*]", help="Spark master URL")
+        sub.add_argument("--driver-memory", help="spark.driver.memory, e.g. 8g")
+        sub.add_argument("--shuffle-partitions", type=int, help="spark.sql.shuffle.partitions")
+    st.set_defaults(func=_spark_command)
+    sb.set_defaults(func=_spark_command)
+
+
+def _spark_command(args: argparse.Namespace) -> int:
+    from recommend.spark.commands import run  # needs pyspark: imported only when used
+
+    return run(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

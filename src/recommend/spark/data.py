@@ -1,0 +1,672 @@
+"""Events on Spark: read partitioned Parquet, validate, index, weight into a confidence matrix.
+
+The result equals what ``Dataset.from_frames`` builds on one machine, because the same code
+does every step that decides a number:
+
+- validation: ``recommend.data.validate("events", ...)`` on each Arrow batch (it works row
+  by row, so batch by batch is the same as all at once);
+- id maps: the distinct ids (of the events, or of the members/courses tables when given,
+  exactly as ``Dataset.from_frames`` chooses) get their dense index on the executors, in
+  the order of ``IdMap.from_values`` (integers numerically, strings by code point, which is
+  Spark's binary UTF-8 order): a range-partitioned sort, then per-partition offsets. The
+  events are joined to that index table in Spark; the driver collects the ids only when a
+  ``recommend`` artifact is exported (``SparkInteractions.member_ids``);
+- confidence: ``Weighting.event_confidence`` on each batch, with the same durations (the
+  course table's ``duration_seconds`` by course index) and the same ``now`` (the last event
+  unless given);
+- summing per (member, course), dropping zeros and ``log`` scaling: ``Weighting.matrix`` on
+  each member's events. Events are shuffled by member and sorted within a partition, so a
+  member's events are contiguous and a batch boundary never splits a member.
+
+Only the order in which one cell's float32 confidences are added can differ (Spark does not
+keep the input row order), so cells agree to float32 rounding, not always bit for bit.
+``bm25`` scaling needs whole-matrix statistics and is not available here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from recommend.data.dataset import COURSE_IDX, MEMBER_IDX, Dataset, _align
+from recommend.data.idmap import IdMap
+from recommend.data.validation import ReferenceReport, personal_columns, validate
+from recommend.data.weighting import Weighting
+from recommend.errors import ConfigError, DataError
+from recommend.schema import Columns
+from recommend.spark._compat import require_pyspark
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+__all__ = [
+    "CONFIDENCE",
+    "SparkInteractions",
+    "collect_ids",
+    "dense_index",
+    "interactions",
+    "read_events",
+]
+
+log = logging.getLogger(__name__)
+C = Columns
+
+#: Column of the summed confidence in ``SparkInteractions.frame``.
+CONFIDENCE = "confidence"
+
+_REQUIRED = (C.MEMBER, C.COURSE, C.EVENT, C.TIMESTAMP)
+_OPTIONAL = (C.WATCH_SECONDS, C.VALUE)
+_ID_TYPES = ("string", "bigint", "int", "smallint", "tinyint")
+_COMPLETE = "complete"
+
+
+def read_events(spark: SparkSession, path: str | list[str]) -> DataFrame:
+    """Events from Parquet: one file, a folder of files, or a partitioned folder tree.
+
+    Partition columns (``date=2024-05-01/...``) arrive as ordinary columns and are passed
+    through; only ``member_id, course_id, event, timestamp`` (required) and
+    ``watch_seconds, value`` (optional) are used.
+
+    Raises
+    ------
+    DataError
+        A required column is missing, or a personal column (name, phone...) is present.
+    """
+    require_pyspark()
+    from pyspark.errors import AnalysisException
+
+    paths = [path] if isinstance(path, str) else list(path)
+    try:
+        frame = spark.read.parquet(*paths)
+    except AnalysisException as exc:
+        if "TIMESTAMP(NANOS" in str(exc):
+            raise DataError(
+                f"events ({', '.join(paths)}): timestamps are stored in nanoseconds, which "
+                "Spark cannot read; write them in microseconds, e.g. frame.to_parquet(path, "
+                "coerce_timestamps='us', allow_truncated_timestamps=True)"
+            ) from exc
+        raise
+    _check_event_columns(frame, where=", ".join(paths))
+    return frame
+
+
+@dataclass(frozen=True, eq=False)
+class SparkInteractions:
+    """The confidence matrix on Spark with everything a model artifact needs next to it.
+
+    Attributes
+    ----------
+    frame
+        Spark DataFrame ``member_idx int, course_idx int, confidence float``: one row per
+        non-zero cell of the ``(n_members, n_courses)`` matrix, as ``Dataset.interactions``.
+    completed
+        Spark DataFrame of completed pairs ``member_id, course_id, member_idx, course_idx,
+        timestamp`` (the last completion), what "already completed" filters need.
+    member_index, course_index
+        Spark DataFrames ``member_id, member_idx int`` and ``course_id, course_idx int``:
+        the id maps as tables on the executors.
+    n_members, n_courses
+        Sizes of the id maps.
+    course_ids
+        The course id map on the driver (small; the courses table and durations need it).
+    courses, orgs
+        Validated pandas tables (``courses`` aligned to ``course_ids``), or ``None``.
+    weighting, now
+        As in ``Dataset``.
+    report
+        Events read, kept and dropped for unknown ids.
+    """
+
+    frame: DataFrame
+    completed: DataFrame
+    member_index: DataFrame
+    course_index: DataFrame
+    n_members: int
+    n_courses: int
+    course_ids: IdMap
+    courses: pd.DataFrame | None
+    orgs: pd.DataFrame | None
+    weighting: Weighting
+    now: pd.Timestamp
+    report: ReferenceReport
+    members_table: pd.DataFrame | None = field(default=None, repr=False)
+    fixed_member_ids: IdMap | None = field(default=None, repr=False)
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def member_ids(self) -> IdMap:
+        """The member id map on the driver, collected from ``member_index`` on first use
+        (``n_members`` ids; only the export of an artifact needs it)."""
+        if self.fixed_member_ids is not None:
+            return self.fixed_member_ids
+        if "member_ids" not in self._cache:
+            self._cache["member_ids"] = collect_ids(self.member_index, MEMBER_IDX, self.n_members)
+        member_ids: IdMap = self._cache["member_ids"]
+        return member_ids
+
+    @property
+    def members(self) -> pd.DataFrame | None:
+        """The validated members table (``member_id, org_id``) aligned to ``member_ids``,
+        or ``None``; aligning needs the member ids on the driver."""
+        if self.members_table is None:
+            return None
+        if "members" not in self._cache:
+            self._cache["members"] = _align(self.members_table, C.MEMBER, self.member_ids)
+        members: pd.DataFrame = self._cache["members"]
+        return members
+
+    def to_csr(self) -> sp.csr_matrix:
+        """The matrix on the driver: ``(n_members, n_courses)`` CSR ``float32``, sorted
+        indices, no stored zeros (``Dataset.interactions``). Collected once, then cached."""
+        if "csr" not in self._cache:
+            cells = self.frame.toPandas()
+            mat = sp.csr_matrix(
+                (
+                    cells[CONFIDENCE].to_numpy(np.float32),
+                    (cells[MEMBER_IDX].to_numpy(np.int64), cells[COURSE_IDX].to_numpy(np.int64)),
+                ),
+                shape=(self.n_members, self.n_courses),
+                dtype=np.float32,
+            )
+            mat.sort_indices()
+            self._cache["csr"] = mat
+        matrix: sp.csr_matrix = self._cache["csr"]
+        return matrix
+
+    def to_dataset(self) -> Dataset:
+        """The serving view of this data as a ``Dataset`` (what a model artifact keeps):
+        the matrix, id maps, tables, and one ``complete`` event per completed pair as
+        ``events``. Needs the matrix on the driver (see ``docs/scale_plan.md``)."""
+        if "dataset" not in self._cache:
+            done = self.completed.toPandas()
+            done.insert(2, C.EVENT, _COMPLETE)
+            done[C.TIMESTAMP] = done[C.TIMESTAMP].astype("datetime64[ns]")
+            done = done[[C.MEMBER, C.COURSE, C.EVENT, C.TIMESTAMP, MEMBER_IDX, COURSE_IDX]]
+            for column in (MEMBER_IDX, COURSE_IDX):
+                done[column] = done[column].astype(np.int32)
+            done = done.sort_values([MEMBER_IDX, COURSE_IDX], kind="stable").reset_index(drop=True)
+            self._cache["dataset"] = Dataset(
+                interactions=self.to_csr(),
+                member_ids=self.member_ids,
+                course_ids=self.course_ids,
+                events=done,
+                courses=self.courses,
+                members=self.members,
+                orgs=self.orgs,
+                weighting=self.weighting,
+                now=self.now,
+                report=self.report,
+            )
+        dataset: Dataset = self._cache["dataset"]
+        return dataset
+
+
+def interactions(
+    events: DataFrame,
+    *,
+    courses: pd.DataFrame | DataFrame | None = None,
+    members: pd.DataFrame | DataFrame | None = None,
+    orgs: pd.DataFrame | DataFrame | None = None,
+    weighting: Weighting | None = None,
+    on_unknown: Literal["raise", "drop"] = "raise",
+    now: pd.Timestamp | str | None = None,
+    member_ids: IdMap | None = None,
+    course_ids: IdMap | None = None,
+    partitions: int | None = None,
+) -> SparkInteractions:
+    """Build the confidence matrix of ``events`` on Spark, as ``Dataset.from_frames`` does.
+
+    Parameters
+    ----------
+    events
+        Spark DataFrame of events (``read_events``): ``member_id, course_id, event,
+        timestamp`` and optionally ``watch_seconds, value``. Ids are strings or integers.
+    courses, members, orgs
+        Optional tables (pandas or Spark). As on one machine, ``courses`` and ``members``
+        define the course and member universes; of ``members`` only ``member_id`` and
+        ``org_id`` are read (what serving keeps).
+    weighting
+        How events become confidence (``Weighting()`` when ``None``); ``scaling="bm25"``
+        is refused.
+    on_unknown
+        ``"raise"`` refuses events with ids outside the universes; ``"drop"`` drops and
+        counts them (``report``).
+    now
+        Reference time for decay; the last event when ``None``.
+    member_ids, course_ids
+        Fixed universes, as in ``Dataset.from_frames``.
+    partitions
+        Partitions of the member shuffle (default: ``spark.sql.shuffle.partitions``).
+
+    Returns
+    -------
+    SparkInteractions
+
+    Raises
+    ------
+    DataError
+        Invalid events (the message of ``validate``, from the batch that failed), unknown
+        ids with ``on_unknown="raise"``, or no events left.
+    ConfigError
+        ``bm25`` scaling, or an invalid ``on_unknown``.
+    """
+    require_pyspark()
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    weighting = weighting or Weighting()
+    if weighting.scaling == "bm25":
+        raise ConfigError(
+            "Weighting(scaling='bm25') is not available on Spark: it needs whole-matrix "
+            "statistics; use scaling='none' or 'log'"
+        )
+    if on_unknown not in ("raise", "drop"):
+        raise ConfigError(f"on_unknown={on_unknown!r}; expected 'raise' or 'drop'")
+    spark = events.sparkSession
+    _check_event_columns(events, where="events")
+    crs = validate("courses", _pandas(courses, None)) if courses is not None else None
+    mem = None
+    if members is not None:
+        mem = validate("members", _pandas(members, (C.MEMBER, C.ORG)))
+        mem = mem[[c for c in (C.MEMBER, C.ORG) if c in mem.columns]]
+    org = validate("orgs", _pandas(orgs, None)) if orgs is not None else None
+
+    n_parts = partitions or int(spark.conf.get("spark.sql.shuffle.partitions") or 200)
+    ev = _validated(events, weighting).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        with executor_errors():
+            n_in = ev.count()
+        if course_ids is None:
+            source = _table_ids(spark, courses, crs, C.COURSE) if crs is not None else ev
+            course_table, n_courses = dense_index(source, C.COURSE, COURSE_IDX, n_parts)
+            # Small (one id per course): the durations and the courses table need it here.
+            course_ids = collect_ids(course_table, COURSE_IDX, n_courses)
+        else:
+            course_table = _index_frame(spark, course_ids, C.COURSE, COURSE_IDX)
+        n_courses = len(course_ids)
+        if member_ids is None:
+            source = _table_ids(spark, members, mem, C.MEMBER) if mem is not None else ev
+            member_table, n_members = dense_index(source, C.MEMBER, MEMBER_IDX, n_parts)
+        else:
+            # A fixed map is on the driver by definition (its order need not be sorted).
+            member_table = _index_frame(spark, member_ids, C.MEMBER, MEMBER_IDX)
+            n_members = len(member_ids)
+        indexed = ev.join(F.broadcast(course_table), C.COURSE, "left").join(
+            member_table, C.MEMBER, "left"
+        )
+        report = _check_unknown(indexed, n_in, on_unknown)
+        indexed = indexed.where(F.col(MEMBER_IDX).isNotNull() & F.col(COURSE_IDX).isNotNull())
+        if report.events_out == 0:
+            raise DataError("events: no events left after dropping unknown ids")
+        ref = pd.Timestamp(now) if now is not None else _last_event(ev)
+
+        crs = _align(crs, C.COURSE, course_ids)
+        durations = None
+        if crs is not None and C.DURATION in crs.columns:
+            durations = crs[C.DURATION].to_numpy(dtype=np.float64)
+        columns = [MEMBER_IDX, COURSE_IDX, C.EVENT, C.TIMESTAMP] + [
+            c for c in _OPTIONAL if c in ev.columns
+        ]
+        job = _CellJob(
+            weighting=weighting,
+            now=ref,
+            durations=spark.sparkContext.broadcast(durations),
+            n_courses=n_courses,
+        )
+        cells = (
+            indexed.select(*columns)
+            .repartition(n_parts, MEMBER_IDX)
+            .sortWithinPartitions(MEMBER_IDX)
+            .mapInPandas(job, f"{MEMBER_IDX} int, {COURSE_IDX} int, {CONFIDENCE} float")
+            .persist(StorageLevel.MEMORY_AND_DISK)
+        )
+        with executor_errors():
+            n_cells = cells.count()
+        completed = (
+            indexed.where(F.col(C.EVENT) == _COMPLETE)
+            .groupBy(C.MEMBER, C.COURSE, MEMBER_IDX, COURSE_IDX)
+            .agg(F.max(C.TIMESTAMP).alias(C.TIMESTAMP))
+            .persist(StorageLevel.MEMORY_AND_DISK)
+        )
+        completed.count()
+    finally:
+        # What is derived from the events is persisted and materialised by now.
+        ev.unpersist()
+    log.info(
+        "spark interactions: %d members x %d courses, %d events kept of %d, %d cells",
+        n_members,
+        n_courses,
+        report.events_out,
+        n_in,
+        n_cells,
+    )
+    return SparkInteractions(
+        frame=cells,
+        completed=completed,
+        member_index=member_table,
+        course_index=course_table,
+        n_members=n_members,
+        n_courses=n_courses,
+        course_ids=course_ids,
+        courses=crs,
+        orgs=org,
+        weighting=weighting,
+        now=ref,
+        report=report,
+        members_table=mem,
+        fixed_member_ids=member_ids,
+    )
+
+
+# --------------------------------------------------------------------------- the steps
+
+
+@contextmanager
+def executor_errors() -> Iterator[None]:
+    """Re-raise a ``DataError``/``ConfigError`` raised on an executor as itself.
+
+    Spark wraps exceptions of Python workers in ``PythonException`` (message: the worker's
+    traceback); the library's own errors keep their class and message.
+    """
+    from pyspark.errors import PythonException
+
+    try:
+        yield
+    except PythonException as exc:
+        text = str(exc)
+        for cls in (DataError, ConfigError):
+            marker = f"{cls.__module__}.{cls.__name__}: "
+            at = text.rfind(marker)
+            if at >= 0:
+                message = text[at + len(marker) :].strip()
+                raise cls(message) from exc
+        raise
+
+
+def _check_event_columns(frame: DataFrame, *, where: str) -> None:
+    columns = list(frame.columns)
+    personal = personal_columns(pd.DataFrame(columns=columns))
+    if personal:
+        raise DataError(
+            f"events ({where}): personal columns {personal} are refused: the library needs "
+            f"no names, phone numbers, ID numbers or addresses; drop them first: "
+            f"frame.drop(*{personal})"
+        )
+    missing = [c for c in _REQUIRED if c not in columns]
+    if missing:
+        raise DataError(
+            f"events ({where}): missing required column(s) {missing}; expected columns "
+            f"{list(_REQUIRED)} (present: {columns})"
+        )
+    types = dict(frame.dtypes)
+    for column in (C.MEMBER, C.COURSE):
+        if types[column] not in _ID_TYPES:
+            raise DataError(
+                f"events ({where}): column {column!r} has Spark type {types[column]}; "
+                "expected string or integer ids"
+            )
+
+
+def _pandas(frame: Any, columns: tuple[str, ...] | None) -> pd.DataFrame:
+    """A pandas copy of a pandas or Spark table (only ``columns`` of a Spark table)."""
+    if isinstance(frame, pd.DataFrame):
+        return frame
+    names = list(frame.columns)
+    personal = personal_columns(pd.DataFrame(columns=names))
+    if personal:
+        raise DataError(
+            f"personal columns {personal} are refused; drop them first: frame.drop(*{personal})"
+        )
+    if columns is not None:
+        frame = frame.select(*[c for c in columns if c in names])
+    return frame.toPandas()
+
+
+def _validated(events: DataFrame, weighting: Weighting) -> DataFrame:
+    """``validate("events")`` on every batch; ids keep their Spark type (long or string)."""
+    from pyspark.sql import functions as F
+
+    types = dict(events.dtypes)
+    select = []
+    fields = []
+    for column in (C.MEMBER, C.COURSE):
+        integer = types[column] != "string"
+        select.append(F.col(column).cast("bigint" if integer else "string"))
+        fields.append(f"{column} {'bigint' if integer else 'string'}")
+    select += [F.col(C.EVENT), F.col(C.TIMESTAMP)]
+    fields += [f"{C.EVENT} string", f"{C.TIMESTAMP} timestamp"]
+    for column in _OPTIONAL:
+        if column in types:
+            select.append(F.col(column))
+            fields.append(f"{column} double")
+    return events.select(*select).mapInPandas(
+        _Validate(dict(weighting.event_weights)), ", ".join(fields)
+    )
+
+
+@dataclass(frozen=True)
+class _Validate:
+    """Validates each Arrow batch of events on the executors."""
+
+    event_weights: Mapping[str, float]
+
+    def __call__(self, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            if len(batch):
+                yield validate("events", batch, event_weights=self.event_weights)
+
+
+def dense_index(ids: DataFrame, column: str, index: str, partitions: int) -> tuple[DataFrame, int]:
+    """Dense indices of the distinct values of ``column``, assigned on the executors.
+
+    The order is ``IdMap.from_values``'s: integer ids numerically, string ids by Unicode
+    code point (Spark compares strings as UTF-8 bytes, which orders them the same way).
+    The distinct ids are range-partitioned and sorted within partitions, frozen with a
+    checkpoint (reliable when ``SparkContext.setCheckpointDir`` was called, else local) so
+    the partitions cannot change between the two passes, then numbered: a partition's
+    first index is the number of ids in the partitions before it (one count per partition
+    reaches the driver), plus the row's position within its partition.
+
+    Parameters
+    ----------
+    ids
+        Spark DataFrame with an integer (``bigint``) or ``string`` column ``column``;
+        duplicates are fine.
+    column, index
+        Name of the id column and of the index column to add.
+    partitions
+        Range partitions of the sort.
+
+    Returns
+    -------
+    (DataFrame, int)
+        Spark DataFrame ``column, index int`` (one row per distinct id; ``index`` runs over
+        ``0..n-1``) and ``n``.
+
+    Raises
+    ------
+    DataError
+        A null id, or more than 2**31 - 1 distinct ids (Spark's ALS needs ``int`` indices).
+    """
+    from pyspark.sql import functions as F
+
+    spark = ids.sparkSession
+    ordered = (
+        ids.select(column)
+        .distinct()
+        .repartitionByRange(max(1, int(partitions)), column)
+        .sortWithinPartitions(column)
+    )
+    if spark.sparkContext.getCheckpointDir():
+        ordered = ordered.checkpoint(eager=True)
+    else:
+        ordered = ordered.localCheckpoint(eager=True)
+    part = F.spark_partition_id()
+    rows = ordered.select(part.alias("part"), F.col(column).isNull().alias("null"))
+    counts = rows.groupBy("part").agg(F.count(F.lit(1)).alias("n"), F.max("null").alias("null"))
+    counts = counts.collect()
+    if any(r["null"] for r in counts):
+        raise DataError(f"{column}: null ids; expected every row to carry an id")
+    sizes = np.zeros(max((int(r["part"]) for r in counts), default=-1) + 1, dtype=np.int64)
+    for r in counts:
+        sizes[int(r["part"])] = int(r["n"])
+    n = int(sizes.sum())
+    if n > np.iinfo(np.int32).max:
+        raise DataError(f"{column}: {n} distinct ids; expected at most {np.iinfo(np.int32).max}")
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]) if sizes.size else sizes
+    first = F.array(*[F.lit(int(s)) for s in starts]) if sizes.size else F.array(F.lit(0))
+    # monotonically_increasing_id: the partition in the upper 31 bits, the row in the lower 33.
+    within = F.monotonically_increasing_id() - part.cast("long") * F.lit(1 << 33)
+    table = ordered.select(F.col(column), (first[part] + within).cast("int").alias(index))
+    return table, n
+
+
+def collect_ids(table: DataFrame, index: str, n: int) -> IdMap:
+    """The ``IdMap`` of an index table ``id, index`` (``dense_index``), on the driver.
+
+    Collects the ``n`` ids once (``n x`` ~60 B for string ids, 8 B for integer ids).
+    """
+    column = next(c for c in table.columns if c != index)
+    frame = table.toPandas()
+    pos = frame[index].to_numpy(np.int64)
+    values = frame[column].to_numpy()
+    if len(pos) != n or (n and (pos.min() < 0 or pos.max() >= n)):
+        raise DataError(f"{column}: the index table has {len(pos)} rows; expected {n} ids")
+    integer = np.asarray(values).dtype.kind in "iu"
+    ids = np.empty(n, dtype=np.int64 if integer else object)
+    ids[pos] = values if integer else [str(v) for v in values]
+    return IdMap(ids)
+
+
+def _table_ids(
+    spark: SparkSession, given: pd.DataFrame | DataFrame, valid: pd.DataFrame, column: str
+) -> DataFrame:
+    """Spark DataFrame of the ids of a members/courses table, typed as ``validate`` made
+    them (``bigint`` or ``string``): a Spark table's own column, or a pandas table's ids."""
+    from pyspark.sql import functions as F
+
+    integer = valid[column].dtype.kind in "iu"
+    if not isinstance(given, pd.DataFrame):
+        return given.select(F.col(column).cast("bigint" if integer else "string").alias(column))
+    values = valid[column].to_numpy()
+    ids = values.astype(np.int64) if integer else np.asarray([str(v) for v in values], dtype=object)
+    return spark.createDataFrame(pd.DataFrame({column: ids}))
+
+
+def _index_frame(spark: SparkSession, ids: IdMap, column: str, index: str) -> DataFrame:
+    """Spark DataFrame ``column, index`` of an id map."""
+    import pyarrow as pa
+
+    values = ids.external_ids
+    kind = pa.int64() if ids.is_integer else pa.string()
+    table = pa.table(
+        {
+            column: pa.array(values, type=kind),
+            index: pa.array(np.arange(len(ids), dtype=np.int32)),
+        }
+    )
+    return spark.createDataFrame(table)
+
+
+def _check_unknown(indexed: DataFrame, n_in: int, on_unknown: str) -> ReferenceReport:
+    """Count events with unknown ids; raise or report, as ``check_references`` does."""
+    from pyspark.sql import functions as F
+
+    counts = indexed.agg(
+        F.sum(F.col(COURSE_IDX).isNull().cast("long")).alias("course_events"),
+        F.countDistinct(F.when(F.col(COURSE_IDX).isNull(), F.col(C.COURSE))).alias("courses"),
+        F.sum(F.col(MEMBER_IDX).isNull().cast("long")).alias("member_events"),
+        F.countDistinct(F.when(F.col(MEMBER_IDX).isNull(), F.col(C.MEMBER))).alias("members"),
+        F.sum((F.col(MEMBER_IDX).isNull() | F.col(COURSE_IDX).isNull()).cast("long")).alias(
+            "dropped"
+        ),
+    ).first()
+    dropped = int(counts["dropped"] or 0)
+    report = ReferenceReport(
+        events_in=n_in,
+        events_out=n_in - dropped,
+        unknown_course_events=int(counts["course_events"] or 0),
+        unknown_courses=int(counts["courses"] or 0),
+        unknown_member_events=int(counts["member_events"] or 0),
+        unknown_members=int(counts["members"] or 0),
+    )
+    if not dropped:
+        return report
+    problems = []
+    for column, idx, n_events, n_ids in (
+        (C.COURSE, COURSE_IDX, report.unknown_course_events, report.unknown_courses),
+        (C.MEMBER, MEMBER_IDX, report.unknown_member_events, report.unknown_members),
+    ):
+        if n_events:
+            unknown = indexed.where(F.col(idx).isNull()).select(column).distinct()
+            shown = sorted(r[column] for r in unknown.limit(5).collect())
+            problems.append(f"{n_events} event(s) of {n_ids} unknown {column}(s), e.g. {shown}")
+    if on_unknown == "raise":
+        raise DataError(
+            f"events: {'; '.join(problems)}; expected ids of the courses/members tables (or "
+            "the fixed id maps); pass on_unknown='drop' to drop and count them"
+        )
+    log.warning("events: dropped %s", "; ".join(problems))
+    return report
+
+
+def _last_event(events: DataFrame) -> pd.Timestamp:
+    from pyspark.sql import functions as F
+
+    last = events.agg(F.max(C.TIMESTAMP).alias("last")).first()["last"]
+    return pd.Timestamp(last)
+
+
+@dataclass(frozen=True)
+class _CellJob:
+    """Per partition (members contiguous): event confidence, then per-member sums.
+
+    Runs ``Weighting.event_confidence`` and ``Weighting.matrix`` on whole members, carrying
+    the rows of the last member of a batch over to the next batch.
+    """
+
+    weighting: Weighting
+    now: pd.Timestamp
+    durations: Any  # a Spark broadcast of the (n_courses,) float64 durations, or of None
+    n_courses: int
+
+    def __call__(self, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        carry: pd.DataFrame | None = None
+        for batch in batches:
+            if carry is not None:
+                batch = pd.concat([carry, batch], ignore_index=True)
+            if not len(batch):
+                continue
+            member = batch[MEMBER_IDX].to_numpy()
+            # Everything but the last member, who may continue in the next batch.
+            cut = int(np.searchsorted(member, member[-1], side="left"))
+            carry = batch.iloc[cut:].reset_index(drop=True)
+            if cut:
+                yield self.cells(batch.iloc[:cut].reset_index(drop=True))
+        if carry is not None and len(carry):
+            yield self.cells(carry)
+
+    def cells(self, events: pd.DataFrame) -> pd.DataFrame:
+        member = events[MEMBER_IDX].to_numpy(np.int64)
+        course = events[COURSE_IDX].to_numpy(np.int64)
+        durations = self.durations.value
+        conf = self.weighting.event_confidence(
+            events, None if durations is None else durations[course], self.now
+        )
+        local, members = pd.factorize(member, sort=True)
+        mat = self.weighting.matrix(local, course, conf, (len(members), self.n_courses))
+        coo = mat.tocoo()
+        return pd.DataFrame(
+            {
+                MEMBER_IDX: np.asarray(members, dtype=np.int32)[coo.row],
+                COURSE_IDX: coo.col.astype(np.int32),
+                CONFIDENCE: coo.data.astype(np.float32),
+            }
+        )
