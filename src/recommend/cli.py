@@ -779,7 +779,9 @@ def build_parser() -> argparse.ArgumentParser:
     se.set_defaults(func=cmd_search)
 
     bt = verbs.add_parser("batch", help="every member's menu to Parquet/CSV (and SQL)")
-    bt.add_argument("--model", required=True, help="artifact folder (registry URIs: not yet)")
+    bt.add_argument(
+        "--model", required=True, help="artifact folder or registry URI (models:/NAME@champion)"
+    )
     bt.add_argument("--out", required=True, help="output folder (partitioned files + manifest)")
     bt.add_argument("--n", type=int, default=20, help="courses per member")
     bt.add_argument("--members", help="file of member ids (one per line, or a member_id column)")
