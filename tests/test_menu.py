@@ -433,6 +433,36 @@ def test_cold_member_with_attributes_gets_segment_popularity(platform: Dataset) 
     np.testing.assert_allclose(got, np.sort(expected)[::-1][:5])
 
 
+def test_cold_labels_from_served_kinds_equal_probing_the_scores(platform: Dataset) -> None:
+    popularity = pytest.importorskip("recommend.models.popularity")
+    from recommend.menu import _PopularityScorer
+
+    pop = popularity.Popularity(segment="auto").fit(platform)
+    members = platform.members.reset_index(drop=True)
+    used = pop.segments_[pop.segments_["used"]]
+    unused = pop.segments_[~pop.segments_["used"]]
+    branch = used.loc[used["segment"] == "org_id", "value"].iloc[0]
+    occupation = used.loc[used["segment"] == "occupation", "value"].iloc[0]
+    extra = pd.DataFrame(
+        {
+            # A used branch; an unknown branch with a used occupation; nothing known; an
+            # unused branch alone (global unless another segment applies).
+            "org_id": [branch, "no-such-branch", None, unused["value"].iloc[0]],
+            "occupation": [None, occupation, None, None],
+        }
+    )
+    attrs = pd.concat([members.drop(columns=["member_id"]), extra], ignore_index=True)
+    scorer = _PopularityScorer(pop, platform.n_courses)
+    new = scorer.score(attrs)
+    old = scorer._score_probing(attrs)
+    np.testing.assert_array_equal(new.scores, old.scores)
+    assert new.routes.tolist() == old.routes.tolist()
+    assert new.reasons.tolist() == old.reasons.tolist()
+    # Every label occurs, so each way of being served was compared.
+    assert set(new.reasons.tolist()) == {REASON_BRANCH, REASON_SEGMENT, REASON_GLOBAL}
+    assert new.reasons.tolist()[-4:-1] == [REASON_BRANCH, REASON_SEGMENT, REASON_GLOBAL]
+
+
 def test_hybrid_model_scores_cold_members_from_features(dataset: Dataset) -> None:
     m = Hybrid().fit(dataset)
     # Unknown, described by attributes: the model's cold_member_scores (ascending).

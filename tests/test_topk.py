@@ -261,6 +261,25 @@ def test_nan_in_wide_rows_does_not_hide_the_best(rng):
     assert_same(result, reference(scores, 10))
 
 
+@pytest.mark.parametrize("scan_rows", [1, 3, 16])
+def test_blocks_scanned_in_slices_agree_with_the_reference(rng, monkeypatch, scan_rows):
+    # Slices of a few rows (a block of 40 rows spans several, the last one shorter), with
+    # NaN, tied rows that take the exact fallback, and exclusions.
+    import recommend.topk as topk
+
+    monkeypatch.setattr(topk, "_SCAN_BYTES", 4 * 1000 * scan_rows)
+    members = int_factors(rng, 40, 4)
+    members[::5] = 0.0
+    courses = int_factors(rng, 1000, 4)
+    scores = (members @ courses.T).astype(np.float32)
+    scores[1::4, ::7] = np.nan
+    exclude = random_exclude(rng, 40, 1000, 0.01)
+    result = topk_scores(
+        lambda rows: scores[rows], np.arange(40), 1000, 9, exclude=exclude, block_size=40
+    )
+    assert_same(result, reference(scores, 9, exclude=exclude))
+
+
 # -------------------------------------------------------------------------- blocking
 
 

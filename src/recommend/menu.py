@@ -692,6 +692,31 @@ class _PopularityScorer(_ColdScorer):
         return out
 
     def score(self, attributes: pd.DataFrame) -> _Scored:
+        with_kinds = getattr(self.model, "segment_scores_with_kinds", None)
+        if with_kinds is None:
+            return self._score_probing(attributes)
+        got, kinds = with_kinds(attributes)
+        # A fresh array (no copy needed for the exclusions the menu writes into it).
+        scores = np.asarray(got, dtype=np.float32)
+        if scores.shape != (len(attributes), self.n_courses):
+            raise DataError(
+                f"segment_scores returned shape {scores.shape}; expected "
+                f"({len(attributes)}, {self.n_courses})"
+            )
+        kinds = np.asarray(kinds, dtype=object)
+        # The same labels as probing: a member not served by a segment has the global
+        # scores; a segment's scores may still equal them, which counts as global. The
+        # branch is the first kind tried, so whoever its probe (the branch alone) would
+        # give the member's own scores was served by the branch.
+        segment = np.not_equal(kinds, None)
+        if segment.any():
+            at = np.flatnonzero(segment)
+            segment[at] = (scores[at] != self._fallback).any(axis=1)
+        branch = segment & (kinds == C.ORG)
+        return _Scored(scores, *_cold_labels(segment, branch))
+
+    def _score_probing(self, attributes: pd.DataFrame) -> _Scored:
+        """Labels from the scores alone, for a model that does not tell the kind."""
         scores = self._segment_scores(attributes)
         segment = (scores != self._fallback).any(axis=1)
         branch = np.zeros(len(attributes), dtype=bool)

@@ -74,6 +74,10 @@ _GROUPS_PER_K = 2
 _MAX_CANDIDATES_PER_K = 8
 _MIN_CANDIDATE_CAP = 256
 
+# Scores per slice of rows for the bound and candidate passes (see _Selector._candidates):
+# small enough to stay in the cache between the two passes.
+_SCAN_BYTES = 3 << 20
+
 _NEG_INF = np.float32(-np.inf)
 # Candidates must be at least this: -inf (masked) and NaN are never returned.
 _LOWEST = np.float32(np.finfo(np.float32).min)
@@ -671,6 +675,22 @@ class _Selector:
         A superset of each row's top k, including all ties with the k-th score; -inf and NaN
         are never candidates.
         """
+        r, width = block.shape
+        step = max(1, _SCAN_BYTES // (4 * width))
+        if r <= step:
+            return self._slice_candidates(block, flags)
+        # Slice by slice, so that the comparison pass reads the rows the bound's pass has
+        # just brought into the cache instead of the whole block again from memory.
+        parts = [self._slice_candidates(block[lo : lo + step], flags) for lo in range(0, r, step)]
+        rows = np.concatenate([p[0] + lo for p, lo in zip(parts, range(0, r, step), strict=True)])
+        cols = np.concatenate([p[1] for p in parts])
+        values = np.concatenate([p[2] for p in parts])
+        return rows, cols, values
+
+    def _slice_candidates(
+        self, block: NDArray[np.float32], flags: NDArray[np.bool_]
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float32]]:
+        """:meth:`_candidates` of a C-contiguous (r, width) block in one go."""
         r, width = block.shape
         bound = self._lower_bound(block)
         size = r * width

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -187,6 +188,44 @@ def test_segment_scores_for_members_known_only_by_attributes(dataset: Dataset) -
     assert model.segment_scores(attributes.iloc[:0]).shape == (0, 4)
     with pytest.raises(DataError, match="DataFrame"):
         model.segment_scores({"occupation": ["retired"]})  # type: ignore[arg-type]
+
+
+def test_segment_scores_with_kinds_names_the_serving_segment(dataset: Dataset) -> None:
+    model = Popularity(segment="auto", min_segment_members=2).fit(dataset)
+    attributes = pd.DataFrame(
+        {
+            # Branch 8 is used; unknown branch 99 falls through to occupation; 1953 is the
+            # 70+ band (r1, r2); nothing usable is global.
+            "org_id": ["8", "99", None, "99", None],
+            "occupation": [None, "student", None, None, "farmer"],
+            "birth_year": [None, None, 1953, None, None],
+        }
+    )
+    scores, kinds = model.segment_scores_with_kinds(attributes)
+    assert kinds.tolist() == ["org_id", "occupation", "age_band", None, None]
+    # A segment's scores: its counts plus the global prior.
+    branch_row = model.segment_rows_["org_id"][list(model.segment_values_["org_id"]).index("8")]
+    counts = model.table_[[branch_row]].toarray()[0]
+    np.testing.assert_array_equal(scores[0], counts + model.prior_)
+    np.testing.assert_array_equal(scores[3], model.global_scores())
+    np.testing.assert_array_equal(scores, model.segment_scores(attributes))
+    scores, kinds = model.segment_scores_with_kinds(attributes.iloc[:0])
+    assert scores.shape == (0, 4) and kinds.shape == (0,)
+    plain = Popularity().fit(dataset)
+    assert plain.segment_scores_with_kinds(attributes)[1].tolist() == [None] * 5
+
+
+def test_segment_scores_sum_duplicate_entries_of_the_table(dataset: Dataset) -> None:
+    model = Popularity(segment="auto", min_segment_members=2).fit(dataset)
+    attributes = pd.DataFrame({"org_id": ["7", "8", None]})
+    expected = model.segment_scores(attributes)
+    t = model.table_
+    # The same counts, each stored as two halves (as a table built elsewhere may be).
+    model.table_ = sp.csr_matrix(
+        (np.repeat(t.data / 2, 2), np.repeat(t.indices, 2), t.indptr * 2), shape=t.shape
+    )
+    assert not model.table_.has_canonical_format
+    np.testing.assert_array_equal(model.segment_scores(attributes), expected)
 
 
 def test_global_model_ignores_attributes(dataset: Dataset) -> None:

@@ -258,15 +258,34 @@ class Popularity(Recommender):
     # ------------------------------------------------------------------ scoring
     def _rows(self, keys: dict[str, np.ndarray], n: int) -> np.ndarray:
         """Row of ``table_`` for ``n`` members (first usable kind in order), -1 for global."""
+        return self._rows_and_kinds(keys, n)[0]
+
+    def _rows_and_kinds(self, keys: dict[str, np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Row of ``table_`` (int32, -1: global) for ``n`` members, and the position in
+        ``kinds`` of the kind that gave it (int8, -1: global)."""
         rows = np.full(n, -1, dtype=np.int32)
-        for kind in self.kinds:
+        served = np.full(n, -1, dtype=np.int8)
+        for i, kind in enumerate(self.kinds):
             if not len(self.segment_values_[kind]):
                 continue
-            pos = pd.Index(self.segment_values_[kind], dtype=object).get_indexer(keys[kind])
+            pos = self._value_index(kind).get_indexer(keys[kind])
             found = np.where(pos >= 0, self.segment_rows_[kind][pos], -1)
             take = (rows < 0) & (found >= 0)
             rows[take] = found[take]
-        return rows
+            served[take] = i
+        return rows, served
+
+    def _value_index(self, kind: str) -> pd.Index:
+        """``segment_values_[kind]`` as an index (its hash table built once, not per call)."""
+        cache: dict[str, tuple[np.ndarray, pd.Index]] = self.__dict__.setdefault(
+            "_value_index_cache", {}
+        )
+        values = self.segment_values_[kind]
+        got = cache.get(kind)
+        if got is None or got[0] is not values:
+            got = (values, pd.Index(values, dtype=object))
+            cache[kind] = got
+        return got[1]
 
     def _scores(self, rows: np.ndarray) -> np.ndarray:
         """Scores for ``table_`` rows (-1: global), (len(rows), n_courses) float32."""
@@ -274,9 +293,32 @@ class Popularity(Recommender):
         seg = rows >= 0
         out[~seg] = self.global_
         if seg.any():
-            out[seg] = self.table_[rows[seg]].toarray()
-            out[seg] += self.prior_
+            # The prior, then each segment row's counts added at its stored courses: one
+            # pass over the output instead of densifying the rows and adding.
+            at = np.flatnonzero(seg)
+            out[at] = self.prior_
+            table = self._canonical_table()
+            picked = rows[at]
+            counts = np.diff(table.indptr)[picked]
+            starts = np.repeat(
+                table.indptr[picked].astype(np.int64) - np.cumsum(counts) + counts, counts
+            )
+            entries = starts + np.arange(int(counts.sum()), dtype=np.int64)
+            flat = np.repeat(at.astype(np.int64) * out.shape[1], counts) + table.indices[entries]
+            out.reshape(-1)[flat] += table.data[entries]
         return out
+
+    def _canonical_table(self) -> sp.csr_matrix:
+        """``table_`` with at most one entry per (row, course) (duplicates summed), kept."""
+        table = self.table_
+        cached = self.__dict__.get("_canonical_table_cache")
+        if cached is None or cached[0] is not table:
+            canonical = table.copy()
+            canonical.sum_duplicates()
+            cached = (table, canonical)
+            self.__dict__["_canonical_table_cache"] = cached
+        got: sp.csr_matrix = cached[1]
+        return got
 
     def score_block(self, member_idx: np.ndarray) -> np.ndarray:
         """Segment popularity of members ``member_idx``, (len, n_courses) float32.
@@ -312,6 +354,24 @@ class Popularity(Recommender):
         -------
         ndarray, shape (len(attributes), n_courses), float32
         """
+        return self.segment_scores_with_kinds(attributes)[0]
+
+    def segment_scores_with_kinds(self, attributes: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`segment_scores`, and which segment kind served each member.
+
+        Parameters
+        ----------
+        attributes
+            As in :meth:`segment_scores`.
+
+        Returns
+        -------
+        scores : ndarray, shape (len(attributes), n_courses), float32
+            Exactly what :meth:`segment_scores` returns (a new array, the caller's own).
+        kinds : ndarray, shape (len(attributes),), object
+            The kind (one of :attr:`kinds`, e.g. ``"org_id"``) whose segment gave the
+            member's scores, ``None`` where the member got global popularity.
+        """
         self._check_fitted()
         if not isinstance(attributes, pd.DataFrame):
             raise DataError(
@@ -321,8 +381,9 @@ class Popularity(Recommender):
         n = len(attributes)
         frame = attributes.reset_index(drop=True)
         keys = {kind: _keys(frame, kind, self.reference_year_, n=n) for kind in self.kinds}
-        rows = self._rows(keys, n)
-        return self._scores(rows)
+        rows, served = self._rows_and_kinds(keys, n)
+        names = np.array([*self.kinds, None], dtype=object)
+        return self._scores(rows), names[served]
 
     def segment_of(self, member_idx: np.ndarray) -> np.ndarray:
         """Segment each member's scores come from, e.g. ``"occupation=retired"`` or
