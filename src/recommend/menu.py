@@ -1426,14 +1426,27 @@ def _empty_lecturers(state: _State) -> pd.DataFrame:
 
 
 # ============================================================================ internal API
-# What the group menu and the batch job build on: the per-model lookups, history rows,
-# compulsory courses and cold-start scoring, as plain arrays. Not public (not exported),
-# but kept stable for those modules, unlike the underscored helpers above.
+# What the group menu, the batch job and search ranking build on: the per-model lookups,
+# history rows, compulsory courses, cold-start routing and reasons, as plain arrays. Not
+# public (not exported), but kept stable for those modules, unlike the underscored helpers.
 
 #: The per-model lookups (course ids, channels, durations, filters, completions...).
 MenuState = _State
 #: Rows of a CSR matrix for some members (``indptr``, ``indices``, ``data``, ``counts``).
 Rows = _Rows
+#: One menu request resolved against a model (member indices, attributes, routes).
+MenuRequest = _Request
+#: ``exclusion_rows(state, seen, idx, exclude)``: courses to leave out per member, or None.
+exclusion_rows = _exclusion_rows
+#: ``route_groups(model, state, request, history_counts)``: members grouped by cold route.
+route_groups = _route_groups
+#: ``studied_reasons(state, course_vectors, courses, history, confidence)``: "because you
+#: studied <title>" for each course.
+studied_reasons = _studied_reasons
+#: ``is_scalar(value)``: one id rather than a sequence of them.
+is_scalar = _is_scalar
+#: ``positive_int(value, name)``: the value as an int, or ConfigError naming ``name``.
+positive_int = _positive_int
 #: Scores of some members for every course and their routes:
 #: ``scorer(positions) -> (scores (len, n_courses) float32, fresh; routes (len,) object)``.
 RouteScorer = Callable[[NDArray[np.int64]], tuple[np.ndarray, np.ndarray]]

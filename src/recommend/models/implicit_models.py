@@ -47,7 +47,7 @@ from recommend.models.content import (
 # and while a fold-in solves its tiny systems (on a loaded machine, waking BLAS threads for
 # a 64 x 64 problem costs more than the problem). The limit is process-wide; the kernel's
 # reference-counted switch keeps concurrent users from undoing each other's limit.
-from recommend.topk import _single_threaded_blas as single_threaded_blas
+from recommend.topk import single_threaded_blas
 
 __all__ = ["ALS", "BPR", "ItemKNN", "MemberVectors"]
 

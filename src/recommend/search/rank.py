@@ -37,22 +37,22 @@ import pandas as pd
 from recommend.errors import ConfigError, DataError
 from recommend.menu import (
     ROUTE_PERSONAL,
-    _exclusion_rows,
-    _history_rows,
-    _is_scalar,
-    _positive_int,
-    _Request,
-    _route_groups,
-    _Rows,
-    _state,
-    _studied_reasons,
+    MenuRequest,
+    Rows,
+    exclusion_rows,
+    history_rows,
+    is_scalar,
+    menu_state,
+    positive_int,
+    route_groups,
+    studied_reasons,
 )
 from recommend.schema import Columns
 from recommend.search.index import SearchIndex, build_index
 from recommend.search.weights import FEATURES, BlendWeights
 
 if TYPE_CHECKING:
-    from recommend.menu import _State
+    from recommend.menu import MenuState
     from recommend.models.base import Recommender
 
 __all__ = [
@@ -141,18 +141,18 @@ class _Alignment:
 class _SearchState:
     """Read-only per-model features; the alignment with each index is built once."""
 
-    def __init__(self, model: Recommender, menu_state: _State) -> None:
-        self.menu = menu_state
+    def __init__(self, model: Recommender, state: MenuState) -> None:
+        self.menu = state
         base = model.history_.base
         learners = np.asarray(base.getnnz(axis=0), dtype=np.float64)
         pop = np.log1p(learners)
         top = pop.max() if pop.size else 0.0
         self.popularity = (pop / top if top > 0 else pop).astype(np.float32)
-        fresh = np.zeros(menu_state.n_courses, dtype=np.float32)
-        published = menu_state.published
-        if published is not None and menu_state.now is not None:
+        fresh = np.zeros(state.n_courses, dtype=np.float32)
+        published = state.published
+        if published is not None and state.now is not None:
             known = published != np.iinfo(np.int64).min
-            age = (menu_state.now.value - published[known]) / _NS_PER_DAY
+            age = (state.now.value - published[known]) / _NS_PER_DAY
             fresh[known] = 0.5 ** (np.maximum(age, 0.0) / _FRESH_HALF_LIFE_DAYS)
         self.freshness = fresh
         self._lock = threading.Lock()
@@ -217,14 +217,14 @@ _STATES_LOCK = threading.Lock()
 
 
 def _search_state(model: Recommender) -> _SearchState:
-    menu_state = _state(model)
+    state = menu_state(model)
     found = _STATES.get(model)
-    if found is not None and found.menu is menu_state:
+    if found is not None and found.menu is state:
         return found
     with _STATES_LOCK:
         found = _STATES.get(model)
-        if found is None or found.menu is not menu_state:
-            found = _SearchState(model, menu_state)
+        if found is None or found.menu is not state:
+            found = _SearchState(model, state)
             _STATES[model] = found
     return found
 
@@ -245,7 +245,7 @@ class Candidates:
     features: np.ndarray
     route: str
     reason: str | None  # constant preference reason, None: explain from history
-    seen: _Rows
+    seen: Rows
 
     def order(self, weights: BlendWeights) -> tuple[np.ndarray, np.ndarray]:
         """Positions best first under ``weights`` and the blended scores (float64)."""
@@ -267,7 +267,7 @@ def _minmax(values: np.ndarray) -> np.ndarray:
 
 
 def _preferences(
-    model: Recommender, sstate: _SearchState, req: _Request, courses: np.ndarray, seen: _Rows
+    model: Recommender, sstate: _SearchState, req: MenuRequest, courses: np.ndarray, seen: Rows
 ) -> tuple[np.ndarray, str, str | None]:
     """Raw scores of ``courses`` (model indices, -1 unknown -> NaN) for the one member of
     ``req``, their route and constant reason."""
@@ -285,7 +285,7 @@ def _preferences(
             values = np.asarray(model.score_block(req.idx), dtype=np.float32)[0, picked]
         out[known] = values
         return out, ROUTE_PERSONAL, None
-    group = _route_groups(model, sstate.menu, req, seen.counts)[0]
+    group = route_groups(model, sstate.menu, req, seen.counts)[0]
     scored = group.scorer(group.take(slice(0, 1)))
     out[known] = scored.scores[0, picked]
     return out, str(scored.routes[0]), scored.reasons[0]
@@ -294,8 +294,8 @@ def _preferences(
 def _candidates(
     model: Recommender,
     sstate: _SearchState,
-    req: _Request,
-    seen: _Rows,
+    req: MenuRequest,
+    seen: Rows,
     courses: np.ndarray,
     text: np.ndarray,
 ) -> Candidates:
@@ -330,20 +330,20 @@ def _request(
     member_id: Any,
     member_attributes: pd.DataFrame | None,
     unknown: str,
-) -> tuple[_SearchState, _Request, _Rows]:
+) -> tuple[_SearchState, MenuRequest, Rows]:
     model._check_fitted()
     if unknown not in ("fallback", "raise"):
         raise ConfigError(f"unknown={unknown!r}; expected 'fallback' or 'raise'")
-    if not _is_scalar(member_id):
+    if not is_scalar(member_id):
         raise ConfigError("search ranks for one member id; call it once per member")
     sstate = _search_state(model)
-    req = _Request.make(model, sstate.menu, member_id, member_attributes, unknown)
-    seen = _history_rows(model.history_, req.idx)
+    req = MenuRequest.make(model, sstate.menu, member_id, member_attributes, unknown)
+    seen = history_rows(model.history_, req.idx)
     return sstate, req, seen
 
 
-def _excluded(sstate: _SearchState, seen: _Rows, req: _Request, exclude: str) -> np.ndarray:
-    rows = _exclusion_rows(sstate.menu, seen, req.idx, exclude)
+def _excluded(sstate: _SearchState, seen: Rows, req: MenuRequest, exclude: str) -> np.ndarray:
+    rows = exclusion_rows(sstate.menu, seen, req.idx, exclude)
     if rows is None:
         return np.empty(0, dtype=np.int64)
     return np.asarray(rows.row(0)[0], dtype=np.int64)
@@ -365,7 +365,7 @@ def _reasons(
     elif known.any():
         side = model.course_vectors()
         history, confidence = cand.seen.row(0)
-        prefs[known] = _studied_reasons(
+        prefs[known] = studied_reasons(
             sstate.menu, None if side is None else side[0], courses[known], history, confidence
         )
     prefs[~known] = "new to the recommender"
@@ -466,8 +466,8 @@ def search(
     ConfigError
         An option is out of range or names an unknown channel.
     """
-    n = _positive_int(n, "n")
-    k = _positive_int(candidates, "candidates")
+    n = positive_int(n, "n")
+    k = positive_int(candidates, "candidates")
     _check_exclude(exclude)
     sstate, req, seen = _request(model, member_id, member_attributes, unknown)
     index = index if index is not None else attached_index(model)
@@ -553,7 +553,7 @@ def rank_candidates(
         ``candidates`` is not a DataFrame with those columns, has duplicate course ids or
         a text score that is not a finite number (the message names the rows).
     """
-    top_n = None if n is None else _positive_int(n, "n")
+    top_n = None if n is None else positive_int(n, "n")
     _check_exclude(exclude)
     ids, text = _check_candidates(candidates)
     sstate, req, seen = _request(model, member_id, member_attributes, unknown)
