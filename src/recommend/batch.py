@@ -638,18 +638,23 @@ class _ChunkWriter:
         """The output table, built column by column from the arrays."""
         n_rows = rows.pos.size
         zeros = pa.array(np.zeros(n_rows, dtype=np.int32))
+        # Repeated values as dictionary arrays (indices into the chunk's members, the
+        # catalogue, the routes): Parquet writes their dictionary pages as they are instead
+        # of materialising every string and hashing it again; files are written without the
+        # Arrow schema, so readers get plain string/int columns either way.
+        as_dict = pa.DictionaryArray.from_arrays
         if rows.reason is None:
-            reason = pa.array([""], pa.large_string()).take(zeros)
+            reason = as_dict(zeros, pa.array([""], pa.large_string()))
         else:
             reason = pa.array(rows.reason, pa.large_string())
         columns = [
-            _arrow_ids(ids).take(pa.array(rows.pos)),
-            self.course_ids.take(pa.array(rows.course)),
+            as_dict(pa.array(rows.pos.astype(np.int32, copy=False)), _arrow_ids(ids)),
+            as_dict(pa.array(rows.course.astype(np.int32, copy=False)), self.course_ids),
             pa.array(rows.score.astype(np.float32, copy=False)),
             pa.array(rows.rank.astype(np.int32, copy=False)),
             reason,
-            self.routes.take(pa.array(rows.route)),
-            self.version.take(zeros),
+            as_dict(pa.array(rows.route.astype(np.int32, copy=False)), self.routes),
+            as_dict(zeros, self.version),
             pa.array(np.full(n_rows, self.stamp, np.int64), pa.timestamp("us", tz="UTC")),
         ]
         return pa.Table.from_arrays(columns, names=list(BATCH_COLUMNS))
@@ -975,6 +980,15 @@ def _finished_chunks(root: Path, manifest: dict[str, Any]) -> dict[int, dict[str
     return done
 
 
+def _decoded(table: pa.Table) -> pa.Table:
+    """Dictionary columns as plain values (what CSV and SQL writers expect)."""
+    columns = [
+        col.cast(col.type.value_type) if pa.types.is_dictionary(col.type) else col
+        for col in (table.column(i) for i in range(table.num_columns))
+    ]
+    return pa.Table.from_arrays(columns, names=table.column_names)
+
+
 def _write_chunk(
     root: Path, i: int, table: pa.Table, format: str, routes: dict[str, int]
 ) -> dict[str, Any]:
@@ -985,9 +999,11 @@ def _write_chunk(
             # Scores are nearly all distinct: a dictionary for them only costs time (the
             # writer gives up on it after building it) and space.
             dictionary = [name for name in table.column_names if name != C.SCORE]
-            pq.write_table(table, tmp, compression="zstd", use_dictionary=dictionary)
+            pq.write_table(
+                table, tmp, compression="zstd", use_dictionary=dictionary, store_schema=False
+            )
         else:
-            frame = table.to_pandas()
+            frame = _decoded(table).to_pandas()
             frame.to_csv(tmp, index=False, encoding="utf-8", date_format="%Y-%m-%dT%H:%M:%S%z")
         _fsync(tmp)
         os.replace(tmp, root / name)
