@@ -438,3 +438,33 @@ def test_catalogue_without_compulsory_courses(tmp_path: Path, with_courses: bool
     first = model.recommend([members[0]], n=5)
     got = rows[rows["member_id"] == members[0]].sort_values("rank")
     assert got["course_id"].tolist() == first["course_id"].tolist()
+
+
+def test_same_job_with_a_tuple_of_channels_resumes(model: RandomFactors, tmp_path: Path) -> None:
+    """Options compare as the manifest stores them: a tuple equals the list JSON gives back."""
+    channels = (CHANNELS[0], CHANNELS[1])
+    first = run_batch(model, tmp_path / "out", n=3, channel=channels, progress=False)
+    again = run_batch(model, tmp_path / "out", n=3, channel=channels, progress=False)
+    assert again.resumed_chunks == len(first.files) and again.rows == first.rows
+
+
+def test_rerun_of_a_damaged_job_is_not_complete_until_done(
+    model: RandomFactors, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import recommend.batch as batch_module
+
+    first = run_batch(model, tmp_path / "out", n=3, chunk_size=200, progress=False)
+    first.files[1].unlink()
+
+    def broken(*args: object, **kwargs: object) -> dict[str, object]:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(batch_module, "_write_chunk", broken)
+    with pytest.raises(OSError, match="disk full"):
+        run_batch(model, tmp_path / "out", n=3, chunk_size=200, progress=False)
+    manifest = json.loads((first.path / MANIFEST).read_text())
+    assert manifest["complete"] is False and "1" not in manifest["chunks"]
+    monkeypatch.undo()
+    again = run_batch(model, tmp_path / "out", n=3, chunk_size=200, progress=False)
+    assert json.loads((first.path / MANIFEST).read_text())["complete"] is True
+    assert again.resumed_chunks == len(first.files) - 1

@@ -893,6 +893,9 @@ def _arrow_ids(ids: np.ndarray) -> pa.Array:
 def _open_job(root: Path, job: dict[str, Any], overwrite: bool) -> dict[str, Any]:
     """The manifest to continue: the existing one of the same job, or a new one."""
     path = root / MANIFEST
+    # Compare the job as its manifest stores it (JSON): a tuple of channels is a list there,
+    # a numpy number a plain one, so the same arguments always match.
+    job = json.loads(json.dumps(job, default=str))
     if path.exists():
         try:
             old = json.loads(path.read_text(encoding="utf-8"))
@@ -903,7 +906,8 @@ def _open_job(root: Path, job: dict[str, Any], overwrite: bool) -> dict[str, Any
         if old.get("format") != _FORMAT:
             raise ConfigError(f"{path} is not a batch manifest; pick another --out")
         if old.get("job") == job:
-            return dict(old)
+            # Until every chunk is checked and written again, the job is not complete.
+            return {**old, "complete": False}
         if not overwrite:
             changed = sorted(
                 k
