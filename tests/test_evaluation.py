@@ -170,3 +170,20 @@ def test_compare_hands_out_fitted_models(split: tuple[Dataset, Dataset, object])
         {"random": Fixed(seed=2)}, train, test, ks=(10,), n_boot=0, on_fitted=fitted.__setitem__
     )
     assert list(fitted) == ["random"] and fitted["random"].is_fitted
+
+
+def test_candidates_as_a_mask_and_the_protocol_in_params(
+    split: tuple[Dataset, Dataset, object],
+) -> None:
+    train, test, _ = split
+    mask = test.interactions.getnnz(axis=0) > 0
+    by_mask = evaluate(Fixed(seed=3), train, test, ks=(10,), n_boot=0, candidates=mask)
+    by_name = evaluate(Fixed(seed=3), train, test, ks=(10,), n_boot=0, candidates="test")
+    assert by_mask.metrics["ndcg@10"] == by_name.metrics["ndcg@10"]
+    assert by_name.params["evaluation.candidates"] == "test"
+    assert by_mask.params["evaluation.candidates"] == f"{int(mask.sum())} courses"
+    assert by_name.params["evaluation.members"] == "warm"
+    with pytest.raises(ConfigError, match="one value per course"):
+        evaluate(Fixed(), train, test, candidates=mask[:-1])
+    with pytest.raises(ConfigError, match="array of"):
+        evaluate(Fixed(), train, test, candidates=np.array(["c1"]))

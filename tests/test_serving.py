@@ -466,3 +466,62 @@ def test_query_rows_get_the_personalised_search_ranking(
     assert searched["route"].str.startswith("search:").all()
     menu = got.iloc[len(expected) :]
     assert menu["course_id"].tolist() == member_menu(model, [member], n=3)["course_id"].tolist()
+
+
+# ------------------------------------------------------------------------- review fixes
+
+
+def test_registry_of_an_explicit_store_is_used_without_environment(
+    model: rc.Recommender, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """models:/ URIs resolve in the registry of the store given, not MLflow's default one."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    store = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    reg = register_artifact(rc.save(model, tmp_path / "m"), "menus", uri=store)
+    loaded, _ = load_registered(reg.uri, tracking=store)
+    again, _ = load_registered("models:/menus/1", tracking=store)
+    members = [str(m) for m in loaded.member_ids_.external_ids[:3]]
+    expected = member_menu(model, members, n=4)["course_id"].tolist()
+    assert member_menu(loaded, members, n=4)["course_id"].tolist() == expected
+    assert member_menu(again, members, n=4)["course_id"].tolist() == expected
+    assert not (tmp_path / "mlflow.db").exists()  # MLflow's default registry untouched
+
+
+def test_search_index_and_blend_weights_travel_with_the_served_model(
+    store: str, dataset: rc.Dataset, tmp_path: Path
+) -> None:
+    import mlflow.pyfunc
+
+    from recommend.search import BlendWeights, build_index, search
+    from recommend.search.rank import attach_index, attached_index
+
+    model = rc.EASE(l2=50.0).fit(dataset)
+    weights = BlendWeights(text=0.2, preference=1.0, popularity=0.0, freshness=0.0)
+    attach_index(model, build_index(model).with_weights(weights))
+    member = str(dataset.member_ids.external_ids[0])
+    query = str(dataset.courses["title"].iloc[3])
+    expected = search(model, member, query, n=5)["course_id"].tolist()
+
+    served = mlflow.pyfunc.load_model(str(save_pyfunc(model, tmp_path / "pyfunc")))
+    got = served.predict(pd.DataFrame({"member_id": [member], "n": [5], "query": [query]}))
+    assert got["course_id"].tolist() == expected
+    assert (tmp_path / "pyfunc" / "data" / "recommend" / "search_index").is_dir()
+
+    folder = rc.save(model, tmp_path / "m", search_index=attached_index(model, build=False))
+    reg = register_artifact(folder, "s")
+    registered, _ = load_registered(reg.uri)  # its temporary download is gone by now
+    assert search(registered, member, query, n=5)["course_id"].tolist() == expected
+
+
+def test_all_null_option_columns_pass_the_signature(pyfunc_dir: Path, dataset: rc.Dataset) -> None:
+    import mlflow.pyfunc
+
+    loaded = mlflow.pyfunc.load_model(str(pyfunc_dir))
+    members = _members(dataset, 2)
+    frame = pd.DataFrame(
+        {"member_id": members, "n": [3, 3], "channel": [np.nan, np.nan], "query": [np.nan] * 2}
+    )
+    got = loaded.predict(frame)
+    assert got.groupby("member_id").size().to_dict() == dict.fromkeys(members, 3)

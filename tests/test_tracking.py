@@ -163,6 +163,8 @@ def test_default_store_follows_the_working_directory(
     assert tracking.store_uri() == f"sqlite:///{tmp_path / 'second' / 'mlruns.db'}"
     assert tracking.store_uri("sqlite:////abs/x.db") == "sqlite:////abs/x.db"
     assert tracking.store_uri("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
+    second = tmp_path / "second" / "mlruns.db"
+    assert tracking.store_uri("sqlite:///mlruns.db?timeout=30") == f"sqlite:///{second}?timeout=30"
 
 
 def test_env_uri_is_honoured(

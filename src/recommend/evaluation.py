@@ -44,7 +44,10 @@ class EvaluationResult:
     ``novelty@k``, ``diversity@k``, ``popularity@k``, ``gini@k``, plus ``n_evaluated``,
     ``fit_seconds``, ``score_seconds``); ``per_member`` has one row per evaluated member
     (index: member index); ``segments`` maps a segment name to its breakdown table;
-    ``intervals`` holds bootstrap means and bounds per accuracy metric.
+    ``intervals`` holds bootstrap means and bounds per accuracy metric. ``params`` holds
+    the model's hyper-parameters (``"als.n_factors"``) and the protocol
+    (``"evaluation.members"``, ``"evaluation.exclude_seen"``, ``"evaluation.candidates"``),
+    so that runs measured differently never look alike.
     """
 
     model: str
@@ -127,7 +130,9 @@ def evaluate(
         Courses the lists are ranked from: ``"all"``; ``"test"``, the courses with a
         held-out interaction (the protocol for a cold-course split, where the question is
         how well a model orders new courses it never saw interactions for); or an array of
-        course indices. Coverage and Gini are then relative to the candidates.
+        course indices or a boolean mask. Coverage and Gini are then relative to the
+        candidates; the truth metrics still compare with the member's true top-k of the
+        whole catalogue.
     """
     _check_aligned(train, test)
     ks = tuple(sorted({int(k) for k in ks}))
@@ -201,9 +206,16 @@ def evaluate(
     )
     tables = _segment_tables(train, per_member[accuracy_cols]) if segments else {}
     log.info("evaluated %s on %d members: %s", label, len(per_member), _headline(values, ks))
+    protocol = {
+        "evaluation.members": members,
+        "evaluation.exclude_seen": exclude_seen,
+        "evaluation.candidates": (
+            candidates if isinstance(candidates, str) else f"{n_candidates} courses"
+        ),
+    }
     return EvaluationResult(
         model=label,
-        params=_flat_params(model),
+        params={**_flat_params(model), **protocol},
         metrics=values,
         per_member=per_member,
         segments=tables,
@@ -221,7 +233,20 @@ def _candidates(
         if candidates == "test":
             return np.flatnonzero(test.interactions.getnnz(axis=0) > 0).astype(np.int64)
         raise ConfigError(f"candidates={candidates!r}; expected 'all', 'test' or course indices")
-    allow = np.unique(np.asarray(candidates, dtype=np.int64))
+    given = np.asarray(candidates)
+    if given.dtype == bool:
+        if given.shape != (test.n_courses,):
+            raise ConfigError(
+                f"candidates: a boolean mask needs one value per course ({test.n_courses}), "
+                f"got shape {given.shape}"
+            )
+        given = np.flatnonzero(given)
+    if given.dtype.kind not in "iu":
+        raise ConfigError(
+            f"candidates: expected 'all', 'test', course indices or a boolean mask over "
+            f"courses, got an array of {given.dtype}"
+        )
+    allow = np.unique(given.astype(np.int64))
     if allow.size == 0 or allow[0] < 0 or allow[-1] >= test.n_courses:
         raise ConfigError(
             f"candidates: expected course indices in [0, {test.n_courses}), "

@@ -9,6 +9,10 @@ backend loads
 
 >>> menus = mlflow.pyfunc.load_model("models:/menus@champion").predict(requests)  # doctest: +SKIP
 
+(MLflow resolves ``models:/`` in its registry: set ``MLFLOW_TRACKING_URI`` to the store
+the model was registered in, e.g. ``sqlite:///mlruns.db``; ``load_registered`` and the
+batch job take the store explicitly.)
+
 and ``mlflow models serve -m models:/menus@champion --env-manager local`` answers
 ``/invocations`` with menus.
 
@@ -271,15 +275,16 @@ def _signature() -> ModelSignature:
     from mlflow.models.signature import ModelSignature
     from mlflow.types.schema import AnyType, ColSpec, Schema
 
-    # Numbers are typed Any: MLflow refuses int64 for a double column and NaN (a JSON null
-    # in a mixed batch) for a long one; MenuService checks the values itself, by row.
+    # Options are typed Any: MLflow refuses int64 for a double column, NaN (a JSON null in a
+    # mixed batch) for a long one, and an all-null (float64) column for a string one;
+    # MenuService checks the values itself, by row.
     inputs = Schema(
         [
             ColSpec("string", Columns.MEMBER),
             ColSpec(AnyType(), "n", required=False),
             ColSpec(AnyType(), "max_minutes", required=False),
-            ColSpec("string", "channel", required=False),
-            ColSpec("string", "query", required=False),
+            ColSpec(AnyType(), "channel", required=False),
+            ColSpec(AnyType(), "query", required=False),
         ]
     )
     outputs = Schema(
@@ -341,7 +346,10 @@ def save_pyfunc(
             artifact.artifact_info(model, verify=True)
             shutil.copytree(model, staged)
         else:
-            artifact.save(model, staged)
+            from recommend.search.rank import attached_index
+
+            # The search index (and its learned blend weights) travels with the model.
+            artifact.save(model, staged, search_index=attached_index(model, build=False))
         built = Path(tmp) / "model"
         mlflow.pyfunc.save_model(
             path=str(built),
@@ -420,7 +428,10 @@ def register(
     try:
         client.get_registered_model(name)
     except MlflowException:
-        client.create_registered_model(name, tags={"recommend.library": "recommend"})
+        try:
+            client.create_registered_model(name, tags={"recommend.library": "recommend"})
+        except MlflowException:  # created meanwhile by another process
+            client.get_registered_model(name)
     source = f"{client.get_run(run_id).info.artifact_uri}/{artifact_path}"
     version = client.create_model_version(name, source, run_id=run_id)
     client.set_registered_model_alias(name, alias, version.version)
@@ -450,12 +461,16 @@ def load_registered(uri: str, *, tracking: str | None = None) -> tuple[Recommend
     from mlflow.exceptions import MlflowException
 
     from recommend.artifact import MODEL_JSON, load
-    from recommend.tracking import store_uri
+    from recommend.search.rank import attached_index
+    from recommend.tracking import _client, store_uri
 
     with tempfile.TemporaryDirectory() as tmp:
         try:
+            # models:/ is resolved by the client of our store (its registry), not by MLflow's
+            # process-wide default registry, which may be another database.
+            source = _model_source(_client(tracking), uri)
             local = mlflow.artifacts.download_artifacts(
-                artifact_uri=uri, dst_path=tmp, tracking_uri=store_uri(tracking)
+                artifact_uri=source, dst_path=tmp, tracking_uri=store_uri(tracking)
             )
         except MlflowException as err:
             raise ArtifactError(f"{uri}: cannot fetch the model from the registry: {err}") from err
@@ -466,8 +481,25 @@ def load_registered(uri: str, *, tracking: str | None = None) -> tuple[Recommend
                 "log models with recommend.serving.log_pyfunc or register_artifact"
             )
         model = load(root)
+        attached_index(model, build=False)  # read a saved search index before tmp goes
         version = hashlib.sha256((root / MODEL_JSON).read_bytes()).hexdigest()[:16]
     return model, version
+
+
+def _model_source(client: MlflowClient, uri: str) -> str:
+    """Where the files of ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` are; other
+    URIs (``runs:/...``) as they are."""
+    if not uri.startswith("models:/"):
+        return uri
+    ref = uri[len("models:/") :].strip("/")
+    if "@" in ref:
+        name, alias = ref.split("@", 1)
+        version = client.get_model_version_by_alias(name, alias).version
+    elif "/" in ref:
+        name, version = ref.rsplit("/", 1)
+    else:
+        raise ArtifactError(f"{uri}: expected models:/NAME@ALIAS or models:/NAME/VERSION")
+    return str(client.get_model_version_download_uri(name, str(version)))
 
 
 def register_artifact(

@@ -12,8 +12,10 @@ database file; on any other store the server decides.
 Privacy: only aggregates reach MLflow. ``EvaluationResult.per_member`` is never logged,
 segment rows describing fewer than ``MIN_SEGMENT_MEMBERS`` members are dropped, parameter
 values that are not plain scalars are logged by type name only, and of a model artifact
-only ``model.json`` (type, hyper-parameters, fingerprint, checksums) is logged: the other
-files hold member id maps, branches and completions and stay in the model store.
+evaluation runs log only ``model.json`` (type, hyper-parameters, fingerprint, checksums).
+Registering a model (``recommend.serving.register``, ``--register``) is the one place the
+whole artifact goes to MLflow, because serving needs it: member and course ids, branch ids
+and histories as indices, never a personal field.
 
 Metric names: ``@`` becomes ``_at_`` (``ndcg@10`` -> ``ndcg_at_10``) and any character other
 than letters, digits, ``_ - . /`` and space becomes ``_``, so names work with every MLflow
@@ -113,7 +115,8 @@ def store_uri(uri: str | None = None) -> str:
     if parsed.scheme == "sqlite" and parsed.path not in ("", "/", "/:memory:"):
         db = Path(parsed.path[1:])
         if not db.is_absolute():
-            return f"sqlite:///{db.resolve()}"
+            query = f"?{parsed.query}" if parsed.query else ""  # e.g. ?timeout=30
+            return f"sqlite:///{db.resolve()}{query}"
     return chosen
 
 
