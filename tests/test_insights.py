@@ -25,6 +25,7 @@ from recommend.insights import (
     mean_interval,
     median_interval,
     predicted_demand,
+    render_report,
     segment_portrait,
     top_courses,
     wilson_interval,
@@ -462,3 +463,167 @@ def test_report_and_cli(
     assert code == 0 and "<h3>By mobile</h3>" in html_out.read_text(encoding="utf-8")
     assert main(["report", "--model", str(artifact), "--out", str(html_out), "--data",
                  str(SAMPLE), "--org", "o9999"]) == 2  # fmt: skip
+
+
+# ------------------------------------------------------------------ disclosure control
+
+
+def _frame(
+    rows: list[tuple], columns: tuple[str, ...] = ("member_id", "course_id", "event", "timestamp")
+) -> pd.DataFrame:
+    out = pd.DataFrame(rows, columns=list(columns))
+    out["timestamp"] = pd.to_datetime(out["timestamp"])
+    return out
+
+
+def _parent_with_a_lone_child() -> rc.Dataset:
+    """Org P with child A (20 members, all active lately) and child B (1 member, long ago)."""
+    orgs = pd.DataFrame(
+        {
+            "org_id": ["P", "A", "B"],
+            "parent_id": [None, "P", "P"],
+            "kind": ["committee", "branch", "branch"],
+        }
+    )
+    ids = [f"m{i:02d}" for i in range(21)]
+    members = pd.DataFrame({"member_id": ids, "org_id": ["A"] * 20 + ["B"], "occupation": "x"})
+    events = _frame([(m, "c1", "view", "2025-03-01" if m != "m20" else "2024-06-01") for m in ids])
+    return rc.Dataset.from_frames(events, members=members, orgs=orgs)
+
+
+def test_complementary_suppression_hides_the_next_smallest() -> None:
+    from recommend.insights.stats import complementary_suppression
+
+    sizes = np.array([20, 30, 1, 25])
+    hidden, hide_total = complementary_suppression(sizes, sizes < 20, 76, 20)
+    assert hidden.tolist() == [True, False, True, False] and not hide_total
+    assert 76 - sizes[~hidden].sum() >= 20
+    # a remainder already large enough (or zero) leaves the shown groups alone
+    assert complementary_suppression(sizes, sizes < 20, 100, 20)[0].tolist() == [
+        False,
+        False,
+        True,
+        False,
+    ]
+    assert complementary_suppression(np.array([20, 30]), [False, False], 50, 20)[0].tolist() == [
+        False,
+        False,
+    ]
+    # every group hidden and still a small remainder: the whole must be hidden too
+    hidden, hide_total = complementary_suppression(np.array([3]), [True], 5, 20)
+    assert hidden.tolist() == [True] and hide_total
+
+
+def test_a_hidden_sub_org_cannot_be_recovered_from_its_parent() -> None:
+    ds = _parent_with_a_lone_child()
+    summary = branch_portrait(ds, "P", min_size=20).summary
+    # P's figures minus the shown sub-orgs' would give B's away: A is hidden as well
+    shown = ~summary.loc[["A", "B"], "suppressed"].to_numpy(bool)
+    assert not shown.any() and summary.loc[["A", "B"], "active_recent"].isna().all()
+    assert summary.loc["P", "members"] - summary.loc[["A", "B"], "members"][shown].sum() >= 20
+    assert summary.loc["P", "active_recent"] > 0  # the parent itself stays shown
+    assert summary.loc[["P", "A", "B"], "suppression"].tolist() == ["", "complementary", "small"]
+    # the same family seen from a sub-org hides the same orgs
+    side = branch_portrait(ds, "A", min_size=20).summary
+    assert side["suppressed"].to_numpy(bool).all() and side["reached"].isna().all()
+
+
+def test_a_hidden_segment_cannot_be_recovered_from_the_population() -> None:
+    ids = [f"m{i:02d}" for i in range(41)]
+    members = pd.DataFrame({"member_id": ids, "occupation": ["a"] * 20 + ["b"] * 20 + ["c"]})
+    events = _frame([(m, "c1", "checkin", "2025-01-01") for m in ids])
+    ds = rc.Dataset.from_frames(events, members=members)
+    portrait = segment_portrait(ds, "occupation", min_size=20)
+    assert set(portrait.suppressed) == {"a", "c"}  # "c" is small, "a" the next-smallest
+    assert 41 - portrait.activity["members"].sum() >= 20
+    assert segment_portrait(ds, "occupation", min_size=1).activity.shape[0] == 3
+
+
+def test_course_mix_other_is_never_a_small_group() -> None:
+    ids = [f"m{i:02d}" for i in range(41)]
+    members = pd.DataFrame({"member_id": ids, "occupation": ["a"] * 20 + ["b"] * 20 + ["c"]})
+    courses = pd.DataFrame({"course_id": ["c1"], "duration_seconds": [600.0]})
+    events = _frame([(m, "c1", "view", "2025-01-01") for m in ids])
+    ds = rc.Dataset.from_frames(events, members=members, courses=courses)
+    mix = course_portrait(ds, "c1", min_size=20).mix
+    assert mix.loc["(other)", "learners"] >= 20 and mix["learners"].sum() == 41
+    assert (mix["learners"] >= 20).all() and "c" not in mix.index
+
+
+def test_top_courses_hide_a_small_population() -> None:
+    ids = [f"m{i:02d}" for i in range(21)]
+    members = pd.DataFrame({"member_id": ids, "occupation": "x"})
+    events = _frame(
+        [(m, "c1", "view", "2025-01-01") for m in ids] + [("m20", "c2", "view", "2025-01-02")]
+    )
+    ds = rc.Dataset.from_frames(events, members=members)
+    lone = top_courses(ds, 5, members=["m20"], min_size=20)
+    assert lone.empty and "fewer than 20" in lone.attrs["hidden"]
+    assert list(lone.columns) == ["course_id", "learners", "completed"]
+    assert top_courses(ds, 5, members=["m20"], min_size=1)["course_id"].tolist() == ["c1", "c2"]
+    everyone = top_courses(ds, 5, min_size=20)
+    assert everyone["learners"].tolist() == [21, 1] and "hidden" not in everyone.attrs
+    with pytest.raises(ConfigError, match="min_size"):
+        top_courses(ds, 5, min_size=0)
+
+
+def test_content_gaps_hide_a_small_group(ds: rc.Dataset, model: rc.ALS) -> None:
+    few = list(ds.member_ids.external_ids[:3])
+    gaps = content_gaps(model, level="channel", members=few, min_size=20)
+    assert "hidden" in gaps.attrs and gaps["demand_share"].isna().all()
+    assert not gaps["flagged"].any() and not gaps["short_flagged"].any()
+    shown = content_gaps(model, level="channel", members=few, min_size=1)
+    assert "hidden" not in shown.attrs and shown["demand_share"].notna().all()
+
+
+def test_report_hides_courses_and_demand_of_a_small_org(
+    platform: rc.Platform, model: rc.ALS
+) -> None:
+    members = platform.members.copy()
+    parent = members.loc[1, "org_id"]
+    members.loc[1, "org_id"] = "oTINY"
+    tiny = pd.DataFrame({"org_id": ["oTINY"], "parent_id": [parent], "kind": ["branch"]})
+    orgs = pd.concat([platform.orgs, tiny], ignore_index=True)
+    ds = rc.Dataset.from_frames(
+        platform.events, courses=platform.courses, members=members, orgs=orgs
+    )
+    text = render_report(model, ds, org="oTINY", by=("occupation",), courses=3)
+    tail = text.split("<h2>Courses most studied</h2>")[1]
+    assert tail.count("Hidden: fewer than 20 members in oTINY") == 3
+    assert "<img" not in tail and "<table" not in tail
+    studied = platform.events.loc[
+        platform.events["member_id"] == members.loc[1, "member_id"], "course_id"
+    ]
+    titles = platform.courses.set_index("course_id").loc[studied.unique(), "title"]
+    assert not any(str(t) in text for t in titles)
+
+
+def test_checkins_after_now_do_not_break_regularity() -> None:
+    members = pd.DataFrame({"member_id": ["a", "b"], "occupation": ["x", "y"]})
+    for later in ("2025-01-10", "2025-02-20"):  # next week, and weeks past now
+        events = _frame(
+            [
+                ("a", "c1", "checkin", "2025-01-01"),
+                ("a", "c1", "checkin", later),
+                ("b", "c1", "view", "2025-01-01"),
+            ]
+        )
+        ds = rc.Dataset.from_frames(events, members=members, now="2025-01-03")
+        activity = segment_portrait(ds, "occupation", min_size=1).activity
+        assert activity.loc["x", "checkin_regularity"] == 1.0  # one week up to now, checked in
+        assert activity.loc["y", "checkin_regularity"] == 0.0
+
+
+def test_learner_figures_need_min_size_learners() -> None:
+    ids = [f"m{i:02d}" for i in range(40)]
+    members = pd.DataFrame({"member_id": ids, "occupation": ["busy"] * 20 + ["quiet"] * 20})
+    rows = [(m, "c1", "complete", "2025-01-01", 300.0) for m in ids[:21]]  # one quiet learner
+    events = _frame(rows, ("member_id", "course_id", "event", "timestamp", "watch_seconds"))
+    ds = rc.Dataset.from_frames(events, members=members)
+    activity = segment_portrait(ds, "occupation", min_size=20).activity
+    assert activity.loc["quiet", "learners"] == 1 and activity.loc["quiet", "members"] == 20
+    assert np.isnan(
+        activity.loc["quiet", ["completion_rate", "median_watch_minutes"]].astype(float)
+    ).all()
+    assert activity.loc["busy", "completion_rate"] == 1.0
+    assert activity.loc["busy", "median_watch_minutes"] == 5.0

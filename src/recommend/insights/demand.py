@@ -31,7 +31,7 @@ from recommend.insights.segments import (
     segment_codes,
     select_members,
 )
-from recommend.insights.stats import mean_interval
+from recommend.insights.stats import complementary_suppression, mean_interval
 from recommend.schema import Columns
 
 if TYPE_CHECKING:
@@ -148,7 +148,9 @@ def predicted_demand(
     exclude_seen
         Leave out courses the member studied (demand for what is new to them).
     min_size
-        Segments with fewer scored members are suppressed.
+        Segments with fewer scored members are suppressed, and further ones (smallest
+        first) while the scored population minus the shown segments is a positive
+        remainder below ``min_size``.
     min_tag_courses
         Tags carried by fewer courses are left out (``level="tag"``).
     confidence
@@ -186,7 +188,10 @@ def predicted_demand(
     size = np.bincount(codes, minlength=labels.size)
     total = np.asarray((seg @ per_member).todense(), dtype=np.float64)
     total_sq = np.asarray((seg @ per_member.power(2)).todense(), dtype=np.float64)
-    shown = size >= min_size
+    # complementary suppression: the scored population minus the shown segments must not
+    # give a small hidden remainder away
+    hidden, _ = complementary_suppression(size, size < min_size, int(idx.size), int(min_size))
+    shown = ~hidden
     mean, lo, hi = mean_interval(
         total, total_sq, np.broadcast_to(size[:, None], total.shape), confidence
     )
@@ -229,6 +234,7 @@ def content_gaps(
     min_courses: int = 1,
     min_gap: float = 1.5,
     exclude_seen: bool = False,
+    min_size: int = 20,
     progress: bool = False,
 ) -> pd.DataFrame:
     """Values with high predicted demand but few courses, overall and among short courses.
@@ -251,6 +257,9 @@ def content_gaps(
         ``gap`` from which a value is flagged.
     exclude_seen, progress
         As in :func:`predicted_demand`.
+    min_size
+        With fewer scored members in the group, its demand is not shown: the demand
+        columns are NaN, nothing is flagged and ``attrs["hidden"]`` says why.
 
     Returns
     -------
@@ -274,7 +283,7 @@ def content_gaps(
         member_table=member_table,
         k=k,
         exclude_seen=exclude_seen,
-        min_size=1,
+        min_size=min_size,
         min_tag_courses=min_courses,
         progress=progress,
     )
@@ -312,4 +321,6 @@ def content_gaps(
     out["short_flagged"] = out["short_gap"] >= min_gap
     out = out.sort_values(["gap", "value"], ascending=[False, True], ignore_index=True)
     out.attrs.update(demand.attrs)
+    if demand.empty:
+        out.attrs["hidden"] = f"fewer than {int(min_size)} scored members"
     return out

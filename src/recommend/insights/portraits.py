@@ -38,7 +38,12 @@ from recommend.insights.segments import (
     segment_codes,
     select_members,
 )
-from recommend.insights.stats import mean_interval, median_interval, wilson_interval
+from recommend.insights.stats import (
+    complementary_suppression,
+    mean_interval,
+    median_interval,
+    wilson_interval,
+)
 from recommend.schema import Columns
 
 __all__ = [
@@ -117,8 +122,16 @@ def _facts(ds: Dataset) -> _Facts:
     np.maximum.at(last, m, t)
     start, now = int(t.min()), int(pd.Timestamp(ds.now).value)
     n_weeks = max(1, int(np.ceil((now - start + 1) / _WEEK_NS)))
-    checkin = kind == _CHECKIN
-    week_keys = np.unique(m[checkin] * n_weeks + (t[checkin] - start) // _WEEK_NS)
+    # Check-ins after ``now`` (future-dated events) do not count towards regularity: the
+    # share of weeks with a check-in covers the weeks from the first event up to ``now``.
+    checkin = (kind == _CHECKIN) & (t <= now)
+    week = (t[checkin] - start) // _WEEK_NS
+    if week.size and (week.min() < 0 or week.max() >= n_weeks):
+        raise AssertionError(f"check-in week index outside [0, {n_weeks})")
+    week_keys = np.unique(m[checkin] * n_weeks + week)
+    checkin_weeks = np.bincount(week_keys // n_weeks, minlength=n_m).astype(np.int64)
+    if checkin_weeks.size != n_m:
+        raise AssertionError(f"check-in counts for {checkin_weeks.size} members; expected {n_m}")
     facts = _Facts(
         n_members=n_m,
         n_courses=n_c,
@@ -130,7 +143,7 @@ def _facts(ds: Dataset) -> _Facts:
         pair_course=(pairs % n_c).astype(np.int64),
         pair_complete=complete,
         pair_watch=best_watch,
-        checkin_weeks=np.bincount(week_keys // n_weeks, minlength=n_m).astype(np.int64),
+        checkin_weeks=checkin_weeks,
         n_weeks=n_weeks,
         start=start,
         now=now,
@@ -190,14 +203,19 @@ class SegmentPortrait:
         window (share of members with an event in the last ``w`` days, + interval),
         ``pairs`` (member-course pairs studied), ``completion_rate`` (share of those pairs
         completed, + interval), ``median_watch_minutes`` (per learner, over the period,
-        + interval), ``checkin_regularity`` (mean share of weeks with a check-in,
-        + interval).
+        + interval), ``checkin_regularity`` (mean share of weeks with a check-in up to
+        ``dataset.now``; later check-ins do not count, + interval). ``completion_rate``
+        and ``median_watch_minutes`` are NaN for segments with fewer than ``min_size``
+        learners.
     preferences : DataFrame
         Long: ``segment, kind`` (``channel``/``duration``/``tag``), ``value, pairs`` (the
         segment's pairs on courses with this value), ``share`` (+ ``share_lo``/``share_hi``),
         ``platform_share`` (all members), ``lift = share / platform_share`` (+ interval).
     suppressed : tuple of str
-        Segments with fewer than ``min_size`` members (nothing about them is shown).
+        Segments not shown: those with fewer than ``min_size`` members, and further
+        (smallest first) ones while the population minus the shown segments is a positive
+        remainder below ``min_size`` (so a hidden segment cannot be recovered by
+        subtraction).
     min_size : int
     windows : tuple of int
     """
@@ -272,7 +290,10 @@ def segment_portrait(
         return np.bincount(seg_of, weights=np.asarray(values, np.float64)[mask], minlength=n_seg)
 
     size = np.bincount(seg_of, minlength=n_seg)
-    shown = size >= min_size
+    # complementary suppression: the population total minus the shown segments must not
+    # give a small hidden remainder away
+    hidden, _ = complementary_suppression(size, size < min_size, int(mask.sum()), min_size)
+    shown = ~hidden
     if not shown.any():
         logger.info("segment_portrait: every segment has fewer than %d members", min_size)
 
@@ -301,11 +322,15 @@ def segment_portrait(
     groups = np.split(
         minutes[learner][order], np.cumsum(np.bincount(codes[learner], minlength=n_seg))[:-1]
     )
-    for s in np.flatnonzero(shown):  # one pass per segment, not per member
+    n_learners = np.asarray(out["learners"])
+    for s in np.flatnonzero(shown & (n_learners >= min_size)):  # one pass per segment
         med[:, s] = median_interval(groups[s], confidence)
     out["median_watch_minutes"], out["median_watch_minutes_lo"], out["median_watch_minutes_hi"] = (
         med
     )
+    few_learners = n_learners < min_size  # learner-based figures describe too few people
+    for col in ("completion_rate", "completion_rate_lo", "completion_rate_hi"):
+        out[col] = np.where(few_learners, np.nan, out[col])
     regular = f.checkin_weeks / f.n_weeks
     _columns_with_interval(
         out,
@@ -401,17 +426,18 @@ class BranchPortrait:
         The org described (``None``: the whole platform, its top orgs as children).
     parent : str or None
     summary : DataFrame
-        One row per org (index ``org_id``): ``role`` (``target`` / ``sibling`` /
-        ``child``), ``kind``, ``members`` (including sub-orgs), ``suppressed`` (fewer than
-        ``min_size`` members: figures left empty), ``reached`` (share of members with any
-        event in the data, + interval), ``active_recent`` (share with an event in the last
-        ``window_days``, + interval), ``active_before`` (the window before), ``change``,
-        ``events_per_member``, ``compulsory_assigned`` (member-course pairs made compulsory
-        by the members' branches), ``compulsory_completion`` (+ interval),
-        ``behind_peers`` (the upper end of ``active_recent``'s interval is below the pooled
-        share of its peers: siblings for the target and siblings, sub-orgs for sub-orgs),
-        ``declining`` (the upper end is below ``active_before``) and ``flagging``
-        (either).
+        One row per org (index ``org_id``): ``role`` (``target`` / ``sibling`` / ``child``),
+        ``kind``, ``members`` (including sub-orgs), ``suppressed`` (figures left empty),
+        ``suppression`` (why: ``"small"``, fewer than ``min_size`` members; ``"complementary"``,
+        hidden as well because the parent's total minus the shown orgs would give a small hidden org
+        away; ``""`` when shown), ``reached`` (share of members with any event in the data, +
+        interval), ``active_recent`` (share with an event in the last ``window_days``, + interval),
+        ``active_before`` (the window before), ``change``, ``events_per_member``,
+        ``compulsory_assigned`` (member-course pairs made compulsory by the members' branches),
+        ``compulsory_completion`` (+ interval), ``behind_peers`` (the upper end of
+        ``active_recent``'s interval is below the pooled share of its peers: siblings for the target
+        and siblings, sub-orgs for sub-orgs), ``declining`` (the upper end is below
+        ``active_before``) and ``flagging`` (either).
     trend : DataFrame
         Share of members active per period (rows: period start; columns: org ids of the
         summary; suppressed orgs are NaN).
@@ -489,7 +515,8 @@ def branch_portrait(
         ),
         dtype=np.int64,
     )
-    membership = tree.membership(attrs[C.ORG])[:, orgs].tocsc()  # members x orgs
+    full = tree.membership(attrs[C.ORG]).tocsc()  # members x all orgs
+    membership = full[:, orgs]  # members x orgs
 
     def org_sum(values: np.ndarray) -> NDArray[np.float64]:
         return np.asarray(membership.T @ np.asarray(values, np.float64)).ravel()
@@ -499,11 +526,13 @@ def branch_portrait(
     recent = f.last_event > f.now - window
     before_ev = (f.ev_time > f.now - 2 * window) & (f.ev_time <= f.now - window)
     before = np.bincount(f.ev_member[before_ev], minlength=f.n_members) > 0
+    hidden, reason = _org_suppression(full, orgs, size, role, target, parent, len(attrs), min_size)
     out: dict[str, Any] = {
         "role": [role[int(j)] for j in orgs],
         "kind": tree.kind[orgs],
         "members": size.astype(np.int64),
-        "suppressed": size < min_size,
+        "suppressed": hidden,
+        "suppression": reason,
     }
     _columns_with_interval(
         out, "reached", wilson_interval(org_sum(f.member_events > 0), size, confidence)
@@ -533,7 +562,7 @@ def branch_portrait(
     )
     summary["flagging"] = summary["behind_peers"] | summary["declining"]
     hidden = summary["suppressed"].to_numpy()
-    for col in summary.columns.difference(["role", "kind", "members", "suppressed"]):
+    for col in summary.columns.difference(["role", "kind", "members", "suppressed", "suppression"]):
         if summary[col].dtype == bool:
             summary[col] = summary[col].astype("boolean")
         summary.loc[hidden, col] = pd.NA if summary[col].dtype == "boolean" else np.nan
@@ -548,6 +577,53 @@ def branch_portrait(
         window_days=int(window_days),
         min_size=int(min_size),
     )
+
+
+def _org_suppression(
+    full: sp.csc_matrix,
+    orgs: NDArray[np.int64],
+    size: NDArray[np.float64],
+    role: dict[int, str],
+    target: int | None,
+    parent: int | None,
+    n_members: int,
+    min_size: int,
+) -> tuple[NDArray[np.bool_], NDArray[np.object_]]:
+    """Which orgs of a summary to hide, and why (``""``, ``"small"``, ``"complementary"``).
+
+    Orgs below ``min_size`` are hidden; then, within each family shown (the target and its
+    siblings under the parent, the target's sub-orgs under the target), the next-smallest
+    shown orgs while the parent's total minus the shown ones is a positive remainder below
+    ``min_size``. If that stays so with every sub-org hidden, the target's own figures are
+    hidden too. The rule depends only on the family's sizes, so every summary that shows
+    the same family hides the same orgs.
+    """
+    hidden = size < min_size
+    reason = np.where(hidden, "small", "").astype(object)
+    col_size = np.asarray(full.sum(axis=0)).ravel()
+    kids = np.array([role[int(j)] == "child" for j in orgs])
+    families = [(kids, int(col_size[target]) if target is not None else n_members)]
+    if target is not None:
+        family = np.array([role[int(j)] != "child" for j in orgs])
+        families.append(
+            (family, int(col_size[parent]) if parent is not None and parent >= 0 else n_members)
+        )
+    for in_family, total in families:
+        if not in_family.any():
+            continue
+        more, hide_total = complementary_suppression(
+            size[in_family], hidden[in_family], total, min_size
+        )
+        added = more & ~hidden[in_family]
+        idx = np.flatnonzero(in_family)
+        hidden[idx[added]] = True
+        reason[idx[added]] = "complementary"
+        if hide_total and target is not None and in_family is kids:
+            at = int(np.flatnonzero(orgs == target)[0])
+            if not hidden[at]:
+                hidden[at] = True
+                reason[at] = "complementary"
+    return hidden, reason
 
 
 def _compulsory(
@@ -621,7 +697,8 @@ class CoursePortrait:
     mix : DataFrame
         Segment mix of the learners (index ``segment``): ``learners, share`` (+ interval),
         ``member_share`` (the segment's share of all members), ``lift``. Segments with fewer
-        than ``min_size`` learners are pooled into ``"(other)"``.
+        than ``min_size`` learners are pooled into ``"(other)"``; when that pool is itself
+        below ``min_size``, the smallest shown segments are merged into it until it is not.
     curve : DataFrame
         ``fraction`` (of the course, 0..1) and ``reached`` (share of learners who watched at
         least that much).
@@ -719,7 +796,10 @@ def course_portrait(
         attrs = _members_table(dataset, "course_portrait")
         codes, labels, _ = segment_codes(attrs, by)
         counts = np.bincount(codes[learner_idx], minlength=labels.size)
-        keep = counts >= min_size
+        # "(other)" pools the small segments; while it is itself below min_size (and not
+        # empty), the smallest shown segment is merged into it
+        hidden, _ = complementary_suppression(counts, counts < min_size, n, min_size)
+        keep = ~hidden
         names = list(labels[keep])
         values = list(counts[keep])
         members_all = np.bincount(codes, minlength=labels.size).astype(np.float64)
@@ -745,22 +825,45 @@ def course_portrait(
     return CoursePortrait(course_id, info, n, False, rate, mix, curve, drop, median)  # type: ignore[arg-type]
 
 
-def top_courses(dataset: Dataset, n: int = 10, *, members: Any = None) -> pd.DataFrame:
+def top_courses(
+    dataset: Dataset, n: int = 10, *, members: Any = None, min_size: int = MIN_SIZE
+) -> pd.DataFrame:
     """The courses with the most learners (within ``members`` if given).
+
+    Parameters
+    ----------
+    dataset
+        The platform's data (a members table when ``members`` is given).
+    n
+        Most courses listed.
+    members
+        Population (an org id, a filter mapping, a callable or member ids); everyone by
+        default.
+    min_size
+        A population with fewer members gets an empty table: what a handful of people
+        study would single them out.
 
     Returns
     -------
     DataFrame
         ``course_id, learners, completed`` (plus ``title``/``category`` when known), most
-        learners first, at most ``n`` rows.
+        learners first, at most ``n`` rows. ``attrs["population"]`` holds the population
+        size; when it is below ``min_size`` the table is empty and ``attrs["hidden"]``
+        says why.
     """
+    _check_common(min_size, 0.95)
     f = _facts(dataset)
     keep = np.ones(f.pair_member.size, dtype=bool)
+    population = f.n_members
     if members is not None:
         attrs = _members_table(dataset, "top_courses")
         tree = _tree(dataset, attrs) if isinstance(members, str | int | np.integer) else None
         mask = select_members(attrs, members, tree=tree, now=dataset.now)
         keep = mask[f.pair_member]
+        population = int(mask.sum())
+    if population < min_size:
+        keep = np.zeros_like(keep)
+        n = 0
     learners = np.bincount(f.pair_course[keep], minlength=f.n_courses)
     completed = np.bincount(f.pair_course[keep & f.pair_complete], minlength=f.n_courses)
     order = np.lexsort((np.arange(f.n_courses), -learners))[: max(int(n), 0)]
@@ -776,4 +879,7 @@ def top_courses(dataset: Dataset, n: int = 10, *, members: Any = None) -> pd.Dat
         for col in (C.TITLE, C.CATEGORY):
             if col in dataset.courses.columns:
                 out[col] = dataset.courses[col].to_numpy(dtype=object)[order]
+    out.attrs["population"] = int(population)
+    if population < min_size:
+        out.attrs["hidden"] = f"hidden: fewer than {int(min_size)} members ({population})"
     return out

@@ -145,7 +145,17 @@ def render_report(
     parts.append(_table(branches.summary[cols]))
 
     parts.append("<h2>Courses most studied</h2>")
-    top = top_courses(dataset, courses, members=population)
+    top = top_courses(dataset, courses, members=population, min_size=min_size)
+    n_population = int(top.attrs["population"])
+    hidden = f"Hidden: fewer than {min_size} members in {name} ({n_population})."
+    if n_population < min_size:
+        # what a handful of members study or are predicted to want would single them out
+        parts.append(_p(hidden, "note"))
+        parts.append("<h2>What to offer next</h2>")
+        parts.append(_p(hidden, "note"))
+        parts.append("<h3>Topics in demand with few courses</h3>")
+        parts.append(_p(hidden, "note"))
+        return _page(heading, parts)
     for course_id in top["course_id"]:
         parts.append(_png(plot_course(course_portrait(dataset, course_id, min_size=min_size))))
 
@@ -165,8 +175,18 @@ def render_report(
     )
     parts.append(_png(plot_demand(demand)))
     gaps = content_gaps(
-        model, level="tag", members=population, member_table=dataset.members, k=k, min_courses=3
+        model,
+        level="tag",
+        members=population,
+        member_table=dataset.members,
+        k=k,
+        min_courses=3,
+        min_size=min_size,
     )
+    if "hidden" in gaps.attrs:  # fewer scored members than min_size
+        parts.append("<h3>Topics in demand with few courses</h3>")
+        parts.append(_p(f"Hidden: {gaps.attrs['hidden']}.", "note"))
+        return _page(heading, parts)
     parts.append(_png(plot_gaps(gaps)))
     shown = gaps[gaps["flagged"]].head(15)
     cols = [
@@ -180,7 +200,10 @@ def render_report(
     ]
     parts.append("<h3>Topics in demand with few courses</h3>")
     parts.append(_table(shown[cols].set_index("value")))
+    return _page(heading, parts)
 
+
+def _page(heading: str, parts: list[str]) -> str:
     body = "\n".join(parts)
     return (
         '<!DOCTYPE html>\n<html lang="zh-CN">\n<head>\n<meta charset="utf-8">\n'

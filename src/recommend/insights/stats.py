@@ -12,7 +12,7 @@ from scipy.stats import binom, norm
 
 from recommend.errors import ConfigError
 
-__all__ = ["mean_interval", "median_interval", "wilson_interval"]
+__all__ = ["complementary_suppression", "mean_interval", "median_interval", "wilson_interval"]
 
 FloatArray = NDArray[np.float64]
 
@@ -114,3 +114,46 @@ def median_interval(values: ArrayLike, confidence: float = 0.95) -> tuple[float,
     j = max(int(binom.ppf(alpha / 2.0, n, 0.5)), 1)
     low, high = x[j - 1], x[n - j]
     return float(np.median(x)), float(low), float(high)
+
+
+def complementary_suppression(
+    sizes: ArrayLike, hidden: ArrayLike, total: int, min_size: int
+) -> tuple[NDArray[np.bool_], bool]:
+    """Hide more groups until the hidden ones cannot be recovered by subtraction.
+
+    Groups partition (part of) a population whose total is shown elsewhere. Hiding only
+    the small groups is not enough: ``total - sum(shown)`` gives the hidden remainder away
+    when it is a small group. While that remainder is positive but below ``min_size``, the
+    smallest still-shown group is hidden too (first in order on ties).
+
+    Parameters
+    ----------
+    sizes : array of int, shape (n_groups,)
+        Members per group; the groups are disjoint.
+    hidden : array of bool, shape (n_groups,)
+        Groups already hidden (usually ``sizes < min_size``).
+    total : int
+        Members of the whole (the parent org, the population).
+    min_size : int
+        Smallest group whose figures may be shown.
+
+    Returns
+    -------
+    hidden : array of bool, shape (n_groups,)
+        The groups to hide (a superset of the input).
+    hide_total : bool
+        ``True`` when the remainder is still below ``min_size`` with every group hidden:
+        the whole's own figures must be hidden as well.
+    """
+    size = np.asarray(sizes, dtype=np.int64).ravel()
+    out = np.asarray(hidden, dtype=bool).ravel().copy()
+    if out.shape != size.shape:
+        raise ConfigError(f"hidden has {out.size} entries; expected one per group ({size.size})")
+    while True:
+        remainder = int(total) - int(size[~out].sum())
+        if remainder <= 0 or remainder >= min_size:
+            return out, False
+        candidates = np.flatnonzero(~out & (size > 0))
+        if candidates.size == 0:
+            return out, True
+        out[candidates[np.argmin(size[candidates])]] = True
