@@ -37,11 +37,13 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
+
+# The benchmarks share one stand-in factor model (this folder is on sys.path when run).
+from menu_latency import RandomFactors
 from threadpoolctl import threadpool_limits
 
 from recommend.data.dataset import Dataset
 from recommend.data.synthetic import TOPICS
-from recommend.models.base import Factors, Recommender
 from recommend.schema import CHANNELS
 from recommend.text import _get_tokenizer
 
@@ -61,26 +63,6 @@ QUERIES = (
     "安全生产",
     "新质生产力",
 )
-
-
-class RandomFactors(Recommender):
-    """Gaussian member and course factors: a stand-in for a trained factor model."""
-
-    name = "random_factors"
-
-    def __init__(self, n_factors: int = 64, seed: int = 0) -> None:
-        self.n_factors = n_factors
-        self.seed = seed
-
-    def _fit(self, dataset: Dataset) -> None:
-        rng = np.random.default_rng(self.seed)
-        f = self.n_factors
-        self.member_factors_ = rng.standard_normal((dataset.n_members, f), dtype=np.float32)
-        self.course_factors_ = rng.standard_normal((dataset.n_courses, f), dtype=np.float32)
-        self.course_bias_ = rng.standard_normal(dataset.n_courses, dtype=np.float32) * 0.1
-
-    def factors(self) -> Factors:
-        return Factors(self.member_factors_, self.course_factors_, self.course_bias_)
 
 
 def make_courses(n: int, seed: int) -> pd.DataFrame:
