@@ -34,7 +34,6 @@ import re
 import shutil
 import tempfile
 import threading
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -45,6 +44,8 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+# Search indexes are written like model artifacts: checksummed files, atomic publish.
+from recommend.artifact import _file_entry, _fsync, _publish, _sha256, _write_json
 from recommend.errors import ArtifactError, ConfigError, DataError
 from recommend.schema import Columns
 from recommend.search.weights import BlendWeights
@@ -568,25 +569,10 @@ class SearchIndex:
                 "files": files,
             }
             manifest = tmp / MANIFEST
-            text = json.dumps(meta, indent=2, ensure_ascii=False, allow_nan=False)
-            with open(manifest, "w", encoding="utf-8") as fh:
-                fh.write(text + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
+            _write_json(manifest, meta)
             entry = _file_entry(manifest)
             _fsync(tmp)
-            if overwrite and target.exists():
-                aside = target.parent / f".{target.name}.{uuid.uuid4().hex}.old"
-                os.rename(target, aside)
-                try:
-                    os.rename(tmp, target)
-                except BaseException:
-                    os.rename(aside, target)
-                    raise
-                shutil.rmtree(aside, ignore_errors=True)
-            else:
-                os.rename(tmp, target)
-            _fsync(target.parent)
+            _publish(tmp, target, overwrite)  # same atomic replace as model artifacts
         except ArtifactError:
             raise
         except OSError as exc:
@@ -623,13 +609,11 @@ class SearchIndex:
         manifest = root / MANIFEST
         if not manifest.is_file():
             raise ArtifactError(f"no search index at {root}: {MANIFEST} is missing")
-        if expect is not None:
-            found = _file_entry(manifest, sync=False)
-            if found["sha256"] != expect.get("sha256"):
-                raise ArtifactError(
-                    f"{manifest} differs from the one recorded in the model artifact: the "
-                    "search index was replaced or modified after the model was saved"
-                )
+        if expect is not None and _sha256(manifest) != expect.get("sha256"):
+            raise ArtifactError(
+                f"{manifest} differs from the one recorded in the model artifact: the "
+                "search index was replaced or modified after the model was saved"
+            )
         try:
             meta = json.loads(manifest.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -676,24 +660,6 @@ class SearchIndex:
         )
         logger.info("loaded search index of %d courses from %s", index.n_docs, root)
         return index
-
-
-def _file_entry(file: Path, *, sync: bool = True) -> dict[str, Any]:
-    if sync:
-        _fsync(file)
-    return {"sha256": _sha256(file), "bytes": file.stat().st_size}
-
-
-def _fsync(path: Path) -> None:
-    from recommend.artifact import _fsync as fsync
-
-    fsync(path)
-
-
-def _sha256(file: Path) -> str:
-    from recommend.artifact import _sha256 as sha256
-
-    return sha256(file)
 
 
 def build_index(
