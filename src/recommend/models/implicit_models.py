@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import math
 import numbers
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, ClassVar, Literal
@@ -247,6 +248,12 @@ class _FactorModel(Recommender):
         Courses without training interactions.
     """
 
+    # Hyper-parameters both subclasses take in __init__.
+    n_factors: int
+    iterations: int
+    use_gpu: bool
+    show_progress: bool
+
     _members: MemberVectors
     course_factors_: np.ndarray
     course_bias_: np.ndarray | None
@@ -318,6 +325,22 @@ class _FactorModel(Recommender):
         """Set one member's vector (called under the update lock); readers holding the old
         state are not disturbed."""
         self._members = self._members.with_vector(member_idx, vector)
+
+    def _train(self, make: Callable[[], Any], user_items: sp.csr_matrix) -> Any:
+        """Build and fit an implicit model with BLAS limited to one thread; on the CPU."""
+        log.info(
+            "%s: %d members x %d courses, %d interactions, n_factors=%d, iterations=%d",
+            self.name,
+            *user_items.shape,
+            user_items.nnz,
+            self.n_factors,
+            self.iterations,
+        )
+        with single_threaded_blas():
+            # Built inside the limit too: implicit checks the BLAS threads when built.
+            model = make()
+            model.fit(user_items, show_progress=bool(self.show_progress))
+        return model.to_cpu() if self.use_gpu else model
 
     def _fitted_factors(
         self, model: Any, n_members: int, n_courses: int
@@ -422,16 +445,8 @@ class ALS(_FactorModel):
         from implicit.als import AlternatingLeastSquares
 
         user_items = _training_matrix(dataset.interactions)
-        log.info(
-            "als: %d members x %d courses, %d interactions, n_factors=%d, iterations=%d",
-            *user_items.shape,
-            user_items.nnz,
-            self.n_factors,
-            self.iterations,
-        )
-        with single_threaded_blas():
-            # Built inside the limit too: implicit checks the BLAS threads when built.
-            model = AlternatingLeastSquares(
+        model = self._train(
+            lambda: AlternatingLeastSquares(
                 factors=int(self.n_factors),
                 regularization=float(self.regularization),
                 alpha=float(self.alpha),
@@ -440,10 +455,9 @@ class ALS(_FactorModel):
                 use_gpu=bool(self.use_gpu),
                 num_threads=int(self.num_threads),
                 random_state=self.random_state,
-            )
-            model.fit(user_items, show_progress=bool(self.show_progress))
-        if self.use_gpu:
-            model = model.to_cpu()
+            ),
+            user_items,
+        )
         members, courses = self._fitted_factors(model, *user_items.shape)
         self.member_factors_ = members
         self.course_factors_: np.ndarray = np.array(courses, dtype=np.float32, order="C")
@@ -588,15 +602,8 @@ class BPR(_FactorModel):
         from implicit.bpr import BayesianPersonalizedRanking
 
         user_items = _training_matrix(dataset.interactions)
-        log.info(
-            "bpr: %d members x %d courses, %d interactions, n_factors=%d, iterations=%d",
-            *user_items.shape,
-            user_items.nnz,
-            self.n_factors,
-            self.iterations,
-        )
-        with single_threaded_blas():
-            model = BayesianPersonalizedRanking(
+        model = self._train(
+            lambda: BayesianPersonalizedRanking(
                 factors=int(self.n_factors),
                 learning_rate=float(self.learning_rate),
                 regularization=float(self.regularization),
@@ -605,10 +612,9 @@ class BPR(_FactorModel):
                 use_gpu=bool(self.use_gpu),
                 num_threads=int(self.num_threads),
                 random_state=self.random_state,
-            )
-            model.fit(user_items, show_progress=bool(self.show_progress))
-        if self.use_gpu:
-            model = model.to_cpu()
+            ),
+            user_items,
+        )
         users, items = self._fitted_factors(model, *user_items.shape)
         f = int(self.n_factors)
         if users.shape[1] != f + 1 or items.shape[1] != f + 1:
