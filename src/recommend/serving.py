@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from recommend.errors import ArtifactError, ConfigError, DataError, Problem
+from recommend.menu import MENU_COLUMNS, member_menu
 from recommend.schema import Columns
 
 if TYPE_CHECKING:
@@ -74,15 +75,6 @@ REQUEST_COLUMNS = ("member_id", "n", "max_minutes", "channel", "query")
 DATA_PATH = "data/recommend"
 #: Largest ``n`` one request row may ask for.
 MAX_N = 1000
-
-_MENU_COLUMNS = (
-    Columns.MEMBER,
-    Columns.COURSE,
-    Columns.SCORE,
-    Columns.RANK,
-    Columns.REASON,
-    Columns.ROUTE,
-)
 
 
 # ---------------------------------------------------------------------------- predicting
@@ -118,7 +110,7 @@ def _parse_requests(frame: pd.DataFrame) -> tuple[list[str], list[_Request]]:
     if Columns.MEMBER not in frame.columns:
         raise DataError(
             f"request frame has no {Columns.MEMBER!r} column (columns: {list(frame.columns)}); "
-            f"expected {Columns.MEMBER} plus optional n, max_minutes, channel, query"
+            f"expected {Columns.MEMBER} plus optional {', '.join(REQUEST_COLUMNS[1:])}"
         )
     problems: list[Problem] = []
 
@@ -186,7 +178,7 @@ def _search_menu(model: Recommender, member_id: str, request: _Request) -> pd.Da
     )
     out = found.assign(**{Columns.MEMBER: member_id})
     out[Columns.ROUTE] = f"search:{found.attrs.get('route', 'personal')}"
-    return out.loc[:, list(_MENU_COLUMNS)]
+    return out.loc[:, list(MENU_COLUMNS)]
 
 
 class MenuService:
@@ -219,8 +211,6 @@ class MenuService:
             ``member_id, course_id, score, rank, reason, route``; unknown members get the
             cold-start route, not an error.
         """
-        from recommend.menu import member_menu
-
         members, requests = _parse_requests(model_input)
         if not members:
             return _empty_menu()
@@ -247,7 +237,7 @@ class MenuService:
         if not found:
             return _empty_menu()
         out = pd.concat(found, ignore_index=True)
-        return out.loc[:, list(_MENU_COLUMNS)]
+        return out.loc[:, list(MENU_COLUMNS)]
 
 
 def _empty_menu() -> pd.DataFrame:
