@@ -93,14 +93,20 @@ def tracking_uri(uri: str | None = None) -> str:
     return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
-def _artifact_location(uri: str) -> str | None:
-    """``mlartifacts/`` next to a local SQLite database; ``None`` (server decides) otherwise."""
+def _sqlite_file(uri: str) -> Path | None:
+    """The database file of a ``sqlite:`` URI (as written, maybe relative); ``None`` for
+    other stores and in-memory databases."""
     parsed = urlparse(uri)
-    if parsed.scheme != "sqlite" or not parsed.path or parsed.path == "/:memory:":
+    if parsed.scheme != "sqlite" or parsed.path in ("", "/", "/:memory:"):
         return None
     # sqlite:///relative.db -> path "/relative.db"; sqlite:////abs/x.db -> "//abs/x.db"
-    db = Path(parsed.path[1:])
-    return (db.resolve().parent / ARTIFACT_FOLDER).as_uri()
+    return Path(parsed.path[1:])
+
+
+def _artifact_location(uri: str) -> str | None:
+    """``mlartifacts/`` next to a local SQLite database; ``None`` (server decides) otherwise."""
+    db = _sqlite_file(uri)
+    return None if db is None else (db.resolve().parent / ARTIFACT_FOLDER).as_uri()
 
 
 def store_uri(uri: str | None = None) -> str:
@@ -111,13 +117,11 @@ def store_uri(uri: str | None = None) -> str:
     it was first used; resolving it against the working directory now avoids that.
     """
     chosen = tracking_uri(uri)
-    parsed = urlparse(chosen)
-    if parsed.scheme == "sqlite" and parsed.path not in ("", "/", "/:memory:"):
-        db = Path(parsed.path[1:])
-        if not db.is_absolute():
-            query = f"?{parsed.query}" if parsed.query else ""  # e.g. ?timeout=30
-            return f"sqlite:///{db.resolve()}{query}"
-    return chosen
+    db = _sqlite_file(chosen)
+    if db is None or db.is_absolute():
+        return chosen
+    query = urlparse(chosen).query
+    return f"sqlite:///{db.resolve()}{'?' + query if query else ''}"  # keeps ?timeout=30
 
 
 def _client(uri: str | None) -> MlflowClient:
