@@ -82,7 +82,7 @@ from recommend.evaluation import EvaluationResult, compare
 from recommend.models import MODEL_NAMES, get_model_class, make_model
 from recommend.models.base import Recommender
 from recommend.schema import Columns
-from recommend.serving import Registration
+from recommend.serving import Registration, model_name
 from recommend.tracking import comparison_runs, tuning_logger
 from recommend.tuning import SEARCH_SPACES, Choice, LogUniform, TuningResult, Uniform, tune
 
@@ -594,15 +594,8 @@ def config_from_dict(
 
 
 def _register_name(value: str | None, key: str) -> str | None:
-    """A registered model name: non-empty, no ``/``, ``@`` or ``:`` (they split URIs)."""
-    if value is None:
-        return None
-    if not value.strip() or any(c in value for c in "/@:"):
-        raise ConfigError(
-            f"{key}: {value!r} is not a usable registered model name; expected a non-empty "
-            "name without '/', '@' or ':' (e.g. 'menus')"
-        )
-    return value.strip()
+    """A registered model name (see ``recommend.serving.model_name``), or ``None``."""
+    return None if value is None else model_name(value, key)
 
 
 # ---------------------------------------------------------------------------- running

@@ -58,6 +58,7 @@ __all__ = [
     "Registration",
     "load_registered",
     "log_pyfunc",
+    "model_name",
     "register",
     "register_artifact",
     "save_pyfunc",
@@ -387,6 +388,17 @@ class Registration:
         return f"models:/{self.name}@{self.alias}"
 
 
+def model_name(value: str, key: str = "name") -> str:
+    """A registered model name, stripped: non-empty, without ``/``, ``@`` or ``:`` (they
+    would split ``models:/NAME@ALIAS`` URIs); ``key`` names the setting in the error."""
+    if not isinstance(value, str) or not value.strip() or any(c in value for c in "/@:"):
+        raise ConfigError(
+            f"{key}: {value!r} is not a usable registered model name; expected a non-empty "
+            "name without '/', '@' or ':' (e.g. 'menus')"
+        )
+    return value.strip()
+
+
 def register(
     run_id: str,
     name: str,
@@ -412,8 +424,7 @@ def register(
 
     from recommend.tracking import _client
 
-    if not name or not name.strip():
-        raise ConfigError("a registered model name must be a non-empty string")
+    name = model_name(name)
     client = _client(uri)
     try:
         client.get_registered_model(name)
