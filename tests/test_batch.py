@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from recommend.artifact import save
@@ -192,6 +193,26 @@ def test_output_schema_and_layout(model: RandomFactors, tmp_path: Path) -> None:
     manifest = json.loads((result.path / MANIFEST).read_text())
     assert manifest["complete"] and manifest["job"]["n"] == 4
     assert [manifest["chunks"][str(i)]["members"] for i in range(3)] == [250, 250, 100]
+
+
+def test_parquet_statistics_serve_lookups_by_member(model: RandomFactors, tmp_path: Path) -> None:
+    """Row-group statistics exist for the columns readers filter on (one member's menu),
+    not for course ids and reasons; scores (byte-stream split) read back as written."""
+    result = run_batch(model, tmp_path / "out", n=4, chunk_size=250, progress=False)
+    meta = pq.ParquetFile(result.files[1]).metadata
+    names = [meta.schema.column(i).name for i in range(meta.num_columns)]
+    stats = {name: meta.row_group(0).column(i).statistics for i, name in enumerate(names)}
+    ids = model.member_ids_.external_ids[250:500]
+    assert stats["member_id"].has_min_max
+    assert (stats["member_id"].min, stats["member_id"].max) == (min(ids), max(ids))
+    assert stats["rank"].has_min_max and (stats["rank"].min, stats["rank"].max) == (1, 4)
+    for name in ("course_id", "reason"):
+        assert stats[name] is None or not stats[name].has_min_max
+    got = _read(result.path)
+    ref = member_menu(model, model.member_ids_.external_ids, n=4, with_reasons=False)
+    _same_menus(got, ref)
+    one = pd.read_parquet(result.path, filters=[("member_id", "==", ids[3])])
+    assert one["member_id"].eq(ids[3]).all() and len(one) == 4
 
 
 def test_csv_format_and_members_file(model: RandomFactors, tmp_path: Path) -> None:

@@ -463,6 +463,26 @@ def test_cold_labels_from_served_kinds_equal_probing_the_scores(platform: Datase
     assert new.reasons.tolist()[-4:-1] == [REASON_BRANCH, REASON_SEGMENT, REASON_GLOBAL]
 
 
+def test_rows_differ_compares_the_whole_row() -> None:
+    """Rows equal to the reference in the first columns but not later still differ."""
+    from recommend.menu import _DIFFER_HEAD, _rows_differ
+
+    rng = np.random.default_rng(0)
+    reference = rng.random(_DIFFER_HEAD + 50).astype(np.float32)
+    scores = np.tile(reference, (5, 1))
+    scores[1, 3] += 1.0  # differs in the head
+    scores[2, -1] -= 1.0  # differs only after the head
+    scores[4, _DIFFER_HEAD] = np.nan  # NaN never equals
+    rows = np.array([4, 3, 2, 1, 0, 2])
+    expected = (scores[rows] != reference).any(axis=1)
+    np.testing.assert_array_equal(_rows_differ(scores, rows, reference), expected)
+    assert expected.tolist() == [True, False, True, True, False, True]
+    # Narrower than the head: one comparison of the whole row.
+    narrow = scores[:, :10]
+    got = _rows_differ(narrow, np.arange(5), reference[:10])
+    assert got.tolist() == [False, True, False, False, False]
+
+
 def test_hybrid_model_scores_cold_members_from_features(dataset: Dataset) -> None:
     m = Hybrid().fit(dataset)
     # Unknown, described by attributes: the model's cold_member_scores (ascending).

@@ -711,19 +711,38 @@ class _PopularityScorer(_ColdScorer):
         segment = np.not_equal(kinds, None)
         if segment.any():
             at = np.flatnonzero(segment)
-            segment[at] = (scores[at] != self._fallback).any(axis=1)
+            segment[at] = _rows_differ(scores, at, self._fallback)
         branch = segment & (kinds == C.ORG)
         return _Scored(scores, *_cold_labels(segment, branch))
 
     def _score_probing(self, attributes: pd.DataFrame) -> _Scored:
         """Labels from the scores alone, for a model that does not tell the kind."""
         scores = self._segment_scores(attributes)
-        segment = (scores != self._fallback).any(axis=1)
+        segment = _rows_differ(scores, np.arange(len(scores)), self._fallback)
         branch = np.zeros(len(attributes), dtype=bool)
         if segment.any() and C.ORG in self.kinds and C.ORG in attributes.columns:
             probe = attributes.loc[segment, [C.ORG]].reset_index(drop=True)
             branch[segment] = (self._segment_scores(probe) == scores[segment]).all(axis=1)
         return _Scored(scores, *_cold_labels(segment, branch))
+
+
+def _rows_differ(scores: np.ndarray, rows: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Whether each of ``scores[rows]`` ((m, n) scores, int row numbers) differs from
+    ``reference`` (n,) anywhere.
+
+    Rows that differ usually do so in their first columns already (segment scores are the
+    global counts scaled down plus the segment's own), so a first look at a few columns
+    settles most of them; only the rest are compared in full.
+    """
+    head = min(_DIFFER_HEAD, scores.shape[1])
+    differ = (scores[rows, :head] != reference[:head]).any(axis=1)
+    open_ = np.flatnonzero(~differ)
+    if open_.size and head < scores.shape[1]:
+        differ[open_] = (scores[rows[open_], head:] != reference[head:]).any(axis=1)
+    return differ
+
+
+_DIFFER_HEAD = 256
 
 
 class _CountScorer(_ColdScorer):

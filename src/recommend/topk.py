@@ -27,7 +27,7 @@ Blocks go to ``num_threads`` worker threads, each with its own buffers and singl
 BLAS: numpy releases the GIL in SGEMM and in its array loops, two single-threaded GEMMs
 outrun one two-threaded GEMM of the same size, and the selection runs on all cores too.
 A small request (one block, e.g. a single member's menu) runs in the calling thread.
-Each thread keeps its buffers between calls (up to a 32 MB block), so a call pays no page
+Each thread keeps its buffers between calls (up to a 96 MB block), so a call pays no page
 faults for them. A caller that needs per-member statistics of the full score rows (a group
 menu's min-max normalisation) passes ``on_block``, which sees each raw block once before
 it is masked.
@@ -59,9 +59,10 @@ ScoreBlock = Callable[[NDArray[np.int64]], ArrayLike]
 OnBlock = Callable[[int, int, NDArray[np.float32]], None]
 
 # Bytes of float32 scores per worker block when ``block_size`` is not given. Each SGEMM
-# call repacks all course factors, so blocks of a few hundred members are needed to
-# amortise it (20k courses: 33 us/member at 200 rows, 27 at 800, single core).
-_BLOCK_BYTES = 32 << 20
+# call repacks all course factors, so blocks of many members amortise it (20k courses x 65
+# factors, single core: 29.4 us/member at 200 rows, 28.5 at 400, 26.5 at 800, 26.0 at
+# 1,200); at 96 MB a block of 20k courses holds about 1,200 members.
+_BLOCK_BYTES = 96 << 20
 _MIN_BLOCK_ROWS = 16
 _MAX_BLOCK_ROWS = 4096
 _COPY_COURSES_ROWS = 256
@@ -146,8 +147,8 @@ def topk_factors(
         Whitelist: only these courses may be returned.
     block_size : int, optional
         Members per block; results do not depend on it. By default a block of float32
-        scores is about 32 MB (400 members at 20k courses), so the kernel needs about
-        ``40 MB x num_threads`` of working memory besides its inputs and outputs (and, from
+        scores is about 96 MB (1,200 members at 20k courses), so the kernel needs about
+        ``120 MB x num_threads`` of working memory besides its inputs and outputs (and, from
         256 members on, a contiguous copy of the course factors, with the bias as one more
         factor, which then also takes a copy of the member factors with a column of ones).
     num_threads : int, optional
@@ -486,8 +487,11 @@ def _run(
 
     if block_size is None:
         rows = min(max(_BLOCK_BYTES // (4 * width), _MIN_BLOCK_ROWS), _MAX_BLOCK_ROWS)
-        # Spread a request smaller than threads x rows evenly over the workers.
-        rows = min(rows, max(-(-n // threads), _MIN_BLOCK_ROWS))
+        # Blocks of equal size, a multiple of the workers in number, so that no worker is
+        # left alone with a short last block while the others wait.
+        n_blocks = -(-n // rows)
+        n_blocks = -(-n_blocks // threads) * threads
+        rows = max(-(-n // n_blocks), _MIN_BLOCK_ROWS)
     else:
         rows = block_size
     rows = min(rows, n)
