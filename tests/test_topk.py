@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from threadpoolctl import threadpool_info
 
 from recommend.errors import ConfigError, DataError
-from recommend.topk import TopK, topk_factors, topk_scores
+from recommend.topk import TopK, rank_keys, topk_factors, topk_scores
 
 # ----------------------------------------------------------------------------- reference
 
@@ -597,3 +597,15 @@ def test_property_generic_path_equals_factor_path(problem):
         assert len(np.unique(idx)) == len(idx)
         if exclude.nnz:
             assert not np.isin(idx, exclude[row].indices).any()
+
+
+def test_rank_keys_order_by_score_then_course() -> None:
+    rng = np.random.default_rng(3)
+    values = rng.choice(
+        np.array([-np.inf, -2.5, -1e-30, -0.0, 0.0, 1e-30, 0.5, 3.0, np.inf], np.float32), 400
+    )
+    cols = rng.integers(0, 50, 400)
+    got = np.argsort(rank_keys(values, cols), kind="stable")
+    # -0.0 and 0.0 are one score: compare with the order of plain float64 values.
+    expected = np.lexsort((np.arange(400), cols, -(values.astype(np.float64) + 0.0)))
+    np.testing.assert_array_equal(got, expected)

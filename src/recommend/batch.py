@@ -82,7 +82,7 @@ from recommend.menu import (
 )
 from recommend.models.base import Recommender
 from recommend.schema import Columns
-from recommend.topk import topk_scores
+from recommend.topk import rank_keys, topk_scores
 
 __all__ = [
     "BATCH_COLUMNS",
@@ -305,7 +305,13 @@ def run_batch(
             if i in done:
                 continue
             part = ids[i * chunk_size : (i + 1) * chunk_size]
-            ranked = writer.rank(part)
+            # Every member of the model, in its order: their indices need no lookup.
+            known = (
+                None
+                if members is not None
+                else np.arange(i * chunk_size, i * chunk_size + part.size)
+            )
+            ranked = writer.rank(part, known)
             if pending is not None:
                 record(*pending)
             pending = (i, int(part.size), io.submit(writer.write, root, i, ranked))
@@ -590,10 +596,12 @@ class _ChunkWriter:
         self._cold_menus: dict[int, _MenuRows] = {}
 
     # ------------------------------------------------------------------ stage 1
-    def rank(self, ids: np.ndarray) -> _Ranked:
-        """The kernel's part of the menus of members ``ids`` (in that order)."""
+    def rank(self, ids: np.ndarray, idx: np.ndarray | None = None) -> _Ranked:
+        """The kernel's part of the menus of members ``ids`` (in that order); ``idx``:
+        their model indices when the caller knows them (-1: unknown)."""
         model = self.model
-        idx = model.member_ids_.to_index(ids, unknown="mask").astype(np.int64)
+        if idx is None:
+            idx = model.member_ids_.to_index(ids, unknown="mask").astype(np.int64)
         seen = history_rows(model.history_, idx)
         has_history = seen.counts > 0
         personal = has_history if self.fast else np.zeros(ids.size, dtype=bool)
@@ -815,7 +823,11 @@ class _ChunkWriter:
         all_rank = np.concatenate((pin_first, k_rank))
         courses = np.concatenate((pin_cols, top.indices[keep].astype(np.int64)))
         scores = np.concatenate((pin_scores, top.scores[keep]))
-        order = np.lexsort((all_rank, all_rows))
+        # Ranks of a member are 0..len - 1 without gaps (pins, then the kernel's prefix):
+        # each row's place in member-then-rank order is its member's start plus its rank.
+        lengths = np.bincount(all_rows, minlength=m)
+        order = np.empty(all_rows.size, dtype=np.int64)
+        order[(np.cumsum(lengths) - lengths)[all_rows] + all_rank] = np.arange(all_rows.size)
         return _MenuRows(
             pos[all_rows[order]],
             courses[order],
@@ -853,7 +865,13 @@ class _ChunkWriter:
             if bias is not None:
                 scores = scores + bias[cols]
             scores = scores.astype(np.float32)
-        order = np.lexsort((cols, -scores, rows))
+        # Rows ascending, then best score first, ties by course: the (score, course) keys
+        # are unique, so their ranks combined with the row give unique int64 keys, and two
+        # plain sorts beat a three-key lexsort by half.
+        keys = rank_keys(scores, cols)
+        ranks = np.empty(keys.size, dtype=np.int64)
+        ranks[np.argsort(keys)] = np.arange(keys.size)
+        order = np.argsort(rows * keys.size + ranks)
         rows, cols, scores = rows[order], cols[order], scores[order]
         counts = np.bincount(rows, minlength=m)
         first = np.repeat(np.cumsum(counts) - counts, counts)

@@ -51,7 +51,7 @@ from threadpoolctl import ThreadpoolController
 
 from recommend.errors import ConfigError, DataError
 
-__all__ = ["TopK", "topk_factors", "topk_scores"]
+__all__ = ["TopK", "rank_keys", "topk_factors", "topk_scores"]
 
 logger = logging.getLogger(__name__)
 
@@ -756,7 +756,7 @@ class _Selector:
         starts = np.cumsum(counts) - counts
         slot = np.arange(rows.size, dtype=np.int64) - starts[rows]
         keys = np.full((r, cap), _NO_KEY, dtype=np.int64)
-        keys[rows, slot] = _sort_keys(values, cols)
+        keys[rows, slot] = rank_keys(values, cols)
         # Keys are unique, so an unstable (fast, vectorised) sort is deterministic.
         keys.sort(axis=1)
         best = keys[:, :k]
@@ -768,11 +768,14 @@ class _Selector:
 _NO_KEY = np.iinfo(np.int64).max
 
 
-def _sort_keys(values: NDArray[np.float32], cols: NDArray[np.int64]) -> NDArray[np.int64]:
+def rank_keys(values: NDArray[np.float32], cols: NDArray[np.int64]) -> NDArray[np.int64]:
     """Int64 keys whose ascending order is (score descending, course index ascending).
 
-    The float32 bit pattern is made monotonic as a signed int32 (flip the magnitude bits of
-    negatives), inverted for descending order, and placed above the 32-bit course index.
+    ``values`` are float32 scores (finite or infinite), ``cols`` course indices in
+    [0, 2**32); equal scores (``-0.0`` and ``0.0`` included) give keys that differ by
+    course only. The float32 bit pattern is made monotonic as a signed int32 (flip the
+    magnitude bits of negatives), inverted for descending order, and placed above the
+    32-bit course index.
     """
     bits = (values + np.float32(0.0)).view(np.int32)  # + 0.0 turns -0.0 into +0.0
     ascending = bits ^ ((bits >> 31) & np.int32(0x7FFFFFFF))
@@ -780,7 +783,7 @@ def _sort_keys(values: NDArray[np.float32], cols: NDArray[np.int64]) -> NDArray[
 
 
 def _key_scores(keys: NDArray[np.int64]) -> NDArray[np.float32]:
-    """The scores back from :func:`_sort_keys` keys."""
+    """The scores back from :func:`rank_keys` keys."""
     ascending = ~(keys >> 32).astype(np.int32)
     bits = ascending ^ ((ascending >> 31) & np.int32(0x7FFFFFFF))
     return bits.view(np.float32)
