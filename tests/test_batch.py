@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from recommend import batch as batch_module
 from recommend.artifact import save
 from recommend.batch import BATCH_COLUMNS, MANIFEST, run_batch
 from recommend.cli import main
@@ -147,12 +148,22 @@ def test_rows_are_the_member_menus(model: RandomFactors, tmp_path: Path, options
     assert got.loc[got["member_id"] == "nobody-1", "route"].iloc[0] == "cold_global"
 
 
-@pytest.mark.parametrize("kind", ["factors", "ease"])
+@pytest.mark.parametrize(
+    ("kind", "cold_chunk"), [("factors", None), ("ease", None), ("factors", 1)]
+)
 def test_cold_menus_shared_across_chunks_equal_the_member_menus(
-    model: RandomFactors, dataset: Dataset, tmp_path: Path, kind: str
+    model: RandomFactors,
+    dataset: Dataset,
+    tmp_path: Path,
+    kind: str,
+    cold_chunk: int | None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Members without history get the menu of their attribute row, computed once per job
-    (vectorised through the kernel) and reused in later chunks: still the member menu."""
+    (vectorised through the kernel, in slices of _COLD_CHUNK members) and reused in later
+    chunks: still the member menu."""
+    if cold_chunk is not None:
+        monkeypatch.setattr(batch_module, "_COLD_CHUNK", cold_chunk)
     fitted = model if kind == "factors" else EASE(l2=50.0).fit(dataset)
     ids = np.random.default_rng(1).permutation(fitted.member_ids_.external_ids)[:400].tolist()
     ids += ["nobody-1", "nobody-2"]

@@ -112,8 +112,9 @@ _FORMAT = "recommend-batch"
 _FORMAT_VERSION = 1
 _TMP_PREFIX = ".tmp-"
 # Members without history scored at once for their cold-start menus (bounds the dense
-# (members x courses) score block to about 20 MB at 20k courses).
-_COLD_CHUNK = 256
+# (members x courses) score block to about 80 MB at 20k courses; each call has a fixed
+# cost of a few milliseconds for grouping members by route).
+_COLD_CHUNK = 1024
 _PART = "part-{:05d}.{}"
 
 Format = Literal["parquet", "csv"]
