@@ -609,3 +609,19 @@ def test_rank_keys_order_by_score_then_course() -> None:
     # -0.0 and 0.0 are one score: compare with the order of plain float64 values.
     expected = np.lexsort((np.arange(400), cols, -(values.astype(np.float64) + 0.0)))
     np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize(
+    ("n", "width", "threads"), [(19_000, 20_000, 2), (5, 100, 2), (10_001, 3, 3)]
+)
+def test_default_blocks_are_even_over_the_workers(n: int, width: int, threads: int) -> None:
+    from recommend import topk
+
+    rows = topk.block_rows(n, width, threads)
+    n_blocks = -(-n // rows)
+    assert rows >= topk._MIN_BLOCK_ROWS
+    assert rows * width * 4 <= max(topk._BLOCK_BYTES, topk._MIN_BLOCK_ROWS * width * 4)
+    if n > threads * topk._MIN_BLOCK_ROWS:
+        # Every worker gets the same number of blocks, all full but the last by < threads rows.
+        assert n_blocks % threads == 0
+        assert n - (n_blocks - 1) * rows >= rows - n_blocks

@@ -485,15 +485,7 @@ def _run(
     if n == 0 or width == 0:
         return TopK(indices, scores)
 
-    if block_size is None:
-        rows = min(max(_BLOCK_BYTES // (4 * width), _MIN_BLOCK_ROWS), _MAX_BLOCK_ROWS)
-        # Blocks of equal size, a multiple of the workers in number, so that no worker is
-        # left alone with a short last block while the others wait.
-        n_blocks = -(-n // rows)
-        n_blocks = -(-n_blocks // threads) * threads
-        rows = max(-(-n // n_blocks), _MIN_BLOCK_ROWS)
-    else:
-        rows = block_size
+    rows = block_rows(n, width, threads) if block_size is None else block_size
     rows = min(rows, n)
     n_blocks = -(-n // rows)
     threads = min(threads, n_blocks)
@@ -552,6 +544,16 @@ def _run(
         filled = indices >= 0
         indices[filled] = plan.columns[indices[filled]]
     return TopK(indices, scores)
+
+
+def block_rows(n_rows: int, width: int, threads: int) -> int:
+    """Members per block by default: about ``_BLOCK_BYTES`` of scores, in blocks of equal
+    size whose number is a multiple of ``threads``, so that no worker is left alone with a
+    short last block while the others wait."""
+    rows = min(max(_BLOCK_BYTES // (4 * max(width, 1)), _MIN_BLOCK_ROWS), _MAX_BLOCK_ROWS)
+    n_blocks = -(-n_rows // rows)
+    n_blocks = -(-n_blocks // threads) * threads
+    return max(-(-n_rows // n_blocks), _MIN_BLOCK_ROWS)
 
 
 class _Scratch:
