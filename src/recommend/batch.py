@@ -861,8 +861,9 @@ class _ChunkWriter:
         else:
             assert self.side is not None
             courses, bias = self.side
-            members = np.asarray(self.model.member_vectors(idx), dtype=np.float32)
-            scores = np.einsum("ij,ij->i", members[rows], courses[cols], dtype=np.float32)
+            # One gather per side (member rows repeat, one per candidate).
+            members = np.asarray(self.model.member_vectors(idx[rows]), dtype=np.float32)
+            scores = np.einsum("ij,ij->i", members, courses.take(cols, axis=0), dtype=np.float32)
             if bias is not None:
                 scores = scores + bias[cols]
             scores = scores.astype(np.float32)
@@ -898,7 +899,10 @@ class _ChunkWriter:
                 n_courses = np.int64(state.n_courses)
                 done_keys = np.repeat(np.arange(idx.size, dtype=np.int64), done.counts) * n_courses
                 done_keys += done.indices.astype(np.int64)
-                ok = ~np.isin(rows * n_courses + cols, done_keys)
+                done_keys.sort()  # usually sorted already (rows ascending, sorted indices)
+                keys = rows * n_courses + cols
+                at = np.minimum(np.searchsorted(done_keys, keys), done_keys.size - 1)
+                ok = done_keys[at] != keys
                 rows, cols = rows[ok], cols[ok]
         return rows, cols
 
