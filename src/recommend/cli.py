@@ -658,8 +658,14 @@ def _demo_batch(model: object, out: Path) -> None:
     print("\n== 7. batch job: every member's menu to Parquet")
     result = run_batch(model, out, n=10, with_reasons=True, overwrite=True, progress=False)  # type: ignore[arg-type]
     routes = ", ".join(f"{k} {v:,}" for k, v in sorted(result.routes.items()))
+    kept = (
+        f" ({result.resumed_chunks} of {result.chunks} chunk(s) kept from the last run)"
+        if result.resumed_chunks
+        else ""
+    )
     print(
-        f"   {result.members:,} members, {result.rows:,} rows ({routes}) in {result.seconds:.1f} s"
+        f"   {result.members:,} members, {result.rows:,} rows ({routes}) in "
+        f"{result.seconds:.1f} s{kept}"
     )
     print(f"   files: {out}/part-*.parquet, manifest {out}/_manifest.json")
     rows = pd.read_parquet(result.files[0])
