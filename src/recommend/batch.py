@@ -867,9 +867,9 @@ class _ChunkWriter:
             if bias is not None:
                 scores = scores + bias[cols]
             scores = scores.astype(np.float32)
-        # Rows ascending, then best score first, ties by course: the (score, course) keys
-        # are unique, so their ranks combined with the row give unique int64 keys, and two
-        # plain sorts beat a three-key lexsort by half.
+        # Rows ascending, then best score first, ties by course: the rank of each
+        # (score, course) key, combined with the row, orders them as a three-key lexsort
+        # would, in two plain sorts that take half its time.
         keys = rank_keys(scores, cols)
         ranks = np.empty(keys.size, dtype=np.int64)
         ranks[np.argsort(keys)] = np.arange(keys.size)
