@@ -229,7 +229,7 @@ def load(path: str | os.PathLike[str]) -> Recommender:
     """
     root = Path(path)
     meta = _read_meta(root)
-    verified = _verify_files(root, meta)
+    verified = _verify_files(root, meta["files"])
     bad = [name for name in meta["state"] if not _ATTR_NAME.fullmatch(name)]
     if bad:
         # Only learned-state names (public, ending in "_") may be set on the model.
@@ -295,7 +295,7 @@ def artifact_info(path: str | os.PathLike[str], *, verify: bool = True) -> dict[
     root = Path(path)
     meta = _read_meta(root)
     if verify:
-        _verify_files(root, meta)
+        _verify_files(root, meta["files"])
     keys = ("format", "format_version", "library_version", "created_at", "model", "data")
     keys += ("search_index",)
     info = {key: meta.get(key) for key in keys}
@@ -792,10 +792,7 @@ def _read_meta(root: Path) -> dict[str, Any]:
             f"{root} holds no {MODEL_JSON}: not a recommend model artifact (or its write "
             "was interrupted)"
         )
-    try:
-        meta = json.loads(file.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"{file} is not valid JSON ({exc}): truncated or corrupted") from exc
+    meta = _load_json(file)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
         raise ArtifactError(
@@ -818,20 +815,33 @@ def _read_meta(root: Path) -> dict[str, Any]:
     return meta
 
 
-def _verify_files(root: Path, meta: Mapping[str, Any]) -> frozenset[str]:
-    """Check every listed file's presence, size and checksum; return the verified names."""
-    files: Mapping[str, Any] = meta["files"]
-    if ARRAYS not in files:
-        raise ArtifactError(f"{root}/{MODEL_JSON} lists no {ARRAYS}")
+def _load_json(file: Path) -> Any:
+    """The JSON content of ``file`` (a manifest this library wrote)."""
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"{file} is not valid JSON ({exc}): truncated or corrupted") from exc
+
+
+def _verify_files(
+    root: Path, files: Mapping[str, Any], listing: str = MODEL_JSON, required: str = ARRAYS
+) -> frozenset[str]:
+    """Check the presence, size and checksum of every file that ``root/listing`` lists in
+    ``files`` (name -> ``{"bytes", "sha256"}``, ``required`` among them); return the names.
+
+    Shared by model artifacts (``model.json``) and search indexes (their manifest).
+    """
+    if required not in files:
+        raise ArtifactError(f"{root}/{listing} lists no {required}")
     for name, entry in files.items():
-        if not _FILE_NAME.fullmatch(name) or name == MODEL_JSON:
-            raise ArtifactError(f"{root}/{MODEL_JSON} lists an invalid file name {name!r}")
+        if not _FILE_NAME.fullmatch(name) or name == listing:
+            raise ArtifactError(f"{root}/{listing} lists an invalid file name {name!r}")
         valid = isinstance(entry, dict) and type(entry.get("bytes")) is int
         if not valid or not isinstance(entry.get("sha256"), str):
-            raise ArtifactError(f"{root}/{MODEL_JSON}: invalid entry for {name}: {entry!r}")
+            raise ArtifactError(f"{root}/{listing}: invalid entry for {name}: {entry!r}")
         file = root / name
         if not file.is_file():
-            raise ArtifactError(f"{name} is missing from {root} (listed in {MODEL_JSON})")
+            raise ArtifactError(f"{name} is missing from {root} (listed in {listing})")
         size, expected = file.stat().st_size, entry["bytes"]
         if size < expected:
             raise ArtifactError(
@@ -841,12 +851,12 @@ def _verify_files(root: Path, meta: Mapping[str, Any]) -> frozenset[str]:
         if size != expected:
             raise ArtifactError(
                 f"{name} in {root} has {size} bytes, expected {expected}: the file was "
-                "changed after the artifact was written"
+                "changed after it was written"
             )
         if _sha256(file) != entry["sha256"]:
             raise ArtifactError(
-                f"{name} in {root} fails its checksum (sha256 differs from {MODEL_JSON}): "
-                "the file was modified or corrupted after the artifact was written"
+                f"{name} in {root} fails its checksum (sha256 differs from {listing}): "
+                "the file was modified or corrupted after it was written"
             )
     return frozenset(files)
 

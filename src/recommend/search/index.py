@@ -26,7 +26,6 @@ format version, parameters and the size and SHA-256 of every file), written atom
 
 from __future__ import annotations
 
-import json
 import logging
 import multiprocessing
 import os
@@ -45,7 +44,15 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 # Search indexes are written like model artifacts: checksummed files, atomic publish.
-from recommend.artifact import _file_entry, _fsync, _publish, _sha256, _write_json
+from recommend.artifact import (
+    _file_entry,
+    _fsync,
+    _load_json,
+    _publish,
+    _sha256,
+    _verify_files,
+    _write_json,
+)
 from recommend.errors import ArtifactError, ConfigError, DataError
 from recommend.schema import Columns
 from recommend.search.weights import BlendWeights
@@ -614,10 +621,7 @@ class SearchIndex:
                 f"{manifest} differs from the one recorded in the model artifact: the "
                 "search index was replaced or modified after the model was saved"
             )
-        try:
-            meta = json.loads(manifest.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ArtifactError(f"{manifest} is not valid JSON ({exc}): truncated?") from exc
+        meta = _load_json(manifest)
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise ArtifactError(f"{manifest} does not describe a search index")
         version = meta.get("format_version")
@@ -629,20 +633,9 @@ class SearchIndex:
                 "this library reads; upgrade recommend to load it"
             )
         files = meta.get("files")
-        if not isinstance(files, dict) or COURSE_IDS not in files:
+        if not isinstance(files, dict):
             raise ArtifactError(f"{manifest} lists no valid files (hand-edited?)")
-        for name, entry in files.items():
-            file = root / name
-            if "/" in name or name.startswith(".") or not file.is_file():
-                raise ArtifactError(f"{name} is missing from {root} (listed in {MANIFEST})")
-            size = file.stat().st_size
-            if not isinstance(entry, dict) or size != entry.get("bytes"):
-                raise ArtifactError(
-                    f"{name} in {root} has {size} bytes, expected {entry.get('bytes')}: "
-                    "truncated or changed after the index was written"
-                )
-            if _sha256(file) != entry.get("sha256"):
-                raise ArtifactError(f"{name} in {root} fails its checksum: modified or corrupt")
+        _verify_files(root, files, MANIFEST, COURSE_IDS)
         try:
             retriever = bm25s.BM25.load(str(root), load_corpus=False, allow_pickle=False)
             ids = np.load(root / COURSE_IDS, allow_pickle=False)
