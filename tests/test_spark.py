@@ -414,3 +414,10 @@ def test_missing_pyspark_gives_install_hint(monkeypatch: pytest.MonkeyPatch) -> 
     with pytest.raises(SparkUnavailableError, match=r"pip install 'recommend\[spark\]'") as err:
         require_pyspark()
     assert isinstance(err.value, ImportError) and isinstance(err.value, ConfigError)
+
+
+@pytest.mark.parametrize("blocks", [0, -1, True, 2.5, "4"])
+def test_spark_als_refuses_bad_blocks(blocks: object) -> None:
+    with pytest.raises(ConfigError, match=r"blocks=.*positive integer or None"):
+        SparkALS(blocks=blocks)  # type: ignore[arg-type]
+    assert SparkALS(blocks=None).blocks is None and SparkALS(blocks=4).blocks == 4

@@ -342,6 +342,11 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _routes_text(routes: dict[str, int]) -> str:
+    """Members per route of a batch job, e.g. ``cold_segment 357, personal 2,643``."""
+    return ", ".join(f"{k} {v:,}" for k, v in sorted(routes.items()))
+
+
 def cmd_batch(args: argparse.Namespace) -> int:
     from recommend.batch import run_batch
 
@@ -358,7 +363,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         progress=not args.quiet,
     )
-    routes = ", ".join(f"{k} {v:,}" for k, v in sorted(result.routes.items()))
+    routes = _routes_text(result.routes)
     print(
         f"wrote menus of {result.members:,} members ({result.rows:,} rows, {routes}) to "
         f"{result.path} in {len(result.files)} file(s), {result.seconds:.1f} s"
@@ -657,7 +662,7 @@ def _demo_batch(model: object, out: Path) -> None:
 
     print("\n== 7. batch job: every member's menu to Parquet")
     result = run_batch(model, out, n=10, with_reasons=True, overwrite=True, progress=False)  # type: ignore[arg-type]
-    routes = ", ".join(f"{k} {v:,}" for k, v in sorted(result.routes.items()))
+    routes = _routes_text(result.routes)
     kept = (
         f" ({result.resumed_chunks} of {result.chunks} chunk(s) kept from the last run)"
         if result.resumed_chunks
@@ -986,7 +991,7 @@ def _spark_batch(spark: Any, args: argparse.Namespace) -> int:
         partitions=args.partitions,
         overwrite=args.overwrite,
     )
-    routes = ", ".join(f"{k} {v:,}" for k, v in sorted(result.routes.items()))
+    routes = _routes_text(result.routes)
     print(
         f"{result.members:,} members, {result.rows:,} rows ({routes}) to {result.path} in "
         f"{result.seconds:.1f} s ({result.personal_members:,} members scored on "

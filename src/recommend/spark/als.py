@@ -99,9 +99,9 @@ class SparkALS:
         self.cold_neighbours = cold_neighbours
         # The exported model checks the shared hyper-parameters (clear errors, same rules).
         self._template()
-        if blocks is not None and (isinstance(blocks, bool) or not isinstance(blocks, int)):
-            raise ConfigError(f"SparkALS.blocks={blocks!r}; expected a positive integer or None")
-        if blocks is not None and blocks < 1:
+        if blocks is not None and (
+            isinstance(blocks, bool) or not isinstance(blocks, int) or blocks < 1
+        ):
             raise ConfigError(f"SparkALS.blocks={blocks!r}; expected a positive integer or None")
         if isinstance(checkpoint_interval, bool) or not isinstance(checkpoint_interval, int):
             raise ConfigError(
