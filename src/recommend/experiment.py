@@ -436,14 +436,18 @@ def _model(label: str, raw: object) -> ModelConfig:
     signature = inspect.signature(cls.__init__).parameters
     accepted = cls._param_names()
     params_table = table.table("params") or _Table({}, table.key("params"))
-    params: dict[str, Any] = {}
-    for key, value in params_table.raw.items():
-        where = params_table.key(key)
+
+    def accept(where: str, key: str) -> None:
         if key not in accepted:
             raise ConfigError(
                 f"{where}: {cls.__name__} has no such parameter; expected one of "
                 f"{', '.join(accepted)}"
             )
+
+    params: dict[str, Any] = {}
+    for key, value in params_table.raw.items():
+        where = params_table.key(key)
+        accept(where, key)
         params[key] = _check_value(where, value, signature[key].default)
     _build(params_table.where, cls, **params)  # the class checks values; nothing is fitted
     search: dict[str, Distribution] | None = None
@@ -452,11 +456,7 @@ def _model(label: str, raw: object) -> ModelConfig:
         search = {}
         for key, spec in search_table.raw.items():
             where = search_table.key(key)
-            if key not in accepted:
-                raise ConfigError(
-                    f"{where}: {cls.__name__} has no such parameter; expected one "
-                    f"of {', '.join(accepted)}"
-                )
+            accept(where, key)
             if key in params:
                 raise ConfigError(f"{where}: also fixed in {params_table.key(key)}; keep one")
             search[key] = _distribution(where, spec)

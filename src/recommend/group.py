@@ -76,6 +76,7 @@ from recommend.menu import (
     history_rows,
     matrix_rows,
     menu_state,
+    minutes_in_seconds,
 )
 from recommend.schema import Columns
 from recommend.topk import single_threaded_blas, topk_factors, topk_scores
@@ -368,7 +369,9 @@ def order_for_group(
         raise ConfigError(f"compulsory_share must be in (0, 1], got {compulsory_share!r}")
     if exclude_completed is not None and not 0.0 < exclude_completed <= 1.0:
         raise ConfigError(f"exclude_completed must be in (0, 1] or None, got {exclude_completed!r}")
-    budget = _budget_seconds(budget_minutes)
+    budget = (
+        None if budget_minutes is None else minutes_in_seconds(budget_minutes, "budget_minutes")
+    )
 
     ids = group_members(model, members, member_table=member_table)
     if ids.size == 0:
@@ -482,18 +485,6 @@ def _positive(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
         raise ConfigError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
-
-
-def _budget_seconds(budget_minutes: float | None) -> float | None:
-    if budget_minutes is None:
-        return None
-    try:
-        seconds = float(budget_minutes) * 60.0
-    except (TypeError, ValueError):
-        seconds = float("nan")
-    if not seconds > 0:
-        raise ConfigError(f"budget_minutes must be a positive number, got {budget_minutes!r}")
-    return seconds
 
 
 def _describe(members: MemberSpec) -> str:

@@ -554,12 +554,7 @@ class _State:
         channels = self._channel_key(channel)
         max_seconds = None
         if max_minutes is not None:
-            try:
-                max_seconds = float(max_minutes) * 60.0
-            except (TypeError, ValueError):
-                max_seconds = float("nan")
-            if not max_seconds > 0:
-                raise ConfigError(f"max_minutes must be a positive number, got {max_minutes!r}")
+            max_seconds = minutes_in_seconds(max_minutes, "max_minutes")
             if self.durations is None:
                 raise ConfigError(
                     "max_minutes needs course durations: the training courses table has no "
@@ -724,6 +719,18 @@ class _PopularityScorer(_ColdScorer):
             probe = attributes.loc[segment, [C.ORG]].reset_index(drop=True)
             branch[segment] = (self._segment_scores(probe) == scores[segment]).all(axis=1)
         return _Scored(scores, *_cold_labels(segment, branch))
+
+
+def minutes_in_seconds(minutes: object, name: str) -> float:
+    """``minutes`` (a positive number of minutes) in seconds; a ``ConfigError`` naming
+    ``name`` for anything else (zero, negative, NaN, text)."""
+    try:
+        seconds = float(minutes) * 60.0  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        seconds = float("nan")
+    if not seconds > 0:
+        raise ConfigError(f"{name} must be a positive number, got {minutes!r}")
+    return seconds
 
 
 def _rows_differ(scores: np.ndarray, rows: np.ndarray, reference: np.ndarray) -> np.ndarray:
