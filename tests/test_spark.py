@@ -421,3 +421,17 @@ def test_spark_als_refuses_bad_blocks(blocks: object) -> None:
     with pytest.raises(ConfigError, match=r"blocks=.*positive integer or None"):
         SparkALS(blocks=blocks)  # type: ignore[arg-type]
     assert SparkALS(blocks=None).blocks is None and SparkALS(blocks=4).blocks == 4
+
+
+def test_spark_batch_writes_the_captured_rows(spark, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The Spark batch job serves what it served before the engine change (see
+    ``tests/test_equivalence.py``)."""
+    import sys
+
+    golden = Path(__file__).resolve().parent / "golden"
+    sys.path.insert(0, str(golden))
+    import cases
+
+    model = rc.load(golden / "models" / "als")
+    want = pd.read_parquet(golden / "outputs" / "als_spark_batch.parquet")
+    cases.compare(cases.spark_batch(spark, model, tmp_path), want, "spark batch")
