@@ -768,7 +768,7 @@ def platform_dataset() -> Dataset:
 
 
 def _real_model(cls: type[Recommender], params: dict[str, Any]) -> Recommender:
-    names = cls._param_names()
+    names = cls.param_names()
     small = {k: v for k, v in SMALL.items() if k in names}
     if "random_state" in names:
         small["random_state"] = 0

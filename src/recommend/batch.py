@@ -239,7 +239,7 @@ def run_batch(
     else:
         model, resolved = resolve_model(model)
         version = model_version or resolved
-    model._check_fitted()
+    model.check_fitted()
     n = _positive_int(n, "n")
     chunk_size = _positive_int(chunk_size, "chunk_size")
     if format not in ("parquet", "csv"):

@@ -202,7 +202,7 @@ def _choose_model(args: argparse.Namespace, train: object, timed: bool) -> tuple
                 f"tuning {name} on a validation split of TRAIN ({trials} trials)", file=sys.stderr
             )
             # With `best`, each --param goes to the models that have it.
-            accepted = set(get_model_class(name)._param_names())
+            accepted = set(get_model_class(name).param_names())
             fixed = {k: v for k, v in params.items() if k in accepted or args.model != "best"}
             results.append(
                 tune(

@@ -434,7 +434,7 @@ def _model(label: str, raw: object) -> ModelConfig:
         )
     cls = get_model_class(name)
     signature = inspect.signature(cls.__init__).parameters
-    accepted = cls._param_names()
+    accepted = cls.param_names()
     params_table = table.table("params") or _Table({}, table.key("params"))
 
     def accept(where: str, key: str) -> None:

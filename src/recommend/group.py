@@ -184,7 +184,7 @@ def group_members(
     DataError
         The org id is unknown.
     """
-    model._check_fitted()
+    model.check_fitted()
     if isinstance(members, Mapping) or callable(members):
         table = _member_table(model, member_table)
         mask = _filter_mask(table, members, model.dataset_.now)
@@ -361,7 +361,7 @@ def order_for_group(
     DataError
         An empty group, or no member of it known to the model.
     """
-    model._check_fitted()
+    model.check_fitted()
     n, personal_k = _positive(n, "n"), _positive(personal_k, "personal_k")
     if strategy not in STRATEGIES + BASELINES:
         raise ConfigError(f"strategy={strategy!r}; expected one of {list(STRATEGIES + BASELINES)}")

@@ -308,7 +308,7 @@ def _options(
     max_pins: int | None,
     with_reasons: bool,
 ) -> _Opts:
-    model._check_fitted()
+    model.check_fitted()
     n = _positive_int(n, "n")
     if exclude not in ("seen", "completed", "none"):
         raise ConfigError(f"exclude={exclude!r}; expected 'seen', 'completed' or 'none'")

@@ -148,7 +148,7 @@ def tune(
     cls = get_model_class(model)
     space = SEARCH_SPACES.get(cls.name, {}) if space is None else space
     unknown = set(space) | set(fixed or {})
-    unknown -= set(cls._param_names())
+    unknown -= set(cls.param_names())
     if unknown:
         raise ConfigError(f"{cls.name} has no parameter(s) {sorted(unknown)}")
     validation = validation or TimeSplit(test_fraction=0.2)

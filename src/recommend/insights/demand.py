@@ -53,7 +53,7 @@ def _population(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, int]]:
     """Model indices of the members to score, their segment codes, labels and counts of
     members left out (unknown to the model, no history)."""
-    model._check_fitted()
+    model.check_fitted()
     ds = model.dataset_
     table = member_table if member_table is not None else ds.members
     if table is None:
@@ -173,7 +173,7 @@ def predicted_demand(
         raise ConfigError(f"k={k!r}; expected an integer >= 1")
     if not isinstance(min_size, int | np.integer) or min_size < 1:
         raise ConfigError(f"min_size={min_size!r}; expected an integer >= 1")
-    model._check_fitted()
+    model.check_fitted()
     courses = model.dataset_.courses
     if courses is None:
         raise ConfigError("predicted_demand needs the model's courses table (channel, tags)")

@@ -16,8 +16,9 @@ from __future__ import annotations
 import inspect
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, TypeVar, cast
 
 import numpy as np
 import pandas as pd
@@ -30,6 +31,8 @@ from recommend.schema import Columns
 from recommend.topk import TopK, topk_factors, topk_scores
 
 __all__ = ["Factors", "History", "Recommender"]
+
+T = TypeVar("T")
 
 C = Columns
 
@@ -86,7 +89,8 @@ class Recommender(ABC):
 
     # ------------------------------------------------------------------ parameters
     @classmethod
-    def _param_names(cls) -> list[str]:
+    def param_names(cls) -> list[str]:
+        """Names of the hyper-parameters (the arguments of ``__init__``), in order."""
         sig = inspect.signature(cls.__init__)
         return [
             p.name
@@ -96,17 +100,17 @@ class Recommender(ABC):
 
     def get_params(self) -> dict[str, Any]:
         """Hyper-parameters as a flat dict (what tracking logs and artifacts store)."""
-        return {name: getattr(self, name) for name in self._param_names()}
+        return {name: getattr(self, name) for name in self.param_names()}
 
     def set_params(self, **params: Any) -> Self:
         """Set hyper-parameters; unknown names raise ``ConfigError``."""
         from recommend.errors import ConfigError
 
-        unknown = set(params) - set(self._param_names())
+        unknown = set(params) - set(self.param_names())
         if unknown:
             raise ConfigError(
                 f"{type(self).__name__} has no parameter(s) {sorted(unknown)}; "
-                f"expected some of {self._param_names()}"
+                f"expected some of {self.param_names()}"
             )
         for key, value in params.items():
             setattr(self, key, value)
@@ -125,11 +129,12 @@ class Recommender(ABC):
         """Learn from ``dataset`` (never modified) and return ``self``."""
         if not isinstance(dataset, Dataset):
             raise DataError(f"fit expects a recommend.Dataset, got {type(dataset).__name__}")
-        self._lock = threading.Lock()
-        self.member_ids_: IdMap = dataset.member_ids
-        self.course_ids_: IdMap = dataset.course_ids
-        self.dataset_ = dataset
-        self.history_ = History(dataset.interactions)
+        self.restore(
+            member_ids=dataset.member_ids,
+            course_ids=dataset.course_ids,
+            dataset=dataset,
+            history=History(dataset.interactions),
+        )
         try:
             self._fit(dataset)
         except BaseException:
@@ -145,15 +150,93 @@ class Recommender(ABC):
 
     @property
     def is_fitted(self) -> bool:
+        """True once the model was fitted (or restored from an artifact)."""
         return hasattr(self, "history_")
 
-    def _check_fitted(self) -> None:
+    def check_fitted(self) -> None:
+        """Raise ``NotFittedError`` unless the model is fitted (or restored)."""
         if not self.is_fitted:
             raise NotFittedError(f"{type(self).__name__} is not fitted: call fit(dataset) first")
 
+    def restore(
+        self,
+        *,
+        member_ids: IdMap,
+        course_ids: IdMap,
+        dataset: Dataset | None,
+        history: History,
+        state: Mapping[str, Any] | None = None,
+    ) -> Self:
+        """Put the model in a fitted state from saved parts, without learning.
+
+        What ``fit`` sets before the model learns, plus the learned attributes ``state``
+        (names ending in ``_``), for code that rebuilds a model from stored parts (an
+        artifact, factors trained elsewhere). The serving cache starts empty.
+
+        Parameters
+        ----------
+        member_ids, course_ids
+            The id maps the model's indices refer to.
+        dataset
+            The training data (``None`` for a model rebuilt without it).
+        history
+            Member histories, rows aligned with ``member_ids``.
+        state
+            Learned attributes to set, e.g. ``{"member_factors_": ...}``.
+        """
+        for name in state or {}:
+            if not name.endswith("_") or name.startswith("_"):
+                raise ValueError(f"restore: {name!r} is not a learned attribute (name_)")
+        self._lock = threading.RLock()
+        self._cache: dict[str, Any] = {}
+        self.member_ids_ = member_ids
+        self.course_ids_ = course_ids
+        if dataset is not None:
+            self.dataset_ = dataset
+        self.history_ = history
+        for name, value in (state or {}).items():
+            setattr(self, name, value)
+        return self
+
+    @property
+    def lock(self) -> threading.RLock:
+        """The lock that fold-in publishes new state under (``with model.lock:`` reads a
+        consistent set of learned attributes)."""
+        self.check_fitted()
+        return self._lock
+
+    def cached(self, key: str, build: Callable[[], T]) -> T:
+        """Derived read-only state kept with the fitted model: ``build()`` on first use.
+
+        Serving layers keep their lookups here (built once, read by many threads); a new
+        ``fit`` or ``restore`` starts an empty cache, so nothing outlives the state it was
+        derived from. ``build`` runs under the model's lock, once per key.
+        """
+        self.check_fitted()
+        cache = self._cache
+        try:
+            return cast("T", cache[key])
+        except KeyError:
+            pass
+        with self._lock:
+            if key not in cache:
+                cache[key] = build()
+            return cast("T", cache[key])
+
+    def cache_entry(self, key: str) -> Any:
+        """What :meth:`cached` keeps under ``key``, or ``None``."""
+        self.check_fitted()
+        return self._cache.get(key)
+
+    def set_cache_entry(self, key: str, value: Any) -> None:
+        """Keep ``value`` under ``key`` in the serving cache (replacing what was there)."""
+        self.check_fitted()
+        with self._lock:
+            self._cache[key] = value
+
     @property
     def n_courses(self) -> int:
-        self._check_fitted()
+        self.check_fitted()
         return len(self.course_ids_)
 
     # ------------------------------------------------------------------ scoring
@@ -198,7 +281,7 @@ class Recommender(ABC):
 
         Returns an array of shape (len(member_idx), len(course_idx) or n_courses), float32.
         """
-        self._check_fitted()
+        self.check_fitted()
         scores = self.score_block(np.asarray(member_idx, dtype=np.int64))
         return scores if course_idx is None else scores[:, np.asarray(course_idx)]
 
@@ -212,7 +295,7 @@ class Recommender(ABC):
         allow: np.ndarray | None = None,
     ) -> TopK:
         """Best ``k`` course indices per member through the shared kernel."""
-        self._check_fitted()
+        self.check_fitted()
         idx = np.asarray(member_idx, dtype=np.int64)
         side = self.course_vectors()
         if side is not None:
@@ -246,7 +329,7 @@ class Recommender(ABC):
         ``events`` is an events frame for this member (validated here). A member not seen in
         training is added. Factor models re-solve the member's vector (``_fold_in``).
         """
-        self._check_fitted()
+        self.check_fitted()
         from recommend.data.validation import validate
 
         ds = self.dataset_

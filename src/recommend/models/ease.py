@@ -165,7 +165,7 @@ class EASE(Recommender):
     def score_block(self, member_idx: np.ndarray) -> np.ndarray:
         """Scores of members ``member_idx`` (fold-in members included) for all courses:
         their history rows @ ``B_``, shape (len, n_courses), float32."""
-        self._check_fitted()
+        self.check_fitted()
         rows = self._as_input(self.history_.rows(np.asarray(member_idx, dtype=np.int64)))
         return np.ascontiguousarray(rows @ self.B_, dtype=np.float32)
 

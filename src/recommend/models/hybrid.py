@@ -341,7 +341,7 @@ class LightFM(Recommender):
 
         Rankings equal LightFM's: its score adds the member bias, a per-member constant.
         """
-        self._check_fitted()
+        self.check_fitted()
         members = self.member_vectors(np.arange(self.member_factors_.shape[0]))
         return Factors(members, self.course_factors_, self.course_bias_)
 
@@ -353,7 +353,7 @@ class LightFM(Recommender):
         seen in training contribute nothing; a member with no known value gets a zero
         vector, i.e. is ranked by the course biases (popularity as LightFM learned it).
         """
-        self._check_fitted()
+        self.check_fitted()
         rows = member_feature_rows(attributes, self.member_feature_names_, self.feature_year_)
         return self._from_attributes(rows, self.member_feature_embeddings_, self._n_member_ids)
 
@@ -372,7 +372,7 @@ class LightFM(Recommender):
         shapes (n, n_factors) and (n,), float32; score a member ``m`` with
         ``member_factors_[m] @ vectors.T + bias``.
         """
-        self._check_fitted()
+        self.check_fitted()
         rows = course_feature_rows(courses, self.course_feature_names_)
         vectors = self._from_attributes(rows, self.course_feature_embeddings_, self._n_course_ids)
         offset = self._n_course_ids

@@ -270,17 +270,17 @@ class _FactorModel(Recommender):
     def factors(self) -> Factors:
         """``Factors(member_factors_, course_factors_, course_bias_)``; scores are
         ``members @ courses.T + course_bias``."""
-        self._check_fitted()
+        self.check_fitted()
         return Factors(self._members.array, self.course_factors_, self.course_bias_)
 
     def member_vectors(self, member_idx: np.ndarray) -> np.ndarray:
         """Rows of the requested members only: a request never assembles the whole member
         array, even right after an update."""
-        self._check_fitted()
+        self.check_fitted()
         return self._members.gather(member_idx)
 
     def course_vectors(self) -> tuple[np.ndarray, np.ndarray | None]:
-        self._check_fitted()
+        self.check_fitted()
         return self.course_factors_, self.course_bias_
 
     def _place_cold_courses(self, dataset: Dataset, warm_interactions: sp.csr_matrix) -> None:
@@ -813,7 +813,7 @@ class ItemKNN(Recommender):
     def score_block(self, member_idx: np.ndarray) -> np.ndarray:
         """History rows @ ``similarity_``: shape (len(member_idx), n_courses), float32.
         Folded-in members score from their new history."""
-        self._check_fitted()
+        self.check_fitted()
         rows = self.history_.rows(np.asarray(member_idx, dtype=np.int64))
         scores = sp.csr_matrix(rows, dtype=np.float32) @ self.similarity_
         return np.ascontiguousarray(scores.toarray(), dtype=np.float32)

@@ -325,7 +325,7 @@ class Popularity(Recommender):
 
         Members added by fold-in (indices beyond the fitted members) get global popularity.
         """
-        self._check_fitted()
+        self.check_fitted()
         idx = np.asarray(member_idx, dtype=np.int64)
         member_rows = self._member_rows
         known = (idx >= 0) & (idx < len(member_rows))
@@ -335,7 +335,7 @@ class Popularity(Recommender):
 
     def global_scores(self) -> np.ndarray:
         """Global popularity, shape (n_courses,), float32 (a copy)."""
-        self._check_fitted()
+        self.check_fitted()
         return self.global_.copy()
 
     def segment_scores(self, attributes: pd.DataFrame) -> np.ndarray:
@@ -372,7 +372,7 @@ class Popularity(Recommender):
             The kind (one of :attr:`kinds`, e.g. ``"org_id"``) whose segment gave the
             member's scores, ``None`` where the member got global popularity.
         """
-        self._check_fitted()
+        self.check_fitted()
         if not isinstance(attributes, pd.DataFrame):
             raise DataError(
                 f"segment_scores expects a DataFrame of member attributes, got "
@@ -388,7 +388,7 @@ class Popularity(Recommender):
     def segment_of(self, member_idx: np.ndarray) -> np.ndarray:
         """Segment each member's scores come from, e.g. ``"occupation=retired"`` or
         ``"global"``; shape (len,), object (for explanations and analytics)."""
-        self._check_fitted()
+        self.check_fitted()
         labels = np.array(["global"], dtype=object)
         for kind in self.kinds:
             rows = self.segment_rows_[kind]

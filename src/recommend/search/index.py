@@ -681,7 +681,7 @@ def build_index(
     if isinstance(source, pd.DataFrame):
         courses = source
     else:
-        source._check_fitted()
+        source.check_fitted()
         dataset = getattr(source, "dataset_", None)
         courses = None if dataset is None else dataset.courses
         if courses is None:

@@ -331,7 +331,7 @@ def _request(
     member_attributes: pd.DataFrame | None,
     unknown: str,
 ) -> tuple[_SearchState, MenuRequest, Rows]:
-    model._check_fitted()
+    model.check_fitted()
     if unknown not in ("fallback", "raise"):
         raise ConfigError(f"unknown={unknown!r}; expected 'fallback' or 'raise'")
     if not is_scalar(member_id):

@@ -170,7 +170,7 @@ def spark_batch(
     else:
         model, resolved = resolve_model(model)
         version = model_version or resolved
-    model._check_fitted()
+    model.check_fitted()
     if not isinstance(model, ALS | BPR):
         raise ConfigError(
             f"the Spark batch job scores factor models (ALS, BPR); {type(model).__name__} "
