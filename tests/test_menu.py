@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import threading
 
 import numpy as np
@@ -13,6 +12,7 @@ from hypothesis import strategies as st
 
 from recommend.data.dataset import Dataset
 from recommend.data.validation import validate
+from recommend.engine import routes
 from recommend.errors import ConfigError, DataError
 from recommend.menu import (
     MENU_COLUMNS,
@@ -365,12 +365,16 @@ def test_unknown_member_falls_back_and_can_raise(model: FixedFactors) -> None:
 
 @pytest.fixture
 def counts_model(dataset: Dataset, monkeypatch: pytest.MonkeyPatch) -> FixedFactors:
-    """A model whose cold start cannot import the popularity model: branch counts."""
-    monkeypatch.setitem(sys.modules, "recommend.models.popularity", None)
+    """A model whose segment popularity cannot be fitted: cold start uses branch counts."""
+
+    def failing_fit(self: object, dataset: Dataset) -> None:
+        raise RuntimeError("no segment popularity here")
+
+    monkeypatch.setattr(routes.Popularity, "fit", failing_fit)
     return FixedFactors().fit(dataset)
 
 
-def test_without_a_popularity_model_cold_members_get_branch_counts(
+def test_when_segment_popularity_fails_cold_members_get_branch_counts(
     counts_model: FixedFactors,
 ) -> None:
     attrs = pd.DataFrame({"member_id": ["new"], "org_id": ["b2"], "birth_year": [1988]})
@@ -435,7 +439,7 @@ def test_cold_member_with_attributes_gets_segment_popularity(platform: Dataset) 
 
 def test_cold_labels_from_served_kinds_equal_probing_the_scores(platform: Dataset) -> None:
     popularity = pytest.importorskip("recommend.models.popularity")
-    from recommend.menu import _PopularityScorer
+    from recommend.engine.routes import PopularityScorer
 
     pop = popularity.Popularity(segment="auto").fit(platform)
     members = platform.members.reset_index(drop=True)
@@ -452,7 +456,7 @@ def test_cold_labels_from_served_kinds_equal_probing_the_scores(platform: Datase
         }
     )
     attrs = pd.concat([members.drop(columns=["member_id"]), extra], ignore_index=True)
-    scorer = _PopularityScorer(pop, platform.n_courses)
+    scorer = PopularityScorer(pop, platform.n_courses)
     new = scorer.score(attrs)
     old = scorer._score_probing(attrs)
     np.testing.assert_array_equal(new.scores, old.scores)
@@ -465,21 +469,21 @@ def test_cold_labels_from_served_kinds_equal_probing_the_scores(platform: Datase
 
 def test_rows_differ_compares_the_whole_row() -> None:
     """Rows equal to the reference in the first columns but not later still differ."""
-    from recommend.menu import _DIFFER_HEAD, _rows_differ
+    from recommend.engine.routes import DIFFER_HEAD, rows_differ
 
     rng = np.random.default_rng(0)
-    reference = rng.random(_DIFFER_HEAD + 50).astype(np.float32)
+    reference = rng.random(DIFFER_HEAD + 50).astype(np.float32)
     scores = np.tile(reference, (5, 1))
     scores[1, 3] += 1.0  # differs in the head
     scores[2, -1] -= 1.0  # differs only after the head
-    scores[4, _DIFFER_HEAD] = np.nan  # NaN never equals
+    scores[4, DIFFER_HEAD] = np.nan  # NaN never equals
     rows = np.array([4, 3, 2, 1, 0, 2])
     expected = (scores[rows] != reference).any(axis=1)
-    np.testing.assert_array_equal(_rows_differ(scores, rows, reference), expected)
+    np.testing.assert_array_equal(rows_differ(scores, rows, reference), expected)
     assert expected.tolist() == [True, False, True, True, False, True]
     # Narrower than the head: one comparison of the whole row.
     narrow = scores[:, :10]
-    got = _rows_differ(narrow, np.arange(5), reference[:10])
+    got = rows_differ(narrow, np.arange(5), reference[:10])
     assert got.tolist() == [False, True, False, False, False]
 
 

@@ -33,6 +33,7 @@ from recommend.topk import TopK, topk_factors, topk_scores
 __all__ = ["Factors", "History", "Recommender"]
 
 T = TypeVar("T")
+_SETUP_LOCK = threading.Lock()
 
 C = Columns
 
@@ -202,7 +203,7 @@ class Recommender(ABC):
     def lock(self) -> threading.RLock:
         """The lock that fold-in publishes new state under (``with model.lock:`` reads a
         consistent set of learned attributes)."""
-        self.check_fitted()
+        self._serving_cache()
         return self._lock
 
     def cached(self, key: str, build: Callable[[], T]) -> T:
@@ -213,7 +214,7 @@ class Recommender(ABC):
         derived from. ``build`` runs under the model's lock, once per key.
         """
         self.check_fitted()
-        cache = self._cache
+        cache = self._serving_cache()
         try:
             return cast("T", cache[key])
         except KeyError:
@@ -226,13 +227,24 @@ class Recommender(ABC):
     def cache_entry(self, key: str) -> Any:
         """What :meth:`cached` keeps under ``key``, or ``None``."""
         self.check_fitted()
-        return self._cache.get(key)
+        return self._serving_cache().get(key)
 
     def set_cache_entry(self, key: str, value: Any) -> None:
         """Keep ``value`` under ``key`` in the serving cache (replacing what was there)."""
         self.check_fitted()
+        cache = self._serving_cache()
         with self._lock:
-            self._cache[key] = value
+            cache[key] = value
+
+    def _serving_cache(self) -> dict[str, Any]:
+        # A model made fitted by setting its attributes (not through ``fit``/``restore``)
+        # gets its lock and cache on first use.
+        if "_cache" not in self.__dict__:
+            with _SETUP_LOCK:
+                if "_lock" not in self.__dict__:
+                    self._lock = threading.RLock()
+                self.__dict__.setdefault("_cache", {})
+        return self._cache
 
     @property
     def n_courses(self) -> int:

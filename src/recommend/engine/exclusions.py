@@ -1,0 +1,46 @@
+"""The exclusion rule: which of a member's courses a menu leaves out.
+
+``exclude="seen"``
+    Every course in the member's history (folded-in events included).
+``exclude="completed"``
+    Only courses with a ``complete`` event in the training data.
+``exclude="none"``
+    Nothing.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from numpy.typing import NDArray
+
+from recommend.engine.rows import Rows, matrix_rows
+
+if TYPE_CHECKING:
+    from recommend.engine.state import ServingState
+
+__all__ = ["exclusion_rows"]
+
+
+def exclusion_rows(
+    state: ServingState, seen: Rows, idx: NDArray[np.int64], exclude: str
+) -> Rows | None:
+    """Courses to leave out of the menus of members ``idx``, or ``None`` for none.
+
+    Parameters
+    ----------
+    state
+        The model's serving state.
+    seen
+        The members' history rows, aligned with ``idx``.
+    idx : ndarray of int64, shape (m,)
+        Model member indices (-1: unknown, nothing to exclude).
+    exclude
+        ``"seen"``, ``"completed"`` or ``"none"`` (see the module).
+    """
+    if exclude == "seen":
+        return seen
+    if exclude == "completed":
+        return matrix_rows(state.completed(), np.asarray(idx, dtype=np.int64))
+    return None

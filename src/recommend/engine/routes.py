@@ -1,0 +1,405 @@
+"""Routes: how each member of a request is scored.
+
+``personal``
+    The member has a history: the model's own scores.
+``cold_features``
+    No history, the model scores members from their attributes (a hybrid model with
+    ``uses_features = True`` and ``cold_member_scores``), and attributes are known.
+``cold_segment``
+    No history: course popularity among members sharing the member's segment (age band,
+    occupation, district or branch), from a ``Popularity(segment="auto")`` model fitted
+    once per model on the training data (branch counts when that model cannot be fitted).
+``cold_global``
+    No history and no usable attribute: popularity on the whole platform.
+
+:func:`route_groups` splits a request into groups of members scored alike, each with a
+scorer that returns fresh (members, n_courses) float32 scores, the route of each member
+and its constant reason (``None``: explain from history).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from numpy.typing import NDArray
+
+from recommend.engine.reasons import REASON_BRANCH, REASON_FEATURES, REASON_GLOBAL, REASON_SEGMENT
+from recommend.engine.request import MemberRequest
+from recommend.engine.state import serving_state
+from recommend.errors import DataError
+from recommend.models.popularity import Popularity
+from recommend.schema import Columns
+
+if TYPE_CHECKING:
+    from recommend.engine.state import ServingState
+    from recommend.models.base import Recommender
+
+__all__ = [
+    "ROUTES",
+    "ROUTE_FEATURES",
+    "ROUTE_GLOBAL",
+    "ROUTE_PERSONAL",
+    "ROUTE_SEGMENT",
+    "Chunk",
+    "ColdScorer",
+    "RouteGroup",
+    "RouteScorer",
+    "Scored",
+    "cold_scorer",
+    "cold_scorers",
+    "route_groups",
+]
+
+logger = logging.getLogger(__name__)
+C = Columns
+
+ROUTE_PERSONAL = "personal"
+ROUTE_FEATURES = "cold_features"
+ROUTE_SEGMENT = "cold_segment"
+ROUTE_GLOBAL = "cold_global"
+ROUTES = (ROUTE_PERSONAL, ROUTE_FEATURES, ROUTE_SEGMENT, ROUTE_GLOBAL)
+
+#: Scores of some members for every course and their routes:
+#: ``scorer(positions) -> (scores (len, n_courses) float32, fresh; routes (len,) object)``.
+RouteScorer = Callable[[NDArray[np.int64]], tuple[np.ndarray, np.ndarray]]
+
+
+def cold_scorer(model: Recommender) -> ColdScorer:
+    """The model's scorer of members without history (segment popularity), fitted once
+    per fitted model and kept in its serving cache."""
+    return model.cached("cold_scorer", lambda: _build_cold_scorer(model))
+
+
+def _build_cold_scorer(model: Recommender) -> ColdScorer:
+    state = serving_state(model)
+    ds = state.dataset
+    if ds is not None:
+        try:
+            popularity = Popularity(segment="auto").fit(ds)
+            return PopularityScorer(popularity, state.n_courses)
+        except Exception as err:  # cold start must survive a failing model
+            logger.warning("segment popularity failed (%s); using branch counts", err)
+    return CountScorer(state.base, state.member_orgs())
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Scores of a chunk of members, fresh and writable (members, n_courses) float32,
+    with each member's route and constant reason (``None``: explain from history)."""
+
+    scores: np.ndarray
+    routes: np.ndarray
+    reasons: np.ndarray
+
+
+class ColdScorer:
+    """Popularity for members without history, from their attributes."""
+
+    def score(self, attributes: pd.DataFrame) -> Scored:
+        raise NotImplementedError
+
+    def global_scores(self) -> np.ndarray:
+        """What a member with no attributes gets, (n_courses,) float32 (read-only)."""
+        raise NotImplementedError
+
+    def score_global(self, m: int) -> Scored:
+        return Scored(
+            np.tile(self.global_scores(), (m, 1)), *constant(m, ROUTE_GLOBAL, REASON_GLOBAL)
+        )
+
+
+def cold_labels(segment: np.ndarray, branch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    routes = np.where(segment, ROUTE_SEGMENT, ROUTE_GLOBAL).astype(object)
+    reasons = np.where(
+        branch, REASON_BRANCH, np.where(segment, REASON_SEGMENT, REASON_GLOBAL)
+    ).astype(object)
+    return routes, reasons
+
+
+class PopularityScorer(ColdScorer):
+    """Adapter over ``recommend.models.popularity.Popularity``.
+
+    The model gives a member one segment or, when no segment applies (attribute missing,
+    segment too small or unknown), global popularity. Which one it was shows in the scores
+    themselves: a row equal to the row of a member without attributes is global. A member
+    whose scores equal those from their branch alone was served by their branch.
+    """
+
+    def __init__(self, model: Any, n_courses: int) -> None:
+        self.model = model
+        self.n_courses = n_courses
+        self.kinds = tuple(getattr(model, "kinds", ()) or ())
+        self._fallback = self._segment_scores(pd.DataFrame(index=range(1)))[0]
+        self._fallback.setflags(write=False)
+
+    def global_scores(self) -> np.ndarray:
+        return self._fallback
+
+    def _segment_scores(self, attributes: pd.DataFrame) -> np.ndarray:
+        # A copy: the menu writes exclusions into the scores it gets.
+        out = np.array(self.model.segment_scores(attributes), dtype=np.float32)
+        if out.shape != (len(attributes), self.n_courses):
+            raise DataError(
+                f"segment_scores returned shape {out.shape}; expected "
+                f"({len(attributes)}, {self.n_courses})"
+            )
+        return out
+
+    def score(self, attributes: pd.DataFrame) -> Scored:
+        with_kinds = getattr(self.model, "segment_scores_with_kinds", None)
+        if with_kinds is None:
+            return self._score_probing(attributes)
+        got, kinds = with_kinds(attributes)
+        # A fresh array (no copy needed for the exclusions the menu writes into it).
+        scores = np.asarray(got, dtype=np.float32)
+        if scores.shape != (len(attributes), self.n_courses):
+            raise DataError(
+                f"segment_scores returned shape {scores.shape}; expected "
+                f"({len(attributes)}, {self.n_courses})"
+            )
+        kinds = np.asarray(kinds, dtype=object)
+        # The same labels as probing: a member not served by a segment has the global
+        # scores; a segment's scores may still equal them, which counts as global. The
+        # branch is the first kind tried, so whoever its probe (the branch alone) would
+        # give the member's own scores was served by the branch.
+        segment = np.not_equal(kinds, None)
+        if segment.any():
+            at = np.flatnonzero(segment)
+            segment[at] = rows_differ(scores, at, self._fallback)
+        branch = segment & (kinds == C.ORG)
+        return Scored(scores, *cold_labels(segment, branch))
+
+    def _score_probing(self, attributes: pd.DataFrame) -> Scored:
+        """Labels from the scores alone, for a model that does not tell the kind."""
+        scores = self._segment_scores(attributes)
+        segment = rows_differ(scores, np.arange(len(scores)), self._fallback)
+        branch = np.zeros(len(attributes), dtype=bool)
+        if segment.any() and C.ORG in self.kinds and C.ORG in attributes.columns:
+            probe = attributes.loc[segment, [C.ORG]].reset_index(drop=True)
+            branch[segment] = (self._segment_scores(probe) == scores[segment]).all(axis=1)
+        return Scored(scores, *cold_labels(segment, branch))
+
+
+def rows_differ(scores: np.ndarray, rows: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Whether each of ``scores[rows]`` ((m, n) scores, int row numbers) differs from
+    ``reference`` (n,) anywhere.
+
+    Rows that differ usually do so in their first columns already (segment scores are the
+    global counts scaled down plus the segment's own), so a first look at a few columns
+    settles most of them; only the rest are compared in full.
+    """
+    head = min(DIFFER_HEAD, scores.shape[1])
+    differ = (scores[rows, :head] != reference[:head]).any(axis=1)
+    open_ = np.flatnonzero(~differ)
+    if open_.size and head < scores.shape[1]:
+        differ[open_] = (scores[rows[open_], head:] != reference[head:]).any(axis=1)
+    return differ
+
+
+DIFFER_HEAD = 256
+
+
+class CountScorer(ColdScorer):
+    """Fallback when no popularity model is available: how many members studied each
+    course, in the member's branch (platform counts breaking ties) or on the platform."""
+
+    def __init__(self, base: sp.csr_matrix, member_orgs: np.ndarray) -> None:
+        seen = base.copy()
+        seen.data = np.ones_like(seen.data)
+        counts = np.asarray(seen.sum(axis=0), dtype=np.float64).reshape(-1)
+        self._global = counts.astype(np.float32)
+        self._tiebreak = (counts / (counts.max() + 1.0) if counts.size else counts).astype(
+            np.float32
+        )
+        self._orgs: dict[str, int] = {}
+        self._by_org = sp.csr_matrix((0, base.shape[1]), dtype=np.float32)
+        n = min(len(member_orgs), base.shape[0])
+        if n:
+            known = np.array([o is not None for o in member_orgs[:n]], dtype=bool)
+            codes, uniques = pd.factorize(member_orgs[:n][known])
+            self._orgs = {str(o): i for i, o in enumerate(uniques)}
+            assign = sp.csr_matrix(
+                (np.ones(codes.size, np.float32), (codes, np.flatnonzero(known))),
+                shape=(len(uniques), base.shape[0]),
+            )
+            self._by_org = (assign @ seen).tocsr()
+
+    def score(self, attributes: pd.DataFrame) -> Scored:
+        m = len(attributes)
+        scores = np.tile(self._global, (m, 1))
+        branch = np.zeros(m, dtype=bool)
+        orgs = attributes[C.ORG].tolist() if C.ORG in attributes.columns else [None] * m
+        for i, org in enumerate(orgs):
+            row = None if org is None or pd.isna(org) else self._orgs.get(str(org))
+            if row is not None:
+                lo, hi = self._by_org.indptr[row], self._by_org.indptr[row + 1]
+                scores[i] = self._tiebreak
+                scores[i, self._by_org.indices[lo:hi]] += self._by_org.data[lo:hi]
+                branch[i] = True
+        return Scored(scores, *cold_labels(branch, branch))
+
+    def global_scores(self) -> np.ndarray:
+        return self._global
+
+
+@dataclass
+class Chunk:
+    """Up to ``_CHUNK`` members of one group: request positions, model indices, and
+    attribute rows where the group uses them."""
+
+    pos: NDArray[np.int64]
+    idx: NDArray[np.int64]
+    attributes: pd.DataFrame | None
+
+
+@dataclass
+class RouteGroup:
+    """Members served alike, and how to score a chunk of them."""
+
+    pos: NDArray[np.int64]
+    idx: NDArray[np.int64]
+    scorer: Callable[[Chunk], Scored]
+    attributes: pd.DataFrame | None = None
+
+    def take(self, part: slice) -> Chunk:
+        attrs = None
+        if self.attributes is not None:
+            attrs = self.attributes.iloc[part].reset_index(drop=True)
+        return Chunk(self.pos[part], self.idx[part], attrs)
+
+
+def constant(m: int, route: str, reason: str | None) -> tuple[np.ndarray, np.ndarray]:
+    return np.full(m, route, dtype=object), np.full(m, reason, dtype=object)
+
+
+def route_groups(
+    model: Recommender, state: ServingState, req: MemberRequest, history_counts: NDArray[np.int64]
+) -> list[RouteGroup]:
+    """Split the request into groups by how members are scored (see the module routes)."""
+    personal = history_counts > 0
+    groups: list[RouteGroup] = []
+    if personal.any():
+        rows = np.flatnonzero(personal)
+
+        def personal_scores(chunk: Chunk) -> Scored:
+            # score_block returns a new array (protocol), which the menu may overwrite.
+            scores = np.asarray(model.score_block(chunk.idx), dtype=np.float32)
+            return Scored(scores, *constant(len(chunk.pos), ROUTE_PERSONAL, None))
+
+        groups.append(RouteGroup(rows, req.idx[rows], personal_scores))
+    if personal.all():
+        return groups
+
+    cold = np.flatnonzero(~personal)
+    hybrid = bool(getattr(model, "uses_features", False))
+    if hybrid:
+        # A hybrid model already places the members it was trained with by their
+        # attributes (their identity part learned nothing without history): score their
+        # vectors as they are. This also keeps menus identical after an artifact round
+        # trip, which stores no personal attributes.
+        known = req.idx[cold] >= 0
+        if known.any():
+            rows = cold[known]
+
+            def trained_rows(chunk: Chunk) -> Scored:
+                scores = np.asarray(model.score_block(chunk.idx), dtype=np.float32)
+                return Scored(scores, *constant(len(chunk.pos), ROUTE_FEATURES, REASON_FEATURES))
+
+            groups.append(RouteGroup(rows, req.idx[rows], trained_rows))
+            cold = cold[~known]
+            if not cold.size:
+                return groups
+
+    members = state.dataset.members if state.dataset is not None else None
+    if req.attributes is None and (members is None or (req.idx[cold] < 0).all()):
+        # Unknown members and nothing said about them: platform popularity, without
+        # assembling attribute frames (the common cold request of a backend).
+        scorer = cold_scorer(model)
+        groups.append(RouteGroup(cold, req.idx[cold], lambda c: scorer.score_global(len(c.pos))))
+        return groups
+    attrs = req.attribute_rows(state, cold)
+    described = attrs.drop(columns=[C.MEMBER]).notna().any(axis=1).to_numpy(dtype=bool)
+    popular = np.ones(len(cold), dtype=bool)
+
+    cold_fn = getattr(model, "cold_member_scores", None)
+    if hybrid and callable(cold_fn) and described.any():
+        sub = attrs[described].reset_index(drop=True)
+        try:
+            feature_scores = np.asarray(cold_fn(sub), dtype=np.float32)
+            if feature_scores.shape != (len(sub), state.n_courses):
+                raise DataError(
+                    f"cold_member_scores returned shape {feature_scores.shape}; expected "
+                    f"({len(sub)}, {state.n_courses})"
+                )
+        except Exception as err:  # a failing hybrid model falls back to popularity
+            logger.warning("cold_member_scores failed (%s); using segment popularity", err)
+        else:
+            rows = cold[described]
+            offset = {int(p): i for i, p in enumerate(rows.tolist())}
+
+            def feature_rows(chunk: Chunk, s: np.ndarray = feature_scores) -> Scored:
+                picked = s[[offset[int(p)] for p in chunk.pos]]  # fancy indexing copies
+                return Scored(picked, *constant(len(chunk.pos), ROUTE_FEATURES, REASON_FEATURES))
+
+            groups.append(RouteGroup(rows, req.idx[rows], feature_rows))
+            popular &= ~described
+
+    if popular.any():
+        scorer = cold_scorer(model)
+        rows = cold[popular]
+
+        def popularity_rows(chunk: Chunk) -> Scored:
+            assert chunk.attributes is not None
+            return scorer.score(chunk.attributes)
+
+        groups.append(
+            RouteGroup(rows, req.idx[rows], popularity_rows, attrs[popular].reset_index(drop=True))
+        )
+    return groups
+
+
+def cold_scorers(
+    model: Recommender, state: ServingState, idx: NDArray[np.int64]
+) -> list[tuple[NDArray[np.int64], RouteScorer]]:
+    """How the member menu scores members without a history, as plain arrays.
+
+    Parameters
+    ----------
+    model, state
+        The model and its :func:`menu_state`.
+    idx : ndarray of int64, shape (m,)
+        Model indices of members without history (-1 for members unknown to the model).
+
+    Returns
+    -------
+    list of (positions, scorer)
+        ``positions`` (int64) into ``idx`` of the members served by one cold-start route
+        (hybrid features, segment or global popularity), and their ``scorer``, which takes
+        any subset of those positions. Scorers are not documented as thread-safe: call
+        them from one thread.
+    """
+    idx = np.asarray(idx, dtype=np.int64)
+    req = MemberRequest(idx, idx, None)
+    out: list[tuple[NDArray[np.int64], RouteScorer]] = []
+    for group in route_groups(model, state, req, np.zeros(idx.size, dtype=np.int64)):
+        offset = np.full(idx.size, -1, dtype=np.int64)
+        offset[group.pos] = np.arange(group.pos.size)
+
+        def scorer(
+            positions: NDArray[np.int64], group: RouteGroup = group, offset: np.ndarray = offset
+        ) -> tuple[np.ndarray, np.ndarray]:
+            local = offset[positions]
+            attrs = None
+            if group.attributes is not None:
+                attrs = group.attributes.iloc[local].reset_index(drop=True)
+            scored = group.scorer(Chunk(group.pos[local], group.idx[local], attrs))
+            return scored.scores, scored.routes
+
+        out.append((group.pos, scorer))
+    return out
