@@ -67,22 +67,23 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-import scipy.sparse as sp
 
-from recommend.errors import ArtifactError, ConfigError, DataError
-from recommend.menu import (
-    ROUTE_PERSONAL,
+from recommend.checks import positive_int
+from recommend.engine import (
     ROUTES,
-    Rows,
+    MemberRequest,
+    MenuOptions,
+    MenuRows,
     cold_scorers,
     history_rows,
-    matrix_rows,
-    member_menu,
-    menu_state,
+    menu_rows,
+    rank_chunk,
+    serving_state,
 )
+from recommend.engine.options import Exclude
+from recommend.errors import ArtifactError, ConfigError, DataError
 from recommend.models.base import Recommender
 from recommend.schema import Columns
-from recommend.topk import rank_keys, topk_scores
 
 __all__ = [
     "BATCH_COLUMNS",
@@ -118,7 +119,6 @@ _COLD_CHUNK = 1024
 _PART = "part-{:05d}.{}"
 
 Format = Literal["parquet", "csv"]
-Exclude = Literal["seen", "completed", "none"]
 
 #: URI scheme -> function returning ``(model, model_version)`` for a model reference such as
 #: ``s3://...``. ``models:/`` and ``runs:/`` URIs are read from the MLflow registry
@@ -234,43 +234,25 @@ def run_batch(
         The artifact directory is missing or damaged.
     """
     start = time.perf_counter()
-    if isinstance(model, Recommender):
-        version = model_version or _object_version(model)
-    else:
-        model, resolved = resolve_model(model)
-        version = model_version or resolved
-    model.check_fitted()
-    n = _positive_int(n, "n")
-    chunk_size = _positive_int(chunk_size, "chunk_size")
-    if format not in ("parquet", "csv"):
-        raise ConfigError(f"format={format!r}; expected 'parquet' or 'csv'")
-    if (sql is None) != (table is None):
-        raise ConfigError(
-            "sql and table go together: give both (--sql URL --table NAME) or neither"
-        )
+    model, version = _resolve(model, model_version)
+    chunk_size = positive_int(chunk_size, "chunk_size")
+    _check_output(format, sql, table)
+    options = MenuOptions(
+        n=n,
+        exclude=exclude,
+        channel=channel,
+        max_minutes=max_minutes,
+        only_published=only_published,
+        now=now,
+        pin_compulsory=pin_compulsory,
+        max_pins=max_pins,
+        with_reasons=with_reasons,
+    )
+    serving_state(model).course_filter(options)  # the catalogue's checks, before any file
     ids = _member_list(model, members)
-    options = {
-        "exclude": exclude,
-        "channel": channel,
-        "max_minutes": max_minutes,
-        "only_published": bool(only_published),
-        "now": None if now is None else str(pd.Timestamp(now)),
-        "pin_compulsory": bool(pin_compulsory),
-        "max_pins": max_pins,
-        "with_reasons": bool(with_reasons),
-    }
-    job = {
-        "model_version": version,
-        "n": n,
-        "members": int(ids.size),
-        "members_sha256": _digest(ids),
-        "chunk_size": chunk_size,
-        "format": format,
-        "options": options,
-    }
-    menu_options = dict(options, now=now)
-    # Validates the options once, up front, rather than in the first chunk.
-    member_menu(model, ids[:0], n=n, **menu_options)
+    job = _job(
+        version, options, ids, chunk_size, format, channel=channel, max_minutes=max_minutes, now=now
+    )
 
     root = Path(out)
     manifest = _open_job(root, job, overwrite)
@@ -279,96 +261,48 @@ def run_batch(
     done = _finished_chunks(root, manifest)
     manifest["chunks"] = {str(i): done[i] for i in sorted(done)}
     _write_json(root / MANIFEST, manifest)
-    generated_at = pd.Timestamp(manifest["generated_at"])
-    resumed = len(done)
-    if resumed:
-        logger.info("resuming %s: %d of %d chunks already written", root, resumed, n_chunks)
+    if done:
+        logger.info("resuming %s: %d of %d chunks already written", root, len(done), n_chunks)
 
-    writer = _ChunkWriter(model, n, menu_options, version, generated_at, format)
-    bar = _progress(ids.size, progress)
-    # Chunk i is completed and written in a helper thread while the kernel ranks chunk
-    # i + 1, so that the serial parts (cold-start menus, Arrow table, compression, fsync)
-    # overlap the GEMM. At most one chunk waits to be written: memory stays bounded.
-    pending: tuple[int, int, Future[dict[str, Any]]] | None = None
-
-    def record(i: int, members: int, future: Future[dict[str, Any]]) -> None:
-        # The manifest names a chunk only once its file is complete and in place.
-        entry = future.result()
-        entry["members"] = members
-        manifest["chunks"][str(i)] = entry
-        _write_json(root / MANIFEST, manifest)
-        bar.update(members)
-
-    io = ThreadPoolExecutor(1, thread_name_prefix="recommend-batch-write")
-    try:
-        bar.update(sum(int(c["members"]) for c in done.values()))
-        for i in range(n_chunks):
-            if i in done:
-                continue
-            part = ids[i * chunk_size : (i + 1) * chunk_size]
-            # Every member of the model, in its order: their indices need no lookup.
-            known = (
-                None
-                if members is not None
-                else np.arange(i * chunk_size, i * chunk_size + part.size)
-            )
-            ranked = writer.rank(part, known)
-            if pending is not None:
-                record(*pending)
-            pending = (i, int(part.size), io.submit(writer.write, root, i, ranked))
-        if pending is not None:
-            record(*pending)
-            pending = None
-    finally:
-        if pending is not None:
-            wait([pending[2]])  # a write in flight finishes before its leftovers go
-        io.shutdown()
-        bar.close()
-        _remove_temporaries(root)
+    writer = _ChunkWriter(model, options, version, pd.Timestamp(manifest["generated_at"]), format)
+    # Every member of the model, in its order: their indices need no lookup.
+    in_model_order = members is None
+    _write_chunks(writer, root, manifest, ids, chunk_size, done, in_model_order, progress)
 
     manifest["complete"] = True
     _write_json(root / MANIFEST, manifest)
     entries = [manifest["chunks"][str(i)] for i in range(n_chunks)]
     files = [root / e["file"] for e in entries]
-    routes: dict[str, int] = {}
-    for e in entries:
-        for route, count in e["routes"].items():
-            routes[route] = routes.get(route, 0) + int(count)
-    rows = sum(int(e["rows"]) for e in entries)
-
     sql_rows = None
     if sql is not None and table is not None:
         sql_rows = _load_sql(sql, table, files, format)
-        manifest["sql"] = {
-            "table": table,
-            "rows": sql_rows,
-        }  # never the URL: it may hold a password
+        # Never the URL: it may hold a password.
+        manifest["sql"] = {"table": table, "rows": sql_rows}
         _write_json(root / MANIFEST, manifest)
-
-    took = time.perf_counter() - start
-    logger.info(
-        "batch done: %d members, %d rows, %d files in %s, routes %s, %.1f s (%d chunks resumed)",
-        ids.size,
-        rows,
-        len(files),
-        root,
-        routes,
-        took,
-        resumed,
-    )
-    return BatchResult(
+    result = BatchResult(
         path=root,
         files=files,
         members=int(ids.size),
-        rows=rows,
-        routes=routes,
-        seconds=took,
-        resumed_chunks=resumed,
+        rows=sum(int(e["rows"]) for e in entries),
+        routes=_route_totals(entries),
+        seconds=time.perf_counter() - start,
+        resumed_chunks=len(done),
         model_version=version,
         generated_at=manifest["generated_at"],
         sql_rows=sql_rows,
         chunks=n_chunks,
     )
+    logger.info(
+        "batch done: %d members, %d rows, %d files in %s, routes %s, %.1f s (%d chunks resumed)",
+        result.members,
+        result.rows,
+        len(files),
+        root,
+        result.routes,
+        result.seconds,
+        result.resumed_chunks,
+    )
+    return result
 
 
 def resolve_model(ref: str | os.PathLike[str]) -> tuple[Recommender, str]:
@@ -420,10 +354,123 @@ def resolve_model(ref: str | os.PathLike[str]) -> tuple[Recommender, str]:
 # ============================================================================ the job
 
 
-def _positive_int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+def _resolve(
+    model: Recommender | str | os.PathLike[str], model_version: str | None
+) -> tuple[Recommender, str]:
+    """The fitted model and the version its rows carry."""
+    if isinstance(model, Recommender):
+        version = model_version or _object_version(model)
+    else:
+        model, resolved = resolve_model(model)
+        version = model_version or resolved
+    model.check_fitted()
+    return model, version
+
+
+def _check_output(format: str, sql: str | None, table: str | None) -> None:
+    if format not in ("parquet", "csv"):
+        raise ConfigError(f"format={format!r}; expected 'parquet' or 'csv'")
+    if (sql is None) != (table is None):
+        raise ConfigError(
+            "sql and table go together: give both (--sql URL --table NAME) or neither"
+        )
+
+
+def _job(
+    version: str,
+    options: MenuOptions,
+    ids: np.ndarray,
+    chunk_size: int,
+    format: str,
+    *,
+    channel: Any,
+    max_minutes: Any,
+    now: Any,
+) -> dict[str, Any]:
+    """What identifies the job in its manifest (a restart with another job refuses).
+
+    ``channel``, ``max_minutes`` and ``now`` are recorded as given, as manifests always
+    recorded them.
+    """
+    return {
+        "model_version": version,
+        "n": options.n,
+        "members": int(ids.size),
+        "members_sha256": _digest(ids),
+        "chunk_size": chunk_size,
+        "format": format,
+        "options": {
+            "exclude": options.exclude,
+            "channel": channel,
+            "max_minutes": max_minutes,
+            "only_published": options.only_published,
+            "now": None if now is None else str(pd.Timestamp(now)),
+            "pin_compulsory": options.pin_compulsory,
+            "max_pins": options.max_pins,
+            "with_reasons": options.with_reasons,
+        },
+    }
+
+
+def _write_chunks(
+    writer: _ChunkWriter,
+    root: Path,
+    manifest: dict[str, Any],
+    ids: np.ndarray,
+    chunk_size: int,
+    done: dict[int, dict[str, Any]],
+    in_model_order: bool,
+    progress: bool,
+) -> None:
+    """Rank and write every chunk not ``done``, recording each in the manifest.
+
+    Chunk i is completed and written in a helper thread while the kernel ranks chunk
+    i + 1, so that the serial parts (cold-start menus, Arrow table, compression, fsync)
+    overlap the GEMM. At most one chunk waits to be written: memory stays bounded.
+    """
+    n_chunks = manifest["n_chunks"]
+    bar = _progress(ids.size, progress)
+    pending: tuple[int, int, Future[dict[str, Any]]] | None = None
+
+    def record(i: int, members: int, future: Future[dict[str, Any]]) -> None:
+        # The manifest names a chunk only once its file is complete and in place.
+        entry = future.result()
+        entry["members"] = members
+        manifest["chunks"][str(i)] = entry
+        _write_json(root / MANIFEST, manifest)
+        bar.update(members)
+
+    io = ThreadPoolExecutor(1, thread_name_prefix="recommend-batch-write")
+    try:
+        bar.update(sum(int(c["members"]) for c in done.values()))
+        for i in range(n_chunks):
+            if i in done:
+                continue
+            lo = i * chunk_size
+            part = ids[lo : lo + chunk_size]
+            known = np.arange(lo, lo + part.size) if in_model_order else None
+            ranked = writer.rank(part, known)
+            if pending is not None:
+                record(*pending)
+            pending = (i, int(part.size), io.submit(writer.write, root, i, ranked))
+        if pending is not None:
+            record(*pending)
+            pending = None
+    finally:
+        if pending is not None:
+            wait([pending[2]])  # a write in flight finishes before its leftovers go
+        io.shutdown()
+        bar.close()
+        _remove_temporaries(root)
+
+
+def _route_totals(entries: list[dict[str, Any]]) -> dict[str, int]:
+    """Members per route over the job's chunks."""
+    routes: dict[str, int] = {}
+    for e in entries:
+        for route, count in e["routes"].items():
+            routes[route] = routes.get(route, 0) + int(count)
+    return routes
 
 
 def _object_version(model: Recommender) -> str:
@@ -508,93 +555,51 @@ def _progress(total: int, enabled: bool) -> Any:
 
 
 @dataclass(frozen=True)
-class _MenuRows:
-    """Output rows as arrays: member position in the chunk, course index, score, rank
-    (1-based), route code (into ``ROUTES``) and reason (``None``: all empty)."""
-
-    pos: np.ndarray
-    course: np.ndarray
-    score: np.ndarray
-    rank: np.ndarray
-    route: np.ndarray
-    reason: np.ndarray | None
-
-    @classmethod
-    def concat(cls, parts: list[_MenuRows]) -> _MenuRows:
-        """Parts merged into member order (each part is ordered by member, then rank)."""
-        if len(parts) == 1:
-            return parts[0]
-        pos = np.concatenate([p.pos for p in parts])
-        order = np.argsort(pos, kind="stable")
-        reason = None
-        if any(p.reason is not None for p in parts):
-            reason = np.concatenate(
-                [np.full(p.pos.size, "", object) if p.reason is None else p.reason for p in parts]
-            )[order]
-        return cls(
-            pos[order],
-            np.concatenate([p.course for p in parts])[order],
-            np.concatenate([p.score for p in parts])[order],
-            np.concatenate([p.rank for p in parts])[order],
-            np.concatenate([p.route for p in parts])[order],
-            reason,
-        )
-
-
-@dataclass(frozen=True)
 class _Ranked:
     """A chunk after the kernel: its members, the menus found so far, and the members
     (positions) whose menus come from the cold-start cache."""
 
     ids: np.ndarray
     idx: np.ndarray
-    parts: list[_MenuRows]
+    parts: list[MenuRows]
     cold: np.ndarray
 
 
 class _ChunkWriter:
     """Menus of a chunk of members, as output rows and files.
 
-    A chunk goes through two stages. :meth:`rank` (the job's thread) runs the top-k kernel
-    for the members with a history (and the member menu where the fast path does not
-    apply). :meth:`write` (a helper thread, while the next chunk is ranked) adds the
-    cold-start menus, builds the Arrow table straight from the arrays (ids gathered by
-    index from Arrow arrays, no Python objects per row) and writes the file.
+    A chunk goes through two stages. :meth:`rank` (the job's thread) runs the engine's
+    ranking for the members with a history (the kernel on the model's factors, or the
+    member menu's path where that does not apply). :meth:`write` (a helper thread, while
+    the next chunk is ranked) adds the cold-start menus, builds the Arrow table straight
+    from the arrays (ids gathered by index from Arrow arrays, no Python objects per row)
+    and writes the file.
     """
 
     def __init__(
         self,
         model: Recommender,
-        n: int,
-        options: dict[str, Any],
+        options: MenuOptions,
         version: str,
         generated_at: pd.Timestamp,
         format: str,
     ) -> None:
         self.model = model
-        self.n = n
         self.options = options
         self.format = format
-        self.state = menu_state(model)
-        self.filter = self.state.filter(
-            options["channel"],
-            options["max_minutes"],
-            options["now"] if options["only_published"] else False,
-        )
-        # The fast path reproduces the menu without reasons and without diversity for
-        # members with a history of a factor model; reasons need the per-member path.
-        self.side = model.course_vectors()
-        self.fast = self.side is not None and not options["with_reasons"]
-        self.course_index = pd.Index(self.state.course_ext)
+        self.state = serving_state(model)
+        self.filter = self.state.course_filter(options)
+        # Members with a history of a factor model are ranked straight from the factors
+        # (the kernel's GEMM over the whole chunk); reasons need the member menu's path.
+        self.fast = model.course_vectors() is not None and not options.with_reasons
         self.course_ids = _arrow_ids(self.state.course_ext)
         self.routes = pa.array(ROUTES, pa.large_string())
-        self.route_index = pd.Index(ROUTES)
         self.version = pa.array([version], pa.large_string())
         self.stamp = generated_at.value // 1000  # microseconds
         self._codes: np.ndarray | None = None
         # Cold-start menus by attribute code (see _cold), kept for the whole job: members
         # who share an attribute row share a menu, whichever chunk they are in.
-        self._cold_menus: dict[int, _MenuRows] = {}
+        self._cold_menus: dict[int, MenuRows] = {}
 
     # ------------------------------------------------------------------ stage 1
     def rank(self, ids: np.ndarray, idx: np.ndarray | None = None) -> _Ranked:
@@ -609,7 +614,8 @@ class _ChunkWriter:
         parts = []
         if personal.any():
             pos = np.flatnonzero(personal)
-            parts.append(self._personal(pos, idx[pos], seen.take(pos)))
+            got = rank_chunk(model, self.state, self.options, self.filter, idx[pos], seen.take(pos))
+            parts.append(_at(got, pos[got.pos]))
         # Members without history of a model that does not score them from their own
         # features get a menu that depends on their attributes only: one menu per
         # distinct attribute row, copied to the members who share it.
@@ -626,7 +632,7 @@ class _ChunkWriter:
         parts = list(ranked.parts)
         if ranked.cold.size:
             parts.append(self._cold(ranked.cold, ranked.idx, ranked.ids))
-        rows = _MenuRows.concat(parts) if parts else _MenuRows.concat([self._no_rows()])
+        rows = MenuRows.concat(parts).in_request_order()
         table = self._table(ranked.ids, rows)
         # Members per route, each member counted once (by their first row).
         first = np.ones(rows.pos.size, dtype=bool)
@@ -637,13 +643,7 @@ class _ChunkWriter:
         }
         return _write_chunk(root, i, table, self.format, routes)
 
-    def _no_rows(self) -> _MenuRows:
-        empty = np.empty(0, np.int64)
-        return _MenuRows(
-            empty, empty, np.empty(0, np.float32), np.empty(0, np.int32), np.empty(0, np.int8), None
-        )
-
-    def _table(self, ids: np.ndarray, rows: _MenuRows) -> pa.Table:
+    def _table(self, ids: np.ndarray, rows: MenuRows) -> pa.Table:
         """The output table, built column by column from the arrays."""
         n_rows = rows.pos.size
         zeros = pa.array(np.zeros(n_rows, dtype=np.int32))
@@ -669,21 +669,13 @@ class _ChunkWriter:
         return pa.Table.from_arrays(columns, names=list(BATCH_COLUMNS))
 
     # ------------------------------------------------------------------ the routes
-    def _menus(self, pos: np.ndarray, ids: np.ndarray) -> _MenuRows:
-        """Rows of the member menus of ``ids`` (at chunk positions ``pos``)."""
-        frame = member_menu(self.model, ids, n=self.n, **self.options)
-        at = pd.Index(ids).get_indexer(frame[C.MEMBER])
-        reason = frame[C.REASON].to_numpy(dtype=object) if self.options["with_reasons"] else None
-        return _MenuRows(
-            pos[at],
-            self.course_index.get_indexer(frame[C.COURSE]).astype(np.int64),
-            frame[C.SCORE].to_numpy(dtype=np.float32),
-            frame[C.RANK].to_numpy(dtype=np.int32),
-            self.route_index.get_indexer(frame[C.ROUTE]).astype(np.int8),
-            reason,
-        )
+    def _menus(self, pos: np.ndarray, ids: np.ndarray) -> MenuRows:
+        """The member menus of ``ids`` (at chunk positions ``pos``), route by route."""
+        request = MemberRequest.make(self.model, self.state, ids, None, "fallback")
+        got = menu_rows(self.model, self.state, request, self.options, self.filter)
+        return _at(got, pos[got.pos])
 
-    def _cold(self, pos: np.ndarray, idx: np.ndarray, ids: np.ndarray) -> _MenuRows:
+    def _cold(self, pos: np.ndarray, idx: np.ndarray, ids: np.ndarray) -> MenuRows:
         """Rows of members without history: the menu of their attribute row (computed for
         the first member seen with that row, then reused)."""
         key = self._attribute_codes()
@@ -696,21 +688,13 @@ class _ChunkWriter:
         new = np.array([c not in cache for c in unique.tolist()], dtype=bool)
         if new.any():
             reps = pos[first[new]]
-            if self.options["with_reasons"]:
+            if self.options.with_reasons:
                 got = self._menus(np.arange(reps.size), ids[reps])
             else:
                 got = self._cold_menus_of(idx[reps])
             bounds = np.searchsorted(got.pos, np.arange(reps.size + 1))
             for r, code in enumerate(unique[new].tolist()):
-                lo, hi = bounds[r], bounds[r + 1]
-                cache[code] = _MenuRows(
-                    got.pos[lo:hi],
-                    got.course[lo:hi],
-                    got.score[lo:hi],
-                    got.rank[lo:hi],
-                    got.route[lo:hi],
-                    None if got.reason is None else got.reason[lo:hi],
-                )
+                cache[code] = got.take(slice(bounds[r], bounds[r + 1]))
         menus = [cache[c] for c in unique.tolist()]
         lengths = np.array([m.pos.size for m in menus], dtype=np.int64)[inverse]
         # Each member's rows: their code's menu, in member order.
@@ -718,9 +702,9 @@ class _ChunkWriter:
         offsets = np.cumsum(lengths) - lengths
         take = np.repeat(starts - offsets, lengths) + np.arange(lengths.sum())
         reason = None
-        if self.options["with_reasons"]:
+        if self.options.with_reasons:
             reason = np.concatenate([m.reason for m in menus])[take]  # type: ignore[misc]
-        return _MenuRows(
+        return MenuRows(
             np.repeat(pos, lengths),
             np.concatenate([m.course for m in menus])[take],
             np.concatenate([m.score for m in menus])[take],
@@ -729,20 +713,33 @@ class _ChunkWriter:
             reason,
         )
 
-    def _cold_menus_of(self, idx: np.ndarray) -> _MenuRows:
-        """Menus of members without history (model indices, -1: unknown) as the member
-        menu makes them, vectorised: their cold-start scores through the kernel, with the
-        pins and filters of :meth:`_personal`. Positions are ``0..len(idx) - 1``."""
+    def _cold_menus_of(self, idx: np.ndarray) -> MenuRows:
+        """Menus of members without history (model indices, -1: unknown), vectorised:
+        their cold-start scores through the engine's ranking. Positions are
+        ``0..len(idx) - 1``."""
         parts = []
+        route_code = {route: code for code, route in enumerate(ROUTES)}
         for lo in range(0, idx.size, _COLD_CHUNK):
             part = idx[lo : lo + _COLD_CHUNK]
             for where, scorer in cold_scorers(self.model, self.state, part):
                 dense, routes = scorer(where)
-                codes = self.route_index.get_indexer(routes).astype(np.int8)
+                codes = np.array([route_code[r] for r in routes.tolist()], dtype=np.int8)
                 seen = history_rows(self.model.history_, part[where])
-                got = self._personal(lo + where, part[where], seen, dense, codes)
-                parts.append(got)
-        return _MenuRows.concat(parts) if parts else _MenuRows.concat([self._no_rows()])
+                got = rank_chunk(
+                    self.model,
+                    self.state,
+                    self.options,
+                    self.filter,
+                    part[where],
+                    seen,
+                    dense=dense,
+                )
+                parts.append(
+                    MenuRows(
+                        lo + where[got.pos], got.course, got.score, got.rank, codes[got.pos], None
+                    )
+                )
+        return MenuRows.concat(parts).in_request_order()
 
     def _attribute_codes(self) -> np.ndarray:
         """Per training member, a code of their attribute row (all but ``member_id``)."""
@@ -758,153 +755,10 @@ class _ChunkWriter:
                 self._codes = pd.factorize(hashed)[0].astype(np.int64)
         return self._codes
 
-    def _personal(
-        self,
-        pos: np.ndarray,
-        idx: np.ndarray,
-        seen: Rows,
-        dense: np.ndarray | None = None,
-        routes: np.ndarray | None = None,
-    ) -> _MenuRows:
-        """Menus through one kernel call: of members with a history of a factor model, or
-        of any members whose ``dense`` (m, n_courses) float32 scores are given (cold-start
-        scores, with each member's route code in ``routes``)."""
-        model, state, filt, n = self.model, self.state, self.filter, self.n
-        m, n_courses = idx.size, state.n_courses
-        exclude = self.options["exclude"]
-        if exclude == "seen":
-            rows = seen
-        elif exclude == "completed":
-            rows = matrix_rows(state.completed(), idx)
-        else:
-            rows = None
-        pin_rows, pin_cols, pin_scores, pin_counts = self._pins_of(idx, dense)
-        # Pinned courses are masked in the kernel like seen ones: what it returns then
-        # fills the places the pins leave, exactly as the menu's "n + pins, minus pins".
-        mask_rows = [pin_rows]
-        mask_cols = [pin_cols]
-        if rows is not None:
-            mask_rows.append(np.repeat(np.arange(m, dtype=np.int64), rows.counts))
-            mask_cols.append(rows.indices.astype(np.int64))
-        r, c = np.concatenate(mask_rows), np.concatenate(mask_cols)
-        mask = sp.csr_matrix((np.ones(r.size, np.float32), (r, c)), shape=(m, n_courses))
-        allow = forbid = None
-        if filt.selective:
-            allow = filt.allow
-        elif filt.blocked is not None and filt.blocked.size:
-            forbid = filt.blocked
-        k = min(n, n_courses)
-        if dense is None:
-            top = model.topk(idx, k, exclude=mask, forbid=forbid, allow=allow)
-        else:
-            if forbid is not None:
-                # The scores are this chunk's own: a few blocked courses are cheaper set to
-                # -inf (never selected) than gathered away from every row by the kernel.
-                dense[:, forbid] = -np.inf
-                forbid = None
-            top = topk_scores(
-                lambda rows: dense[rows[0] : rows[-1] + 1],  # contiguous: a view
-                np.arange(m),
-                n_courses,
-                k,
-                exclude=mask,
-                forbid=forbid,
-                allow=allow,
-            )
 
-        # Each member: their pins (ranks 1..p), then the kernel's best n - p.
-        slot = np.arange(top.k)[None, :]
-        keep = (top.indices >= 0) & (slot < (n - pin_counts)[:, None])
-        k_rows = np.broadcast_to(np.arange(m)[:, None], top.indices.shape)[keep]
-        k_rank = (slot + pin_counts[:, None])[keep]
-        pin_first = np.arange(pin_rows.size) - np.repeat(
-            np.cumsum(pin_counts) - pin_counts, pin_counts
-        )
-        all_rows = np.concatenate((pin_rows, k_rows))
-        all_rank = np.concatenate((pin_first, k_rank))
-        courses = np.concatenate((pin_cols, top.indices[keep].astype(np.int64)))
-        scores = np.concatenate((pin_scores, top.scores[keep]))
-        # Ranks of a member are 0..len - 1 without gaps (pins, then the kernel's prefix):
-        # each row's place in member-then-rank order is its member's start plus its rank.
-        lengths = np.bincount(all_rows, minlength=m)
-        order = np.empty(all_rows.size, dtype=np.int64)
-        order[(np.cumsum(lengths) - lengths)[all_rows] + all_rank] = np.arange(all_rows.size)
-        return _MenuRows(
-            pos[all_rows[order]],
-            courses[order],
-            scores[order].astype(np.float32),
-            (all_rank[order] + 1).astype(np.int32),
-            np.full(order.size, ROUTES.index(ROUTE_PERSONAL), dtype=np.int8)
-            if routes is None
-            else routes[all_rows[order]],
-            None,
-        )
-
-    def _pins_of(
-        self, idx: np.ndarray, dense: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Compulsory pins of members ``idx``, vectorised over the chunk; scored by the
-        factors, or read from ``dense`` (m, n_courses) scores when given.
-
-        Returns (row, course, score, count per member): rows ascending, within a row best
-        score first and ties by course index, at most ``max_pins`` per member.
-        """
-        m = idx.size
-        none = (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32))
-        if not self.options["pin_compulsory"] or self.options["max_pins"] == 0:
-            return (*none, np.zeros(m, np.int64))
-        rows, cols = self._pin_candidates(idx)
-        if rows.size == 0:
-            return (*none, np.zeros(m, np.int64))
-        if dense is not None:
-            scores = dense[rows, cols].astype(np.float32)
-        else:
-            assert self.side is not None
-            courses, bias = self.side
-            # One gather per side (member rows repeat, one per candidate).
-            members = np.asarray(self.model.member_vectors(idx[rows]), dtype=np.float32)
-            scores = np.einsum("ij,ij->i", members, courses.take(cols, axis=0), dtype=np.float32)
-            if bias is not None:
-                scores = scores + bias[cols]
-            scores = scores.astype(np.float32)
-        # Rows ascending, then best score first, ties by course: the rank of each
-        # (score, course) key, combined with the row, orders them as a three-key lexsort
-        # would, in two plain sorts that take half its time.
-        keys = rank_keys(scores, cols)
-        ranks = np.empty(keys.size, dtype=np.int64)
-        ranks[np.argsort(keys)] = np.arange(keys.size)
-        order = np.argsort(rows * keys.size + ranks)
-        rows, cols, scores = rows[order], cols[order], scores[order]
-        counts = np.bincount(rows, minlength=m)
-        first = np.repeat(np.cumsum(counts) - counts, counts)
-        limit = (
-            self.n if self.options["max_pins"] is None else min(self.n, self.options["max_pins"])
-        )
-        keep = (np.arange(rows.size) - first) < limit
-        rows, cols, scores = rows[keep], cols[keep], scores[keep]
-        return rows, cols, scores, np.bincount(rows, minlength=m).astype(np.int64)
-
-    def _pin_candidates(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(row, course) of every pin candidate: branch compulsory, allowed, not completed."""
-        state, filt = self.state, self.filter
-        got = state.compulsory_table().rows(idx)
-        rows = np.repeat(np.arange(idx.size, dtype=np.int64), got.counts)
-        cols = got.indices.astype(np.int64)
-        if filt.mask is not None and cols.size:
-            ok = filt.mask[cols]
-            rows, cols = rows[ok], cols[ok]
-        if cols.size:
-            done = matrix_rows(state.completed(), idx)
-            if done.indices.size:
-                n_courses = np.int64(state.n_courses)
-                done_keys = np.repeat(np.arange(idx.size, dtype=np.int64), done.counts) * n_courses
-                done_keys += done.indices.astype(np.int64)
-                done_keys.sort()  # usually sorted already (rows ascending, sorted indices)
-                keys = rows * n_courses + cols
-                at = np.minimum(np.searchsorted(done_keys, keys), done_keys.size - 1)
-                ok = done_keys[at] != keys
-                rows, cols = rows[ok], cols[ok]
-        return rows, cols
+def _at(rows: MenuRows, pos: np.ndarray) -> MenuRows:
+    """``rows`` with their member positions replaced by ``pos`` (one per row)."""
+    return MenuRows(pos, rows.course, rows.score, rows.rank, rows.route, rows.reason)
 
 
 def _arrow_ids(ids: np.ndarray) -> pa.Array:

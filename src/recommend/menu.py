@@ -194,7 +194,7 @@ def serve_member_menus(
     model.check_fitted()
     state = serving_state(model)
     request = MemberRequest.make(model, state, member_ids, member_attributes, options.unknown)
-    allowed = state.filter(options.channel, options.max_minutes, options.published_by)
+    allowed = state.course_filter(options)
     rows = menu_rows(model, state, request, options, allowed)
     return menu_frame(rows, request.ids, state)
 
@@ -288,7 +288,7 @@ def lecturer_menu(
     lecturers = state.lecturers()
     if lecturers is None:
         return empty_lecturers(state.course_ext)
-    allowed = state.filter(options.channel, options.max_minutes, options.published_by)
+    allowed = state.course_filter(options)
     seen = history_rows(model.history_, request.idx)
     group = route_groups(model, state, request, seen.counts)[0]
     row = group.scorer(group.take(slice(0, 1))).scores[0]

@@ -29,6 +29,7 @@ from recommend.schema import CHANNELS, Columns
 
 if TYPE_CHECKING:
     from recommend.data.dataset import Dataset
+    from recommend.engine.options import MenuOptions
     from recommend.data.idmap import IdMap
     from recommend.models.base import Recommender
 
@@ -273,6 +274,11 @@ class ServingState:
         return Lecturers.make(courses[C.LECTURER])
 
     # ------------------------------------------------------------------ filters
+    def course_filter(self, options: MenuOptions) -> CourseFilter:
+        """The courses a request with these options may list (checks the options that
+        depend on the catalogue: known channels, durations for ``max_minutes``)."""
+        return self.filter(options.channel, options.max_minutes, options.published_by)
+
     def filter(
         self,
         channel: str | Sequence[str] | None,
