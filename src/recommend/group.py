@@ -65,20 +65,22 @@ import pandas as pd
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from recommend.data.dataset import age_band
-from recommend.errors import ConfigError, DataError
-from recommend.menu import (
+from recommend.checks import minutes_in_seconds, positive_int
+from recommend.engine import (
     ROUTE_PERSONAL,
-    MenuState,
+    GroupPins,
     RouteScorer,
     Rows,
+    ServingState,
     cold_scorers,
+    group_pins,
     history_rows,
     matrix_rows,
-    menu_state,
-    minutes_in_seconds,
+    serving_state,
 )
+from recommend.errors import ConfigError, DataError
 from recommend.schema import Columns
+from recommend.selection import MemberSpec, describe, group_members
 from recommend.topk import single_threaded_blas, topk_factors, topk_scores
 
 if TYPE_CHECKING:
@@ -107,8 +109,6 @@ _CHUNK = 512
 _SUM_ROWS = 512
 _NEG_INF = np.float32(-np.inf)
 _EMPTY_I64 = np.empty(0, dtype=np.int64)
-
-MemberSpec = Any  # list of member ids | org id | Mapping of attribute filters | callable
 
 
 @dataclass(frozen=True)
@@ -151,124 +151,6 @@ class GroupMenu:
 
 
 # ============================================================================ the group
-
-
-def group_members(
-    model: Recommender, members: MemberSpec, *, member_table: pd.DataFrame | None = None
-) -> np.ndarray:
-    """Member ids of a group description.
-
-    Parameters
-    ----------
-    model
-        A fitted (or loaded) ``Recommender``: its training members table and orgs tree.
-    members
-        A list/array of member ids (kept as given, duplicates dropped); a single org id
-        (``str`` or ``int``): the members of that org and of all orgs below it in the orgs
-        tree (``parent_id``); a mapping of attribute filters, e.g. ``{"occupation":
-        "retired", "mobile": True, "age_band": ["60-69", "70+"], "district": "萧山区"}``
-        (a list means any of; ``age_band`` is derived from ``birth_year``); or a callable
-        taking the members table and returning a boolean mask.
-    member_table
-        Members table to filter on; the model's training members by default (a loaded
-        artifact keeps only ``member_id`` and ``org_id``, so attribute filters need this).
-
-    Returns
-    -------
-    ndarray of object, shape (m,)
-
-    Raises
-    ------
-    ConfigError
-        A filter names a column the members table does not have.
-    DataError
-        The org id is unknown.
-    """
-    model.check_fitted()
-    if isinstance(members, Mapping) or callable(members):
-        table = _member_table(model, member_table)
-        mask = _filter_mask(table, members, model.dataset_.now)
-        return table[C.MEMBER].to_numpy(dtype=object)[mask]
-    if isinstance(members, str | int | np.integer):
-        return _branch_members(model, members, member_table)
-    if isinstance(members, pd.DataFrame):
-        raise ConfigError("members: pass a list of member ids, an org id or a filter mapping")
-    ids = pd.unique(pd.Series(list(members), dtype=object)).astype(object)
-    return np.asarray(ids, dtype=object)
-
-
-def _member_table(model: Recommender, given: pd.DataFrame | None) -> pd.DataFrame:
-    if given is not None:
-        if C.MEMBER not in given.columns:
-            raise ConfigError(f"member_table has no {C.MEMBER} column")
-        return given
-    table = model.dataset_.members
-    if table is None:
-        raise ConfigError(
-            "the model has no members table: pass member_table= (CLI: --members-table FILE)"
-        )
-    return table
-
-
-def _filter_mask(table: pd.DataFrame, where: Any, now: pd.Timestamp) -> NDArray[np.bool_]:
-    if callable(where):
-        mask = np.asarray(where(table), dtype=bool)
-        if mask.shape != (len(table),):
-            raise ConfigError(
-                f"the member filter returned shape {mask.shape}; expected ({len(table)},)"
-            )
-        return mask
-    mask = np.ones(len(table), dtype=bool)
-    for key, wanted in where.items():
-        if key == "age_band":
-            if "birth_year" not in table.columns:
-                raise ConfigError(
-                    "filter age_band needs a birth_year column in the members table: pass "
-                    "member_table= (CLI: --members-table FILE)"
-                )
-            values = pd.Series(age_band(table["birth_year"], pd.Timestamp(now).year))
-        elif key in table.columns:
-            values = table[key].reset_index(drop=True)
-        else:
-            raise ConfigError(
-                f"filter {key}={wanted!r}: the members table has no column {key!r} (columns: "
-                f"{sorted(table.columns)}); pass member_table= with member attributes "
-                "(CLI: --members-table FILE)"
-            )
-        options = list(wanted) if isinstance(wanted, list | tuple | set | frozenset) else [wanted]
-        # Compare as text too, so "true", "1960" from a command line match booleans/ints.
-        text = {str(o).lower() for o in options}
-        hit = values.isin(options).to_numpy() | values.astype(str).str.lower().isin(text).to_numpy()
-        mask &= hit & values.notna().to_numpy()
-    return mask
-
-
-def _branch_members(model: Recommender, org: object, given: pd.DataFrame | None) -> np.ndarray:
-    table = given if given is not None else model.dataset_.members
-    if table is None or C.ORG not in table.columns:
-        raise ConfigError(
-            f"org {org!r}: the members table has no {C.ORG} column; pass member_table= "
-            "(CLI: --members-table FILE)"
-        )
-    orgs = model.dataset_.orgs
-    wanted = {str(org)}
-    if orgs is not None and C.ORG in orgs.columns and "parent_id" in orgs.columns:
-        # Walk down the tree level by level: a branch, its general branch, its committee.
-        parent = orgs["parent_id"].astype(str).to_numpy()
-        child = orgs[C.ORG].astype(str).to_numpy()
-        frontier = {str(org)}
-        while frontier:
-            below = set(child[np.isin(parent, list(frontier))].tolist()) - wanted
-            wanted |= below
-            frontier = below
-        known_org = str(org) in set(child.tolist())
-    else:
-        known_org = False
-    member_orgs = table[C.ORG].astype(str)
-    mask = member_orgs.isin(wanted).to_numpy()
-    if not known_org and not mask.any():
-        raise DataError(f"org {org!r} is unknown: no such org_id in the orgs tree or members")
-    return table[C.MEMBER].to_numpy(dtype=object)[mask]
 
 
 # ============================================================================ the call
@@ -362,23 +244,138 @@ def order_for_group(
         An empty group, or no member of it known to the model.
     """
     model.check_fitted()
-    n, personal_k = _positive(n, "n"), _positive(personal_k, "personal_k")
-    if strategy not in STRATEGIES + BASELINES:
-        raise ConfigError(f"strategy={strategy!r}; expected one of {list(STRATEGIES + BASELINES)}")
-    if not 0.0 < compulsory_share <= 1.0:
-        raise ConfigError(f"compulsory_share must be in (0, 1], got {compulsory_share!r}")
-    if exclude_completed is not None and not 0.0 < exclude_completed <= 1.0:
-        raise ConfigError(f"exclude_completed must be in (0, 1] or None, got {exclude_completed!r}")
-    budget = (
-        None if budget_minutes is None else minutes_in_seconds(budget_minutes, "budget_minutes")
+    options = GroupOptions(
+        n=n,
+        strategy=strategy,
+        budget_minutes=budget_minutes,
+        quotas=quotas,
+        pin_compulsory=pin_compulsory,
+        compulsory_share=compulsory_share,
+        max_pins=max_pins,
+        must_include=tuple(must_include),
+        exclude_completed=exclude_completed,
+        personal_k=personal_k,
+        only_published=only_published,
+        now=now,
+        lecturers=lecturers,
+        pool_size=pool_size,
+        seed=seed,
     )
+    return serve_group_menu(model, members, options, member_table=member_table)
 
+
+@dataclass(frozen=True)
+class GroupOptions:
+    """The options of a group menu (see :func:`order_for_group` for each), validated on
+    construction (``ConfigError`` naming the option otherwise)."""
+
+    n: int = 10
+    strategy: str = "coverage"
+    budget_minutes: float | None = None
+    quotas: Mapping[str, int] | None = None
+    pin_compulsory: bool = True
+    compulsory_share: float = 0.5
+    max_pins: int | None = None
+    must_include: tuple[Any, ...] = ()
+    exclude_completed: float | None = 0.5
+    personal_k: int = 20
+    only_published: bool = True
+    now: pd.Timestamp | str | None = None
+    lecturers: int = 0
+    pool_size: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "n", positive_int(self.n, "n"))
+        object.__setattr__(self, "personal_k", positive_int(self.personal_k, "personal_k"))
+        if self.strategy not in STRATEGIES + BASELINES:
+            raise ConfigError(
+                f"strategy={self.strategy!r}; expected one of {list(STRATEGIES + BASELINES)}"
+            )
+        if not 0.0 < self.compulsory_share <= 1.0:
+            raise ConfigError(f"compulsory_share must be in (0, 1], got {self.compulsory_share!r}")
+        share = self.exclude_completed
+        if share is not None and not 0.0 < share <= 1.0:
+            raise ConfigError(f"exclude_completed must be in (0, 1] or None, got {share!r}")
+        if self.budget_minutes is not None:
+            minutes_in_seconds(self.budget_minutes, "budget_minutes")
+        pins = self.max_pins
+        if pins is not None and (isinstance(pins, bool) or not isinstance(pins, int) or pins < 0):
+            raise ConfigError(f"max_pins must be a non-negative integer or None, got {pins!r}")
+        if self.lecturers:
+            positive_int(self.lecturers, "lecturers")
+
+    @property
+    def budget_seconds(self) -> float | None:
+        """``budget_minutes`` in seconds."""
+        if self.budget_minutes is None:
+            return None
+        return minutes_in_seconds(self.budget_minutes, "budget_minutes")
+
+    @property
+    def published_by(self) -> pd.Timestamp | str | bool | None:
+        """What the course filter checks publication against (``False``: no check)."""
+        return self.now if self.only_published else False
+
+
+@dataclass(frozen=True)
+class _Group:
+    """The group's members known to the model, and what the caller should know."""
+
+    ids: np.ndarray
+    idx: NDArray[np.int64]
+    unknown: np.ndarray
+    notes: list[str]
+
+
+def serve_group_menu(
+    model: Recommender,
+    members: MemberSpec,
+    options: GroupOptions,
+    *,
+    member_table: pd.DataFrame | None = None,
+) -> GroupMenu:
+    """:func:`order_for_group` with its options as one :class:`GroupOptions`."""
+    model.check_fitted()
+    state = serving_state(model)
+    group = _resolve_group(model, members, member_table)
+    seen = history_rows(model.history_, group.idx)
+    published = state.filter(None, None, options.published_by).mask  # type: ignore[arg-type]
+    done_share = _completed_share(state, group.idx)
+    keep = _eligible(state, published, done_share, options)
+    pins = group_pins(
+        state,
+        group.idx,
+        requested=_requested(model, options.must_include),
+        pin_compulsory=options.pin_compulsory,
+        share=options.compulsory_share,
+        published=published,
+        done_share=done_share,
+        exclude_completed=options.exclude_completed,
+        max_pins=options.max_pins,
+    )
+    group.notes.extend(pins.notes)
+    quota = _quotas(state, options.quotas)
+    _check_pins(state, pins.courses, options.n, options.budget_seconds)
+    cand = _candidates(keep, pins, members, options)
+    selection = _select_menu(model, state, group, seen, cand, pins, quota, options)
+    if selection.picks.size < options.n:
+        group.notes.append(
+            f"only {selection.picks.size} course(s) fit the constraints (asked for {options.n})"
+        )
+    for note in group.notes:
+        logger.info("group menu: %s", note)
+    return _result(state, model, group, selection, pins.courses, options, cand)
+
+
+def _resolve_group(
+    model: Recommender, members: MemberSpec, member_table: pd.DataFrame | None
+) -> _Group:
+    """The group's member ids and model indices; unknown ids are left out with a note."""
     ids = group_members(model, members, member_table=member_table)
     if ids.size == 0:
-        raise DataError(f"the group {_describe(members)} has no members")
-    state = menu_state(model)
-    id_map = model.member_ids_
-    idx = id_map.to_index(ids, unknown="mask").astype(np.int64)
+        raise DataError(f"the group {describe(members)} has no members")
+    idx = model.member_ids_.to_index(ids, unknown="mask").astype(np.int64)
     notes: list[str] = []
     unknown = ids[idx < 0]
     if unknown.size == ids.size:
@@ -391,179 +388,130 @@ def order_for_group(
             f"{unknown.size} of {ids.size} member id(s) unknown to the model were left out: "
             f"{unknown[:10].tolist()}{' ...' if unknown.size > 10 else ''}"
         )
-    ids, idx = ids[idx >= 0], idx[idx >= 0]
-    seen = history_rows(model.history_, idx)
+    return _Group(ids[idx >= 0], idx[idx >= 0], unknown, notes)
 
-    # ---- candidate courses: published, fit the budget, not completed by most of the group
-    filt = state.filter(None, None, now if only_published else False)
-    keep = np.ones(state.n_courses, dtype=bool) if filt.mask is None else filt.mask.copy()
-    durations = state.durations
+
+def _eligible(
+    state: ServingState,
+    published: NDArray[np.bool_] | None,
+    done_share: NDArray[np.float64],
+    options: GroupOptions,
+) -> NDArray[np.bool_]:
+    """Candidate courses: published, fit the budget, not completed by most of the group."""
+    keep = np.ones(state.n_courses, dtype=bool) if published is None else published.copy()
+    budget = options.budget_seconds
     if budget is not None:
-        if durations is None:
+        if state.durations is None:
             raise ConfigError(
                 "budget_minutes needs course durations: the training courses table has no "
                 f"{C.DURATION} column"
             )
         with np.errstate(invalid="ignore"):
-            keep &= durations <= budget
-    done_share = _completed_share(state, idx)
-    if exclude_completed is not None:
-        keep &= done_share < exclude_completed
+            keep &= state.durations <= budget
+    if options.exclude_completed is not None:
+        keep &= done_share < options.exclude_completed
+    return keep
 
-    if max_pins is not None and (
-        isinstance(max_pins, bool) or not isinstance(max_pins, int) or max_pins < 0
-    ):
-        raise ConfigError(f"max_pins must be a non-negative integer or None, got {max_pins!r}")
-    pins = _pins(
-        model,
-        state,
-        idx,
-        done_share,
-        keep,
-        pin_compulsory,
-        compulsory_share,
-        must_include,
-        exclude_completed,
-        notes,
-        filt.mask,
-        max_pins,
-    )
-    quota = _quotas(state, quotas)
-    _check_pins(state, pins, n, budget)
+
+def _requested(model: Recommender, must_include: Sequence[Any]) -> NDArray[np.int64]:
+    """Course indices of ``must_include``; unknown course ids raise."""
+    if not len(must_include):
+        return np.empty(0, dtype=np.int64)
+    wanted = np.asarray(list(must_include), dtype=object)
+    found = model.course_ids_.to_index(wanted, unknown="mask")
+    if (found < 0).any():
+        raise ConfigError(f"must_include names unknown course id(s): {wanted[found < 0].tolist()}")
+    return np.asarray(found, dtype=np.int64)
+
+
+def _candidates(
+    keep: NDArray[np.bool_], pins: GroupPins, members: MemberSpec, options: GroupOptions
+) -> NDArray[np.int64]:
+    """Eligible courses plus the pinned ones, whatever the filters say."""
     eligible = keep.copy()
-    eligible[pins] = True  # pinned courses are candidates whatever the filters say
+    eligible[pins.courses] = True
     cand = np.flatnonzero(eligible).astype(np.int64)
     if cand.size == 0:
         raise ConfigError(
-            f"no course is eligible for the group {_describe(members)}: every course is "
-            f"unpublished, longer than the budget ({budget_minutes} minutes) or completed by "
-            f"at least {exclude_completed} of the group"
+            f"no course is eligible for the group {describe(members)}: every course is "
+            f"unpublished, longer than the budget ({options.budget_minutes} minutes) or "
+            f"completed by at least {options.exclude_completed} of the group"
         )
+    return cand
 
-    k = min(personal_k, cand.size)
+
+@dataclass(frozen=True)
+class _Selection:
+    """What the strategies chose, with the scores the result reports."""
+
+    scores: _Scores
+    u: NDArray[np.float32]
+    served: _Served
+    pool: NDArray[np.int64]
+    courses: NDArray[np.int64]
+    picks: NDArray[np.int64]
+    values: NDArray[np.float64]
+
+
+def _select_menu(
+    model: Recommender,
+    state: ServingState,
+    group: _Group,
+    seen: Rows,
+    cand: NDArray[np.int64],
+    pins: GroupPins,
+    quota: dict[int, int],
+    options: GroupOptions,
+) -> _Selection:
+    """Pass 1 over the candidates, the pool, pass 2 on the pool, and the strategy's picks."""
+    idx, n, strategy, seed = group.idx, options.n, options.strategy, options.seed
+    k = min(options.personal_k, cand.size)
     # The kernel brings its own threads; the products outside it are small.
     with single_threaded_blas():
         routes = _routes(model, state, idx, seen)
         scores = _pass1(model, state, idx, seen, cand, k, routes)
         pool = _pool(
-            state, model, scores, cand, pins, quota, n, strategy, pool_size, durations, seed
+            state,
+            model,
+            scores,
+            cand,
+            pins.courses,
+            quota,
+            n,
+            strategy,
+            options.pool_size,
+            state.durations,
+            seed,
         )
         u = _pool_matrix(model, state, idx, seen, cand[pool], scores, routes)
         served = _served(scores.top, pool, cand.size)
-
         pool_courses = cand[pool]
-        pin_pos = np.flatnonzero(np.isin(pool_courses, pins))
+        pin_pos = np.flatnonzero(np.isin(pool_courses, pins.courses))
         picks, values = _select(
-            strategy, u, served, pool_courses, pin_pos, state, quota, n, budget, scores, model, seed
+            strategy,
+            u,
+            served,
+            pool_courses,
+            pin_pos,
+            state,
+            quota,
+            n,
+            options.budget_seconds,
+            scores,
+            model,
+            seed,
         )
-    if picks.size < n:
-        notes.append(f"only {picks.size} course(s) fit the constraints (asked for {n})")
-    for note in notes:
-        logger.info("group menu: %s", note)
-    return _result(
-        state,
-        model,
-        ids,
-        idx,
-        scores,
-        u,
-        served,
-        pool_courses,
-        pool,
-        picks,
-        values,
-        pins,
-        strategy,
-        notes,
-        unknown,
-        lecturers,
-        cand,
-    )
+    return _Selection(scores, u, served, pool, pool_courses, picks, values)
 
 
-def _positive(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _describe(members: MemberSpec) -> str:
-    if isinstance(members, str | int | np.integer):
-        return f"org {members!r}"
-    if isinstance(members, Mapping):
-        return "where " + ", ".join(f"{k}={v!r}" for k, v in members.items())
-    if callable(members):
-        return "of the member filter"
-    return "of the given member ids"
-
-
-def _completed_share(state: MenuState, idx: NDArray[np.int64]) -> NDArray[np.float64]:
+def _completed_share(state: ServingState, idx: NDArray[np.int64]) -> NDArray[np.float64]:
     """Per course, the share of the group with a ``complete`` event in training."""
     done = matrix_rows(state.completed(), idx)
     counts = np.bincount(done.indices, minlength=state.n_courses)
     return counts / max(idx.size, 1)
 
 
-def _pins(
-    model: Recommender,
-    state: MenuState,
-    idx: NDArray[np.int64],
-    done_share: NDArray[np.float64],
-    keep: NDArray[np.bool_],
-    pin_compulsory: bool,
-    share: float,
-    must_include: Sequence[Any],
-    exclude_completed: float | None,
-    notes: list[str],
-    published: NDArray[np.bool_] | None,
-    max_pins: int | None,
-) -> NDArray[np.int64]:
-    """Course indices that must be on the menu: requested ones, then compulsory ones."""
-    pins: list[int] = []
-    if len(must_include):
-        wanted = np.asarray(list(must_include), dtype=object)
-        found = model.course_ids_.to_index(wanted, unknown="mask")
-        if (found < 0).any():
-            raise ConfigError(
-                f"must_include names unknown course id(s): {wanted[found < 0].tolist()}"
-            )
-        pins.extend(int(c) for c in found)
-    if pin_compulsory:
-        table = state.compulsory_table()
-        if table.indptr.size > 1:
-            # Per course, the members whose branch made it compulsory: members per branch,
-            # spread over each branch's courses.
-            codes = table.codes(idx)
-            per_branch = np.bincount(codes[codes >= 0], minlength=table.indptr.size - 1)
-            need = np.bincount(
-                table.indices,
-                weights=np.repeat(per_branch, np.diff(table.indptr)),
-                minlength=state.n_courses,
-            )
-            comp = np.flatnonzero(need >= share * idx.size)
-            if published is not None:
-                comp = comp[published[comp]]
-            if exclude_completed is not None:
-                done = comp[done_share[comp] >= exclude_completed]
-                if done.size:
-                    notes.append(
-                        f"{done.size} compulsory course(s) already completed by most of the "
-                        f"group were not pinned: {state.course_ext[done][:5].tolist()}"
-                    )
-                comp = comp[done_share[comp] < exclude_completed]
-            # Most widely compulsory first.
-            comp = comp[np.argsort(-need[comp], kind="stable")]
-            if max_pins is not None and comp.size > max_pins:
-                notes.append(
-                    f"{comp.size - max_pins} compulsory course(s) left out by max_pins="
-                    f"{max_pins}: {state.course_ext[comp[max_pins:]][:5].tolist()}"
-                )
-                comp = comp[:max_pins]
-            pins.extend(int(c) for c in comp if c not in pins)
-    return np.asarray(pins, dtype=np.int64)
-
-
-def _quotas(state: MenuState, quotas: Mapping[str, int] | None) -> dict[int, int]:
+def _quotas(state: ServingState, quotas: Mapping[str, int] | None) -> dict[int, int]:
     """Channel code -> minimum count; unknown channels and bad counts raise."""
     out: dict[int, int] = {}
     for channel, count in (quotas or {}).items():
@@ -580,7 +528,7 @@ def _quotas(state: MenuState, quotas: Mapping[str, int] | None) -> dict[int, int
     return out
 
 
-def _check_pins(state: MenuState, pins: NDArray[np.int64], n: int, budget: float | None) -> None:
+def _check_pins(state: ServingState, pins: NDArray[np.int64], n: int, budget: float | None) -> None:
     if pins.size > n:
         raise ConfigError(
             f"{pins.size} courses must be included (compulsory or must_include: "
@@ -617,7 +565,7 @@ class _Route:
 
 
 def _routes(
-    model: Recommender, state: MenuState, idx: NDArray[np.int64], seen: Rows
+    model: Recommender, state: ServingState, idx: NDArray[np.int64], seen: Rows
 ) -> list[_Route]:
     """The group's members split by how they are scored (as in their own menus).
 
@@ -658,7 +606,7 @@ def _routes(
 
 def _pass1(
     model: Recommender,
-    state: MenuState,
+    state: ServingState,
     idx: NDArray[np.int64],
     seen: Rows,
     cand: NDArray[np.int64],
@@ -823,7 +771,7 @@ def _scale(low: NDArray[np.float32], high: NDArray[np.float32]) -> NDArray[np.fl
 
 
 def _pool(
-    state: MenuState,
+    state: ServingState,
     model: Recommender,
     scores: _Scores,
     cand: NDArray[np.int64],
@@ -897,7 +845,7 @@ def _popularity(model: Recommender) -> NDArray[np.float64]:
 
 def _pool_matrix(
     model: Recommender,
-    state: MenuState,
+    state: ServingState,
     idx: NDArray[np.int64],
     seen: Rows,
     courses: NDArray[np.int64],
@@ -1005,7 +953,7 @@ def _select(
     served: _Served,
     courses: NDArray[np.int64],
     pin_pos: NDArray[np.int64],
-    state: MenuState,
+    state: ServingState,
     quota: dict[int, int],
     n: int,
     budget: float | None,
@@ -1175,7 +1123,7 @@ def _completion(
 
 
 def _check_quotas(
-    state: MenuState,
+    state: ServingState,
     need: dict[int, int],
     slots: int,
     budget_left: float,
@@ -1255,24 +1203,18 @@ def _feasible(
 
 
 def _result(
-    state: MenuState,
+    state: ServingState,
     model: Recommender,
-    ids: np.ndarray,
-    idx: NDArray[np.int64],
-    scores: _Scores,
-    u: NDArray[np.float32],
-    served: _Served,
-    courses: NDArray[np.int64],
-    pool: NDArray[np.int64],
-    picks: NDArray[np.int64],
-    values: NDArray[np.float64],
+    group: _Group,
+    selection: _Selection,
     pins: NDArray[np.int64],
-    strategy: str,
-    notes: list[str],
-    unknown: np.ndarray,
-    lecturers: int,
+    options: GroupOptions,
     cand: NDArray[np.int64],
 ) -> GroupMenu:
+    """The menu and member tables of a selection."""
+    ids, scores, u, served = group.ids, selection.scores, selection.u, selection.served
+    courses, picks, values = selection.courses, selection.picks, selection.values
+    notes, lecturers = group.notes, options.lecturers
     chosen = courses[picks]
     mean = u[:, picks].mean(axis=0, dtype=np.float64) if picks.size else np.zeros(0)
     # Pinned courses were not chosen by the strategy: their group score is the mean.
@@ -1320,12 +1262,12 @@ def _result(
         else:
             full = np.full(state.n_courses, _NEG_INF, dtype=np.float32)
             full[cand] = scores.mean
-            ranked = found.rank(full, _positive(lecturers, "lecturers"), 3, state.course_ext)
+            ranked = found.rank(full, lecturers, 3, state.course_ext)
     total = float(np.sum(minutes)) if chosen.size else 0.0
-    return GroupMenu(menu, members, strategy, tuple(notes), unknown, ranked, total)
+    return GroupMenu(menu, members, options.strategy, tuple(notes), group.unknown, ranked, total)
 
 
-def _lecturer_ids(state: MenuState, courses: NDArray[np.int64]) -> np.ndarray:
+def _lecturer_ids(state: ServingState, courses: NDArray[np.int64]) -> np.ndarray:
     """The ``lecturer_id`` of each course, as in the courses table (object array)."""
     table = state.courses
     if table is None or C.LECTURER not in table.columns:

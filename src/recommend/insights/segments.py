@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 
 from recommend.data.dataset import AGE_BANDS, age_band
 from recommend.errors import ConfigError, DataError
-from recommend.group import _filter_mask
+from recommend.selection import filter_mask
 from recommend.schema import Columns
 
 __all__ = ["OrgTree", "member_attributes", "segment_codes", "select_members"]
@@ -252,7 +252,7 @@ def select_members(
     if members is None:
         return np.ones(n, dtype=bool)
     if isinstance(members, Mapping) or callable(members):
-        return _filter_mask(attributes, members, pd.Timestamp(now or pd.Timestamp.now()))
+        return filter_mask(attributes, members, pd.Timestamp(now or pd.Timestamp.now()))
     if isinstance(members, str | int | np.integer):
         if tree is None or C.ORG not in attributes.columns:
             raise ConfigError(f"org {members!r}: needs the orgs tree and the members' org_id")
