@@ -190,6 +190,7 @@ class Recommender(ABC):
                 raise ValueError(f"restore: {name!r} is not a learned attribute (name_)")
         self._lock = threading.RLock()
         self._cache: dict[str, Any] = {}
+        self._cache_lock = threading.RLock()
         self.member_ids_ = member_ids
         self.course_ids_ = course_ids
         if dataset is not None:
@@ -219,7 +220,7 @@ class Recommender(ABC):
             return cast("T", cache[key])
         except KeyError:
             pass
-        with self._lock:
+        with self._cache_lock:
             if key not in cache:
                 cache[key] = build()
             return cast("T", cache[key])
@@ -233,7 +234,7 @@ class Recommender(ABC):
         """Keep ``value`` under ``key`` in the serving cache (replacing what was there)."""
         self.check_fitted()
         cache = self._serving_cache()
-        with self._lock:
+        with self._cache_lock:
             cache[key] = value
 
     def _serving_cache(self) -> dict[str, Any]:
@@ -243,7 +244,8 @@ class Recommender(ABC):
             with _SETUP_LOCK:
                 if "_lock" not in self.__dict__:
                     self._lock = threading.RLock()
-                self.__dict__.setdefault("_cache", {})
+                self._cache_lock = threading.RLock()
+                self._cache = {}
         return self._cache
 
     @property

@@ -37,10 +37,10 @@ from recommend.search.index import SearchIndex
 from recommend.search.rank import (
     DEFAULT_CANDIDATES,
     Candidates,
-    _candidates,
-    _request,
-    _search_state,
     attached_index,
+    score_candidates,
+    search_request,
+    search_state,
 )
 from recommend.search.weights import FEATURES, PREFERENCE_ONLY, TEXT_ONLY, BlendWeights
 
@@ -113,7 +113,7 @@ def _collect(
 ) -> tuple[list[_Logged], dict[str, int]]:
     """Features of each logged search's candidates (BM25 top ``candidates``, plus the shown
     courses when ``with_shown``)."""
-    sstate = _search_state(model)
+    sstate = search_state(model)
     align = sstate.alignment(model, index)
     course_index = model.course_ids_
     skipped = {"no_click": 0, "empty_query": 0, "unknown_courses": 0}
@@ -149,8 +149,8 @@ def _collect(
         docs_all = align.course_doc[courses]
         raw = index.scores(parsed)
         text = np.where(docs_all >= 0, raw[np.maximum(docs_all, 0)], 0.0).astype(np.float64)
-        sst, req, seen = _request(model, members[i], None, "fallback")
-        cand = _candidates(model, sst, req, seen, courses, text)
+        sst, req, seen = search_request(model, members[i])
+        cand = score_candidates(model, sst, req, seen, courses, text)
         pos = {int(c): j for j, c in enumerate(courses.tolist())}
         where = np.array([pos.get(int(c), -1) for c in shown.tolist()], dtype=np.int64)
         out.append(_Logged(cand, where, clicked, targets))

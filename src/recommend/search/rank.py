@@ -34,25 +34,25 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
-from recommend.errors import ConfigError, DataError
-from recommend.menu import (
+from recommend.checks import is_scalar, positive_int
+from recommend.engine import (
     ROUTE_PERSONAL,
-    MenuRequest,
+    MemberRequest,
+    MenuOptions,
     Rows,
+    ServingState,
     exclusion_rows,
     history_rows,
-    is_scalar,
-    menu_state,
-    positive_int,
     route_groups,
+    serving_state,
     studied_reasons,
 )
+from recommend.errors import ConfigError, DataError
 from recommend.schema import Columns
 from recommend.search.index import SearchIndex, build_index
 from recommend.search.weights import FEATURES, BlendWeights
 
 if TYPE_CHECKING:
-    from recommend.menu import MenuState
     from recommend.models.base import Recommender
 
 __all__ = [
@@ -138,10 +138,10 @@ class _Alignment:
     known: np.ndarray | None
 
 
-class _SearchState:
+class SearchState:
     """Read-only per-model features; the alignment with each index is built once."""
 
-    def __init__(self, model: Recommender, state: MenuState) -> None:
+    def __init__(self, model: Recommender, state: ServingState) -> None:
         self.menu = state
         base = model.history_.base
         learners = np.asarray(base.getnnz(axis=0), dtype=np.float64)
@@ -212,21 +212,9 @@ class _SearchState:
         return mask
 
 
-_STATES: weakref.WeakKeyDictionary[Any, _SearchState] = weakref.WeakKeyDictionary()
-_STATES_LOCK = threading.Lock()
-
-
-def _search_state(model: Recommender) -> _SearchState:
-    state = menu_state(model)
-    found = _STATES.get(model)
-    if found is not None and found.menu is state:
-        return found
-    with _STATES_LOCK:
-        found = _STATES.get(model)
-        if found is None or found.menu is not state:
-            found = _SearchState(model, state)
-            _STATES[model] = found
-    return found
+def search_state(model: Recommender) -> SearchState:
+    """The model's search lookups, kept in its serving cache (built once per fit)."""
+    return model.cached("search_state", lambda: SearchState(model, serving_state(model)))
 
 
 # ============================================================================ the blend
@@ -267,7 +255,7 @@ def _minmax(values: np.ndarray) -> np.ndarray:
 
 
 def _preferences(
-    model: Recommender, sstate: _SearchState, req: MenuRequest, courses: np.ndarray, seen: Rows
+    model: Recommender, sstate: SearchState, req: MemberRequest, courses: np.ndarray, seen: Rows
 ) -> tuple[np.ndarray, str, str | None]:
     """Raw scores of ``courses`` (model indices, -1 unknown -> NaN) for the one member of
     ``req``, their route and constant reason."""
@@ -291,14 +279,16 @@ def _preferences(
     return out, str(scored.routes[0]), scored.reasons[0]
 
 
-def _candidates(
+def score_candidates(
     model: Recommender,
-    sstate: _SearchState,
-    req: MenuRequest,
+    sstate: SearchState,
+    req: MemberRequest,
     seen: Rows,
     courses: np.ndarray,
     text: np.ndarray,
 ) -> Candidates:
+    """The blend's features of ``courses`` (model indices, -1 unknown) with their raw
+    ``text`` scores, for the member of ``req``."""
     pref, route, reason = _preferences(model, sstate, req, courses, seen)
     known = courses >= 0
     safe = np.maximum(courses, 0)
@@ -320,29 +310,50 @@ def _resolve_weights(weights: BlendWeights | None, index: SearchIndex | None) ->
     return weights
 
 
-def _check_exclude(exclude: str) -> None:
-    if exclude not in ("none", "completed", "seen"):
-        raise ConfigError(f"exclude={exclude!r}; expected 'none', 'completed' or 'seen'")
+def _options(
+    n: int | None,
+    exclude: str,
+    channel: str | Sequence[str] | None,
+    max_minutes: float | None,
+    only_published: bool,
+    now: pd.Timestamp | str | None,
+    with_reasons: bool,
+    unknown: str,
+) -> MenuOptions:
+    """The member menu's options that search takes (no pins, no diversity)."""
+    return MenuOptions(
+        n=10 if n is None else n,
+        exclude=exclude,  # type: ignore[arg-type]
+        channel=channel,  # type: ignore[arg-type]
+        max_minutes=max_minutes,
+        only_published=only_published,
+        now=now,  # type: ignore[arg-type]
+        pin_compulsory=False,
+        with_reasons=with_reasons,
+        unknown=unknown,  # type: ignore[arg-type]
+    )
 
 
-def _request(
+def search_request(
     model: Recommender,
     member_id: Any,
-    member_attributes: pd.DataFrame | None,
-    unknown: str,
-) -> tuple[_SearchState, MenuRequest, Rows]:
+    member_attributes: pd.DataFrame | None = None,
+    options: MenuOptions | None = None,
+) -> tuple[SearchState, MemberRequest, Rows]:
+    """One member's search request resolved: the model's search lookups, the member
+    (cold-start fallback unless ``options.unknown == "raise"``) and their history rows."""
     model.check_fitted()
-    if unknown not in ("fallback", "raise"):
-        raise ConfigError(f"unknown={unknown!r}; expected 'fallback' or 'raise'")
+    if options is None:
+        options = MenuOptions(exclude="none", pin_compulsory=False)
     if not is_scalar(member_id):
         raise ConfigError("search ranks for one member id; call it once per member")
-    sstate = _search_state(model)
-    req = MenuRequest.make(model, sstate.menu, member_id, member_attributes, unknown)
+    sstate = search_state(model)
+    req = MemberRequest.make(model, sstate.menu, member_id, member_attributes, options.unknown)
     seen = history_rows(model.history_, req.idx)
     return sstate, req, seen
 
 
-def _excluded(sstate: _SearchState, seen: Rows, req: MenuRequest, exclude: str) -> np.ndarray:
+def _excluded(sstate: SearchState, seen: Rows, req: MemberRequest, exclude: str) -> np.ndarray:
     rows = exclusion_rows(sstate.menu, seen, req.idx, exclude)
     if rows is None:
         return np.empty(0, dtype=np.int64)
@@ -351,7 +362,7 @@ def _excluded(sstate: _SearchState, seen: Rows, req: MenuRequest, exclude: str) 
 
 def _reasons(
     model: Recommender,
-    sstate: _SearchState,
+    sstate: SearchState,
     cand: Candidates,
     picks: np.ndarray,
     matched: list[list[str]] | None,
@@ -466,19 +477,18 @@ def search(
     ConfigError
         An option is out of range or names an unknown channel.
     """
-    n = positive_int(n, "n")
+    options = _options(n, exclude, channel, max_minutes, only_published, now, with_reasons, unknown)
     k = positive_int(candidates, "candidates")
-    _check_exclude(exclude)
-    sstate, req, seen = _request(model, member_id, member_attributes, unknown)
+    sstate, req, seen = search_request(model, member_id, member_attributes, options)
     index = index if index is not None else attached_index(model)
     if not isinstance(index, SearchIndex):
         raise ConfigError(f"index must be a SearchIndex, got {type(index).__name__}")
     w = _resolve_weights(weights, index)
     parsed = index.parse(query)
-    filt = sstate.menu.filter(channel, max_minutes, now if only_published else False)
+    filt = sstate.menu.course_filter(options)
     align = sstate.alignment(model, index)
     allow = sstate.doc_mask(align, filt.mask)
-    excluded = _excluded(sstate, seen, req, exclude)
+    excluded = _excluded(sstate, seen, req, options.exclude)
 
     docs, text = index.top(parsed, k + excluded.size, allow=allow)
     courses = align.doc_course[docs]
@@ -489,11 +499,11 @@ def search(
     notes = list(parsed.notes)
     if docs.size == 0 and not parsed.empty:
         notes.append("no course matching the query passes the filters")
-    cand = _candidates(model, sstate, req, seen, courses, text.astype(np.float64))
+    cand = score_candidates(model, sstate, req, seen, courses, text.astype(np.float64))
     order, score = cand.order(w)
-    picks = order[:n]
+    picks = order[: options.n]
     reasons = None
-    if with_reasons:
+    if options.with_reasons:
         matched = index.matched_words(parsed, docs[picks])
         reasons = _reasons(model, sstate, cand, picks, matched)
     out = _frame(sstate.menu.course_ext[courses[picks]], score, cand, picks, reasons)
@@ -553,13 +563,13 @@ def rank_candidates(
         ``candidates`` is not a DataFrame with those columns, has duplicate course ids or
         a text score that is not a finite number (the message names the rows).
     """
-    top_n = None if n is None else positive_int(n, "n")
-    _check_exclude(exclude)
+    options = _options(n, exclude, channel, max_minutes, only_published, now, with_reasons, unknown)
+    top_n = None if n is None else options.n
     ids, text = _check_candidates(candidates)
-    sstate, req, seen = _request(model, member_id, member_attributes, unknown)
+    sstate, req, seen = search_request(model, member_id, member_attributes, options)
     w = _resolve_weights(weights, attached_index(model, build=False))
     courses = model.course_ids_.to_index(ids, unknown="mask").astype(np.int64)
-    filt = sstate.menu.filter(channel, max_minutes, now if only_published else False)
+    filt = sstate.menu.course_filter(options)
     keep = np.ones(courses.size, dtype=bool)
     notes: list[str] = []
     unknown_courses = courses < 0
@@ -582,7 +592,7 @@ def rank_candidates(
         keep &= ~np.isin(courses, excluded)
     if not keep.all():
         ids, text, courses = ids[keep], text[keep], courses[keep]
-    cand = _candidates(model, sstate, req, seen, courses, text)
+    cand = score_candidates(model, sstate, req, seen, courses, text)
     order, score = cand.order(w)
     picks = order if top_n is None else order[:top_n]
     reasons = _reasons(model, sstate, cand, picks, None) if with_reasons else None
