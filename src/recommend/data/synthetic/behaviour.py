@@ -46,18 +46,19 @@ def simulate_choices(
     members: Members,
     courses: Courses,
     period: Period,
-    session_rate: float,
+    rate: float,
 ) -> tuple[Sessions, tuple[IntArray, IntArray]]:
     """Organic study sessions and search intents, both drawn from each member's choice
     distribution ``p(i | u) ~ exp(utility(u, i)) * availability(i)``.
 
-    A member has ``Poisson(activity * session_rate)`` sessions on distinct courses: a repeated
-    draw is kept as a rewatch with probability ``cfg.rewatch`` and otherwise drawn again.
+    A member has ``Poisson(activity * rate)`` sessions on distinct courses (``rate`` from
+    :func:`session_rate`): a repeated draw is kept as a rewatch with probability
+    ``cfg.rewatch`` and otherwise drawn again.
 
     Returns the organic sessions and the (member, target course) pairs of searches.
     """
     n_courses = cfg.n_courses
-    n_sessions = rng.poisson(truth.member_activity * session_rate)
+    n_sessions = rng.poisson(truth.member_activity * rate)
     n_sessions = np.minimum(n_sessions, n_courses // 3)
     n_searches = rng.poisson(truth.member_activity * cfg.searches_per_member)
 
@@ -73,40 +74,66 @@ def simulate_choices(
     intents: list[tuple[IntArray, IntArray]] = []
     for start in range(0, active.size, block):
         m = active[start : start + block]
-        weight = truth.member_vectors(m) @ course_vec.T
-        truth.add_local(weight, m, np.arange(n_courses))
-        weight -= weight.max(axis=1, keepdims=True)
-        np.exp(weight, out=weight)
-        group_cdf = np.add.reduceat(weight, np.arange(0, n_courses, group), axis=1)
-        np.cumsum(group_cdf, axis=1, out=group_cdf)
-
+        weight, group_cdf = _choice_weights(truth, m, course_vec, group)
         rows = np.repeat(np.arange(m.size), n_searches[m])
         intents.append((m[rows], draw_rows(rng, weight, group_cdf, group, rows)))
-
-        kept_rows = np.empty(0, dtype=np.int64)
-        kept_courses = np.empty(0, dtype=np.int64)
-        want = n_sessions[m]
-        for _ in range(4):  # redraw repeats; a few rounds leave almost no shortfall
-            rows = np.repeat(np.arange(m.size), want)
-            if rows.size == 0:
-                break
-            drawn = draw_rows(rng, weight, group_cdf, group, rows)
-            key = np.concatenate([kept_rows, rows]) * n_courses + np.concatenate(
-                [kept_courses, drawn]
-            )
-            order = np.argsort(key, kind="stable")
-            repeat = np.zeros(key.size, dtype=bool)
-            repeat[order[1:]] = key[order[1:]] == key[order[:-1]]
-            accept = ~repeat[kept_rows.size :] | (rng.random(rows.size) < cfg.rewatch)
-            kept_rows = np.concatenate([kept_rows, rows[accept]])
-            kept_courses = np.concatenate([kept_courses, drawn[accept]])
-            want = np.bincount(rows[~accept], minlength=m.size)
+        kept_rows, kept_courses = _distinct_draws(
+            rng, weight, group_cdf, group, n_sessions[m], cfg.rewatch
+        )
         sessions.append((m[kept_rows], kept_courses))
 
     s_member, s_course = _concat_pairs(sessions)
     start_time = place_in_window(rng, lo[s_course], hi[s_course], members.profile[s_member], period)
     organic = Sessions(s_member, s_course, start_time, np.full(s_member.size, ORGANIC))
     return organic, _concat_pairs(intents)
+
+
+def _choice_weights(
+    truth: Truth, m: IntArray, course_vec: FloatArray, group: int
+) -> tuple[FloatArray, FloatArray]:
+    """Members ``m``'s choice weights over all courses, ``exp(utility)`` scaled so that each
+    row's largest is 1, (len(m), n_courses) float32, and their row-wise cumulative sums over
+    groups of ``group`` columns (see :func:`draw_rows`)."""
+    n_courses = course_vec.shape[0]
+    weight = truth.member_vectors(m) @ course_vec.T
+    truth.add_local(weight, m, np.arange(n_courses))
+    weight -= weight.max(axis=1, keepdims=True)
+    np.exp(weight, out=weight)
+    group_cdf = np.add.reduceat(weight, np.arange(0, n_courses, group), axis=1)
+    np.cumsum(group_cdf, axis=1, out=group_cdf)
+    return weight, group_cdf
+
+
+def _distinct_draws(
+    rng: np.random.Generator,
+    weight: FloatArray,
+    group_cdf: FloatArray,
+    group: int,
+    want: IntArray,
+    rewatch: float,
+) -> tuple[IntArray, IntArray]:
+    """``want[r]`` courses for each row ``r`` of ``weight``, mostly distinct: a repeat is kept
+    (a rewatch) with probability ``rewatch``, otherwise drawn again, for a few rounds.
+
+    Returns the rows and the courses drawn, aligned (int64).
+    """
+    n_courses = weight.shape[1]
+    kept_rows = np.empty(0, dtype=np.int64)
+    kept_courses = np.empty(0, dtype=np.int64)
+    for _ in range(4):  # redraw repeats; a few rounds leave almost no shortfall
+        rows = np.repeat(np.arange(want.size), want)
+        if rows.size == 0:
+            break
+        drawn = draw_rows(rng, weight, group_cdf, group, rows)
+        key = np.concatenate([kept_rows, rows]) * n_courses + np.concatenate([kept_courses, drawn])
+        order = np.argsort(key, kind="stable")
+        repeat = np.zeros(key.size, dtype=bool)
+        repeat[order[1:]] = key[order[1:]] == key[order[:-1]]
+        accept = ~repeat[kept_rows.size :] | (rng.random(rows.size) < rewatch)
+        kept_rows = np.concatenate([kept_rows, rows[accept]])
+        kept_courses = np.concatenate([kept_courses, drawn[accept]])
+        want = np.bincount(rows[~accept], minlength=want.size)
+    return kept_rows, kept_courses
 
 
 def _concat_pairs(pairs: list[tuple[IntArray, IntArray]]) -> tuple[IntArray, IntArray]:
@@ -253,13 +280,13 @@ def simulate_funnel(
     emit(complete & (rng.random(n) < checkin_p), "checkin", end_of_session + 30, watched)
 
     idx = np.concatenate([p[0] for p in parts])
-    event = np.concatenate([np.full(p[0].size, p[1], dtype=np.int64) for p in parts])
+    event_type = np.concatenate([np.full(p[0].size, p[1], dtype=np.int64) for p in parts])
     time = np.concatenate([p[2] for p in parts])
     watch = np.concatenate([p[3] for p in parts])
     time = np.clip(time, period.start, period.end - 1)
     member, course = m[idx], c[idx]
-    order = _event_order(member, time - period.start, event, course)
-    return Events(member[order], course[order], event[order], time[order], watch[order])
+    order = _event_order(member, time - period.start, event_type, course)
+    return Events(member[order], course[order], event_type[order], time[order], watch[order])
 
 
 def _event_order(member: IntArray, time: IntArray, event: IntArray, course: IntArray) -> IntArray:

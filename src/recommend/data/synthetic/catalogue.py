@@ -62,11 +62,22 @@ class Courses:
     standing: np.ndarray  # compulsory for a whole committee from the start of the period
 
 
-def simulate_lecturers(
-    cfg: SynthConfig, rng: np.random.Generator
-) -> tuple[IntArray, IntArray, FloatArray]:
-    """Lecturers: home channel, expertise topic and quality (a shift of their courses'
-    quality), each channel with at least one lecturer."""
+@dataclass(frozen=True)
+class Lecturers:
+    """The simulated lecturers, indexed by lecturer position.
+
+    ``channel`` and ``topic`` (int64) are their home channel and expertise topic,
+    ``quality`` (float64) shifts the quality of their courses.
+    """
+
+    channel: IntArray
+    topic: IntArray
+    quality: FloatArray
+
+
+def simulate_lecturers(cfg: SynthConfig, rng: np.random.Generator) -> Lecturers:
+    """Lecturers: home channel, expertise topic and quality, each channel with at least
+    one lecturer."""
     n = max(4, cfg.n_courses // 25)
     channel = rng.choice(len(CHANNELS), n, p=_CHANNEL_SHARE)
     # Each channel has at least one lecturer, so every official course can get one.
@@ -77,7 +88,20 @@ def simulate_lecturers(
         sel = np.flatnonzero(channel == ch)
         topic[sel] = options[rng.integers(0, options.size, sel.size)]
     quality = rng.normal(0.0, 0.4, n)
-    return channel.astype(np.int64), topic, quality
+    return Lecturers(channel.astype(np.int64), topic, quality)
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """What each course position holds before courses are put in publication order: the
+    monthly themed-day material (``pool``) first, then branch uploads (``ugc``), then
+    official courses."""
+
+    n: int
+    months: IntArray  # first days of the months that get themed-day material (seconds)
+    per_month: int  # themed-day courses per month
+    pool: np.ndarray
+    ugc: np.ndarray
 
 
 def simulate_courses(
@@ -85,14 +109,55 @@ def simulate_courses(
     rng: np.random.Generator,
     orgs: Orgs,
     period: Period,
-    lecturer_topic: IntArray,
-    lecturer_quality: FloatArray,
+    lecturers: Lecturers,
 ) -> Courses:
     """The course catalogue: official courses, branch uploads (UGC) and the monthly
     compulsory 主题党日 material, with their texts and compulsory assignments."""
+    layout = _layout(cfg, orgs, period)
+    channel, topic = _channels_and_topics(rng, layout)
+    term_a, term_b = _terms(rng, topic, layout)
+    duration = _durations(rng, channel, layout)
+    published = _publication(rng, period, layout)
+    branch = np.where(layout.ugc, orgs.branches[rng.integers(0, orgs.branches.size, layout.n)], -1)
+    lecturer = _assign_lecturers(rng, topic, channel, lecturers.topic)
+    lecturer[layout.ugc] = -1
+    quality = _quality(cfg, rng, lecturer, lecturers.quality, layout)
+    comp_course, comp_branch, standing = _compulsory(rng, orgs, period, layout, channel, published)
+
+    # Ids follow publication order, as an auto-increment id would.
+    order = np.argsort(published, kind="stable")
+    compulsory_ptr, comp_branch = _compulsory_lists(order, comp_course, comp_branch, orgs)
+
+    def p(a: np.ndarray) -> np.ndarray:
+        return a[order]
+
+    title, description = _compose_text(
+        rng, p(channel), p(term_a), p(term_b), p(duration), p(layout.ugc), p(layout.pool),
+        p(published),
+    )  # fmt: skip
+    return Courses(
+        channel=p(channel).astype(np.int64),
+        topic=p(topic),
+        term_a=p(term_a),
+        term_b=p(term_b),
+        duration=p(duration),
+        ugc=p(layout.ugc),
+        published=p(published).astype(np.int64),
+        branch=p(branch).astype(np.int64),
+        lecturer=p(lecturer),
+        quality=p(quality),
+        title=title,
+        description=description,
+        compulsory_ptr=compulsory_ptr,
+        compulsory_branches=comp_branch.astype(np.int64),
+        standing=p(standing),
+    )
+
+
+def _layout(cfg: SynthConfig, orgs: Orgs, period: Period) -> _Layout:
+    """How many themed-day courses each month gets and which positions are UGC."""
     months = month_starts(period)
-    n_branches = orgs.branches.size
-    per_month = int(np.clip(round(n_branches / 12), 2, 40))
+    per_month = int(np.clip(round(orgs.branches.size / 12), 2, 40))
     per_month = max(1, min(per_month, cfg.n_courses // (4 * max(1, months.size))))
     n_pool = per_month * months.size
     n_regular = cfg.n_courses - n_pool
@@ -100,15 +165,21 @@ def simulate_courses(
     ugc = np.zeros(cfg.n_courses, dtype=bool)
     ugc[n_pool : n_pool + n_ugc] = True
     pool = np.arange(cfg.n_courses) < n_pool
+    return _Layout(cfg.n_courses, months, per_month, pool, ugc)
 
+
+def _channels_and_topics(rng: np.random.Generator, layout: _Layout) -> tuple[IntArray, IntArray]:
+    """Channel and topic of every course; every topic has an official course when the
+    catalogue is large enough."""
+    n, ugc, pool = layout.n, layout.ugc, layout.pool
     channel = np.where(
         ugc,
-        rng.choice(len(CHANNELS), cfg.n_courses, p=_UGC_CHANNEL_SHARE),
-        rng.choice(len(CHANNELS), cfg.n_courses, p=_CHANNEL_SHARE),
+        rng.choice(len(CHANNELS), n, p=_UGC_CHANNEL_SHARE),
+        rng.choice(len(CHANNELS), n, p=_CHANNEL_SHARE),
     )
     channel[pool] = CHANNELS.index("党员教育")
     # Topic within the channel, with uneven topic sizes.
-    topic = np.empty(cfg.n_courses, dtype=np.int64)
+    topic = np.empty(n, dtype=np.int64)
     for ch in range(len(CHANNELS)):
         options = np.flatnonzero(ch == TOPIC_CHANNEL)
         sel = np.flatnonzero(channel == ch)
@@ -121,60 +192,96 @@ def simulate_courses(
         first = official[: len(TOPIC_NAMES)]
         topic[first] = np.arange(len(TOPIC_NAMES))
         channel[first] = TOPIC_CHANNEL
-    # Terms: Zipf-like within a topic, so some terms (and queries) are much more common.
+    return channel, topic
+
+
+def _terms(rng: np.random.Generator, topic: IntArray, layout: _Layout) -> tuple[IntArray, IntArray]:
+    """Main and second term of every course, from its topic; themed-day material is about
+    主题党日."""
+    # Zipf-like within a topic, so some terms (and queries) are much more common.
     size = np.diff(TOPIC_TERM_START)[topic]
-    rank_a = np.minimum(np.floor(size * rng.random(cfg.n_courses) ** 1.6), size - 1).astype(
-        np.int64
-    )
+    rank_a = np.minimum(np.floor(size * rng.random(layout.n) ** 1.6), size - 1).astype(np.int64)
     term_a = TOPIC_TERM_START[topic] + rank_a
     rank_b = (rank_a + 1 + rng.integers(0, np.maximum(size - 1, 1))) % size
     term_b = TOPIC_TERM_START[topic] + rank_b
     theme_day = TERMS.index("主题党日")
-    term_b[pool] = theme_day
-    term_a[pool & (term_a == theme_day)] = TERMS.index("三会一课")
+    term_b[layout.pool] = theme_day
+    term_a[layout.pool & (term_a == theme_day)] = TERMS.index("三会一课")
+    return term_a, term_b
 
-    band = np.where(ugc[:, None], _UGC_DURATION[None, :], _CHANNEL_DURATION[channel])
+
+def _durations(rng: np.random.Generator, channel: IntArray, layout: _Layout) -> FloatArray:
+    """Durations in whole seconds, from the duration band mix of each channel (UGC: its
+    own mix, mostly short)."""
+    band = np.where(layout.ugc[:, None], _UGC_DURATION[None, :], _CHANNEL_DURATION[channel])
     band = categorical(rng, band)
-    band[pool] = 2  # themed-day material is a 20-45 minute lesson
+    band[layout.pool] = 2  # themed-day material is a 20-45 minute lesson
     lo, hi = np.log(_DURATION_BANDS[band, 0]), np.log(_DURATION_BANDS[band, 1])
-    duration = np.round(np.exp(lo + rng.random(cfg.n_courses) * (hi - lo)) * 60.0)
+    seconds: FloatArray = np.round(np.exp(lo + rng.random(layout.n) * (hi - lo)) * 60.0)
+    return seconds
 
-    # Publication: most official courses are a back catalogue, most UGC arrives during the
-    # period (so it is cold); nothing is published in the last day.
+
+def _publication(rng: np.random.Generator, period: Period, layout: _Layout) -> IntArray:
+    """Publication times (seconds): most official courses are a back catalogue, most UGC
+    arrives during the period (so it is cold); nothing is published in the last day;
+    themed-day material on the first day of its month."""
+    n, ugc = layout.n, layout.ugc
     last = period.end - DAY
-    backlog = np.where(ugc, rng.random(cfg.n_courses) < 0.25, rng.random(cfg.n_courses) < 0.75)
+    backlog = np.where(ugc, rng.random(n) < 0.25, rng.random(n) < 0.75)
     span_before = np.where(ugc, 365, 3 * 365) * DAY
     published = np.where(
         backlog,
-        period.start - 1 - (rng.random(cfg.n_courses) * span_before).astype(np.int64),
-        period.start + (rng.random(cfg.n_courses) * (last - period.start)).astype(np.int64),
+        period.start - 1 - (rng.random(n) * span_before).astype(np.int64),
+        period.start + (rng.random(n) * (last - period.start)).astype(np.int64),
     )
-    month_of_pool = np.repeat(np.arange(months.size), per_month)
-    published[pool] = months[month_of_pool] + 8 * HOUR
+    month_of_pool = np.repeat(np.arange(layout.months.size), layout.per_month)
+    published[layout.pool] = layout.months[month_of_pool] + 8 * HOUR
+    return published
 
-    branch = np.where(ugc, orgs.branches[rng.integers(0, n_branches, cfg.n_courses)], -1)
-    lecturer = _assign_lecturers(rng, topic, channel, lecturer_topic)
-    lecturer[ugc] = -1
 
-    # Quality: power-law popularity over a random order of courses, shifted by lecturer
-    # quality; branch uploads are rougher on average.
-    rank = rng.permutation(cfg.n_courses) + 1
+def _quality(
+    cfg: SynthConfig,
+    rng: np.random.Generator,
+    lecturer: IntArray,
+    lecturer_quality: FloatArray,
+    layout: _Layout,
+) -> FloatArray:
+    """Power-law popularity over a random order of courses, shifted by lecturer quality;
+    branch uploads are rougher on average, themed-day material better."""
+    rank = rng.permutation(layout.n) + 1
     quality = -cfg.popularity_exponent * np.log(rank)
     quality = quality - quality.mean()
     quality = quality + np.where(lecturer >= 0, lecturer_quality[np.maximum(lecturer, 0)], 0.0)
-    quality = quality - 0.3 * ugc + 0.3 * pool
+    out: FloatArray = quality - 0.3 * layout.ugc + 0.3 * layout.pool
+    return out
 
-    # Compulsory assignments: each branch picks one themed-day course per month, and each
-    # committee makes one party-education course from the back catalogue compulsory for all
-    # its branches from the start of the period.
+
+def _compulsory(
+    rng: np.random.Generator,
+    orgs: Orgs,
+    period: Period,
+    layout: _Layout,
+    channel: IntArray,
+    published: IntArray,
+) -> tuple[IntArray, IntArray, np.ndarray]:
+    """Compulsory (course, branch) pairs and the courses compulsory from the start.
+
+    Each branch picks one themed-day course per month, and each committee makes one
+    party-education course from the back catalogue compulsory for all its branches from
+    the start of the period.
+    """
+    n_branches, per_month = orgs.branches.size, layout.per_month
     pairs_course = [
-        np.flatnonzero(pool)[month * per_month + rng.integers(0, per_month, n_branches)]
-        for month in range(months.size)
+        np.flatnonzero(layout.pool)[month * per_month + rng.integers(0, per_month, n_branches)]
+        for month in range(layout.months.size)
     ]
-    pairs_branch = [orgs.branches for _ in range(months.size)]
-    standing = np.zeros(cfg.n_courses, dtype=bool)
+    pairs_branch = [orgs.branches for _ in range(layout.months.size)]
+    standing = np.zeros(layout.n, dtype=bool)
     candidates = np.flatnonzero(
-        (channel == CHANNELS.index("党员教育")) & ~ugc & ~pool & (published < period.start)
+        (channel == CHANNELS.index("党员教育"))
+        & ~layout.ugc
+        & ~layout.pool
+        & (published < period.start)
     )
     if candidates.size:
         committees = np.flatnonzero(orgs.kind == 0)
@@ -186,41 +293,23 @@ def simulate_courses(
         pairs_branch.append(orgs.branches)
     comp_course = np.concatenate(pairs_course).astype(np.int64)
     comp_branch = np.concatenate(pairs_branch).astype(np.int64)
+    return comp_course, comp_branch, standing
 
-    # Ids follow publication order, as an auto-increment id would.
-    order = np.argsort(published, kind="stable")
+
+def _compulsory_lists(
+    order: IntArray, comp_course: IntArray, comp_branch: IntArray, orgs: Orgs
+) -> tuple[IntArray, IntArray]:
+    """Compulsory pairs as CSR lists over courses in publication ``order``: pointers
+    (n_courses + 1,) and the branches, sorted and without repeats."""
     new_pos = np.empty_like(order)
     new_pos[order] = np.arange(order.size)
     comp_course = new_pos[comp_course]
     key = np.unique(comp_course * (orgs.kind.size + 1) + comp_branch)
     comp_course, comp_branch = key // (orgs.kind.size + 1), key % (orgs.kind.size + 1)
     compulsory_ptr = np.concatenate(
-        [[0], np.cumsum(np.bincount(comp_course, minlength=cfg.n_courses))]
+        [[0], np.cumsum(np.bincount(comp_course, minlength=order.size))]
     ).astype(np.int64)
-
-    def p(a: np.ndarray) -> np.ndarray:
-        return a[order]
-
-    title, description = _compose_text(
-        rng, p(channel), p(term_a), p(term_b), p(duration), p(ugc), p(pool), p(published)
-    )
-    return Courses(
-        channel=p(channel).astype(np.int64),
-        topic=p(topic),
-        term_a=p(term_a),
-        term_b=p(term_b),
-        duration=p(duration),
-        ugc=p(ugc),
-        published=p(published).astype(np.int64),
-        branch=p(branch).astype(np.int64),
-        lecturer=p(lecturer),
-        quality=p(quality),
-        title=title,
-        description=description,
-        compulsory_ptr=compulsory_ptr,
-        compulsory_branches=comp_branch.astype(np.int64),
-        standing=p(standing),
-    )
+    return compulsory_ptr, comp_branch
 
 
 def _assign_lecturers(

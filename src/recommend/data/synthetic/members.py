@@ -88,14 +88,49 @@ def simulate_members(
     n = cfg.n_members
     size = rng.lognormal(0.0, 0.5, orgs.branches.size)
     branch = orgs.branches[rng.choice(orgs.branches.size, n, p=size / size.sum())]
+    occupation = _occupations(rng, orgs.industry[branch])
+    female = rng.random(n) < _FEMALE_SHARE[occupation]
+    birth_year, joined_at = _birth_and_joining(rng, occupation, period)
+    mobile = rng.random(n) < cfg.mobile_share
+    district = _districts(rng, orgs.district[branch], mobile)
+    skill_topic, skill_ptr, skill_terms = _skills(rng, occupation)
+    activity = _activity(cfg, rng, occupation, mobile)
+    commuter = rng.random(n) < np.minimum(_COMMUTER_SHARE[occupation] + 0.25 * mobile, 0.9)
+    checkin = rng.beta(1.2, 2.5, n)
+    return Members(
+        branch=branch.astype(np.int64),
+        occupation=occupation,
+        birth_year=birth_year,
+        female=female,
+        district=district.astype(np.int64),
+        joined_at=joined_at,
+        mobile=mobile,
+        skill_topic=skill_topic,
+        skill_ptr=skill_ptr,
+        skill_terms=skill_terms.astype(np.int64),
+        activity=activity.astype(np.float32),
+        commuter=commuter,
+        profile=_profiles(occupation, commuter).astype(np.int64),
+        checkin=checkin,
+    )
 
-    # Occupations follow the branch's industry, blended with the overall mix (a factory
-    # branch still has retirees and a village branch the odd white-collar worker).
+
+def _occupations(rng: np.random.Generator, industry: IntArray) -> IntArray:
+    """Occupations (index into OCCUPATIONS) of members whose branches are in ``industry``.
+
+    They follow the industry, blended with the overall mix (a factory branch still has
+    retirees and a village branch the odd white-collar worker).
+    """
     by_industry = _INDUSTRY_OCCUPATION / _INDUSTRY_OCCUPATION.sum(axis=1, keepdims=True)
     mix = 0.8 * by_industry + 0.2 * (INDUSTRY_WEIGHT @ by_industry)
-    occupation = categorical(rng, mix[orgs.industry[branch]])
-    female = rng.random(n) < _FEMALE_SHARE[occupation]
+    return categorical(rng, mix[industry])
 
+
+def _birth_and_joining(
+    rng: np.random.Generator, occupation: IntArray, period: Period
+) -> tuple[IntArray, IntArray]:
+    """Birth years (int64) and times of joining the party (seconds), by occupation."""
+    n = occupation.size
     start_year = int(np.datetime64(period.start, "s").astype("datetime64[Y]").astype(int)) + 1970
     low, high = _AGE_RANGE[occupation, 0], _AGE_RANGE[occupation, 1]
     age = low + np.floor(rng.beta(1.6, 1.8, n) * (high - low + 1)).astype(np.int64)
@@ -112,12 +147,19 @@ def simulate_members(
     join_age = np.where(too_late, 18.0 + (age - 18.2) * rng.random(n), join_age)
     joined_days = ((birth_year - 1970 + join_age) * 365.25).astype(np.int64)
     joined_at = np.minimum(joined_days * DAY, period.start - 30 * DAY)
+    return birth_year, joined_at
 
-    mobile = rng.random(n) < cfg.mobile_share
-    home = orgs.district[branch]
-    away = (home + 1 + rng.integers(0, len(DISTRICTS) - 1, n)) % len(DISTRICTS)
-    district = np.where(mobile, away, home)
 
+def _districts(rng: np.random.Generator, home: IntArray, mobile: np.ndarray) -> IntArray:
+    """Where members live: their branch's district, another one for mobile members."""
+    away = (home + 1 + rng.integers(0, len(DISTRICTS) - 1, home.size)) % len(DISTRICTS)
+    return np.where(mobile, away, home)
+
+
+def _skills(rng: np.random.Generator, occupation: IntArray) -> tuple[IntArray, IntArray, IntArray]:
+    """Listed skills: a skills-training topic by occupation (-1: none) and one or two
+    terms of it, as CSR pointers (n + 1,) and term ids."""
+    n = occupation.size
     skill_topic = np.full(n, -1, dtype=np.int64)
     for occ_idx, occ in enumerate(OCCUPATIONS):
         sel = np.flatnonzero(occupation == occ_idx)
@@ -137,8 +179,15 @@ def simulate_members(
     within = np.arange(owner.size) - skill_ptr[owner]
     pick = (first[owner] + np.where(within == 0, 0, offset[owner])) % topic_size[owner]
     skill_terms = TOPIC_TERM_START[skill_topic[owner]] + pick
+    return skill_topic, skill_ptr, skill_terms
 
-    # Activity: lognormal spread (heavy learners in the tail), "pocket" members with none.
+
+def _activity(
+    cfg: SynthConfig, rng: np.random.Generator, occupation: IntArray, mobile: np.ndarray
+) -> FloatArray:
+    """How much each member studies, mean 1: a lognormal spread (heavy learners in the
+    tail), "pocket" members with none and occasional learners with little."""
+    n = occupation.size
     activity = rng.lognormal(-0.5, 1.0, n) * _SEGMENT_ACTIVITY[occupation]
     activity *= np.where(mobile, 0.7, 1.0)
     activity = np.minimum(activity / activity.mean(), 15.0)
@@ -146,26 +195,11 @@ def simulate_members(
     activity[pocket] = 0.0
     occasional = ~pocket & (rng.random(n) < 0.1)
     activity[occasional] *= 0.05
+    out: FloatArray = activity
+    return out
 
-    commuter = rng.random(n) < np.minimum(_COMMUTER_SHARE[occupation] + 0.25 * mobile, 0.9)
+
+def _profiles(occupation: IntArray, commuter: np.ndarray) -> IntArray:
+    """Time-of-day profile: commuters, daytime learners (retired, rural), evening learners."""
     daytime = np.isin(occupation, [OCCUPATIONS.index("retired"), OCCUPATIONS.index("rural")])
-    profile = np.where(
-        commuter, PROFILE_COMMUTER, np.where(daytime, PROFILE_DAYTIME, PROFILE_EVENING)
-    )
-    checkin = rng.beta(1.2, 2.5, n)
-    return Members(
-        branch=branch.astype(np.int64),
-        occupation=occupation,
-        birth_year=birth_year,
-        female=female,
-        district=district.astype(np.int64),
-        joined_at=joined_at,
-        mobile=mobile,
-        skill_topic=skill_topic,
-        skill_ptr=skill_ptr,
-        skill_terms=skill_terms.astype(np.int64),
-        activity=activity.astype(np.float32),
-        commuter=commuter,
-        profile=profile.astype(np.int64),
-        checkin=checkin,
-    )
+    return np.where(commuter, PROFILE_COMMUTER, np.where(daytime, PROFILE_DAYTIME, PROFILE_EVENING))

@@ -10,15 +10,17 @@ IntArray = np.ndarray
 
 def sigmoid(x: FloatArray) -> FloatArray:
     """The logistic function, elementwise."""
-    return 1.0 / (1.0 + np.exp(-x))
+    out: FloatArray = 1.0 / (1.0 + np.exp(-x))
+    return out
 
 
 def categorical(rng: np.random.Generator, probs: FloatArray) -> IntArray:
     """One draw per row of a (n, k) matrix of probabilities; int64 of shape (n,)."""
-    cdf = np.cumsum(probs, axis=1)
+    cdf: FloatArray = np.cumsum(probs, axis=1)
     cdf /= cdf[:, -1:]
-    u = rng.random(probs.shape[0])
-    return np.minimum((cdf < u[:, None]).sum(axis=1), probs.shape[1] - 1).astype(np.int64)
+    u = rng.random(int(probs.shape[0]))
+    drawn: IntArray = np.minimum((cdf < u[:, None]).sum(axis=1), probs.shape[1] - 1)
+    return drawn.astype(np.int64)
 
 
 def draw_rows(
@@ -57,7 +59,8 @@ def draw_rows(
     seg_cdf = np.cumsum(seg, axis=1)
     within = (seg_cdf <= (share * seg_cdf[:, -1])[:, None]).sum(axis=1)
     last = np.minimum(group, n - grp * group) - 1
-    return grp * group + np.minimum(within, last)
+    cols_drawn: IntArray = grp * group + np.minimum(within, last)
+    return cols_drawn
 
 
 def _row_searchsorted(cdf: FloatArray, rows: IntArray, x: FloatArray) -> IntArray:

@@ -64,15 +64,56 @@ def simulate_searches(
     platform shows up to 20 published courses that match the query text, ranked by text
     relevance, popularity and noise. A shown course at 0-based position ``k`` is clicked with
     probability ``1 / log2(k + 2) * sigmoid(utility - 5.5 + 0.5 * relevance)``.
+
+    Returns the searches and the study sessions their clicks open.
     """
-    t_member, t_course = targets
+    t_member, t_course, time = _search_times(rng, members, courses, period, targets)
     n = t_member.size
+    keyword, query = _queries(rng, courses, t_course)
+    shown, shown_rel = _results(rng, courses, keyword, time)
+
+    s_idx, pos = np.nonzero(shown >= 0)  # row-major: by search, then position
+    s_course = shown[s_idx, pos]
+    utility = truth.pair_utility(t_member[s_idx], s_course)
+    examine = 1.0 / np.log2(pos + 2.0)
+    attract = sigmoid(utility - _CLICK_THRESHOLD + 0.5 * shown_rel[s_idx, pos])
+    click = rng.random(s_idx.size) < examine * attract
+
+    shown_ptr = np.concatenate([[0], np.cumsum(np.bincount(s_idx, minlength=n))]).astype(np.int64)
+    clicked_ptr = np.concatenate([[0], np.cumsum(np.bincount(s_idx[click], minlength=n))]).astype(
+        np.int64
+    )
+    searches = Searches(t_member, time, query, shown_ptr, s_course, clicked_ptr, s_course[click])
+
+    # A click opens the course a few seconds later; later positions are reached later.
+    c_search, c_pos = s_idx[click], pos[click]
+    c_member, c_course = t_member[c_search], s_course[click]
+    c_start = time[c_search] + 10 + 20 * c_pos
+    return searches, Sessions(c_member, c_course, c_start, np.full(c_member.size, SEARCH))
+
+
+def _search_times(
+    rng: np.random.Generator,
+    members: Members,
+    courses: Courses,
+    period: Period,
+    targets: tuple[IntArray, IntArray],
+) -> tuple[IntArray, IntArray, IntArray]:
+    """Member, target course and time of every search, sorted by member and time: after the
+    target is published, at an hour typical of the member."""
+    t_member, t_course = targets
     lo = np.maximum(period.start, courses.published[t_course] + 60)
     hi = np.maximum(lo + 60, period.end - 3 * HOUR)
     time = place_in_window(rng, lo, hi, members.profile[t_member], period)
     order = np.lexsort((time, t_member))
-    t_member, t_course, time = t_member[order], t_course[order], time[order]
+    return t_member[order], t_course[order], time[order]
 
+
+def _queries(
+    rng: np.random.Generator, courses: Courses, t_course: IntArray
+) -> tuple[IntArray, np.ndarray]:
+    """The keyword (index into KEYWORDS) and the query text (``<U``) of every search."""
+    n = t_course.size
     # Query keyword: the target's main term, its second term, or a short form of the main term.
     u = rng.random(n)
     keyword = np.where(u < 0.75, courses.term_a[t_course], courses.term_b[t_course])
@@ -88,8 +129,19 @@ def simulate_searches(
         query[sel] = np.strings.add(
             keywords[keyword[sel]], suffixes[rng.integers(0, suffixes.size, sel.size)]
         )
-    query = query.astype(str)
+    return keyword, query.astype(str)
 
+
+def _results(
+    rng: np.random.Generator, courses: Courses, keyword: IntArray, time: IntArray
+) -> tuple[IntArray, FloatArray]:
+    """The courses each search shows, best first, and their text relevance.
+
+    Returns (n, 20) arrays: course positions (-1 past the end of a list of 10-20) and
+    relevance (0 past the end). Candidates are ranked by relevance, popularity and Gumbel
+    noise; courses not yet published at the time of the search are not shown.
+    """
+    n = keyword.size
     popularity = (courses.quality - courses.quality.mean()) / (courses.quality.std() + 1e-9)
     relevance = _keyword_relevance(courses, np.unique(keyword), popularity)
     n_show = rng.integers(_MIN_SHOWN, _MAX_SHOWN + 1, n)
@@ -122,25 +174,7 @@ def simulate_searches(
             valid = np.isfinite(top_score) & (np.arange(k)[None, :] < n_show[rows, None])
             shown[rows, :k] = np.where(valid, cand[top], -1)
             shown_rel[rows, :k] = np.where(valid, rel[top], 0.0)
-
-    s_idx, pos = np.nonzero(shown >= 0)  # row-major: by search, then position
-    s_course = shown[s_idx, pos]
-    utility = truth.pair_utility(t_member[s_idx], s_course)
-    examine = 1.0 / np.log2(pos + 2.0)
-    attract = sigmoid(utility - _CLICK_THRESHOLD + 0.5 * shown_rel[s_idx, pos])
-    click = rng.random(s_idx.size) < examine * attract
-
-    shown_ptr = np.concatenate([[0], np.cumsum(np.bincount(s_idx, minlength=n))]).astype(np.int64)
-    clicked_ptr = np.concatenate([[0], np.cumsum(np.bincount(s_idx[click], minlength=n))]).astype(
-        np.int64
-    )
-    searches = Searches(t_member, time, query, shown_ptr, s_course, clicked_ptr, s_course[click])
-
-    # A click opens the course a few seconds later; later positions are reached later.
-    c_search, c_pos = s_idx[click], pos[click]
-    c_member, c_course = t_member[c_search], s_course[click]
-    c_start = time[c_search] + 10 + 20 * c_pos
-    return searches, Sessions(c_member, c_course, c_start, np.full(c_member.size, SEARCH))
+    return shown, shown_rel
 
 
 def _keyword_relevance(

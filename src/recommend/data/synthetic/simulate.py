@@ -68,8 +68,8 @@ def synthesize(config: SynthConfig | str = "sample", *, seed: int = 0) -> Platfo
 
     orgs = simulate_orgs(cfg, rngs["orgs"])
     members = simulate_members(cfg, rngs["members"], orgs, period)
-    lecturer_channel, lecturer_topic, lecturer_quality = simulate_lecturers(cfg, rngs["lecturers"])
-    courses = simulate_courses(cfg, rngs["courses"], orgs, period, lecturer_topic, lecturer_quality)
+    lecturers = simulate_lecturers(cfg, rngs["lecturers"])
+    courses = simulate_courses(cfg, rngs["courses"], orgs, period, lecturers)
     truth = make_truth(cfg, rngs["truth"], orgs, members, courses)
 
     compulsory = simulate_compulsory(rngs["compulsory"], members, courses, period)
@@ -81,10 +81,8 @@ def synthesize(config: SynthConfig | str = "sample", *, seed: int = 0) -> Platfo
     sessions = concat_sessions([organic, compulsory, clicked])
     events = simulate_funnel(rngs["funnel"], truth, members, courses, sessions, period)
 
-    ids = Ids.make(cfg, len(orgs.kind), len(lecturer_channel))
-    tables = build_tables(
-        ids, events, courses, members, orgs, searches, lecturer_channel, lecturer_topic
-    )
+    ids = Ids.make(cfg, len(orgs.kind), len(lecturers.channel))
+    tables = build_tables(ids, events, courses, members, orgs, searches, lecturers)
     frames = {name: to_pandas(name, table) for name, table in tables.items()}
     logger.info(
         "simulated %d members, %d courses, %d events, %d searches (seed %d)",

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from recommend.data.synthetic.behaviour import Events
-from recommend.data.synthetic.catalogue import Courses
+from recommend.data.synthetic.catalogue import Courses, Lecturers
 from recommend.data.synthetic.ids import Ids
 from recommend.data.synthetic.members import Members
 from recommend.data.synthetic.orgs import Orgs
@@ -113,8 +113,7 @@ def build_tables(
     members: Members,
     orgs: Orgs,
     searches: Searches,
-    lecturer_channel: IntArray,
-    lecturer_topic: IntArray,
+    lecturers: Lecturers,
 ) -> dict[str, pa.Table]:
     """The platform's tables, by name in ``TABLE_NAMES`` order, from the simulated arrays."""
     return {
@@ -123,7 +122,7 @@ def build_tables(
         "members": _members_table(ids, members),
         "orgs": _orgs_table(ids, orgs),
         "searches": _searches_table(ids, searches),
-        "lecturers": _lecturers_table(ids, lecturer_channel, lecturer_topic),
+        "lecturers": _lecturers_table(ids, lecturers),
     }
 
 
@@ -232,13 +231,14 @@ def _searches_table(ids: Ids, s: Searches) -> pa.Table:
     )
 
 
-def _lecturers_table(ids: Ids, channel: IntArray, topic: IntArray) -> pa.Table:
-    n = channel.size
+def _lecturers_table(ids: Ids, lecturers: Lecturers) -> pa.Table:
+    n = lecturers.channel.size
+    topics = pc.take(pa.array(list(TOPIC_NAMES)), pa.array(lecturers.topic))
     return pa.table(
         [
             ids.lecturer,
-            pc.take(pa.array(list(CHANNELS)), pa.array(channel)),
-            _list_array(np.arange(n + 1), pc.take(pa.array(list(TOPIC_NAMES)), pa.array(topic))),
+            pc.take(pa.array(list(CHANNELS)), pa.array(lecturers.channel)),
+            _list_array(np.arange(n + 1), topics),
         ],
         schema=_ARROW_SCHEMAS["lecturers"],
     )

@@ -60,4 +60,5 @@ def place_in_window(
         sel = profile == p
         hour = np.minimum(np.searchsorted(cdf, u[sel], side="right"), 23)
         seconds[sel] = hour * HOUR + jitter[sel]
-    return np.clip(period.start + day * DAY + seconds, lo, hi)
+    start: IntArray = np.clip(period.start + day * DAY + seconds, lo, hi)
+    return start

@@ -205,7 +205,7 @@ class Truth:
         """
         m = self._check(member_idx, self.n_members, "member_idx")
         c = self._courses(course_idx)
-        out = self.member_vectors(m) @ self.course_vectors(c).T
+        out: FloatArray = self.member_vectors(m) @ self.course_vectors(c).T
         self.add_local(out, m, c)
         return out
 
@@ -233,7 +233,8 @@ class Truth:
         out += self.member_duration_pref[m] * self.course_duration_z[c]
         out += self.course_bias[c]
         out += self._local_pairs(m, c)
-        return out.astype(np.float32, copy=False)
+        pairs: FloatArray = out.astype(np.float32, copy=False)
+        return pairs
 
     def top_n(self, n: int, member_idx: Any = None, *, block: int = 2048) -> IntArray:
         """Each member's ``n`` courses of highest true utility, best first.
@@ -371,9 +372,10 @@ class Truth:
         cb_safe = np.where(ugc, cb, 0)
         same_branch = ugc & (mb == cb)
         same_committee = ugc & (self.org_committee[mb] == self.org_committee[cb_safe])
-        return (
-            self.local_branch_weight * same_branch + self.local_committee_weight * same_committee
-        ).astype(np.float32)
+        appeal = self.local_branch_weight * same_branch
+        appeal = appeal + self.local_committee_weight * same_committee
+        out: FloatArray = appeal.astype(np.float32)
+        return out
 
 
 def _lookup(ids: np.ndarray, wanted: Any, column: str) -> IntArray:
@@ -384,7 +386,8 @@ def _lookup(ids: np.ndarray, wanted: Any, column: str) -> IntArray:
         raise DataError(
             f"unknown {column}: {missing.size} value(s), e.g. {list(wanted_arr[missing[:3]])}"
         )
-    return idx.astype(np.int64)
+    found: IntArray = idx.astype(np.int64)
+    return found
 
 
 def make_truth(
