@@ -19,7 +19,7 @@ import pytest
 import scipy.sparse as sp
 
 import recommend
-from recommend import artifact
+from recommend import artifact, store
 from recommend.artifact import ARRAYS, MODEL_JSON, artifact_info, load, save
 from recommend.data.dataset import Dataset
 from recommend.data.idmap import IdMap
@@ -70,7 +70,7 @@ class FixedFactors(Recommender):
         )
         self.counts_ = pd.Series([1.0, 2.0], index=["x", "y"], name="count")
         self.fitted_at_ = dataset.now
-        self._cache = object()  # private: never saved
+        self._scratch = object()  # private: never saved
 
     def factors(self) -> Factors:
         return Factors(self.member_factors_, self.course_factors_, self.course_bias_)
@@ -280,7 +280,7 @@ def test_factor_model_round_trip_keeps_rankings_and_state(tmp_path: Path, datase
     pd.testing.assert_frame_equal(loaded.segments_, model.segments_)
     pd.testing.assert_series_equal(loaded.counts_, model.counts_)
     assert loaded.fitted_at_ == NOW
-    assert not hasattr(loaded, "_cache")
+    assert not hasattr(loaded, "_scratch")
 
 
 def test_history_model_round_trip_with_folded_in_members(tmp_path: Path, dataset: Dataset) -> None:
@@ -457,8 +457,8 @@ def test_files_and_model_json(saved: Path, dataset: Dataset) -> None:
     assert set(meta["files"]) == set(names) - {MODEL_JSON}
     for name, entry in meta["files"].items():
         assert entry["bytes"] == (saved / name).stat().st_size
-        assert entry["sha256"] == artifact._sha256(saved / name)
-    assert "_cache" not in meta["state"] and "dataset_" not in meta["state"]
+        assert entry["sha256"] == store.sha256(saved / name)
+    assert "_scratch" not in meta["state"] and "dataset_" not in meta["state"]
 
 
 def test_artifact_info(saved: Path) -> None:
@@ -502,7 +502,7 @@ def test_pickled_array_is_refused(saved: Path) -> None:
         with zf.open("member_factors_.npy", "w") as fh:
             np.lib.format.write_array(fh, np.array([{"x": 1}], dtype=object), allow_pickle=True)
     meta = _meta(saved)
-    meta["files"][ARRAYS] = {"sha256": artifact._sha256(arrays), "bytes": arrays.stat().st_size}
+    meta["files"][ARRAYS] = {"sha256": store.sha256(arrays), "bytes": arrays.stat().st_size}
     _write_meta(saved, meta)
     with pytest.raises(ArtifactError, match=r"member_factors_.*not plain data"):
         load(saved)
@@ -630,6 +630,89 @@ def test_non_json_parameter_is_named(tmp_path: Path, dataset: Dataset) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# Parts saved with the model
+# --------------------------------------------------------------------------------------------
+
+
+class NotesPart:
+    """A minimal artifact part: one text file, its checksum recorded in model.json."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def save(self, path: Path) -> dict[str, Any]:
+        path.mkdir()
+        (path / "notes.txt").write_text(self.text, encoding="utf-8")
+        return {"sha256": store.sha256(path / "notes.txt"), "lines": self.text.count("\n")}
+
+
+def test_parts_are_saved_in_their_directory_and_recorded_on_load(
+    tmp_path: Path, dataset: Dataset
+) -> None:
+    model = FixedFactors().fit(dataset)
+    path = save(model, tmp_path / "model", notes=NotesPart("a\nb\n"), other=None)
+    assert (path / "notes" / "notes.txt").read_text(encoding="utf-8") == "a\nb\n"
+    entry = _meta(path)["notes"]
+    assert entry == {"sha256": store.sha256(path / "notes" / "notes.txt"), "lines": 2}
+    assert "other" not in _meta(path) and not (path / "other").exists()
+    assert artifact_info(path)["notes"] == entry
+
+    loaded = load(path)
+    part = artifact.saved_part(loaded, "notes")
+    assert part == artifact.SavedPart("notes", path / "notes", entry)
+    assert loaded.cache_entry(artifact.part_key("notes")) is part
+    assert artifact.saved_part(loaded, "other") is None
+    assert artifact.saved_part(model, "notes") is None  # not loaded from an artifact
+    assert_same_rankings(model, loaded)
+
+
+@pytest.mark.parametrize(
+    ("parts", "match"),
+    [
+        ({"files": NotesPart("x")}, "cannot save a part named 'files'"),
+        ({"../up": NotesPart("x")}, "cannot save a part named"),
+        ({"notes": "just text"}, r"cannot save notes=str: a part needs a method save\(path\)"),
+    ],
+)
+def test_invalid_parts_are_refused_before_writing(
+    tmp_path: Path, dataset: Dataset, parts: dict[str, Any], match: str
+) -> None:
+    with pytest.raises(ArtifactError, match=match):
+        save(FixedFactors().fit(dataset), tmp_path / "model", **parts)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_part_returning_non_json_leaves_nothing(tmp_path: Path, dataset: Dataset) -> None:
+    class Bad(NotesPart):
+        def save(self, path: Path) -> dict[str, Any]:
+            super().save(path)
+            return {"when": pd.Timestamp("2024-01-01")}
+
+    with pytest.raises(ArtifactError, match="expected a dict of JSON values"):
+        save(FixedFactors().fit(dataset), tmp_path / "model", notes=Bad("x"))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_hand_edited_part_name_is_refused(saved: Path) -> None:
+    meta = _meta(saved)
+    meta["../outside"] = {"sha256": "0" * 64}
+    _write_meta(saved, meta)
+    with pytest.raises(ArtifactError, match="invalid parts"):
+        load(saved)
+
+
+def test_artifact_module_does_not_import_search() -> None:
+    tree = ast.parse(Path(artifact.__file__).read_text(encoding="utf-8"))
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module)
+    assert not [m for m in imported if m.startswith("recommend.search")]
+
+
+# --------------------------------------------------------------------------------------------
 # Atomic writes
 # --------------------------------------------------------------------------------------------
 
@@ -657,10 +740,10 @@ def test_failure_mid_write_leaves_nothing(
 def test_interrupt_mid_write_leaves_nothing(
     tmp_path: Path, dataset: Dataset, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def interrupted(file: Path, meta: Any) -> None:
+    def interrupted(file: Path, meta: Any, **options: Any) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(artifact, "_write_json", interrupted)
+    monkeypatch.setattr(store, "write_json", interrupted)
     with pytest.raises(KeyboardInterrupt):
         save(FixedFactors().fit(dataset), tmp_path / "model")
     assert list(tmp_path.iterdir()) == []

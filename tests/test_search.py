@@ -284,6 +284,33 @@ def test_model_artifact_carries_the_index(
         search(rc.load(path), active[3], "乡村振兴")
 
 
+def test_attached_index_is_kept_with_the_fitted_state(
+    model: rc.Recommender, index: SearchIndex, tmp_path
+) -> None:
+    from recommend.search import attach_index, attached_index
+
+    assert attached_index(rc.ALS(), build=False) is None  # not fitted: nothing attached
+    other = rc.load(rc.save(model, tmp_path / "m"))  # saved without an index
+    assert attached_index(other, build=False) is None
+    attach_index(other, index)
+    assert attached_index(other, build=False) is index
+    # A path is read on first use, once.
+    index.save(tmp_path / "index")
+    attach_index(other, tmp_path / "index")
+    found = attached_index(other, build=False)
+    assert isinstance(found, SearchIndex) and found is not index
+    assert found.course_ids.tolist() == index.course_ids.tolist()
+    assert attached_index(other) is found
+    # New fitted state starts without the index it was given.
+    other.restore(
+        member_ids=other.member_ids_,
+        course_ids=other.course_ids_,
+        dataset=other.dataset_,
+        history=other.history_,
+    )
+    assert attached_index(other, build=False) is None
+
+
 # ---------------------------------------------------------------------------- learned blend
 
 

@@ -45,7 +45,7 @@ from threadpoolctl import threadpool_limits
 from recommend.data.dataset import Dataset
 from recommend.data.synthetic import TOPICS
 from recommend.schema import CHANNELS
-from recommend.text import _get_tokenizer
+from recommend.text import get_tokenizer
 
 logger = logging.getLogger("search_latency")
 
@@ -68,7 +68,7 @@ QUERIES = (
 def make_courses(n: int, seed: int) -> pd.DataFrame:
     """A generated catalogue of ``n`` courses with mostly unique Chinese text."""
     rng = np.random.default_rng(seed)
-    freq = _get_tokenizer().FREQ
+    freq = get_tokenizer().FREQ
     words = np.array(
         sorted(w for w, f in freq.items() if f >= 50 and 2 <= len(w) <= 4 and w.isalpha()),
         dtype=object,

@@ -16,6 +16,7 @@ A model artifact is a directory::
     orgs.parquet
     completed.parquet
     <attr>.parquet      tables a model keeps as learned state (e.g. segment aggregates)
+    <part>/             a part saved with the model, e.g. ``search_index/`` (see below)
 
 Nothing is pickled: arrays are read with ``allow_pickle=False`` and tables through Arrow, so
 loading an artifact never executes code from it. The model class is looked up by name among
@@ -33,30 +34,33 @@ by branch), the orgs tree (``org_id``, ``parent_id``, ``kind``), one row per com
 (member, course) pair with the time of its last completion, the weighting, ``now`` and the
 training data's fingerprint.
 
+Other parts can travel with the model (a search index, say): ``save(model, path,
+name=part)`` asks each part (any :class:`ArtifactPart`) to write itself into the
+subdirectory ``name/`` and records what it returns (e.g. the checksum of the part's own
+manifest) under ``name`` in ``model.json``. ``load`` does not read parts: it records each one
+it finds as a :class:`SavedPart` in the model's serving cache, where the code that owns the
+part finds it (:func:`saved_part`) when it first needs it.
+
 Writes are atomic: everything is written and fsynced into a temporary directory next to the
-target, which is then renamed into place, so a reader never sees a half-written artifact.
+target, which is then renamed into place, so a reader never sees a half-written artifact
+(see :mod:`recommend.store`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import inspect
-import json
 import logging
 import math
 import os
 import pkgutil
 import re
-import shutil
-import tempfile
-import threading
-import uuid
 import zipfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -64,6 +68,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 
+from recommend import store
 from recommend.data.dataset import COURSE_IDX, MEMBER_IDX, Dataset, Features
 from recommend.data.idmap import IdMap
 from recommend.data.validation import ReferenceReport
@@ -72,7 +77,17 @@ from recommend.errors import ArtifactError, NotFittedError, RecommendError
 from recommend.models.base import Factors, History, Recommender
 from recommend.schema import COURSES, Columns
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "artifact_info", "load", "save"]
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "ArtifactPart",
+    "SavedPart",
+    "artifact_info",
+    "load",
+    "part_key",
+    "save",
+    "saved_part",
+]
 
 log = logging.getLogger(__name__)
 C = Columns
@@ -84,9 +99,22 @@ FORMAT_VERSION = 1
 
 MODEL_JSON = "model.json"
 ARRAYS = "arrays.npz"
-#: Optional subdirectory holding the model's search index (``recommend.search``), which
-#: verifies its own files; ``model.json`` records the checksum of its manifest.
-SEARCH_INDEX = "search_index"
+# Top-level entries of model.json that describe the model itself; any other entry holding a
+# JSON object describes a part saved with it, in the subdirectory of the same name.
+_META_KEYS = frozenset(
+    {
+        "format",
+        "format_version",
+        "library_version",
+        "created_at",
+        "model",
+        "data",
+        "files",
+        "state",
+        "dataset",
+    }
+)
+_PART_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
 # The serving view of the training data: which columns of each table survive. Member
 # attributes (birth year, gender, occupation, skills, district...) never do.
@@ -113,7 +141,6 @@ _PERSONAL_FEATURE_PREFIXES = (
 _DATACLASSES: dict[str, type] = {"Factors": Factors, "Features": Features}
 
 _ATTR_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*_")
-_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 _NO_DATE = (1980, 1, 1, 0, 0, 0)  # fixed zip entry time: same state, same arrays.npz bytes
 # What reading files that passed their checksums but do not match model.json can raise.
 _MALFORMED = (
@@ -132,12 +159,68 @@ _MALFORMED = (
 # --------------------------------------------------------------------------------------------
 
 
+@runtime_checkable
+class ArtifactPart(Protocol):
+    """Something saved with a model in a subdirectory of its artifact (a search index...).
+
+    ``save(path)`` writes the part as the new directory ``path`` (checking its own files,
+    ideally through a manifest of their checksums) and returns a JSON object that
+    ``model.json`` records under the part's name, e.g. the ``sha256`` and ``bytes`` of that
+    manifest, so that the part can be checked against the model it was saved with.
+    ``recommend.search.SearchIndex`` is one.
+    """
+
+    def save(self, path: Path) -> Mapping[str, Any]:
+        """Write the part as the directory ``path``; return its entry for ``model.json``."""
+        ...
+
+
+@dataclass(frozen=True)
+class SavedPart:
+    """A part found in a loaded artifact, not read yet.
+
+    Attributes
+    ----------
+    name : str
+        The part's name (the keyword it was saved under).
+    path : Path
+        Its directory in the artifact.
+    entry : Mapping
+        What ``model.json`` records for it (what the part's ``save`` returned), to check
+        the part against when it is read.
+    """
+
+    name: str
+    path: Path
+    entry: Mapping[str, Any]
+
+
+def part_key(name: str) -> str:
+    """The key under which ``load`` records the part ``name`` in a model's serving cache."""
+    return f"artifact_part:{name}"
+
+
+def saved_part(model: Recommender, name: str) -> SavedPart | None:
+    """The part ``name`` of the artifact ``model`` was loaded from, or ``None``.
+
+    Parameters
+    ----------
+    model
+        A fitted model (``None`` is returned for one that was not loaded from an artifact,
+        or whose artifact holds no such part).
+    name
+        The part's name, e.g. ``"search_index"``.
+    """
+    found = model.cache_entry(part_key(name))
+    return found if isinstance(found, SavedPart) else None
+
+
 def save(
     model: Recommender,
     path: str | os.PathLike[str],
     *,
     overwrite: bool = False,
-    search_index: Any = None,
+    **parts: ArtifactPart | None,
 ) -> Path:
     """Save a fitted model as an artifact directory.
 
@@ -150,9 +233,11 @@ def save(
     overwrite
         Replace an existing artifact at ``path``. A directory that is not a model artifact
         is never replaced.
-    search_index
-        A ``recommend.search.SearchIndex`` saved with the model in ``search_index/``;
-        ``load`` attaches it to the model for ``recommend.search.search``.
+    **parts
+        Parts saved with the model, each in the subdirectory of its name (see
+        :class:`ArtifactPart`); ``None`` values are skipped. E.g. ``search_index=index``
+        (a ``recommend.search.SearchIndex``) saves the index in ``search_index/``, and
+        ``recommend.search.search`` uses it for the loaded model.
 
     Returns
     -------
@@ -165,8 +250,9 @@ def save(
         The model has not been fitted.
     ArtifactError
         ``path`` exists (and ``overwrite`` is false), a hyper-parameter is not a JSON value,
-        or a learned attribute has a type an artifact cannot hold (the message names it).
-        Nothing is left on disk in that case.
+        a learned attribute has a type an artifact cannot hold (the message names it), or a
+        part has an invalid name, is not an ``ArtifactPart`` or cannot be written. Nothing
+        is left on disk in that case.
     """
     if not isinstance(model, Recommender):
         raise ArtifactError(f"save expects a recommend model, got {type(model).__name__}")
@@ -175,30 +261,23 @@ def save(
             f"{type(model).__name__} is not fitted: call fit(dataset) before saving it"
         )
     target = Path(path)
-    _check_target(target, overwrite)
+    store.check_replaceable(target, overwrite=overwrite, marker=MODEL_JSON, what="model artifact")
     # Encode everything before touching the disk: an unsaveable model leaves no trace.
     meta, arrays, tables = _encode_model(model)
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    given = _check_parts(parts)
     try:
-        tmp.chmod(0o755)  # mkdtemp makes it private; the artifact is an ordinary directory
-        files = {ARRAYS: _write_npz(tmp / ARRAYS, arrays)}
-        for name, table in tables.items():
-            files[name] = _write_parquet(tmp / name, table)
-        meta["files"] = dict(sorted(files.items()))
-        if search_index is not None:
-            meta["search_index"] = search_index.save(tmp / SEARCH_INDEX)
-        _write_json(tmp / MODEL_JSON, meta)
-        _fsync(tmp)
-        _publish(tmp, target, overwrite)
+        with store.staged_dir(target, overwrite=overwrite) as tmp:
+            files = {ARRAYS: _write_npz(tmp / ARRAYS, arrays)}
+            for name, table in tables.items():
+                files[name] = _write_parquet(tmp / name, table)
+            meta["files"] = dict(sorted(files.items()))
+            for name, part in given.items():
+                meta[name] = _save_part(name, part, tmp / name)
+            store.write_json(tmp / MODEL_JSON, meta, allow_nan=False)
     except ArtifactError:
         raise
     except OSError as exc:
         raise ArtifactError(f"could not write the model artifact {target}: {exc}") from exc
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     size = sum(f["bytes"] for f in meta["files"].values())
     log.info("saved %s to %s (%.1f MB)", meta["model"]["type"], target, size / 1e6)
     return target
@@ -209,6 +288,8 @@ def load(path: str | os.PathLike[str]) -> Recommender:
 
     Every file is checked against the size and SHA-256 recorded in ``model.json`` before it
     is read. Arrays are read with ``allow_pickle=False``: no code from the artifact runs.
+    Parts saved with the model are not read: each is recorded in the model's serving cache
+    as a :class:`SavedPart` (see :func:`saved_part`), for the code that uses it.
 
     Parameters
     ----------
@@ -229,11 +310,12 @@ def load(path: str | os.PathLike[str]) -> Recommender:
     """
     root = Path(path)
     meta = _read_meta(root)
-    verified = _verify_files(root, meta["files"])
+    verified = store.verify_files(root, meta["files"], listing=MODEL_JSON, required=ARRAYS)
     bad = [name for name in meta["state"] if not _ATTR_NAME.fullmatch(name)]
     if bad:
         # Only learned-state names (public, ending in "_") may be set on the model.
         raise ArtifactError(f"{root}/{MODEL_JSON} names invalid attributes {bad}")
+    parts = _part_entries(root, meta)
     cls = _resolve_class(meta["model"])
     params = _decode_params(meta["model"])
     try:
@@ -254,17 +336,9 @@ def load(path: str | os.PathLike[str]) -> Recommender:
             f"{root} is malformed: {type(exc).__name__}: {exc}; model.json does not match "
             "the files it describes (was it edited by hand?)"
         ) from exc
-    for name, value in state.items():
-        setattr(model, name, value)
-    if dataset is not None:
-        model.dataset_ = dataset
-    # Private serving state that ``Recommender.fit`` creates.
-    model._lock = threading.Lock()
-    if isinstance(meta.get("search_index"), dict):
-        from recommend.search.rank import attach_index
-
-        # Read (and verified against this checksum) on the first search.
-        attach_index(model, root / SEARCH_INDEX, **meta["search_index"])
+    _restore(model, state, dataset, root)
+    for name, entry in parts.items():
+        model.set_cache_entry(part_key(name), SavedPart(name, root / name, entry))
     log.info("loaded %s from %s", cls.__name__, root)
     return model
 
@@ -284,8 +358,9 @@ def artifact_info(path: str | os.PathLike[str], *, verify: bool = True) -> dict[
     dict
         ``format``, ``format_version``, ``library_version``, ``created_at``, ``model``
         (``type``, ``name``, ``module``, ``params``), ``data`` (``fingerprint``,
-        ``members``, ``courses``, ``now``), ``files`` (name -> ``sha256``, ``bytes``) and
-        ``path``.
+        ``members``, ``courses``, ``now``), ``files`` (name -> ``sha256``, ``bytes``),
+        ``path``, and the entry of every part saved with the model under its name (e.g.
+        ``search_index``).
 
     Raises
     ------
@@ -295,13 +370,83 @@ def artifact_info(path: str | os.PathLike[str], *, verify: bool = True) -> dict[
     root = Path(path)
     meta = _read_meta(root)
     if verify:
-        _verify_files(root, meta["files"])
+        store.verify_files(root, meta["files"], listing=MODEL_JSON, required=ARRAYS)
     keys = ("format", "format_version", "library_version", "created_at", "model", "data")
-    keys += ("search_index",)
     info = {key: meta.get(key) for key in keys}
+    info.update(_part_entries(root, meta))
     info["files"] = meta["files"]
     info["path"] = str(root)
     return info
+
+
+# --------------------------------------------------------------------------------------------
+# Parts
+# --------------------------------------------------------------------------------------------
+
+
+def _check_parts(parts: Mapping[str, Any]) -> dict[str, ArtifactPart]:
+    """The parts to save (``None`` values dropped), after checking names and types."""
+    out: dict[str, ArtifactPart] = {}
+    for name, part in parts.items():
+        if part is None:
+            continue
+        if not _PART_NAME.fullmatch(name) or name in _META_KEYS:
+            raise ArtifactError(
+                f"cannot save a part named {name!r}: part names are identifiers (letters, "
+                f"digits, _) other than {sorted(_META_KEYS)}"
+            )
+        if not isinstance(part, ArtifactPart):
+            raise ArtifactError(
+                f"cannot save {name}={type(part).__name__}: a part needs a method "
+                "save(path) that writes it as a directory and returns a dict for model.json"
+            )
+        out[name] = part
+    return out
+
+
+def _save_part(name: str, part: ArtifactPart, path: Path) -> dict[str, Any]:
+    """Write one part and return its ``model.json`` entry (checked to be plain JSON)."""
+    entry = part.save(path)
+    if not isinstance(entry, Mapping) or not _is_plain_json(dict(entry)):
+        raise ArtifactError(
+            f"the part {name} ({type(part).__name__}) returned {entry!r} from save(); "
+            "expected a dict of JSON values to record in model.json"
+        )
+    return dict(entry)
+
+
+def _part_entries(root: Path, meta: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The parts ``model.json`` records: name -> entry (what the part's ``save`` returned)."""
+    parts = {
+        key: value
+        for key, value in meta.items()
+        if key not in _META_KEYS and isinstance(value, dict)
+    }
+    bad = sorted(name for name in parts if not _PART_NAME.fullmatch(name))
+    if bad:
+        raise ArtifactError(f"{root}/{MODEL_JSON} names invalid parts {bad} (hand-edited?)")
+    return parts
+
+
+def _restore(
+    model: Recommender, state: dict[str, Any], dataset: Dataset | None, root: Path
+) -> None:
+    """Put the decoded learned state on a new model (``Recommender.restore``)."""
+    core = {"member_ids_": IdMap, "course_ids_": IdMap, "history_": History}
+    for name, kind in core.items():
+        if not isinstance(state.get(name), kind):
+            raise ArtifactError(
+                f"{root}/{MODEL_JSON}: the learned attribute {name} is missing or is not a "
+                f"{kind.__name__} (hand-edited?)"
+            )
+    rest = {name: value for name, value in state.items() if name not in core}
+    model.restore(
+        member_ids=state["member_ids_"],
+        course_ids=state["course_ids_"],
+        dataset=dataset,
+        history=state["history_"],
+        state=rest,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -314,12 +459,8 @@ def _encode_model(
 ) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, pa.Table]]:
     """``model.json`` content (without ``files``), npz entries and Parquet tables."""
     cls = type(model)
-    lock = getattr(model, "_lock", None)
     # Fold-in publishes new state under the lock: snapshot a consistent set of references.
-    if lock is not None:
-        with lock:
-            attrs = _learned_attributes(model)
-    else:
+    with model.lock:
         attrs = _learned_attributes(model)
 
     params, tuples = _encode_params(model)
@@ -692,46 +833,7 @@ def _encode_dataset(ds: Dataset, enc: _Encoder) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 
-def _check_target(target: Path, overwrite: bool) -> None:
-    if not target.exists() and not target.is_symlink():
-        return
-    if not target.is_dir():
-        raise ArtifactError(f"{target} exists and is not a directory; choose another path")
-    if not overwrite:
-        raise ArtifactError(f"{target} already exists; pass overwrite=True to replace it")
-    if any(target.iterdir()) and not (target / MODEL_JSON).is_file():
-        raise ArtifactError(
-            f"refusing to replace {target}: it is not a model artifact (no {MODEL_JSON})"
-        )
-
-
-def _publish(tmp: Path, target: Path, overwrite: bool) -> None:
-    """Rename the finished temporary directory into place."""
-    if overwrite and target.exists():
-        # Two renames: readers see the old artifact or the new one, never a mix (for a
-        # moment, none). If the second rename fails the old artifact is put back.
-        aside = target.parent / f".{target.name}.{uuid.uuid4().hex}.old"
-        os.rename(target, aside)
-        try:
-            os.rename(tmp, target)
-        except BaseException:
-            os.rename(aside, target)
-            raise
-        shutil.rmtree(aside, ignore_errors=True)
-    else:
-        try:
-            os.rename(tmp, target)
-        except OSError as exc:
-            if target.exists():
-                raise ArtifactError(
-                    f"{target} appeared while the artifact was being written; "
-                    "pass overwrite=True to replace it"
-                ) from exc
-            raise
-    _fsync(target.parent)
-
-
-def _write_npz(file: Path, arrays: Mapping[str, np.ndarray]) -> dict[str, Any]:
+def _write_npz(file: Path, arrays: Mapping[str, np.ndarray]) -> store.FileEntry:
     # Streamed entry by entry (no in-memory copy of large factors); allow_pickle=False makes
     # numpy refuse anything that is not plain data.
     with zipfile.ZipFile(file, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
@@ -739,42 +841,12 @@ def _write_npz(file: Path, arrays: Mapping[str, np.ndarray]) -> dict[str, Any]:
             info = zipfile.ZipInfo(f"{key}.npy", date_time=_NO_DATE)
             with zf.open(info, "w", force_zip64=True) as fh:
                 np.lib.format.write_array(fh, np.asarray(arrays[key]), allow_pickle=False)
-    return _file_entry(file)
+    return store.file_entry(file)
 
 
-def _write_parquet(file: Path, table: pa.Table) -> dict[str, Any]:
+def _write_parquet(file: Path, table: pa.Table) -> store.FileEntry:
     pq.write_table(table, file, compression="zstd")
-    return _file_entry(file)
-
-
-def _write_json(file: Path, meta: Mapping[str, Any]) -> None:
-    text = json.dumps(meta, indent=2, ensure_ascii=False, allow_nan=False)
-    with open(file, "w", encoding="utf-8") as fh:
-        fh.write(text + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def _file_entry(file: Path) -> dict[str, Any]:
-    _fsync(file)
-    return {"sha256": _sha256(file), "bytes": file.stat().st_size}
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    except OSError:
-        # Some platforms and file systems cannot fsync a directory; files still are.
-        if not path.is_dir():
-            raise
-    finally:
-        os.close(fd)
-
-
-def _sha256(file: Path) -> str:
-    with open(file, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
+    return store.file_entry(file)
 
 
 # --------------------------------------------------------------------------------------------
@@ -792,7 +864,7 @@ def _read_meta(root: Path) -> dict[str, Any]:
             f"{root} holds no {MODEL_JSON}: not a recommend model artifact (or its write "
             "was interrupted)"
         )
-    meta = _load_json(file)
+    meta = store.read_json(file)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
         raise ArtifactError(
@@ -813,52 +885,6 @@ def _read_meta(root: Path) -> dict[str, Any]:
         if not isinstance(meta.get(key), kind):
             raise ArtifactError(f"{file} lacks a valid {key!r} entry (hand-edited?)")
     return meta
-
-
-def _load_json(file: Path) -> Any:
-    """The JSON content of ``file`` (a manifest this library wrote)."""
-    try:
-        return json.loads(file.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"{file} is not valid JSON ({exc}): truncated or corrupted") from exc
-
-
-def _verify_files(
-    root: Path, files: Mapping[str, Any], listing: str = MODEL_JSON, required: str = ARRAYS
-) -> frozenset[str]:
-    """Check the presence, size and checksum of every file that ``root/listing`` lists in
-    ``files`` (name -> ``{"bytes", "sha256"}``, ``required`` among them); return the names.
-
-    Shared by model artifacts (``model.json``) and search indexes (their manifest).
-    """
-    if required not in files:
-        raise ArtifactError(f"{root}/{listing} lists no {required}")
-    for name, entry in files.items():
-        if not _FILE_NAME.fullmatch(name) or name == listing:
-            raise ArtifactError(f"{root}/{listing} lists an invalid file name {name!r}")
-        valid = isinstance(entry, dict) and type(entry.get("bytes")) is int
-        if not valid or not isinstance(entry.get("sha256"), str):
-            raise ArtifactError(f"{root}/{listing}: invalid entry for {name}: {entry!r}")
-        file = root / name
-        if not file.is_file():
-            raise ArtifactError(f"{name} is missing from {root} (listed in {listing})")
-        size, expected = file.stat().st_size, entry["bytes"]
-        if size < expected:
-            raise ArtifactError(
-                f"{name} in {root} is truncated: {size} of {expected} bytes (an interrupted "
-                "copy or download?)"
-            )
-        if size != expected:
-            raise ArtifactError(
-                f"{name} in {root} has {size} bytes, expected {expected}: the file was "
-                "changed after it was written"
-            )
-        if _sha256(file) != entry["sha256"]:
-            raise ArtifactError(
-                f"{name} in {root} fails its checksum (sha256 differs from {listing}): "
-                "the file was modified or corrupted after it was written"
-            )
-    return frozenset(files)
 
 
 def _model_classes() -> list[type[Recommender]]:

@@ -51,7 +51,6 @@ default, a hash of the model type, its parameters and its training data's finger
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -68,6 +67,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from recommend import store
 from recommend.checks import positive_int
 from recommend.engine import (
     ROUTES,
@@ -851,7 +851,7 @@ def _finished_chunks(root: Path, manifest: dict[str, Any]) -> dict[int, dict[str
         if (
             file.is_file()
             and file.stat().st_size == entry["bytes"]
-            and _sha256(file) == entry["sha256"]
+            and store.sha256(file) == entry["sha256"]
         ):
             done[int(key)] = entry
         else:
@@ -902,49 +902,24 @@ def _write_chunk(
         else:
             frame = _decoded(table).to_pandas()
             frame.to_csv(tmp, index=False, encoding="utf-8", date_format="%Y-%m-%dT%H:%M:%S%z")
-        _fsync(tmp)
+        store.fsync_file(tmp)
         os.replace(tmp, root / name)
     finally:
         tmp.unlink(missing_ok=True)
-    _fsync_dir(root)
+    store.fsync_dir(root)
     file = root / name
     return {
         "file": name,
         "rows": table.num_rows,
         "routes": routes,
         "bytes": file.stat().st_size,
-        "sha256": _sha256(file),
+        "sha256": store.sha256(file),
     }
 
 
 def _write_json(path: Path, content: dict[str, Any]) -> None:
-    tmp = path.with_name(_TMP_PREFIX + path.name)
-    tmp.write_text(json.dumps(content, indent=1, ensure_ascii=False, default=str), encoding="utf-8")
-    _fsync(tmp)
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    # Directories cannot be fsynced everywhere (Windows).
-    with contextlib.suppress(OSError):
-        _fsync(path)
-
-
-def _sha256(file: Path) -> str:
-    h = hashlib.sha256()
-    with open(file, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    """Write the job manifest atomically, in the format it has always had."""
+    store.write_json(path, content, indent=1, default=str)
 
 
 # ============================================================================ SQL

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from importlib import resources
 from typing import Any
 
-__all__ = ["domain_terms", "tokenize"]
+__all__ = ["domain_terms", "get_tokenizer", "is_token", "tokenize"]
 
 _lock = threading.Lock()
 _tokenizer: Any = None
@@ -29,7 +29,11 @@ def domain_terms() -> list[str]:
     return [line.split()[0] for line in text.splitlines() if line.strip()]
 
 
-def _get_tokenizer() -> Any:
+def get_tokenizer() -> Any:
+    """The shared ``jieba.Tokenizer`` with the party-building terms, built on first use.
+
+    Its ``lcut`` segments text and its ``FREQ`` is the word-frequency dictionary.
+    """
     global _tokenizer
     with _lock:
         if _tokenizer is None:
@@ -45,15 +49,21 @@ def _get_tokenizer() -> Any:
         return _tokenizer
 
 
+def is_token(word: str) -> bool:
+    """True when a segmented, stripped, lower-cased word is kept as a token: not empty, not
+    a stop word, and made of word characters (no punctuation or spaces)."""
+    return bool(word) and word not in _STOP and _KEEP.fullmatch(word) is not None
+
+
 def tokenize(text: str | None) -> list[str]:
     """Lower-cased tokens of ``text``: words (domain terms kept whole), no stop words."""
     if not text:
         return []
-    tok = _get_tokenizer()
+    tok = get_tokenizer()
     out = []
     for word in tok.lcut(str(text).lower()):
         word = word.strip()
-        if word and word not in _STOP and _KEEP.fullmatch(word):
+        if is_token(word):
             out.append(word)
     return out
 

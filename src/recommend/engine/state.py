@@ -29,8 +29,8 @@ from recommend.schema import CHANNELS, Columns
 
 if TYPE_CHECKING:
     from recommend.data.dataset import Dataset
-    from recommend.engine.options import MenuOptions
     from recommend.data.idmap import IdMap
+    from recommend.engine.options import MenuOptions
     from recommend.models.base import Recommender
 
 __all__ = ["CompulsoryTable", "CourseFilter", "ServingState", "serving_state"]

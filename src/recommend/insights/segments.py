@@ -19,8 +19,8 @@ from numpy.typing import NDArray
 
 from recommend.data.dataset import AGE_BANDS, age_band
 from recommend.errors import ConfigError, DataError
-from recommend.selection import filter_mask
 from recommend.schema import Columns
+from recommend.selection import filter_mask
 
 __all__ = ["OrgTree", "member_attributes", "segment_codes", "select_members"]
 

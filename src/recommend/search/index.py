@@ -30,33 +30,22 @@ import logging
 import multiprocessing
 import os
 import re
-import shutil
-import tempfile
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-# Search indexes are written like model artifacts: checksummed files, atomic publish.
-from recommend.artifact import (
-    _file_entry,
-    _fsync,
-    _load_json,
-    _publish,
-    _sha256,
-    _verify_files,
-    _write_json,
-)
+from recommend import store
 from recommend.errors import ArtifactError, ConfigError, DataError
 from recommend.schema import Columns
 from recommend.search.weights import BlendWeights
-from recommend.text import _KEEP, _STOP, _get_tokenizer, domain_terms
+from recommend.text import domain_terms, get_tokenizer, is_token
 
 __all__ = [
     "DEFAULT_FIELDS",
@@ -109,7 +98,7 @@ def _cutter() -> Callable[[str], list[str]]:
             try:
                 import rjieba
             except ImportError:
-                tok = _get_tokenizer()
+                tok = get_tokenizer()
                 _cut = tok.lcut
             else:
                 seg = rjieba.Jieba()
@@ -130,7 +119,7 @@ def words_of(text: str) -> list[str]:
     out = []
     for word in _cutter()(text.lower()):
         word = word.strip()
-        if word and word not in _STOP and _KEEP.fullmatch(word):
+        if is_token(word):
             out.append(word)
     return out
 
@@ -159,7 +148,7 @@ def _expansion(word: str, freq: Mapping[str, int]) -> tuple[str, ...]:
         return found
     w = word.strip()
     result: tuple[str, ...] = ()
-    if w and w not in _STOP and _KEEP.fullmatch(w):
+    if is_token(w):
         result = (w, *_subwords(w, freq))
     if len(_memo) >= _MEMO_MAX:
         _memo.clear()
@@ -190,7 +179,7 @@ def _field_tokens(value: object, kind: str, freq: Mapping[str, int]) -> list[str
         if value is None or isinstance(value, float):
             return []
         out: list[str] = []
-        for tag in value:
+        for tag in cast("Iterable[object]", value):  # a list or an array of tags
             out.extend(_text_tokens(tag, freq))
         return out
     return _text_tokens(value, freq)
@@ -198,7 +187,7 @@ def _field_tokens(value: object, kind: str, freq: Mapping[str, int]) -> list[str
 
 def document_tokens(row: Mapping[str, Any], fields: Mapping[str, int]) -> list[str]:
     """Index tokens of one course (a mapping of its columns), fields repeated by weight."""
-    freq = _get_tokenizer().FREQ
+    freq = get_tokenizer().FREQ
     out: list[str] = []
     for name, weight in fields.items():
         tokens = _field_tokens(row.get(name), name, freq)
@@ -211,7 +200,7 @@ def _tokenize_rows(
 ) -> list[str]:
     """Token strings of many courses, each joined by ``_SEP`` (cheap to send between
     processes)."""
-    freq = _get_tokenizer().FREQ
+    freq = get_tokenizer().FREQ
     out = []
     for row in rows:
         tokens: list[str] = []
@@ -232,7 +221,7 @@ def _segment(
     names = tuple(fields)
     weights = tuple(int(w) for w in fields.values())
     rows = list(zip(*(frame[n].tolist() for n in names), strict=True)) if names else []
-    _get_tokenizer()  # initialise before forking: workers inherit the dictionaries
+    get_tokenizer()  # initialise before forking: workers inherit the dictionaries
     _cutter()
     bar = tqdm(total=len(rows), desc="segmenting courses", unit="course", disable=not progress)
     out: list[str] = []
@@ -457,7 +446,7 @@ class SearchIndex:
             notes.append(f"query truncated to its first {max_chars} of {len(text)} characters")
             logger.info("query of %d characters truncated to %d", len(text), max_chars)
             text = text[:max_chars]
-        freq = _get_tokenizer().FREQ
+        freq = get_tokenizer().FREQ
         words = words_of(text)
         tokens: list[str] = []
         unknown: list[str] = []
@@ -532,6 +521,10 @@ class SearchIndex:
     def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> dict[str, Any]:
         """Write the index as a directory, atomically.
 
+        This makes an index a part of a model artifact (``recommend.artifact.ArtifactPart``):
+        ``recommend.save(model, path, search_index=index)`` saves it in
+        ``path/search_index/``.
+
         Returns
         -------
         dict
@@ -545,50 +538,40 @@ class SearchIndex:
             written.
         """
         target = Path(path)
-        if target.exists() or target.is_symlink():
-            if not overwrite:
-                raise ArtifactError(f"{target} already exists; pass overwrite=True to replace it")
-            if not target.is_dir() or (any(target.iterdir()) and not (target / MANIFEST).is_file()):
-                raise ArtifactError(f"refusing to replace {target}: it is not a search index")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+        store.check_replaceable(target, overwrite=overwrite, marker=MANIFEST, what="search index")
         try:
-            tmp.chmod(0o755)
-            self._bm25.save(str(tmp), corpus=None, allow_pickle=False)
-            ids = self.course_ids
-            ids_arr = ids.astype(np.int64) if ids.dtype.kind in "iu" else ids.astype(str)
-            np.save(tmp / COURSE_IDS, ids_arr, allow_pickle=False)
-            files = {}
-            for file in sorted(tmp.iterdir()):
-                files[file.name] = _file_entry(file)
-            import recommend
-
-            meta = {
-                "format": FORMAT,
-                "format_version": FORMAT_VERSION,
-                "library_version": recommend.__version__,
-                "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "n_docs": self.n_docs,
-                "vocabulary": self.vocabulary_size,
-                "course_id_kind": "int" if ids.dtype.kind in "iu" else "str",
-                "params": self.params,
-                "weights": None if self.weights is None else self.weights.to_dict(),
-                "files": files,
-            }
-            manifest = tmp / MANIFEST
-            _write_json(manifest, meta)
-            entry = _file_entry(manifest)
-            _fsync(tmp)
-            _publish(tmp, target, overwrite)  # same atomic replace as model artifacts
+            with store.staged_dir(target, overwrite=overwrite) as tmp:
+                self._bm25.save(str(tmp), corpus=None, allow_pickle=False)
+                ids = self.course_ids
+                ids_arr = ids.astype(np.int64) if ids.dtype.kind in "iu" else ids.astype(str)
+                np.save(tmp / COURSE_IDS, ids_arr, allow_pickle=False)
+                files = {file.name: store.file_entry(file) for file in sorted(tmp.iterdir())}
+                store.write_json(tmp / MANIFEST, self._manifest(files), allow_nan=False)
+                entry = store.file_entry(tmp / MANIFEST)
         except ArtifactError:
             raise
         except OSError as exc:
             raise ArtifactError(f"could not write the search index {target}: {exc}") from exc
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
         logger.info("saved search index of %d courses to %s", self.n_docs, target)
-        return entry
+        return dict(entry)
+
+    def _manifest(self, files: Mapping[str, store.FileEntry]) -> dict[str, Any]:
+        """Content of ``search_index.json`` for an index whose files are ``files``."""
+        import recommend
+
+        kind = self.course_ids.dtype.kind
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "library_version": recommend.__version__,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "n_docs": self.n_docs,
+            "vocabulary": self.vocabulary_size,
+            "course_id_kind": "int" if kind in "iu" else "str",
+            "params": self.params,
+            "weights": None if self.weights is None else self.weights.to_dict(),
+            "files": dict(files),
+        }
 
     @classmethod
     def load(
@@ -616,12 +599,12 @@ class SearchIndex:
         manifest = root / MANIFEST
         if not manifest.is_file():
             raise ArtifactError(f"no search index at {root}: {MANIFEST} is missing")
-        if expect is not None and _sha256(manifest) != expect.get("sha256"):
+        if expect is not None and store.sha256(manifest) != expect.get("sha256"):
             raise ArtifactError(
                 f"{manifest} differs from the one recorded in the model artifact: the "
                 "search index was replaced or modified after the model was saved"
             )
-        meta = _load_json(manifest)
+        meta = store.read_json(manifest)
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise ArtifactError(f"{manifest} does not describe a search index")
         version = meta.get("format_version")
@@ -635,7 +618,7 @@ class SearchIndex:
         files = meta.get("files")
         if not isinstance(files, dict):
             raise ArtifactError(f"{manifest} lists no valid files (hand-edited?)")
-        _verify_files(root, files, MANIFEST, COURSE_IDS)
+        store.verify_files(root, files, listing=MANIFEST, required=COURSE_IDS)
         try:
             retriever = bm25s.BM25.load(str(root), load_corpus=False, allow_pickle=False)
             ids = np.load(root / COURSE_IDS, allow_pickle=False)

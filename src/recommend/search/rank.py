@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
+from recommend.artifact import SavedPart, saved_part
 from recommend.checks import is_scalar, positive_int
 from recommend.engine import (
     ROUTE_PERSONAL,
@@ -81,47 +82,59 @@ _REASON_TEXT = "text match"
 
 # ============================================================================ the index of a model
 
-_ATTACHED: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
-_ATTACH_LOCK = threading.Lock()
-
-
-@dataclass(frozen=True)
-class _Saved:
-    """An index saved with a model artifact, read on first use."""
-
-    path: Path
-    expect: dict[str, Any] | None
+#: Name of the part a model artifact keeps its search index in (``save(..., search_index=)``).
+SEARCH_INDEX_PART = "search_index"
+# Key of the model's index in its serving cache: a SearchIndex, or a SavedPart to read.
+_INDEX_KEY = "search:index"
 
 
 def attach_index(model: Recommender, index: SearchIndex | str | Path, **expect: Any) -> None:
     """Make ``index`` the one ``search`` uses for ``model`` by default.
 
     ``index`` may be a path to a saved index, read on first use (``expect``: the
-    ``sha256``/``bytes`` of its manifest as recorded by the model artifact). The link is
-    weak: it goes with the model and adds nothing to its attributes or artifact.
+    ``sha256``/``bytes`` of its manifest as recorded by the model artifact). The index is
+    kept in the model's serving cache: it adds nothing to the model's attributes or
+    artifact, and a new ``fit`` forgets it.
+
+    Raises
+    ------
+    NotFittedError
+        The model is not fitted.
     """
-    value = index if isinstance(index, SearchIndex) else _Saved(Path(index), expect or None)
-    with _ATTACH_LOCK:
-        _ATTACHED[model] = value
+    if isinstance(index, SearchIndex):
+        model.set_cache_entry(_INDEX_KEY, index)
+    else:
+        model.set_cache_entry(_INDEX_KEY, SavedPart(SEARCH_INDEX_PART, Path(index), expect))
 
 
 def attached_index(model: Recommender, *, build: bool = True) -> SearchIndex | None:
     """The index ``search`` uses for ``model``: attached, saved with it, or (``build``)
-    built from its courses table on first use."""
-    found = _ATTACHED.get(model)
+    built from its courses table on first use.
+
+    An index saved with the model's artifact is read (and checked against the checksum
+    ``model.json`` records) on the first call. Returns ``None`` when there is none and
+    ``build`` is false (also for a model that is not fitted).
+    """
+    if not build and not model.is_fitted:
+        return None
+    found = model.cache_entry(_INDEX_KEY)
     if isinstance(found, SearchIndex):
         return found
-    with _ATTACH_LOCK:
-        found = _ATTACHED.get(model)
-        if isinstance(found, _Saved):
-            found = SearchIndex.load(found.path, expect=found.expect)
-            _ATTACHED[model] = found
-        if found is None and build:
+    with model.lock:
+        found = model.cache_entry(_INDEX_KEY)
+        if isinstance(found, SearchIndex):
+            return found
+        saved = found if isinstance(found, SavedPart) else saved_part(model, SEARCH_INDEX_PART)
+        if saved is not None:
+            found = SearchIndex.load(saved.path, expect=saved.entry or None)
+        elif build:
             courses = getattr(getattr(model, "dataset_", None), "courses", None)
             n = 0 if courses is None else len(courses)
             logger.info("no search index attached to the model: indexing its %d courses", n)
             found = build_index(model)
-            _ATTACHED[model] = found
+        else:
+            return None
+        model.set_cache_entry(_INDEX_KEY, found)
     return found
 
 
