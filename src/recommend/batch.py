@@ -89,6 +89,8 @@ __all__ = [
     "BATCH_COLUMNS",
     "MODEL_RESOLVERS",
     "BatchResult",
+    "member_list",
+    "object_version",
     "resolve_model",
     "run_batch",
 ]
@@ -249,7 +251,7 @@ def run_batch(
         with_reasons=with_reasons,
     )
     serving_state(model).course_filter(options)  # the catalogue's checks, before any file
-    ids = _member_list(model, members)
+    ids = member_list(model, members)
     job = _job(
         version, options, ids, chunk_size, format, channel=channel, max_minutes=max_minutes, now=now
     )
@@ -359,7 +361,7 @@ def _resolve(
 ) -> tuple[Recommender, str]:
     """The fitted model and the version its rows carry."""
     if isinstance(model, Recommender):
-        version = model_version or _object_version(model)
+        version = model_version or object_version(model)
     else:
         model, resolved = resolve_model(model)
         version = model_version or resolved
@@ -473,7 +475,9 @@ def _route_totals(entries: list[dict[str, Any]]) -> dict[str, int]:
     return routes
 
 
-def _object_version(model: Recommender) -> str:
+def object_version(model: Recommender) -> str:
+    """A version for a model object: a hash of its type, parameters and training data's
+    fingerprint (what ``model_version`` defaults to for a model that is not an artifact)."""
     ds = model.dataset_
     payload = {
         "type": type(model).__name__,
@@ -484,8 +488,9 @@ def _object_version(model: Recommender) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _member_list(model: Recommender, members: Any) -> np.ndarray:
-    """The job's member ids as a 1-d array (int64 or object), duplicates dropped."""
+def member_list(model: Recommender, members: Any) -> np.ndarray:
+    """A batch job's member ids as a 1-d array (int64 or object), duplicates dropped:
+    ``members`` as :func:`run_batch` takes it (ids, a file, or ``None`` for every member)."""
     known = model.member_ids_.external_ids
     if members is None:
         return np.asarray(known)

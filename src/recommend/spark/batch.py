@@ -43,19 +43,12 @@ import pandas as pd
 import pyarrow as pa
 import scipy.sparse as sp
 
-from recommend.batch import (
-    BATCH_COLUMNS,
-    Exclude,
-    _member_list,
-    _object_version,
-    _positive_int,
-    resolve_model,
-    run_batch,
-)
+from recommend.batch import BATCH_COLUMNS, member_list, object_version, resolve_model, run_batch
 from recommend.data.dataset import COURSE_IDX, MEMBER_IDX, Dataset
 from recommend.data.idmap import IdMap
 from recommend.data.validation import ReferenceReport
 from recommend.data.weighting import Weighting
+from recommend.engine import Exclude, MenuOptions, history_rows, matrix_rows, serving_state
 from recommend.errors import ConfigError
 from recommend.models.base import History, Recommender
 from recommend.models.implicit_models import ALS, BPR
@@ -162,11 +155,9 @@ def spark_batch(
         The artifact directory is missing or damaged.
     """
     require_pyspark()
-    from recommend.menu import history_rows, member_menu
-
     start = time.perf_counter()
     if isinstance(model, Recommender):
-        version = model_version or _object_version(model)
+        version = model_version or object_version(model)
     else:
         model, resolved = resolve_model(model)
         version = model_version or resolved
@@ -176,7 +167,20 @@ def spark_batch(
             f"the Spark batch job scores factor models (ALS, BPR); {type(model).__name__} "
             "is not one: use recommend.run_batch (recommend batch) for it"
         )
-    n = _positive_int(n, "n")
+    # Validated once, on the driver (the catalogue's checks too), before any job runs.
+    checked = MenuOptions(
+        n=n,
+        exclude=exclude,
+        channel=channel,
+        max_minutes=max_minutes,
+        only_published=only_published,
+        now=now,
+        pin_compulsory=pin_compulsory,
+        max_pins=max_pins,
+        with_reasons=False,
+    )
+    serving_state(model).course_filter(checked)
+    n = checked.n
     options = {
         "exclude": exclude,
         "channel": channel,
@@ -187,8 +191,7 @@ def spark_batch(
         "max_pins": max_pins,
         "with_reasons": False,
     }
-    ids = _member_list(model, members)
-    member_menu(model, ids[:0], n=n, **options)  # validates the options on the driver
+    ids = member_list(model, members)
     target = _check_out(out, overwrite)
     generated_at = pd.Timestamp.now(tz="UTC").floor("s")
 
@@ -312,9 +315,7 @@ def _list_array(values: np.ndarray, counts: np.ndarray) -> pa.Array:
 
 def _member_table(model: Recommender, ids: np.ndarray, idx: np.ndarray, seen: Any) -> pa.Table:
     """One row per member with a history: id, branch, vector, history and completions."""
-    from recommend.menu import matrix_rows, menu_state
-
-    state = menu_state(model)
+    state = serving_state(model)
     vectors = np.ascontiguousarray(model.member_vectors(idx), dtype=np.float32)
     f = vectors.shape[1]
     done = matrix_rows(state.completed(), idx)
