@@ -37,7 +37,7 @@ from recommend.serving import (
     register_artifact,
     save_pyfunc,
 )
-from recommend.tracking import _client, _experiment_id, _run, log_comparison
+from recommend.tracking import ensure_experiment, log_comparison, mlflow_client, tracked_run
 
 MLFLOW = str(Path(sys.executable).with_name("mlflow"))
 STARTUP_TIMEOUT = 90.0  # seconds; a cold mlflow start on a busy 2-core machine takes ~10 s
@@ -392,7 +392,7 @@ def test_runs_logged_over_http_to_a_real_tracking_server(
     assert set(children.index) == {"popularity", "ease"}
     for name in ("popularity", "ease"):
         assert children.loc[name, "metrics.ndcg_at_10"] == pytest.approx(table.loc[name, "ndcg@10"])
-    client = _client(tracking_server)
+    client = mlflow_client(tracking_server)
     files = {f.path for f in client.list_artifacts(parent)}
     assert {"comparison.csv", "comparison.html", "plots"} <= files
 
@@ -400,8 +400,8 @@ def test_runs_logged_over_http_to_a_real_tracking_server(
 def test_mlflow_models_serve_answers_invocations_with_menus(
     tracking_server: str, model: rc.Recommender, dataset: rc.Dataset, tmp_path: Path
 ) -> None:
-    client = _client(tracking_server)
-    with _run(client, _experiment_id(client, "serving"), run_name="fit") as run_id:
+    client = mlflow_client(tracking_server)
+    with tracked_run(client, ensure_experiment(client, "serving"), run_name="fit") as run_id:
         from recommend.serving import log_pyfunc
 
         log_pyfunc(client, run_id, model)

@@ -758,7 +758,7 @@ def run_experiment(
 
 def _register_best(run_id: str, model: Recommender, name: str, uri: str | None) -> Registration:
     from recommend.serving import log_pyfunc, register
-    from recommend.tracking import _client
+    from recommend.tracking import mlflow_client
 
-    log_pyfunc(_client(uri), run_id, model)
+    log_pyfunc(mlflow_client(uri), run_id, model)
     return register(run_id, name, uri=uri)

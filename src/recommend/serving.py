@@ -422,10 +422,10 @@ def register(
     """
     from mlflow.exceptions import MlflowException
 
-    from recommend.tracking import _client
+    from recommend.tracking import mlflow_client
 
     name = model_name(name)
-    client = _client(uri)
+    client = mlflow_client(uri)
     try:
         client.get_registered_model(name)
     except MlflowException:
@@ -463,13 +463,13 @@ def load_registered(uri: str, *, tracking: str | None = None) -> tuple[Recommend
 
     from recommend.artifact import MODEL_JSON, load
     from recommend.search.rank import attached_index
-    from recommend.tracking import _client, store_uri
+    from recommend.tracking import mlflow_client, store_uri
 
     with tempfile.TemporaryDirectory() as tmp:
         try:
             # models:/ is resolved by the client of our store (its registry), not by MLflow's
             # process-wide default registry, which may be another database.
-            source = _model_source(_client(tracking), uri)
+            source = _model_source(mlflow_client(tracking), uri)
             local = mlflow.artifacts.download_artifacts(
                 artifact_uri=source, dst_path=tmp, tracking_uri=store_uri(tracking)
             )
@@ -528,15 +528,23 @@ def register_artifact(
         Tracking URI (see ``recommend.tracking.tracking_uri``).
     """
     from recommend.artifact import artifact_info
-    from recommend.tracking import _client, _experiment_id, _flatten, _log_batch, _run
+    from recommend.tracking import (
+        ensure_experiment,
+        flatten_params,
+        log_batch,
+        mlflow_client,
+        tracked_run,
+    )
 
     info = artifact_info(path, verify=True)
-    client = _client(uri)
-    exp = _experiment_id(client, experiment)
+    client = mlflow_client(uri)
+    exp = ensure_experiment(client, experiment)
     model_meta, data = info["model"], info.get("data", {})
-    params = {"model": str(model_meta["name"]), **_flatten("", model_meta.get("params", {}))}
+    params = {"model": str(model_meta["name"]), **flatten_params("", model_meta.get("params", {}))}
     params.update({f"data.{k}": str(v) for k, v in data.items() if k != "now"})
-    with _run(client, exp, run_name=f"register-{name}", tags={"recommend.registered": name}) as run:
-        _log_batch(client, run, params, {})
+    with tracked_run(
+        client, exp, run_name=f"register-{name}", tags={"recommend.registered": name}
+    ) as run:
+        log_batch(client, run, params, {})
         log_pyfunc(client, run, path)
     return register(run, name, alias=alias, uri=uri)
