@@ -135,6 +135,21 @@ def test_pyfunc_directory_holds_no_pickle(pyfunc_dir: Path) -> None:
     assert (pyfunc_dir / "data" / "recommend" / "model.json").is_file()
 
 
+def test_registry_names_stay_importable_from_serving() -> None:
+    """The registry moved to recommend.registry; recommend.serving re-exports it unchanged."""
+    from recommend import registry, serving
+
+    moved = ["CHAMPION", "DATA_PATH", "Registration", "load_registered", "log_pyfunc"]
+    moved += ["model_name", "register", "register_artifact", "save_pyfunc"]
+    for name in moved:
+        assert getattr(serving, name) is getattr(registry, name), name
+    assert set(serving.__all__) == {"DEFAULT_N", "MenuService", "REQUEST_COLUMNS"} | (
+        set(moved) - {"DATA_PATH"}
+    )
+    # Saved MLmodel files name the loader module: it must stay the one MLflow can import.
+    assert serving.__name__ == registry.LOADER_MODULE
+
+
 def test_bad_requests_name_column_and_row(model: rc.Recommender) -> None:
     service = MenuService(model)
     with pytest.raises(DataError, match="no 'member_id' column"):

@@ -603,7 +603,7 @@ def _demo_models(ds: object) -> dict[str, object]:
 def _demo_tracking(models: dict[str, object], uri: str | None, out: Path) -> None:
     """Log the comparison to MLflow and register the refitted best model as the champion."""
     from recommend.artifact import save
-    from recommend.serving import register_artifact
+    from recommend.registry import register_artifact
     from recommend.tracking import log_comparison, tracking_uri
 
     print("\n== 8. track in MLflow and register the champion")
@@ -878,7 +878,7 @@ def cmd_experiment_run(args: argparse.Namespace) -> int:
 
 
 def cmd_register(args: argparse.Namespace) -> int:
-    from recommend.serving import register_artifact
+    from recommend.registry import register_artifact
     from recommend.tracking import tracking_uri
 
     reg = register_artifact(

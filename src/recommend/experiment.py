@@ -81,8 +81,8 @@ from recommend.errors import ConfigError, DataError
 from recommend.evaluation import EvaluationResult, compare
 from recommend.models import MODEL_NAMES, get_model_class, make_model
 from recommend.models.base import Recommender
+from recommend.registry import Registration, model_name
 from recommend.schema import Columns
-from recommend.serving import Registration, model_name
 from recommend.tracking import comparison_runs, tuning_logger
 from recommend.tuning import SEARCH_SPACES, Choice, LogUniform, TuningResult, Uniform, tune
 
@@ -594,7 +594,7 @@ def config_from_dict(
 
 
 def _register_name(value: str | None, key: str) -> str | None:
-    """A registered model name (see ``recommend.serving.model_name``), or ``None``."""
+    """A registered model name (see ``recommend.registry.model_name``), or ``None``."""
     return None if value is None else model_name(value, key)
 
 
@@ -679,7 +679,7 @@ def run_experiment(
     register
         Register the best model under this name (overrides the file's ``register``): the
         model evaluated in the best run is logged to that run as a pyfunc model
-        (``recommend.serving``), registered, and the alias ``champion`` moved to it.
+        (``recommend.registry``), registered, and the alias ``champion`` moved to it.
 
     Returns
     -------
@@ -757,7 +757,7 @@ def run_experiment(
 
 
 def _register_best(run_id: str, model: Recommender, name: str, uri: str | None) -> Registration:
-    from recommend.serving import log_pyfunc, register
+    from recommend.registry import log_pyfunc, register
     from recommend.tracking import mlflow_client
 
     log_pyfunc(mlflow_client(uri), run_id, model)
