@@ -34,6 +34,7 @@ __all__ = [
     "Dataset",
     "Features",
     "age_band",
+    "align_rows",
     "course_feature_columns",
     "member_feature_columns",
     "one_hot",
@@ -245,8 +246,8 @@ class Dataset:
         ev[MEMBER_IDX] = member_ids.to_index(ev[C.MEMBER])
         ev[COURSE_IDX] = course_ids.to_index(ev[C.COURSE])
 
-        crs = _align(crs, C.COURSE, course_ids)
-        mem = _align(mem, C.MEMBER, member_ids)
+        crs = align_rows(crs, C.COURSE, course_ids)
+        mem = align_rows(mem, C.MEMBER, member_ids)
         ref = pd.Timestamp(now) if now is not None else pd.Timestamp(ev[C.TIMESTAMP].max())
 
         durations = None
@@ -366,7 +367,22 @@ def _universe(col: str, ids: IdMap | None, table: pd.DataFrame | None) -> pd.Dat
     return table
 
 
-def _align(frame: pd.DataFrame | None, col: str, ids: IdMap) -> pd.DataFrame | None:
+def align_rows(frame: pd.DataFrame | None, col: str, ids: IdMap) -> pd.DataFrame | None:
+    """The rows of a members/courses table in the order of an id map, one row per id.
+
+    Row ``i`` of the result is the row whose ``col`` is ``ids.external_ids[i]``; an id the
+    table lacks gets a row of nulls with only ``col`` set. ``None`` stays ``None``. This is
+    how ``Dataset`` lines its tables up with its indices (``courses.iloc[course_idx]``).
+
+    Parameters
+    ----------
+    frame
+        A validated table with unique ids in ``col``, or ``None``.
+    col
+        The id column (``member_id`` or ``course_id``).
+    ids
+        The id map to follow; the result has ``len(ids)`` rows and a fresh 0..n-1 index.
+    """
     if frame is None:
         return None
     pos = pd.Index(frame[col]).get_indexer(ids.external_ids)

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recommend.data.dataset import COURSE_IDX, MEMBER_IDX, Dataset, _align
+from recommend.data.dataset import COURSE_IDX, MEMBER_IDX, Dataset, align_rows
 from recommend.data.idmap import IdMap
 from recommend.data.validation import ReferenceReport, personal_columns, validate
 from recommend.data.weighting import Weighting
@@ -158,7 +158,7 @@ class SparkInteractions:
         if self.members_table is None:
             return None
         if "members" not in self._cache:
-            self._cache["members"] = _align(self.members_table, C.MEMBER, self.member_ids)
+            self._cache["members"] = align_rows(self.members_table, C.MEMBER, self.member_ids)
         members: pd.DataFrame = self._cache["members"]
         return members
 
@@ -307,7 +307,7 @@ def interactions(
             raise DataError("events: no events left after dropping unknown ids")
         ref = pd.Timestamp(now) if now is not None else _last_event(ev)
 
-        crs = _align(crs, C.COURSE, course_ids)
+        crs = align_rows(crs, C.COURSE, course_ids)
         durations = None
         if crs is not None and C.DURATION in crs.columns:
             durations = crs[C.DURATION].to_numpy(dtype=np.float64)
