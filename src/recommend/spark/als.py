@@ -37,6 +37,7 @@ from recommend.spark._compat import require_pyspark
 from recommend.spark.data import CONFIDENCE, SparkInteractions
 
 if TYPE_CHECKING:
+    import pandas as pd
     from pyspark.sql import DataFrame
 
 __all__ = ["SparkALS"]
@@ -202,7 +203,7 @@ def _factor_array(frame: DataFrame, n: int, rank: int) -> np.ndarray:
     from pyspark.sql import functions as F
 
     columns = [F.col("features")[i].alias(f"f{i}") for i in range(rank)]
-    table = frame.select(F.col("id"), *columns).toPandas()
+    table: pd.DataFrame = frame.select(F.col("id"), *columns).toPandas()
     out = np.zeros((n, rank), dtype=np.float32)
     ids = table["id"].to_numpy(np.int64)
     out[ids] = table[[f"f{i}" for i in range(rank)]].to_numpy(np.float32)
