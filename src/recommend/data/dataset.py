@@ -347,16 +347,21 @@ class Dataset:
         """
         raw = self.events.drop(columns=[MEMBER_IDX, COURSE_IDX])
         parts = splitter.split(raw, self.courses)
-        common = dict(
-            courses=self.courses,
-            members=self.members,
-            orgs=self.orgs,
-            weighting=self.weighting,
-            member_ids=self.member_ids,
-            course_ids=self.course_ids,
-        )
-        train = Dataset.from_frames(parts.train, **common)  # type: ignore[arg-type]
-        test = Dataset.from_frames(parts.test, now=train.now, **common)  # type: ignore[arg-type]
+
+        def part(events: pd.DataFrame, now: pd.Timestamp | None = None) -> Dataset:
+            return Dataset.from_frames(
+                events,
+                courses=self.courses,
+                members=self.members,
+                orgs=self.orgs,
+                weighting=self.weighting,
+                member_ids=self.member_ids,
+                course_ids=self.course_ids,
+                now=now,
+            )
+
+        train = part(parts.train)
+        test = part(parts.test, now=train.now)
         train._meta["split_info"] = dict(parts.info)
         return train, test
 
