@@ -37,7 +37,7 @@ from recommend.serving import (
     register_artifact,
     save_pyfunc,
 )
-from recommend.tracking import _client, _experiment_id, _run, log_comparison
+from recommend.tracking import ensure_experiment, log_comparison, mlflow_client, tracked_run
 
 MLFLOW = str(Path(sys.executable).with_name("mlflow"))
 STARTUP_TIMEOUT = 90.0  # seconds; a cold mlflow start on a busy 2-core machine takes ~10 s
@@ -133,6 +133,21 @@ def test_pyfunc_directory_holds_no_pickle(pyfunc_dir: Path) -> None:
     suffixes = {p.suffix for p in pyfunc_dir.rglob("*") if p.is_file()}
     assert not suffixes & {".pkl", ".pickle", ".joblib", ".cloudpickle"}
     assert (pyfunc_dir / "data" / "recommend" / "model.json").is_file()
+
+
+def test_registry_names_stay_importable_from_serving() -> None:
+    """The registry moved to recommend.registry; recommend.serving re-exports it unchanged."""
+    from recommend import registry, serving
+
+    moved = ["CHAMPION", "DATA_PATH", "Registration", "load_registered", "log_pyfunc"]
+    moved += ["model_name", "register", "register_artifact", "save_pyfunc"]
+    for name in moved:
+        assert getattr(serving, name) is getattr(registry, name), name
+    assert set(serving.__all__) == {"DEFAULT_N", "MenuService", "REQUEST_COLUMNS"} | (
+        set(moved) - {"DATA_PATH"}
+    )
+    # Saved MLmodel files name the loader module: it must stay the one MLflow can import.
+    assert serving.__name__ == registry.LOADER_MODULE
 
 
 def test_bad_requests_name_column_and_row(model: rc.Recommender) -> None:
@@ -392,7 +407,7 @@ def test_runs_logged_over_http_to_a_real_tracking_server(
     assert set(children.index) == {"popularity", "ease"}
     for name in ("popularity", "ease"):
         assert children.loc[name, "metrics.ndcg_at_10"] == pytest.approx(table.loc[name, "ndcg@10"])
-    client = _client(tracking_server)
+    client = mlflow_client(tracking_server)
     files = {f.path for f in client.list_artifacts(parent)}
     assert {"comparison.csv", "comparison.html", "plots"} <= files
 
@@ -400,8 +415,8 @@ def test_runs_logged_over_http_to_a_real_tracking_server(
 def test_mlflow_models_serve_answers_invocations_with_menus(
     tracking_server: str, model: rc.Recommender, dataset: rc.Dataset, tmp_path: Path
 ) -> None:
-    client = _client(tracking_server)
-    with _run(client, _experiment_id(client, "serving"), run_name="fit") as run_id:
+    client = mlflow_client(tracking_server)
+    with tracked_run(client, ensure_experiment(client, "serving"), run_name="fit") as run_id:
         from recommend.serving import log_pyfunc
 
         log_pyfunc(client, run_id, model)

@@ -48,13 +48,16 @@ def ease(data: Data) -> tuple[Recommender, EvaluationResult]:
 @pytest.fixture(autouse=True)
 def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """No env URI, cwd in tmp; global MLflow state must be the same afterwards."""
+    before = mlflow.get_tracking_uri()
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.chdir(tmp_path)
-    before = mlflow.get_tracking_uri()
     yield
     assert mlflow.active_run() is None
+    # With the environment and directory restored, the URI MLflow derives must be the one
+    # it derived before (no process-wide URI set). It is only compared, never set: setting
+    # it would pin it and make later tests ignore MLFLOW_TRACKING_URI.
+    monkeypatch.undo()
     assert mlflow.get_tracking_uri() == before
-    mlflow.set_tracking_uri(before)
 
 
 @pytest.fixture
@@ -85,6 +88,46 @@ def test_metric_key_sanitises() -> None:
     assert tracking.metric_key("ndcg@10") == "ndcg_at_10"
     assert tracking.metric_key("segment.age band.30-39/x") == "segment.age band.30-39/x"
     assert tracking.metric_key("a:b(c)") == "a_b_c_"
+
+
+def test_segment_key_is_one_component_per_part() -> None:
+    assert (
+        tracking.segment_key("age_band", "30-39", "ndcg@10") == "segment.age_band.30-39.ndcg_at_10"
+    )
+    assert tracking.segment_key("org", "a/b@c", "recall@5") == "segment.org.a_b_at_c.recall_at_5"
+
+
+def test_flatten_params_nests_and_hides_objects() -> None:
+    flat = tracking.flatten_params(
+        "model.",
+        {"k": 10, "weights": {"a": 0.5, "b": None}, "ids": (1, 2), "frame": pd.DataFrame()},
+    )
+    assert flat == {
+        "model.k": "10",
+        "model.weights.a": "0.5",
+        "model.weights.b": "None",
+        "model.ids": "[1, 2]",
+        "model.frame": "<DataFrame>",
+    }
+
+
+def test_shared_run_helpers_log_nest_and_fail(uri: str) -> None:
+    """What the registry and search-weight learning build their runs from."""
+    client = tracking.mlflow_client(uri)
+    exp = tracking.ensure_experiment(client, "helpers")
+    assert tracking.ensure_experiment(client, "helpers") == exp  # found, not created again
+    with tracking.tracked_run(client, exp, run_name="parent") as parent:
+        with tracking.tracked_run(client, exp, run_name="child", parent=parent) as child:
+            params = {f"p{i}": str(i) for i in range(150)}  # more than one batch
+            tracking.log_batch(client, child, params, {"ndcg_at_10": 0.25})
+        with pytest.raises(RuntimeError), tracking.tracked_run(client, exp, run_name="bad"):
+            raise RuntimeError("boom")
+    runs = _search(uri, "helpers").set_index("tags.mlflow.runName")
+    assert runs.loc["child", "tags.mlflow.parentRunId"] == parent
+    assert runs.loc["child", "params.p149"] == "149"
+    assert runs.loc["child", "metrics.ndcg_at_10"] == 0.25
+    assert runs["status"].to_dict() == {"parent": "FINISHED", "child": "FINISHED", "bad": "FAILED"}
+    assert (runs["tags.recommend.library"] == "recommend").all()
 
 
 def test_tracking_uri_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -235,7 +278,7 @@ def test_small_segments_are_not_logged(
         csv = pd.read_csv(next((tmp_path / "mlartifacts").rglob(f"segments/{name}.csv")))
         assert (csv["members"] >= threshold).all()
         for label, n in table["members"].items():
-            logged = f"metrics.segment.{name}.{tracking._label(label)}.ndcg_at_10" in row.index
+            logged = f"metrics.{tracking.segment_key(name, label, 'ndcg@10')}" in row.index
             assert logged == (n >= threshold), (name, label, n)
 
 

@@ -34,7 +34,7 @@ from recommend.data.splits import TimeSplit
 from recommend.evaluation import evaluate
 from recommend.models import ALS
 from recommend.serving import log_pyfunc
-from recommend.tracking import _client, _experiment_id, _run, log_evaluation
+from recommend.tracking import ensure_experiment, log_evaluation, mlflow_client, tracked_run
 
 
 def main() -> None:
@@ -60,8 +60,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         uri = f"sqlite:///{Path(tmp) / 'mlruns.db'}"
         start = time.perf_counter()
-        client = _client(uri)
-        _experiment_id(client, "bench")
+        client = mlflow_client(uri)
+        ensure_experiment(client, "bench")
         create_s = time.perf_counter() - start
 
         save_times, log_times, pyfunc_times = [], [], []
@@ -75,7 +75,7 @@ def main() -> None:
             log_times.append(time.perf_counter() - start)
 
             start = time.perf_counter()
-            with _run(client, _experiment_id(client, "bench")) as run_id:
+            with tracked_run(client, ensure_experiment(client, "bench")) as run_id:
                 log_pyfunc(client, run_id, model)
             pyfunc_times.append(time.perf_counter() - start)
         size_mb = sum(f.stat().st_size for f in (Path(tmp) / "model0").rglob("*")) / 2**20

@@ -333,7 +333,7 @@ def resolve_model(ref: str | os.PathLike[str]) -> tuple[Recommender, str]:
     if sep and scheme in MODEL_RESOLVERS:
         return MODEL_RESOLVERS[scheme](text)
     if text.startswith(("models:/", "runs:/")):
-        from recommend.serving import load_registered
+        from recommend.registry import load_registered
 
         return load_registered(text)
     if sep and len(scheme) > 1 and "://" in text:

@@ -8,12 +8,23 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import pandas as pd
 
 from recommend.errors import ConfigError, DataError, RecommendError
+
+if TYPE_CHECKING:
+    from recommend.data.dataset import Dataset
+    from recommend.data.splits import Splitter
+    from recommend.data.synthetic import Platform
+    from recommend.evaluation import EvaluationResult
+    from recommend.models.base import Recommender
+
+    # What add_subparsers returns: argparse has no public name for its type.
+    Verbs: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
 
 __all__ = ["main"]
 
@@ -66,7 +77,7 @@ def cmd_data_validate(args: argparse.Namespace) -> int:
 
     clean: dict[str, pd.DataFrame] = {}
     failed = False
-    report: list[dict[str, object]] = []
+    report: list[dict[str, Any]] = []
     for raw in args.files:
         path = Path(raw)
         try:
@@ -114,7 +125,7 @@ def cmd_data_validate(args: argparse.Namespace) -> int:
             mark = "ok  " if entry["ok"] else "FAIL"
             rows = f"{entry['rows']:,} rows" if "rows" in entry else ""
             print(f"{mark} {entry['file']} {entry.get('table', '')} {rows}".rstrip())
-            for problem in entry.get("problems", []):  # type: ignore[attr-defined]
+            for problem in entry.get("problems", []):
                 print("     - " + str(problem).replace("\n", "\n       "))
         print("all tables valid" if not failed else "problems found")
     return 1 if failed else 0
@@ -167,7 +178,7 @@ def _read_events(path: str, fmt: str | None) -> pd.DataFrame:
     return read_table(path, "events", format=fmt)
 
 
-def _train_test(args: argparse.Namespace) -> tuple[object, object, bool]:
+def _train_test(args: argparse.Namespace) -> tuple[Dataset, Dataset, bool]:
     """Train and test datasets over one universe of members and courses."""
     from recommend.data.dataset import Dataset
     from recommend.data.idmap import IdMap
@@ -184,7 +195,7 @@ def _train_test(args: argparse.Namespace) -> tuple[object, object, bool]:
     return train, test, timed
 
 
-def _choose_model(args: argparse.Namespace, train: object, timed: bool) -> tuple[str, dict]:
+def _choose_model(args: argparse.Namespace, train: Dataset, timed: bool) -> tuple[str, dict]:
     """Model name and parameters: given, tuned on validation from TRAIN, or the best."""
     from recommend.data.splits import RandomHoldout, TimeSplit
     from recommend.models import MODEL_NAMES, get_model_class
@@ -221,7 +232,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     ks = _parse_ks(args.k)
     train, test, timed = _train_test(args)
     name, params = _choose_model(args, train, timed)
-    result = evaluate(make_model(name, **params), train, test, ks=ks, n_boot=200)  # type: ignore[arg-type]
+    result = evaluate(make_model(name, **params), train, test, ks=ks, n_boot=200)
     if args.json:
         out = {"model": name, "params": params, "metrics": result.metrics}
         print(json.dumps(out, ensure_ascii=False, default=str))
@@ -458,7 +469,7 @@ def cmd_order(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------- demo
-def _load_sample(path: Path) -> object:
+def _load_sample(path: Path) -> Platform:
     from recommend.data.synthetic import read_platform, synthesize
 
     if (path / "events.parquet").exists():
@@ -511,7 +522,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"   course features      {len(cf) if cf else 0}")
     print(f"   fingerprint          {ds.fingerprint()[:16]}")
     print("\n== 3. what members study, by channel")
-    ev = ds.events.merge(ds.courses[["course_id", "category"]], on="course_id")
+    courses = _sample_table(ds.courses, "courses")
+    ev = ds.events.merge(courses[["course_id", "category"]], on="course_id")
     by_channel = (
         ev.groupby("category")
         .agg(events=("event", "size"), members=("member_id", "nunique"))
@@ -519,30 +531,47 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     print(by_channel.to_string())
     models = _demo_models(ds)
-    _demo_menus(models["best"], ds, frames["members"])
-    _demo_group(models["best"], ds)
-    _demo_batch(models["best"], Path(args.batch_out))
+    _demo_menus(models.best, ds, frames["members"])
+    _demo_group(models.best, ds)
+    _demo_batch(models.best, Path(args.batch_out))
     if not args.no_tracking:
         _demo_tracking(models, args.tracking_uri, Path(args.model_out))
     print(f"\ndone in {time.perf_counter() - start:.1f} s")
     return 0
 
 
-def _demo_group(model: object, ds: object) -> None:
-    """A group menu for the branch with the most members: 2 hours, 2 theory courses."""
-    from recommend.group import order_for_group
+def _sample_table(table: pd.DataFrame | None, name: str) -> pd.DataFrame:
+    """A table of the demo's dataset (the sample has them all)."""
+    if table is None:
+        raise DataError(f"the demo needs the sample's {name} table; expected it in the data")
+    return table
 
-    members = ds.members  # type: ignore[attr-defined]
+
+def _demo_group(model: Recommender, ds: Dataset) -> None:
+    """A group menu for the branch with the most members: 2 hours, 2 theory courses."""
+    from recommend.group import GroupMenu, order_for_group
+
+    members = _sample_table(ds.members, "members")
     branch = str(members["org_id"].value_counts().index[0])
-    options = {"n": 8, "budget_minutes": 120, "quotas": {"理论学习": 2}, "max_pins": 2}
+
+    def order(pin_compulsory: bool) -> GroupMenu:
+        return order_for_group(
+            model,
+            branch,
+            n=8,
+            budget_minutes=120,
+            quotas={"理论学习": 2},
+            max_pins=2,
+            pin_compulsory=pin_compulsory,
+        )
+
     try:
-        result = order_for_group(model, branch, **options)  # type: ignore[arg-type]
+        result = order(pin_compulsory=True)
     except ConfigError as err:
         # Long compulsory courses can leave no room for the quota: say so, order without.
         print(f"\n   note: {err}; ordering without compulsory pins")
-        options["pin_compulsory"] = False
-        result = order_for_group(model, branch, **options)  # type: ignore[arg-type]
-    titles = ds.courses.set_index("course_id")["title"]  # type: ignore[attr-defined]
+        result = order(pin_compulsory=False)
+    titles = _sample_table(ds.courses, "courses").set_index("course_id")["title"]
     menu = result.menu.join(titles, on="course_id")
     print(f"\n== 6. group menu for branch {branch} ({len(result.members)} members, coverage)")
     print(menu[["rank", "title", "channel", "minutes", "served", "pinned"]].to_string(index=False))
@@ -553,14 +582,26 @@ def _demo_group(model: object, ds: object) -> None:
     )
 
 
-def _demo_models(ds: object) -> dict[str, object]:
+@dataclass(frozen=True)
+class _DemoModels:
+    """The demo's comparison: the best model refitted on all data, the table, the results
+    per model, and the training part of the split that produced them."""
+
+    best: Recommender
+    table: pd.DataFrame
+    results: dict[str, EvaluationResult]
+    train: Dataset
+    split: Splitter
+
+
+def _demo_models(ds: Dataset) -> _DemoModels:
     """Train the main models on a time split, print the comparison, refit the best on all."""
     from recommend.data.splits import TimeSplit
     from recommend.evaluation import compare
     from recommend.models import make_model
 
     print("\n== 4. train and compare models (time split: last 20% of events held out)")
-    train, test = ds.split(TimeSplit(test_fraction=0.2))  # type: ignore[attr-defined]
+    train, test = ds.split(TimeSplit(test_fraction=0.2))
     candidates = {
         "popularity": make_model("popularity", segment="auto"),
         "als": make_model("als", n_factors=32, regularization=0.02, alpha=1.0, iterations=10),
@@ -591,34 +632,34 @@ def _demo_models(ds: object) -> dict[str, object]:
     )
     best = str(table.index[0])
     print(f"\n   serving the best by ndcg@20, {best}: refitting it on all events")
-    return {
-        "best": candidates[best].clone().fit(ds),
-        "table": table,
-        "results": results,
-        "train": train,
-        "split": TimeSplit(test_fraction=0.2),
-    }
+    return _DemoModels(
+        best=candidates[best].clone().fit(ds),
+        table=table,
+        results=results,
+        train=train,
+        split=TimeSplit(test_fraction=0.2),
+    )
 
 
-def _demo_tracking(models: dict[str, object], uri: str | None, out: Path) -> None:
+def _demo_tracking(models: _DemoModels, uri: str | None, out: Path) -> None:
     """Log the comparison to MLflow and register the refitted best model as the champion."""
     from recommend.artifact import save
-    from recommend.serving import register_artifact
+    from recommend.registry import register_artifact
     from recommend.tracking import log_comparison, tracking_uri
 
     print("\n== 8. track in MLflow and register the champion")
     store = tracking_uri(uri)
     run_id = log_comparison(
-        models["table"],  # type: ignore[arg-type]
-        models["results"],  # type: ignore[arg-type]
-        train=models["train"],  # type: ignore[arg-type]
-        split=models["split"],  # type: ignore[arg-type]
+        models.table,
+        models.results,
+        train=models.train,
+        split=models.split,
         experiment="demo",
         run_name="demo-comparison",
         uri=store,
     )
     print(f"   comparison logged: experiment 'demo', run {run_id}")
-    folder = save(models["best"], out, overwrite=True)  # type: ignore[arg-type]
+    folder = save(models.best, out, overwrite=True)
     reg = register_artifact(folder, "menus", experiment="demo", uri=store)
     print(f"   champion: {reg.uri} (version {reg.version}), files in {reg.source}")
     print(f"   local copy of the model: {folder}")
@@ -628,12 +669,12 @@ def _demo_tracking(models: dict[str, object], uri: str | None, out: Path) -> Non
     print(f"     MLFLOW_TRACKING_URI={store} mlflow models serve -m {reg.uri} --env-manager local")
 
 
-def _demo_menus(model: object, ds: object, members: pd.DataFrame) -> None:
+def _demo_menus(model: Recommender, ds: Dataset, members: pd.DataFrame) -> None:
     """Menus with reasons for a mobile member, a retired member and a brand-new member."""
     from recommend.menu import member_menu
 
-    history = ds.interactions.getnnz(axis=1)  # type: ignore[attr-defined]
-    active = members.set_index("member_id").loc[ds.member_ids.external_ids]  # type: ignore[attr-defined]
+    history = ds.interactions.getnnz(axis=1)
+    active = members.set_index("member_id").loc[ds.member_ids.external_ids]
     active = active[history > 0]
     mobile = active["mobile"].astype(bool)
     retired = active["occupation"] == "retired"
@@ -648,20 +689,20 @@ def _demo_menus(model: object, ds: object, members: pd.DataFrame) -> None:
             ),
         ),
     ]
-    titles = ds.courses.set_index("course_id")  # type: ignore[attr-defined]
+    titles = _sample_table(ds.courses, "courses").set_index("course_id")
     for label, member, attributes in picks:
-        menu = member_menu(model, [member], n=8, member_attributes=attributes)  # type: ignore[arg-type]
+        menu = member_menu(model, [member], n=8, member_attributes=attributes)
         menu = menu.join(titles[["title", "category"]], on="course_id")
         print(f"\n== 5. menu for {label}: {member}")
         print(menu[["rank", "title", "category", "route", "reason"]].to_string(index=False))
 
 
-def _demo_batch(model: object, out: Path) -> None:
+def _demo_batch(model: Recommender, out: Path) -> None:
     """Precompute every member's menu, as a platform does nightly, and show where it went."""
     from recommend.batch import run_batch
 
     print("\n== 7. batch job: every member's menu to Parquet")
-    result = run_batch(model, out, n=10, with_reasons=True, overwrite=True, progress=False)  # type: ignore[arg-type]
+    result = run_batch(model, out, n=10, with_reasons=True, overwrite=True, progress=False)
     routes = _routes_text(result.routes)
     kept = (
         f" ({result.resumed_chunks} of {result.chunks} chunk(s) kept from the last run)"
@@ -702,13 +743,30 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
+    """The ``recommend`` parser: global options, then one sub-parser per verb."""
     parser = argparse.ArgumentParser(
         prog="recommend",
         description="Course recommendations from party members' learning behaviour.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress and details")
     verbs = parser.add_subparsers(dest="verb", required=True)
+    _add_data_verbs(verbs)
+    _add_evaluate_verb(verbs)
+    _add_train_verb(verbs)
+    _add_menu_verb(verbs)
+    _add_order_verb(verbs)
+    _add_search_verb(verbs)
+    _add_batch_verb(verbs)
+    _add_spark_verbs(verbs)
+    _add_report_verb(verbs)
+    _add_demo_verb(verbs)
+    _add_experiment_verbs(verbs)
+    _add_register_verb(verbs)
+    return parser
 
+
+def _add_data_verbs(verbs: Verbs) -> None:
+    """``recommend data synth|validate``."""
     data = verbs.add_parser("data", help="generate and check data").add_subparsers(
         dest="data_verb", required=True
     )
@@ -726,6 +784,9 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--json", action="store_true", help="print a JSON report")
     val.set_defaults(func=cmd_data_validate)
 
+
+def _add_evaluate_verb(verbs: Verbs) -> None:
+    """``recommend evaluate``: fit on a train file, metrics on a test file."""
     ev = verbs.add_parser("evaluate", help="fit on TRAIN, report metrics on TEST")
     ev.add_argument("--train", required=True, help="training events file")
     ev.add_argument("--test", required=True, help="test events file")
@@ -737,6 +798,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.set_defaults(func=cmd_evaluate)
 
+
+def _add_train_verb(verbs: Verbs) -> None:
+    """``recommend train``: fit (or tune) a model and save its artifact."""
     tr = verbs.add_parser("train", help="fit a model and save it as an artifact")
     tr.add_argument("--data", default="sample", help="'sample', a folder of tables, or a file")
     tr.add_argument("--format", choices=("parquet", "csv", "lines"), help="file format")
@@ -748,6 +812,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--overwrite", action="store_true", help="replace an existing artifact")
     tr.set_defaults(func=cmd_train)
 
+
+def _add_menu_verb(verbs: Verbs) -> None:
+    """``recommend menu``: one member's menu from a saved model."""
     mn = verbs.add_parser("menu", help="a member's personal menu from a saved model")
     mn.add_argument("--model", required=True, help="artifact folder")
     mn.add_argument("--member", required=True, help="member id")
@@ -758,6 +825,9 @@ def build_parser() -> argparse.ArgumentParser:
     mn.add_argument("--json", action="store_true", help="print JSON records")
     mn.set_defaults(func=cmd_menu)
 
+
+def _add_order_verb(verbs: Verbs) -> None:
+    """``recommend order``: a group menu for a branch or a target group."""
     od = verbs.add_parser("order", help="a group menu for a branch or a target group")
     od.add_argument("--model", required=True, help="artifact folder")
     who = od.add_mutually_exclusive_group(required=True)
@@ -780,6 +850,9 @@ def build_parser() -> argparse.ArgumentParser:
     od.add_argument("--json", action="store_true", help="print JSON")
     od.set_defaults(func=cmd_order)
 
+
+def _add_search_verb(verbs: Verbs) -> None:
+    """``recommend search``: courses for a query, ranked for a member."""
     se = verbs.add_parser("search", help="red search: courses for a query, ranked for a member")
     se.add_argument("--model", required=True, help="artifact folder")
     se.add_argument("--member", required=True, help="member id")
@@ -790,6 +863,9 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--json", action="store_true", help="print JSON records")
     se.set_defaults(func=cmd_search)
 
+
+def _add_batch_verb(verbs: Verbs) -> None:
+    """``recommend batch``: every member's menu to files (and SQL)."""
     bt = verbs.add_parser("batch", help="every member's menu to Parquet/CSV (and SQL)")
     bt.add_argument(
         "--model", required=True, help="artifact folder or registry URI (models:/NAME@champion)"
@@ -806,8 +882,9 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--quiet", action="store_true", help="no progress bar")
     bt.set_defaults(func=cmd_batch)
 
-    _add_spark_verbs(verbs)
 
+def _add_report_verb(verbs: Verbs) -> None:
+    """``recommend report``: the HTML report for organisers."""
     rp = verbs.add_parser("report", help="HTML report for organisers: portraits and demand")
     rp.add_argument("--model", required=True, help="artifact folder")
     rp.add_argument("--out", required=True, help="HTML file to write")
@@ -818,6 +895,9 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--k", type=int, default=20, help="predicted list size for demand")
     rp.set_defaults(func=cmd_report)
 
+
+def _add_demo_verb(verbs: Verbs) -> None:
+    """``recommend demo``: the main job end to end on the sample."""
     demo = verbs.add_parser("demo", help="run the main job end to end on the sample")
     demo.add_argument("--data", default=str(DEFAULT_SAMPLE), help="sample folder")
     demo.add_argument("--batch-out", default="out/menus", help="batch job output folder")
@@ -826,6 +906,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
     demo.set_defaults(func=cmd_demo)
 
+
+def _add_experiment_verbs(verbs: Verbs) -> None:
+    """``recommend experiment run``: an experiment file end to end."""
     ex = verbs.add_parser("experiment", help="run experiments described by TOML files")
     ex_run = ex.add_subparsers(dest="experiment_verb", required=True).add_parser(
         "run", help="run experiments/NAME.toml end to end and log it to MLflow"
@@ -840,6 +923,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ex_run.set_defaults(func=cmd_experiment_run)
 
+
+def _add_register_verb(verbs: Verbs) -> None:
+    """``recommend register``: a saved model into the MLflow registry."""
     rg = verbs.add_parser(
         "register", help="register a saved model in the MLflow registry as NAME@champion"
     )
@@ -849,7 +935,6 @@ def build_parser() -> argparse.ArgumentParser:
     rg.add_argument("--experiment", default="registry", help="MLflow experiment of the run")
     rg.add_argument("--tracking-uri", help="MLflow store (default: MLFLOW_TRACKING_URI)")
     rg.set_defaults(func=cmd_register)
-    return parser
 
 
 def cmd_experiment_run(args: argparse.Namespace) -> int:
@@ -878,7 +963,7 @@ def cmd_experiment_run(args: argparse.Namespace) -> int:
 
 
 def cmd_register(args: argparse.Namespace) -> int:
-    from recommend.serving import register_artifact
+    from recommend.registry import register_artifact
     from recommend.tracking import tracking_uri
 
     reg = register_artifact(
@@ -895,7 +980,7 @@ def cmd_register(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------- spark verbs
-def _add_spark_verbs(verbs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_spark_verbs(verbs: Verbs) -> None:
     """``recommend spark train|batch`` (pyspark is imported only when they run)."""
     spark = verbs.add_parser("spark", help="train and batch-score on Apache Spark").add_subparsers(
         dest="spark_verb", required=True

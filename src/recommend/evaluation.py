@@ -140,7 +140,7 @@ def evaluate(
         raise ConfigError(f"ks={ks}; expected positive cut-offs such as (10, 20)")
     if members not in ("warm", "all"):
         raise ConfigError(f"members={members!r}; expected 'warm' or 'all'")
-    label = name or getattr(model, "name", type(model).__name__)
+    label: str = name or str(getattr(model, "name", type(model).__name__))
 
     start = time.perf_counter()
     if fit:

@@ -81,8 +81,8 @@ from recommend.errors import ConfigError, DataError
 from recommend.evaluation import EvaluationResult, compare
 from recommend.models import MODEL_NAMES, get_model_class, make_model
 from recommend.models.base import Recommender
+from recommend.registry import Registration, model_name
 from recommend.schema import Columns
-from recommend.serving import Registration, model_name
 from recommend.tracking import comparison_runs, tuning_logger
 from recommend.tuning import SEARCH_SPACES, Choice, LogUniform, TuningResult, Uniform, tune
 
@@ -244,7 +244,7 @@ class _Table:
             return default
         return self.raw[name]
 
-    def str(self, name: str, default: Any = _MISSING, choices: tuple[str, ...] = ()) -> Any:
+    def string(self, name: str, default: Any = _MISSING, choices: tuple[str, ...] = ()) -> Any:
         what = f"one of {', '.join(map(repr, choices))}" if choices else "a string"
         value = self.get(name, default, expected=what)
         if value is default and name not in self.raw:
@@ -253,7 +253,7 @@ class _Table:
             raise ConfigError(f"{self.key(name)}: got {value!r}; expected {what}")
         return value
 
-    def int(self, name: str, default: Any = _MISSING, minimum: int = 0) -> Any:
+    def integer(self, name: str, default: Any = _MISSING, minimum: int = 0) -> Any:
         what = f"an integer >= {minimum}"
         value = self.get(name, default, expected=what)
         if name not in self.raw:
@@ -262,15 +262,18 @@ class _Table:
             raise ConfigError(f"{self.key(name)}: got {value!r}; expected {what}")
         return value
 
-    def bool(self, name: str, default: Any = _MISSING) -> Any:
+    def boolean(self, name: str, default: Any = _MISSING) -> Any:
         value = self.get(name, default, expected="true or false")
         if name in self.raw and not isinstance(value, bool):
             raise ConfigError(f"{self.key(name)}: got {value!r}; expected true or false")
         return value
 
-    def table(self, name: str, required: bool = False) -> _Table | None:
-        value = self.get(name, _MISSING if required else None, expected="a table")
+    def table(self, name: str) -> _Table | None:
+        value = self.get(name, None, expected="a table")
         return None if value is None else _Table(value, self.key(name))
+
+    def required_table(self, name: str) -> _Table:
+        return _Table(self.get(name, expected="a table"), self.key(name))
 
     def done(self, allowed: list[str] | None = None) -> None:
         unknown = sorted(set(self.raw) - self.used)
@@ -325,7 +328,7 @@ def _build(key: str, make: Any, **kwargs: Any) -> Any:
 
 
 def _path(table: _Table, name: str, base: Path, *, folder: bool = False) -> Path:
-    raw = table.str(name)
+    raw = table.string(name)
     path = (base / raw).resolve()
     kind = "folder" if folder else "file"
     if not (path.is_dir() if folder else path.is_file()):
@@ -334,8 +337,8 @@ def _path(table: _Table, name: str, base: Path, *, folder: bool = False) -> Path
 
 
 def _data(table: _Table, base: Path) -> DataConfig:
-    source = table.str("source", choices=SOURCES)
-    on_unknown = table.str("on_unknown", "drop", choices=("drop", "raise"))
+    source = table.string("source", choices=SOURCES)
+    on_unknown = table.string("on_unknown", "drop", choices=("drop", "raise"))
     if source == "sample":
         path = _path(table, "path", base, folder=True) if table.has("path") else None
         if path is not None and not (path / "events.parquet").is_file():
@@ -347,15 +350,15 @@ def _data(table: _Table, base: Path) -> DataConfig:
 
         data = DataConfig(
             source,
-            preset=table.str("preset", "small", choices=tuple(PRESETS)),
-            seed=table.int("seed", 0),
-            members=table.int("members", None, minimum=1),
-            courses=table.int("courses", None, minimum=1),
+            preset=table.string("preset", "small", choices=tuple(PRESETS)),
+            seed=table.integer("seed", 0),
+            members=table.integer("members", None, minimum=1),
+            courses=table.integer("courses", None, minimum=1),
             on_unknown=on_unknown,
         )
         table.done()
         return data
-    fmt = table.str("format", choices=FILE_FORMATS)
+    fmt = table.string("format", choices=FILE_FORMATS)
     if fmt == "mooccubex":
         path = _path(table, "path", base, folder=True)
         for name in ("train.txt", "test.txt"):
@@ -389,7 +392,7 @@ def _weighting(table: _Table | None) -> Weighting:
 
 def _splitter(table: _Table, *, allow_given: bool) -> Splitter | None:
     kinds = tuple(k for k in SPLITTERS if allow_given or k != "given")
-    kind = table.str("kind", choices=kinds)
+    kind = table.string("kind", choices=kinds)
     cls = SPLITTERS[kind]
     if cls is None:
         table.done(allowed=["kind"])
@@ -407,7 +410,7 @@ def _distribution(key: str, raw: object) -> Distribution:
         )
     kind = kinds[0]
     values = spec.get(kind)
-    integer = spec.bool("integer", False)
+    integer = spec.boolean("integer", False)
     spec.done(allowed=[kind, "integer"])
     where = f"{key}.{kind}"
     if not isinstance(values, list) or not values:
@@ -421,12 +424,12 @@ def _distribution(key: str, raw: object) -> Distribution:
         raise ConfigError(f"{where}: got {values!r}; expected [low, high] numbers, low <= high")
     if kind == "loguniform" and values[0] <= 0:
         raise ConfigError(f"{where}: got {values!r}; expected low > 0 for a log scale")
-    return DISTRIBUTIONS[kind](float(values[0]), float(values[1]), integer)  # type: ignore[call-arg]
+    return DISTRIBUTIONS[kind](float(values[0]), float(values[1]), integer)
 
 
 def _model(label: str, raw: object) -> ModelConfig:
     table = _Table(raw, f"models.{label}")
-    name = table.str("model", label)
+    name = table.string("model", label)
     if name.lower() not in MODEL_NAMES:
         raise ConfigError(
             f"{table.key('model') if table.has('model') else table.where}: unknown model "
@@ -462,7 +465,7 @@ def _model(label: str, raw: object) -> ModelConfig:
             search[key] = _distribution(where, spec)
         if not search:
             raise ConfigError(f"{search_table.where}: empty; expected param = {{ choice = [...] }}")
-    tuned = table.bool("tune", search is not None)
+    tuned = table.boolean("tune", search is not None)
     if search is None and tuned:
         search = {k: v for k, v in SEARCH_SPACES.get(cls.name, {}).items() if k not in params}
         if not search:
@@ -472,7 +475,7 @@ def _model(label: str, raw: object) -> ModelConfig:
             )
     if search is not None and not tuned:
         raise ConfigError(f"{table.key('tune')}: false, but a search space is given")
-    trials = table.int("trials", None, minimum=1)
+    trials = table.integer("trials", None, minimum=1)
     if trials is not None and not tuned:
         raise ConfigError(f"{table.key('trials')}: the model is not tuned; add tune = true")
     table.done(allowed=["model", "params", "search", "tune", "trials"])
@@ -496,12 +499,12 @@ def config_from_dict(
 ) -> ExperimentConfig:
     """Validate a parsed experiment file; relative data paths resolve against ``base``."""
     top = _Table(dict(raw), "")
-    name = top.str("name")
+    name = top.string("name")
     if not name.strip():
         raise ConfigError("name: empty; expected the MLflow experiment name")
-    description = top.str("description", "")
-    register = _register_name(top.str("register", None), "register")
-    data = _data(top.table("data", required=True), base)  # type: ignore[arg-type]
+    description = top.string("description", "")
+    register = _register_name(top.string("register", None), "register")
+    data = _data(top.required_table("data"), base)
     weighting = _weighting(top.table("weighting"))
 
     split_table = top.table("split")
@@ -531,13 +534,13 @@ def config_from_dict(
         raise ConfigError(f"evaluation.ks: got {ks!r}; expected a list of positive integers")
     evaluation = EvaluationConfig(
         ks=tuple(sorted(set(ks))),
-        members=ev.str("members", "warm", choices=("warm", "all")),
-        n_boot=ev.int("n_boot", 0),
-        segments=ev.bool("segments", True),
-        truth=ev.bool("truth", False),
-        seed=ev.int("seed", 0),
+        members=ev.string("members", "warm", choices=("warm", "all")),
+        n_boot=ev.integer("n_boot", 0),
+        segments=ev.boolean("segments", True),
+        truth=ev.boolean("truth", False),
+        seed=ev.integer("seed", 0),
         # a cold-course split asks how models order the new courses: rank only those
-        candidates=ev.str(
+        candidates=ev.string(
             "candidates",
             "test" if isinstance(split, ColdCourseSplit) else "all",
             choices=("all", "test"),
@@ -548,21 +551,20 @@ def config_from_dict(
         raise ConfigError("evaluation.truth: only sample or generated data has a truth")
 
     tu = top.table("tuning") or _Table({}, "tuning")
-    metric = tu.str("metric", f"ndcg@{max(evaluation.ks)}")
+    metric = tu.string("metric", f"ndcg@{max(evaluation.ks)}")
     family, _, k = metric.partition("@")
     if not family or not k.isdigit() or int(k) < 1:
         raise ConfigError(f"tuning.metric: got {metric!r}; expected NAME@K such as 'ndcg@20'")
     valid_table = tu.table("validation")
     tuning = TuningConfig(
-        trials=tu.int("trials", 10, minimum=1),
+        trials=tu.integer("trials", 10, minimum=1),
         metric=metric,
-        seed=tu.int("seed", 0),
+        seed=tu.integer("seed", 0),
         validation=_splitter(valid_table, allow_given=False) if valid_table else None,
     )
     tu.done(allowed=["trials", "metric", "seed", "validation"])
 
-    models_table = top.table("models", required=True)
-    assert models_table is not None
+    models_table = top.required_table("models")
     if not models_table.raw:
         raise ConfigError("models: empty; expected at least one [models.NAME] table")
     models = tuple(_model(label, spec) for label, spec in models_table.raw.items())
@@ -594,7 +596,7 @@ def config_from_dict(
 
 
 def _register_name(value: str | None, key: str) -> str | None:
-    """A registered model name (see ``recommend.serving.model_name``), or ``None``."""
+    """A registered model name (see ``recommend.registry.model_name``), or ``None``."""
     return None if value is None else model_name(value, key)
 
 
@@ -620,8 +622,11 @@ def _read(data: DataConfig) -> _Tables:
         else:
             preset = "sample" if data.source == "sample" else data.preset
             cfg = PRESETS[preset]
-            sizes = {"n_members": data.members, "n_courses": data.courses}
-            cfg = dataclasses.replace(cfg, **{k: v for k, v in sizes.items() if v is not None})
+            cfg = dataclasses.replace(
+                cfg,
+                n_members=cfg.n_members if data.members is None else data.members,
+                n_courses=cfg.n_courses if data.courses is None else data.courses,
+            )
             platform = synthesize(cfg, seed=data.seed)
         return _Tables(
             events=platform.events,
@@ -679,7 +684,7 @@ def run_experiment(
     register
         Register the best model under this name (overrides the file's ``register``): the
         model evaluated in the best run is logged to that run as a pyfunc model
-        (``recommend.serving``), registered, and the alias ``champion`` moved to it.
+        (``recommend.registry``), registered, and the alias ``champion`` moved to it.
 
     Returns
     -------
@@ -757,8 +762,8 @@ def run_experiment(
 
 
 def _register_best(run_id: str, model: Recommender, name: str, uri: str | None) -> Registration:
-    from recommend.serving import log_pyfunc, register
-    from recommend.tracking import _client
+    from recommend.registry import log_pyfunc, register
+    from recommend.tracking import mlflow_client
 
-    log_pyfunc(_client(uri), run_id, model)
+    log_pyfunc(mlflow_client(uri), run_id, model)
     return register(run_id, name, uri=uri)

@@ -13,13 +13,19 @@ Privacy: only aggregates reach MLflow. ``EvaluationResult.per_member`` is never 
 segment rows describing fewer than ``MIN_SEGMENT_MEMBERS`` members are dropped, parameter
 values that are not plain scalars are logged by type name only, and of a model artifact
 evaluation runs log only ``model.json`` (type, hyper-parameters, fingerprint, checksums).
-Registering a model (``recommend.serving.register``, ``--register``) is the one place the
+Registering a model (``recommend.registry.register``, ``--register``) is the one place the
 whole artifact goes to MLflow, because serving needs it: member and course ids, branch ids
 and histories as indices, never a personal field.
 
 Metric names: ``@`` becomes ``_at_`` (``ndcg@10`` -> ``ndcg_at_10``) and any character other
 than letters, digits, ``_ - . /`` and space becomes ``_``, so names work with every MLflow
 store and in search filters without quoting.
+
+Internal API: other ``recommend`` modules that write runs (the model registry, search-weight
+learning, experiments, benchmarks) use the MLflow helpers of the section "MLflow helpers
+shared by recommend modules": ``mlflow_client``, ``ensure_experiment``, ``tracked_run``,
+``flatten_params`` and ``log_batch``. They are stable within the library but not part of the
+user-facing API re-exported by ``recommend``.
 """
 
 from __future__ import annotations
@@ -53,8 +59,18 @@ __all__ = [
     "log_comparison",
     "log_evaluation",
     "metric_key",
+    "segment_key",
+    "store_uri",
     "tracking_uri",
     "tuning_logger",
+]
+# MLflow helpers shared by recommend modules (internal API, see the module docstring).
+__all__ += [
+    "ensure_experiment",
+    "flatten_params",
+    "log_batch",
+    "mlflow_client",
+    "tracked_run",
 ]
 
 log = logging.getLogger(__name__)
@@ -124,13 +140,31 @@ def store_uri(uri: str | None = None) -> str:
     return f"sqlite:///{db.resolve()}{'?' + query if query else ''}"  # keeps ?timeout=30
 
 
-def _client(uri: str | None) -> MlflowClient:
+# ---------------------------------------------------------------------------- MLflow helpers
+# MLflow helpers shared by recommend modules (internal API): the registry, search-weight
+# learning, experiments and benchmarks write their runs through these, as this module does.
+
+
+def mlflow_client(uri: str | None = None) -> MlflowClient:
+    """An ``MlflowClient`` of the store ``store_uri(uri)`` (tracking and model registry).
+
+    Parameters
+    ----------
+    uri
+        Tracking URI (see ``tracking_uri``); a relative SQLite path is made absolute.
+    """
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=store_uri(uri))
 
 
-def _experiment_id(client: MlflowClient, name: str) -> str:
+def ensure_experiment(client: MlflowClient, name: str) -> str:
+    """The id of experiment ``name``, created when missing; returns it as a string.
+
+    An experiment created on a local SQLite store keeps its artifacts in ``mlartifacts/``
+    next to the database (see the module docstring). Safe when another process creates the
+    same experiment at the same time.
+    """
     from mlflow.exceptions import MlflowException
 
     found = client.get_experiment_by_name(name)
@@ -150,7 +184,7 @@ def _experiment_id(client: MlflowClient, name: str) -> str:
 
 
 @contextlib.contextmanager
-def _run(
+def tracked_run(
     client: MlflowClient,
     experiment_id: str,
     *,
@@ -158,7 +192,24 @@ def _run(
     parent: str | None = None,
     tags: Mapping[str, str] | None = None,
 ) -> Iterator[str]:
-    """Create a run, yield its id, end it FINISHED (or FAILED on an exception)."""
+    """Create a run, yield its id, end it FINISHED (or FAILED on an exception).
+
+    Parameters
+    ----------
+    client, experiment_id
+        The store and the experiment (``ensure_experiment``) of the run.
+    run_name
+        Name shown in the MLflow UI.
+    parent
+        Run id of the parent run (the new run is nested under it).
+    tags
+        Extra tags; every run also gets ``recommend.library=recommend``.
+
+    Yields
+    ------
+    str
+        The run id. No global MLflow state (active run, tracking URI) is touched.
+    """
     all_tags = {"recommend.library": "recommend", **(tags or {})}
     if parent:
         all_tags[_PARENT_TAG] = parent
@@ -172,6 +223,46 @@ def _run(
     client.set_terminated(run_id, status="FINISHED")
 
 
+def flatten_params(prefix: str, params: Mapping[str, Any]) -> dict[str, str]:
+    """Nested parameters as flat MLflow params: ``{"a": {"b": 1}}`` -> ``{"a.b": "1"}``.
+
+    Keys get ``prefix`` in front and are cut to MLflow's key length; plain scalars and
+    small lists of them become text, any other value only its type name (``<DataFrame>``),
+    so no object's text (which could hold ids) reaches MLflow.
+    """
+    out: dict[str, str] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten_params(f"{name}.", value))
+        else:
+            out[name[:_PARAM_KEY_MAX]] = _param_value(value)
+    return out
+
+
+def log_batch(
+    client: MlflowClient, run_id: str, params: Mapping[str, str], metrics: Mapping[str, float]
+) -> None:
+    """Log params and metrics (step 0) to a run, in batches the stores accept.
+
+    Parameters
+    ----------
+    params
+        Flat text params (``flatten_params``).
+    metrics
+        Finite values under MLflow-safe names (``metric_key``).
+    """
+    from mlflow.entities import Metric, Param
+
+    params_list = [Param(k, v) for k, v in params.items()]
+    metric_list = [Metric(k, v, 0, 0) for k, v in metrics.items()]
+    # Stores accept at most 100 params / 1000 metrics per batch.
+    for lo in range(0, len(params_list), 100):
+        client.log_batch(run_id, params=params_list[lo : lo + 100])
+    for lo in range(0, len(metric_list), 1000):
+        client.log_batch(run_id, metrics=metric_list[lo : lo + 1000])
+
+
 # ---------------------------------------------------------------------------- names, values
 def metric_key(name: str) -> str:
     """MLflow-safe metric name: ``"ndcg@10"`` -> ``"ndcg_at_10"``."""
@@ -181,6 +272,15 @@ def metric_key(name: str) -> str:
 def _label(value: object) -> str:
     """A segment label as one name component (no ``/``, no ``@``)."""
     return metric_key(str(value)).replace("/", "_")
+
+
+def segment_key(segment: object, label: object, metric: str) -> str:
+    """The metric name a segment row is logged under: ``segment.<segment>.<label>.<metric>``.
+
+    ``segment_key("age_band", "30-39", "ndcg@10")`` -> ``"segment.age_band.30-39.ndcg_at_10"``
+    (segment and label lose ``/`` and ``@`` so each stays one name component).
+    """
+    return f"segment.{_label(segment)}.{_label(label)}.{metric_key(metric)}"
 
 
 def _param_value(value: Any) -> str:
@@ -197,28 +297,17 @@ def _param_value(value: Any) -> str:
     return f"<{type(value).__name__}>"
 
 
-def _flatten(prefix: str, params: Mapping[str, Any]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for key, value in params.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(_flatten(f"{name}.", value))
-        else:
-            out[name[:_PARAM_KEY_MAX]] = _param_value(value)
-    return out
-
-
 def run_params(
     result: EvaluationResult,
     train: Dataset,
     split: Splitter | None = None,
 ) -> dict[str, str]:
     """Flat parameters of an evaluation: model, ``weighting.*``, ``split.*``, data."""
-    params = {"model": result.model, **_flatten("", result.params)}
-    params.update(_flatten("weighting.", train.weighting.get_params()))
+    params = {"model": result.model, **flatten_params("", result.params)}
+    params.update(flatten_params("weighting.", train.weighting.get_params()))
     if split is not None:
         params["split.splitter"] = type(split).__name__
-        params.update(_flatten("split.", split.get_params()))
+        params.update(flatten_params("split.", split.get_params()))
     params["data.fingerprint"] = train.fingerprint()
     return params
 
@@ -226,7 +315,7 @@ def run_params(
 def data_metrics(train: Dataset) -> dict[str, float]:
     """Size of the training data: members, courses, events, interactions, density."""
     summary = train.summary()
-    keys = ("members", "courses", "events", "interactions", "density")
+    keys: tuple[str, ...] = ("members", "courses", "events", "interactions", "density")
     keys += ("members_with_events", "courses_with_events", "dropped_events")
     return {f"data.{k}": float(summary[k]) for k in keys if _is_number(summary.get(k))}
 
@@ -260,8 +349,7 @@ def segment_metrics(result: EvaluationResult) -> dict[str, float]:
     out: dict[str, float] = {}
     for name, table in safe_segments(result).items():
         for label, row in table.iterrows():
-            base = f"segment.{_label(name)}.{_label(label)}."
-            out.update({base + k: v for k, v in _finite(row.to_dict()).items()})
+            out.update({segment_key(name, label, k): v for k, v in _finite(row.to_dict()).items()})
     return out
 
 
@@ -345,20 +433,6 @@ def _log_model(client: MlflowClient, run_id: str, model: Recommender) -> None:
             client.log_artifact(run_id, str(root / name), artifact_path="model")
 
 
-def _log_batch(
-    client: MlflowClient, run_id: str, params: Mapping[str, str], metrics: Mapping[str, float]
-) -> None:
-    from mlflow.entities import Metric, Param
-
-    params_list = [Param(k, v) for k, v in params.items()]
-    metric_list = [Metric(k, v, 0, 0) for k, v in metrics.items()]
-    # Stores accept at most 100 params / 1000 metrics per batch.
-    for lo in range(0, len(params_list), 100):
-        client.log_batch(run_id, params=params_list[lo : lo + 100])
-    for lo in range(0, len(metric_list), 1000):
-        client.log_batch(run_id, metrics=metric_list[lo : lo + 1000])
-
-
 def log_evaluation(
     result: EvaluationResult,
     *,
@@ -397,13 +471,13 @@ def log_evaluation(
     str
         The MLflow run id.
     """
-    client = _client(uri)
-    exp = _experiment_id(client, experiment)
-    with _run(
+    client = mlflow_client(uri)
+    exp = ensure_experiment(client, experiment)
+    with tracked_run(
         client, exp, run_name=run_name or result.model, parent=parent_run_id, tags=tags
     ) as run_id:
         metrics = {**_finite(result.metrics), **data_metrics(train), **segment_metrics(result)}
-        _log_batch(client, run_id, run_params(result, train, split), metrics)
+        log_batch(client, run_id, run_params(result, train, split), metrics)
         for name, table in safe_segments(result).items():
             _log_frame(client, run_id, table, f"segments/{_label(name)}.csv")
         if result.intervals is not None:
@@ -473,17 +547,17 @@ def comparison_runs(
     tags: Mapping[str, str] | None = None,
 ) -> tuple[str, dict[str, str]]:
     """``log_comparison`` returning ``(parent run id, {model name: child run id})``."""
-    client = _client(uri)
-    exp = _experiment_id(client, experiment)
+    client = mlflow_client(uri)
+    exp = ensure_experiment(client, experiment)
     children: dict[str, str] = {}
-    with _run(client, exp, run_name=run_name, tags=tags) as parent:
+    with tracked_run(client, exp, run_name=run_name, tags=tags) as parent:
         params = {"models": ",".join(map(str, table.index)), "split.splitter": "none"}
         if split is not None:
-            params = {**params, **_flatten("split.", split.get_params())}
+            params = {**params, **flatten_params("split.", split.get_params())}
             params["split.splitter"] = type(split).__name__
-        params.update(_flatten("weighting.", train.weighting.get_params()))
+        params.update(flatten_params("weighting.", train.weighting.get_params()))
         params["data.fingerprint"] = train.fingerprint()
-        _log_batch(client, parent, params, data_metrics(train))
+        log_batch(client, parent, params, data_metrics(train))
         _log_frame(client, parent, table, "comparison.csv")
         _log_frame(client, parent, table, "comparison.html")
         ks = _ks(table.columns, "ndcg")
@@ -547,23 +621,27 @@ def tuning_logger(
     >>> with tuning_logger("tuning", "ease") as on_trial:  # doctest: +SKIP
     ...     result = tune("ease", train, n_trials=10, on_trial=on_trial)
     """
-    client = _client(uri)
-    exp = _experiment_id(client, experiment)
+    client = mlflow_client(uri)
+    exp = ensure_experiment(client, experiment)
     best: dict[str, Any] = {}
-    with _run(client, exp, run_name=f"tune-{model_name}", tags=tags) as parent:
+    with tracked_run(client, exp, run_name=f"tune-{model_name}", tags=tags) as parent:
         client.log_param(parent, "model", model_name)
         client.log_param(parent, "metric", metric)
 
         def on_trial(trial: int, params: dict[str, Any], metrics: dict[str, float]) -> None:
-            with _run(client, exp, run_name=f"trial-{trial}", parent=parent, tags=tags) as child:
+            with tracked_run(
+                client, exp, run_name=f"trial-{trial}", parent=parent, tags=tags
+            ) as child:
                 values = _finite(metrics)
-                _log_batch(client, child, {"trial": str(trial), **_flatten("", params)}, values)
+                log_batch(
+                    client, child, {"trial": str(trial), **flatten_params("", params)}, values
+                )
             score = metrics.get(metric)
             if score is not None and ("score" not in best or score > best["score"]):
                 best.update(score=float(score), params=dict(params), trial=trial)
 
         yield on_trial
         if best:
-            best_params = _flatten("best.", best["params"])
+            best_params = flatten_params("best.", best["params"])
             best_params["best.trial"] = str(best["trial"])
-            _log_batch(client, parent, best_params, {f"best.{metric_key(metric)}": best["score"]})
+            log_batch(client, parent, best_params, {f"best.{metric_key(metric)}": best["score"]})

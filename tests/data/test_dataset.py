@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recommend.data.dataset import Dataset, age_band
+from recommend.data.dataset import Dataset, age_band, align_rows
+from recommend.data.idmap import IdMap
 from recommend.data.weighting import Weighting
 from recommend.errors import ConfigError, DataError
 
@@ -143,3 +144,12 @@ def test_unknown_member_org_is_refused(frames: dict[str, pd.DataFrame]) -> None:
     orgs = pd.DataFrame({"org_id": ["o1"], "kind": ["branch"]})
     with pytest.raises(DataError, match=r"members\.org_id: branches missing from the orgs table"):
         Dataset.from_frames(frames["events"], members=frames["members"], orgs=orgs)
+
+
+def test_align_rows_follows_the_id_map() -> None:
+    table = pd.DataFrame({"course_id": ["b", "a"], "x": [2, 1]})
+    out = align_rows(table, "course_id", IdMap(["a", "b", "c"]))
+    assert out is not None and out.index.tolist() == [0, 1, 2]
+    assert out["course_id"].tolist() == ["a", "b", "c"]  # a missing id keeps its row
+    assert out["x"].iloc[:2].tolist() == [1, 2] and pd.isna(out["x"].iloc[2])
+    assert align_rows(None, "course_id", IdMap(["a"])) is None

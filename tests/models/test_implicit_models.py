@@ -567,6 +567,67 @@ def test_als_fold_in_with_a_new_upload_in_the_history(with_uploads: Planted) -> 
     np.testing.assert_allclose(model.member_factors_[idx], expected, rtol=1e-4, atol=1e-5)
 
 
+# ----------------------------------------------------------------------------- from factors
+
+
+@pytest.mark.parametrize("kind", ["als", "bpr"])
+def test_from_factors_gives_the_fitted_model(kind: str, with_uploads: Planted) -> None:
+    """Factors learned elsewhere (Spark) finish into the model a fit with them gives."""
+    p = with_uploads
+    ds = Dataset.from_frames(p.events, courses=p.courses)
+    fitted = (
+        ALS(n_factors=16, iterations=10)
+        if kind == "als"
+        else BPR(n_factors=16, iterations=60, learning_rate=0.05, num_threads=1)
+    ).fit(ds)
+    cold = fitted.cold_courses_
+    # As a learner leaves them: whatever the cold rows hold, placement overwrites it.
+    courses = fitted.course_factors_.copy()
+    courses[cold] = np.random.default_rng(0).normal(size=(cold.size, courses.shape[1]))
+    bias = None if fitted.course_bias_ is None else fitted.course_bias_.copy()
+    if bias is not None:
+        bias[cold] = 5.0
+    given = courses.copy()
+
+    rebuilt = type(fitted).from_factors(
+        ds, fitted.member_factors_, courses, bias, **fitted.get_params()
+    )
+    assert rebuilt.is_fitted and rebuilt.get_params() == fitted.get_params()
+    np.testing.assert_array_equal(courses, given)  # inputs are not modified
+    np.testing.assert_array_equal(rebuilt.cold_courses_, cold)
+    members = np.arange(ds.n_members)
+    np.testing.assert_array_equal(rebuilt.score(members), fitted.score(members))
+    pd.testing.assert_frame_equal(
+        rebuilt.recommend(["m000", "m010", "nobody"], n=5),
+        fitted.recommend(["m000", "m010", "nobody"], n=5),
+    )
+    # Fold-in is ready and re-solves a member as the fitted model does (ALS: same YᵀY).
+    upload = p.courses["course_id"].iloc[cold[0]]
+    events = pd.concat([_events_of(p, "m010"), _new_events("m010", [upload])])
+    for model in (fitted, rebuilt):
+        model.update("m010", events)
+    idx = fitted.member_ids_.to_index(["m010"])
+    np.testing.assert_array_equal(rebuilt.member_vectors(idx), fitted.member_vectors(idx))
+
+
+def test_from_factors_checks_shapes(dataset: Dataset, als: ALS, bpr: BPR) -> None:
+    f = als.factors()
+    model = ALS.from_factors(dataset, f.members, f.courses)
+    assert model.n_factors == f.courses.shape[1]  # taken from the factors
+    with pytest.raises(DataError, match="expected"):
+        ALS.from_factors(dataset, f.members[:-1], f.courses)
+    with pytest.raises(DataError, match="n_factors=8"):
+        ALS.from_factors(dataset, f.members, f.courses, n_factors=8)
+    with pytest.raises(DataError, match="no course bias"):
+        ALS.from_factors(dataset, f.members, f.courses, np.zeros(dataset.n_courses))
+    b = bpr.factors()
+    assert b.course_bias is not None
+    with pytest.raises(DataError, match="course bias"):
+        BPR.from_factors(dataset, b.members, b.courses, b.course_bias[:-1])
+    with pytest.raises(ConfigError):
+        BPR.from_factors(dataset, b.members, b.courses, b.course_bias, learning_rate=-1.0)
+
+
 def test_content_neighbour_factors_by_hand() -> None:
     factors = np.array([[1, 0], [0, 1], [1, 1], [9, 9], [9, 9]], dtype=np.float32)
     features = sp.csr_matrix(

@@ -34,6 +34,7 @@ __all__ = [
     "Dataset",
     "Features",
     "age_band",
+    "align_rows",
     "course_feature_columns",
     "member_feature_columns",
     "one_hot",
@@ -245,8 +246,8 @@ class Dataset:
         ev[MEMBER_IDX] = member_ids.to_index(ev[C.MEMBER])
         ev[COURSE_IDX] = course_ids.to_index(ev[C.COURSE])
 
-        crs = _align(crs, C.COURSE, course_ids)
-        mem = _align(mem, C.MEMBER, member_ids)
+        crs = align_rows(crs, C.COURSE, course_ids)
+        mem = align_rows(mem, C.MEMBER, member_ids)
         ref = pd.Timestamp(now) if now is not None else pd.Timestamp(ev[C.TIMESTAMP].max())
 
         durations = None
@@ -346,16 +347,21 @@ class Dataset:
         """
         raw = self.events.drop(columns=[MEMBER_IDX, COURSE_IDX])
         parts = splitter.split(raw, self.courses)
-        common = dict(
-            courses=self.courses,
-            members=self.members,
-            orgs=self.orgs,
-            weighting=self.weighting,
-            member_ids=self.member_ids,
-            course_ids=self.course_ids,
-        )
-        train = Dataset.from_frames(parts.train, **common)  # type: ignore[arg-type]
-        test = Dataset.from_frames(parts.test, now=train.now, **common)  # type: ignore[arg-type]
+
+        def part(events: pd.DataFrame, now: pd.Timestamp | None = None) -> Dataset:
+            return Dataset.from_frames(
+                events,
+                courses=self.courses,
+                members=self.members,
+                orgs=self.orgs,
+                weighting=self.weighting,
+                member_ids=self.member_ids,
+                course_ids=self.course_ids,
+                now=now,
+            )
+
+        train = part(parts.train)
+        test = part(parts.test, now=train.now)
         train._meta["split_info"] = dict(parts.info)
         return train, test
 
@@ -366,7 +372,22 @@ def _universe(col: str, ids: IdMap | None, table: pd.DataFrame | None) -> pd.Dat
     return table
 
 
-def _align(frame: pd.DataFrame | None, col: str, ids: IdMap) -> pd.DataFrame | None:
+def align_rows(frame: pd.DataFrame | None, col: str, ids: IdMap) -> pd.DataFrame | None:
+    """The rows of a members/courses table in the order of an id map, one row per id.
+
+    Row ``i`` of the result is the row whose ``col`` is ``ids.external_ids[i]``; an id the
+    table lacks gets a row of nulls with only ``col`` set. ``None`` stays ``None``. This is
+    how ``Dataset`` lines its tables up with its indices (``courses.iloc[course_idx]``).
+
+    Parameters
+    ----------
+    frame
+        A validated table with unique ids in ``col``, or ``None``.
+    col
+        The id column (``member_id`` or ``course_id``).
+    ids
+        The id map to follow; the result has ``len(ids)`` rows and a fresh 0..n-1 index.
+    """
     if frame is None:
         return None
     pos = pd.Index(frame[col]).get_indexer(ids.external_ids)

@@ -185,7 +185,8 @@ class TimeSplit(Splitter):
         else:
             assert self.test_fraction is not None
             cut = _fraction_threshold(ev.time_ints, self.test_fraction)
-            threshold = pd.Timestamp(np.datetime64(cut, ev.time_unit))
+            # The cut as a time in the events' own unit (a 0-d array of their dtype).
+            threshold = pd.Timestamp(np.array(cut, dtype=ev.times.dtype)[()])
             before = ev.time_ints < cut
         after = ~before
         n_before = int(np.count_nonzero(before))
@@ -459,7 +460,6 @@ class _Events:
         self.n_courses = len(self.courses)
         if need_time:
             self.times = _times(events, "events", C.TIMESTAMP)
-            self.time_unit = np.datetime_data(self.times.dtype)[0]
             self.time_ints: IntArray = self.times.view(np.int64)
 
     @cached_property
@@ -631,7 +631,7 @@ def _n_unique(codes: IntArray, size: int) -> int:
 
 def _timestamp(owner: str, name: str, value: object) -> pd.Timestamp:
     try:
-        stamp = pd.Timestamp(value)  # type: ignore[arg-type]
+        stamp = pd.Timestamp(value)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{owner}: {name}={value!r} is not a timestamp") from exc
     if stamp is pd.NaT:

@@ -288,6 +288,8 @@ def content_gaps(
         progress=progress,
     )
     courses = model.dataset_.courses
+    if courses is None:  # predicted_demand has refused it already; this narrows the type
+        raise ConfigError("content_gaps needs the model's courses table (channel, tags)")
     cv = course_values(courses, level, min_courses=min_courses if level == "tag" else 1)
     supply = cv.supply().astype(np.float64)
     n_courses = max(len(courses), 1)

@@ -287,7 +287,9 @@ def segment_portrait(
     seg_of = codes[mask]
 
     def seg_sum(values: np.ndarray) -> NDArray[np.float64]:
-        return np.bincount(seg_of, weights=np.asarray(values, np.float64)[mask], minlength=n_seg)
+        weights = np.asarray(values, np.float64)[mask]
+        # Weighted counts are float64 already; astype only tells the type checker so.
+        return np.bincount(seg_of, weights=weights, minlength=n_seg).astype(np.float64, copy=False)
 
     size = np.bincount(seg_of, minlength=n_seg)
     # complementary suppression: the population total minus the shown segments must not
@@ -571,7 +573,7 @@ def branch_portrait(
     trend.loc[:, summary["suppressed"].to_numpy()] = np.nan
     return BranchPortrait(
         org=None if org is None else str(org),
-        parent=None if target is None or parent < 0 else str(tree.ids[parent]),
+        parent=None if parent is None or parent < 0 else str(tree.ids[parent]),
         summary=summary,
         trend=trend,
         window_days=int(window_days),

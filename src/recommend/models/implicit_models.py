@@ -14,6 +14,10 @@
   give it the similarity-weighted mean factors of its most content-similar warm courses
   (``content_neighbour_factors``), so a new UGC upload gets a score from its features.
 
+Factors learned elsewhere (Spark MLlib's ALS) become a fitted model through
+``ALS.from_factors`` / ``BPR.from_factors``, which finish it as ``fit`` does (cold courses
+placed, fold-in prepared).
+
 Fold-in (``update``): ``ALS`` re-solves the member's vector exactly (one ``f x f`` linear
 system), ``BPR`` maximises its pairwise objective for that member with the course factors
 fixed (a few Newton steps), ``ItemKNN`` needs nothing (it scores straight from history).
@@ -28,7 +32,7 @@ import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import scipy.sparse as sp
@@ -36,7 +40,7 @@ from scipy.special import expit, log_expit
 
 from recommend.data.dataset import Dataset
 from recommend.errors import ConfigError, DataError
-from recommend.models.base import Factors, Recommender
+from recommend.models.base import Factors, History, Recommender
 from recommend.models.content import (
     COLD_NEIGHBOURS,
     content_neighbour_factors,
@@ -96,8 +100,8 @@ def _check_real(owner: str, name: str, value: object, *, positive: bool) -> None
     ok = (
         isinstance(value, numbers.Real)
         and not isinstance(value, bool)
-        and np.isfinite(value)
-        and (value > 0 if positive else value >= 0)
+        and math.isfinite(float(value))
+        and (float(value) > 0 if positive else float(value) >= 0)
     )
     if not ok:
         raise ConfigError(
@@ -248,9 +252,13 @@ class _FactorModel(Recommender):
         Courses without training interactions.
     """
 
+    #: Whether the model learns a per-course bias next to the factors.
+    has_course_bias: ClassVar[bool] = False
+
     # Hyper-parameters both subclasses take in __init__.
     n_factors: int
     iterations: int
+    cold_neighbours: int
     use_gpu: bool
     show_progress: bool
 
@@ -282,6 +290,108 @@ class _FactorModel(Recommender):
     def course_vectors(self) -> tuple[np.ndarray, np.ndarray | None]:
         self.check_fitted()
         return self.course_factors_, self.course_bias_
+
+    @classmethod
+    def from_factors(
+        cls,
+        dataset: Dataset,
+        member_factors: np.ndarray,
+        course_factors: np.ndarray,
+        course_bias: np.ndarray | None = None,
+        **params: Any,
+    ) -> Self:
+        """A fitted model from factors learned elsewhere (e.g. by Spark MLlib's ALS).
+
+        The model is finished as ``fit`` finishes it after learning: courses without
+        interactions in ``dataset`` get content-placed factors (``cold_neighbours``), and
+        whatever fold-in needs is prepared (ALS: ``YᵀY + λI``). So a model built from the
+        factors a fit learned scores, recommends and folds in like that fitted model.
+
+        Parameters
+        ----------
+        dataset
+            The training data the factors were learned on: rows follow its
+            ``member_ids``, columns its ``course_ids``; it becomes the model's history.
+        member_factors
+            Shape (n_members, f); copied as float32.
+        course_factors
+            Shape (n_courses, f); copied as float32 (the inputs are never modified).
+        course_bias
+            Shape (n_courses,), or ``None`` (ALS has no bias and refuses one).
+        **params
+            Hyper-parameters, as for ``__init__``; ``n_factors`` defaults to ``f``.
+
+        Returns
+        -------
+        The fitted model (``is_fitted``), ready for ``recommend.save``.
+
+        Raises
+        ------
+        DataError
+            Factor shapes that do not match ``dataset`` or ``n_factors``, or a bias for ALS.
+        """
+        params.setdefault("n_factors", int(np.shape(course_factors)[-1]))
+        model = cls(**params)
+        members, courses, bias = model._checked_factors(
+            dataset, member_factors, course_factors, course_bias
+        )
+        model.restore(
+            member_ids=dataset.member_ids,
+            course_ids=dataset.course_ids,
+            dataset=dataset,
+            history=History(dataset.interactions),
+        )
+        model._set_factors(dataset, _training_matrix(dataset.interactions), members, courses, bias)
+        return model
+
+    def _checked_factors(
+        self,
+        dataset: Dataset,
+        member_factors: np.ndarray,
+        course_factors: np.ndarray,
+        course_bias: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """The factors as float32 arrays, shapes checked against ``dataset`` and the model."""
+        owner = type(self).__name__
+        members = np.asarray(member_factors, dtype=np.float32)
+        courses = np.asarray(course_factors, dtype=np.float32)
+        f = int(self.n_factors)
+        if members.shape != (dataset.n_members, f) or courses.shape != (dataset.n_courses, f):
+            raise DataError(
+                f"{owner}.from_factors: member factors {members.shape} and course factors "
+                f"{courses.shape}; expected ({dataset.n_members}, {f}) and "
+                f"({dataset.n_courses}, {f}) for this dataset and n_factors={f}"
+            )
+        if course_bias is None:
+            return members, courses, None
+        if not self.has_course_bias:
+            raise DataError(f"{owner}.from_factors: {owner} has no course bias; pass None")
+        bias = np.asarray(course_bias, dtype=np.float32)
+        if bias.shape != (dataset.n_courses,):
+            raise DataError(
+                f"{owner}.from_factors: course bias {bias.shape}; expected ({dataset.n_courses},)"
+            )
+        return members, courses, bias
+
+    def _set_factors(
+        self,
+        dataset: Dataset,
+        warm_interactions: sp.csr_matrix,
+        members: np.ndarray,
+        courses: np.ndarray,
+        bias: np.ndarray | None,
+    ) -> None:
+        """The last steps of a fit: keep the factors (copies), place the cold courses,
+        prepare fold-in."""
+        self.member_factors_ = members
+        self.course_factors_ = np.array(courses, dtype=np.float32, order="C")
+        self.course_bias_ = None if bias is None else np.array(bias, dtype=np.float32, order="C")
+        self._place_cold_courses(dataset, warm_interactions)
+        self._prepare_fold_in()
+
+    def _prepare_fold_in(self) -> None:
+        """Precompute what ``_fold_in`` needs from the final course factors (none here)."""
+        return None
 
     def _place_cold_courses(self, dataset: Dataset, warm_interactions: sp.csr_matrix) -> None:
         """Give courses without training interactions content-neighbour factors (and bias)."""
@@ -404,6 +514,10 @@ class ALS(_FactorModel):
 
     name: ClassVar[str] = "als"
 
+    # Fold-in state, derived from the course factors: YᵀY + λI and the warm-course mask.
+    _gram: np.ndarray | None
+    _warm: np.ndarray
+
     def __init__(
         self,
         n_factors: int = 64,
@@ -459,10 +573,9 @@ class ALS(_FactorModel):
             user_items,
         )
         members, courses = self._fitted_factors(model, *user_items.shape)
-        self.member_factors_ = members
-        self.course_factors_: np.ndarray = np.array(courses, dtype=np.float32, order="C")
-        self.course_bias_: np.ndarray | None = None
-        self._place_cold_courses(dataset, user_items)
+        self._set_factors(dataset, user_items, members, courses, None)
+
+    def _prepare_fold_in(self) -> None:
         self._gram = None
         self._gram_matrix()  # ready before the first update
 
@@ -560,6 +673,7 @@ class BPR(_FactorModel):
     """
 
     name: ClassVar[str] = "bpr"
+    has_course_bias: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -623,10 +737,7 @@ class BPR(_FactorModel):
                 f"{f} factors plus a bias column"
             )
         # implicit keeps the bias as a last column: 1 for every user, the bias for items.
-        self.member_factors_ = users[:, :f]
-        self.course_factors_: np.ndarray = np.ascontiguousarray(items[:, :f], dtype=np.float32)
-        self.course_bias_: np.ndarray | None = np.ascontiguousarray(items[:, f], dtype=np.float32)
-        self._place_cold_courses(dataset, user_items)
+        self._set_factors(dataset, user_items, users[:, :f], items[:, :f], items[:, f])
 
     def _fold_in(self, member_idx: int, row: sp.csr_matrix) -> None:
         """Re-solve one member's vector by the BPR objective, course factors fixed."""

@@ -417,8 +417,9 @@ def _keys(frame: pd.DataFrame, kind: str, year: int, *, n: int) -> np.ndarray:
     if kind == AGE_BAND and AGE_BAND not in frame.columns:
         if C.BIRTH_YEAR not in frame.columns:
             return np.full(n, None, dtype=object)
-        bands = age_band(frame[C.BIRTH_YEAR].to_numpy(), year)
-        return np.where(bands == "unknown", None, bands).astype(object)
+        keys = age_band(frame[C.BIRTH_YEAR].to_numpy(), year).astype(object)
+        keys[keys == "unknown"] = None
+        return keys
     if kind not in frame.columns:
         return np.full(n, None, dtype=object)
     values = frame[kind]

@@ -287,10 +287,16 @@ def _log_fit(
     candidates: int,
     l2: float,
 ) -> BlendFit:
-    from recommend.tracking import _client, _experiment_id, _flatten, _log_batch, _run
+    from recommend.tracking import (
+        ensure_experiment,
+        flatten_params,
+        log_batch,
+        mlflow_client,
+        tracked_run,
+    )
 
-    client = _client(uri)
-    exp = _experiment_id(client, experiment)
+    client = mlflow_client(uri)
+    exp = ensure_experiment(client, experiment)
     params = {
         "model": getattr(model, "name", type(model).__name__),
         "candidates": str(candidates),
@@ -300,7 +306,7 @@ def _log_fit(
         if hasattr(model.dataset_, "fingerprint")
         else "",
     }
-    params.update(_flatten("model.", model.get_params()))
+    params.update(flatten_params("model.", model.get_params()))
     metrics = {f"weight.{k}": v for k, v in fit.weights.to_dict().items()}
     metrics.update(
         {
@@ -312,8 +318,8 @@ def _log_fit(
         }
     )
     metrics.update({f"skipped.{k}": float(v) for k, v in fit.skipped.items()})
-    with _run(client, exp, run_name="search-blend") as run_id:
-        _log_batch(client, run_id, params, metrics)
+    with tracked_run(client, exp, run_name="search-blend") as run_id:
+        log_batch(client, run_id, params, metrics)
         client.log_dict(run_id, fit.weights.to_dict(), "blend_weights.json")
     return BlendFit(
         fit.weights, fit.searches, fit.pairs, fit.loss, fit.pair_accuracy, fit.skipped, run_id

@@ -24,7 +24,6 @@ Courses nobody studied get the content-placed factors the single-machine ``ALS``
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from typing import TYPE_CHECKING, Any, Self
 
@@ -32,13 +31,13 @@ import numpy as np
 
 from recommend.data.dataset import COURSE_IDX, MEMBER_IDX
 from recommend.errors import ConfigError, NotFittedError
-from recommend.models.base import History
 from recommend.models.content import COLD_NEIGHBOURS
 from recommend.models.implicit_models import ALS
 from recommend.spark._compat import require_pyspark
 from recommend.spark.data import CONFIDENCE, SparkInteractions
 
 if TYPE_CHECKING:
+    import pandas as pd
     from pyspark.sql import DataFrame
 
 __all__ = ["SparkALS"]
@@ -149,7 +148,6 @@ class SparkALS:
             raise ConfigError(
                 f"SparkALS.fit expects recommend.spark.interactions(...), got {type(data).__name__}"
             )
-        model = self._template()
         estimator = MLlibALS(
             rank=int(self.n_factors),
             maxIter=int(self.iterations),
@@ -180,20 +178,10 @@ class SparkALS:
         if not (np.isfinite(members).all() and np.isfinite(courses).all()):
             raise ConfigError("Spark ALS diverged (non-finite factors): raise regularization")
 
-        dataset = data.to_dataset()
-        # What Recommender.fit and ALS._fit set, with Spark's factors in place of implicit's.
-        model._lock = threading.Lock()
-        model.member_ids_ = dataset.member_ids
-        model.course_ids_ = dataset.course_ids
-        model.dataset_ = dataset
-        model.history_ = History(dataset.interactions)
-        model.member_factors_ = members
-        model.course_factors_ = courses
-        model.course_bias_ = None
-        model._place_cold_courses(dataset, dataset.interactions)
-        model._gram = None
-        model._gram_matrix()
-        self.model_ = model
+        # Finished as ALS.fit finishes, with Spark's factors in place of implicit's.
+        self.model_ = ALS.from_factors(
+            data.to_dataset(), members, courses, **self._template().get_params()
+        )
         return self
 
     @property
@@ -215,7 +203,7 @@ def _factor_array(frame: DataFrame, n: int, rank: int) -> np.ndarray:
     from pyspark.sql import functions as F
 
     columns = [F.col("features")[i].alias(f"f{i}") for i in range(rank)]
-    table = frame.select(F.col("id"), *columns).toPandas()
+    table: pd.DataFrame = frame.select(F.col("id"), *columns).toPandas()
     out = np.zeros((n, rank), dtype=np.float32)
     ids = table["id"].to_numpy(np.int64)
     out[ids] = table[[f"f{i}" for i in range(rank)]].to_numpy(np.float32)

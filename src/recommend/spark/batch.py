@@ -29,7 +29,6 @@ import logging
 import os
 import shutil
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -518,16 +517,18 @@ class _CourseSide:
             now=self.now,
             report=ReferenceReport(events_in=0, events_out=0),
         )
-        model = self.model_type(**self.params)
-        # The state Recommender.fit leaves, for these members only.
-        model._lock = threading.Lock()
-        model.member_ids_ = member_ids
-        model.course_ids_ = self.course_ids
-        model.dataset_ = dataset
-        model.history_ = History(history)
-        model.member_factors_ = vectors
-        model.course_factors_ = self.course_factors
-        model.course_bias_ = self.course_bias
+        # The fitted state for these members only, next to the broadcast course side.
+        model = self.model_type(**self.params).restore(
+            member_ids=member_ids,
+            course_ids=self.course_ids,
+            dataset=dataset,
+            history=History(history),
+            state={
+                "member_factors_": vectors,
+                "course_factors_": self.course_factors,
+                "course_bias_": self.course_bias,
+            },
+        )
         return model, ids
 
 

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recommend.data.dataset import COURSE_IDX, MEMBER_IDX, Dataset, _align
+from recommend.data.dataset import COURSE_IDX, MEMBER_IDX, Dataset, align_rows
 from recommend.data.idmap import IdMap
 from recommend.data.validation import ReferenceReport, personal_columns, validate
 from recommend.data.weighting import Weighting
@@ -44,7 +44,7 @@ from recommend.schema import Columns
 from recommend.spark._compat import require_pyspark
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, Row, SparkSession
 
 __all__ = [
     "CONFIDENCE",
@@ -158,7 +158,7 @@ class SparkInteractions:
         if self.members_table is None:
             return None
         if "members" not in self._cache:
-            self._cache["members"] = _align(self.members_table, C.MEMBER, self.member_ids)
+            self._cache["members"] = align_rows(self.members_table, C.MEMBER, self.member_ids)
         members: pd.DataFrame = self._cache["members"]
         return members
 
@@ -166,7 +166,7 @@ class SparkInteractions:
         """The matrix on the driver: ``(n_members, n_courses)`` CSR ``float32``, sorted
         indices, no stored zeros (``Dataset.interactions``). Collected once, then cached."""
         if "csr" not in self._cache:
-            cells = self.frame.toPandas()
+            cells: pd.DataFrame = self.frame.toPandas()
             mat = sp.csr_matrix(
                 (
                     cells[CONFIDENCE].to_numpy(np.float32),
@@ -185,7 +185,7 @@ class SparkInteractions:
         the matrix, id maps, tables, and one ``complete`` event per completed pair as
         ``events``. Needs the matrix on the driver (see ``docs/scale_plan.md``)."""
         if "dataset" not in self._cache:
-            done = self.completed.toPandas()
+            done: pd.DataFrame = self.completed.toPandas()
             done.insert(2, C.EVENT, _COMPLETE)
             done[C.TIMESTAMP] = done[C.TIMESTAMP].astype("datetime64[ns]")
             done = done[[C.MEMBER, C.COURSE, C.EVENT, C.TIMESTAMP, MEMBER_IDX, COURSE_IDX]]
@@ -259,90 +259,36 @@ def interactions(
     """
     require_pyspark()
     from pyspark import StorageLevel
-    from pyspark.sql import functions as F
 
-    weighting = weighting or Weighting()
-    if weighting.scaling == "bm25":
-        raise ConfigError(
-            "Weighting(scaling='bm25') is not available on Spark: it needs whole-matrix "
-            "statistics; use scaling='none' or 'log'"
-        )
-    if on_unknown not in ("raise", "drop"):
-        raise ConfigError(f"on_unknown={on_unknown!r}; expected 'raise' or 'drop'")
-    spark = events.sparkSession
+    weighting = _spark_weighting(weighting, on_unknown)
     _check_event_columns(events, where="events")
-    crs = validate("courses", _pandas(courses, None)) if courses is not None else None
-    mem = None
-    if members is not None:
-        mem = validate("members", _pandas(members, (C.MEMBER, C.ORG)))
-        mem = mem[[c for c in (C.MEMBER, C.ORG) if c in mem.columns]]
-    org = validate("orgs", _pandas(orgs, None)) if orgs is not None else None
-
+    tables = _side_tables(courses, members, orgs)
+    spark = events.sparkSession
     n_parts = partitions or int(spark.conf.get("spark.sql.shuffle.partitions") or 200)
     ev = _validated(events, weighting).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         with executor_errors():
             n_in = ev.count()
-        if course_ids is None:
-            source = _table_ids(spark, courses, crs, C.COURSE) if crs is not None else ev
-            course_table, n_courses = dense_index(source, C.COURSE, COURSE_IDX, n_parts)
-            # Small (one id per course): the durations and the courses table need it here.
-            course_ids = collect_ids(course_table, COURSE_IDX, n_courses)
-        else:
-            course_table = _index_frame(spark, course_ids, C.COURSE, COURSE_IDX)
-        n_courses = len(course_ids)
-        if member_ids is None:
-            source = _table_ids(spark, members, mem, C.MEMBER) if mem is not None else ev
-            member_table, n_members = dense_index(source, C.MEMBER, MEMBER_IDX, n_parts)
-        else:
-            # A fixed map is on the driver by definition (its order need not be sorted).
-            member_table = _index_frame(spark, member_ids, C.MEMBER, MEMBER_IDX)
-            n_members = len(member_ids)
-        indexed = ev.join(F.broadcast(course_table), C.COURSE, "left").join(
-            member_table, C.MEMBER, "left"
-        )
-        report = _check_unknown(indexed, n_in, on_unknown)
-        indexed = indexed.where(F.col(MEMBER_IDX).isNotNull() & F.col(COURSE_IDX).isNotNull())
-        if report.events_out == 0:
-            raise DataError("events: no events left after dropping unknown ids")
+        course_table, course_ids = _course_index(ev, courses, tables.courses, course_ids, n_parts)
+        member_table, n_members = _member_index(ev, members, tables.members, member_ids, n_parts)
+        indexed, report = _known_events(ev, course_table, member_table, n_in, on_unknown)
         ref = pd.Timestamp(now) if now is not None else _last_event(ev)
-
-        crs = _align(crs, C.COURSE, course_ids)
-        durations = None
-        if crs is not None and C.DURATION in crs.columns:
-            durations = crs[C.DURATION].to_numpy(dtype=np.float64)
-        columns = [MEMBER_IDX, COURSE_IDX, C.EVENT, C.TIMESTAMP] + [
-            c for c in _OPTIONAL if c in ev.columns
-        ]
+        crs = align_rows(tables.courses, C.COURSE, course_ids)
         job = _CellJob(
             weighting=weighting,
             now=ref,
-            durations=spark.sparkContext.broadcast(durations),
-            n_courses=n_courses,
+            durations=spark.sparkContext.broadcast(_durations(crs)),
+            n_courses=len(course_ids),
         )
-        cells = (
-            indexed.select(*columns)
-            .repartition(n_parts, MEMBER_IDX)
-            .sortWithinPartitions(MEMBER_IDX)
-            .mapInPandas(job, f"{MEMBER_IDX} int, {COURSE_IDX} int, {CONFIDENCE} float")
-            .persist(StorageLevel.MEMORY_AND_DISK)
-        )
-        with executor_errors():
-            n_cells = cells.count()
-        completed = (
-            indexed.where(F.col(C.EVENT) == _COMPLETE)
-            .groupBy(C.MEMBER, C.COURSE, MEMBER_IDX, COURSE_IDX)
-            .agg(F.max(C.TIMESTAMP).alias(C.TIMESTAMP))
-            .persist(StorageLevel.MEMORY_AND_DISK)
-        )
-        completed.count()
+        cells, n_cells = _confidence_cells(indexed, job, n_parts)
+        completed = _completed_pairs(indexed)
     finally:
         # What is derived from the events is persisted and materialised by now.
         ev.unpersist()
     log.info(
         "spark interactions: %d members x %d courses, %d events kept of %d, %d cells",
         n_members,
-        n_courses,
+        len(course_ids),
         report.events_out,
         n_in,
         n_cells,
@@ -353,19 +299,165 @@ def interactions(
         member_index=member_table,
         course_index=course_table,
         n_members=n_members,
-        n_courses=n_courses,
+        n_courses=len(course_ids),
         course_ids=course_ids,
         courses=crs,
-        orgs=org,
+        orgs=tables.orgs,
         weighting=weighting,
         now=ref,
         report=report,
-        members_table=mem,
+        members_table=tables.members,
         fixed_member_ids=member_ids,
     )
 
 
 # --------------------------------------------------------------------------- the steps
+
+
+def _spark_weighting(weighting: Weighting | None, on_unknown: str) -> Weighting:
+    """The weighting to use (``Weighting()`` by default); refuses what Spark cannot do."""
+    weighting = weighting or Weighting()
+    if weighting.scaling == "bm25":
+        raise ConfigError(
+            "Weighting(scaling='bm25') is not available on Spark: it needs whole-matrix "
+            "statistics; use scaling='none' or 'log'"
+        )
+    if on_unknown not in ("raise", "drop"):
+        raise ConfigError(f"on_unknown={on_unknown!r}; expected 'raise' or 'drop'")
+    return weighting
+
+
+@dataclass(frozen=True)
+class _SideTables:
+    """The validated courses, members (``member_id``, ``org_id`` only) and orgs tables."""
+
+    courses: pd.DataFrame | None
+    members: pd.DataFrame | None
+    orgs: pd.DataFrame | None
+
+
+def _side_tables(
+    courses: pd.DataFrame | DataFrame | None,
+    members: pd.DataFrame | DataFrame | None,
+    orgs: pd.DataFrame | DataFrame | None,
+) -> _SideTables:
+    """Validate the optional tables on the driver (of members only what serving keeps)."""
+    crs = validate("courses", _pandas(courses, None)) if courses is not None else None
+    mem: pd.DataFrame | None = None
+    if members is not None:
+        mem = validate("members", _pandas(members, (C.MEMBER, C.ORG)))
+        mem = mem[[c for c in (C.MEMBER, C.ORG) if c in mem.columns]]
+    org = validate("orgs", _pandas(orgs, None)) if orgs is not None else None
+    return _SideTables(crs, mem, org)
+
+
+def _course_index(
+    events: DataFrame,
+    courses: pd.DataFrame | DataFrame | None,
+    valid: pd.DataFrame | None,
+    course_ids: IdMap | None,
+    partitions: int,
+) -> tuple[DataFrame, IdMap]:
+    """The course index table ``course_id, course_idx`` and the course id map.
+
+    A fixed ``course_ids`` is used as given; otherwise the universe is the courses table's
+    ids (when given) or the events' ids, indexed on the executors and collected (small:
+    one id per course; the durations and the courses table need it on the driver).
+    """
+    spark = events.sparkSession
+    if course_ids is not None:
+        return _index_frame(spark, course_ids, C.COURSE, COURSE_IDX), course_ids
+    if courses is None or valid is None:
+        source = events
+    else:
+        source = _table_ids(spark, courses, valid, C.COURSE)
+    table, n_courses = dense_index(source, C.COURSE, COURSE_IDX, partitions)
+    return table, collect_ids(table, COURSE_IDX, n_courses)
+
+
+def _member_index(
+    events: DataFrame,
+    members: pd.DataFrame | DataFrame | None,
+    valid: pd.DataFrame | None,
+    member_ids: IdMap | None,
+    partitions: int,
+) -> tuple[DataFrame, int]:
+    """The member index table ``member_id, member_idx`` and the number of members.
+
+    As ``_course_index``, but the ids stay on the executors unless ``member_ids`` is given
+    (a fixed map is on the driver by definition; its order need not be sorted).
+    """
+    spark = events.sparkSession
+    if member_ids is not None:
+        return _index_frame(spark, member_ids, C.MEMBER, MEMBER_IDX), len(member_ids)
+    if members is None or valid is None:
+        source = events
+    else:
+        source = _table_ids(spark, members, valid, C.MEMBER)
+    return dense_index(source, C.MEMBER, MEMBER_IDX, partitions)
+
+
+def _known_events(
+    events: DataFrame,
+    course_table: DataFrame,
+    member_table: DataFrame,
+    n_in: int,
+    on_unknown: str,
+) -> tuple[DataFrame, ReferenceReport]:
+    """The events with their member and course indices, those with unknown ids refused
+    or dropped (and counted in the report)."""
+    from pyspark.sql import functions as F
+
+    indexed = events.join(F.broadcast(course_table), C.COURSE, "left").join(
+        member_table, C.MEMBER, "left"
+    )
+    report = _check_unknown(indexed, n_in, on_unknown)
+    indexed = indexed.where(F.col(MEMBER_IDX).isNotNull() & F.col(COURSE_IDX).isNotNull())
+    if report.events_out == 0:
+        raise DataError("events: no events left after dropping unknown ids")
+    return indexed, report
+
+
+def _durations(courses: pd.DataFrame | None) -> np.ndarray | None:
+    """Course durations in seconds by course index (float64), or ``None`` without them."""
+    if courses is None or C.DURATION not in courses.columns:
+        return None
+    return courses[C.DURATION].to_numpy(dtype=np.float64)
+
+
+def _confidence_cells(indexed: DataFrame, job: _CellJob, partitions: int) -> tuple[DataFrame, int]:
+    """The non-zero cells ``member_idx, course_idx, confidence`` (persisted) and their
+    number: events shuffled by member, each member's events weighted together."""
+    from pyspark import StorageLevel
+
+    columns = [MEMBER_IDX, COURSE_IDX, C.EVENT, C.TIMESTAMP] + [
+        c for c in _OPTIONAL if c in indexed.columns
+    ]
+    cells = (
+        indexed.select(*columns)
+        .repartition(partitions, MEMBER_IDX)
+        .sortWithinPartitions(MEMBER_IDX)
+        .mapInPandas(job, f"{MEMBER_IDX} int, {COURSE_IDX} int, {CONFIDENCE} float")
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
+    with executor_errors():
+        n_cells = cells.count()
+    return cells, n_cells
+
+
+def _completed_pairs(indexed: DataFrame) -> DataFrame:
+    """Completed (member, course) pairs with the last completion time (persisted)."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    completed = (
+        indexed.where(F.col(C.EVENT) == _COMPLETE)
+        .groupBy(C.MEMBER, C.COURSE, MEMBER_IDX, COURSE_IDX)
+        .agg(F.max(C.TIMESTAMP).alias(C.TIMESTAMP))
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
+    completed.count()
+    return completed
 
 
 @contextmanager
@@ -510,8 +602,11 @@ def dense_index(ids: DataFrame, column: str, index: str, partitions: int) -> tup
         ordered = ordered.localCheckpoint(eager=True)
     part = F.spark_partition_id()
     rows = ordered.select(part.alias("part"), F.col(column).isNull().alias("null"))
-    counts = rows.groupBy("part").agg(F.count(F.lit(1)).alias("n"), F.max("null").alias("null"))
-    counts = counts.collect()
+    counts = (
+        rows.groupBy("part")
+        .agg(F.count(F.lit(1)).alias("n"), F.max("null").alias("null"))
+        .collect()
+    )
     if any(r["null"] for r in counts):
         raise DataError(f"{column}: null ids; expected every row to carry an id")
     sizes = np.zeros(max((int(r["part"]) for r in counts), default=-1) + 1, dtype=np.int64)
@@ -534,7 +629,7 @@ def collect_ids(table: DataFrame, index: str, n: int) -> IdMap:
     Collects the ``n`` ids once (``n x`` ~60 B for string ids, 8 B for integer ids).
     """
     column = next(c for c in table.columns if c != index)
-    frame = table.toPandas()
+    frame: pd.DataFrame = table.toPandas()
     pos = frame[index].to_numpy(np.int64)
     values = frame[column].to_numpy()
     if len(pos) != n or (n and (pos.min() < 0 or pos.max() >= n)):
@@ -579,7 +674,8 @@ def _check_unknown(indexed: DataFrame, n_in: int, on_unknown: str) -> ReferenceR
     """Count events with unknown ids; raise or report, as ``check_references`` does."""
     from pyspark.sql import functions as F
 
-    counts = indexed.agg(
+    counts = _aggregate_row(
+        indexed,
         F.sum(F.col(COURSE_IDX).isNull().cast("long")).alias("course_events"),
         F.countDistinct(F.when(F.col(COURSE_IDX).isNull(), F.col(C.COURSE))).alias("courses"),
         F.sum(F.col(MEMBER_IDX).isNull().cast("long")).alias("member_events"),
@@ -587,7 +683,7 @@ def _check_unknown(indexed: DataFrame, n_in: int, on_unknown: str) -> ReferenceR
         F.sum((F.col(MEMBER_IDX).isNull() | F.col(COURSE_IDX).isNull()).cast("long")).alias(
             "dropped"
         ),
-    ).first()
+    )
     dropped = int(counts["dropped"] or 0)
     report = ReferenceReport(
         events_in=n_in,
@@ -620,8 +716,15 @@ def _check_unknown(indexed: DataFrame, n_in: int, on_unknown: str) -> ReferenceR
 def _last_event(events: DataFrame) -> pd.Timestamp:
     from pyspark.sql import functions as F
 
-    last = events.agg(F.max(C.TIMESTAMP).alias("last")).first()["last"]
-    return pd.Timestamp(last)
+    return pd.Timestamp(_aggregate_row(events, F.max(C.TIMESTAMP).alias("last"))["last"])
+
+
+def _aggregate_row(frame: DataFrame, *columns: Column) -> Row:
+    """The one row of a global aggregate of ``frame`` (no grouping: always one row)."""
+    row = frame.agg(*columns).first()
+    if row is None:  # Spark returns one row even for an empty frame
+        raise RuntimeError("a global aggregate returned no row")
+    return row
 
 
 @dataclass(frozen=True)
