@@ -6,6 +6,9 @@ in the ``recommend.search`` subpackage (``from recommend.search import search``)
 
 from __future__ import annotations
 
+# Imported for its side effect too: it installs the member menu that
+# ``Recommender.recommend`` answers with.
+import recommend.menu  # noqa: F401
 from recommend.data import (
     ColdCourseSplit,
     Dataset,
@@ -29,8 +32,7 @@ from recommend.errors import (
     RecommendError,
 )
 from recommend.schema import CHANNELS, Columns
-
-__version__ = "0.1.0"
+from recommend.version import __version__
 
 _LAZY = {
     "Platform": "recommend.data.synthetic",

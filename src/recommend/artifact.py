@@ -76,6 +76,7 @@ from recommend.data.weighting import Weighting
 from recommend.errors import ArtifactError, NotFittedError, RecommendError
 from recommend.models.base import Factors, History, Recommender
 from recommend.schema import COURSES, Columns
+from recommend.version import __version__
 
 __all__ = [
     "FORMAT",
@@ -488,8 +489,6 @@ def _encode_model(
         )
     view = _encode_dataset(dataset, enc) if dataset is not None else None
 
-    import recommend
-
     model_meta: dict[str, Any] = {
         "type": cls.__name__,
         "name": cls.name,
@@ -501,7 +500,7 @@ def _encode_model(
     meta: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "library_version": recommend.__version__,
+        "library_version": __version__,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "model": model_meta,
         "data": (
@@ -874,11 +873,9 @@ def _read_meta(root: Path) -> dict[str, Any]:
     if type(version) is not int or version < 1:
         raise ArtifactError(f"{file}: invalid format_version {version!r}")
     if version > FORMAT_VERSION:
-        import recommend
-
         raise ArtifactError(
             f"{root} has artifact format version {version}, newer than version "
-            f"{FORMAT_VERSION} that recommend {recommend.__version__} reads (it was written "
+            f"{FORMAT_VERSION} that recommend {__version__} reads (it was written "
             f"by recommend {meta.get('library_version')}); upgrade recommend to load it"
         )
     for key, kind in (("model", dict), ("files", dict), ("state", dict)):

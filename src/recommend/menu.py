@@ -53,6 +53,7 @@ from recommend.engine import (
 from recommend.engine.lecturers import LECTURER_COLUMNS, empty_lecturers
 from recommend.engine.options import Exclude, Unknown
 from recommend.errors import ConfigError
+from recommend.models.base import install_menu
 from recommend.schema import Columns
 
 if TYPE_CHECKING:
@@ -299,6 +300,8 @@ def lecturer_menu(
         row[excluded.indices] = _NEG_INF
     return lecturers.rank(row, options.n, top, state.course_ext)
 
+
+install_menu(member_menu)
 
 # Names this module had before the serving rules moved into ``recommend.engine``.
 _MOVED = {

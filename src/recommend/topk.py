@@ -49,7 +49,8 @@ import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 from threadpoolctl import ThreadpoolController
 
-from recommend.errors import ConfigError, DataError
+from recommend.checks import positive_int
+from recommend.errors import DataError
 
 __all__ = ["TopK", "rank_keys", "topk_factors", "topk_scores"]
 
@@ -274,7 +275,7 @@ def topk_scores(
             f"and shape {member_ids.shape}"
         )
     member_ids = member_ids.astype(np.int64, copy=False)
-    n_courses = _positive_int(n_courses, "n_courses")
+    n_courses = positive_int(n_courses, "n_courses")
     plan = _Plan.make(member_ids.shape[0], n_courses, k, exclude, forbid, allow)
     columns = plan.columns
 
@@ -295,12 +296,6 @@ def topk_scores(
 
 
 # --------------------------------------------------------------------------- validation
-
-
-def _positive_int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def _as_matrix(values: ArrayLike, name: str) -> NDArray[np.float32]:
@@ -361,7 +356,7 @@ class _Plan:
         forbid: ArrayLike | None,
         allow: ArrayLike | None,
     ) -> _Plan:
-        k = _positive_int(k, "k")
+        k = positive_int(k, "k")
         columns = None
         if allow is not None or forbid is not None:
             keep = np.ones(n_courses, dtype=bool)
@@ -476,10 +471,10 @@ def _run(
     """Score and select block by block; every entry point ends here."""
     n, k, width = plan.n_rows, plan.k, plan.width
     threads = (
-        _default_threads() if num_threads is None else _positive_int(num_threads, "num_threads")
+        _default_threads() if num_threads is None else positive_int(num_threads, "num_threads")
     )
     if block_size is not None:
-        block_size = _positive_int(block_size, "block_size")
+        block_size = positive_int(block_size, "block_size")
     indices = np.full((n, k), -1, dtype=np.int32)
     scores = np.full((n, k), _NEG_INF, dtype=np.float32)
     if n == 0 or width == 0:

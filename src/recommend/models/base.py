@@ -30,9 +30,23 @@ from recommend.errors import DataError, NotFittedError
 from recommend.schema import Columns
 from recommend.topk import TopK, topk_factors, topk_scores
 
-__all__ = ["Factors", "History", "Recommender"]
+__all__ = ["Factors", "History", "Recommender", "install_menu"]
 
 T = TypeVar("T")
+
+#: The function ``Recommender.recommend`` answers with. The member menu is built on the
+#: models (it sits above them), so it installs itself here when imported
+#: (``recommend.menu`` calls :func:`install_menu`; importing ``recommend`` imports it).
+_MENU_PROVIDER: tuple[Callable[..., pd.DataFrame]] | None = None
+
+
+def install_menu(function: Callable[..., pd.DataFrame]) -> None:
+    """Make ``function(model, member_ids, n=..., **options)`` answer
+    ``Recommender.recommend``."""
+    global _MENU_PROVIDER
+    _MENU_PROVIDER = (function,)
+
+
 _SETUP_LOCK = threading.Lock()
 
 C = Columns
@@ -330,11 +344,14 @@ class Recommender(ABC):
     def recommend(self, member_ids: Any, n: int = 10, **options: Any) -> pd.DataFrame:
         """Member menus: ``member_id, course_id, score, rank, reason, route``.
 
-        See ``recommend.menu.member_menu`` for the options (filters, pins, diversity).
+        The same as ``recommend.member_menu(model, member_ids, n=n, **options)``; see it
+        for the options (filters, pins, diversity).
         """
-        from recommend.menu import member_menu
-
-        return member_menu(self, member_ids, n=n, **options)
+        if _MENU_PROVIDER is None:
+            raise NotImplementedError(
+                "no member menu is installed: import recommend (or recommend.menu) first"
+            )
+        return _MENU_PROVIDER[0](self, member_ids, n=n, **options)
 
     # ------------------------------------------------------------------ fold-in
     def update(self, member_id: object, events: pd.DataFrame) -> None:

@@ -46,6 +46,7 @@ from recommend.errors import ArtifactError, ConfigError, DataError
 from recommend.schema import Columns
 from recommend.search.weights import BlendWeights
 from recommend.text import domain_terms, get_tokenizer, is_token
+from recommend.version import __version__
 
 __all__ = [
     "DEFAULT_FIELDS",
@@ -557,13 +558,12 @@ class SearchIndex:
 
     def _manifest(self, files: Mapping[str, store.FileEntry]) -> dict[str, Any]:
         """Content of ``search_index.json`` for an index whose files are ``files``."""
-        import recommend
 
         kind = self.course_ids.dtype.kind
         return {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
-            "library_version": recommend.__version__,
+            "library_version": __version__,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "n_docs": self.n_docs,
             "vocabulary": self.vocabulary_size,
