@@ -190,7 +190,8 @@ def test_factor_and_generic_paths_agree(als: rc.ALS) -> None:
 def test_coverage_values_follow_the_direct_computation(m: int) -> None:
     """Pick by pick, the coverage values kept up to date equal the formula (small groups
     sum again at every pick, larger ones update the members a pick affects)."""
-    from recommend.group import _Coverage, _Served
+    from recommend.group.scoring import Served
+    from recommend.group.strategies import Coverage
 
     rng = np.random.default_rng(3)
     u = rng.random((m, 40)).astype(np.float32) ** 3
@@ -203,7 +204,7 @@ def test_coverage_values_follow_the_direct_computation(m: int) -> None:
     served[:, 20:22] = False
     rows, cols = np.nonzero(served)
     indptr = np.concatenate(([0], np.cumsum(np.bincount(rows, minlength=m))))
-    coverage = _Coverage(u, _Served(served, indptr, cols))
+    coverage = Coverage(u, Served(served, indptr, cols))
     covered = np.zeros(m, dtype=bool)
     best = np.zeros(m)
     for j in [5, 17, 5, 0, 39, 20, 22, 23, 8, 11, 30, 2, 36]:
@@ -220,7 +221,7 @@ def test_coverage_values_follow_the_direct_computation(m: int) -> None:
 
 
 def test_menu_lecturers_are_the_courses_table_values(model: rc.EASE) -> None:
-    from recommend.group import _lecturer_ids
+    from recommend.group.order import _lecturer_ids
     from recommend.menu import menu_state
 
     state = menu_state(model)
@@ -233,14 +234,14 @@ def test_menu_lecturers_are_the_courses_table_values(model: rc.EASE) -> None:
 
 
 def test_shortest_courses_by_partition_equal_a_stable_sort() -> None:
-    from recommend.group import _smallest
+    from recommend.group.scoring import smallest
 
     rng = np.random.default_rng(5)
     for size in (0, 1, 7, 30, 200, 250):
         values = rng.integers(0, 12, 200).astype(np.float64)  # many ties
         values[rng.random(200) < 0.1] = np.inf  # unknown durations
         expected = np.argsort(values, kind="stable")[:size]
-        assert sorted(_smallest(values, size).tolist()) == sorted(expected.tolist())
+        assert sorted(smallest(values, size).tolist()) == sorted(expected.tolist())
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
