@@ -708,7 +708,7 @@ class _ChunkWriter:
         take = np.repeat(starts - offsets, lengths) + np.arange(lengths.sum())
         reason = None
         if self.options.with_reasons:
-            reason = np.concatenate([m.reason for m in menus])[take]  # type: ignore[misc]
+            reason = np.concatenate([m.reason for m in menus])[take]
         return MenuRows(
             np.repeat(pos, lengths),
             np.concatenate([m.course for m in menus])[take],

@@ -62,7 +62,7 @@ def group_members(
     if isinstance(members, Mapping) or callable(members):
         table = members_table(model, member_table)
         mask = filter_mask(table, members, model.dataset_.now)
-        return table[C.MEMBER].to_numpy(dtype=object)[mask]
+        return np.asarray(table[C.MEMBER].to_numpy(dtype=object)[mask], dtype=object)
     if isinstance(members, str | int | np.integer):
         return org_members(model, members, member_table)
     if isinstance(members, pd.DataFrame):
@@ -150,7 +150,7 @@ def org_members(model: Recommender, org: object, given: pd.DataFrame | None) -> 
     mask = member_orgs.isin(wanted).to_numpy()
     if not known_org and not mask.any():
         raise DataError(f"org {org!r} is unknown: no such org_id in the orgs tree or members")
-    return table[C.MEMBER].to_numpy(dtype=object)[mask]
+    return np.asarray(table[C.MEMBER].to_numpy(dtype=object)[mask], dtype=object)
 
 
 def describe(members: MemberSpec) -> str:

@@ -43,7 +43,8 @@ class MenuOptions:
     exclude : {"seen", "completed", "none"}
         Which of the member's courses are left out.
     channel : tuple of str or None
-        Keep only courses of these channels (course ``category``).
+        Keep only courses of these channels (course ``category``); one name is stored as
+        a 1-tuple.
     max_minutes : float or None
         Keep only courses known to last at most this long.
     only_published : bool
@@ -64,10 +65,10 @@ class MenuOptions:
 
     n: int = 10
     exclude: Exclude = "seen"
-    channel: tuple[str, ...] | None = None
+    channel: str | Sequence[str] | None = None
     max_minutes: float | None = None
     only_published: bool = True
-    now: pd.Timestamp | None = None
+    now: pd.Timestamp | str | None = None
     pin_compulsory: bool = True
     max_pins: int | None = None
     diversity: float = 0.0
@@ -145,7 +146,7 @@ def _timestamp(value: object) -> pd.Timestamp | None:
     if value is None:
         return None
     try:
-        ts = pd.Timestamp(value)  # type: ignore[arg-type]
+        ts = pd.Timestamp(value)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"now={value!r} is not a time: {exc}") from exc
     if ts is pd.NaT:

@@ -248,7 +248,7 @@ def _pair_scorer(model: Recommender, idx: NDArray[np.int64], dense: np.ndarray |
         out = np.einsum("ij,ij->i", members, courses.take(cols, axis=0), dtype=np.float32)
         if bias is not None:
             out = out + bias[cols]
-        return out.astype(np.float32)
+        return np.asarray(out, dtype=np.float32)
 
     return from_factors
 

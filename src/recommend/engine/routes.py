@@ -139,7 +139,8 @@ class PopularityScorer(ColdScorer):
         self._fallback.setflags(write=False)
 
     def global_scores(self) -> np.ndarray:
-        return self._fallback
+        fallback: np.ndarray = self._fallback
+        return fallback
 
     def _segment_scores(self, attributes: pd.DataFrame) -> np.ndarray:
         # A copy: the menu writes exclusions into the scores it gets.
@@ -168,7 +169,7 @@ class PopularityScorer(ColdScorer):
         # scores; a segment's scores may still equal them, which counts as global. The
         # branch is the first kind tried, so whoever its probe (the branch alone) would
         # give the member's own scores was served by the branch.
-        segment = np.not_equal(kinds, None)
+        segment = np.array([kind is not None for kind in kinds.tolist()], dtype=bool)
         if segment.any():
             at = np.flatnonzero(segment)
             segment[at] = rows_differ(scores, at, self._fallback)
@@ -199,7 +200,8 @@ def rows_differ(scores: np.ndarray, rows: np.ndarray, reference: np.ndarray) -> 
     open_ = np.flatnonzero(~differ)
     if open_.size and head < scores.shape[1]:
         differ[open_] = (scores[rows[open_], head:] != reference[head:]).any(axis=1)
-    return differ
+    out: np.ndarray = differ
+    return out
 
 
 DIFFER_HEAD = 256

@@ -107,5 +107,6 @@ def small_isin(values: np.ndarray, among: np.ndarray) -> NDArray[np.bool_]:
     """``np.isin`` for the short arrays of one member's menu, where broadcasting beats
     isin's sorting by an order of magnitude."""
     if values.size * among.size <= 4096:
-        return (values[:, None] == among[None, :]).any(axis=1)
+        hit: NDArray[np.bool_] = (values[:, None] == among[None, :]).any(axis=1)
+        return hit
     return np.isin(values, among)

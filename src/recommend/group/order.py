@@ -273,7 +273,7 @@ def serve_group_menu(
     state = serving_state(model)
     group = _resolve_group(model, members, member_table)
     seen = history_rows(model.history_, group.idx)
-    published = state.filter(None, None, options.published_by).mask  # type: ignore[arg-type]
+    published = state.filter(None, None, options.published_by).mask
     done_share = _completed_share(state, group.idx)
     keep = _eligible(state, published, done_share, options)
     pins = group_pins(
@@ -628,7 +628,7 @@ def evaluate_group_strategies(
             kth = -np.partition(-utility, min(k, utility.shape[1]) - 1, axis=1)[
                 :, min(k, utility.shape[1]) - 1
             ]
-            cov = (utility[:, course_t] >= kth[:, None]).any(axis=1)
+            cov = np.asarray((utility[:, course_t] >= kth[:, None]).any(axis=1), dtype=bool)
             pooled[strategy].append(sat)
             pooled_cov[strategy].append(cov)
             pooled_mean[strategy].append(menu_mean)

@@ -260,10 +260,10 @@ def first_pass(
         top[pos] = np.where(found, position[np.where(found, result.indices, 0)], -1)
 
     # Studied courses are worth 0: take their normalised scores back out of the sums.
-    scale = inverse_range(lo, hi)
-    worth = (studied_raw - lo[studied_rows]) * scale[studied_rows]
+    inv = inverse_range(lo, hi)
+    worth = (studied_raw - lo[studied_rows]) * inv[studied_rows]
     total -= np.bincount(studied_cols, worth.astype(np.float64), minlength=width)
-    return Scores(lo, scale, total / m, top, routes_out)
+    return Scores(lo, inv, total / m, top, routes_out)
 
 
 def row_max(values: NDArray[np.float32], indptr: NDArray[np.int64]) -> NDArray[np.float32]:

@@ -134,7 +134,11 @@ def select_courses(
         )
         if not ok.any():
             break
-        value = coverage.values() if coverage is not None else static
+        if coverage is not None:
+            value = coverage.values()
+        else:
+            assert static is not None, "static values exist for every other strategy"
+            value = static
         j = int(np.argmax(np.where(ok, value, -np.inf)))
         take(j, float(value[j]))
     return np.asarray(picks, dtype=np.int64), np.asarray(values, dtype=np.float64)

@@ -29,7 +29,7 @@ import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 import pandas as pd
@@ -105,6 +105,14 @@ def attach_index(model: Recommender, index: SearchIndex | str | Path, **expect: 
         model.set_cache_entry(_INDEX_KEY, index)
     else:
         model.set_cache_entry(_INDEX_KEY, SavedPart(SEARCH_INDEX_PART, Path(index), expect))
+
+
+@overload
+def attached_index(model: Recommender, *, build: Literal[True] = ...) -> SearchIndex: ...
+
+
+@overload
+def attached_index(model: Recommender, *, build: bool) -> SearchIndex | None: ...
 
 
 def attached_index(model: Recommender, *, build: bool = True) -> SearchIndex | None:
@@ -337,10 +345,10 @@ def _options(
     return MenuOptions(
         n=10 if n is None else n,
         exclude=exclude,  # type: ignore[arg-type]
-        channel=channel,  # type: ignore[arg-type]
+        channel=channel,
         max_minutes=max_minutes,
         only_published=only_published,
-        now=now,  # type: ignore[arg-type]
+        now=now,
         pin_compulsory=False,
         with_reasons=with_reasons,
         unknown=unknown,  # type: ignore[arg-type]
