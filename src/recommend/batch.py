@@ -68,6 +68,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from recommend import store
+from recommend.artifact import MODEL_JSON, load
 from recommend.checks import positive_int
 from recommend.engine import (
     ROUTES,
@@ -83,6 +84,7 @@ from recommend.engine import (
 from recommend.engine.options import Exclude
 from recommend.errors import ArtifactError, ConfigError, DataError
 from recommend.models.base import Recommender
+from recommend.registry import load_registered
 from recommend.schema import Columns
 
 __all__ = [
@@ -333,8 +335,6 @@ def resolve_model(ref: str | os.PathLike[str]) -> tuple[Recommender, str]:
     if sep and scheme in MODEL_RESOLVERS:
         return MODEL_RESOLVERS[scheme](text)
     if text.startswith(("models:/", "runs:/")):
-        from recommend.registry import load_registered
-
         return load_registered(text)
     if sep and len(scheme) > 1 and "://" in text:
         raise ConfigError(
@@ -342,8 +342,6 @@ def resolve_model(ref: str | os.PathLike[str]) -> tuple[Recommender, str]:
             "(written by `recommend train --out DIR` or recommend.save) or a registry URI "
             "(models:/NAME@ALIAS, models:/NAME/VERSION, runs:/RUN_ID/model)"
         )
-    from recommend.artifact import MODEL_JSON, load
-
     root = Path(text)
     model = load(root)
     try:

@@ -31,8 +31,18 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from recommend import artifact
+from recommend.artifact import artifact_info
 from recommend.errors import ArtifactError, ConfigError
 from recommend.schema import Columns
+from recommend.tracking import (
+    ensure_experiment,
+    flatten_params,
+    log_batch,
+    mlflow_client,
+    store_uri,
+    tracked_run,
+)
 
 if TYPE_CHECKING:
     from mlflow.models.signature import ModelSignature
@@ -128,8 +138,6 @@ def save_pyfunc(
         artifact).
     """
     import mlflow.pyfunc
-
-    from recommend import artifact
 
     target = Path(path)
     if target.exists() and not overwrite:
@@ -227,8 +235,6 @@ def register(
     """
     from mlflow.exceptions import MlflowException
 
-    from recommend.tracking import mlflow_client
-
     name = model_name(name)
     client = mlflow_client(uri)
     try:
@@ -269,15 +275,6 @@ def register_artifact(
     uri
         Tracking URI (see ``recommend.tracking.tracking_uri``).
     """
-    from recommend.artifact import artifact_info
-    from recommend.tracking import (
-        ensure_experiment,
-        flatten_params,
-        log_batch,
-        mlflow_client,
-        tracked_run,
-    )
-
     info = artifact_info(path, verify=True)
     client = mlflow_client(uri)
     exp = ensure_experiment(client, experiment)
@@ -316,7 +313,6 @@ def load_registered(uri: str, *, tracking: str | None = None) -> tuple[Recommend
 
     from recommend.artifact import MODEL_JSON, load
     from recommend.search.rank import attached_index
-    from recommend.tracking import mlflow_client, store_uri
 
     with tempfile.TemporaryDirectory() as tmp:
         try:

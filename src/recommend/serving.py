@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from recommend.artifact import load
 from recommend.errors import DataError, Problem
 from recommend.menu import MENU_COLUMNS, member_menu
 
@@ -272,6 +273,4 @@ def _load_pyfunc(data_path: str) -> MenuService:
     Its module and name are MLflow's contract: every saved ``MLmodel`` file names this
     module (``recommend.registry.LOADER_MODULE``), and MLflow looks up ``_load_pyfunc``.
     """
-    from recommend.artifact import load
-
     return MenuService(load(data_path))

@@ -26,7 +26,8 @@ import scipy.sparse as sp
 
 from recommend.data.dataset import Dataset
 from recommend.data.idmap import IdMap
-from recommend.errors import DataError, NotFittedError
+from recommend.data.validation import validate
+from recommend.errors import ConfigError, DataError, NotFittedError
 from recommend.schema import Columns
 from recommend.topk import TopK, topk_factors, topk_scores
 
@@ -119,8 +120,6 @@ class Recommender(ABC):
 
     def set_params(self, **params: Any) -> Self:
         """Set hyper-parameters; unknown names raise ``ConfigError``."""
-        from recommend.errors import ConfigError
-
         unknown = set(params) - set(self.param_names())
         if unknown:
             raise ConfigError(
@@ -361,8 +360,6 @@ class Recommender(ABC):
         training is added. Factor models re-solve the member's vector (``_fold_in``).
         """
         self.check_fitted()
-        from recommend.data.validation import validate
-
         ds = self.dataset_
         ev = validate("events", events, event_weights=ds.weighting.event_weights)
         n_other = int((ev[C.MEMBER].to_numpy() != member_id).sum())
