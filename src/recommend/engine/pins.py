@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
-from recommend.engine.rows import matrix_rows
+from recommend.engine.rows import matrix_rows, small_isin
 from recommend.topk import rank_keys
 
 if TYPE_CHECKING:
@@ -103,10 +103,13 @@ def member_pins(
     if rows.size == 0:
         return Pins.none(m)
     scores = np.asarray(score(rows, cols), dtype=np.float32)
+    keys = rank_keys(scores, cols)
+    if m == 1:
+        order = np.argsort(keys)[:limit]
+        return Pins(rows[order], cols[order], scores[order], np.array([order.size], np.int64))
     # Rows ascending, then best score first, ties by course: the rank of each
     # (score, course) key, combined with the row, orders them as a three-key lexsort
     # would, in two plain sorts that take half its time.
-    keys = rank_keys(scores, cols)
     ranks = np.empty(keys.size, dtype=np.int64)
     ranks[np.argsort(keys)] = np.arange(keys.size)
     order = np.argsort(rows * keys.size + ranks)
@@ -131,6 +134,8 @@ def _candidates(
         for i, org in enumerate(orgs):
             if org is not None:
                 codes[i] = table.code_of(org)
+    if idx.size == 1:
+        return _candidates_of_one(state, idx, allowed, int(codes[0]))
     got = table.rows(codes)
     rows = got.row_of_entry
     cols = got.indices.astype(np.int64)
@@ -148,6 +153,23 @@ def _candidates(
             ok = done_keys[at] != keys
             rows, cols = rows[ok], cols[ok]
     return rows, cols
+
+
+def _candidates_of_one(
+    state: ServingState, idx: NDArray[np.int64], allowed: CourseFilter, code: int
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """:func:`_candidates` for one member (a backend's request): plain slices."""
+    if code < 0:
+        return _EMPTY_I64, _EMPTY_I64
+    table = state.compulsory_table()
+    cols = table.indices[table.indptr[code] : table.indptr[code + 1]]
+    if allowed.mask is not None and cols.size:
+        cols = cols[allowed.mask[cols]]
+    if cols.size:
+        done = matrix_rows(state.completed(), idx).indices
+        if done.size:
+            cols = cols[~small_isin(cols, done.astype(np.int64))]
+    return np.zeros(cols.size, dtype=np.int64), cols
 
 
 @dataclass(frozen=True)

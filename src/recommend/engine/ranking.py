@@ -328,6 +328,8 @@ def _factor_top(
 def _first_n(n: int, top: TopK, pins: Pins) -> MenuRows:
     """Each member: their pins (ranks 1..p), then the kernel's best n - p (vectorised)."""
     m = pins.counts.size
+    if m == 1:
+        return _first_n_of_one(n, top, pins)
     slot = np.arange(top.k)[None, :]
     keep = (top.indices >= 0) & (top.scores > _NEG_INF) & (slot < (n - pins.counts)[:, None])
     k_rows = np.broadcast_to(np.arange(m)[:, None], top.indices.shape)[keep]
@@ -348,6 +350,24 @@ def _first_n(n: int, top: TopK, pins: Pins) -> MenuRows:
         scores[order].astype(np.float32),
         (all_rank[order] + 1).astype(np.int32),
         np.zeros(order.size, dtype=np.int8),
+        None,
+    )
+
+
+def _first_n_of_one(n: int, top: TopK, pins: Pins) -> MenuRows:
+    """:func:`_first_n` for one member (a backend's request): plain slices."""
+    cand, cand_scores = top.indices[0], top.scores[0]
+    keep = (cand >= 0) & (cand_scores > _NEG_INF)
+    need = n - int(pins.counts[0])
+    courses = np.concatenate((pins.courses, cand[keep][:need].astype(np.int64)))
+    scores = np.concatenate((pins.scores, cand_scores[keep][:need])).astype(np.float32)
+    size = courses.size
+    return MenuRows(
+        np.zeros(size, dtype=np.int64),
+        courses,
+        scores,
+        np.arange(1, size + 1, dtype=np.int32),
+        np.zeros(size, dtype=np.int8),
         None,
     )
 

@@ -42,6 +42,8 @@ class Rows:
     @property
     def row_of_entry(self) -> NDArray[np.int64]:
         """The row of every entry, aligned with ``indices``."""
+        if self.indptr.size == 2:
+            return np.zeros(self.indices.size, dtype=np.int64)
         return np.repeat(np.arange(self.indptr.size - 1, dtype=np.int64), self.counts)
 
     def row(self, i: int) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
@@ -62,6 +64,13 @@ def gather_rows(
 ) -> Rows:
     """Rows ``idx`` of a CSR given by its arrays; empty rows for indices outside it."""
     idx = np.asarray(idx, dtype=np.int64)
+    if idx.size == 1:
+        # One member (a backend's request): two slices, no index arithmetic.
+        i = int(idx[0])
+        if not 0 <= i < n_rows:
+            return Rows(np.zeros(2, dtype=np.int64), indices[:0], data[:0])
+        lo, hi = int(indptr[i]), int(indptr[i + 1])
+        return Rows(np.array([0, hi - lo], dtype=np.int64), indices[lo:hi], data[lo:hi])
     valid = (idx >= 0) & (idx < n_rows)
     if not valid.any():  # also the CSR with no rows at all (e.g. no compulsory courses)
         return Rows(np.zeros(idx.size + 1, dtype=np.int64), indices[:0], data[:0])
