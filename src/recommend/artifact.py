@@ -25,7 +25,8 @@ the ``Recommender`` subclasses of the installed library; the artifact only suppl
 Learned state is collected generically: every public instance attribute ending in ``_``
 (scikit-learn style) is saved according to its type; attributes with a leading underscore
 are caches and are not saved. A model that keeps something of another type fails to save
-with an ``ArtifactError`` naming the attribute.
+with an ``ArtifactError`` naming the attribute. :mod:`recommend.artifact_codec` encodes and
+decodes that state; this module writes, checks and reads the files.
 
 The training ``Dataset`` is not stored. ``dataset_`` becomes a *serving view* with what
 serving needs and nothing personal: the interaction matrix, id maps, the courses table, the
@@ -51,7 +52,6 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
-import math
 import os
 import pkgutil
 import re
@@ -63,19 +63,23 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-import scipy.sparse as sp
 
 from recommend import store
-from recommend.data.dataset import COURSE_IDX, MEMBER_IDX, Dataset, Features
+from recommend.artifact_codec import (
+    Decoder,
+    Encoder,
+    decode_params,
+    encode_dataset,
+    encode_params,
+    is_plain_json,
+    learned_attributes,
+)
+from recommend.data.dataset import Dataset
 from recommend.data.idmap import IdMap
-from recommend.data.validation import ReferenceReport
-from recommend.data.weighting import Weighting
 from recommend.errors import ArtifactError, NotFittedError, RecommendError
-from recommend.models.base import Factors, History, Recommender
-from recommend.schema import COURSES, Columns
+from recommend.models.base import History, Recommender
 from recommend.version import __version__
 
 __all__ = [
@@ -91,7 +95,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-C = Columns
 
 #: Value of the ``format`` field of ``model.json``.
 FORMAT = "recommend-model"
@@ -116,30 +119,6 @@ _META_KEYS = frozenset(
     }
 )
 _PART_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
-
-# The serving view of the training data: which columns of each table survive. Member
-# attributes (birth year, gender, occupation, skills, district...) never do.
-_MEMBER_COLUMNS = (C.MEMBER, C.ORG)
-_ORG_COLUMNS = (C.ORG, C.PARENT, C.ORG_KIND)
-_COURSE_COLUMNS = tuple(COURSES.columns)
-_COMPLETE = "complete"
-_VIEW_TABLES = ("courses", "members", "orgs", "completed")
-
-# One-hot member features with these prefixes describe a person (see
-# ``Dataset.member_features``); a per-member matrix of them must not leave the training job.
-_PERSONAL_FEATURE_PREFIXES = (
-    "age_band=",
-    f"{C.GENDER}=",
-    f"{C.BIRTH_YEAR}=",
-    f"{C.OCCUPATION}=",
-    f"{C.DISTRICT}=",
-    f"{C.SKILLS}=",
-    f"{C.MOBILE}=",
-    f"{C.JOINED_AT}=",
-)
-
-# Dataclasses whose fields are saved one by one; only these are rebuilt on load.
-_DATACLASSES: dict[str, type] = {"Factors": Factors, "Features": Features}
 
 _ATTR_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*_")
 _NO_DATE = (1980, 1, 1, 0, 0, 0)  # fixed zip entry time: same state, same arrays.npz bytes
@@ -318,7 +297,7 @@ def load(path: str | os.PathLike[str]) -> Recommender:
         raise ArtifactError(f"{root}/{MODEL_JSON} names invalid attributes {bad}")
     parts = _part_entries(root, meta)
     cls = _resolve_class(meta["model"])
-    params = _decode_params(meta["model"])
+    params = decode_params(meta["model"])
     try:
         model = cls(**params)
     except (TypeError, ValueError) as exc:
@@ -327,7 +306,7 @@ def load(path: str | os.PathLike[str]) -> Recommender:
         ) from exc
     try:
         with np.load(root / ARRAYS, allow_pickle=False) as npz:
-            decoder = _Decoder(root, verified, npz)
+            decoder = Decoder(root, verified, npz, npz_name=ARRAYS)
             state = {name: decoder.decode(desc, name) for name, desc in meta["state"].items()}
             dataset = decoder.dataset(meta["dataset"]) if meta.get("dataset") else None
     except ArtifactError:
@@ -408,7 +387,7 @@ def _check_parts(parts: Mapping[str, Any]) -> dict[str, ArtifactPart]:
 def _save_part(name: str, part: ArtifactPart, path: Path) -> dict[str, Any]:
     """Write one part and return its ``model.json`` entry (checked to be plain JSON)."""
     entry = part.save(path)
-    if not isinstance(entry, Mapping) or not _is_plain_json(dict(entry)):
+    if not isinstance(entry, Mapping) or not is_plain_json(dict(entry)):
         raise ArtifactError(
             f"the part {name} ({type(part).__name__}) returned {entry!r} from save(); "
             "expected a dict of JSON values to record in model.json"
@@ -462,10 +441,10 @@ def _encode_model(
     cls = type(model)
     # Fold-in publishes new state under the lock: snapshot a consistent set of references.
     with model.lock:
-        attrs = _learned_attributes(model)
+        attrs = learned_attributes(model)
 
-    params, tuples = _encode_params(model)
-    enc = _Encoder(cls.__name__)
+    params, tuples = encode_params(model)
+    enc = Encoder(cls.__name__)
     state: dict[str, Any] = {}
     for name, value in attrs.items():
         if name.startswith("_") or name == "dataset_":
@@ -487,7 +466,7 @@ def _encode_model(
             f"cannot save {cls.__name__}.dataset_: expected a recommend.Dataset, "
             f"got {type(dataset).__name__}"
         )
-    view = _encode_dataset(dataset, enc) if dataset is not None else None
+    view = encode_dataset(dataset, enc) if dataset is not None else None
 
     model_meta: dict[str, Any] = {
         "type": cls.__name__,
@@ -518,313 +497,6 @@ def _encode_model(
         "dataset": view,
     }
     return meta, enc.arrays, enc.tables
-
-
-def _learned_attributes(model: Recommender) -> dict[str, Any]:
-    """Instance attributes plus public settable properties ending in ``_`` (models may keep
-    state behind a property, e.g. member vectors with an update overlay)."""
-    attrs = dict(vars(model))
-    for name in dir(type(model)):
-        prop = getattr(type(model), name, None)
-        if (
-            isinstance(prop, property)
-            and prop.fset is not None
-            and name.endswith("_")
-            and not name.startswith("_")
-        ):
-            attrs[name] = getattr(model, name)
-    return attrs
-
-
-def _encode_params(model: Recommender) -> tuple[dict[str, Any], list[str]]:
-    """Hyper-parameters as JSON; tuples (restored on load) are listed separately."""
-    out: dict[str, Any] = {}
-    tuples: list[str] = []
-    for key, value in model.get_params().items():
-        if isinstance(value, np.generic):
-            value = value.item()
-        if type(value) is tuple:
-            tuples.append(key)
-            value = list(value)
-        if not _is_plain_json(value):
-            raise ArtifactError(
-                f"cannot save {type(model).__name__}: parameter {key}={value!r} is not a JSON "
-                "value (numbers must be finite; use str, int, float, bool, None, lists and "
-                "dicts with str keys)"
-            )
-        out[key] = value
-    return out, tuples
-
-
-def _is_plain_json(value: object) -> bool:
-    """True when ``value`` survives a JSON round trip with its exact types."""
-    # Exact types: subclasses (numpy scalars, IntEnum...) would come back as their base.
-    kind = type(value)
-    if value is None or kind in (bool, int, str):
-        return True
-    if isinstance(value, float):
-        return kind is float and math.isfinite(value)
-    if isinstance(value, list):
-        return kind is list and all(_is_plain_json(v) for v in value)
-    if isinstance(value, dict):
-        return kind is dict and all(type(k) is str and _is_plain_json(v) for k, v in value.items())
-    return False
-
-
-class _Encoder:
-    """Turns learned state into JSON descriptors, npz entries and Parquet tables.
-
-    Objects shared between attributes (the training matrix is both ``history_.base`` and
-    ``dataset_.interactions``; the id maps are the dataset's) are stored once and shared
-    again after loading.
-    """
-
-    def __init__(self, model_type: str) -> None:
-        self.model_type = model_type
-        self.arrays: dict[str, np.ndarray] = {}
-        self.tables: dict[str, pa.Table] = {}
-        self._shared: dict[int, tuple[object, dict[str, Any]]] = {}
-        self._idmaps: list[tuple[IdMap, dict[str, Any]]] = []
-        self._reserved = {f"{name}.parquet" for name in _VIEW_TABLES}
-
-    def fail(self, path: str, value: object, why: str = "") -> ArtifactError:
-        kind = type(value)
-        return ArtifactError(
-            f"cannot save {self.model_type}.{path}: {why or 'values of type'} "
-            f"{kind.__module__}.{kind.__qualname__}"
-            f"{'' if why else ' cannot be stored in an artifact'}; artifacts hold numpy "
-            "arrays, scipy sparse matrices, IdMap, History, Features, Factors, Weighting, "
-            "pandas tables and JSON values. Keep caches in private attributes (leading _) "
-            "or convert the value to an array"
-        )
-
-    # ------------------------------------------------------------------ naming
-    def file_name(self, stem: str, *, reserved: bool = False) -> str:
-        stem = re.sub(r"[^A-Za-z0-9_.\-]", "_", stem).strip("._") or "table"
-        name = f"{stem}.parquet"
-        n = 1
-        while name in self.tables or (name in self._reserved and not reserved):
-            n += 1
-            name = f"{stem}-{n}.parquet"
-        return name
-
-    def array_key(self, path: str) -> str:
-        key, n = path, 1
-        while any(k == key or k.startswith(key + ".") for k in self.arrays):
-            n += 1
-            key = f"{path}-{n}"
-        return key
-
-    # ------------------------------------------------------------------ dispatch
-    def encode(self, value: object, path: str) -> dict[str, Any]:
-        """Descriptor of ``value`` (found at attribute path ``path``)."""
-        shared = self._shared.get(id(value))
-        if shared is not None and shared[0] is value:
-            return shared[1]
-        if _is_plain_json(value):
-            return {"kind": "json", "value": value}
-        if type(value) is float:
-            return {"kind": "float", "value": repr(value)}  # nan, inf, -inf
-        if isinstance(value, np.generic):
-            return self.array(np.asarray(value), path, scalar=True)
-        if isinstance(value, np.ndarray):
-            desc = self.array(value, path)
-        elif sp.issparse(value):
-            desc = self.sparse(value, path)
-        elif isinstance(value, IdMap):
-            desc = self.idmap(value, path)
-        elif isinstance(value, History):
-            desc = self.history(value, path)
-        elif type(value) in _DATACLASSES.values():
-            desc = self.dataclass(value, path)
-        elif isinstance(value, Weighting):
-            return {"kind": "weighting", "params": value.get_params()}
-        elif isinstance(value, pd.Timestamp):
-            return {"kind": "timestamp", "value": value.isoformat()}
-        elif isinstance(value, pd.DataFrame | pd.Series):
-            desc = self.frame(value, path)
-        elif type(value) is dict:  # not subclasses: a defaultdict would come back plain
-            return self.mapping(value, path)
-        elif isinstance(value, list | tuple) and type(value) in (list, tuple):
-            items = [self.encode(v, f"{path}.{i}") for i, v in enumerate(value)]
-            return {"kind": type(value).__name__, "items": items}
-        else:
-            raise self.fail(path, value)
-        self._shared[id(value)] = (value, desc)
-        return desc
-
-    def mapping(self, value: dict[Any, Any], path: str) -> dict[str, Any]:
-        keys = list(value)
-        if not all(type(k) in (str, int) for k in keys):
-            bad = next(k for k in keys if type(k) not in (str, int))
-            raise self.fail(path, bad, "dict keys must be str or int, not")
-        values = [self.encode(value[k], f"{path}.{i}") for i, k in enumerate(keys)]
-        return {"kind": "dict", "keys": keys, "values": values}
-
-    # ------------------------------------------------------------------ arrays
-    def array(self, arr: np.ndarray, path: str, *, scalar: bool = False) -> dict[str, Any]:
-        if arr.dtype.hasobject:
-            return self.strings(arr, path)
-        key = self.array_key(path)
-        self.arrays[key] = arr
-        return {"kind": "scalar" if scalar else "array", "key": key}
-
-    def strings(self, arr: np.ndarray, path: str) -> dict[str, Any]:
-        """An object array of ``str``: UTF-8 bytes + offsets (numpy's own string dtypes
-        would drop trailing NUL characters)."""
-        flat = arr.ravel().tolist()
-        if not all(type(v) is str for v in flat):
-            bad = next(v for v in flat if type(v) is not str)
-            raise self.fail(path, bad, "object arrays may hold only str, not")
-        encoded = [v.encode("utf-8", "surrogatepass") for v in flat]
-        offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
-        np.cumsum([len(b) for b in encoded], out=offsets[1:])
-        key = self.array_key(path)
-        self.arrays[f"{key}.utf8"] = np.frombuffer(b"".join(encoded), dtype=np.uint8)
-        self.arrays[f"{key}.offsets"] = offsets
-        return {"kind": "strings", "key": key, "shape": list(arr.shape)}
-
-    def sparse(self, mat: Any, path: str) -> dict[str, Any]:
-        fmt = mat.format
-        key = self.array_key(path)
-        if fmt in ("csr", "csc"):
-            self.arrays[f"{key}.data"] = mat.data
-            self.arrays[f"{key}.indices"] = mat.indices
-            self.arrays[f"{key}.indptr"] = mat.indptr
-            layout = fmt
-        else:
-            coo = mat.tocoo()
-            self.arrays[f"{key}.data"] = coo.data
-            self.arrays[f"{key}.row"] = coo.row
-            self.arrays[f"{key}.col"] = coo.col
-            layout = "coo"
-        return {
-            "kind": "sparse",
-            "key": key,
-            "format": fmt,
-            "layout": layout,
-            "shape": [int(n) for n in mat.shape],
-            "sparray": isinstance(mat, sp.sparray),
-        }
-
-    # ------------------------------------------------------------------ library types
-    def idmap(self, ids: IdMap, path: str) -> dict[str, Any]:
-        for other, desc in self._idmaps:
-            if other is ids or other == ids:
-                return desc
-        values = ids.external_ids
-        kind = pa.int64() if ids.is_integer else pa.large_string()
-        table = pa.table({"id": pa.array(values, type=kind)})
-        name = self.file_name(_stem(path))
-        self.tables[name] = table
-        desc = {"kind": "idmap", "file": name, "n": len(ids)}
-        self._idmaps.append((ids, desc))
-        return desc
-
-    def history(self, hist: History, path: str) -> dict[str, Any]:
-        desc: dict[str, Any] = {"kind": "history", "base": self.encode(hist.base, f"{path}.base")}
-        if hist.extra:
-            index = np.array(sorted(hist.extra), dtype=np.int64)
-            rows = sp.vstack([hist.extra[int(i)] for i in index], format="csr")
-            desc["extra_index"] = self.array(index, f"{path}.extra_index")
-            desc["extra_rows"] = self.sparse(rows, f"{path}.extra_rows")
-        return desc
-
-    def dataclass(self, value: Any, path: str) -> dict[str, Any]:
-        if isinstance(value, Features):
-            names = [str(n) for n in np.asarray(value.names).tolist()]
-            personal = [n for n in names if n.startswith(_PERSONAL_FEATURE_PREFIXES)]
-            if personal:
-                raise ArtifactError(
-                    f"cannot save {self.model_type}.{path}: it is a per-member matrix of "
-                    f"personal attributes (e.g. {personal[:3]}), which artifacts never hold. "
-                    "Keep member representations (features @ embeddings) as learned state "
-                    "instead, or keep the features in a private attribute"
-                )
-        fields = {
-            name: self.encode(getattr(value, name), f"{path}.{name}")
-            for name in value.__dataclass_fields__
-        }
-        return {"kind": "dataclass", "type": type(value).__name__, "fields": fields}
-
-    def frame(self, value: pd.DataFrame | pd.Series, path: str) -> dict[str, Any]:
-        desc: dict[str, Any] = {"kind": "frame"}
-        frame = value
-        if isinstance(value, pd.Series):
-            if not _is_plain_json(value.name):
-                raise self.fail(path, value.name, "a Series name must be a JSON value, not")
-            desc = {"kind": "series", "name": value.name}
-            frame = value.to_frame(name="values")
-        desc.update(self.table(frame, _stem(path), path))
-        return desc
-
-    def table(
-        self, frame: pd.DataFrame, stem: str, path: str, *, reserved: bool = False
-    ) -> dict[str, Any]:
-        """Store a DataFrame as Parquet; object columns are restored as Python objects."""
-        bad = [c for c in frame.columns if type(c) is not str]
-        if bad:
-            raise self.fail(path, bad[0], "column names must be str, not")
-        try:
-            table = pa.Table.from_pandas(frame, preserve_index=None)
-        except (pa.ArrowException, TypeError, ValueError) as exc:
-            column = next((c for c in frame.columns if not _arrow_ok(frame[c])), "(unknown column)")
-            raise ArtifactError(
-                f"cannot save {self.model_type}.{path}: column {column!r} cannot be stored "
-                f"as Parquet ({exc}); use numbers, text, timestamps or lists of text"
-            ) from exc
-        name = self.file_name(stem, reserved=reserved)
-        self.tables[name] = table
-        objects = [c for c in frame.columns if frame[c].dtype == object]
-        return {"file": name, "object_columns": objects}
-
-
-def _arrow_ok(column: pd.Series) -> bool:
-    try:
-        pa.array(column)
-    except (pa.ArrowException, TypeError, ValueError):
-        return False
-    return True
-
-
-def _stem(path: str) -> str:
-    """File stem for an attribute path: ``member_ids_`` -> ``member_ids``."""
-    return ".".join(part.rstrip("_") or part for part in path.split("."))
-
-
-def _encode_dataset(ds: Dataset, enc: _Encoder) -> dict[str, Any]:
-    """The serving view of a training dataset (see the module docstring)."""
-    view: dict[str, Any] = {
-        "interactions": enc.encode(ds.interactions, "dataset.interactions"),
-        "member_ids": enc.idmap(ds.member_ids, "dataset.member_ids"),
-        "course_ids": enc.idmap(ds.course_ids, "dataset.course_ids"),
-        "weighting": ds.weighting.get_params(),
-        "now": ds.now.isoformat(),
-        "fingerprint": ds.fingerprint(),
-    }
-
-    def keep(frame: pd.DataFrame | None, columns: tuple[str, ...], name: str) -> Any:
-        if frame is None:
-            return None
-        kept = frame[[c for c in columns if c in frame.columns]]
-        return enc.table(kept, name, f"dataset.{name}", reserved=True)
-
-    view["courses"] = keep(ds.courses, _COURSE_COLUMNS, "courses")
-    view["members"] = keep(ds.members, _MEMBER_COLUMNS, "members")
-    view["orgs"] = keep(ds.orgs, _ORG_COLUMNS, "orgs")
-
-    ev = ds.events
-    columns = [C.MEMBER, C.COURSE, C.EVENT, C.TIMESTAMP, MEMBER_IDX, COURSE_IDX]
-    done = ev.loc[ev[C.EVENT] == _COMPLETE, columns]
-    # One row per completed pair, with its last completion: what "already completed"
-    # filters need, without the member's event log.
-    done = (
-        done.sort_values([MEMBER_IDX, COURSE_IDX, C.TIMESTAMP], kind="stable")
-        .drop_duplicates([MEMBER_IDX, COURSE_IDX], keep="last")
-        .reset_index(drop=True)
-    )
-    view["completed"] = enc.table(done, "completed", "dataset.completed", reserved=True)
-    return view
 
 
 # --------------------------------------------------------------------------------------------
@@ -951,172 +623,3 @@ def _resolve_class(model: Mapping[str, Any]) -> type[Recommender]:
         )
     where = sorted(f"{c.__module__}.{c.__qualname__}" for c in found)
     raise ArtifactError(f"model type {type_name!r} is ambiguous: {where}")
-
-
-def _decode_params(model: Mapping[str, Any]) -> dict[str, Any]:
-    params = model.get("params", {})
-    if not isinstance(params, dict):
-        raise ArtifactError(f"model.json: params must be an object, got {params!r}")
-    params = dict(params)
-    for key in model.get("tuple_params", []):
-        if isinstance(params.get(key), list):
-            params[key] = tuple(params[key])
-    return params
-
-
-class _Decoder:
-    """Rebuilds values from descriptors; objects stored once are shared again."""
-
-    def __init__(self, root: Path, verified: frozenset[str], npz: Any) -> None:
-        self.root = root
-        self.verified = verified
-        self.npz = npz
-        self.cache: dict[tuple[str, str], Any] = {}
-
-    def get(self, key: str) -> np.ndarray:
-        try:
-            return np.asarray(self.npz[key])
-        except KeyError:
-            raise ArtifactError(f"{ARRAYS} in {self.root} lacks the array {key!r}") from None
-        except ValueError as exc:
-            # allow_pickle=False refuses object arrays: someone put pickled data in.
-            raise ArtifactError(f"{ARRAYS} entry {key!r} is not plain data: {exc}") from exc
-
-    def file(self, name: str) -> Path:
-        if name not in self.verified:
-            raise ArtifactError(f"model.json refers to {name!r}, which it does not checksum")
-        return self.root / name
-
-    def decode(self, desc: Mapping[str, Any], path: str) -> Any:
-        kind = desc.get("kind")
-        if kind == "json":
-            return desc["value"]
-        if kind == "float":
-            return float(desc["value"])
-        if kind == "scalar":
-            return self.get(desc["key"])[()]
-        if kind == "array":
-            return self.cached("array", desc["key"], lambda: self.get(desc["key"]))
-        if kind == "strings":
-            return self.cached("strings", desc["key"], lambda: self.strings(desc))
-        if kind == "sparse":
-            return self.cached("sparse", desc["key"], lambda: self.sparse(desc))
-        if kind == "idmap":
-            return self.cached("idmap", desc["file"], lambda: self.idmap(desc))
-        if kind == "history":
-            return self.history(desc, path)
-        if kind == "dataclass":
-            cls = _DATACLASSES.get(desc["type"])
-            if cls is None:
-                raise ArtifactError(f"{path}: unknown saved type {desc['type']!r}")
-            fields = {k: self.decode(v, f"{path}.{k}") for k, v in desc["fields"].items()}
-            return cls(**fields)
-        if kind == "weighting":
-            return Weighting.from_params(desc["params"])
-        if kind == "timestamp":
-            return pd.Timestamp(desc["value"])
-        if kind in ("frame", "series"):
-            return self.cached(kind, desc["file"], lambda: self.frame(desc))
-        if kind == "dict":
-            keys = desc["keys"]
-            values = [self.decode(v, f"{path}.{i}") for i, v in enumerate(desc["values"])]
-            return dict(zip(keys, values, strict=True))
-        if kind in ("list", "tuple"):
-            items = [self.decode(v, f"{path}.{i}") for i, v in enumerate(desc["items"])]
-            return items if kind == "list" else tuple(items)
-        raise ArtifactError(f"{path}: unknown kind of saved value {kind!r} in model.json")
-
-    def cached(self, kind: str, key: str, build: Any) -> Any:
-        if (kind, key) not in self.cache:
-            self.cache[kind, key] = build()
-        return self.cache[kind, key]
-
-    def strings(self, desc: Mapping[str, Any]) -> np.ndarray:
-        data = self.get(f"{desc['key']}.utf8").tobytes()
-        offsets = self.get(f"{desc['key']}.offsets")
-        out = np.empty(len(offsets) - 1, dtype=object)
-        for i in range(len(out)):
-            out[i] = data[offsets[i] : offsets[i + 1]].decode("utf-8", "surrogatepass")
-        return out.reshape(desc["shape"])
-
-    def sparse(self, desc: Mapping[str, Any]) -> Any:
-        key, shape, fmt = desc["key"], tuple(desc["shape"]), desc["format"]
-        data = self.get(f"{key}.data")
-        if desc["layout"] in ("csr", "csc"):
-            indices, indptr = self.get(f"{key}.indices"), self.get(f"{key}.indptr")
-            matrix_cls = {
-                ("csr", False): sp.csr_matrix,
-                ("csr", True): sp.csr_array,
-                ("csc", False): sp.csc_matrix,
-                ("csc", True): sp.csc_array,
-            }[desc["layout"], bool(desc["sparray"])]
-            mat = matrix_cls((data, indices, indptr), shape=shape)
-            # scipy may narrow the index dtype; keep exactly what was saved.
-            mat.indices, mat.indptr = indices, indptr
-            # Out-of-range indices would make scipy's C loops read out of bounds.
-            mat.check_format(full_check=True)
-            return mat
-        row, col = self.get(f"{key}.row"), self.get(f"{key}.col")
-        coo_cls = sp.coo_array if desc["sparray"] else sp.coo_matrix
-        return coo_cls((data, (row, col)), shape=shape).asformat(fmt)
-
-    def idmap(self, desc: Mapping[str, Any]) -> IdMap:
-        column = pq.read_table(self.file(desc["file"])).column("id")
-        if pa.types.is_integer(column.type):
-            ids = column.to_numpy().astype(np.int64, copy=False)
-        else:
-            ids = np.empty(len(column), dtype=object)
-            ids[:] = column.to_pylist()
-        return IdMap(ids)
-
-    def history(self, desc: Mapping[str, Any], path: str) -> History:
-        base = self.decode(desc["base"], f"{path}.base")
-        extra: dict[int, Any] = {}
-        if "extra_index" in desc:
-            index = self.decode(desc["extra_index"], f"{path}.extra_index")
-            rows = self.decode(desc["extra_rows"], f"{path}.extra_rows")
-            extra = {int(i): rows[n : n + 1] for n, i in enumerate(index)}
-        return History(base, extra)
-
-    def frame(self, desc: Mapping[str, Any]) -> pd.DataFrame | pd.Series:
-        table = self.table(desc)
-        if desc["kind"] == "series":
-            return table["values"].rename(desc.get("name"))
-        return table
-
-    def table(self, desc: Mapping[str, Any]) -> pd.DataFrame:
-        table = pq.read_table(self.file(desc["file"]))
-        frame = table.to_pandas()
-        for column in desc.get("object_columns", []):
-            # Arrow gives strings and lists back as pandas str dtype and numpy arrays; the
-            # library's tables hold Python str (None when missing) and lists.
-            frame[column] = pd.Series(table.column(column).to_pylist(), dtype=object).set_axis(
-                frame.index
-            )
-        return frame
-
-    def dataset(self, view: Mapping[str, Any]) -> Dataset:
-        """Rebuild the serving view of the training data as a ``Dataset``."""
-
-        def table(name: str) -> pd.DataFrame | None:
-            return self.table(view[name]) if view.get(name) else None
-
-        completed = table("completed")
-        if completed is None:
-            raise ArtifactError(f"{self.root}: the dataset view lacks its completed table")
-        for column in (MEMBER_IDX, COURSE_IDX):
-            completed[column] = completed[column].astype(np.int32)
-        fingerprint = view["fingerprint"]
-        return Dataset(
-            interactions=self.decode(view["interactions"], "dataset.interactions"),
-            member_ids=self.decode(view["member_ids"], "dataset.member_ids"),
-            course_ids=self.decode(view["course_ids"], "dataset.course_ids"),
-            events=completed,
-            courses=table("courses"),
-            members=table("members"),
-            orgs=table("orgs"),
-            weighting=Weighting.from_params(view["weighting"]),
-            now=pd.Timestamp(view["now"]),
-            report=ReferenceReport(events_in=len(completed), events_out=len(completed)),
-            _meta={"fingerprint": fingerprint, "serving_view": True},
-        )

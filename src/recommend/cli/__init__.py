@@ -1,0 +1,272 @@
+"""The ``recommend`` command line: verbs that mirror the Python API.
+
+This module builds the parser (every verb, its options and help) and runs the verb; the
+verbs' work is done by theme in :mod:`recommend.cli.data`, :mod:`recommend.cli.models`,
+:mod:`recommend.cli.menus`, :mod:`recommend.cli.spark` and :mod:`recommend.cli.demo`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, TypeAlias
+
+from recommend.cli.data import DEFAULT_SAMPLE, TABLE_NAMES, cmd_data_synth, cmd_data_validate
+from recommend.cli.demo import cmd_demo
+from recommend.cli.menus import cmd_batch, cmd_menu, cmd_order, cmd_report, cmd_search
+from recommend.cli.models import cmd_evaluate, cmd_experiment_run, cmd_register, cmd_train
+from recommend.cli.spark import cmd_spark
+from recommend.errors import RecommendError
+
+if TYPE_CHECKING:
+    # What add_subparsers returns: argparse has no public name for its type.
+    Verbs: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
+
+__all__ = ["build_parser", "main"]
+
+log = logging.getLogger("recommend")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``recommend`` parser: global options, then one sub-parser per verb."""
+    parser = argparse.ArgumentParser(
+        prog="recommend",
+        description="Course recommendations from party members' learning behaviour.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress and details")
+    verbs = parser.add_subparsers(dest="verb", required=True)
+    _add_data_verbs(verbs)
+    _add_evaluate_verb(verbs)
+    _add_train_verb(verbs)
+    _add_menu_verb(verbs)
+    _add_order_verb(verbs)
+    _add_search_verb(verbs)
+    _add_batch_verb(verbs)
+    _add_spark_verbs(verbs)
+    _add_report_verb(verbs)
+    _add_demo_verb(verbs)
+    _add_experiment_verbs(verbs)
+    _add_register_verb(verbs)
+    return parser
+
+
+def _add_data_verbs(verbs: Verbs) -> None:
+    """``recommend data synth|validate``."""
+    data = verbs.add_parser("data", help="generate and check data").add_subparsers(
+        dest="data_verb", required=True
+    )
+    synth = data.add_parser("synth", help="generate a simulated platform as Parquet files")
+    synth.add_argument("--preset", default="sample", help="sample (default), small or city")
+    synth.add_argument("--members", type=int, help="override the preset's member count")
+    synth.add_argument("--courses", type=int, help="override the preset's course count")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--out", required=True, help="output folder")
+    synth.set_defaults(func=cmd_data_synth)
+
+    val = data.add_parser("validate", help="check tables against the schema")
+    val.add_argument("files", nargs="+", help="CSV/Parquet files named after their table")
+    val.add_argument("--table", choices=TABLE_NAMES, help="table of all files")
+    val.add_argument("--json", action="store_true", help="print a JSON report")
+    val.set_defaults(func=cmd_data_validate)
+
+
+def _add_evaluate_verb(verbs: Verbs) -> None:
+    """``recommend evaluate``: fit on a train file, metrics on a test file."""
+    ev = verbs.add_parser("evaluate", help="fit on TRAIN, report metrics on TEST")
+    ev.add_argument("--train", required=True, help="training events file")
+    ev.add_argument("--test", required=True, help="test events file")
+    ev.add_argument("--format", choices=("parquet", "csv", "lines"), help="file format")
+    ev.add_argument("--model", required=True, help="model name, or 'best'")
+    ev.add_argument("--param", action="append", help="KEY=VALUE hyper-parameter (repeatable)")
+    ev.add_argument("--tune", type=int, default=0, help="tune with N random-search trials")
+    ev.add_argument("--k", default="10,20", help="cut-offs, e.g. 10,20")
+    ev.add_argument("--json", action="store_true", help="print one JSON object")
+    ev.set_defaults(func=cmd_evaluate)
+
+
+def _add_train_verb(verbs: Verbs) -> None:
+    """``recommend train``: fit (or tune) a model and save its artifact."""
+    tr = verbs.add_parser("train", help="fit a model and save it as an artifact")
+    tr.add_argument("--data", default="sample", help="'sample', a folder of tables, or a file")
+    tr.add_argument("--format", choices=("parquet", "csv", "lines"), help="file format")
+    tr.add_argument("--model", required=True, help="model name, or 'best'")
+    tr.add_argument("--param", action="append", help="KEY=VALUE hyper-parameter (repeatable)")
+    tr.add_argument("--tune", type=int, default=0, help="tune with N random-search trials")
+    tr.add_argument("--k", default="20", help="cut-off of the tuning metric (ndcg@K)")
+    tr.add_argument("--out", required=True, help="artifact folder to write")
+    tr.add_argument("--overwrite", action="store_true", help="replace an existing artifact")
+    tr.set_defaults(func=cmd_train)
+
+
+def _add_menu_verb(verbs: Verbs) -> None:
+    """``recommend menu``: one member's menu from a saved model."""
+    mn = verbs.add_parser("menu", help="a member's personal menu from a saved model")
+    mn.add_argument("--model", required=True, help="artifact folder")
+    mn.add_argument("--member", required=True, help="member id")
+    mn.add_argument("--n", type=int, default=10)
+    mn.add_argument("--max-minutes", type=float, help="only courses that fit this many minutes")
+    mn.add_argument("--channel", help="only this channel, e.g. 理论学习")
+    mn.add_argument("--diversity", type=float, default=0.0, help="MMR weight in [0, 1]")
+    mn.add_argument("--json", action="store_true", help="print JSON records")
+    mn.set_defaults(func=cmd_menu)
+
+
+def _add_order_verb(verbs: Verbs) -> None:
+    """``recommend order``: a group menu for a branch or a target group."""
+    od = verbs.add_parser("order", help="a group menu for a branch or a target group")
+    od.add_argument("--model", required=True, help="artifact folder")
+    who = od.add_mutually_exclusive_group(required=True)
+    who.add_argument("--branch", help="org id: its members and those of its sub-branches")
+    who.add_argument("--members", help="file of member ids, one per line")
+    who.add_argument(
+        "--where",
+        action="append",
+        help="attribute filter column=value[,value...], e.g. occupation=retired (repeatable)",
+    )
+    od.add_argument("--members-table", help="members table (CSV/Parquet) for --where filters")
+    od.add_argument("--n", type=int, default=10)
+    od.add_argument("--budget-minutes", type=float, help="total duration of the menu")
+    od.add_argument(
+        "--quota", action="append", help="channel=count: at least count courses (repeatable)"
+    )
+    od.add_argument("--strategy", default="coverage", help="coverage|average|least_misery|...")
+    od.add_argument("--max-pins", type=int, help="at most this many compulsory courses")
+    od.add_argument("--lecturers", type=int, default=0, help="also rank this many lecturers")
+    od.add_argument("--json", action="store_true", help="print JSON")
+    od.set_defaults(func=cmd_order)
+
+
+def _add_search_verb(verbs: Verbs) -> None:
+    """``recommend search``: courses for a query, ranked for a member."""
+    se = verbs.add_parser("search", help="red search: courses for a query, ranked for a member")
+    se.add_argument("--model", required=True, help="artifact folder")
+    se.add_argument("--member", required=True, help="member id")
+    se.add_argument("query", help='the query, e.g. "三会一课 怎么开"')
+    se.add_argument("--n", type=int, default=10)
+    se.add_argument("--max-minutes", type=float, help="only courses that fit this many minutes")
+    se.add_argument("--channel", help="only this channel, e.g. 理论学习")
+    se.add_argument("--json", action="store_true", help="print JSON records")
+    se.set_defaults(func=cmd_search)
+
+
+def _add_batch_verb(verbs: Verbs) -> None:
+    """``recommend batch``: every member's menu to files (and SQL)."""
+    bt = verbs.add_parser("batch", help="every member's menu to Parquet/CSV (and SQL)")
+    bt.add_argument(
+        "--model", required=True, help="artifact folder or registry URI (models:/NAME@champion)"
+    )
+    bt.add_argument("--out", required=True, help="output folder (partitioned files + manifest)")
+    bt.add_argument("--n", type=int, default=20, help="courses per member")
+    bt.add_argument("--members", help="file of member ids (one per line, or a member_id column)")
+    bt.add_argument("--chunk-size", type=int, default=20_000, help="members per output file")
+    bt.add_argument("--format", choices=("parquet", "csv"), default="parquet")
+    bt.add_argument("--sql", help="SQLAlchemy URL, e.g. sqlite:///menus.db (with --table)")
+    bt.add_argument("--table", help="SQL table to replace with the menus")
+    bt.add_argument("--with-reasons", action="store_true", help="fill the reason column")
+    bt.add_argument("--overwrite", action="store_true", help="replace another job's output")
+    bt.add_argument("--quiet", action="store_true", help="no progress bar")
+    bt.set_defaults(func=cmd_batch)
+
+
+def _add_spark_verbs(verbs: Verbs) -> None:
+    """``recommend spark train|batch`` (pyspark is imported only when they run)."""
+    spark = verbs.add_parser("spark", help="train and batch-score on Apache Spark").add_subparsers(
+        dest="spark_verb", required=True
+    )
+    st = spark.add_parser("train", help="ALS on Spark MLlib, saved as a standard artifact")
+    st.add_argument("--events", required=True, help="events Parquet (file or partitioned folder)")
+    st.add_argument("--courses", help="courses table (CSV/Parquet)")
+    st.add_argument("--members", help="members table (Parquet; member_id and org_id are read)")
+    st.add_argument("--orgs", help="orgs table (CSV/Parquet)")
+    st.add_argument("--out", required=True, help="artifact folder to write")
+    st.add_argument("--factors", type=int, default=64, help="rank of the factorisation")
+    st.add_argument("--regularization", type=float, default=0.05)
+    st.add_argument("--alpha", type=float, default=1.0)
+    st.add_argument("--iterations", type=int, default=15)
+    st.add_argument("--seed", type=int, default=0)
+    st.add_argument("--on-unknown", choices=("raise", "drop"), default="raise")
+    st.add_argument("--overwrite", action="store_true", help="replace an existing artifact")
+    sb = spark.add_parser("batch", help="every member's menu to Parquet, scored on Spark")
+    sb.add_argument("--model", required=True, help="artifact folder (ALS or BPR)")
+    sb.add_argument("--out", required=True, help="output folder (or hdfs://, s3a:// URI)")
+    sb.add_argument("--n", type=int, default=20, help="courses per member")
+    sb.add_argument("--members", help="file of member ids (one per line, or a member_id column)")
+    sb.add_argument("--partitions", type=int, help="partitions of the member table")
+    sb.add_argument("--overwrite", action="store_true", help="replace an earlier output")
+    for sub in (st, sb):
+        sub.add_argument("--master", default="local[*]", help="Spark master URL")
+        sub.add_argument("--driver-memory", help="spark.driver.memory, e.g. 8g")
+        sub.add_argument("--shuffle-partitions", type=int, help="spark.sql.shuffle.partitions")
+    st.set_defaults(func=cmd_spark)
+    sb.set_defaults(func=cmd_spark)
+
+
+def _add_report_verb(verbs: Verbs) -> None:
+    """``recommend report``: the HTML report for organisers."""
+    rp = verbs.add_parser("report", help="HTML report for organisers: portraits and demand")
+    rp.add_argument("--model", required=True, help="artifact folder")
+    rp.add_argument("--out", required=True, help="HTML file to write")
+    rp.add_argument("--data", default="sample", help="'sample' or a folder of tables")
+    rp.add_argument("--org", help="org id (with its sub-orgs); default the whole platform")
+    rp.add_argument("--by", default="occupation,age_band", help="member attributes, e.g. mobile")
+    rp.add_argument("--min-size", type=int, default=20, help="hide groups smaller than this")
+    rp.add_argument("--k", type=int, default=20, help="predicted list size for demand")
+    rp.set_defaults(func=cmd_report)
+
+
+def _add_demo_verb(verbs: Verbs) -> None:
+    """``recommend demo``: the main job end to end on the sample."""
+    demo = verbs.add_parser("demo", help="run the main job end to end on the sample")
+    demo.add_argument("--data", default=str(DEFAULT_SAMPLE), help="sample folder")
+    demo.add_argument("--batch-out", default="out/menus", help="batch job output folder")
+    demo.add_argument("--model-out", default="out/model", help="where the champion is saved")
+    demo.add_argument("--tracking-uri", help="MLflow store (default: sqlite:///mlruns.db)")
+    demo.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
+    demo.set_defaults(func=cmd_demo)
+
+
+def _add_experiment_verbs(verbs: Verbs) -> None:
+    """``recommend experiment run``: an experiment file end to end."""
+    ex = verbs.add_parser("experiment", help="run experiments described by TOML files")
+    ex_run = ex.add_subparsers(dest="experiment_verb", required=True).add_parser(
+        "run", help="run experiments/NAME.toml end to end and log it to MLflow"
+    )
+    ex_run.add_argument("path", help="experiment file (TOML)")
+    ex_run.add_argument("--tracking-uri", help="MLflow store (default: MLFLOW_TRACKING_URI)")
+    ex_run.add_argument("--json", action="store_true", help="print one JSON object")
+    ex_run.add_argument(
+        "--register",
+        metavar="NAME",
+        help="register the best model under NAME and point the alias 'champion' at it",
+    )
+    ex_run.set_defaults(func=cmd_experiment_run)
+
+
+def _add_register_verb(verbs: Verbs) -> None:
+    """``recommend register``: a saved model into the MLflow registry."""
+    rg = verbs.add_parser(
+        "register", help="register a saved model in the MLflow registry as NAME@champion"
+    )
+    rg.add_argument("--model", required=True, help="model artifact directory")
+    rg.add_argument("--name", required=True, help="registered model name")
+    rg.add_argument("--alias", default="champion", help="alias to move (default: champion)")
+    rg.add_argument("--experiment", default="registry", help="MLflow experiment of the run")
+    rg.add_argument("--tracking-uri", help="MLflow store (default: MLFLOW_TRACKING_URI)")
+    rg.set_defaults(func=cmd_register)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``recommend`` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args))
+    except RecommendError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2

@@ -1,0 +1,168 @@
+"""``recommend data synth|validate`` and the table loading the other verbs share."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from recommend.errors import DataError
+
+if TYPE_CHECKING:
+    from recommend.data.synthetic import Platform
+
+__all__ = [
+    "DEFAULT_SAMPLE",
+    "TABLE_NAMES",
+    "cmd_data_synth",
+    "cmd_data_validate",
+    "load_data",
+    "load_sample",
+    "read_events",
+]
+
+TABLE_NAMES = ("events", "courses", "members", "orgs", "searches")
+DEFAULT_SAMPLE = Path("data/sample")
+
+
+def _table_of(path: Path, given: str | None) -> str:
+    if given:
+        return given
+    stem = path.name.split(".")[0].lower()
+    for name in TABLE_NAMES:
+        if stem == name or stem.startswith(name) or stem.endswith(name):
+            return name
+    raise DataError(
+        f"{path}: cannot tell which table this is from its name; name it after the table "
+        f"({', '.join(TABLE_NAMES)}) or pass --table"
+    )
+
+
+def cmd_data_synth(args: argparse.Namespace) -> int:
+    from recommend.data.synthetic import PRESETS, synthesize
+
+    config = PRESETS[args.preset]
+    overrides = {
+        k: v for k, v in (("n_members", args.members), ("n_courses", args.courses)) if v is not None
+    }
+    if overrides:
+        from dataclasses import replace
+
+        config = replace(config, **overrides)
+    start = time.perf_counter()
+    platform = synthesize(config, seed=args.seed)
+    platform.write(args.out)
+    took = time.perf_counter() - start
+    print(
+        f"wrote {len(platform.members):,} members, {len(platform.courses):,} courses, "
+        f"{len(platform.events):,} events, {len(platform.searches):,} searches "
+        f"to {args.out} in {took:.1f} s"
+    )
+    return 0
+
+
+def cmd_data_validate(args: argparse.Namespace) -> int:
+    from recommend.data.loaders import read_table
+    from recommend.data.validation import check_references, find_problems
+
+    clean: dict[str, pd.DataFrame] = {}
+    failed = False
+    report: list[dict[str, Any]] = []
+    for raw in args.files:
+        path = Path(raw)
+        try:
+            table = _table_of(path, args.table)
+            frame = read_table(path, table)
+            cleaned, problems = find_problems(table, frame)
+        except DataError as err:
+            failed = True
+            report.append({"file": str(path), "ok": False, "problems": [str(err)]})
+            continue
+        if problems:
+            failed = True
+            report.append(
+                {
+                    "file": str(path),
+                    "table": table,
+                    "ok": False,
+                    "rows": len(frame),
+                    "problems": [str(p) for p in problems],
+                }
+            )
+        else:
+            clean[table] = cleaned
+            report.append(
+                {
+                    "file": str(path),
+                    "table": table,
+                    "ok": True,
+                    "rows": len(frame),
+                    "columns": list(frame.columns),
+                }
+            )
+    if "events" in clean and ({"courses", "members"} & set(clean)):
+        try:
+            check_references(
+                clean["events"], courses=clean.get("courses"), members=clean.get("members")
+            )
+        except DataError as err:
+            failed = True
+            report.append({"file": "(cross-table)", "ok": False, "problems": [str(err)]})
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        for entry in report:
+            mark = "ok  " if entry["ok"] else "FAIL"
+            rows = f"{entry['rows']:,} rows" if "rows" in entry else ""
+            print(f"{mark} {entry['file']} {entry.get('table', '')} {rows}".rstrip())
+            for problem in entry.get("problems", []):
+                print("     - " + str(problem).replace("\n", "\n       "))
+        print("all tables valid" if not failed else "problems found")
+    return 1 if failed else 0
+
+
+def read_events(path: str, fmt: str | None) -> pd.DataFrame:
+    """The events file ``path``: Parquet or CSV, or ``member course course ...`` lines."""
+    from recommend.data.loaders import read_lines, read_table
+
+    if fmt == "lines":
+        return read_lines(path)
+    return read_table(path, "events", format=fmt)
+
+
+def load_data(data: str, fmt: str | None) -> dict[str, pd.DataFrame]:
+    """Tables for training: the sample, a platform folder, or one events file."""
+    path = Path(data)
+    if data == "sample":
+        platform = load_sample(DEFAULT_SAMPLE)
+        return {name: getattr(platform, name) for name in ("events", "courses", "members", "orgs")}
+    if path.is_dir():
+        from recommend.data.loaders import read_table
+
+        tables: dict[str, pd.DataFrame] = {}
+        for name in ("events", "courses", "members", "orgs"):
+            for suffix in (".parquet", ".csv"):
+                if (path / f"{name}{suffix}").exists():
+                    tables[name] = read_table(path / f"{name}{suffix}", name)
+                    break
+        if "events" not in tables:
+            raise DataError(f"{path}: no events.parquet or events.csv in this folder")
+        return tables
+    return {"events": read_events(data, fmt)}
+
+
+def load_sample(path: Path) -> Platform:
+    """The sample platform in ``path``, generated and written there if it is not."""
+    from recommend.data.synthetic import read_platform, synthesize
+
+    if (path / "events.parquet").exists():
+        print(f"loading the sample platform from {path}")
+        return read_platform(path)
+    print(f"no sample at {path}: generating the 'sample' preset (seed 0)")
+    platform = synthesize("sample", seed=0)
+    platform.write(path)
+    return platform

@@ -1,0 +1,191 @@
+"""``recommend evaluate|train|experiment run|register``: fit, compare and register models."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from recommend.cli.data import load_data, read_events
+
+if TYPE_CHECKING:
+    from recommend.data.dataset import Dataset
+
+__all__ = ["cmd_evaluate", "cmd_experiment_run", "cmd_register", "cmd_train"]
+
+
+def _parse_params(items: Sequence[str] | None) -> dict[str, object]:
+    """``key=value`` strings to a dict, with ints, floats, booleans and None recognised."""
+    from recommend.errors import ConfigError
+
+    params: dict[str, object] = {}
+    for item in items or ():
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--param {item!r}; expected KEY=VALUE, e.g. --param factors=64")
+        value: object = raw
+        lowered = raw.lower()
+        if lowered in ("true", "false"):
+            value = lowered == "true"
+        elif lowered in ("none", "null"):
+            value = None
+        else:
+            for cast in (int, float):
+                try:
+                    value = cast(raw)
+                    break
+                except ValueError:
+                    continue
+        params[key.strip()] = value
+    return params
+
+
+def _parse_ks(text: str) -> tuple[int, ...]:
+    from recommend.errors import ConfigError
+
+    try:
+        ks = tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
+    except ValueError:
+        raise ConfigError(f"--k {text!r}; expected comma-separated integers, e.g. 10,20") from None
+    if not ks or ks[0] < 1:
+        raise ConfigError(f"--k {text!r}; expected positive cut-offs")
+    return ks
+
+
+def _train_test(args: argparse.Namespace) -> tuple[Dataset, Dataset, bool]:
+    """Train and test datasets over one universe of members and courses."""
+    from recommend.data.dataset import Dataset
+    from recommend.data.idmap import IdMap
+    from recommend.schema import Columns as Col
+
+    train_ev = read_events(args.train, args.format)
+    test_ev = read_events(args.test, args.format)
+    # One universe for both, so test courses unseen in training count as misses.
+    members = IdMap.from_values(pd.concat([train_ev[Col.MEMBER], test_ev[Col.MEMBER]]))
+    courses = IdMap.from_values(pd.concat([train_ev[Col.COURSE], test_ev[Col.COURSE]]))
+    train = Dataset.from_frames(train_ev, member_ids=members, course_ids=courses)
+    test = Dataset.from_frames(test_ev, member_ids=members, course_ids=courses, now=train.now)
+    timed = args.format != "lines"
+    return train, test, timed
+
+
+def _choose_model(args: argparse.Namespace, train: Dataset, timed: bool) -> tuple[str, dict]:
+    """Model name and parameters: given, tuned on validation from TRAIN, or the best."""
+    from recommend.data.splits import RandomHoldout, TimeSplit
+    from recommend.models import MODEL_NAMES, get_model_class
+    from recommend.tuning import tune
+
+    params = _parse_params(args.param)
+    metric = f"ndcg@{max(_parse_ks(args.k))}"
+    validation = TimeSplit(test_fraction=0.2) if timed else RandomHoldout(0.2, seed=0)
+    candidates = list(MODEL_NAMES) if args.model == "best" else [args.model]
+    if args.model == "best" or args.tune:
+        trials = args.tune or 10
+        results = []
+        for name in candidates:
+            print(
+                f"tuning {name} on a validation split of TRAIN ({trials} trials)", file=sys.stderr
+            )
+            # With `best`, each --param goes to the models that have it.
+            accepted = set(get_model_class(name).param_names())
+            fixed = {k: v for k, v in params.items() if k in accepted or args.model != "best"}
+            results.append(
+                tune(
+                    name, train, n_trials=trials, fixed=fixed, metric=metric, validation=validation
+                )
+            )
+        best = max(results, key=lambda r: r.best_score)
+        return best.model, best.best_params
+    return args.model, params
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from recommend.evaluation import evaluate
+    from recommend.models import make_model
+
+    ks = _parse_ks(args.k)
+    train, test, timed = _train_test(args)
+    name, params = _choose_model(args, train, timed)
+    result = evaluate(make_model(name, **params), train, test, ks=ks, n_boot=200)
+    if args.json:
+        out = {"model": name, "params": params, "metrics": result.metrics}
+        print(json.dumps(out, ensure_ascii=False, default=str))
+        return 0
+    print(f"model   {name}")
+    print(f"params  {params}")
+    table = pd.Series(result.metrics).rename("value").to_frame()
+    print(table.to_string(float_format=lambda v: f"{v:.4f}"))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from recommend.artifact import save
+    from recommend.data.dataset import Dataset
+    from recommend.models import make_model
+
+    tables = load_data(args.data, args.format)
+    ds = Dataset.from_frames(
+        tables["events"],
+        courses=tables.get("courses"),
+        members=tables.get("members"),
+        orgs=tables.get("orgs"),
+        on_unknown="drop",
+    )
+    timed = args.format != "lines"
+    name, params = _choose_model(args, ds, timed)
+    start = time.perf_counter()
+    model = make_model(name, **params).fit(ds)
+    out = save(model, args.out, overwrite=args.overwrite)
+    print(
+        f"trained {name} {params} on {ds.n_members:,} members x {ds.n_courses:,} courses "
+        f"in {time.perf_counter() - start:.1f} s"
+    )
+    print(f"saved the model to {out}")
+    return 0
+
+
+def cmd_experiment_run(args: argparse.Namespace) -> int:
+    from recommend.experiment import load_config, run_experiment
+
+    config = load_config(args.path)  # fails on a bad key before any data is read
+    result = run_experiment(config, uri=args.tracking_uri, register=args.register)
+    reg = result.registration
+    if args.json:
+        table = json.loads(result.table.to_json(orient="index"))
+        out = {"name": result.name, "run_id": result.run_id, "params": result.params}
+        if reg is not None:
+            out["registered"] = {"uri": reg.uri, "version": reg.version, "model": result.best}
+        print(json.dumps({**out, "metrics": table}, ensure_ascii=False, default=str))
+        return 0
+    ks = config.evaluation.ks
+    cols = [f"{m}@{k}" for k in ks for m in ("ndcg", "recall")] + [f"coverage@{max(ks)}"]
+    print(f"experiment {result.name}: run {result.run_id}")
+    shown = result.table[[c for c in [*cols, "fit_seconds"] if c in result.table.columns]]
+    print(shown.to_string(float_format=lambda v: f"{v:.4f}"))
+    for label, params in result.params.items():
+        print(f"{label:<12} {params}")
+    if reg is not None:
+        print(f"registered {result.best} as {reg.uri} (version {reg.version})")
+    return 0
+
+
+def cmd_register(args: argparse.Namespace) -> int:
+    from recommend.registry import register_artifact
+    from recommend.tracking import tracking_uri
+
+    reg = register_artifact(
+        args.model,
+        args.name,
+        alias=args.alias,
+        experiment=args.experiment,
+        uri=args.tracking_uri,
+    )
+    print(f"registered {args.model} as {reg.uri} (version {reg.version})")
+    print(f"serve it: MLFLOW_TRACKING_URI={tracking_uri(args.tracking_uri)} ", end="")
+    print(f"mlflow models serve -m {reg.uri} --env-manager local")
+    return 0
