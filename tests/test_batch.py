@@ -303,6 +303,7 @@ def test_sql_table_is_replaced_not_appended(model: RandomFactors, tmp_path: Path
 
 @pytest.fixture(scope="module")
 def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # Own, larger data: the CLI tests expect 6,000 members (20 chunks to kill a run between).
     ds = make_branches_dataset(6000, 300, seed=1)
     out = tmp_path_factory.mktemp("model") / "als"
     save(ALS(n_factors=8, iterations=2).fit(ds), out)
