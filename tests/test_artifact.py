@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import scipy.sparse as sp
+from helpers import events_frame
 
 import recommend
 from recommend import artifact, store
@@ -134,16 +135,10 @@ class ObjectParam(CourseKNN):
 # --------------------------------------------------------------------------------------------
 
 
-def _events(rows: list[tuple[object, object, str, str]]) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=["member_id", "course_id", "event", "timestamp"]).assign(
-        timestamp=lambda f: pd.to_datetime(f["timestamp"])
-    )
-
-
 @pytest.fixture
 def dataset() -> Dataset:
     """Six members in two branches, five courses with every course attribute."""
-    events = _events(
+    events = events_frame(
         [
             ("m1", "c1", "view", "2024-06-01"),
             ("m1", "c1", "complete", "2024-06-02"),
@@ -196,7 +191,7 @@ def dataset() -> Dataset:
 
 @pytest.fixture
 def int_dataset() -> Dataset:
-    events = _events(
+    events = events_frame(
         [
             (10, 100, "view", "2024-06-01"),
             (10, 101, "complete", "2024-06-02"),
@@ -286,8 +281,8 @@ def test_factor_model_round_trip_keeps_rankings_and_state(tmp_path: Path, datase
 def test_history_model_round_trip_with_folded_in_members(tmp_path: Path, dataset: Dataset) -> None:
     model = CourseKNN(shrink=0.5).fit(dataset)
     # Fold-in: a known member's history replaced, and a member new since fit.
-    model.update("m2", _events([("m2", "c4", "complete", "2024-06-29")]))
-    model.update("new", _events([("new", "c2", "view", "2024-06-29")]))
+    model.update("m2", events_frame([("m2", "c4", "complete", "2024-06-29")]))
+    model.update("new", events_frame([("new", "c2", "view", "2024-06-29")]))
     loaded = load(save(model, tmp_path / "model"))
 
     assert isinstance(loaded.similarity_, sp.csr_matrix)
@@ -302,10 +297,12 @@ def test_history_model_round_trip_with_folded_in_members(tmp_path: Path, dataset
 def test_fold_in_after_load_matches_fold_in_before_save(tmp_path: Path, dataset: Dataset) -> None:
     model = FixedFactors().fit(dataset)
     loaded = load(save(model, tmp_path / "model"))
-    events = _events([("m3", "c1", "complete", "2024-06-29"), ("m3", "c5", "view", "2024-06-29")])
+    events = events_frame(
+        [("m3", "c1", "complete", "2024-06-29"), ("m3", "c5", "view", "2024-06-29")]
+    )
     for m in (model, loaded):
         m.update("m3", events)
-        m.update("fresh", _events([("fresh", "c4", "like", "2024-06-29")]))
+        m.update("fresh", events_frame([("fresh", "c4", "like", "2024-06-29")]))
     assert_same_rankings(model, loaded)
 
 
@@ -331,7 +328,7 @@ def test_loaded_model_saves_again(tmp_path: Path, dataset: Dataset) -> None:
     """A serving process can fold members in and save the model it loaded."""
     model = CourseKNN().fit(dataset)
     loaded = load(save(model, tmp_path / "first"))
-    loaded.update("late", _events([("late", "c5", "complete", "2024-06-30")]))
+    loaded.update("late", events_frame([("late", "c5", "complete", "2024-06-30")]))
     again = load(save(loaded, tmp_path / "second"))
     assert_same_rankings(loaded, again)
     assert again.dataset_.fingerprint() == dataset.fingerprint()
@@ -340,7 +337,7 @@ def test_loaded_model_saves_again(tmp_path: Path, dataset: Dataset) -> None:
 
 def test_dataset_without_completions_or_tables(tmp_path: Path) -> None:
     ds = Dataset.from_frames(
-        _events([("a", "x", "view", "2024-01-01"), ("b", "y", "like", "2024-01-02")])
+        events_frame([("a", "x", "view", "2024-01-01"), ("b", "y", "like", "2024-01-02")])
     )
     model = CourseKNN().fit(ds)
     loaded = load(save(model, tmp_path / "model"))
@@ -843,13 +840,6 @@ def _model_cases() -> list[Any]:
     return cases
 
 
-@pytest.fixture(scope="module")
-def platform_dataset() -> Dataset:
-    synthetic = pytest.importorskip("recommend.data.synthetic")
-    p = synthetic.synthesize("small", seed=0)
-    return Dataset.from_frames(p.events, courses=p.courses, members=p.members, orgs=p.orgs)
-
-
 def _real_model(cls: type[Recommender], params: dict[str, Any]) -> Recommender:
     names = cls.param_names()
     small = {k: v for k, v in SMALL.items() if k in names}
@@ -881,9 +871,9 @@ def _personal_member_matrices(path: Path) -> list[str]:
 
 @pytest.mark.parametrize(("cls", "params"), _model_cases())
 def test_real_models_round_trip(
-    tmp_path: Path, platform_dataset: Dataset, cls: type[Recommender], params: dict[str, Any]
+    tmp_path: Path, small_dataset: Dataset, cls: type[Recommender], params: dict[str, Any]
 ) -> None:
-    model = _real_model(cls, params).fit(platform_dataset)
+    model = _real_model(cls, params).fit(small_dataset)
     path = save(model, tmp_path / "model")
     loaded = load(path)
     assert type(loaded) is type(model)
@@ -893,7 +883,7 @@ def test_real_models_round_trip(
         # A hybrid model's vector of a member without interactions is built from their
         # attributes alone: it is never saved (zeros), so only members with history keep
         # identical rankings after loading.
-        history = platform_dataset.interactions.getnnz(axis=1)
+        history = small_dataset.interactions.getnnz(axis=1)
         compared = np.flatnonzero(history > 0)
         assert np.all(loaded.member_factors_[history == 0] == 0)
         with np.load(path / "arrays.npz", allow_pickle=False) as npz:
@@ -903,8 +893,8 @@ def test_real_models_round_trip(
                 assert np.all(array[history == 0] == 0)
     assert_same_rankings(model, loaded, k=10, members=compared)
     if importlib.util.find_spec("recommend.menu") is not None:
-        ids = platform_dataset.member_ids.external_ids[:40]
-        active = platform_dataset.interactions.getnnz(axis=1)[:40] > 0
+        ids = small_dataset.member_ids.external_ids[:40]
+        active = small_dataset.interactions.getnnz(axis=1)[:40] > 0
         warm, cold = ids[active], ids[~active]
         pd.testing.assert_frame_equal(model.recommend(warm, n=5), loaded.recommend(warm, n=5))
         # Members without history: the menu's cold-start scorers read member attributes
@@ -912,9 +902,9 @@ def test_real_models_round_trip(
         # is kept (a backend passes attributes with the request).
         assert "personal" not in set(loaded.recommend(cold, n=5)["route"])
     # Fold-in works the same on the loaded model.
-    member = platform_dataset.member_ids.external_ids[0]
-    course = platform_dataset.course_ids.external_ids[3]
-    events = _events([(member, course, "complete", "2025-06-29")])
+    member = small_dataset.member_ids.external_ids[0]
+    course = small_dataset.course_ids.external_ids[3]
+    events = events_frame([(member, course, "complete", "2025-06-29")])
     model.update(member, events)
     loaded.update(member, events)
     assert_same_rankings(model, loaded, k=10, members=compared)
@@ -923,9 +913,9 @@ def test_real_models_round_trip(
 
 @pytest.mark.parametrize(("cls", "params"), _model_cases())
 def test_real_models_save_no_personal_member_matrix(
-    tmp_path: Path, platform_dataset: Dataset, cls: type[Recommender], params: dict[str, Any]
+    tmp_path: Path, small_dataset: Dataset, cls: type[Recommender], params: dict[str, Any]
 ) -> None:
-    model = _real_model(cls, params).fit(platform_dataset)
+    model = _real_model(cls, params).fit(small_dataset)
     path = save(model, tmp_path / "model")
     assert _personal_member_matrices(path) == []
     # No per-member segment labels or attribute-only vectors either.

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from helpers import RandomFactors, make_branches_dataset
 
 from recommend import batch as batch_module
 from recommend.artifact import save
@@ -23,90 +24,21 @@ from recommend.data.dataset import Dataset
 from recommend.errors import ConfigError
 from recommend.menu import MENU_COLUMNS, member_menu
 from recommend.models import ALS, EASE
-from recommend.models.base import Factors, Recommender
 from recommend.schema import CHANNELS
 
 MENU = list(MENU_COLUMNS)
 
 
-class RandomFactors(Recommender):
-    """Fixed Gaussian factors: a factor model without training."""
-
-    name = "test_random_factors"
-
-    def __init__(self, n_factors: int = 8, seed: int = 0) -> None:
-        self.n_factors = n_factors
-        self.seed = seed
-
-    def _fit(self, dataset: Dataset) -> None:
-        rng = np.random.default_rng(self.seed)
-        self.member_factors_ = rng.standard_normal(
-            (dataset.n_members, self.n_factors), dtype=np.float32
-        )
-        self.course_factors_ = rng.standard_normal(
-            (dataset.n_courses, self.n_factors), dtype=np.float32
-        )
-        self.course_bias_ = rng.standard_normal(dataset.n_courses, dtype=np.float32)
-
-    def factors(self) -> Factors:
-        return Factors(self.member_factors_, self.course_factors_, self.course_bias_)
-
-
-def make_dataset(n_members: int, n_courses: int, seed: int = 0) -> Dataset:
-    """Members in branches with compulsory courses, completions, a course not yet
-    published, and some members without any event (cold)."""
-    rng = np.random.default_rng(seed)
-    courses = [f"c{j:04d}" for j in range(n_courses)]
-    branches = [f"b{i}" for i in range(max(2, n_members // 40))]
-    compulsory: list[list[str]] = [[] for _ in courses]
-    for b in branches:
-        for j in rng.choice(n_courses // 4, size=3, replace=False):
-            compulsory[j].append(b)
-    now = pd.Timestamp("2024-06-30")
-    published = [now - pd.Timedelta(days=10)] * n_courses
-    published[-1] = now + pd.Timedelta(days=5)
-    course_table = pd.DataFrame(
-        {
-            "course_id": courses,
-            "title": [f"课程{j}" for j in range(n_courses)],
-            "category": rng.choice(np.array(CHANNELS, dtype=object), n_courses),
-            "duration_seconds": rng.integers(60, 3600, n_courses).astype(float),
-            "source": "official",
-            "published_at": published,
-            "compulsory_for": compulsory,
-        }
-    )
-    member_ids = np.array([f"m{i:05d}" for i in range(n_members)], dtype=object)
-    members = pd.DataFrame(
-        {
-            "member_id": member_ids,
-            "org_id": rng.choice(np.array(branches, dtype=object), n_members),
-            "birth_year": rng.integers(1950, 2000, n_members),
-            "occupation": rng.choice(["retired", "white_collar", "rural"], n_members),
-        }
-    )
-    active = member_ids[: int(n_members * 0.9)]  # the last tenth never studied: cold
-    per = rng.poisson(6, active.size) + 1
-    who = np.repeat(active, per)
-    events = pd.DataFrame(
-        {
-            "member_id": who,
-            "course_id": rng.choice(np.array(courses, dtype=object), who.size),
-            "event": np.where(rng.random(who.size) < 0.4, "complete", "view"),
-            "timestamp": now - pd.to_timedelta(rng.integers(0, 10_000, who.size), unit="min"),
-        }
-    )
-    return Dataset.from_frames(events, courses=course_table, members=members, now=now)
+@pytest.fixture(scope="module")
+def dataset(branches_dataset: Dataset) -> Dataset:
+    """The shared branch data (600 members, 120 courses; see ``helpers``)."""
+    return branches_dataset
 
 
 @pytest.fixture(scope="module")
-def dataset() -> Dataset:
-    return make_dataset(600, 120)
-
-
-@pytest.fixture(scope="module")
-def model(dataset: Dataset) -> RandomFactors:
-    return RandomFactors().fit(dataset)
+def model(random_factors: RandomFactors) -> RandomFactors:
+    """The shared ``RandomFactors`` fitted on it (never updated)."""
+    return random_factors
 
 
 def _read(result_path: Path) -> pd.DataFrame:
@@ -371,7 +303,8 @@ def test_sql_table_is_replaced_not_appended(model: RandomFactors, tmp_path: Path
 
 @pytest.fixture(scope="module")
 def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    ds = make_dataset(6000, 300, seed=1)
+    # Own, larger data: the CLI tests expect 6,000 members (20 chunks to kill a run between).
+    ds = make_branches_dataset(6000, 300, seed=1)
     out = tmp_path_factory.mktemp("model") / "als"
     save(ALS(n_factors=8, iterations=2).fit(ds), out)
     return out

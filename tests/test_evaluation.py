@@ -5,7 +5,7 @@ import pytest
 
 from recommend.data.dataset import Dataset
 from recommend.data.splits import TimeSplit
-from recommend.data.synthetic import synthesize
+from recommend.data.synthetic import Platform
 from recommend.errors import ConfigError, DataError
 from recommend.evaluation import compare, evaluate
 from recommend.models.base import Factors, Recommender
@@ -46,11 +46,9 @@ class Oracle(Recommender):
 
 
 @pytest.fixture(scope="module")
-def split() -> tuple[Dataset, Dataset, object]:
-    p = synthesize("small", seed=1)
-    ds = Dataset.from_frames(p.events, courses=p.courses, members=p.members)
-    train, test = ds.split(TimeSplit(test_fraction=0.2))
-    return train, test, p.truth
+def split(small_platform: Platform, small_dataset: Dataset) -> tuple[Dataset, Dataset, object]:
+    train, test = small_dataset.split(TimeSplit(test_fraction=0.2))
+    return train, test, small_platform.truth
 
 
 def test_oracle_is_perfect_and_random_is_not(split: tuple[Dataset, Dataset, object]) -> None:

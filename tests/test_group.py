@@ -1,4 +1,5 @@
-"""Group menus: who is in the group, constraints, strategies, errors, ground truth, CLI."""
+"""Group menus (recommend.group): constraints, strategies, errors, ground truth, CLI. Who
+is in a group is tested in ``test_selection.py``, the pin rule in ``engine/test_pins.py``."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 
 import recommend as rc
 from recommend.cli import main
+from recommend.engine import serving_state
 from recommend.errors import ConfigError, DataError
 from recommend.group import (
     STRATEGIES,
@@ -21,46 +23,14 @@ from recommend.group import (
 
 
 @pytest.fixture(scope="module")
-def platform() -> rc.Platform:
-    return rc.synthesize("small", seed=0)
+def platform(small_platform: rc.Platform) -> rc.Platform:
+    """The shared small platform (conftest)."""
+    return small_platform
 
 
 @pytest.fixture(scope="module")
-def model(platform: rc.Platform) -> rc.EASE:
-    ds = rc.Dataset.from_frames(
-        platform.events, courses=platform.courses, members=platform.members, orgs=platform.orgs
-    )
-    return rc.EASE(l2=50.0).fit(ds)
-
-
-def _orgs_below(orgs: pd.DataFrame, org: str) -> set[str]:
-    out, frontier = {org}, {org}
-    while frontier:
-        frontier = set(orgs.loc[orgs["parent_id"].isin(frontier), "org_id"]) - out
-        out |= frontier
-    return out
-
-
-def test_branch_group_includes_sub_branches(platform: rc.Platform, model: rc.EASE) -> None:
-    committee = platform.orgs.loc[platform.orgs["kind"] == "committee", "org_id"].iloc[0]
-    below = _orgs_below(platform.orgs, committee)
-    expected = set(platform.members.loc[platform.members["org_id"].isin(below), "member_id"])
-    got = group_members(model, committee)
-    assert set(got) == expected and len(got) == len(expected)
-    assert len(below) > 1  # the committee really has sub-orgs
-
-
-def test_attribute_filters(platform: rc.Platform, model: rc.EASE) -> None:
-    mem = platform.members
-    retired = group_members(model, {"occupation": "retired"})
-    assert set(retired) == set(mem.loc[mem["occupation"] == "retired", "member_id"])
-    both = group_members(model, {"occupation": "retired", "mobile": "true"})
-    assert set(both) == set(mem.loc[(mem["occupation"] == "retired") & mem["mobile"], "member_id"])
-    year = model.dataset_.now.year
-    old = group_members(model, {"age_band": ["60-69", "70+"]})
-    assert set(old) == set(mem.loc[year - mem["birth_year"] >= 60, "member_id"])
-    with pytest.raises(ConfigError, match="member_table"):
-        group_members(model, {"favourite_food": "dumplings"})
+def model(small_dataset: rc.Dataset) -> rc.EASE:
+    return rc.EASE(l2=50.0).fit(small_dataset)
 
 
 def test_menu_meets_budget_quota_and_n(model: rc.EASE, platform: rc.Platform) -> None:
@@ -99,6 +69,11 @@ def test_compulsory_pins_and_completed_exclusion(model: rc.EASE, platform: rc.Pl
     must = platform.courses["course_id"].iloc[3]
     forced = order_for_group(model, branch, 5, must_include=[must], pin_compulsory=False)
     assert forced.menu["course_id"].iloc[0] == must
+    # The pin rule's notes reach the result.
+    assert any("already completed by most of the group" in note for note in result.notes)
+    none = order_for_group(model, branch, 20, max_pins=0)
+    assert not none.menu["pinned"].any()
+    assert any("left out by max_pins=0" in note for note in none.notes)
 
 
 def test_average_strategy_matches_brute_force(model: rc.EASE) -> None:
@@ -222,9 +197,8 @@ def test_coverage_values_follow_the_direct_computation(m: int) -> None:
 
 def test_menu_lecturers_are_the_courses_table_values(model: rc.EASE) -> None:
     from recommend.group.order import _lecturer_ids
-    from recommend.menu import menu_state
 
-    state = menu_state(model)
+    state = serving_state(model)
     column = model.dataset_.courses["lecturer_id"]
     assert column.isna().any() and column.notna().any()  # both paths below
     for courses in (np.flatnonzero(column.notna())[:7], np.arange(len(column))[::-3]):
@@ -282,6 +256,18 @@ def test_bad_input(model: rc.EASE, platform: rc.Platform) -> None:
         order_for_group(model, branch, 3, quotas={"卡拉OK": 1})
     with pytest.raises(ConfigError, match="strategy"):
         order_for_group(model, branch, 3, strategy="dictator")
+
+
+def test_group_options_are_checked_once_with_the_shared_checks() -> None:
+    from recommend.group import GroupOptions
+
+    with pytest.raises(ConfigError, match="compulsory_share"):
+        GroupOptions(compulsory_share="half")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="exclude_completed"):
+        GroupOptions(exclude_completed=0.0)
+    with pytest.raises(ConfigError, match="max_pins"):
+        GroupOptions(max_pins=-1)
+    assert GroupOptions(max_pins=np.int64(2)).max_pins == 2  # numpy integers as ints
 
 
 def test_lecturers_ranked_for_the_group(model: rc.EASE) -> None:

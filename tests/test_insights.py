@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import SAMPLE
 from scipy.stats import binomtest, pearsonr, spearmanr
 
 import recommend as rc
@@ -41,19 +42,16 @@ from recommend.insights.plots import (
 )
 from recommend.schema import CHANNELS, OCCUPATIONS
 
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
+
+@pytest.fixture(scope="module")
+def platform(sample_platform: rc.Platform) -> rc.Platform:
+    """The shared sample platform (conftest)."""
+    return sample_platform
 
 
 @pytest.fixture(scope="module")
-def platform() -> rc.Platform:
-    return rc.read_platform(SAMPLE)
-
-
-@pytest.fixture(scope="module")
-def ds(platform: rc.Platform) -> rc.Dataset:
-    return rc.Dataset.from_frames(
-        platform.events, courses=platform.courses, members=platform.members, orgs=platform.orgs
-    )
+def ds(sample_dataset: rc.Dataset) -> rc.Dataset:
+    return sample_dataset
 
 
 @pytest.fixture(scope="module")

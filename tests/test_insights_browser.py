@@ -14,7 +14,6 @@ from matplotlib.image import imread
 import recommend as rc
 from recommend.insights import build_report
 
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 _FLAGS = (
     "--headless",
     "--no-sandbox",
@@ -47,15 +46,15 @@ def _browser() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    platform = rc.read_platform(SAMPLE)
-    ds = rc.Dataset.from_frames(
-        platform.events, courses=platform.courses, members=platform.members, orgs=platform.orgs
-    )
-    model = rc.EASE(l2=200.0).fit(ds)
-    branch = str(platform.members["org_id"].value_counts().index[0])
+def report(
+    tmp_path_factory: pytest.TempPathFactory,
+    sample_platform: rc.Platform,
+    sample_dataset: rc.Dataset,
+) -> Path:
+    model = rc.EASE(l2=200.0).fit(sample_dataset)
+    branch = str(sample_platform.members["org_id"].value_counts().index[0])
     out = tmp_path_factory.mktemp("report") / "report.html"
-    return build_report(model, ds, out, org=branch, by=("occupation",), courses=1)
+    return build_report(model, sample_dataset, out, org=branch, by=("occupation",), courses=1)
 
 
 def _run(browser: str, args: list[str], profile: Path) -> subprocess.CompletedProcess[str]:

@@ -25,7 +25,6 @@ import pytest
 import recommend as rc
 from recommend.batch import run_batch
 from recommend.cli import main
-from recommend.data.synthetic import SynthConfig, synthesize
 from recommend.errors import ArtifactError, ConfigError, DataError
 from recommend.experiment import config_from_dict, run_experiment
 from recommend.menu import member_menu
@@ -44,18 +43,14 @@ STARTUP_TIMEOUT = 90.0  # seconds; a cold mlflow start on a busy 2-core machine 
 
 
 @pytest.fixture(scope="module")
-def platform() -> rc.Platform:
-    return synthesize(SynthConfig(n_members=300, n_courses=120, days=60), seed=3)
+def platform(small_platform: rc.Platform) -> rc.Platform:
+    """The shared small platform (conftest)."""
+    return small_platform
 
 
 @pytest.fixture(scope="module")
-def dataset(platform: rc.Platform) -> rc.Dataset:
-    return rc.Dataset.from_frames(
-        platform.events,
-        courses=platform.courses,
-        members=platform.members,
-        orgs=platform.orgs,
-    )
+def dataset(small_dataset: rc.Dataset) -> rc.Dataset:
+    return small_dataset
 
 
 @pytest.fixture(scope="module")

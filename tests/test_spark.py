@@ -1,7 +1,7 @@
 """Tests of recommend.spark in Spark local mode: same matrix, comparable ALS, same batch rows.
 
-One SparkSession (local[2], few shuffle partitions, no UI) and one small simulated platform
-serve the whole module, so the Spark start-up is paid once.
+One SparkSession (local[2], few shuffle partitions, no UI) and the shared small simulated
+platform serve the whole module, so the Spark start-up is paid once.
 """
 
 from __future__ import annotations
@@ -59,8 +59,9 @@ def spark():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="module")
-def platform() -> rc.Platform:
-    return rc.synthesize("small", seed=3)
+def platform(small_platform: rc.Platform) -> rc.Platform:
+    """The shared small platform (conftest)."""
+    return small_platform
 
 
 @pytest.fixture(scope="module")
@@ -329,10 +330,10 @@ def test_export_loads_as_a_standard_als_artifact(spark_model, artifact, split) -
     members = train.member_ids.external_ids[:5].tolist()
     menu = loaded.recommend(members, n=5)
     pd.testing.assert_frame_equal(menu, spark_model.model_.recommend(members, n=5))
-    # Fold-in works on the exported model like on any ALS.
-    member = members[0]
+    # Fold-in works on the exported model like on any ALS (a member with training events).
+    member = train.events["member_id"].iloc[0]
     loaded.update(member, train.events.loc[train.events["member_id"] == member].head(3))
-    assert np.isfinite(loaded.member_vectors(np.array([0]))).all()
+    assert np.isfinite(loaded.member_vectors(loaded.member_ids_.to_index([member]))).all()
 
 
 # --------------------------------------------------------------------------- batch

@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 from recommend import tracking
 from recommend.data.dataset import Dataset
 from recommend.data.splits import TimeSplit
-from recommend.data.synthetic import synthesize
+from recommend.data.synthetic import Platform
 from recommend.evaluation import EvaluationResult, compare, evaluate
 from recommend.models import make_model
 from recommend.models.base import Recommender
@@ -32,11 +32,9 @@ class Data:
 
 
 @pytest.fixture(scope="module")
-def data() -> Data:
-    p = synthesize("small", seed=0)
-    ds = Dataset.from_frames(p.events, courses=p.courses, members=p.members)
-    train, test = ds.split(SPLIT)
-    return Data(train, test, p.members)
+def data(small_platform: Platform, small_dataset: Dataset) -> Data:
+    train, test = small_dataset.split(SPLIT)
+    return Data(train, test, small_platform.members)
 
 
 @pytest.fixture(scope="module")

@@ -5,16 +5,13 @@ import pytest
 
 from recommend.data.dataset import Dataset
 from recommend.data.splits import TimeSplit
-from recommend.data.synthetic import synthesize
 from recommend.errors import ConfigError
 from recommend.tuning import Choice, LogUniform, Uniform, tune
 
 
 @pytest.fixture(scope="module")
-def train() -> Dataset:
-    p = synthesize("small", seed=2)
-    ds = Dataset.from_frames(p.events, courses=p.courses, members=p.members)
-    return ds.split(TimeSplit(test_fraction=0.2))[0]
+def train(small_dataset: Dataset) -> Dataset:
+    return small_dataset.split(TimeSplit(test_fraction=0.2))[0]
 
 
 def test_tune_finds_the_best_trial_and_never_sees_test(train: Dataset) -> None:

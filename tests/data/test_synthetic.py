@@ -47,8 +47,9 @@ FILES = (
 
 
 @pytest.fixture(scope="module")
-def platform() -> Platform:
-    return synthesize("small", seed=0)
+def platform(small_platform: Platform) -> Platform:
+    """The shared small platform (conftest): ``synthesize("small", seed=0)``."""
+    return small_platform
 
 
 @pytest.fixture(scope="module")

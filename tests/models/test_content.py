@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from helpers import events_frame
 
 from recommend.data.dataset import Dataset
 from recommend.models.content import content_neighbour_weights, place_cold_columns
@@ -54,8 +55,7 @@ def _dataset() -> Dataset:
         pool = range(5) if m % 2 == 0 else range(5, 10)
         for c in rng.choice(list(pool), size=3, replace=False):
             rows.append((f"m{m}", f"c{c}", "complete", "2025-01-01"))
-    events = pd.DataFrame(rows, columns=["member_id", "course_id", "event", "timestamp"])
-    return Dataset.from_frames(events, courses=courses)
+    return Dataset.from_frames(events_frame(rows), courses=courses)
 
 
 @pytest.mark.parametrize("model", [EASE(l2=10.0), ItemKNN(k=10)], ids=["ease", "item_knn"])

@@ -17,6 +17,7 @@ import pytest
 import scipy.sparse as sp
 
 from recommend.data.dataset import Dataset
+from recommend.data.synthetic import Platform
 from recommend.errors import ConfigError, DataError, NotFittedError
 from recommend.models.hybrid import LightFM, course_feature_rows, member_feature_rows
 from recommend.schema import CHANNELS
@@ -400,12 +401,10 @@ def test_fold_in_moves_the_menu_to_new_interests(data: Split) -> None:
     assert (p.channel[top] == 3).mean() >= 0.7
 
 
-def test_simulated_platform_features_round_trip() -> None:
-    synthetic = pytest.importorskip("recommend.data.synthetic")
-    platform = synthetic.synthesize("small", seed=0)
-    dataset = Dataset.from_frames(
-        platform.events, courses=platform.courses, members=platform.members, orgs=platform.orgs
-    )
+def test_simulated_platform_features_round_trip(
+    small_platform: Platform, small_dataset: Dataset
+) -> None:
+    platform, dataset = small_platform, small_dataset
     model = LightFM(epochs=3).fit(dataset)
     # Attribute tables give the training feature rows back (titles, skills, branches...).
     courses = course_feature_rows(platform.courses, model.course_feature_names_)

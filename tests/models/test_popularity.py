@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from helpers import events_frame
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,17 +18,11 @@ from recommend.models.popularity import Popularity
 NOW = pd.Timestamp("2024-06-30")
 
 
-def _events(rows: list[tuple[str, str, str, str]]) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=["member_id", "course_id", "event", "timestamp"]).assign(
-        timestamp=lambda f: pd.to_datetime(f["timestamp"])
-    )
-
-
 @pytest.fixture
 def dataset() -> Dataset:
     """Retired members r1-r3 study c1 (and r1 c2); students s1, s2 study c2 and c3; x1 (no
     attributes) studies c4; n1 has attributes but no history."""
-    events = _events(
+    events = events_frame(
         [
             ("r1", "c1", "view", "2024-06-01"),
             ("r1", "c1", "complete", "2024-06-02"),  # a repeat: still one member
@@ -71,7 +66,7 @@ def test_global_popularity_counts_distinct_members(dataset: Dataset) -> None:
 
 
 def test_zero_weight_events_do_not_count() -> None:
-    events = _events([("a", "c1", "view", "2024-01-01"), ("b", "c2", "share", "2024-01-02")])
+    events = events_frame([("a", "c1", "view", "2024-01-01"), ("b", "c2", "share", "2024-01-02")])
     weights = dict(Weighting().event_weights, share=0.0)
     ds = Dataset.from_frames(events, weighting=Weighting(event_weights=weights))
     np.testing.assert_array_equal(Popularity().fit(ds).global_scores(), [1, 0])
@@ -79,7 +74,7 @@ def test_zero_weight_events_do_not_count() -> None:
 
 def test_time_decay_ranks_recent_courses_first() -> None:
     # Two members each for "old" and "new"; "new" was studied 30 days later.
-    events = _events(
+    events = events_frame(
         [
             ("a", "old", "view", "2024-01-01"),
             ("b", "old", "view", "2024-01-01"),
@@ -235,7 +230,7 @@ def test_global_model_ignores_attributes(dataset: Dataset) -> None:
 
 
 def test_without_members_table_everyone_gets_global(caplog: pytest.LogCaptureFixture) -> None:
-    events = _events([("a", "c1", "view", "2024-01-01"), ("b", "c2", "view", "2024-01-02")])
+    events = events_frame([("a", "c1", "view", "2024-01-01"), ("b", "c2", "view", "2024-01-02")])
     ds = Dataset.from_frames(events)
     model = Popularity(segment="occupation", min_segment_members=1).fit(ds)
     assert "no members table" in caplog.text
@@ -244,7 +239,7 @@ def test_without_members_table_everyone_gets_global(caplog: pytest.LogCaptureFix
 
 def test_folded_in_members_get_global_popularity(dataset: Dataset) -> None:
     model = Popularity(segment="occupation", min_segment_members=2).fit(dataset)
-    model.update("newcomer", _events([("newcomer", "c3", "view", "2024-06-10")]))
+    model.update("newcomer", events_frame([("newcomer", "c3", "view", "2024-06-10")]))
     idx = model.member_ids_.to_index(["newcomer"])
     assert idx[0] == dataset.n_members
     np.testing.assert_array_equal(model.score(idx)[0], model.global_scores())

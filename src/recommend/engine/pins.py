@@ -227,7 +227,7 @@ def group_pins(
     max_pins
         At most this many compulsory pins (``None``: all).
     """
-    pins: list[int] = [int(c) for c in requested]
+    pins: list[int] = list(dict.fromkeys(int(c) for c in requested))  # once each, in order
     notes: list[str] = []
     table = state.compulsory_table()
     if pin_compulsory and table.indptr.size > 1:

@@ -53,6 +53,10 @@ def studied_reasons(
     out = np.empty(recommended.size, dtype=object)
     if recommended.size == 0:
         return out
+    if history.size == 0:
+        # Nothing studied to name: the route's own reason for members without history.
+        out[:] = REASON_FEATURES
+        return out
     hist = history.astype(np.int64)
     conf = confidence.astype(np.float64)
     if hist.size > _REASON_HISTORY:

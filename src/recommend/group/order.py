@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from recommend.checks import minutes_in_seconds, positive_int
+from recommend.checks import minutes_in_seconds, non_negative_int, positive_int, share
 from recommend.engine import (
     GroupPins,
     Rows,
@@ -225,16 +225,19 @@ class GroupOptions:
             raise ConfigError(
                 f"strategy={self.strategy!r}; expected one of {list(STRATEGIES + BASELINES)}"
             )
-        if not 0.0 < self.compulsory_share <= 1.0:
-            raise ConfigError(f"compulsory_share must be in (0, 1], got {self.compulsory_share!r}")
-        share = self.exclude_completed
-        if share is not None and not 0.0 < share <= 1.0:
-            raise ConfigError(f"exclude_completed must be in (0, 1] or None, got {share!r}")
+        set_ = object.__setattr__
+        set_(
+            self,
+            "compulsory_share",
+            share(self.compulsory_share, "compulsory_share", low_open=True),
+        )
+        if self.exclude_completed is not None:
+            done = share(self.exclude_completed, "exclude_completed", low_open=True)
+            set_(self, "exclude_completed", done)
         if self.budget_minutes is not None:
             minutes_in_seconds(self.budget_minutes, "budget_minutes")
-        pins = self.max_pins
-        if pins is not None and (isinstance(pins, bool) or not isinstance(pins, int) or pins < 0):
-            raise ConfigError(f"max_pins must be a non-negative integer or None, got {pins!r}")
+        if self.max_pins is not None:
+            set_(self, "max_pins", non_negative_int(self.max_pins, "max_pins"))
         if self.lecturers:
             positive_int(self.lecturers, "lecturers")
 

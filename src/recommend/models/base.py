@@ -255,10 +255,11 @@ class Recommender(ABC):
         # gets its lock and cache on first use.
         if "_cache" not in self.__dict__:
             with _SETUP_LOCK:
-                if "_lock" not in self.__dict__:
-                    self._lock = threading.RLock()
-                self._cache_lock = threading.RLock()
-                self._cache = {}
+                if "_cache" not in self.__dict__:  # another thread may have set it up
+                    if "_lock" not in self.__dict__:
+                        self._lock = threading.RLock()
+                    self._cache_lock = threading.RLock()
+                    self._cache = {}
         return self._cache
 
     @property
