@@ -79,6 +79,7 @@ from recommend.engine import (
     history_rows,
     menu_rows,
     rank_chunk,
+    route_codes,
     serving_state,
 )
 from recommend.engine.options import Exclude
@@ -721,12 +722,11 @@ class _ChunkWriter:
         their cold-start scores through the engine's ranking. Positions are
         ``0..len(idx) - 1``."""
         parts = []
-        route_code = {route: code for code, route in enumerate(ROUTES)}
         for lo in range(0, idx.size, _COLD_CHUNK):
             part = idx[lo : lo + _COLD_CHUNK]
             for where, scorer in cold_scorers(self.model, self.state, part):
                 dense, routes = scorer(where)
-                codes = np.array([route_code[r] for r in routes.tolist()], dtype=np.int8)
+                codes = route_codes(routes)
                 seen = history_rows(self.model.history_, part[where])
                 got = rank_chunk(
                     self.model,

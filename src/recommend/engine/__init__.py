@@ -50,6 +50,7 @@ from recommend.engine.routes import (
     Scored,
     cold_scorer,
     cold_scorers,
+    route_codes,
     route_groups,
 )
 from recommend.engine.rows import Rows, gather_rows, history_rows, matrix_rows, small_isin
@@ -100,6 +101,7 @@ __all__ = [
     "menu_rows",
     "mmr",
     "rank_chunk",
+    "route_codes",
     "route_groups",
     "serving_state",
     "small_isin",

@@ -27,9 +27,9 @@ from numpy.typing import NDArray
 
 from recommend.engine.diversity import MMR_POOL, mmr
 from recommend.engine.exclusions import exclusion_rows
-from recommend.engine.pins import Pins, member_pins
+from recommend.engine.pins import PairScorer, Pins, member_pins
 from recommend.engine.reasons import REASON_COMPULSORY, studied_reasons
-from recommend.engine.routes import ROUTES, route_groups
+from recommend.engine.routes import route_codes, route_groups
 from recommend.engine.rows import Rows, history_rows, small_isin
 from recommend.topk import TopK, topk_scores
 
@@ -45,7 +45,6 @@ __all__ = ["CHUNK", "MenuRows", "menu_rows", "rank_chunk"]
 #: score buffer to ~20 MB at 20k courses while keeping the kernel's blocks full.
 CHUNK = 256
 _NEG_INF = np.float32(-np.inf)
-_ROUTE_CODE = {route: code for code, route in enumerate(ROUTES)}
 
 
 @dataclass(frozen=True)
@@ -216,7 +215,7 @@ def menu_rows(
                 route_reasons=scored.reasons,
                 orgs=None if orgs is None else [orgs[p] for p in chunk.pos.tolist()],
             )
-            routes = np.array([_ROUTE_CODE[r] for r in scored.routes.tolist()], dtype=np.int8)
+            routes = route_codes(scored.routes)
             parts.append(
                 MenuRows(
                     chunk.pos[got.pos], got.course, got.score, got.rank, routes[got.pos], got.reason
@@ -230,7 +229,9 @@ def menu_rows(
 # ----------------------------------------------------------------------------- steps
 
 
-def _pair_scorer(model: Recommender, idx: NDArray[np.int64], dense: np.ndarray | None):  # type: ignore[no-untyped-def]
+def _pair_scorer(
+    model: Recommender, idx: NDArray[np.int64], dense: np.ndarray | None
+) -> PairScorer:
     """Scores of (row, course) pairs: read from ``dense``, or from the factors."""
     if dense is not None:
 

@@ -53,6 +53,7 @@ __all__ = [
     "Scored",
     "cold_scorer",
     "cold_scorers",
+    "route_codes",
     "route_groups",
 ]
 
@@ -64,6 +65,14 @@ ROUTE_FEATURES = "cold_features"
 ROUTE_SEGMENT = "cold_segment"
 ROUTE_GLOBAL = "cold_global"
 ROUTES = (ROUTE_PERSONAL, ROUTE_FEATURES, ROUTE_SEGMENT, ROUTE_GLOBAL)
+
+_ROUTE_CODE = {route: code for code, route in enumerate(ROUTES)}
+
+
+def route_codes(routes: np.ndarray) -> NDArray[np.int8]:
+    """Route names (object array) as their index in :data:`ROUTES`, int8."""
+    return np.array([_ROUTE_CODE[r] for r in routes.tolist()], dtype=np.int8)
+
 
 #: Scores of some members for every course and their routes:
 #: ``scorer(positions) -> (scores (len, n_courses) float32, fresh; routes (len,) object)``.

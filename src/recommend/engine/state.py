@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 import numpy as np
@@ -89,10 +90,13 @@ class CompulsoryTable:
         out[inside] = self.member_code[idx[inside]]
         return out
 
+    @cached_property
+    def _code(self) -> dict[str, int]:
+        return {name: code for code, name in enumerate(self.names)}
+
     def code_of(self, org: str) -> int:
         """Branch code of an org id (-1: no compulsory course)."""
-        at = int(np.searchsorted(np.asarray(self.names, dtype=object), org))
-        return at if at < len(self.names) and self.names[at] == org else -1
+        return self._code.get(org, -1)
 
     def rows(self, codes: NDArray[np.int64]) -> Rows:
         """The compulsory courses of branch codes ``codes`` (-1: none), as rows."""
