@@ -247,4 +247,7 @@ def test_spaces_around_ids_are_removed_and_counted(
     with caplog.at_level("WARNING"):
         out = validate("events", events)
     assert out["member_id"].tolist() == ["m1", "m1", "m2", "m3"]
-    assert "events.member_id: removed surrounding spaces from 2 id(s)" in caplog.text
+    assert (
+        "events.member_id: ids normalised (Unicode NFKC, zero-width characters and surrounding "
+        "spaces removed; 2 distinct id(s) became 2) in 2 rows (rows 1, 2)"
+    ) in caplog.text

@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -21,6 +21,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from recommend.data.idmap import IdMap
+from recommend.data.timeline import OnFuture, check_times
 from recommend.data.validation import ReferenceReport, check_references, validate
 from recommend.data.weighting import Weighting
 from recommend.errors import DataError, Problem
@@ -171,9 +172,11 @@ class Dataset:
     orgs
         The validated org table, or ``None``.
     now
-        Reference time of the data (last event unless given): decay and age bands use it.
+        Reference time of the data (the given one, else the data's robust now, see
+        ``recommend.data.timeline``): decay and age bands use it.
     report
-        What the reference check dropped (policy ``on_unknown="drop"``).
+        What was dropped: events with unknown ids (``on_unknown="drop"``) and future-dated
+        events (``on_future="drop"``).
     """
 
     interactions: sp.csr_matrix
@@ -201,6 +204,7 @@ class Dataset:
         now: pd.Timestamp | str | None = None,
         member_ids: IdMap | None = None,
         course_ids: IdMap | None = None,
+        on_future: OnFuture = "raise",
     ) -> Dataset:
         """Validate the tables and build the dataset.
 
@@ -218,10 +222,16 @@ class Dataset:
             ``"raise"`` (default) refuses events with unknown ids; ``"drop"`` drops them,
             counts them in ``report`` and logs a warning.
         now
-            Reference time for decay and age bands; the last event time when ``None``.
+            Reference time for decay and age bands; when ``None``, the data's robust now
+            (the last event that is not an outlier: ``recommend.data.timeline``).
         member_ids, course_ids
             Fixed universes (e.g. to give a train and a test set the same indices). Events
             outside them are handled by ``on_unknown``.
+        on_future
+            Events dated after the reference time: ``"raise"`` (default) refuses them with
+            their rows named; ``"drop"`` drops them, counts them in ``report`` and logs a
+            warning; ``"keep"`` keeps them with a decay weight of 1 (a test set after its
+            training set's ``now``).
         """
         weighting = weighting or Weighting()
         ev = validate("events", events, event_weights=weighting.event_weights)
@@ -231,11 +241,24 @@ class Dataset:
         if mem is not None and org is not None and C.ORG in mem.columns:
             _check_member_orgs(mem, org)
 
+        ev, times = check_times(ev, now=now, on_future=on_future)
+        if times.future_dropped:
+            log.warning(
+                "dropped %d event(s) dated after %s (on_future='drop')",
+                times.future_dropped,
+                times.now,
+            )
         course_universe = _universe(C.COURSE, course_ids, crs)
         member_universe = _universe(C.MEMBER, member_ids, mem)
         ev, report = check_references(
             ev, courses=course_universe, members=member_universe, on_unknown=on_unknown
         )
+        if times.future_dropped:
+            report = replace(
+                report,
+                events_in=report.events_in + times.future_dropped,
+                future_events=times.future_dropped,
+            )
         if ev.empty:
             raise DataError("events: no events left after dropping unknown ids")
 
@@ -248,7 +271,7 @@ class Dataset:
 
         crs = align_rows(crs, C.COURSE, course_ids)
         mem = align_rows(mem, C.MEMBER, member_ids)
-        ref = pd.Timestamp(now) if now is not None else pd.Timestamp(ev[C.TIMESTAMP].max())
+        ref = times.now
 
         durations = None
         if crs is not None and C.DURATION in crs.columns:
@@ -349,6 +372,7 @@ class Dataset:
         parts = splitter.split(raw, self.courses)
 
         def part(events: pd.DataFrame, now: pd.Timestamp | None = None) -> Dataset:
+            # Test events come after the training set's now: kept, never boosted.
             return Dataset.from_frames(
                 events,
                 courses=self.courses,
@@ -358,6 +382,7 @@ class Dataset:
                 member_ids=self.member_ids,
                 course_ids=self.course_ids,
                 now=now,
+                on_future="keep",
             )
 
         train = part(parts.train)

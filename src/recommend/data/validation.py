@@ -12,19 +12,26 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 
+from recommend.data.ids import normalise_ids
+from recommend.data.personal import personal_columns, personal_content
 from recommend.errors import DataError, Problem
-from recommend.schema import PERSONAL_COLUMNS, TABLES, Columns, Kind, TableSchema
+from recommend.schema import TABLES, Columns, Kind, TableSchema
 
 __all__ = [
     "DEFAULT_EVENT_WEIGHTS",
+    "EVENT_BOUNDS",
+    "MAX_TEXT_CHARS",
     "ReferenceReport",
+    "TableReport",
     "check_references",
+    "check_table",
+    "duplicate_rows",
     "find_problems",
     "personal_columns",
     "validate",
@@ -54,27 +61,38 @@ DEFAULT_EVENT_WEIGHTS: Mapping[str, float] = {
 SHOW_ROWS = 5  # offending rows listed in a message
 SHOW_VALUES = 5
 
+#: Largest magnitude of an event's ``value`` and of its ``watch_seconds`` (about 116 days).
+#: With the per-event and per-cell cap of ``Weighting.max_pair_confidence`` every number
+#: summed into the float32 confidence matrix stays far within float32's range.
+EVENT_BOUNDS: Mapping[str, float] = {Columns.VALUE: 1e6, Columns.WATCH_SECONDS: 1e7}
+#: Text values (titles, descriptions, queries...) are cut to this many characters, the cut
+#: counted in a note: a title of millions of characters would cost seconds and gigabytes
+#: to index and is never meant.
+MAX_TEXT_CHARS = 10_000
+#: The columns compared to find exact duplicate events.
+EVENT_COLUMNS = (
+    Columns.MEMBER,
+    Columns.COURSE,
+    Columns.EVENT,
+    Columns.TIMESTAMP,
+    Columns.WATCH_SECONDS,
+    Columns.VALUE,
+)
+
 _TRUE = {"true", "t", "yes", "y", "1", "是", "真"}
 _FALSE = {"false", "f", "no", "n", "0", "否", "假"}
 _LIST_SEP = re.compile(r"\s*\|\s*")
 
 
-def _norm_name(name: object) -> str:
-    return re.sub(r"[\s_\-]", "", str(name)).lower()
-
-
-def personal_columns(frame: pd.DataFrame) -> list[str]:
-    """Columns of ``frame`` whose names say they hold personal data (name, phone, ...)."""
-    return [c for c in frame.columns if _norm_name(c) in PERSONAL_COLUMNS]
-
-
 @dataclass
 class _Checker:
-    """Collects problems of one table; ``frame`` is the working copy being cleaned."""
+    """Collects problems (refused) and notes (accepted, counted) of one table; ``frame`` is
+    the working copy being cleaned."""
 
     schema: TableSchema
     frame: pd.DataFrame
     problems: list[Problem]
+    notes: list[Problem] = field(default_factory=list)
 
     def add(
         self,
@@ -85,6 +103,21 @@ class _Checker:
         values: Iterable[object] = (),
         show_values: bool = True,
     ) -> None:
+        self.problems.append(self.finding(column, message, expected, mask, values, show_values))
+
+    def note(self, column: str | None, message: str, mask: np.ndarray | None = None) -> None:
+        """Something accepted but worth knowing (counted, rows named, values never shown)."""
+        self.notes.append(self.finding(column, message, "", mask, (), False))
+
+    def finding(
+        self,
+        column: str | None,
+        message: str,
+        expected: str,
+        mask: np.ndarray | None,
+        values: Iterable[object],
+        show_values: bool,
+    ) -> Problem:
         rows: tuple[int, ...] = ()
         count = 0
         if mask is not None:
@@ -93,16 +126,14 @@ class _Checker:
             rows = tuple(int(p) for p in positions[:SHOW_ROWS])
             if show_values and not values and column is not None:
                 values = self.frame[column].to_numpy()[positions[:SHOW_VALUES]]
-        self.problems.append(
-            Problem(
-                table=self.schema.name,
-                column=column,
-                message=message,
-                expected=expected,
-                rows=rows,
-                count=count,
-                values=tuple(_plain(v) for v in values)[:SHOW_VALUES],
-            )
+        return Problem(
+            table=self.schema.name,
+            column=column,
+            message=message,
+            expected=expected,
+            rows=rows,
+            count=count,
+            values=tuple(_plain(v) for v in values)[:SHOW_VALUES],
         )
 
 
@@ -129,7 +160,7 @@ def _is_null(values: pd.Series) -> np.ndarray:
 
 
 def _coerce_id(chk: _Checker, col: str, nullable: bool) -> None:
-    s = chk.frame[col]
+    s = _normalised_ids(chk, col, chk.frame[col])
     null = _is_null(s)
     if null.any() and not nullable:
         chk.add(col, "null or empty ids", "a non-empty id in every row", null, show_values=False)
@@ -160,12 +191,13 @@ def _coerce_id(chk: _Checker, col: str, nullable: bool) -> None:
         chk.frame[col] = s.astype("Int64" if null.any() else "int64")
         return
     if _typed_strings(s):
-        _set_string_ids(chk, col, s, null, nullable)
+        chk.frame[col] = s.where(~null, None) if nullable and null.any() else s
         return
     if s.dtype == object:
         kinds = present.map(type)
         if kinds.eq(str).all():
-            _set_string_ids(chk, col, s.astype("string"), null, nullable)
+            typed = s.astype("string")
+            chk.frame[col] = typed.where(~null, None) if nullable and null.any() else typed
             return
         is_int = kinds.map(lambda t: issubclass(t, int | np.integer) and t is not bool)
         if is_int.all():
@@ -183,22 +215,24 @@ def _coerce_id(chk: _Checker, col: str, nullable: bool) -> None:
     chk.add(col, f"ids of dtype {s.dtype}", "integer or string ids")
 
 
-def _set_string_ids(
-    chk: _Checker, col: str, s: pd.Series, null: np.ndarray, nullable: bool
-) -> None:
-    """Store string ids without surrounding spaces (counted in a warning, never silent:
-    " m1" and "m1" become one id)."""
-    stripped = s.str.strip()
-    changed = ~stripped.eq(s).to_numpy(dtype=bool, na_value=True)
-    if changed.any():
-        log.warning(
-            "%s.%s: removed surrounding spaces from %d id(s)",
-            chk.schema.name,
-            col,
-            int(changed.sum()),
-        )
-        s = stripped
-    chk.frame[col] = s.where(~null, None) if nullable and null.any() else s
+def _normalised_ids(chk: _Checker, col: str, s: pd.Series) -> pd.Series:
+    """String ids through ``normalise_id`` (NFKC, no zero-width characters, stripped);
+    the ids it changed are counted in a note, never silently merged."""
+    if not (_typed_strings(s) or s.dtype == object):
+        return s
+    fixed, changed = normalise_ids(s)
+    if not changed.any():
+        return s
+    before = pd.unique(s.to_numpy(dtype=object)[changed])
+    after = pd.unique(fixed[changed])
+    chk.note(
+        col,
+        f"ids normalised (Unicode NFKC, zero-width characters and surrounding spaces "
+        f"removed; {before.size} distinct id(s) became {after.size})",
+        mask=changed,
+    )
+    out = pd.Series(fixed, index=s.index, dtype=object)
+    return out.astype(s.dtype) if _typed_strings(s) else out
 
 
 def _coerce_text(chk: _Checker, col: str, required: bool) -> None:
@@ -212,7 +246,13 @@ def _coerce_text(chk: _Checker, col: str, required: bool) -> None:
         if odd.any():
             chk.add(col, "values that are not text", "text (str)", mask=odd)
             return
-    chk.frame[col] = s.astype(object).where(~null, None)
+    out = s.astype(object).where(~null, None)
+    length = out.map(len, na_action="ignore").to_numpy(dtype=np.float64, na_value=0)
+    long = length > MAX_TEXT_CHARS
+    if long.any():
+        chk.note(col, f"text cut to its first {MAX_TEXT_CHARS:,} characters", mask=long)
+        out[long] = [v[:MAX_TEXT_CHARS] for v in out[long].tolist()]
+    chk.frame[col] = out
 
 
 def _coerce_number(chk: _Checker, col: str, required: bool, nonneg: bool) -> None:
@@ -269,21 +309,22 @@ def _coerce_time(chk: _Checker, col: str, required: bool) -> None:
         out = s
     elif pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
         arr = pd.to_numeric(s, errors="coerce").to_numpy(dtype="float64")
-        # datetime64[ns] spans about 1677-2262: seconds outside it cannot be timestamps.
-        bad = ~null & ~(np.isfinite(arr) & (np.abs(arr) < 9.2e9))
-        if bad.any():
-            chk.add(
-                col,
-                "numeric timestamps that are not finite or out of range",
-                "seconds since 1970-01-01 (years 1677-2262)",
-                bad,
-            )
+        if not _epoch_in_range(chk, col, arr, ~null):
             return
-        out = pd.to_datetime(arr, unit="s")
-        out = pd.Series(out, index=s.index)
+        out = pd.Series(pd.to_datetime(arr, unit="s"), index=s.index)
     else:
         text = s.astype(object).where(~null, None)
-        out = pd.to_datetime(text, errors="coerce", format="mixed", utc=True)
+        # Numbers in a text column are epoch seconds, as in a numeric column (pandas would
+        # read a bare number as nanoseconds: 1970); 8-digit text stays a YYYYMMDD date.
+        seconds = _numeric_text(text)
+        numeric = ~np.isnan(seconds)
+        if numeric.any() and not _epoch_in_range(chk, col, seconds, numeric):
+            return
+        words = text.where(~numeric, None)
+        out = pd.to_datetime(words, errors="coerce", format="mixed", utc=True)
+        out = out.dt.tz_localize(None).astype("datetime64[ns]")
+        if numeric.any():
+            out[numeric] = pd.to_datetime(seconds[numeric], unit="s")
         unparsed = out.isna().to_numpy() & ~null
         if unparsed.any():
             chk.add(
@@ -293,10 +334,50 @@ def _coerce_time(chk: _Checker, col: str, required: bool) -> None:
                 mask=unparsed,
             )
             return
-        out = out.dt.tz_localize(None)
     if missing:
         return
     chk.frame[col] = pd.Series(out, index=s.index).astype("datetime64[ns]")
+
+
+_NUMBER_TEXT = r"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*"
+_DATE_DIGITS = r"\s*\d{8}\s*"
+
+
+def _numeric_text(text: pd.Series) -> np.ndarray:
+    """Epoch seconds of the values of an object column that are numbers or number text
+    (not 8-digit text: ``20240501`` is a date), ``nan`` elsewhere; shape ``(len(text),)``."""
+    out = np.full(len(text), np.nan)
+    is_str = text.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
+    is_num = text.map(
+        lambda v: isinstance(v, int | float | np.integer | np.floating)
+        and not isinstance(v, bool | np.bool_)
+    ).to_numpy(dtype=bool)
+    if is_str.any():
+        words = text[is_str].astype(str)
+        number = words.str.fullmatch(_NUMBER_TEXT).to_numpy(dtype=bool) & ~words.str.fullmatch(
+            _DATE_DIGITS
+        ).to_numpy(dtype=bool)
+        pos = np.flatnonzero(is_str)[number]
+        out[pos] = pd.to_numeric(words[number], errors="coerce").to_numpy(dtype=np.float64)
+    if is_num.any():
+        out[is_num] = text[is_num].astype(np.float64).to_numpy()
+        # A NaN number is a missing value, not a timestamp: leave it to the null check.
+    return out
+
+
+def _epoch_in_range(chk: _Checker, col: str, seconds: np.ndarray, rows: np.ndarray) -> bool:
+    """Report epoch seconds that are not finite or outside datetime64[ns] (1677-2262)."""
+    bad = rows & ~(np.isfinite(seconds) & (np.abs(seconds) < 9.2e9))
+    if bad.any():
+        chk.add(
+            col,
+            "numeric timestamps that are not finite or out of range",
+            "seconds since 1970-01-01 (years 1677-2262); epoch milliseconds must be "
+            "divided by 1000 first",
+            bad,
+        )
+        return False
+    return True
 
 
 def _coerce_bool(chk: _Checker, col: str, required: bool) -> None:
@@ -392,7 +473,17 @@ def find_problems(
     if not isinstance(frame, pd.DataFrame):
         raise DataError(f"{schema.name}: expected a pandas DataFrame, got {type(frame).__name__}")
     chk = _Checker(schema, frame.copy(deep=True), [])
+    _find(chk, frame, event_weights)
+    for note in chk.notes:
+        log.warning("%s", note)
+    return chk.frame, chk.problems
 
+
+def _find(
+    chk: _Checker, frame: pd.DataFrame, event_weights: Mapping[str, float] | None
+) -> None:
+    """The row-by-row checks of one table into ``chk`` (cleaned copy, problems, notes)."""
+    schema = chk.schema
     personal = personal_columns(frame)
     if personal:
         chk.add(
@@ -401,10 +492,19 @@ def find_problems(
             "numbers, ID numbers or addresses",
             f"a frame without them — drop them first: frame.drop(columns={personal})",
         )
+    for col, kinds in personal_content(frame).items():
+        chk.add(
+            col,
+            f"values that look like {' and '.join(kinds)} (personal data, refused; values "
+            "not shown)",
+            f"no personal data: drop the column (frame.drop(columns=[{col!r}])) or replace "
+            "it by a keyed pseudonym",
+            show_values=False,
+        )
     duplicated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
     if duplicated:
         chk.add(None, f"duplicate column names {duplicated}", "each column name once")
-        return chk.frame, chk.problems
+        return
     missing = [c for c in schema.required if c not in frame.columns]
     if missing:
         chk.add(
@@ -415,7 +515,7 @@ def find_problems(
     if len(frame) == 0:
         chk.add(None, "the table is empty", "at least one row")
     if chk.problems:
-        return chk.frame, chk.problems
+        return
 
     chk.frame = chk.frame.reset_index(drop=True)
     for col, kind in schema.columns.items():
@@ -440,7 +540,94 @@ def find_problems(
                 mask=unknown,
                 show_values=False,
             )
-    return chk.frame, chk.problems
+    if schema.name == "events":
+        _check_bounds(chk)
+
+
+def _check_bounds(chk: _Checker) -> None:
+    """Refuse event numbers too large for the float32 confidence matrix."""
+    for col, bound in EVENT_BOUNDS.items():
+        if col not in chk.frame.columns or any(p.column == col for p in chk.problems):
+            continue
+        arr = chk.frame[col].to_numpy(dtype=np.float64, na_value=np.nan)
+        huge = np.abs(arr) > bound
+        if huge.any():
+            chk.add(
+                col,
+                "values too large for the confidence matrix",
+                f"values between -{bound:g} and {bound:g}",
+                mask=huge,
+            )
+
+
+def duplicate_rows(events: pd.DataFrame, keep: Literal["first", False] = False) -> np.ndarray:
+    """Exact duplicate events: rows equal in every column of the events schema present.
+
+    Returns a boolean array of shape ``(len(events),)``: with ``keep=False`` every row of a
+    set of duplicates is marked, with ``keep="first"`` all but the first of each set.
+    """
+    cols = [c for c in EVENT_COLUMNS if c in events.columns]
+    return np.asarray(events.duplicated(subset=cols, keep=keep).to_numpy(), dtype=bool)
+
+
+@dataclass(frozen=True)
+class TableReport:
+    """Everything checking one table found.
+
+    ``frame`` is the cleaned copy (meaningful only when ``problems`` is empty);
+    ``problems`` are refused (``validate`` raises them); ``notes`` were accepted and
+    counted: ids changed by normalisation, text cut to ``MAX_TEXT_CHARS``, exact duplicate
+    events, far-past events. Notes name rows, never values.
+    """
+
+    table: str
+    frame: pd.DataFrame
+    problems: tuple[Problem, ...]
+    notes: tuple[Problem, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def check_table(
+    table: str | TableSchema,
+    frame: pd.DataFrame,
+    *,
+    event_weights: Mapping[str, float] | None = None,
+    now: pd.Timestamp | str | None = None,
+) -> TableReport:
+    """Check one table without raising: what ``validate`` refuses and what it notes.
+
+    On top of ``find_problems`` it checks, for the events table, the events dated after
+    the reference time (``now`` when given, else the data's robust now; see
+    ``recommend.data.timeline``: a problem, as ``Dataset.from_frames`` refuses them by
+    default), the far-past events and the exact duplicate rows (notes). ``recommend data
+    validate`` prints this report.
+    """
+    from recommend.data.timeline import time_findings
+
+    schema = _schema_of(table)
+    if not isinstance(frame, pd.DataFrame):
+        raise DataError(f"{schema.name}: expected a pandas DataFrame, got {type(frame).__name__}")
+    chk = _Checker(schema, frame.copy(deep=True), [])
+    _find(chk, frame, event_weights)
+    if schema.name == "events" and not chk.problems:
+        dup = duplicate_rows(chk.frame)
+        if dup.any():
+            extra = int(duplicate_rows(chk.frame, keep="first").sum())
+            chk.note(
+                None,
+                f"exact duplicate events ({extra} beyond the first of each set); each counts "
+                "unless Weighting(duplicates='collapse')",
+                mask=dup,
+            )
+        _, _, future, past = time_findings(chk.frame, now)
+        if future is not None:
+            chk.problems.append(future)
+        if past is not None:
+            chk.notes.append(past)
+    return TableReport(schema.name, chk.frame, tuple(chk.problems), tuple(chk.notes))
 
 
 def validate(
@@ -482,7 +669,10 @@ def validate(
 
 @dataclass(frozen=True)
 class ReferenceReport:
-    """What ``check_references`` dropped (policy ``"drop"``); all zero when nothing was."""
+    """What ``check_references`` dropped (policy ``"drop"``); all zero when nothing was.
+
+    ``Dataset.from_frames`` adds the future-dated events it dropped (``on_future="drop"``)
+    to ``events_in`` and ``future_events``."""
 
     events_in: int
     events_out: int
@@ -490,6 +680,7 @@ class ReferenceReport:
     unknown_courses: int = 0
     unknown_member_events: int = 0
     unknown_members: int = 0
+    future_events: int = 0
 
     @property
     def dropped(self) -> int:

@@ -8,10 +8,17 @@ Each event contributes ``weight(event) * value * watch_factor * decay`` to its
 - ``watch_factor = 1 + watch_weight * min(watch_seconds / duration_seconds, watch_cap)``
   where both are known, else 1 — watching most of a lecture is a stronger signal than
   opening it;
-- ``decay = 0.5 ** (age_days / half_life_days)`` with age measured back from ``now`` (the
-  last event of the data unless given), so old interests fade.
+- ``decay = max(0.5 ** (age_days / half_life_days), decay_floor)`` with age measured back
+  from ``now`` (a given one, else the data's robust now: see ``recommend.data.timeline``),
+  so old interests fade. An event after ``now`` has age 0: its decay is exactly 1, never
+  more. The floor (``1e-3`` by default) keeps very old events in the matrix, so no date
+  can decay a member's history to nothing.
 
-Cells are summed, then optionally scaled: ``"log"`` gives ``log_alpha * log1p(c)`` (tames
+Each event's confidence is at most ``max_pair_confidence``. With ``duplicates="collapse"``
+exact duplicate event rows (equal in every column of the events schema) count once; with ``"keep"`` (default) each
+counts. Cells are summed and capped at ``max_pair_confidence`` (``1000`` by default, about
+300 times the median cell of the shipped sample and above its largest), so a million
+copies of one event weigh no more than a very engaged member; then optionally scaled: ``"log"`` gives ``log_alpha * log1p(c)`` (tames
 heavy learners), ``"bm25"`` applies BM25 weighting (down-weights very popular courses and
 very long histories). The defaults work on the shipped sample.
 """
@@ -27,7 +34,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recommend.data.validation import DEFAULT_EVENT_WEIGHTS
+from recommend.data.timeline import reference_time
+from recommend.data.validation import DEFAULT_EVENT_WEIGHTS, duplicate_rows
 from recommend.errors import ConfigError
 from recommend.schema import Columns
 
@@ -35,6 +43,9 @@ __all__ = ["Weighting"]
 
 C = Columns
 SECONDS_PER_DAY = 86_400.0
+#: The largest ``max_pair_confidence`` allowed: sums of capped cells stay far from float32's
+#: limit (about 3.4e38) and within its exact range.
+MAX_PAIR_CONFIDENCE = 1e6
 
 
 @dataclass(frozen=True)
@@ -51,6 +62,9 @@ class Weighting:
     log_alpha: float = 1.0
     bm25_k1: float = 1.2
     bm25_b: float = 0.75
+    decay_floor: float = 1e-3
+    max_pair_confidence: float = 1000.0
+    duplicates: Literal["keep", "collapse"] = "keep"
 
     def __post_init__(self) -> None:
         weights = dict(self.event_weights)
@@ -70,6 +84,13 @@ class Weighting:
             ("log_alpha", self.log_alpha > 0, "> 0"),
             ("bm25_k1", self.bm25_k1 > 0, "> 0"),
             ("bm25_b", 0 <= self.bm25_b <= 1, "between 0 and 1"),
+            ("decay_floor", 0 < self.decay_floor <= 1, "> 0 and <= 1"),
+            (
+                "max_pair_confidence",
+                0 < self.max_pair_confidence <= MAX_PAIR_CONFIDENCE,
+                f"> 0 and <= {MAX_PAIR_CONFIDENCE:g}",
+            ),
+            ("duplicates", self.duplicates in ("keep", "collapse"), "'keep' or 'collapse'"),
         ]
         for name, ok, expected in checks:
             if not ok:
@@ -88,6 +109,9 @@ class Weighting:
             log_alpha=self.log_alpha,
             bm25_k1=self.bm25_k1,
             bm25_b=self.bm25_b,
+            decay_floor=self.decay_floor,
+            max_pair_confidence=self.max_pair_confidence,
+            duplicates=self.duplicates,
         )
         return params
 
@@ -112,7 +136,9 @@ class Weighting:
         """Confidence of each event row, shape ``(len(events),)``, ``float32``.
 
         ``events`` is a validated events frame; ``durations`` the course duration in seconds
-        for each row (``nan`` where unknown); ``now`` the reference time for decay.
+        for each row (``nan`` where unknown); ``now`` the reference time for decay (the
+        data's robust now when ``None``, see ``recommend.data.timeline``). Each value is
+        capped at ``max_pair_confidence``.
         """
         kinds = events[C.EVENT]
         weights = kinds.map(self.event_weights).to_numpy(dtype=np.float64)
@@ -134,11 +160,16 @@ class Weighting:
             conf = conf * np.where(ok, factor, 1.0)
         if self.half_life_days is not None and len(events):
             ts = events[C.TIMESTAMP].to_numpy(dtype="datetime64[ns]")
-            ref = np.datetime64(now.to_datetime64() if now is not None else ts.max(), "ns")
+            ref = np.datetime64(reference_time(ts, now).to_datetime64(), "ns")
             age_days = (ref - ts).astype(np.float64) / 1e9 / SECONDS_PER_DAY
-            # Events after `now` (possible when now is given) are not boosted.
-            conf = conf * np.exp2(-np.maximum(age_days, 0.0) / self.half_life_days)
-        return conf.astype(np.float32)
+            # Events after `now` have age 0 (weight 1: never boosted); the floor keeps
+            # every event in the matrix however old it is.
+            decay = np.exp2(-np.maximum(age_days, 0.0) / self.half_life_days)
+            conf = conf * np.maximum(decay, self.decay_floor)
+        if self.duplicates == "collapse" and len(events):
+            conf = np.where(duplicate_rows(events, keep="first"), 0.0, conf)
+        cap = self.max_pair_confidence
+        return np.clip(conf, -cap, cap).astype(np.float32)
 
     def matrix(
         self,
@@ -152,6 +183,8 @@ class Weighting:
             (confidence.astype(np.float32), (member_idx, course_idx)), shape=shape, dtype=np.float32
         )
         mat.sum_duplicates()
+        cap = self.max_pair_confidence
+        np.clip(mat.data, -cap, cap, out=mat.data)
         mat.eliminate_zeros()
         if self.scaling == "log":
             mat.data = (self.log_alpha * np.log1p(mat.data)).astype(np.float32)

@@ -10,6 +10,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from recommend.checks import is_scalar
+from recommend.data.ids import normalise_id, normalise_ids
 from recommend.data.validation import validate
 from recommend.errors import DataError
 from recommend.schema import Columns
@@ -31,7 +32,9 @@ class MemberRequest:
     Attributes
     ----------
     ids : ndarray, shape (m,)
-        Member ids as given (int64 for integer ids, else object).
+        Member ids as given, string ids normalised as at load (``recommend.data.ids``:
+        NFKC, zero-width characters and surrounding spaces removed, so ``" m1 "`` is
+        ``m1``); int64 for integer ids, else object.
     idx : ndarray of int64, shape (m,)
         Model member indices, -1 for members unknown to the model.
     attributes : DataFrame or None
@@ -62,6 +65,8 @@ class MemberRequest:
         id_map = model.member_ids_
         if is_scalar(member_ids):
             value = member_ids.item() if isinstance(member_ids, np.generic) else member_ids
+            if isinstance(value, str):
+                value = normalise_id(value)
             integer = isinstance(value, int) and not isinstance(value, bool)
             ids = np.array([value], dtype=np.int64 if integer else object)
             idx = np.array([state.member_index_of(id_map, value)], dtype=np.int64)
@@ -73,6 +78,8 @@ class MemberRequest:
             )
             integer = series.dtype.kind in "iu"
             ids = series.to_numpy(dtype=np.int64 if integer else object)
+            if not integer and ids.size:
+                ids = normalise_ids(ids)[0]
             idx = id_map.to_index(ids, unknown="mask").astype(np.int64) if ids.size else _EMPTY_I64
         if unknown == "raise" and (idx < 0).any():
             missing = pd.unique(ids[idx < 0])
