@@ -67,7 +67,7 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
 
 def cmd_data_validate(args: argparse.Namespace) -> int:
     from recommend.data.loaders import read_table
-    from recommend.data.validation import check_references, find_problems
+    from recommend.data.validation import check_references, check_table
 
     clean: dict[str, pd.DataFrame] = {}
     failed = False
@@ -77,33 +77,25 @@ def cmd_data_validate(args: argparse.Namespace) -> int:
         try:
             table = _table_of(path, args.table)
             frame = read_table(path, table)
-            cleaned, problems = find_problems(table, frame)
+            checked = check_table(table, frame)
         except DataError as err:
             failed = True
             report.append({"file": str(path), "ok": False, "problems": [str(err)]})
             continue
-        if problems:
-            failed = True
-            report.append(
-                {
-                    "file": str(path),
-                    "table": table,
-                    "ok": False,
-                    "rows": len(frame),
-                    "problems": [str(p) for p in problems],
-                }
-            )
+        entry: dict[str, Any] = {
+            "file": str(path),
+            "table": table,
+            "ok": checked.ok,
+            "rows": len(frame),
+        }
+        if checked.ok:
+            clean[table] = checked.frame
+            entry["columns"] = list(frame.columns)
         else:
-            clean[table] = cleaned
-            report.append(
-                {
-                    "file": str(path),
-                    "table": table,
-                    "ok": True,
-                    "rows": len(frame),
-                    "columns": list(frame.columns),
-                }
-            )
+            failed = True
+            entry["problems"] = [str(p) for p in checked.problems]
+        entry["notes"] = [str(n) for n in checked.notes]
+        report.append(entry)
     if "events" in clean and ({"courses", "members"} & set(clean)):
         try:
             check_references(
@@ -121,6 +113,8 @@ def cmd_data_validate(args: argparse.Namespace) -> int:
             print(f"{mark} {entry['file']} {entry.get('table', '')} {rows}".rstrip())
             for problem in entry.get("problems", []):
                 print("     - " + str(problem).replace("\n", "\n       "))
+            for note in entry.get("notes", []):
+                print("     note: " + str(note))
         print("all tables valid" if not failed else "problems found")
     return 1 if failed else 0
 

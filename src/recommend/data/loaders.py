@@ -1,8 +1,10 @@
 """Loaders that map public data files onto the library's schema.
 
 Every loader returns pandas frames whose column names come from ``schema.Columns``. The
-frames are *raw*: ids are kept as the strings found in the file and no dtype checking is
-done beyond what parsing needs; ``recommend.data.validation.validate`` does the checking
+frames are *raw*: ids are kept as the strings found in the file (ids matched across files
+before validation, such as MOOCCubeX course ids and their item map, go through the same
+``recommend.data.ids.normalise_id`` as validation) and no dtype checking is done beyond
+what parsing needs; ``recommend.data.validation.validate`` does the checking
 (``read_table(..., validate=True)`` calls it). Nothing is dropped silently: whatever a
 loader drops (duplicate pairs, courses missing from an id map...) is counted, logged as a
 warning and returned in a report.
@@ -35,6 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recommend.data.ids import normalise_id
 from recommend.data.validation import validate as validate_table
 from recommend.errors import DataError
 from recommend.schema import TABLES, Columns, Kind
@@ -420,6 +423,7 @@ def read_item_map(path: PathLike) -> dict[str, str]:
             raise DataError(f"{p}, line {number}: expected 'original_id index', got {line!r}")
         if number == 1 and not parts[1].isdigit():
             continue
+        parts = [normalise_id(part) for part in parts]
         if parts[0] in out:
             raise DataError(f"{p}, line {number}: original id {parts[0]!r} is listed twice")
         out[parts[0]] = parts[1]
@@ -502,9 +506,9 @@ def read_mooccubex_courses(
         if not isinstance(rec, dict):
             raise DataError(f"{p}, line {number}: expected a JSON object per line")
         cid = rec.get("original_id", rec.get("id"))
-        if cid is None or not str(cid).strip():
+        cid = None if cid is None else normalise_id(str(cid))
+        if not cid:
             raise DataError(f"{p}, line {number}: course has no 'original_id' (or 'id')")
-        cid = str(cid).strip()
         if cid in seen:
             raise DataError(f"{p}, line {number}: course {cid!r} already given on line {seen[cid]}")
         seen[cid] = number
