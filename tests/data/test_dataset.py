@@ -6,6 +6,7 @@ import pytest
 
 from recommend.data.dataset import Dataset, age_band, align_rows
 from recommend.data.idmap import IdMap
+from recommend.data.synthetic import Platform
 from recommend.data.weighting import Weighting
 from recommend.errors import ConfigError, DataError
 
@@ -153,3 +154,55 @@ def test_align_rows_follows_the_id_map() -> None:
     assert out["course_id"].tolist() == ["a", "b", "c"]  # a missing id keeps its row
     assert out["x"].iloc[:2].tolist() == [1, 2] and pd.isna(out["x"].iloc[2])
     assert align_rows(None, "course_id", IdMap(["a"])) is None
+
+
+def test_a_million_copies_of_one_event_are_capped(small_platform: Platform) -> None:
+    events = small_platform.events
+    copies = pd.concat([events, events.iloc[[0]].loc[[0] * 1_000_000]], ignore_index=True)
+    ds = Dataset.from_frames(copies)
+    cap = Weighting().max_pair_confidence
+    data = ds.interactions.data
+    assert np.isfinite(data).all() and data.max() == cap
+    m, c = ds.member_ids.to_index([events.iloc[0]["member_id"]])[0], ds.course_ids.to_index(
+        [events.iloc[0]["course_id"]]
+    )[0]
+    assert ds.interactions[m, c] == cap
+    # Summed without a cap, the pair would weigh about 60,000 times the median cell.
+    assert data.max() / np.median(data) < 1_000
+    clean = Dataset.from_frames(events)
+    assert (ds.interactions != clean.interactions).nnz == 1  # only that pair moved
+
+
+def test_duplicates_keep_or_collapse(frames: dict[str, pd.DataFrame]) -> None:
+    events = frames["events"]
+    doubled = pd.concat([events, events.iloc[[0, 0, 2]]], ignore_index=True)
+    keep = Dataset.from_frames(doubled, weighting=Weighting(half_life_days=None))
+    collapse = Dataset.from_frames(
+        doubled, weighting=Weighting(half_life_days=None, duplicates="collapse")
+    )
+    once = Dataset.from_frames(events, weighting=Weighting(half_life_days=None))
+    assert (collapse.interactions != once.interactions).nnz == 0
+    m1, c1 = keep.member_ids.to_index(["m1"])[0], keep.course_ids.to_index(["c1"])[0]
+    assert keep.interactions[m1, c1] == 3 * once.interactions[m1, c1]
+    assert len(collapse.events) == len(doubled)  # the events are kept, counted once
+
+
+def test_the_cap_and_floor_are_checked_parameters() -> None:
+    for bad in (
+        {"decay_floor": 0.0},
+        {"decay_floor": 2.0},
+        {"max_pair_confidence": 0.0},
+        {"max_pair_confidence": 1e30},
+        {"duplicates": "merge"},
+    ):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            Weighting(**bad)  # type: ignore[arg-type]
+    w = Weighting(decay_floor=0.01, max_pair_confidence=50.0, duplicates="collapse")
+    assert Weighting.from_params(w.get_params()) == w
+
+
+def test_huge_event_weights_cannot_overflow_the_matrix(frames: dict[str, pd.DataFrame]) -> None:
+    heavy = Weighting(event_weights={"view": 1e300, "complete": 1e300, "like": 1.0})
+    ds = Dataset.from_frames(frames["events"].assign(value=1e6), weighting=heavy)
+    assert np.isfinite(ds.interactions.data).all()
+    assert ds.interactions.data.max() == heavy.max_pair_confidence

@@ -251,3 +251,91 @@ def test_spaces_around_ids_are_removed_and_counted(
         "events.member_id: ids normalised (Unicode NFKC, zero-width characters and surrounding "
         "spaces removed; 2 distinct id(s) became 2) in 2 rows (rows 1, 2)"
     ) in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("column", "bad"), [("value", 1e300), ("value", -1e7), ("watch_seconds", 1e8)]
+)
+def test_numbers_too_large_for_float32_confidence_are_refused(
+    events: pd.DataFrame, column: str, bad: float
+) -> None:
+    events["value"] = 1.0
+    events.loc[2, column] = bad
+    err = _error("events", events)
+    (problem,) = err.problems
+    assert problem.column == column and problem.rows == (2,) and problem.count == 1
+    assert "too large for the confidence matrix" in str(err)
+
+
+def test_numbers_at_the_bounds_pass(events: pd.DataFrame) -> None:
+    from recommend.data.validation import EVENT_BOUNDS
+
+    events["value"] = [EVENT_BOUNDS["value"], -EVENT_BOUNDS["value"], 0.5, 1.0]
+    events["watch_seconds"] = [EVENT_BOUNDS["watch_seconds"], 0.0, 1.0, 2.0]
+    assert len(validate("events", events)) == 4
+
+
+@pytest.mark.parametrize(
+    "written", ["1714550400", " 1714550400.0 ", 1714550400, 1714550400.0, "1.7145504e9"]
+)
+def test_epoch_seconds_in_a_text_timestamp_column_are_seconds(
+    events: pd.DataFrame, written: object
+) -> None:
+    events["timestamp"] = events["timestamp"].astype(object)
+    events.loc[1, "timestamp"] = written
+    out = validate("events", events)
+    assert out.loc[1, "timestamp"] == pd.Timestamp("2024-05-01 08:00:00")
+    assert out.loc[0, "timestamp"] == pd.Timestamp("2024-01-01 08:00")
+
+
+def test_compact_dates_and_epoch_milliseconds_in_text(events: pd.DataFrame) -> None:
+    events.loc[1, "timestamp"] = "20240501"  # YYYYMMDD stays a date
+    assert validate("events", events).loc[1, "timestamp"] == pd.Timestamp("2024-05-01")
+    events.loc[1, "timestamp"] = "1714550400000"  # milliseconds: refused, never 1970
+    err = _error("events", events)
+    assert err.problems[0].rows == (1,)
+    assert "epoch milliseconds must be divided by 1000" in str(err)
+
+
+def test_long_text_is_cut_and_counted(caplog: pytest.LogCaptureFixture) -> None:
+    import time
+
+    from recommend.data.validation import MAX_TEXT_CHARS, check_table
+
+    courses = pd.DataFrame(
+        {
+            "course_id": ["c1", "c2", "c3"],
+            "title": ["党" * 5_000_000, "短标题", None],
+            "description": ["x" * (MAX_TEXT_CHARS + 1), "y" * MAX_TEXT_CHARS, "z"],
+        }
+    )
+    start = time.perf_counter()
+    report = check_table("courses", courses)
+    assert time.perf_counter() - start < 2.0
+    assert report.ok
+    assert report.frame["title"].map(len, na_action="ignore").tolist()[:2] == [MAX_TEXT_CHARS, 3]
+    assert report.frame["description"].map(len).tolist() == [MAX_TEXT_CHARS, MAX_TEXT_CHARS, 1]
+    assert [(n.column, n.rows, n.count) for n in report.notes] == [
+        ("title", (0,), 1),
+        ("description", (0,), 1),
+    ]
+    assert "党党党" not in str(report.notes[0])
+    with caplog.at_level("WARNING"):
+        validate("courses", courses)
+    assert "courses.title: text cut to its first 10,000 characters in 1 row (row 0)" in caplog.text
+
+
+def test_exact_duplicate_events_are_counted_in_a_note(events: pd.DataFrame) -> None:
+    from recommend.data.validation import check_table, duplicate_rows
+
+    copies = pd.concat([events] + [events.iloc[[1]]] * 100, ignore_index=True)
+    report = check_table("events", copies)
+    assert report.ok
+    (note,) = report.notes
+    assert note.count == 101 and note.rows == (1, 4, 5, 6, 7)
+    assert "exact duplicate events (100 beyond the first of each set)" in note.message
+    assert int(duplicate_rows(report.frame, keep="first").sum()) == 100
+    # A different watch time is a different event, not a duplicate.
+    twin = pd.concat([events.iloc[[0]], events.iloc[[0]].assign(watch_seconds=61.0)])
+    assert not duplicate_rows(twin).any()
+    assert duplicate_rows(pd.concat([events.iloc[[0]]] * 2)).tolist() == [True, True]

@@ -126,3 +126,33 @@ def test_given_orgs(tiny_model: FixedFactors) -> None:
     no_org = _make(tiny_model, ["new"], pd.DataFrame({"member_id": ["new"], "occupation": ["x"]}))
     assert no_org.given_orgs(np.arange(1)) == [None]
     assert _make(tiny_model, ["m0", "m1"]).given_orgs(np.arange(2)) == [None, None]
+
+
+@pytest.mark.parametrize(
+    ("ids", "normalised", "idx"),
+    [
+        (" m1 ", ["m1"], [1]),
+        ("ｍ1", ["m1"], [1]),
+        (np.str_("m\u200b1"), ["m1"], [1]),
+        ([" m1", "ｍ２", "m\u200b3", "m4"], ["m1", "m2", "m3", "m4"], [1, 2, 3, 4]),
+        (pd.Index(["\ufeffm0 "]), ["m0"], [0]),
+        ([" ghost "], ["ghost"], [-1]),
+    ],
+)
+def test_request_ids_are_normalised_as_at_load(
+    tiny_model: FixedFactors, ids: object, normalised: list[str], idx: list[int]
+) -> None:
+    req = _make(tiny_model, ids)
+    assert req.ids.tolist() == normalised and req.idx.tolist() == idx
+
+
+def test_a_spaced_or_full_width_id_gets_the_members_own_menu(tiny_model: FixedFactors) -> None:
+    import recommend as rc
+
+    want = rc.member_menu(tiny_model, "m3", n=5)
+    assert set(want["route"]) == {"personal"}
+    for spelling in (" m3 ", "ｍ３", "m\u200b3"):
+        got = rc.member_menu(tiny_model, spelling, n=5)
+        pd.testing.assert_frame_equal(got, want)
+    # Known under one spelling is known under all: no cold-start error.
+    assert len(rc.member_menu(tiny_model, [" m3"], n=5, unknown="raise")) == 5

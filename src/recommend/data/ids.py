@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -30,7 +31,7 @@ def normalise_id(value: str) -> str:
     return _INVISIBLE.sub("", unicodedata.normalize("NFKC", value)).strip()
 
 
-def normalise_ids(values: pd.Series | np.ndarray | Iterable[object]) -> tuple[np.ndarray, np.ndarray]:
+def normalise_ids(values: pd.Series | np.ndarray | Iterable[object]) -> tuple[Any, np.ndarray]:
     """Normalise the ``str`` values of ``values`` with ``normalise_id``.
 
     Each distinct string is normalised once (event columns repeat ids many times over);
@@ -39,41 +40,44 @@ def normalise_ids(values: pd.Series | np.ndarray | Iterable[object]) -> tuple[np
     Returns
     -------
     (ids, changed)
-        ``ids`` an object array of shape ``(n,)``; ``changed`` a boolean array of shape
-        ``(n,)``, true where a string id was changed by the normalisation.
+        ``ids``: a series (same index) when ``values`` is a series, else an object array,
+        of shape ``(n,)``; ``values`` itself when nothing changed. ``changed``: a boolean
+        array of shape ``(n,)``, true where a string id was changed by the normalisation.
     """
-    if isinstance(values, pd.Series):
-        arr = values.to_numpy(dtype=object)
-    elif isinstance(values, np.ndarray):
-        arr = values.astype(object)
-    else:
-        arr = pd.Series(list(values), dtype=object).to_numpy(dtype=object)
-    out = np.array(arr, dtype=object, copy=True)
-    changed = np.zeros(len(arr), dtype=bool)
-    if not len(arr):
-        return out, changed
-    if len(arr) <= _SMALL:
+    if not isinstance(values, pd.Series | np.ndarray):
+        values = pd.Series(list(values), dtype=object).to_numpy(dtype=object)
+    changed = np.zeros(len(values), dtype=bool)
+    if not len(values):
+        return values, changed
+    if len(values) <= _SMALL:
         # A request's few ids: a loop costs microseconds where factorising costs more.
-        for i, v in enumerate(arr.tolist()):
-            if isinstance(v, str):
-                fixed_one = normalise_id(v)
-                if fixed_one != v:
-                    out[i] = fixed_one
-                    changed[i] = True
-        return out, changed
-    codes, uniques = pd.factorize(arr, use_na_sentinel=True)
-    uniques = np.asarray(uniques, dtype=object)
-    fixed = np.array(
-        [normalise_id(u) if isinstance(u, str) else u for u in uniques.tolist()], dtype=object
-    )
+        raw = values.tolist()
+        fixed_small = [normalise_id(v) if isinstance(v, str) else v for v in raw]
+        changed[:] = [f is not v and f != v for f, v in zip(fixed_small, raw, strict=True)]
+        if not changed.any():
+            return values, changed
+        out_small = np.empty(len(raw), dtype=object)
+        out_small[:] = fixed_small
+        if isinstance(values, pd.Series):
+            return pd.Series(out_small, index=values.index, dtype=object), changed
+        return out_small, changed
+    # Factorised as given: an Arrow-backed string column is never copied to objects here.
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    unique_list = list(uniques)
+    fixed = np.empty(len(unique_list), dtype=object)
+    fixed[:] = [normalise_id(u) if isinstance(u, str) else u for u in unique_list]
     differs = np.fromiter(
-        (isinstance(u, str) and f != u for u, f in zip(uniques.tolist(), fixed.tolist(), strict=True)),
+        (isinstance(u, str) and f != u for u, f in zip(unique_list, fixed.tolist(), strict=True)),
         dtype=bool,
-        count=len(uniques),
+        count=len(unique_list),
     )
     if not differs.any():
-        return out, changed
+        return values, changed
     present = codes >= 0
     changed[present] = differs[codes[present]]
+    out = np.asarray(values.to_numpy(dtype=object) if isinstance(values, pd.Series) else values)
+    out = out.astype(object, copy=True)
     out[changed] = fixed[codes[changed]]
+    if isinstance(values, pd.Series):
+        return pd.Series(out, index=values.index, dtype=object), changed
     return out, changed

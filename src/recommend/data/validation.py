@@ -224,15 +224,14 @@ def _normalised_ids(chk: _Checker, col: str, s: pd.Series) -> pd.Series:
     if not changed.any():
         return s
     before = pd.unique(s.to_numpy(dtype=object)[changed])
-    after = pd.unique(fixed[changed])
+    after = pd.unique(fixed.to_numpy(dtype=object)[changed])
     chk.note(
         col,
         f"ids normalised (Unicode NFKC, zero-width characters and surrounding spaces "
         f"removed; {before.size} distinct id(s) became {after.size})",
         mask=changed,
     )
-    out = pd.Series(fixed, index=s.index, dtype=object)
-    return out.astype(s.dtype) if _typed_strings(s) else out
+    return fixed.astype(s.dtype) if _typed_strings(s) else fixed
 
 
 def _coerce_text(chk: _Checker, col: str, required: bool) -> None:
@@ -246,8 +245,11 @@ def _coerce_text(chk: _Checker, col: str, required: bool) -> None:
         if odd.any():
             chk.add(col, "values that are not text", "text (str)", mask=odd)
             return
+    if _typed_strings(s):
+        length = s.str.len().to_numpy(dtype=np.float64, na_value=0)
+    else:
+        length = np.array([len(v) if isinstance(v, str) else 0 for v in s.tolist()], dtype=float)
     out = s.astype(object).where(~null, None)
-    length = out.map(len, na_action="ignore").to_numpy(dtype=np.float64, na_value=0)
     long = length > MAX_TEXT_CHARS
     if long.any():
         chk.note(col, f"text cut to its first {MAX_TEXT_CHARS:,} characters", mask=long)

@@ -79,7 +79,7 @@ class MemberRequest:
             integer = series.dtype.kind in "iu"
             ids = series.to_numpy(dtype=np.int64 if integer else object)
             if not integer and ids.size:
-                ids = normalise_ids(ids)[0]
+                ids = np.asarray(normalise_ids(ids)[0], dtype=object)
             idx = id_map.to_index(ids, unknown="mask").astype(np.int64) if ids.size else _EMPTY_I64
         if unknown == "raise" and (idx < 0).any():
             missing = pd.unique(ids[idx < 0])
