@@ -201,6 +201,14 @@ def _coerce_id(chk: _Checker, col: str, nullable: bool) -> None:
             return
         is_int = kinds.map(lambda t: issubclass(t, int | np.integer) and t is not bool)
         if is_int.all():
+            huge = np.array([not -(2**63) <= int(v) < 2**63 for v in present.tolist()], bool)
+            if huge.any():
+                bad = np.zeros(len(s), bool)
+                bad[np.flatnonzero(~null)[huge]] = True
+                chk.add(
+                    col, "integer ids beyond the 64-bit range", "ids below 2**63, or strings", bad
+                )
+                return
             chk.frame[col] = s.astype("Int64" if null.any() else "int64")
             return
         bad = np.zeros(len(s), bool)
