@@ -59,6 +59,29 @@ def test_validate_reports_problems_with_exit_code_1(
     assert "Zhang San" not in out  # personal values are never echoed
 
 
+def test_validate_reports_future_dated_rows_duplicates_and_normalised_ids(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    events = tmp_path / "events.csv"
+    rows = ["m1,c1,view,2024-01-01", "m1,c1,view,2024-01-01", " m2 ,c2,view,2024-01-02"]
+    rows += [f"m{i},c1,view,2024-01-0{i}" for i in range(3, 9)]
+    rows += ["m9,c1,view,2100-01-01", "m9,c2,view,1970-01-01"]
+    events.write_text("member_id,course_id,event,timestamp\n" + "\n".join(rows) + "\n")
+    assert main(["data", "validate", str(events)]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL" in out and "events.timestamp: events dated after the data's own now" in out
+    assert "in 1 row (row 9)" in out
+    for note in (
+        "note: events.member_id: ids normalised",
+        "note: events: exact duplicate events (1 beyond the first of each set)",
+        "note: events.timestamp: events dated more than 3650 days before",
+    ):
+        assert note in out, note
+    assert main(["data", "validate", "--json", str(events)]) == 1
+    (entry,) = json.loads(capsys.readouterr().out)
+    assert entry["ok"] is False and len(entry["problems"]) == 1 and len(entry["notes"]) == 3
+
+
 def test_validate_json_and_unknown_table_name(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -163,9 +163,10 @@ def test_a_million_copies_of_one_event_are_capped(small_platform: Platform) -> N
     cap = Weighting().max_pair_confidence
     data = ds.interactions.data
     assert np.isfinite(data).all() and data.max() == cap
-    m, c = ds.member_ids.to_index([events.iloc[0]["member_id"]])[0], ds.course_ids.to_index(
-        [events.iloc[0]["course_id"]]
-    )[0]
+    m, c = (
+        ds.member_ids.to_index([events.iloc[0]["member_id"]])[0],
+        ds.course_ids.to_index([events.iloc[0]["course_id"]])[0],
+    )
     assert ds.interactions[m, c] == cap
     # Summed without a cap, the pair would weigh about 60,000 times the median cell.
     assert data.max() / np.median(data) < 1_000

@@ -30,7 +30,7 @@ FUZZ = settings(
 
 _TEXT = st.text(
     alphabet=st.sampled_from(
-        list("m0c1 7-_.@+xX") + ["\u200b", "\ufeff", "\u3000", "ｍ", "１", "党", "\n", "é", "\x00"]
+        [*list("m0c1 7-_.@+xX"), "\u200b", "\ufeff", "\u3000", "ｍ", "１", "党", "\n", "é", "\x00"]
     ),
     max_size=12,
 )
@@ -74,9 +74,7 @@ def _column(draw: st.DrawFn, n: int) -> pd.Series:
     """One column of ``n`` rows: a uniform dtype or a mix of anything."""
     kind = draw(st.sampled_from(["mixed", "int", "float", "text", "datetime", "bool"]))
     if kind == "int":
-        values: list[Any] = draw(
-            st.lists(st.integers(-(2**63), 2**63 - 1), min_size=n, max_size=n)
-        )
+        values: list[Any] = draw(st.lists(st.integers(-(2**63), 2**63 - 1), min_size=n, max_size=n))
         return pd.Series(values, dtype="int64")
     if kind == "float":
         values = draw(st.lists(st.floats(allow_nan=True), min_size=n, max_size=n))
@@ -188,16 +186,16 @@ def test_validation_raises_only_library_errors(case: tuple[str, pd.DataFrame]) -
 
 @FUZZ
 @given(
-    st.one_of(_frame("events"), _events()), st.sampled_from(["raise", "drop", "keep"]), st.booleans()
+    st.one_of(_frame("events"), _events()),
+    st.sampled_from(["raise", "drop", "keep"]),
+    st.booleans(),
 )
 def test_datasets_from_random_events_raise_only_library_errors(
     case: tuple[str, pd.DataFrame], on_future: str, collapse: bool
 ) -> None:
     _, frame = case
     weighting = rc.Weighting(duplicates="collapse" if collapse else "keep")
-    ds = _only_our_errors(
-        rc.Dataset.from_frames, frame, on_future=on_future, weighting=weighting
-    )
+    ds = _only_our_errors(rc.Dataset.from_frames, frame, on_future=on_future, weighting=weighting)
     if ds is not None:
         data = ds.interactions.data
         assert np.isfinite(data).all()

@@ -88,7 +88,7 @@ def test_personal_values_are_refused_by_content_in_every_table(
     msg = _refused(table, frame)
     assert kind in msg and repr(column) in msg
     for value in values:
-        for token in (value if isinstance(value, list) else [value]):
+        for token in value if isinstance(value, list) else [value]:
             if isinstance(token, str) and len(token) > 3:
                 assert token not in msg  # never echoed
             if isinstance(token, int | float) and not pd.isna(token):

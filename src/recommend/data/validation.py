@@ -20,6 +20,7 @@ import pandas as pd
 
 from recommend.data.ids import normalise_ids
 from recommend.data.personal import personal_columns, personal_content
+from recommend.data.timeline import time_findings
 from recommend.errors import DataError, Problem
 from recommend.schema import TABLES, Columns, Kind, TableSchema
 
@@ -359,8 +360,10 @@ def _numeric_text(text: pd.Series) -> np.ndarray:
     out = np.full(len(text), np.nan)
     is_str = text.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
     is_num = text.map(
-        lambda v: isinstance(v, int | float | np.integer | np.floating)
-        and not isinstance(v, bool | np.bool_)
+        lambda v: (
+            isinstance(v, int | float | np.integer | np.floating)
+            and not isinstance(v, bool | np.bool_)
+        )
     ).to_numpy(dtype=bool)
     if is_str.any():
         words = text[is_str].astype(str)
@@ -489,9 +492,7 @@ def find_problems(
     return chk.frame, chk.problems
 
 
-def _find(
-    chk: _Checker, frame: pd.DataFrame, event_weights: Mapping[str, float] | None
-) -> None:
+def _find(chk: _Checker, frame: pd.DataFrame, event_weights: Mapping[str, float] | None) -> None:
     """The row-by-row checks of one table into ``chk`` (cleaned copy, problems, notes)."""
     schema = chk.schema
     personal = personal_columns(frame)
@@ -615,8 +616,6 @@ def check_table(
     default), the far-past events and the exact duplicate rows (notes). ``recommend data
     validate`` prints this report.
     """
-    from recommend.data.timeline import time_findings
-
     schema = _schema_of(table)
     if not isinstance(frame, pd.DataFrame):
         raise DataError(f"{schema.name}: expected a pandas DataFrame, got {type(frame).__name__}")

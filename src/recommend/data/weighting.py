@@ -15,11 +15,12 @@ Each event contributes ``weight(event) * value * watch_factor * decay`` to its
   can decay a member's history to nothing.
 
 Each event's confidence is at most ``max_pair_confidence``. With ``duplicates="collapse"``
-exact duplicate event rows (equal in every column of the events schema) count once; with ``"keep"`` (default) each
-counts. Cells are summed and capped at ``max_pair_confidence`` (``1000`` by default, about
-300 times the median cell of the shipped sample and above its largest), so a million
-copies of one event weigh no more than a very engaged member; then optionally scaled: ``"log"`` gives ``log_alpha * log1p(c)`` (tames
-heavy learners), ``"bm25"`` applies BM25 weighting (down-weights very popular courses and
+exact duplicate event rows (equal in every column of the events schema) count once; with
+``"keep"`` (default) each counts. Cells are summed and capped at ``max_pair_confidence``
+(``1000`` by default, about 300 times the median cell of the shipped sample and above its
+largest), so a million copies of one event weigh no more than a very engaged member. Then
+cells are optionally scaled: ``"log"`` gives ``log_alpha * log1p(c)`` (tames heavy
+learners), ``"bm25"`` applies BM25 weighting (down-weights very popular courses and
 very long histories). The defaults work on the shipped sample.
 """
 
