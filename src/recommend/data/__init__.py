@@ -10,7 +10,7 @@ from recommend.data.splits import (
     Splitter,
     TimeSplit,
 )
-from recommend.data.validation import check_references, validate
+from recommend.data.validation import check_references, check_table, validate
 from recommend.data.weighting import Weighting
 
 __all__ = [
@@ -25,5 +25,6 @@ __all__ = [
     "TimeSplit",
     "Weighting",
     "check_references",
+    "check_table",
     "validate",
 ]
