@@ -8,7 +8,7 @@ any table that carries them (see ``recommend.data.validation``). Two tests, both
   (``phone_1`` is ``phone``), or contains a Chinese word for personal data (``电话``,
   ``手机``, ``身份证``, ``证件``, ``姓名``, ``邮箱``, ``住址``, ``微信``);
 - **by content** (``personal_content``): in any column, of any name, at least
-  ``CONTENT_SHARE`` (1%) of up to ``SAMPLE_ROWS`` (10,000) evenly spaced non-empty values
+  ``CONTENT_SHARE`` (1%) of up to ``SAMPLE_ROWS`` (10,000) evenly spaced non-null values
   are, in full, a mainland mobile number (``1[3-9]`` and 9 more digits, optionally
   ``+86`` and separators), an 18-character resident identity number whose check digit
   (ISO 7064 MOD 11-2) is right, or an e-mail address. Lists (``tags``) are searched item
@@ -46,6 +46,7 @@ _ID_CHECK = np.array(list("10X98765432"))
 #: Integers below this are plain counters or ids, never phone or ID numbers.
 _SMALL_INT = 10**9
 _EXACT_FLOAT = 2**53
+_LONGEST = 254  # the longest e-mail address
 
 
 def _norm_name(name: object) -> str:
@@ -115,12 +116,14 @@ def _as_text(values: pd.Series) -> pd.Series | None:
 
 
 def _kinds_found(text: pd.Series) -> list[str]:
-    text = text.str.strip()
-    text = text[text.str.len().to_numpy(dtype=np.int64, na_value=0) > 0]
-    if not len(text):
+    # A value that is, in full, a phone number, an ID number or an address is short.
+    short = np.array([len(v) <= _LONGEST for v in text.tolist()], dtype=bool)
+    need_all = max(1, int(np.ceil(CONTENT_SHARE * len(text))))
+    if short.sum() < need_all:
         return []
-    length = text.str.len().to_numpy(dtype=np.int64)
-    need = max(1, int(np.ceil(CONTENT_SHARE * len(text))))
+    text = text[short].str.strip()
+    length = text.str.len().to_numpy(dtype=np.int64, na_value=0)
+    need = need_all
     found = []
     phone_like = (length >= 11) & (length <= 17)
     if phone_like.any():
