@@ -130,3 +130,15 @@ def test_validation_reports_the_future_row(small_platform: rc.Platform) -> None:
     (problem,) = report.problems
     assert problem.rows == (len(events) - 1,) and "dated after" in problem.message
     assert check_table("events", small_platform.events).ok
+
+
+def test_a_sparse_tail_of_real_events_is_not_future_dated() -> None:
+    # Three busy years, then a few stragglers over the next 400 days (as in MovieLens-1M):
+    # the last straggler is the data's now, not an outlier.
+    rng = np.random.default_rng(0)
+    bulk = pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.integers(0, 3 * 365, 10_000), "D")
+    tail = pd.Timestamp("2023-01-01") + pd.to_timedelta([30, 100, 200, 300, 400], "D")
+    times = bulk.append(tail)
+    assert reference_time(times) == times.max()
+    # A mistyped year is still one.
+    assert reference_time(times.append(pd.DatetimeIndex(["2100-01-01"]))) == times.max()

@@ -365,14 +365,17 @@ class Dataset:
         """Split the events with ``splitter`` into a train and a test dataset.
 
         Both share this dataset's id maps and tables, so indices line up. The train set's
-        ``now`` is its own last event (no look into the future); the test matrix holds the
-        held-out interactions (use it as relevance).
+        ``now`` is its own robust now (its last event but for outliers; no look into the
+        future); the test matrix holds the held-out interactions (use it as relevance). The
+        events were checked for future dates when this dataset was built, so neither part
+        refuses any (``on_future="keep"``).
         """
         raw = self.events.drop(columns=[MEMBER_IDX, COURSE_IDX])
         parts = splitter.split(raw, self.courses)
 
         def part(events: pd.DataFrame, now: pd.Timestamp | None = None) -> Dataset:
-            # Test events come after the training set's now: kept, never boosted.
+            # This dataset's events passed the future-dated policy already; test events come
+            # after the training set's now: kept, never boosted.
             return Dataset.from_frames(
                 events,
                 courses=self.courses,

@@ -5,9 +5,12 @@ last event as ``now`` lets one mistyped date (``2100-01-01``) decay every other 
 nothing, so the library uses one rule everywhere (validation, ``Dataset``, weighting):
 
 - **reference time**: a ``now`` given by the caller; otherwise the data's *robust now*, the
-  latest event that is no later than ``FUTURE_TOLERANCE`` (180 days) after the 99.9th
-  percentile of event times (the lower percentile, so that with fewer than 1,000 events a
-  single outlier is never its own yardstick);
+  latest event no later than ``q99.9 + max(FUTURE_TOLERANCE, q99.9 - q0.1)``, where
+  ``q99.9`` and ``q0.1`` are the 99.9th and 0.1th percentiles of event times (the lower
+  ones, so that with fewer than 1,000 events a single outlier is never its own yardstick)
+  and ``FUTURE_TOLERANCE`` is 365 days. A platform's last events are never cut off (the
+  data's bulk spans the tolerance it gets), while a date decades away from the rest, such
+  as ``2100-01-01``, is;
 - **future-dated events**: events after the reference time. ``Dataset.from_frames`` refuses
   them by default (``on_future="raise"``, the rows named), or drops and counts them
   (``"drop"``), or keeps them (``"keep"``, e.g. a test set after its training set's
@@ -40,8 +43,9 @@ __all__ = [
 
 C = Columns
 
-#: How far after the 99.9th percentile of event times the data's own ``now`` may lie.
-FUTURE_TOLERANCE = pd.Timedelta(days=180)
+#: How far after the 99.9th percentile of event times the data's own ``now`` may lie at
+#: least (more when the bulk of the events spans more).
+FUTURE_TOLERANCE = pd.Timedelta(days=365)
 #: How far before the 0.1th percentile of event times an event is reported as far-past.
 FAR_PAST_GAP = pd.Timedelta(days=3650)
 _QUANTILE = 0.999
@@ -73,8 +77,9 @@ def reference_time(
     ns = _nanoseconds(timestamps)
     if not ns.size:
         raise DataError("events: no timestamps to take a reference time from")
-    q = np.quantile(ns, _QUANTILE, method="lower")
-    limit = q + FUTURE_TOLERANCE.value
+    high = int(np.quantile(ns, _QUANTILE, method="lower"))
+    low = int(np.quantile(ns, 1 - _QUANTILE, method="lower"))
+    limit = high + max(FUTURE_TOLERANCE.value, high - low)
     return pd.Timestamp(int(ns[ns <= limit].max()))
 
 
