@@ -254,13 +254,10 @@ def _coerce_text(chk: _Checker, col: str, required: bool) -> None:
         if odd.any():
             chk.add(col, "values that are not text", "text (str)", mask=odd)
             return
-    if _typed_strings(s):
-        length = s.str.len().to_numpy(dtype=np.float64, na_value=0)
-    else:
-        length = np.array([len(v) if isinstance(v, str) else 0 for v in s.tolist()], dtype=float)
     out = s.astype(object).where(~null, None)
-    long = length > MAX_TEXT_CHARS
-    if long.any():
+    values = out.tolist()
+    if any(isinstance(v, str) and len(v) > MAX_TEXT_CHARS for v in values):
+        long = np.array([isinstance(v, str) and len(v) > MAX_TEXT_CHARS for v in values])
         chk.note(col, f"text cut to its first {MAX_TEXT_CHARS:,} characters", mask=long)
         out[long] = [v[:MAX_TEXT_CHARS] for v in out[long].tolist()]
     chk.frame[col] = out
