@@ -42,6 +42,7 @@ _SCALARS: list[st.SearchStrategy[Any]] = [
     st.sampled_from([1e300, -1e300, 1e-320, 0.0, 1714550400, 1714550400000, 13812345678]),
     st.booleans(),
     _TEXT,
+    st.text(max_size=8),  # any Unicode, surrogates and control characters included
     st.sampled_from(
         [
             "2024-05-01",
