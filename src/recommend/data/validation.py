@@ -1,10 +1,17 @@
 """Validation of input tables against the public schema.
 
 ``validate`` checks one table and returns a cleaned copy with canonical dtypes;
+``check_table`` returns the same checks as a report, with the notes and, for events, the
+checks across rows (future-dated and far-past events, exact duplicates);
 ``check_references`` checks events against the courses and members tables. Every problem
 is reported with the table, the column, the first offending rows (0-based positions) with
-their count, and what was expected. Nothing is dropped silently: the reference check either
-raises or drops *and reports* what it dropped.
+their count, and what was expected. Nothing is dropped or changed silently: the reference
+check either raises or drops *and reports* what it dropped, and what cleaning changes (ids
+normalised by ``recommend.data.ids``, text cut to ``MAX_TEXT_CHARS``) is counted in a note.
+
+``validate`` and ``find_problems`` work row by row (the Spark job validates batch by batch
+and gets the same result); the checks across rows live in ``check_table`` and
+``recommend.data.timeline``, which ``Dataset.from_frames`` applies to the whole table.
 """
 
 from __future__ import annotations
@@ -666,6 +673,9 @@ def validate(
     ------
     DataError
         Listing every problem found (table, column, first rows, count, expected).
+
+    What cleaning changed (normalised ids, cut text) is logged as a warning, one line per
+    note, naming rows and never values; ``check_table`` returns the notes instead.
     """
     cleaned, problems = find_problems(table, frame, event_weights=event_weights)
     if problems:
