@@ -9,9 +9,10 @@ their count, and what was expected. Nothing is dropped or changed silently: the 
 check either raises or drops *and reports* what it dropped, and what cleaning changes (ids
 normalised by ``recommend.data.ids``, text cut to ``MAX_TEXT_CHARS``) is counted in a note.
 
-``validate`` and ``find_problems`` work row by row (the Spark job validates batch by batch
-and gets the same result); the checks across rows live in ``check_table`` and
-``recommend.data.timeline``, which ``Dataset.from_frames`` applies to the whole table.
+``validate`` and ``find_problems`` hold no rule that depends on the whole events table's
+time range or on repeated rows (the Spark job validates batch by batch); those live in
+``check_table``, ``recommend.data.timeline`` and ``Weighting``, which ``Dataset.from_frames``
+applies to the whole table.
 """
 
 from __future__ import annotations
