@@ -606,7 +606,8 @@ def test_checkins_after_now_do_not_break_regularity() -> None:
                 ("b", "c1", "view", "2025-01-01"),
             ]
         )
-        ds = rc.Dataset.from_frames(events, members=members, now="2025-01-03")
+        # Events after a given now are refused unless kept on purpose.
+        ds = rc.Dataset.from_frames(events, members=members, now="2025-01-03", on_future="keep")
         activity = segment_portrait(ds, "occupation", min_size=1).activity
         assert activity.loc["x", "checkin_regularity"] == 1.0  # one week up to now, checked in
         assert activity.loc["y", "checkin_regularity"] == 0.0
