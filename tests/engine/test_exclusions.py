@@ -17,20 +17,20 @@ def _lists(rows) -> list[list[int]]:  # type: ignore[no-untyped-def]
 
 def test_seen_excludes_the_whole_history(tiny_model: FixedFactors) -> None:
     seen = history_rows(tiny_model.history_, IDX)
-    got = exclusion_rows(serving_state(tiny_model), seen, IDX, "seen")
+    got = exclusion_rows(serving_state(tiny_model), tiny_model.history_, seen, IDX, "seen")
     assert got is seen
     assert _lists(got) == [[0, 5], [2, 3], [4, 10], []]
 
 
 def test_completed_excludes_only_completions(tiny_model: FixedFactors) -> None:
     seen = history_rows(tiny_model.history_, IDX)
-    got = exclusion_rows(serving_state(tiny_model), seen, IDX, "completed")
+    got = exclusion_rows(serving_state(tiny_model), tiny_model.history_, seen, IDX, "completed")
     assert got is not None and _lists(got) == [[0], [], [10], []]
 
 
 def test_none_excludes_nothing(tiny_model: FixedFactors) -> None:
     seen = history_rows(tiny_model.history_, IDX)
-    assert exclusion_rows(serving_state(tiny_model), seen, IDX, "none") is None
+    assert exclusion_rows(serving_state(tiny_model), tiny_model.history_, seen, IDX, "none") is None
 
 
 def test_menus_leave_out_what_the_rule_says(tiny_model: FixedFactors) -> None:

@@ -46,7 +46,13 @@ def _pins(
     state = serving_state(model)
     dense = np.tile(DEFAULT, (len(idx), 1)) if scores is None else scores
     got = member_pins(
-        state, np.array(idx), limit, allowed or CourseFilter(), _scorer(dense), orgs=orgs
+        state,
+        model.history_,
+        np.array(idx),
+        limit,
+        allowed or CourseFilter(),
+        _scorer(dense),
+        orgs=orgs,
     )
     assert got.rows.tolist() == sorted(got.rows.tolist())
     np.testing.assert_array_equal(got.counts, np.bincount(got.rows, minlength=len(idx)))
@@ -77,7 +83,12 @@ def test_branch_courses_best_scored_first(tiny_model: FixedFactors) -> None:
 def test_limit(tiny_model: FixedFactors) -> None:
     assert _pins(tiny_model, [1, 3], limit=1) == [["c09"], ["c10"]]
     none = member_pins(
-        serving_state(tiny_model), np.array([1, 3]), 0, CourseFilter(), _scorer(np.eye(16))
+        serving_state(tiny_model),
+        tiny_model.history_,
+        np.array([1, 3]),
+        0,
+        CourseFilter(),
+        _scorer(np.eye(16)),
     )
     assert none.counts.tolist() == [0, 0] and none.courses.size == 0
 
@@ -179,6 +190,7 @@ def test_pin_limit_comes_from_the_options(tiny_model: FixedFactors) -> None:
     options = MenuOptions(n=5, max_pins=1)
     got = member_pins(
         state,
+        tiny_model.history_,
         np.array([1]),
         options.pin_limit,
         state.course_filter(options),

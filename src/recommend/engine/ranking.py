@@ -135,7 +135,9 @@ def rank_chunk(
     Parameters
     ----------
     model, state
-        A fitted model and its serving state.
+        A fitted model and its serving state. Everything the call reads of the model
+        (history, completions, scores) comes from one snapshot when the caller reads inside
+        ``with model.reading():``, as the products do.
     options
         The request's options (``n``, ``exclude``, pins, ``diversity``, reasons).
     allowed
@@ -161,9 +163,10 @@ def rank_chunk(
         relabels cold-start rows).
     """
     idx = np.asarray(idx, dtype=np.int64)
+    history = model.history_  # the request's snapshot (see Recommender.reading)
     score = _pair_scorer(model, idx, dense)
-    pins = member_pins(state, idx, options.pin_limit, allowed, score, orgs)
-    excluded = exclusion_rows(state, seen, idx, options.exclude)
+    pins = member_pins(state, history, idx, options.pin_limit, allowed, score, orgs)
+    excluded = exclusion_rows(state, history, seen, idx, options.exclude)
     diverse = options.diversity > 0
     # With diversity the kernel fills a pool for MMR; pinned courses stay in the kernel's
     # view and are dropped from the pool, so the pool is the same whoever is pinned.
