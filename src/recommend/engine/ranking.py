@@ -197,7 +197,8 @@ def menu_rows(
     Members are split by route (:func:`recommend.engine.routes.route_groups`) and ranked
     :data:`CHUNK` at a time from their dense scores.
     """
-    # Read after the id map (see MemberRequest.make): holds every index the request resolved.
+    # The same snapshot as the request's id map when the caller reads inside
+    # ``model.reading()``: it holds every index the request resolved.
     seen = history_rows(model.history_, request.idx)
     orgs = (
         request.given_orgs(np.arange(request.idx.size)) if request.attributes is not None else None
