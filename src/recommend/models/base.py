@@ -73,8 +73,8 @@ def install_menu(function: Callable[..., pd.DataFrame]) -> None:
 
 
 _SETUP_LOCK = threading.Lock()
-#: Model classes already warned about per-member state outside their snapshot.
-_WARNED: set[type] = set()
+#: Model classes whose fold-in was checked for per-member state outside the snapshot.
+_CHECKED: set[type] = set()
 
 C = Columns
 
@@ -154,6 +154,15 @@ class Snapshot:
     history: History
     parts: Mapping[str, Any] = field(default_factory=dict)
 
+    def with_part(self, name: str, value: Any, version: int | None = None) -> Snapshot:
+        """A new snapshot with part ``name`` set to ``value`` (and ``version``, when given)."""
+        return Snapshot(
+            self.version if version is None else version,
+            self.member_ids,
+            self.history,
+            {**self.parts, name: value},
+        )
+
 
 class _Views(threading.local):
     """Per thread: the snapshot each model is pinned to (``id(model)`` -> snapshot) and the
@@ -184,7 +193,7 @@ class Reading:
         if outer is not None:
             self._outer = outer
             return outer
-        snapshot = self._model.snapshot()
+        snapshot = self._model._latest()
         pinned[self._key] = snapshot
         return snapshot
 
@@ -393,11 +402,12 @@ class Recommender(ABC):
         ``update``'s fold-in, published at once otherwise."""
         key = id(self)
         if key in _VIEWS.writing:
-            staged = _VIEWS.pinned[key]
-            _VIEWS.pinned[key] = replace(staged, parts={**staged.parts, name: value})
+            _VIEWS.pinned[key] = _VIEWS.pinned[key].with_part(name, value)
             return
+        self._latest()  # not fitted: say so (before any lock exists)
         with self._lock:
-            self._republish(parts={**self._latest().parts, name: value})
+            current = self._latest()
+            self._published = current.with_part(name, value, current.version + 1)
 
     def _latest(self) -> Snapshot:
         try:
@@ -406,10 +416,11 @@ class Recommender(ABC):
             raise AttributeError(f"{type(self).__name__} is not fitted") from None
 
     def _republish(self, **changes: Any) -> None:
-        """Publish the latest snapshot with ``changes`` as the next version (under the
-        lock)."""
-        current = self._latest()
-        self._published = replace(current, version=current.version + 1, **changes)
+        """Publish the latest snapshot with ``changes`` as the next version."""
+        self._latest()  # not fitted: say so (before any lock exists)
+        with self._lock:
+            current = self._latest()
+            self._published = replace(current, version=current.version + 1, **changes)
 
     @property
     def member_ids_(self) -> IdMap:
@@ -419,8 +430,7 @@ class Recommender(ABC):
 
     @member_ids_.setter
     def member_ids_(self, value: IdMap) -> None:
-        with self._lock:
-            self._republish(member_ids=value)
+        self._republish(member_ids=value)
 
     @property
     def history_(self) -> History:
@@ -430,8 +440,7 @@ class Recommender(ABC):
 
     @history_.setter
     def history_(self, value: History) -> None:
-        with self._lock:
-            self._republish(history=value)
+        self._republish(history=value)
 
     @property
     def lock(self) -> threading.RLock:
@@ -634,7 +643,9 @@ class Recommender(ABC):
         outer = views.pinned.get(key)
         views.pinned[key] = current
         views.writing.add(key)
-        before = dict(vars(self))
+        # Whether _fold_in keeps per-member state outside the snapshot: looked at on a
+        # class's first update only (the check copies the instance's attributes).
+        before = None if type(self) in _CHECKED else dict(vars(self))
         try:
             self._fold_in(idx, row)
             parts = views.pinned[key].parts
@@ -644,22 +655,21 @@ class Recommender(ABC):
                 views.pinned.pop(key, None)
             else:
                 views.pinned[key] = outer
-        self._warn_plain_rebinds(before)
+        if before is not None:
+            _CHECKED.add(type(self))
+            self._warn_plain_rebinds(before)
         return parts
 
     def _warn_plain_rebinds(self, before: Mapping[str, Any]) -> None:
-        """Warn (once per class) when ``_fold_in`` rebound learned attributes that are not
+        """Warn when ``_fold_in`` rebound learned attributes that are not
         :class:`MemberState`: readers may see them before the matching history."""
         cls = type(self)
-        if cls in _WARNED:
-            return
         changed = sorted(
             name
             for name, value in vars(self).items()
             if name.endswith("_") and not name.startswith("_") and before.get(name) is not value
         )
         if changed:
-            _WARNED.add(cls)
             log.warning(
                 "%s._fold_in replaced %s outside the model's snapshot: concurrent readers may "
                 "see it before the matching history; declare it as a MemberState attribute",
