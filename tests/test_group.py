@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import FixedFactors, events_frame
 
 import recommend as rc
 from recommend.cli import main
@@ -330,3 +331,19 @@ def test_cli_order(
     )
     assert code == 0
     assert "coverage" in capsys.readouterr().out
+
+
+def test_completions_folded_in_count_for_the_group(tiny_dataset: rc.Dataset) -> None:
+    # b1 made c09 and c10 compulsory; two of the three b1 members complete c09 after
+    # training: the group menu no longer pins it (completed by most of the group).
+    model = FixedFactors().fit(tiny_dataset)
+    group = ["m0", "m1", "m4"]
+
+    def pinned() -> list[str]:
+        menu = order_for_group(model, group, 4).menu
+        return sorted(menu.loc[menu["pinned"], "course_id"])
+
+    assert pinned() == ["c09", "c10"]
+    for member in ("m0", "m1"):
+        model.update(member, events_frame([(member, "c09", "complete", "2024-03-11")]))
+    assert pinned() == ["c10"]

@@ -1,14 +1,16 @@
 """The member and lecturer menus (recommend.menu): frames, columns, request order, ids as
-given, options wiring, threads. The rules themselves are tested in ``tests/engine``."""
+given, options wiring, threads, consistent answers while update() folds members in. The
+rules themselves are tested in ``tests/engine``."""
 
 from __future__ import annotations
 
+import sys
 import threading
 
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import CHANNEL_OF, COURSES, FixedFactors, Hybrid, tiny_courses
+from helpers import CHANNEL_OF, COURSES, FixedFactors, Hybrid, events_frame, tiny_courses
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -16,6 +18,7 @@ from recommend.data.dataset import Dataset
 from recommend.engine import MemberRequest, MenuOptions, menu_rows, serving_state
 from recommend.errors import ConfigError, DataError
 from recommend.menu import MENU_COLUMNS, ROUTES, lecturer_menu, member_menu
+from recommend.models import make_model
 from recommend.schema import CHANNELS
 
 
@@ -164,6 +167,116 @@ def test_concurrent_calls_equal_sequential(tiny_dataset: Dataset) -> None:
     assert len(results) > 100
     for (_, key), frame in results.items():
         pd.testing.assert_frame_equal(frame, expected[key % len(calls)])
+
+
+# ---------------------------------------------------------------------------- menus and update
+
+#: m1's history after an update: two courses studied, two completed (c09 compulsory).
+_NEW_M1 = [("m1", "c12", "view"), ("m1", "c13", "complete"), ("m1", "c11", "view")]
+_NEW_M1 += [("m1", "c09", "complete")]
+
+
+def _events(rows: list[tuple[str, str, str]]) -> pd.DataFrame:
+    return events_frame([(m, c, e, "2024-03-11") for m, c, e in rows])
+
+
+def _rows(frame: pd.DataFrame) -> list[tuple[object, ...]]:
+    cols = ["member_id", "course_id", "score", "reason", "route"]
+    return list(frame[cols].itertuples(index=False, name=None))
+
+
+@pytest.mark.parametrize("name", ["ease", "als", "bpr", "item_knn", "lightfm"])
+@pytest.mark.parametrize("menu", ["member", "lecturer"])
+def test_an_update_landing_mid_call_leaves_the_menu_before_it(
+    name: str, menu: str, tiny_dataset: Dataset
+) -> None:
+    # The update runs (in a writer thread, to its end) between the moment the call read
+    # m1's history and the moment it scores m1: the call still answers from one state.
+    model = make_model(name).fit(tiny_dataset)
+
+    def call() -> list[tuple[object, ...]]:
+        if menu == "lecturer":
+            return list(lecturer_menu(model, "m1", n=4, exclude="seen").itertuples(index=False))
+        return _rows(member_menu(model, "m1", n=6))
+
+    before = call()
+    score_block = model.score_block
+    landed: list[bool] = []
+
+    def scores_after_an_update(idx: np.ndarray) -> np.ndarray:
+        if not landed:
+            writer = threading.Thread(target=model.update, args=("m1", _events(_NEW_M1)))
+            writer.start()
+            writer.join()
+            landed.append(True)
+        return score_block(idx)
+
+    model.score_block = scores_after_an_update  # type: ignore[method-assign]
+    during = call()
+    del model.score_block
+    after = call()
+    assert landed and after != before
+    assert during == before
+
+
+@pytest.mark.parametrize("name", ["ease", "als"])
+def test_menus_read_during_updates_are_the_before_or_after_menu(
+    name: str, tiny_dataset: Dataset
+) -> None:
+    # A writer folds m1 and m3 in again and again, alternating two histories each; readers
+    # in other threads ask for their menus meanwhile. Every menu must be one of the menus
+    # computed single-threaded for the two histories.
+    model = make_model(name).fit(tiny_dataset)
+    histories = {
+        "m1": (_events(_NEW_M1), _events([("m1", "c02", "view"), ("m1", "c03", "view")])),
+        "m3": (
+            _events([("m3", "c00", "complete"), ("m3", "c13", "complete")]),
+            _events([("m3", "c06", "view"), ("m3", "c07", "view"), ("m3", "c05", "complete")]),
+        ),
+    }
+    answers: dict[str, list[list[tuple[object, ...]]]] = {m: [] for m in histories}
+    for member, pair in histories.items():
+        for events in pair:
+            model.update(member, events)
+            answers[member].append(_rows(member_menu(model, member, n=6)))
+        assert answers[member][0] != answers[member][1]
+    updates = 60
+    done = threading.Event()
+    bad: list[tuple[str, list[tuple[object, ...]]]] = []
+    reads = [0] * 4
+    start = threading.Barrier(5)
+
+    def write() -> None:
+        start.wait()
+        try:
+            for i in range(updates):
+                for member, pair in histories.items():
+                    model.update(member, pair[i % 2])
+        finally:
+            done.set()
+
+    def read(t: int) -> None:
+        start.wait()
+        member = "m1" if t % 2 else "m3"
+        while not done.is_set():
+            got = _rows(member_menu(model, member, n=6))
+            reads[t] += 1
+            if got not in answers[member]:
+                bad.append((member, got))
+
+    threads = [threading.Thread(target=write)]
+    threads += [threading.Thread(target=read, args=(t,)) for t in range(4)]
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads take turns far more often: more interleavings
+    try:
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+    finally:
+        sys.setswitchinterval(switch)
+    assert min(reads) > 0
+    assert bad == []
 
 
 # ---------------------------------------------------------------------------- lecturers

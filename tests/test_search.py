@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import numpy as np
 import pandas as pd
@@ -380,3 +381,40 @@ def test_cli_search(model: rc.Recommender, index: SearchIndex, active: list[str]
     assert "  1. " in out and "  3. " in out and "matches" in out
     assert main(["search", "--model", str(path), "--member", active[0], "  "]) == 2
     assert "query is empty" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------- fold-in
+
+
+def test_search_reads_one_snapshot_and_folded_in_completions(platform: rc.Platform) -> None:
+    model = _als_before(platform, _windows(platform)[0])  # its own: it is updated here
+    ds = model.dataset_
+    member = model.member_ids_.external_ids[int(np.argmax(model.history_.base.getnnz(axis=1)))]
+    own = ds.events.loc[ds.events["member_id"] == member, ["member_id", "course_id", "event"]]
+    own = own.assign(timestamp=ds.now)
+    seen = set(own["course_id"])
+    course = next(c for c in ds.courses["course_id"] if c not in seen)
+    query = ds.courses.set_index("course_id").loc[course, "title"]
+    assert course in set(search(model, member, query, n=50, exclude="completed")["course_id"])
+    done = pd.DataFrame(
+        {"member_id": [member], "course_id": [course], "event": ["complete"], "timestamp": [ds.now]}
+    )
+    events = pd.concat([own, done], ignore_index=True)
+
+    # An update that lands while the search scores the member: the answer is the one before.
+    before = search(model, member, query, n=50, exclude="completed")
+    vectors = model.member_vectors
+
+    def vectors_after_an_update(idx: np.ndarray) -> np.ndarray:
+        writer = threading.Thread(target=model.update, args=(member, events))
+        writer.start()
+        writer.join()
+        del model.member_vectors  # once
+        return vectors(idx)
+
+    model.member_vectors = vectors_after_an_update  # type: ignore[method-assign]
+    during = search(model, member, query, n=50, exclude="completed")
+    assert "member_vectors" not in vars(model)  # the update landed mid-call
+    pd.testing.assert_frame_equal(during, before)
+    after = search(model, member, query, n=50, exclude="completed")
+    assert model.snapshot().version > 0 and course not in set(after["course_id"])

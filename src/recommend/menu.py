@@ -19,7 +19,9 @@ model (``score_block``: one GEMV for a factor model) into an array the call owns
 exclusions and non-selective filters are written into it as ``-inf``, which the shared
 top-k kernel (``recommend.topk``) never returns, so the kernel only selects. Per-model
 lookups are built once per fitted model (``recommend.engine.serving_state``) and only
-read afterwards, so a loaded model serves many threads at once.
+read afterwards, so a loaded model serves many threads at once; each call reads the model
+inside ``with model.reading():``, so a menu is the one before a concurrent
+``model.update`` or the one after it, never a mix.
 """
 
 from __future__ import annotations
@@ -110,12 +112,10 @@ def member_menu(
         Courses per member (fewer when fewer courses pass the filters).
     exclude
         ``"seen"`` (default): no course in the member's history (including events folded
-        in with ``model.update``). ``"completed"``: only courses with a ``complete`` event
-        in the training data are dropped, so a course started but not finished can come
-        back. Completions are read from the training events only: ``update`` replaces a
-        member's history as confidences, which do not say what was completed, so a course
-        completed after training counts as completed only after a refit. ``"none"``: no
-        exclusion.
+        in with ``model.update``). ``"completed"``: only courses the member completed (a
+        ``complete`` event in the training data or, for a member folded in with
+        ``model.update``, in the events of their update) are dropped, so a course started
+        but not finished can come back. ``"none"``: no exclusion.
     channel
         Keep only courses of this channel (course ``category``) or of any of these.
     max_minutes
@@ -131,7 +131,8 @@ def member_menu(
     pin_compulsory
         Put courses made compulsory for the member's branch (``courses.compulsory_for``
         holds the member's ``org_id``), that pass the filters and that the member has not
-        completed, first (best scored first), whatever ``exclude`` says.
+        completed (as for ``exclude="completed"``, events folded in with ``model.update``
+        included), first (best scored first), whatever ``exclude`` says.
     max_pins
         At most this many pinned courses (``None``: up to ``n``), so that a branch with a
         long compulsory list still leaves room for the member's own choices.
@@ -194,9 +195,12 @@ def serve_member_menus(
     (what other products call, having validated the options once)."""
     model.check_fitted()
     state = serving_state(model)
-    request = MemberRequest.make(model, state, member_ids, member_attributes, options.unknown)
-    allowed = state.course_filter(options)
-    rows = menu_rows(model, state, request, options, allowed)
+    # One snapshot for the whole request: ids, history, completions and scores of one
+    # version, whatever ``update`` publishes meanwhile.
+    with model.reading():
+        request = MemberRequest.make(model, state, member_ids, member_attributes, options.unknown)
+        allowed = state.course_filter(options)
+        rows = menu_rows(model, state, request, options, allowed)
     return menu_frame(rows, request.ids, state)
 
 
@@ -285,17 +289,19 @@ def lecturer_menu(
     if not is_scalar(member_id):
         raise ConfigError("lecturer_menu takes one member id; call it once per member")
     state = serving_state(model)
-    request = MemberRequest.make(model, state, member_id, member_attributes, options.unknown)
     lecturers = state.lecturers()
-    if lecturers is None:
-        return empty_lecturers(state.course_ext)
-    allowed = state.course_filter(options)
-    seen = history_rows(model.history_, request.idx)
-    group = route_groups(model, state, request, seen.counts)[0]
-    row = group.scorer(group.take(slice(0, 1))).scores[0]
+    with model.reading():  # one snapshot for the whole request (see member_menu)
+        request = MemberRequest.make(model, state, member_id, member_attributes, options.unknown)
+        if lecturers is None:
+            return empty_lecturers(state.course_ext)
+        allowed = state.course_filter(options)
+        history = model.history_
+        seen = history_rows(history, request.idx)
+        group = route_groups(model, state, request, seen.counts)[0]
+        row = group.scorer(group.take(slice(0, 1))).scores[0]
+        excluded = exclusion_rows(state, history, seen, request.idx, options.exclude)
     if allowed.mask is not None:
         row[allowed.blocked] = _NEG_INF
-    excluded = exclusion_rows(state, seen, request.idx, options.exclude)
     if excluded is not None:
         row[excluded.indices] = _NEG_INF
     return lecturers.rank(row, options.n, top, state.course_ext)

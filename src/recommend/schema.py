@@ -15,6 +15,7 @@ __all__ = [
     "CHANNELS",
     "COURSES",
     "EVENTS",
+    "EVENT_COMPLETE",
     "EVENT_TYPES",
     "MEMBERS",
     "OCCUPATIONS",
@@ -171,6 +172,9 @@ EVENT_TYPES: Final = (
     "search_click",
     "order",
 )
+#: The event that marks a course completed (what ``exclude="completed"`` and the pin rule
+#: read).
+EVENT_COMPLETE: Final = "complete"
 
 # The four channels of the courseware platform (course ``category``).
 CHANNELS: Final = ("党员教育", "理论学习", "技能培训", "生活百科")

@@ -5,6 +5,7 @@ c10 compulsory, b2 c10 and c13; m2 (b2) completed c10; scores are 16 - j for c<j
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from helpers import (
     COURSES,
@@ -26,6 +27,8 @@ from recommend.engine import (
     member_pins,
     serving_state,
 )
+from recommend.menu import member_menu
+from recommend.models import MODEL_NAMES
 from recommend.schema import CHANNELS
 
 DEFAULT = np.arange(16, 0, -1, dtype=np.float32)  # c00 16 ... c15 1
@@ -46,7 +49,13 @@ def _pins(
     state = serving_state(model)
     dense = np.tile(DEFAULT, (len(idx), 1)) if scores is None else scores
     got = member_pins(
-        state, np.array(idx), limit, allowed or CourseFilter(), _scorer(dense), orgs=orgs
+        state,
+        model.history_,
+        np.array(idx),
+        limit,
+        allowed or CourseFilter(),
+        _scorer(dense),
+        orgs=orgs,
     )
     assert got.rows.tolist() == sorted(got.rows.tolist())
     np.testing.assert_array_equal(got.counts, np.bincount(got.rows, minlength=len(idx)))
@@ -77,7 +86,12 @@ def test_branch_courses_best_scored_first(tiny_model: FixedFactors) -> None:
 def test_limit(tiny_model: FixedFactors) -> None:
     assert _pins(tiny_model, [1, 3], limit=1) == [["c09"], ["c10"]]
     none = member_pins(
-        serving_state(tiny_model), np.array([1, 3]), 0, CourseFilter(), _scorer(np.eye(16))
+        serving_state(tiny_model),
+        tiny_model.history_,
+        np.array([1, 3]),
+        0,
+        CourseFilter(),
+        _scorer(np.eye(16)),
     )
     assert none.counts.tolist() == [0, 0] and none.courses.size == 0
 
@@ -179,6 +193,7 @@ def test_pin_limit_comes_from_the_options(tiny_model: FixedFactors) -> None:
     options = MenuOptions(n=5, max_pins=1)
     got = member_pins(
         state,
+        tiny_model.history_,
         np.array([1]),
         options.pin_limit,
         state.course_filter(options),
@@ -282,3 +297,62 @@ def test_group_pins_take_a_requested_course_once(tiny_model: FixedFactors) -> No
     requested = np.array([5, 5, 10], np.int64)
     got, _ = _group(tiny_model, [0, 1, 2, 3], requested=requested)
     assert got == ["c05", "c10", "c09", "c13"]
+
+
+# ---------------------------------------------------------------------------- after update
+
+
+def _fitted(name: str, dataset: Dataset):  # type: ignore[no-untyped-def]
+    from recommend.models import make_model
+
+    return make_model(name).fit(dataset)
+
+
+def _pinned(menu: pd.DataFrame) -> list[str]:
+    return menu.loc[menu["reason"] == REASON_COMPULSORY, "course_id"].tolist()
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_a_course_completed_through_update_is_no_longer_pinned(
+    name: str, tiny_dataset: Dataset
+) -> None:
+    # m1 (b1: c09, c10 compulsory) completes c09 after training; a newcomer said to be in b1
+    # completes c10. Their menus pin only what is left, for every kind of model.
+    model = _fitted(name, tiny_dataset)
+    newcomer = pd.DataFrame({"member_id": ["new"], "org_id": ["b1"]})
+    assert sorted(_pinned(member_menu(model, "m1", n=5))) == ["c09", "c10"]
+    assert sorted(_pinned(member_menu(model, "new", n=5, member_attributes=newcomer))) == [
+        "c09",
+        "c10",
+    ]
+    model.update(
+        "m1",
+        events_frame(
+            [
+                ("m1", "c02", "view", "2024-03-11"),
+                ("m1", "c03", "view", "2024-03-11"),
+                ("m1", "c09", "complete", "2024-03-12"),
+            ]
+        ),
+    )
+    model.update("new", events_frame([("new", "c10", "complete", "2024-03-12")]))
+    for exclude in ("seen", "completed", "none"):
+        m1 = member_menu(model, "m1", n=5, exclude=exclude)
+        assert _pinned(m1) == ["c10"], (name, exclude)
+        new = member_menu(model, "new", n=5, exclude=exclude, member_attributes=newcomer)
+        assert _pinned(new) == ["c09"], (name, exclude)
+    # Batched requests (the vectorised path) agree with one-member ones.
+    both = member_menu(model, ["m1", "m0", "new"], n=5, member_attributes=newcomer)
+    assert _pinned(both[both["member_id"] == "m1"]) == ["c10"]
+    assert sorted(_pinned(both[both["member_id"] == "m0"])) == ["c09", "c10"]
+    assert _pinned(both[both["member_id"] == "new"]) == ["c09"]
+
+
+def test_update_replaces_the_training_completions(tiny_dataset: Dataset) -> None:
+    # update() takes all of a member's events: m2 (b2) completed c10 in training; events
+    # that only view it make it compulsory for them again.
+    model = FixedFactors().fit(tiny_dataset)
+    assert _pins(model, [2]) == [["c13"]]
+    model.update("m2", events_frame([("m2", "c10", "view", "2024-03-11")]))
+    assert _pins(model, [2]) == [["c10", "c13"]]
+    assert _pins(model, [2, 3]) == [["c10", "c13"], ["c10", "c13"]]

@@ -2,7 +2,8 @@
 
 A member's menu pins the courses their branch made compulsory (``courses.compulsory_for``
 holds the branch's ``org_id``) that pass the request's filters and that the member has not
-completed (in the training data), best scored first, at most ``MenuOptions.pin_limit``.
+completed (:meth:`ServingState.completed_rows`: in the training data, or in events folded
+in with ``update``), best scored first, at most ``MenuOptions.pin_limit``.
 A group's menu pins the courses compulsory for the branches of at least a given share of
 the group, unless most of the group completed them (:func:`group_pins`).
 """
@@ -16,11 +17,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
-from recommend.engine.rows import matrix_rows, small_isin
+from recommend.engine.rows import small_isin
 from recommend.topk import rank_keys
 
 if TYPE_CHECKING:
     from recommend.engine.state import CourseFilter, ServingState
+    from recommend.models.base import History
 
 __all__ = ["GroupPins", "PairScorer", "Pins", "group_pins", "member_pins"]
 
@@ -71,6 +73,7 @@ class Pins:
 
 def member_pins(
     state: ServingState,
+    history: History,
     idx: NDArray[np.int64],
     limit: int,
     allowed: CourseFilter,
@@ -83,6 +86,9 @@ def member_pins(
     ----------
     state
         The model's serving state.
+    history
+        The request's member histories (``model.history_`` in the request's snapshot):
+        courses completed in events folded in with ``update`` are not pinned.
     idx : ndarray of int64, shape (m,)
         Model member indices (-1: unknown to the model).
     limit
@@ -99,7 +105,7 @@ def member_pins(
     m = idx.size
     if limit <= 0 or not state.branch_pins():
         return Pins.none(m)
-    rows, cols = _candidates(state, idx, allowed, orgs)
+    rows, cols = _candidates(state, history, idx, allowed, orgs)
     if rows.size == 0:
         return Pins.none(m)
     scores = np.asarray(score(rows, cols), dtype=np.float32)
@@ -123,6 +129,7 @@ def member_pins(
 
 def _candidates(
     state: ServingState,
+    history: History,
     idx: NDArray[np.int64],
     allowed: CourseFilter,
     orgs: Sequence[str | None] | None,
@@ -135,7 +142,7 @@ def _candidates(
             if org is not None:
                 codes[i] = table.code_of(org)
     if idx.size == 1:
-        return _candidates_of_one(state, idx, allowed, int(codes[0]))
+        return _candidates_of_one(state, history, idx, allowed, int(codes[0]))
     got = table.rows(codes)
     rows = got.row_of_entry
     cols = got.indices.astype(np.int64)
@@ -143,7 +150,7 @@ def _candidates(
         ok = allowed.mask[cols]
         rows, cols = rows[ok], cols[ok]
     if cols.size:
-        done = matrix_rows(state.completed(), idx)
+        done = state.completed_rows(history, idx)
         if done.indices.size:
             n_courses = np.int64(state.n_courses)
             done_keys = done.row_of_entry * n_courses + done.indices.astype(np.int64)
@@ -156,7 +163,11 @@ def _candidates(
 
 
 def _candidates_of_one(
-    state: ServingState, idx: NDArray[np.int64], allowed: CourseFilter, code: int
+    state: ServingState,
+    history: History,
+    idx: NDArray[np.int64],
+    allowed: CourseFilter,
+    code: int,
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """:func:`_candidates` for one member (a backend's request): plain slices."""
     if code < 0:
@@ -166,7 +177,7 @@ def _candidates_of_one(
     if allowed.mask is not None and cols.size:
         cols = cols[allowed.mask[cols]]
     if cols.size:
-        done = matrix_rows(state.completed(), idx).indices
+        done = state.completed_rows(history, idx).indices
         if done.size:
             cols = cols[~small_isin(cols, done.astype(np.int64))]
     return np.zeros(cols.size, dtype=np.int64), cols

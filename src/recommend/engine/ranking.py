@@ -135,7 +135,9 @@ def rank_chunk(
     Parameters
     ----------
     model, state
-        A fitted model and its serving state.
+        A fitted model and its serving state. Everything the call reads of the model
+        (history, completions, scores) comes from one snapshot when the caller reads inside
+        ``with model.reading():``, as the products do.
     options
         The request's options (``n``, ``exclude``, pins, ``diversity``, reasons).
     allowed
@@ -161,9 +163,10 @@ def rank_chunk(
         relabels cold-start rows).
     """
     idx = np.asarray(idx, dtype=np.int64)
+    history = model.history_  # the request's snapshot (see Recommender.reading)
     score = _pair_scorer(model, idx, dense)
-    pins = member_pins(state, idx, options.pin_limit, allowed, score, orgs)
-    excluded = exclusion_rows(state, seen, idx, options.exclude)
+    pins = member_pins(state, history, idx, options.pin_limit, allowed, score, orgs)
+    excluded = exclusion_rows(state, history, seen, idx, options.exclude)
     diverse = options.diversity > 0
     # With diversity the kernel fills a pool for MMR; pinned courses stay in the kernel's
     # view and are dropped from the pool, so the pool is the same whoever is pinned.
@@ -194,7 +197,8 @@ def menu_rows(
     Members are split by route (:func:`recommend.engine.routes.route_groups`) and ranked
     :data:`CHUNK` at a time from their dense scores.
     """
-    # Read after the id map (see MemberRequest.make): holds every index the request resolved.
+    # The same snapshot as the request's id map when the caller reads inside
+    # ``model.reading()``: it holds every index the request resolved.
     seen = history_rows(model.history_, request.idx)
     orgs = (
         request.given_orgs(np.arange(request.idx.size)) if request.attributes is not None else None

@@ -60,8 +60,8 @@ class MemberRequest:
         member_attributes: pd.DataFrame | None,
         unknown: str,
     ) -> MemberRequest:
-        # Read the id map before the history: ``update`` publishes a member's factors and
-        # history first and their id last, so every index resolved here has both.
+        # The id map of the caller's snapshot (``with model.reading():``): the history and
+        # per-member state read later in the request are of the same version.
         id_map = model.member_ids_
         if is_scalar(member_ids):
             value = member_ids.item() if isinstance(member_ids, np.generic) else member_ids

@@ -6,8 +6,9 @@ cheaper than building scipy matrices.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -16,7 +17,16 @@ from numpy.typing import NDArray
 if TYPE_CHECKING:
     from recommend.models.base import History
 
-__all__ = ["Rows", "gather_rows", "history_rows", "matrix_rows", "small_isin"]
+__all__ = [
+    "Rows",
+    "completion_rows",
+    "gather_rows",
+    "history_rows",
+    "matrix_rows",
+    "small_isin",
+]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -94,14 +104,42 @@ def matrix_rows(matrix: sp.csr_matrix, idx: NDArray[np.int64]) -> Rows:
 def history_rows(history: History, idx: NDArray[np.int64]) -> Rows:
     """History rows of members ``idx`` (model indices; -1 or never seen: empty rows),
     folded-in members' replacement rows included."""
-    if history.extra:
-        hit = np.isin(idx, np.fromiter(history.extra, dtype=np.int64))
+    return _spliced(history.base, history.extra, idx, _one_csr_row)
+
+
+def completion_rows(history: History, training: sp.csr_matrix, idx: NDArray[np.int64]) -> Rows:
+    """Courses members ``idx`` completed: rows of the ``training`` completion matrix, with
+    the completions of events folded in since (``history.completed``) in place of a folded-in
+    member's row. Values are 1."""
+    return _spliced(training, history.completed, idx, _course_row)
+
+
+def _one_csr_row(row: sp.csr_matrix) -> Rows:
+    return matrix_rows(row, np.zeros(1, np.int64))
+
+
+def _course_row(courses: np.ndarray) -> Rows:
+    indices = np.asarray(courses, dtype=np.int32)
+    return Rows(
+        np.array([0, indices.size], dtype=np.int64), indices, np.ones(indices.size, np.float32)
+    )
+
+
+def _spliced(
+    matrix: sp.csr_matrix,
+    replaced: Mapping[int, T],
+    idx: NDArray[np.int64],
+    as_rows: Callable[[T], Rows],
+) -> Rows:
+    """Rows ``idx`` of ``matrix``, except members in ``replaced``, whose row is
+    ``as_rows(replaced[member])``."""
+    idx = np.asarray(idx, dtype=np.int64)
+    if replaced:
+        hit = np.isin(idx, np.fromiter(replaced, dtype=np.int64))
         if hit.any():
             # Folded-in members are few: splice their replacement rows in one by one.
             parts = [
-                matrix_rows(history.extra[int(i)], np.zeros(1, np.int64))
-                if h
-                else matrix_rows(history.base, np.array([i], np.int64))
+                as_rows(replaced[int(i)]) if h else matrix_rows(matrix, np.array([i], np.int64))
                 for i, h in zip(idx.tolist(), hit.tolist(), strict=True)
             ]
             indptr = np.zeros(len(parts) + 1, dtype=np.int64)
@@ -109,7 +147,7 @@ def history_rows(history: History, idx: NDArray[np.int64]) -> Rows:
             indices = np.concatenate([p.indices for p in parts]).astype(np.int32, copy=False)
             data = np.concatenate([p.data for p in parts]).astype(np.float32, copy=False)
             return Rows(indptr, indices, data)
-    return matrix_rows(history.base, idx)
+    return matrix_rows(matrix, idx)
 
 
 def small_isin(values: np.ndarray, among: np.ndarray) -> NDArray[np.bool_]:

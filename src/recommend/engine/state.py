@@ -6,6 +6,11 @@ completions, member branches) and kept in the model's serving cache
 (``Recommender.cached``), so a refit or a restored artifact starts a new one. Parts that
 not every request needs are built on first use under a lock; afterwards they are only
 read, so a loaded model serves many threads at once.
+
+It holds nothing that ``Recommender.update`` changes, so it needs no invalidation when a
+member is folded in: what changes (member ids, histories, folded-in completions) is read
+from the request's snapshot of the model and combined here (:meth:`member_index_of` checks
+against the request's id map, :meth:`ServingState.completed_rows` takes its history).
 """
 
 from __future__ import annotations
@@ -24,15 +29,15 @@ from numpy.typing import NDArray
 from recommend.checks import minutes_in_seconds
 from recommend.data.dataset import COURSE_IDX, MEMBER_IDX
 from recommend.engine.lecturers import Lecturers
-from recommend.engine.rows import Rows, gather_rows
+from recommend.engine.rows import Rows, completion_rows, gather_rows
 from recommend.errors import ConfigError
-from recommend.schema import CHANNELS, Columns
+from recommend.schema import CHANNELS, EVENT_COMPLETE, Columns
 
 if TYPE_CHECKING:
     from recommend.data.dataset import Dataset
     from recommend.data.idmap import IdMap
     from recommend.engine.options import MenuOptions
-    from recommend.models.base import Recommender
+    from recommend.models.base import History, Recommender
 
 __all__ = ["CompulsoryTable", "CourseFilter", "ServingState", "serving_state"]
 
@@ -204,13 +209,27 @@ class ServingState:
         ``complete`` event."""
         return self.lazy("completed", self._build_completed)
 
+    def completed_rows(self, history: History, idx: NDArray[np.int64]) -> Rows:
+        """The courses members ``idx`` have completed (the rule every product reads):
+        their ``complete`` events in the training data or, for a member folded in with
+        ``update`` since, in the events of their update (``history.completed``).
+
+        Parameters
+        ----------
+        history
+            The member histories of the request's snapshot (``model.history_``).
+        idx : ndarray of int64, shape (m,)
+            Model member indices (-1: unknown, nothing completed).
+        """
+        return completion_rows(history, self.completed(), idx)
+
     def _build_completed(self) -> sp.csr_matrix:
         shape = self.base.shape
         ds = self.dataset
         if ds is None:
             return sp.csr_matrix(shape, dtype=np.float32)
         ev = ds.events
-        done = (ev[C.EVENT] == "complete").to_numpy()
+        done = (ev[C.EVENT] == EVENT_COMPLETE).to_numpy()
         rows = ev[MEMBER_IDX].to_numpy()[done]
         cols = ev[COURSE_IDX].to_numpy()[done]
         mat = sp.csr_matrix((np.ones(rows.size, np.float32), (rows, cols)), shape=shape)

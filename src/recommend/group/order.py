@@ -19,7 +19,6 @@ from recommend.engine import (
     ServingState,
     group_pins,
     history_rows,
-    matrix_rows,
     serving_state,
 )
 from recommend.errors import ConfigError, DataError
@@ -33,6 +32,7 @@ from recommend.group.scoring import (
     served_by,
 )
 from recommend.group.strategies import BASELINES, STRATEGIES, select_courses
+from recommend.models.base import one_snapshot
 from recommend.schema import Columns
 from recommend.selection import MemberSpec, describe, group_members
 from recommend.topk import single_threaded_blas
@@ -264,6 +264,7 @@ class _Group:
     notes: list[str]
 
 
+@one_snapshot  # the group's histories, completions and scores of one version
 def serve_group_menu(
     model: Recommender,
     members: MemberSpec,
@@ -277,7 +278,7 @@ def serve_group_menu(
     group = _resolve_group(model, members, member_table)
     seen = history_rows(model.history_, group.idx)
     published = state.filter(None, None, options.published_by).mask
-    done_share = _completed_share(state, group.idx)
+    done_share = _completed_share(model, state, group.idx)
     keep = _eligible(state, published, done_share, options)
     pins = group_pins(
         state,
@@ -440,9 +441,12 @@ def _select_menu(
     return _Selection(scores, u, served, pool, pool_courses, picks, values)
 
 
-def _completed_share(state: ServingState, idx: NDArray[np.int64]) -> NDArray[np.float64]:
-    """Per course, the share of the group with a ``complete`` event in training."""
-    done = matrix_rows(state.completed(), idx)
+def _completed_share(
+    model: Recommender, state: ServingState, idx: NDArray[np.int64]
+) -> NDArray[np.float64]:
+    """Per course, the share of the group that completed it (``ServingState.completed_rows``:
+    training events and events folded in with ``update``)."""
+    done = state.completed_rows(model.history_, idx)
     counts = np.bincount(done.indices, minlength=state.n_courses)
     return counts / max(idx.size, 1)
 

@@ -7,18 +7,29 @@ flat dict. Scoring goes through one kernel (``recommend.topk``): a factorised mo
 
 Fold-in: ``update(member_id, events)`` replaces one member's history (and, for factor
 models, re-solves their vector) without refitting, so a backend reacts to what a member
-just studied. Updates are published copy-on-write under a lock, so readers in other
-threads always see a consistent state.
+just studied.
+
+Consistent reads. Everything ``update`` changes (the member id map, the histories, the
+members' completions and per-member learned state such as factor rows) lives in one
+immutable :class:`Snapshot`. The writer builds the next snapshot copy-on-write, per member,
+under the model's lock and publishes it with one reference assignment; readers take no
+lock. A request reads inside ``with model.reading():``, which pins the snapshot current at
+its start for the calling thread, so every read the request makes (ids, history, scores,
+completions) comes from that one version, whatever ``update`` publishes meanwhile: its
+answer is the answer before an update or the answer after it, never a mix.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
+import logging
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, Self, TypeVar, cast
+from dataclasses import dataclass, field, replace
+from types import TracebackType
+from typing import Any, ClassVar, Concatenate, ParamSpec, Self, TypeVar, cast
 
 import numpy as np
 import pandas as pd
@@ -28,12 +39,25 @@ from recommend.data.dataset import Dataset
 from recommend.data.idmap import IdMap
 from recommend.data.validation import validate
 from recommend.errors import ConfigError, DataError, NotFittedError
-from recommend.schema import Columns
+from recommend.schema import EVENT_COMPLETE, Columns
 from recommend.topk import TopK, topk_factors, topk_scores
 
-__all__ = ["Factors", "History", "Recommender", "install_menu"]
+__all__ = [
+    "Factors",
+    "History",
+    "MemberState",
+    "Reading",
+    "Recommender",
+    "Snapshot",
+    "install_menu",
+    "one_snapshot",
+]
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+P = ParamSpec("P")
+M = TypeVar("M", bound="Recommender")
 
 #: The function ``Recommender.recommend`` answers with. The member menu is built on the
 #: models (it sits above them), so it installs itself here when imported
@@ -49,6 +73,8 @@ def install_menu(function: Callable[..., pd.DataFrame]) -> None:
 
 
 _SETUP_LOCK = threading.Lock()
+#: Model classes whose fold-in was checked for per-member state outside the snapshot.
+_CHECKED: set[type] = set()
 
 C = Columns
 
@@ -72,11 +98,23 @@ class History:
 
     ``base`` is the (n_members, n_courses) CSR training matrix; ``extra`` maps a member index
     (possibly >= n_members for members first seen through ``update``) to its replacement row,
-    a (1, n_courses) CSR matrix.
+    a (1, n_courses) CSR matrix; ``completed`` maps the same members to the courses their
+    folded-in events complete (sorted int64 course indices), which replace their training
+    completions.
     """
 
     base: sp.csr_matrix
     extra: dict[int, sp.csr_matrix] = field(default_factory=dict)
+    completed: dict[int, np.ndarray] = field(default_factory=dict)
+
+    def with_member(self, member_idx: int, row: sp.csr_matrix, completed: np.ndarray) -> History:
+        """A new history with member ``member_idx``'s row and completions replaced
+        (copy-on-write: this one is left as it is)."""
+        extra = dict(self.extra)
+        extra[member_idx] = row
+        done = dict(self.completed)
+        done[member_idx] = completed
+        return History(self.base, extra, done)
 
     def rows(self, member_idx: np.ndarray) -> sp.csr_matrix:
         """History rows of ``member_idx`` (all >= 0), shape (len, n_courses), CSR float32."""
@@ -92,6 +130,127 @@ class History:
     def counts(self, member_idx: np.ndarray) -> np.ndarray:
         """Number of courses in each member's history, shape (len,), int64."""
         return np.asarray(self.rows(member_idx).getnnz(axis=1), dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One published version of what ``update`` changes; never modified once published.
+
+    Attributes
+    ----------
+    version : int
+        0 for the state a fit or restore sets up, one more for each change published since.
+    member_ids : IdMap
+        The members known to the model (``update`` appends new ones).
+    history : History
+        Member histories and folded-in completions.
+    parts : Mapping[str, Any]
+        The model's per-member learned state (:class:`MemberState` attributes, e.g. factor
+        rows), by attribute name.
+    """
+
+    version: int
+    member_ids: IdMap
+    history: History
+    parts: Mapping[str, Any] = field(default_factory=dict)
+
+    def with_part(self, name: str, value: Any, version: int | None = None) -> Snapshot:
+        """A new snapshot with part ``name`` set to ``value`` (and ``version``, when given)."""
+        return Snapshot(
+            self.version if version is None else version,
+            self.member_ids,
+            self.history,
+            {**self.parts, name: value},
+        )
+
+
+class _Views(threading.local):
+    """Per thread: the snapshot each model is pinned to (``id(model)`` -> snapshot) and the
+    models this thread is updating."""
+
+    def __init__(self) -> None:
+        self.pinned: dict[int, Snapshot] = {}
+        self.writing: set[int] = set()
+
+
+_VIEWS = _Views()
+
+
+class Reading:
+    """``with model.reading() as snapshot:`` pins ``model``'s current snapshot for the
+    calling thread until the block ends (nested blocks keep the outer pin)."""
+
+    __slots__ = ("_key", "_model", "_outer")
+
+    def __init__(self, model: Recommender) -> None:
+        self._model = model
+        self._key = id(model)
+        self._outer: Snapshot | None = None
+
+    def __enter__(self) -> Snapshot:
+        pinned = _VIEWS.pinned
+        outer = pinned.get(self._key)
+        if outer is not None:
+            self._outer = outer
+            return outer
+        snapshot = self._model._latest()
+        pinned[self._key] = snapshot
+        return snapshot
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        if self._outer is None:
+            _VIEWS.pinned.pop(self._key, None)
+
+
+def one_snapshot(function: Callable[Concatenate[M, P], T]) -> Callable[Concatenate[M, P], T]:
+    """Decorator for a product's request function ``function(model, ...)``: the whole call
+    reads ``model`` inside ``with model.reading():`` (one snapshot; see
+    :meth:`Recommender.reading`). An unfitted model goes through unchanged, so the
+    function's own ``check_fitted`` speaks."""
+
+    @functools.wraps(function)
+    def pinned(model: M, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        if not model.is_fitted:
+            return function(model, *args, **kwargs)
+        with model.reading():
+            return function(model, *args, **kwargs)
+
+    return pinned
+
+
+class MemberState(property):
+    """A learned attribute that ``update`` changes member by member (e.g. factor rows).
+
+    Declared on the class (``member_factors_ = MemberState()``); its value lives in the
+    model's :class:`Snapshot`, so readers see it together with the history of the same
+    version. Assigning it during ``_fold_in`` stages the new value for the snapshot that
+    ``update`` publishes; assigning it anywhere else publishes it at once. A model whose
+    ``_fold_in`` rebinds a plain attribute instead gives readers no such guarantee (a
+    warning says so).
+    """
+
+    def __init__(self, doc: str | None = None) -> None:
+        super().__init__(self._get, self._set, None, doc)
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def _get(self, model: Recommender) -> Any:
+        try:
+            return model._view().parts[self.name]
+        except KeyError:
+            raise AttributeError(
+                f"{type(model).__name__} has no learned {self.name} (not fitted?)"
+            ) from None
+
+    def _set(self, model: Recommender, value: Any) -> None:
+        model._publish_part(self.name, value)
 
 
 class Recommender(ABC):
@@ -153,7 +312,7 @@ class Recommender(ABC):
             self._fit(dataset)
         except BaseException:
             # A failed fit must not leave a model that claims to be fitted.
-            for attr in ("member_ids_", "course_ids_", "dataset_", "history_"):
+            for attr in ("_published", "course_ids_", "dataset_"):
                 self.__dict__.pop(attr, None)
             raise
         return self
@@ -165,7 +324,7 @@ class Recommender(ABC):
     @property
     def is_fitted(self) -> bool:
         """True once the model was fitted (or restored from an artifact)."""
-        return hasattr(self, "history_")
+        return "_published" in self.__dict__
 
     def check_fitted(self) -> None:
         """Raise ``NotFittedError`` unless the model is fitted (or restored)."""
@@ -204,14 +363,84 @@ class Recommender(ABC):
         self._lock = threading.RLock()
         self._cache: dict[str, Any] = {}
         self._cache_lock = threading.RLock()
-        self.member_ids_ = member_ids
+        self._published = Snapshot(0, member_ids, history)
         self.course_ids_ = course_ids
         if dataset is not None:
             self.dataset_ = dataset
-        self.history_ = history
         for name, value in (state or {}).items():
             setattr(self, name, value)
         return self
+
+    # ------------------------------------------------------------------ snapshots
+    def snapshot(self) -> Snapshot:
+        """The snapshot this thread reads: the one pinned by an enclosing
+        :meth:`reading` block, else the latest published."""
+        self.check_fitted()
+        return self._view()
+
+    def reading(self) -> Reading:
+        """``with model.reading():`` -- every read of the model in the block (ids,
+        histories, completions, per-member state, hence scores) comes from the snapshot
+        current when the block starts, whatever ``update`` publishes meanwhile. No lock is
+        taken; blocks nest."""
+        self.check_fitted()
+        return Reading(self)
+
+    def _view(self) -> Snapshot:
+        pinned = _VIEWS.pinned
+        if pinned:
+            found = pinned.get(id(self))
+            if found is not None:
+                return found
+        try:
+            return cast("Snapshot", self.__dict__["_published"])
+        except KeyError:
+            raise AttributeError(f"{type(self).__name__} is not fitted") from None
+
+    def _publish_part(self, name: str, value: Any) -> None:
+        """Set a :class:`MemberState` attribute: staged while this thread runs
+        ``update``'s fold-in, published at once otherwise."""
+        key = id(self)
+        if key in _VIEWS.writing:
+            _VIEWS.pinned[key] = _VIEWS.pinned[key].with_part(name, value)
+            return
+        self._latest()  # not fitted: say so (before any lock exists)
+        with self._lock:
+            current = self._latest()
+            self._published = current.with_part(name, value, current.version + 1)
+
+    def _latest(self) -> Snapshot:
+        try:
+            return cast("Snapshot", self.__dict__["_published"])
+        except KeyError:
+            raise AttributeError(f"{type(self).__name__} is not fitted") from None
+
+    def _republish(self, **changes: Any) -> None:
+        """Publish the latest snapshot with ``changes`` as the next version."""
+        self._latest()  # not fitted: say so (before any lock exists)
+        with self._lock:
+            current = self._latest()
+            self._published = replace(current, version=current.version + 1, **changes)
+
+    @property
+    def member_ids_(self) -> IdMap:
+        """The members known to the model (training members, then members added by
+        ``update``), from this thread's snapshot."""
+        return self._view().member_ids
+
+    @member_ids_.setter
+    def member_ids_(self, value: IdMap) -> None:
+        self._republish(member_ids=value)
+
+    @property
+    def history_(self) -> History:
+        """Member histories (training matrix plus folded-in members), from this thread's
+        snapshot."""
+        return self._view().history
+
+    @history_.setter
+    def history_(self, value: History) -> None:
+        self._republish(history=value)
 
     @property
     def lock(self) -> threading.RLock:
@@ -225,7 +454,10 @@ class Recommender(ABC):
 
         Serving layers keep their lookups here (built once, read by many threads); a new
         ``fit`` or ``restore`` starts an empty cache, so nothing outlives the state it was
-        derived from. ``build`` runs under the model's lock, once per key.
+        derived from. ``build`` runs under the model's lock, once per key. ``update`` does
+        not empty the cache: what is kept here must derive from the training data alone
+        (course tables, the training matrix); whatever ``update`` changes is read from the
+        request's :class:`Snapshot`.
         """
         self.check_fitted()
         cache = self._serving_cache()
@@ -358,7 +590,13 @@ class Recommender(ABC):
         """Replace one member's history with ``events`` (all of theirs) without refitting.
 
         ``events`` is an events frame for this member (validated here). A member not seen in
-        training is added. Factor models re-solve the member's vector (``_fold_in``).
+        training is added. Factor models re-solve the member's vector (``_fold_in``). The
+        courses these events complete become the member's completed courses (in place of
+        those of the training data): menus no longer pin them as compulsory, and
+        ``exclude="completed"`` leaves them out.
+
+        Everything changes in one new :class:`Snapshot`, published at once: a request that
+        started before sees none of it, one that starts after sees all of it.
         """
         self.check_fitted()
         ds = self.dataset_
@@ -381,15 +619,63 @@ class Recommender(ABC):
         row = ds.weighting.matrix(
             np.zeros(len(ev), dtype=np.int64), course_idx, conf, (1, self.n_courses)
         )
+        completed = np.unique(course_idx[(ev[C.EVENT] == EVENT_COMPLETE).to_numpy()])
         with self._lock:
-            known = member_id in self.member_ids_
-            ids = self.member_ids_ if known else self.member_ids_.add([member_id])
+            current = self._latest()
+            known = member_id in current.member_ids
+            ids = current.member_ids if known else current.member_ids.add([member_id])
             idx = int(ids.to_index([member_id])[0])
+            parts = self._folded_in(current, idx, row)
+            # One reference assignment publishes everything at once: a reader holds either
+            # the old snapshot or this one.
+            self._published = Snapshot(
+                current.version + 1,
+                ids,
+                current.history.with_member(idx, row, completed.astype(np.int64)),
+                parts,
+            )
+
+    def _folded_in(self, current: Snapshot, idx: int, row: sp.csr_matrix) -> Mapping[str, Any]:
+        """Run ``_fold_in`` with this thread reading ``current`` and staging what it
+        assigns to :class:`MemberState` attributes; the staged per-member state."""
+        key = id(self)
+        views = _VIEWS
+        outer = views.pinned.get(key)
+        views.pinned[key] = current
+        views.writing.add(key)
+        # Whether _fold_in keeps per-member state outside the snapshot: looked at on a
+        # class's first update only (the check copies the instance's attributes).
+        before = None if type(self) in _CHECKED else dict(vars(self))
+        try:
             self._fold_in(idx, row)
-            extra = dict(self.history_.extra)
-            extra[idx] = row
-            self.history_ = History(self.history_.base, extra)
-            self.member_ids_ = ids
+            parts = views.pinned[key].parts
+        finally:
+            views.writing.discard(key)
+            if outer is None:
+                views.pinned.pop(key, None)
+            else:
+                views.pinned[key] = outer
+        if before is not None:
+            _CHECKED.add(type(self))
+            self._warn_plain_rebinds(before)
+        return parts
+
+    def _warn_plain_rebinds(self, before: Mapping[str, Any]) -> None:
+        """Warn when ``_fold_in`` rebound learned attributes that are not
+        :class:`MemberState`: readers may see them before the matching history."""
+        cls = type(self)
+        changed = sorted(
+            name
+            for name, value in vars(self).items()
+            if name.endswith("_") and not name.startswith("_") and before.get(name) is not value
+        )
+        if changed:
+            log.warning(
+                "%s._fold_in replaced %s outside the model's snapshot: concurrent readers may "
+                "see it before the matching history; declare it as a MemberState attribute",
+                cls.__name__,
+                changed,
+            )
 
     def _fold_in(self, member_idx: int, row: sp.csr_matrix) -> None:
         """Refresh model state for one member from their new history row (1, n_courses).

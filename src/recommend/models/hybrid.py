@@ -41,7 +41,7 @@ from recommend.data.dataset import (
 )
 from recommend.data.validation import validate
 from recommend.errors import ConfigError, DataError
-from recommend.models.base import Factors, Recommender
+from recommend.models.base import Factors, MemberState, Recommender
 from recommend.schema import Columns
 
 __all__ = ["LightFM", "course_feature_rows", "member_feature_rows"]
@@ -126,6 +126,11 @@ class LightFM(Recommender):
     """
 
     name: ClassVar[str] = "lightfm"
+
+    # Per-member state that fold-in replaces: kept in the model's snapshot, so a reader
+    # sees both with the history of the same version (see ``Recommender.update``).
+    member_factors_ = MemberState()
+    _cold_position = MemberState()
     uses_features: ClassVar[bool] = True
 
     def __init__(

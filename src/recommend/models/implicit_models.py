@@ -40,7 +40,7 @@ from scipy.special import expit, log_expit
 
 from recommend.data.dataset import Dataset
 from recommend.errors import ConfigError, DataError
-from recommend.models.base import Factors, History, Recommender
+from recommend.models.base import Factors, History, MemberState, Recommender
 from recommend.models.content import (
     COLD_NEIGHBOURS,
     content_neighbour_factors,
@@ -262,7 +262,8 @@ class _FactorModel(Recommender):
     use_gpu: bool
     show_progress: bool
 
-    _members: MemberVectors
+    #: The member vectors, per snapshot (see ``Recommender.update``).
+    _members = MemberState()
     course_factors_: np.ndarray
     course_bias_: np.ndarray | None
     cold_courses_: np.ndarray
@@ -432,8 +433,8 @@ class _FactorModel(Recommender):
         )
 
     def _publish_member(self, member_idx: int, vector: np.ndarray) -> None:
-        """Set one member's vector (called under the update lock); readers holding the old
-        state are not disturbed."""
+        """Set one member's vector (staged for the snapshot ``update`` publishes); readers
+        holding the old snapshot are not disturbed."""
         self._members = self._members.with_vector(member_idx, vector)
 
     def _train(self, make: Callable[[], Any], user_items: sp.csr_matrix) -> Any:

@@ -49,6 +49,7 @@ from recommend.engine import (
     studied_reasons,
 )
 from recommend.errors import ConfigError, DataError
+from recommend.models.base import one_snapshot
 from recommend.schema import Columns
 from recommend.search.index import SearchIndex, build_index
 from recommend.search.weights import FEATURES, BlendWeights
@@ -374,8 +375,10 @@ def search_request(
     return sstate, req, seen
 
 
-def _excluded(sstate: SearchState, seen: Rows, req: MemberRequest, exclude: str) -> np.ndarray:
-    rows = exclusion_rows(sstate.menu, seen, req.idx, exclude)
+def _excluded(
+    model: Recommender, sstate: SearchState, seen: Rows, req: MemberRequest, exclude: str
+) -> np.ndarray:
+    rows = exclusion_rows(sstate.menu, model.history_, seen, req.idx, exclude)
     if rows is None:
         return np.empty(0, dtype=np.int64)
     return np.asarray(rows.row(0)[0], dtype=np.int64)
@@ -431,6 +434,7 @@ def _frame(
 # ============================================================================ public API
 
 
+@one_snapshot  # ids, history and scores of one version (see Recommender.reading)
 def search(
     model: Recommender,
     member_id: Any,
@@ -509,7 +513,7 @@ def search(
     filt = sstate.menu.course_filter(options)
     align = sstate.alignment(model, index)
     allow = sstate.doc_mask(align, filt.mask)
-    excluded = _excluded(sstate, seen, req, options.exclude)
+    excluded = _excluded(model, sstate, seen, req, options.exclude)
 
     docs, text = index.top(parsed, k + excluded.size, allow=allow)
     courses = align.doc_course[docs]
@@ -537,6 +541,7 @@ def search(
     return out
 
 
+@one_snapshot
 def rank_candidates(
     model: Recommender,
     member_id: Any,
@@ -608,7 +613,7 @@ def rank_candidates(
             notes.append(f"{int(unknown_courses.sum())} candidate(s) unknown to the model")
     if filt.mask is not None:
         keep &= filt.mask[np.maximum(courses, 0)] | unknown_courses
-    excluded = _excluded(sstate, seen, req, exclude)
+    excluded = _excluded(model, sstate, seen, req, exclude)
     if excluded.size:
         keep &= ~np.isin(courses, excluded)
     if not keep.all():
