@@ -53,6 +53,7 @@ from recommend.engine import (
 from recommend.engine.lecturers import LECTURER_COLUMNS, empty_lecturers
 from recommend.engine.options import Exclude, Unknown
 from recommend.errors import ConfigError
+from recommend.messages import DEFAULT_LANG, Lang
 from recommend.models.base import install_menu
 from recommend.schema import Columns
 
@@ -97,6 +98,7 @@ def member_menu(
     with_reasons: bool = True,
     member_attributes: pd.DataFrame | None = None,
     unknown: Unknown = "fallback",
+    lang: Lang = DEFAULT_LANG,
 ) -> pd.DataFrame:
     """Menus of ``n`` courses for each member, best first.
 
@@ -143,7 +145,9 @@ def member_menu(
         precedence over any relevance. ``score`` stays the model's score, so it need not
         decrease down a diversified menu.
     with_reasons
-        Fill ``reason`` (otherwise empty strings).
+        Fill ``reason`` (otherwise empty strings): why each course is there (本支部必学,
+        因为你学过《...》, 与你同为退休党员的同志常学 ...), and why now where it applies
+        (新上线; the minutes a course takes when ``max_minutes`` is set).
     member_attributes
         A members table (``member_id`` plus any of ``org_id``, ``birth_year``,
         ``occupation``, ``district``, ...) for members unknown to the model, or to override
@@ -152,6 +156,10 @@ def member_menu(
     unknown
         ``"fallback"`` (default): members unknown to the model get a cold-start menu and
         never raise. ``"raise"``: a ``DataError`` naming them.
+    lang
+        Language of the reasons: ``"zh"`` (Simplified Chinese, default) or ``"en"``. The
+        wording comes from the message catalogue (:mod:`recommend.messages`), which a
+        platform can override.
 
     Returns
     -------
@@ -180,6 +188,7 @@ def member_menu(
         diversity=diversity,
         with_reasons=with_reasons,
         unknown=unknown,
+        lang=lang,
     )
     return serve_member_menus(model, member_ids, options, member_attributes)
 

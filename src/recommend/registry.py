@@ -90,6 +90,7 @@ def _signature() -> ModelSignature:
             ColSpec(AnyType(), "max_minutes", required=False),
             ColSpec(AnyType(), "channel", required=False),
             ColSpec(AnyType(), "query", required=False),
+            ColSpec(AnyType(), "lang", required=False),
         ]
     )
     outputs = Schema(

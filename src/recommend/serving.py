@@ -11,7 +11,8 @@ and ``mlflow models serve -m models:/menus@champion --env-manager local`` (answe
 ``/invocations``) give menus.
 
 A request frame has one row per menu wanted: ``member_id`` (required) and optional ``n``
-(a whole number, default ``DEFAULT_N``), ``max_minutes``, ``channel`` and ``query``.
+(a whole number, default ``DEFAULT_N``), ``max_minutes``, ``channel``, ``query`` and
+``lang`` (the language of the reasons: ``zh``, the default, or ``en``).
 Missing or null options mean "not set". Rows without a query get the member menu
 (``member_menu``); rows with a query get the personalised search ranking
 (``recommend.search.search``, route ``search:<member route>``; a query of only stop words
@@ -38,6 +39,7 @@ import pandas as pd
 from recommend.artifact import load
 from recommend.errors import DataError, Problem
 from recommend.menu import MENU_COLUMNS, member_menu
+from recommend.messages import DEFAULT_LANG, LANGS, Lang, check_lang
 
 # The registry's names, re-exported: importing them from here keeps working.
 from recommend.registry import (
@@ -75,7 +77,7 @@ log = logging.getLogger(__name__)
 #: Menu length when a request row sets no ``n``.
 DEFAULT_N = 10
 #: Columns a request frame may carry (``member_id`` is required).
-REQUEST_COLUMNS = ("member_id", "n", "max_minutes", "channel", "query")
+REQUEST_COLUMNS = ("member_id", "n", "max_minutes", "channel", "query", "lang")
 #: Largest ``n`` one request row may ask for.
 MAX_N = 1000
 
@@ -87,6 +89,7 @@ class _Request:
     max_minutes: float | None
     channel: str | None
     query: str | None
+    lang: Lang = DEFAULT_LANG
 
 
 def _unset(value: Any) -> bool:
@@ -171,9 +174,22 @@ def _parse_requests(frame: pd.DataFrame) -> tuple[list[str], list[_Request]]:
 
     channels = [None if v is None else str(v).strip() for v in _option(frame, "channel")]
     queries = [None if v is None else str(v) for v in _option(frame, "query")]
+    langs: list[Lang] = []
+    l_rows: list[int] = []
+    l_values: list[Any] = []
+    for i, value in enumerate(_option(frame, "lang")):
+        given = DEFAULT_LANG if value is None else str(value).strip()
+        if given not in LANGS:
+            l_rows.append(i)
+            l_values.append(value)
+            given = DEFAULT_LANG
+        langs.append(check_lang(given))
+    bad("lang", l_rows, l_values, f"one of {', '.join(LANGS)}")
     if problems:
         raise DataError(problems)
-    requests = [_Request(*options) for options in zip(ns, minutes, channels, queries, strict=True)]
+    requests = [
+        _Request(*options) for options in zip(ns, minutes, channels, queries, langs, strict=True)
+    ]
     return [str(m).strip() for m in members], requests
 
 
@@ -188,6 +204,7 @@ def _search_menu(model: Recommender, member_id: str, request: _Request) -> pd.Da
         n=request.n,
         channel=request.channel,
         max_minutes=request.max_minutes,
+        lang=request.lang,
     )
     out = found.assign(**{Columns.MEMBER: member_id})
     out[Columns.ROUTE] = f"search:{found.attrs.get('route', 'personal')}"
@@ -214,7 +231,8 @@ class MenuService:
         Parameters
         ----------
         model_input
-            ``member_id`` and optional ``n``, ``max_minutes``, ``channel``, ``query``.
+            ``member_id`` and optional ``n``, ``max_minutes``, ``channel``, ``query``,
+            ``lang``.
         params
             Unused; accepted for the pyfunc protocol.
 
@@ -242,6 +260,7 @@ class MenuService:
                 n=request.n,
                 max_minutes=request.max_minutes,
                 channel=request.channel,
+                lang=request.lang,
             )
             by_member = dict(iter(menus.groupby(Columns.MEMBER, sort=False)))
             for row in rows:

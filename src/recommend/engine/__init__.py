@@ -12,7 +12,7 @@ pieces and never re-implement a rule. One module per rule:
 ``exclusions``            which of a member's courses a menu leaves out
 ``pins``                  compulsory courses first (member and group rules)
 ``diversity``             MMR across channels
-``reasons``               the reason texts and "because you studied ..."
+``reasons``               reasons as catalogue messages, rendered once per request
 ``ranking``               a chunk of members through pins, exclusions, filter and kernel
 ``lecturers``             lecturers ranked by a member's course scores
 ========================  ==============================================================
@@ -34,6 +34,8 @@ from recommend.engine.reasons import (
     REASON_FEATURES,
     REASON_GLOBAL,
     REASON_SEGMENT,
+    reason_texts,
+    segment_reason,
     studied_reasons,
 )
 from recommend.engine.request import MemberRequest
@@ -105,5 +107,7 @@ __all__ = [
     "route_groups",
     "serving_state",
     "small_isin",
+    "reason_texts",
+    "segment_reason",
     "studied_reasons",
 ]

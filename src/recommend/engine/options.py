@@ -15,6 +15,7 @@ import pandas as pd
 
 from recommend.checks import minutes_in_seconds, non_negative_int, positive_int, share
 from recommend.errors import ConfigError
+from recommend.messages import DEFAULT_LANG, Lang, check_lang
 
 __all__ = ["EXCLUDES", "UNKNOWN_POLICIES", "Exclude", "MenuOptions", "Unknown"]
 
@@ -59,6 +60,8 @@ class MenuOptions:
         MMR weight in [0, 1] across channels.
     with_reasons : bool
         Explain every row.
+    lang : {"zh", "en"}
+        The language of the reasons (Simplified Chinese by default).
     unknown : {"fallback", "raise"}
         What members unknown to the model get.
     """
@@ -74,6 +77,7 @@ class MenuOptions:
     diversity: float = 0.0
     with_reasons: bool = True
     unknown: Unknown = "fallback"
+    lang: Lang = DEFAULT_LANG
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -82,6 +86,7 @@ class MenuOptions:
             raise ConfigError(f"exclude={self.exclude!r}; expected 'seen', 'completed' or 'none'")
         if self.unknown not in UNKNOWN_POLICIES:
             raise ConfigError(f"unknown={self.unknown!r}; expected 'fallback' or 'raise'")
+        set_(self, "lang", check_lang(self.lang))
         set_(self, "diversity", share(self.diversity, "diversity"))
         if self.max_pins is not None:
             set_(self, "max_pins", non_negative_int(self.max_pins, "max_pins"))

@@ -29,7 +29,13 @@ import pandas as pd
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from recommend.engine.reasons import REASON_BRANCH, REASON_FEATURES, REASON_GLOBAL, REASON_SEGMENT
+from recommend.engine.reasons import (
+    REASON_BRANCH,
+    REASON_FEATURES,
+    REASON_GLOBAL,
+    REASON_SEGMENT,
+    segment_reason,
+)
 from recommend.engine.request import MemberRequest
 from recommend.engine.state import serving_state
 from recommend.errors import DataError
@@ -123,11 +129,23 @@ class ColdScorer:
         )
 
 
-def cold_labels(segment: np.ndarray, branch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def cold_labels(
+    segment: np.ndarray,
+    branch: np.ndarray,
+    kinds: np.ndarray | None = None,
+    attributes: pd.DataFrame | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Routes and reasons of cold members: the branch, the segment (named by its
+    ``kinds`` and the members' ``attributes`` where known) or the platform."""
     routes = np.where(segment, ROUTE_SEGMENT, ROUTE_GLOBAL).astype(object)
-    reasons = np.where(
-        branch, REASON_BRANCH, np.where(segment, REASON_SEGMENT, REASON_GLOBAL)
-    ).astype(object)
+    reasons = np.full(segment.size, REASON_GLOBAL, dtype=object)
+    reasons[segment] = REASON_SEGMENT
+    if kinds is not None and attributes is not None:
+        for i in np.flatnonzero(segment).tolist():
+            kind = kinds[i]
+            value = attributes[kind].iat[i] if kind in attributes.columns else None
+            reasons[i] = segment_reason(kind, value)
+    reasons[branch] = REASON_BRANCH
     return routes, reasons
 
 
@@ -183,7 +201,7 @@ class PopularityScorer(ColdScorer):
             at = np.flatnonzero(segment)
             segment[at] = rows_differ(scores, at, self._fallback)
         branch = segment & (kinds == C.ORG)
-        return Scored(scores, *cold_labels(segment, branch))
+        return Scored(scores, *cold_labels(segment, branch, kinds, attributes))
 
     def _score_probing(self, attributes: pd.DataFrame) -> Scored:
         """Labels from the scores alone, for a model that does not tell the kind."""
