@@ -214,13 +214,14 @@ def rank_members(
     **options: object,
 ) -> MenuRows:
     """``rank_chunk`` for members of ``model`` given by external id (unknown: -1), with
-    ``MenuOptions(**options)`` and its course filter.
+    ``MenuOptions(**options)`` (reasons in English unless ``lang`` is given: the engine
+    tests read them) and its course filter.
 
     ``dense=True`` hands the chunk the members' ``score_block`` (the member menu's path);
     ``False`` lets the kernel score them from the factors (the batch job's path).
     """
     state = serving_state(model)
-    opts = MenuOptions(**options)  # type: ignore[arg-type]
+    opts = MenuOptions(**{"lang": "en", **options})  # type: ignore[arg-type]
     idx = model.member_ids_.to_index(list(members), unknown="mask").astype(np.int64)
     seen = history_rows(model.history_, idx)
     scores = np.asarray(model.score_block(idx), dtype=np.float32) if dense else None

@@ -16,8 +16,12 @@ wording, once at start-up::
     rc.load_messages("our_wording.toml")  # same shape as messages.toml: [zh] / [en]
     rc.reset_messages()                   # back to the library's wording
 
-An override is checked when it is set: an unknown key, a template that drops or adds a
-placeholder, or a malformed template raises :class:`~recommend.errors.ConfigError`.
+An override is checked when it is set: an unknown key, a template that drops a
+placeholder of the template it replaces or uses one the key does not have in any
+language, or a malformed template raises :class:`~recommend.errors.ConfigError`. (The
+English reasons leave out some details the Chinese ones give, such as why now and the
+segment's name; an English override may add them, e.g.
+``{"reason.short": "{reason}; fits in {minutes} min"}``.)
 Overrides are process-wide and replaced atomically, so serving threads read either the
 old or the new wording, never a mix.
 """
@@ -122,14 +126,15 @@ def _checked(overrides: Mapping[str, object], lang: str, origin: str) -> dict[st
         if not isinstance(value, str) or value == "":
             raise ConfigError(f"{origin}: {key!r} must be a non-empty string, got {value!r}")
         want = _fields(defaults[key], key)
+        known = frozenset().union(*(_fields(_defaults()[lg][key], key) for lg in LANGS))
         got = _fields(value, f"{origin}: {key!r}")
-        if got != want:
-            missing, extra = sorted(want - got), sorted(got - want)
+        if not want <= got <= known:
+            missing, extra = sorted(want - got), sorted(got - known)
             parts = []
             if missing:
-                parts.append(f"lacks placeholder(s) {', '.join('{' + m + '}' for m in missing)}")
+                parts.append("lacks placeholder(s) " + ", ".join(f"{{{m}}}" for m in missing))
             if extra:
-                parts.append(f"has unknown placeholder(s) {', '.join('{' + e + '}' for e in extra)}")
+                parts.append("has unknown placeholder(s) " + ", ".join(f"{{{e}}}" for e in extra))
             raise ConfigError(
                 f"{origin}: template for {key!r} {' and '.join(parts)}; the default is "
                 f"{defaults[key]!r}"
@@ -144,8 +149,9 @@ def set_messages(overrides: Mapping[str, str], lang: str = DEFAULT_LANG) -> None
     Parameters
     ----------
     overrides
-        ``{key: template}``; keys from :func:`message_keys`, each template with exactly
-        the placeholders of the one it replaces. Added to earlier overrides.
+        ``{key: template}``; keys from :func:`message_keys`, each template with every
+        placeholder of the one it replaces (and possibly others the key has in another
+        language). Added to earlier overrides.
     lang
         The language the templates are in.
 
@@ -153,7 +159,7 @@ def set_messages(overrides: Mapping[str, str], lang: str = DEFAULT_LANG) -> None
     ------
     ConfigError
         An unknown key or language, a non-string or empty template, a placeholder
-        dropped or added, or a malformed template. Nothing is changed then.
+        dropped or unknown, or a malformed template. Nothing is changed then.
     """
     lang = check_lang(lang)
     checked = _checked(overrides, lang, "set_messages")

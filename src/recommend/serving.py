@@ -178,12 +178,12 @@ def _parse_requests(frame: pd.DataFrame) -> tuple[list[str], list[_Request]]:
     l_rows: list[int] = []
     l_values: list[Any] = []
     for i, value in enumerate(_option(frame, "lang")):
-        given = DEFAULT_LANG if value is None else str(value).strip()
-        if given not in LANGS:
+        code = DEFAULT_LANG if value is None else str(value).strip()
+        if code not in LANGS:
             l_rows.append(i)
             l_values.append(value)
-            given = DEFAULT_LANG
-        langs.append(check_lang(given))
+            code = DEFAULT_LANG
+        langs.append(check_lang(code))
     bad("lang", l_rows, l_values, f"one of {', '.join(LANGS)}")
     if problems:
         raise DataError(problems)

@@ -27,6 +27,7 @@ def test_defaults() -> None:
         "diversity": 0.0,
         "with_reasons": True,
         "unknown": "fallback",
+        "lang": "zh",
     }
     assert EXCLUDES == ("seen", "completed", "none")
     assert UNKNOWN_POLICIES == ("fallback", "raise")
@@ -52,6 +53,8 @@ def test_defaults() -> None:
         ({"channel": 5}, "channel must be a channel name or a list of them, got 5"),
         ({"now": "not a time"}, "now='not a time' is not a time"),
         ({"now": "NaT"}, "now='NaT' is not a time"),
+        ({"lang": "fr"}, "lang='fr'; expected one of ['zh', 'en']"),
+        ({"lang": "ZH"}, "lang='ZH'; expected one of ['zh', 'en']"),
     ],
 )
 def test_invalid_values_raise_naming_the_option(options: dict, message: str) -> None:

@@ -30,15 +30,19 @@ def _reasons(model: FixedFactors, vectors, recommended, history, confidence) -> 
         np.array(confidence, dtype=np.float32),
     )
     assert got.dtype == object
-    return got.tolist()
+    return [reason.text("en") for reason in got.tolist()]
 
 
 def test_reason_texts() -> None:
-    assert REASON_COMPULSORY == "compulsory for your branch"
-    assert REASON_BRANCH == "popular in your branch"
-    assert REASON_SEGMENT == "popular with members like you"
-    assert REASON_GLOBAL == "popular on the platform"
-    assert REASON_FEATURES == "recommended for members like you"
+    assert REASON_COMPULSORY.text("en") == "compulsory for your branch"
+    assert REASON_BRANCH.text("en") == "popular in your branch"
+    assert REASON_SEGMENT.text("en") == "popular with members like you"
+    assert REASON_GLOBAL.text("en") == "popular on the platform"
+    assert REASON_FEATURES.text("en") == "recommended for members like you"
+    # Chinese by default.
+    assert REASON_COMPULSORY.text() == "本支部必学"
+    assert REASON_BRANCH.text() == "本支部同志常学"
+    assert REASON_GLOBAL.text() == "全平台热门"
 
 
 def test_factor_models_name_the_most_similar_course(tiny_model: FixedFactors) -> None:
@@ -84,10 +88,10 @@ def test_long_histories_are_explained_by_their_most_confident_courses() -> None:
     history = np.arange(100, 400, dtype=np.int32)  # 300 courses
     confidence = np.linspace(2.0, 1.0, history.size).astype(np.float32)  # c399 the least
     got = studied_reasons(state, None, np.array([0]), history, confidence)  # type: ignore[arg-type]
-    assert got.tolist() == ["because you studied t100"]  # c399 was not considered
+    assert [r.text("en") for r in got] == ["because you studied t100"]  # c399 not considered
     confidence[-1] = 3.0  # now the most confident of all: considered, and same channel
     got = studied_reasons(state, None, np.array([0]), history, confidence)  # type: ignore[arg-type]
-    assert got.tolist() == ["because you studied t399"]
+    assert [r.text("en") for r in got] == ["because you studied t399"]
 
 
 # ---------------------------------------------------------------------------- on a menu
@@ -123,4 +127,4 @@ def test_without_reasons(tiny_model: FixedFactors) -> None:
 def test_nothing_studied_gives_the_members_like_you_reason(tiny_model: FixedFactors) -> None:
     vectors = tiny_model.course_vectors()[0]
     for side in (vectors, None):
-        assert _reasons(tiny_model, side, [3, 7], [], []) == [REASON_FEATURES] * 2
+        assert _reasons(tiny_model, side, [3, 7], [], []) == [REASON_FEATURES.text("en")] * 2

@@ -103,11 +103,11 @@ __all__ = [
     "menu_rows",
     "mmr",
     "rank_chunk",
+    "reason_texts",
     "route_codes",
     "route_groups",
+    "segment_reason",
     "serving_state",
     "small_isin",
-    "reason_texts",
-    "segment_reason",
     "studied_reasons",
 ]

@@ -149,7 +149,8 @@ def rank_chunk(
         members are scored from the model's factors by the kernel (factor models, members
         with a history).
     route_reasons : ndarray of object, shape (m,), optional
-        A constant reason per member (``None`` entries: explain from their history).
+        A constant reason per member, a catalogue ``Message`` (``None`` entries: explain
+        from their history).
     orgs
         Branch org ids overriding the training branch of each member (see
         :func:`recommend.engine.pins.member_pins`).

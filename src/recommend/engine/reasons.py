@@ -5,8 +5,10 @@ parameters) while a menu is ranked, and rendered once, in the requested language
 :func:`reason_texts`. Constant reasons name the route or rule that put a course on the
 menu (a compulsory pin, a cold-start route, the segment whose members study it); a
 personal recommendation names the studied course it is most like. Why now is added where
-it applies: a course published in the last :data:`NEW_DAYS` days, and how few minutes a
-course takes when the member asked for courses that fit a time.
+it applies (``reason.new``, ``reason.short``): a course published in the last
+:data:`NEW_DAYS` days, and how few minutes a course takes when the member asked for
+courses that fit a time. The English templates leave these out by default, so English
+reasons read as they always did.
 """
 
 from __future__ import annotations
@@ -42,7 +44,6 @@ REASON_BRANCH = Message("reason.branch")
 REASON_SEGMENT = Message("reason.segment")
 REASON_GLOBAL = Message("reason.global")
 REASON_FEATURES = Message("reason.features")
-_NEW = Message("reason.new")
 
 #: A course published at most this many days before the menu's time reads as new.
 NEW_DAYS = 30
@@ -163,10 +164,9 @@ def reason_texts(
         if text is None:
             message = reason
             if is_new:
-                message = Message.of("reason.join", first=message, second=_NEW)
+                message = Message.of("reason.new", reason=message)
             if mins >= 0:
-                short = Message.of("reason.short", minutes=mins)
-                message = Message.of("reason.join", first=message, second=short)
+                message = Message.of("reason.short", reason=message, minutes=mins)
             text = rendered[key] = message.text(lang)
         out[i] = text
     return out

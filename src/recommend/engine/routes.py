@@ -39,6 +39,7 @@ from recommend.engine.reasons import (
 from recommend.engine.request import MemberRequest
 from recommend.engine.state import serving_state
 from recommend.errors import DataError
+from recommend.messages import Message
 from recommend.models.popularity import Popularity
 from recommend.schema import Columns
 
@@ -106,7 +107,8 @@ def _build_cold_scorer(model: Recommender) -> ColdScorer:
 @dataclass(frozen=True)
 class Scored:
     """Scores of a chunk of members, fresh and writable (members, n_courses) float32,
-    with each member's route and constant reason (``None``: explain from history)."""
+    with each member's route and constant reason (a ``Message``; ``None``: explain from
+    history)."""
 
     scores: np.ndarray
     routes: np.ndarray
@@ -303,7 +305,7 @@ class RouteGroup:
         return Chunk(self.pos[part], self.idx[part], attrs)
 
 
-def constant(m: int, route: str, reason: str | None) -> tuple[np.ndarray, np.ndarray]:
+def constant(m: int, route: str, reason: Message | None) -> tuple[np.ndarray, np.ndarray]:
     return np.full(m, route, dtype=object), np.full(m, reason, dtype=object)
 
 

@@ -23,7 +23,6 @@ from recommend.engine import (
     serving_state,
 )
 from recommend.errors import ConfigError, DataError
-from recommend.messages import DEFAULT_LANG, Lang, ListText, Message, check_lang
 from recommend.group.scoring import (
     Scores,
     Served,
@@ -34,6 +33,7 @@ from recommend.group.scoring import (
     served_by,
 )
 from recommend.group.strategies import BASELINES, STRATEGIES, select_courses
+from recommend.messages import DEFAULT_LANG, Lang, ListText, Message, check_lang
 from recommend.schema import Columns
 from recommend.selection import MemberSpec, describe, group_members
 from recommend.topk import single_threaded_blas

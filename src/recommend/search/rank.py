@@ -279,7 +279,7 @@ def _minmax(values: np.ndarray) -> np.ndarray:
 
 def _preferences(
     model: Recommender, sstate: SearchState, req: MemberRequest, courses: np.ndarray, seen: Rows
-) -> tuple[np.ndarray, str, str | None]:
+) -> tuple[np.ndarray, str, Message | None]:
     """Raw scores of ``courses`` (model indices, -1 unknown -> NaN) for the one member of
     ``req``, their route and constant reason."""
     out = np.full(courses.size, np.nan)
@@ -412,9 +412,7 @@ def _reasons(
     rendered: dict[Message, str] = {}
     for i in range(picks.size):
         words = matched[i] if matched is not None else None
-        head = (
-            Message.of("search.matches", words=separator.join(words)) if words else _REASON_TEXT
-        )
+        head = Message.of("search.matches", words=separator.join(words)) if words else _REASON_TEXT
         line = Message.of("search.reason", match=head, why=prefs[i])
         text = rendered.get(line)
         if text is None:
