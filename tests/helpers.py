@@ -24,7 +24,9 @@ boosted, so the expected menus can be worked out by hand.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import re
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -315,3 +317,28 @@ def make_branches_dataset(n_members: int, n_courses: int, seed: int = 0) -> Data
         }
     )
     return Dataset.from_frames(events, courses=course_table, members=members, now=now)
+
+
+# ---------------------------------------------------------------------------- fonts
+
+_CJK_FONT_FILES = re.compile(r"(wqy|noto.*cjk|sourcehan|simhei|msyh|droidsansfallback|uming)", re.I)
+
+
+@contextlib.contextmanager
+def no_cjk_font() -> Iterator[None]:
+    """matplotlib as on a machine without CJK fonts: the installed ones hidden from it."""
+    from matplotlib import font_manager
+
+    from recommend.insights.plots import use_cjk_font
+
+    manager = font_manager.fontManager
+    kept, find = manager.ttflist, font_manager.findSystemFonts
+    manager.ttflist = [f for f in kept if not _CJK_FONT_FILES.search(f.fname)]
+    font_manager.findSystemFonts = lambda *a, **k: []
+    try:
+        use_cjk_font(None)
+        yield
+    finally:
+        manager.ttflist = kept
+        font_manager.findSystemFonts = find
+        use_cjk_font(None)

@@ -379,6 +379,9 @@ def test_cli_search(model: rc.Recommender, index: SearchIndex, active: list[str]
         main(["search", "--model", str(path), "--member", active[0], "党史 学习", "--n", "3"]) == 0
     )
     out = capsys.readouterr().out
-    assert "  1. " in out and "  3. " in out and "matches" in out
+    assert "  1. " in out and "  3. " in out and "含“党史”" in out
+    args = ["search", "--model", str(path), "--member", active[0], "党史 学习", "--lang", "en"]
+    assert main(args) == 0
+    assert "matches" in capsys.readouterr().out
     assert main(["search", "--model", str(path), "--member", active[0], "  "]) == 2
     assert "query is empty" in capsys.readouterr().err
