@@ -454,8 +454,8 @@ def test_without_a_cjk_font_one_warning_and_no_glyph_flood(
     """A PNG figure drawn without a CJK font: one logged warning naming the fix, none of
     matplotlib's per-character "Glyph missing" warnings; the SVG keeps the text."""
     portrait = segment_portrait(ds, "occupation")
-    with no_cjk_font(), warnings.catch_warnings(record=True) as seen:
-        warnings.simplefilter("always")
+    with warnings.catch_warnings(record=True) as seen, no_cjk_font():
+        warnings.simplefilter("default")  # each distinct warning once, as a script shows them
         caplog.set_level(logging.WARNING, logger="recommend.insights.plots")
         fig = plot_lift(portrait, "channel")
         fig.savefig(tmp_path / "lift.png")

@@ -143,8 +143,6 @@ def _cjk_family() -> str | None:
                 "%s); the HTML report's figures are unaffected",
                 FONT_ENV,
             )
-            # One warning, not one per character and figure.
-            warnings.filterwarnings("ignore", message=GLYPH_MISSING, category=UserWarning)
         _FONT.append(found)
         return found
 
@@ -152,6 +150,11 @@ def _cjk_family() -> str | None:
 @contextmanager
 def _style() -> Iterator[None]:
     family = _cjk_family()
+    if family is None:
+        # One warning (logged once above), not one per character and figure when the
+        # figure is drawn. Renewed at every figure: the filter moves to the front (no
+        # duplicate) and survives code that resets the warning filters in between.
+        warnings.filterwarnings("ignore", message=GLYPH_MISSING, category=UserWarning)
     fonts = ["DejaVu Sans"] + ([family] if family else [])
     with rc_context(
         {

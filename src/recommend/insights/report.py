@@ -164,7 +164,7 @@ def _table(frame: pd.DataFrame, name: str, lang: Lang) -> str:
     for column in shown.columns:
         if shown[column].dtype == bool or column == "flagging":
             yes, no = render("report.yes", lang), render("report.no", lang)
-            shown[column] = [yes if bool(v) and v == v else no for v in shown[column]]
+            shown[column] = [no if pd.isna(v) or not bool(v) else yes for v in shown[column]]
         elif column == "role":
             shown[column] = [value_label("role", v, lang) for v in shown[column]]
         else:
