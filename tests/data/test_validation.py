@@ -248,3 +248,26 @@ def test_spaces_around_ids_are_removed_and_counted(
         out = validate("events", events)
     assert out["member_id"].tolist() == ["m1", "m1", "m2", "m3"]
     assert "events.member_id: removed surrounding spaces from 2 id(s)" in caplog.text
+
+
+def test_missing_ids_are_not_counted_as_spaces(caplog: pytest.LogCaptureFixture) -> None:
+    """Optional id columns with gaps (a course without lecturer or uploader, a top org
+    without parent) load without a warning; only real spaces are counted."""
+    courses = pd.DataFrame(
+        {
+            "course_id": ["c1", "c2", "c3"],
+            "lecturer_id": ["l1", None, " l2"],
+            "org_id": [None, None, "o1"],
+        }
+    )
+    with caplog.at_level("WARNING"):
+        out = validate("courses", courses)
+    assert out["lecturer_id"].isna().tolist() == [False, True, False]
+    assert out["lecturer_id"].iloc[[0, 2]].tolist() == ["l1", "l2"]
+    assert caplog.text.count("surrounding spaces") == 1
+    assert "courses.lecturer_id: removed surrounding spaces from 1 id(s)" in caplog.text
+    orgs = pd.DataFrame({"org_id": ["o1", "o2"], "parent_id": [None, "o1"]})
+    with caplog.at_level("WARNING"):
+        caplog.clear()
+        validate("orgs", orgs)
+    assert "surrounding spaces" not in caplog.text

@@ -189,7 +189,8 @@ def _set_string_ids(
     """Store string ids without surrounding spaces (counted in a warning, never silent:
     " m1" and "m1" become one id)."""
     stripped = s.str.strip()
-    changed = ~stripped.eq(s).to_numpy(dtype=bool, na_value=True)
+    # A missing id is not a changed one (it compares as NA, not as equal).
+    changed = ~stripped.eq(s).to_numpy(dtype=bool, na_value=True) & ~null
     if changed.any():
         log.warning(
             "%s.%s: removed surrounding spaces from %d id(s)",
