@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -369,6 +371,26 @@ def test_fit_blend_needs_clicks(model: rc.Recommender, platform: rc.Platform) ->
 
 
 # ---------------------------------------------------------------------------- CLI
+
+
+def test_search_prints_no_debug_lines_without_verbose(
+    model: rc.Recommender, index: SearchIndex, active: list[str], tmp_path: Path
+) -> None:
+    """bm25s sets its logger to DEBUG on import; ours follows the application's level, so
+    ``recommend search`` without ``-v`` prints the results and nothing else."""
+    import subprocess
+    import sys
+
+    path = rc.save(model, tmp_path / "m", search_index=index)
+    assert logging.getLogger("bm25s").getEffectiveLevel() == logging.getLogger().level
+    run = subprocess.run(
+        [sys.executable, "-m", "recommend.cli", "search", "--model", str(path),
+         "--member", active[0], "党史", "--n", "2"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "DEBUG" not in run.stdout + run.stderr
+    assert run.stderr == ""
 
 
 def test_cli_search(model: rc.Recommender, index: SearchIndex, active: list[str], tmp_path, capsys):

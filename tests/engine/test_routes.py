@@ -3,11 +3,21 @@ by segment or platform popularity, with each route's label and reason."""
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-from helpers import TITLE, FixedFactors, Hybrid, events_frame, menu_lists
+from helpers import (
+    TITLE,
+    FixedFactors,
+    Hybrid,
+    events_frame,
+    menu_lists,
+    tiny_courses,
+    tiny_events,
+)
 
 from recommend.data.dataset import Dataset
 from recommend.data.validation import validate
@@ -126,6 +136,19 @@ def test_cold_scorer_is_fitted_once_per_model(tiny_dataset: Dataset) -> None:
     assert isinstance(first, PopularityScorer) and cold_scorer(model) is first
     model.fit(tiny_dataset)
     assert cold_scorer(model) is not first
+
+
+def test_without_a_members_table_cold_start_warns_about_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A model trained without members serves unknown members platform popularity, without
+    a warning about a segment setting the caller never made."""
+    ds = Dataset.from_frames(tiny_events(), courses=tiny_courses())
+    model = FixedFactors().fit(ds)
+    with caplog.at_level(logging.WARNING):
+        rows, _ = _serve(model, ["ghost"], None, n=3)
+    assert _route_names(rows, 1) == ["cold_global"]
+    assert "segment" not in caplog.text and caplog.records == []
 
 
 def test_cold_scorers_serve_any_subset_of_their_members(tiny_model: FixedFactors) -> None:

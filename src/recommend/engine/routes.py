@@ -97,7 +97,10 @@ def _build_cold_scorer(model: Recommender) -> ColdScorer:
     ds = state.dataset
     if ds is not None:
         try:
-            popularity = Popularity(segment="auto").fit(ds)
+            # Segments need member attributes: without a members table, global popularity
+            # (and no warning about a segment setting the caller never made).
+            segment = "auto" if ds.members is not None else None
+            popularity = Popularity(segment=segment).fit(ds)
             return PopularityScorer(popularity, state.n_courses)
         except Exception as err:  # cold start must survive a failing model
             logger.warning("segment popularity failed (%s); using branch counts", err)

@@ -63,6 +63,18 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+
+def _bm25s() -> Any:
+    """The ``bm25s`` module, imported on first use. It sets its own logger to DEBUG on
+    import, which prints its debug lines through any handler the application installs
+    (``recommend search`` without ``-v``): its logger follows the application's level."""
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.NOTSET)
+    return bm25s
+
+
 C = Columns
 
 FORMAT = "recommend-search-index"
@@ -353,7 +365,7 @@ class SearchIndex:
         ConfigError
             A parameter is out of range.
         """
-        import bm25s
+        bm25s = _bm25s()
 
         if not isinstance(courses, pd.DataFrame):
             raise DataError(f"courses must be a DataFrame, got {type(courses).__name__}")
@@ -595,7 +607,7 @@ class SearchIndex:
             Missing or unreadable manifest, newer format, a file missing, truncated or
             failing its checksum, or an index that is not the expected one.
         """
-        import bm25s
+        bm25s = _bm25s()
 
         root = Path(path)
         manifest = root / MANIFEST
