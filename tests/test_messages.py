@@ -255,6 +255,12 @@ def test_cli_lang_and_messages(
     wording.write_text('[zh]\n"reason.compulsory" = "支部要求必学"\n', encoding="utf-8")
     assert main([*args, "--messages", str(wording)]) == 0
     assert "支部要求必学" in capsys.readouterr().out
+    # The branch's whole compulsory list, apart from the menu's two pins.
+    rc.reset_messages()
+    assert main([*args, "--compulsory"]) == 0
+    listed = capsys.readouterr().out
+    want = rc.compulsory_courses(ease, [member])
+    assert listed.count("本支部必学") == len(want) and all(c in listed for c in want["course_id"])
     wording.write_text('[zh]\n"reason.compulsory" = "{branch}必学"\n', encoding="utf-8")
     assert main([*args, "--messages", str(wording)]) == 2
     assert "has unknown placeholder(s) {branch}" in capsys.readouterr().err

@@ -82,7 +82,7 @@ from recommend.engine import (
     route_codes,
     serving_state,
 )
-from recommend.engine.options import Exclude
+from recommend.engine.options import DEFAULT_MAX_PINS, Exclude
 from recommend.errors import ArtifactError, ConfigError, DataError
 from recommend.messages import DEFAULT_LANG, Lang
 from recommend.models.base import Recommender
@@ -190,7 +190,7 @@ def run_batch(
     only_published: bool = True,
     now: pd.Timestamp | str | None = None,
     pin_compulsory: bool = True,
-    max_pins: int | None = None,
+    max_pins: int | None = DEFAULT_MAX_PINS,
     model_version: str | None = None,
     overwrite: bool = False,
     progress: bool = True,

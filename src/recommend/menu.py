@@ -34,6 +34,8 @@ import pandas as pd
 
 from recommend.checks import is_scalar, positive_int
 from recommend.engine import (
+    CHUNK,
+    DEFAULT_MAX_PINS,
     REASON_BRANCH,
     REASON_COMPULSORY,
     REASON_FEATURES,
@@ -46,7 +48,9 @@ from recommend.engine import (
     ServingState,
     exclusion_rows,
     history_rows,
+    member_pins,
     menu_rows,
+    reason_texts,
     route_groups,
     serving_state,
 )
@@ -61,6 +65,7 @@ if TYPE_CHECKING:
     from recommend.models.base import Recommender
 
 __all__ = [
+    "COMPULSORY_COLUMNS",
     "LECTURER_COLUMNS",
     "MENU_COLUMNS",
     "REASON_BRANCH",
@@ -69,6 +74,7 @@ __all__ = [
     "REASON_GLOBAL",
     "REASON_SEGMENT",
     "ROUTES",
+    "compulsory_courses",
     "lecturer_menu",
     "member_menu",
     "menu_frame",
@@ -93,7 +99,7 @@ def member_menu(
     only_published: bool = True,
     now: pd.Timestamp | str | None = None,
     pin_compulsory: bool = True,
-    max_pins: int | None = None,
+    max_pins: int | None = DEFAULT_MAX_PINS,
     diversity: float = 0.0,
     with_reasons: bool = True,
     member_attributes: pd.DataFrame | None = None,
@@ -135,8 +141,10 @@ def member_menu(
         holds the member's ``org_id``), that pass the filters and that the member has not
         completed, first (best scored first), whatever ``exclude`` says.
     max_pins
-        At most this many pinned courses (``None``: up to ``n``), so that a branch with a
-        long compulsory list still leaves room for the member's own choices.
+        At most this many pinned courses (default 2; ``None``: up to ``n``), so that a
+        branch with a long compulsory list still leaves room for the member's own choices
+        (为你推荐). The branch's whole compulsory list is :func:`compulsory_courses`, for a
+        backend to show apart (本支部必学).
     diversity
         MMR weight in [0, 1]: each next course maximises ``relevance - diversity *
         max_similarity`` over a pool of the ``3 n`` best, with relevance min-max scaled to
@@ -234,6 +242,80 @@ def menu_frame(rows: MenuRows, ids: np.ndarray, state: ServingState) -> pd.DataF
             C.ROUTE: _ROUTE_NAMES[rows.route],
         },
         copy=False,
+    )
+
+
+COMPULSORY_COLUMNS = (C.MEMBER, C.COURSE, C.SCORE, C.RANK, C.REASON)
+
+
+def compulsory_courses(
+    model: Recommender,
+    member_ids: Any,
+    *,
+    only_published: bool = True,
+    now: pd.Timestamp | str | None = None,
+    member_attributes: pd.DataFrame | None = None,
+    unknown: Unknown = "fallback",
+    lang: Lang = DEFAULT_LANG,
+) -> pd.DataFrame:
+    """Each member's branch's compulsory courses still to study (本支部必学), best first.
+
+    The member menu pins at most ``max_pins`` of them (two by default) so that it stays
+    the member's own choice; this is the whole list, for a backend to show apart from the
+    menu. The same rule picks them as the menu's pins: compulsory for the member's branch
+    (``courses.compulsory_for``), published by ``now``, not completed, ordered by the
+    member's predicted interest.
+
+    Parameters
+    ----------
+    model, member_ids, only_published, now, member_attributes, unknown, lang
+        As in :func:`member_menu` (``member_attributes`` may give a member's ``org_id``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``member_id, course_id, score, rank, reason`` (本支部必学, with why now), members in
+        request order; members without a branch or compulsory courses have no rows.
+    """
+    options = MenuOptions(
+        n=1, only_published=only_published, now=now, max_pins=None, unknown=unknown, lang=lang
+    )
+    model.check_fitted()
+    state = serving_state(model)
+    request = MemberRequest.make(model, state, member_ids, member_attributes, options.unknown)
+    allowed = state.course_filter(options)
+    seen = history_rows(model.history_, request.idx)
+    orgs = (
+        request.given_orgs(np.arange(request.idx.size)) if request.attributes is not None else None
+    )
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+    for group in route_groups(model, state, request, seen.counts):
+        for lo in range(0, len(group.pos), CHUNK):
+            chunk = group.take(slice(lo, lo + CHUNK))
+            dense = group.scorer(chunk).scores
+
+            def score(rows: np.ndarray, cols: np.ndarray, d: np.ndarray = dense) -> np.ndarray:
+                out: np.ndarray = d[rows, cols]
+                return out
+
+            chunk_orgs = None if orgs is None else [orgs[int(p)] for p in chunk.pos]
+            pins = member_pins(state, chunk.idx, state.n_courses, allowed, score, chunk_orgs)
+            rank = np.arange(pins.rows.size) - np.repeat(pins.starts, pins.counts) + 1
+            parts.append((chunk.pos[pins.rows], pins.courses, pins.scores, rank))
+    pos, courses, scores, ranks = (
+        np.concatenate([p[i] for p in parts]) if parts else np.empty(0, np.int64) for i in range(4)
+    )
+    order = np.lexsort((ranks, pos))
+    pos, courses, scores, ranks = pos[order], courses[order], scores[order], ranks[order]
+    reasons = np.full(courses.size, REASON_COMPULSORY, dtype=object)
+    return pd.DataFrame(
+        {
+            C.MEMBER: request.ids[pos],
+            C.COURSE: state.course_ext[courses],
+            C.SCORE: scores.astype(np.float32),
+            C.RANK: ranks.astype(np.int32),
+            C.REASON: reason_texts(state, courses.astype(np.int64), reasons, options),
+        }
     )
 
 

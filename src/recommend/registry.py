@@ -91,6 +91,7 @@ def _signature() -> ModelSignature:
             ColSpec(AnyType(), "channel", required=False),
             ColSpec(AnyType(), "query", required=False),
             ColSpec(AnyType(), "lang", required=False),
+            ColSpec(AnyType(), "compulsory", required=False),
         ]
     )
     outputs = Schema(

@@ -23,7 +23,7 @@ def test_defaults() -> None:
         "only_published": True,
         "now": None,
         "pin_compulsory": True,
-        "max_pins": None,
+        "max_pins": 2,
         "diversity": 0.0,
         "with_reasons": True,
         "unknown": "fallback",
@@ -115,7 +115,9 @@ def test_with_changes_some_options_and_validates_again() -> None:
 @pytest.mark.parametrize(
     ("options", "limit"),
     [
-        ({"n": 5}, 5),
+        ({"n": 5}, 2),  # two compulsory courses by default: the menu stays the member's
+        ({"n": 1}, 1),
+        ({"n": 5, "max_pins": None}, 5),
         ({"n": 5, "max_pins": 2}, 2),
         ({"n": 3, "max_pins": 7}, 3),
         ({"n": 5, "max_pins": 0}, 0),

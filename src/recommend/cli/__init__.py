@@ -18,6 +18,7 @@ from recommend.cli.demo import cmd_demo
 from recommend.cli.menus import cmd_batch, cmd_menu, cmd_order, cmd_report, cmd_search
 from recommend.cli.models import cmd_evaluate, cmd_experiment_run, cmd_register, cmd_train
 from recommend.cli.spark import cmd_spark
+from recommend.engine.options import DEFAULT_MAX_PINS
 from recommend.errors import RecommendError
 from recommend.messages import DEFAULT_LANG, LANGS, load_messages
 
@@ -126,6 +127,17 @@ def _add_menu_verb(verbs: Verbs) -> None:
     mn.add_argument("--max-minutes", type=float, help="only courses that fit this many minutes")
     mn.add_argument("--channel", help="only this channel, e.g. 理论学习")
     mn.add_argument("--diversity", type=float, default=0.0, help="MMR weight in [0, 1]")
+    mn.add_argument(
+        "--max-pins",
+        type=int,
+        default=DEFAULT_MAX_PINS,
+        help="at most this many compulsory courses on the menu (default %(default)s)",
+    )
+    mn.add_argument(
+        "--compulsory",
+        action="store_true",
+        help="list the branch's compulsory courses still to study (本支部必学) instead",
+    )
     mn.add_argument("--json", action="store_true", help="print JSON records")
     _add_lang(mn)
     mn.set_defaults(func=cmd_menu)

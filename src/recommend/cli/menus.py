@@ -15,18 +15,22 @@ __all__ = ["cmd_batch", "cmd_menu", "cmd_order", "cmd_report", "cmd_search", "ro
 
 def cmd_menu(args: argparse.Namespace) -> int:
     from recommend.artifact import load
-    from recommend.menu import member_menu
+    from recommend.menu import compulsory_courses, member_menu
 
     model = load(args.model)
-    menu = member_menu(
-        model,
-        [args.member],
-        n=args.n,
-        channel=args.channel,
-        max_minutes=args.max_minutes,
-        diversity=args.diversity,
-        lang=args.lang,
-    )
+    if args.compulsory:
+        menu = compulsory_courses(model, [args.member], lang=args.lang)
+    else:
+        menu = member_menu(
+            model,
+            [args.member],
+            n=args.n,
+            channel=args.channel,
+            max_minutes=args.max_minutes,
+            diversity=args.diversity,
+            max_pins=args.max_pins,
+            lang=args.lang,
+        )
     courses = model.dataset_.courses
     if courses is not None and "title" in courses.columns:
         info = courses.set_index("course_id")

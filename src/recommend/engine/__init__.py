@@ -25,7 +25,14 @@ from __future__ import annotations
 from recommend.engine.diversity import MMR_POOL, mmr
 from recommend.engine.exclusions import exclusion_rows
 from recommend.engine.lecturers import LECTURER_COLUMNS, Lecturers, empty_lecturers
-from recommend.engine.options import EXCLUDES, UNKNOWN_POLICIES, Exclude, MenuOptions, Unknown
+from recommend.engine.options import (
+    DEFAULT_MAX_PINS,
+    EXCLUDES,
+    UNKNOWN_POLICIES,
+    Exclude,
+    MenuOptions,
+    Unknown,
+)
 from recommend.engine.pins import GroupPins, Pins, group_pins, member_pins
 from recommend.engine.ranking import CHUNK, MenuRows, menu_rows, rank_chunk
 from recommend.engine.reasons import (
@@ -60,6 +67,7 @@ from recommend.engine.state import CompulsoryTable, CourseFilter, ServingState, 
 
 __all__ = [
     "CHUNK",
+    "DEFAULT_MAX_PINS",
     "EXCLUDES",
     "LECTURER_COLUMNS",
     "MMR_POOL",

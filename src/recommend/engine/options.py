@@ -17,7 +17,7 @@ from recommend.checks import minutes_in_seconds, non_negative_int, positive_int,
 from recommend.errors import ConfigError
 from recommend.messages import DEFAULT_LANG, Lang, check_lang
 
-__all__ = ["EXCLUDES", "UNKNOWN_POLICIES", "Exclude", "MenuOptions", "Unknown"]
+__all__ = ["DEFAULT_MAX_PINS", "EXCLUDES", "UNKNOWN_POLICIES", "Exclude", "MenuOptions", "Unknown"]
 
 Exclude = Literal["seen", "completed", "none"]
 Unknown = Literal["fallback", "raise"]
@@ -26,6 +26,10 @@ Unknown = Literal["fallback", "raise"]
 EXCLUDES: tuple[str, ...] = ("seen", "completed", "none")
 #: Accepted values of ``unknown``.
 UNKNOWN_POLICIES: tuple[str, ...] = ("fallback", "raise")
+#: Compulsory courses a member's menu pins by default: an order-by-menu is what the member
+#: would choose, so the branch's compulsory list does not fill it; the rest of that list
+#: is its own list (:func:`recommend.menu.compulsory_courses`, 本支部必学).
+DEFAULT_MAX_PINS = 2
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,8 @@ class MenuOptions:
     pin_compulsory : bool
         Put the member's branch's compulsory courses first.
     max_pins : int or None
-        At most this many pinned courses (``None``: up to ``n``).
+        At most this many pinned courses (default :data:`DEFAULT_MAX_PINS`; ``None``: up
+        to ``n``).
     diversity : float
         MMR weight in [0, 1] across channels.
     with_reasons : bool
@@ -73,7 +78,7 @@ class MenuOptions:
     only_published: bool = True
     now: pd.Timestamp | str | None = None
     pin_compulsory: bool = True
-    max_pins: int | None = None
+    max_pins: int | None = DEFAULT_MAX_PINS
     diversity: float = 0.0
     with_reasons: bool = True
     unknown: Unknown = "fallback"
