@@ -13,7 +13,6 @@ reasons read as they always did.
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -60,7 +59,7 @@ def segment_reason(kind: object, value: object) -> Message:
     like them."""
     if kind == C.ORG:
         return REASON_BRANCH
-    known = value is not None and not (isinstance(value, float) and math.isnan(value))
+    known = value is not None and not (pd.api.types.is_scalar(value) and bool(pd.isna(value)))
     if kind == C.OCCUPATION and known:
         return Message.of("reason.segment.occupation", value=value_message("occupation", value))
     if kind == "age_band":
