@@ -35,7 +35,7 @@ import threading
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -69,6 +69,8 @@ DEFAULT_LANG: Lang = "zh"
 _LOCK = threading.Lock()
 # Per language, the platform's overrides; replaced as a whole, never mutated in place.
 _overrides: dict[str, dict[str, str]] = {lang: {} for lang in LANGS}
+# Bumped whenever the overrides change: rendered texts are cached per version.
+_version = 0
 
 
 @cache
@@ -163,10 +165,11 @@ def set_messages(overrides: Mapping[str, str], lang: str = DEFAULT_LANG) -> None
     """
     lang = check_lang(lang)
     checked = _checked(overrides, lang, "set_messages")
-    global _overrides
+    global _overrides, _version
     with _LOCK:
         merged = {**_overrides, lang: {**_overrides[lang], **checked}}
         _overrides = merged
+        _version += 1
 
 
 def load_messages(path: str | os.PathLike[str]) -> None:
@@ -196,9 +199,10 @@ def load_messages(path: str | os.PathLike[str]) -> None:
 
 def reset_messages() -> None:
     """Drop every override: the library's own wording again."""
-    global _overrides
+    global _overrides, _version
     with _LOCK:
         _overrides = {lang: {} for lang in LANGS}
+        _version += 1
 
 
 def template(key: str, lang: str = DEFAULT_LANG) -> str:
@@ -243,6 +247,14 @@ def value_message(kind: str, value: object) -> Message | str:
     return Message(key) if key in _defaults()[DEFAULT_LANG] else str(value)
 
 
+@lru_cache(maxsize=1 << 16)
+def _rendered(message: Message, lang: str, version: int) -> str:
+    params = {
+        k: v.text(lang) if isinstance(v, Message | ListText) else v for k, v in message.params
+    }
+    return render(message.key, lang, **params)
+
+
 @dataclass(frozen=True)
 class ListText:
     """Items shown as one list, joined the way ``lang`` writes lists when rendered."""
@@ -266,11 +278,10 @@ class Message:
         return cls(key, tuple(sorted(params.items())))
 
     def text(self, lang: str = DEFAULT_LANG) -> str:
-        """The message rendered in ``lang`` (parameters that are messages too)."""
-        params = {
-            k: v.text(lang) if isinstance(v, Message | ListText) else v for k, v in self.params
-        }
-        return render(self.key, lang, **params)
+        """The message rendered in ``lang`` (parameters that are messages too); the same
+        message is rendered once while the wording stays the same (a menu's reasons repeat
+        across requests)."""
+        return _rendered(self, lang, _version)
 
     def __str__(self) -> str:
         return self.text("en")

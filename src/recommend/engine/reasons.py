@@ -110,11 +110,14 @@ def studied_reasons(
     best = hist[np.argmax(np.where(itself, -np.inf, sim), axis=1)]
     again = itself.any(axis=1)
     titles = state.titles
-    for i in range(recommended.size):
-        if again[i]:
-            out[i] = Message.of("reason.continue", title=titles[recommended[i]])
+    # Messages built directly (one parameter, already in order): this runs per row.
+    for i, (is_again, rec, hist_best) in enumerate(
+        zip(again.tolist(), recommended.tolist(), best.tolist(), strict=True)
+    ):
+        if is_again:
+            out[i] = Message("reason.continue", (("title", titles[rec]),))
         else:
-            out[i] = Message.of("reason.studied", title=titles[best[i]])
+            out[i] = Message("reason.studied", (("title", titles[hist_best]),))
     return out
 
 
@@ -145,27 +148,22 @@ def reason_texts(
     new = np.zeros(courses.size, dtype=bool)
     ref = options.now if options.now is not None else state.now
     if state.published is not None and ref is not None:
-        ref_ns = pd.Timestamp(ref).value
+        ref_ns = np.int64(pd.Timestamp(ref).value)
         pub = state.published[courses]
-        new = (pub > ref_ns - NEW_DAYS * _DAY_NS) & (pub <= ref_ns)
+        new = (pub > ref_ns - np.int64(NEW_DAYS * _DAY_NS)) & (pub <= ref_ns)
     minutes = np.full(courses.size, -1, dtype=np.int64)
     if options.max_minutes is not None and state.durations is not None:
         secs = state.durations[courses]
         known = np.isfinite(secs)
         minutes[known] = np.maximum(np.ceil(secs[known] / 60.0), 1).astype(np.int64)
     lang = options.lang
-    rendered: dict[tuple[Message, bool, int], str] = {}
     for i, (reason, is_new, mins) in enumerate(
         zip(reasons.tolist(), new.tolist(), minutes.tolist(), strict=True)
     ):
-        key = (reason, is_new, mins)
-        text = rendered.get(key)
-        if text is None:
-            message = reason
-            if is_new:
-                message = Message.of("reason.new", reason=message)
-            if mins >= 0:
-                message = Message.of("reason.short", reason=message, minutes=mins)
-            text = rendered[key] = message.text(lang)
-        out[i] = text
+        message = reason
+        if is_new:
+            message = Message("reason.new", (("reason", message),))
+        if mins >= 0:
+            message = Message("reason.short", (("minutes", mins), ("reason", message)))
+        out[i] = message.text(lang)  # rendered once per message and wording (cached)
     return out
