@@ -24,7 +24,9 @@ boosted, so the expected menus can be worked out by hand.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import re
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -214,13 +216,14 @@ def rank_members(
     **options: object,
 ) -> MenuRows:
     """``rank_chunk`` for members of ``model`` given by external id (unknown: -1), with
-    ``MenuOptions(**options)`` and its course filter.
+    ``MenuOptions(**options)`` (reasons in English unless ``lang`` is given: the engine
+    tests read them) and its course filter.
 
     ``dense=True`` hands the chunk the members' ``score_block`` (the member menu's path);
     ``False`` lets the kernel score them from the factors (the batch job's path).
     """
     state = serving_state(model)
-    opts = MenuOptions(**options)  # type: ignore[arg-type]
+    opts = MenuOptions(**{"lang": "en", **options})  # type: ignore[arg-type]
     idx = model.member_ids_.to_index(list(members), unknown="mask").astype(np.int64)
     seen = history_rows(model.history_, idx)
     scores = np.asarray(model.score_block(idx), dtype=np.float32) if dense else None
@@ -314,3 +317,28 @@ def make_branches_dataset(n_members: int, n_courses: int, seed: int = 0) -> Data
         }
     )
     return Dataset.from_frames(events, courses=course_table, members=members, now=now)
+
+
+# ---------------------------------------------------------------------------- fonts
+
+_CJK_FONT_FILES = re.compile(r"(wqy|noto.*cjk|sourcehan|simhei|msyh|droidsansfallback|uming)", re.I)
+
+
+@contextlib.contextmanager
+def no_cjk_font() -> Iterator[None]:
+    """matplotlib as on a machine without CJK fonts: the installed ones hidden from it."""
+    from matplotlib import font_manager
+
+    from recommend.insights.plots import use_cjk_font
+
+    manager = font_manager.fontManager
+    kept, find = manager.ttflist, font_manager.findSystemFonts
+    manager.ttflist = [f for f in kept if not _CJK_FONT_FILES.search(f.fname)]
+    font_manager.findSystemFonts = lambda *a, **k: []
+    try:
+        use_cjk_font(None)
+        yield
+    finally:
+        manager.ttflist = kept
+        font_manager.findSystemFonts = find
+        use_cjk_font(None)

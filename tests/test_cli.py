@@ -166,6 +166,29 @@ def test_evaluate_json(lines_files: tuple[Path, Path], capsys: pytest.CaptureFix
     assert pop["metrics"]["hit_rate@10"] < result["metrics"]["hit_rate@10"]
 
 
+def test_evaluate_says_whom_it_left_out(
+    lines_files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Test members without training history are not evaluated: the output and the JSON
+    say how many were evaluated and why the others were not."""
+    train, test = lines_files
+    extra = tmp_path / "test.txt"
+    lines = test.read_text(encoding="utf-8").splitlines()
+    extra.write_text("\n".join([*lines, "900 3", "901 25", "902 7"]) + "\n", encoding="utf-8")
+    args = ["evaluate", "--train", str(train), "--test", str(extra), "--format", "lines"]
+    assert main([*args, "--model", "popularity", "--k", "10", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["members"] == {
+        "evaluated": 120,
+        "with_test_courses": 123,
+        "left_out_no_history": 3,
+    }
+    assert result["metrics"]["n_left_out"] == 3
+    assert main([*args, "--model", "popularity", "--k", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "members evaluated 120 of 123 with test courses; 3 left out: no training history" in out
+
+
 def test_evaluate_with_tuning(
     lines_files: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -88,6 +88,12 @@ def test_result_contents(split: tuple[Dataset, Dataset, object]) -> None:
     assert set(res.segments) == {"activity", "age_band", "occupation", "mobile"}
     occ = res.segments["occupation"]
     assert occ["members"].sum() == res.metrics["n_evaluated"]
+    # Whom it left out: members with held-out courses but no training history.
+    has_test = test.interactions.getnnz(axis=1) > 0
+    has_train = train.interactions.getnnz(axis=1) > 0
+    assert res.metrics["n_test_members"] == has_test.sum()
+    assert res.metrics["n_left_out"] == (has_test & ~has_train).sum()
+    assert res.metrics["n_evaluated"] + res.metrics["n_left_out"] == has_test.sum()
     ci = res.intervals.loc["ndcg@10"]
     assert ci["low"] <= ci["mean"] <= ci["high"]
     assert ci["mean"] == pytest.approx(res.metrics["ndcg@10"])

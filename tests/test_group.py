@@ -70,9 +70,9 @@ def test_compulsory_pins_and_completed_exclusion(model: rc.EASE, platform: rc.Pl
     must = platform.courses["course_id"].iloc[3]
     forced = order_for_group(model, branch, 5, must_include=[must], pin_compulsory=False)
     assert forced.menu["course_id"].iloc[0] == must
-    # The pin rule's notes reach the result.
-    assert any("already completed by most of the group" in note for note in result.notes)
-    none = order_for_group(model, branch, 20, max_pins=0)
+    # The pin rule's notes reach the result, in Chinese by default.
+    assert any("必学课程大多数成员已学完，未置顶" in note for note in result.notes)
+    none = order_for_group(model, branch, 20, max_pins=0, lang="en")
     assert not none.menu["pinned"].any()
     assert any("left out by max_pins=0" in note for note in none.notes)
 

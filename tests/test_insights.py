@@ -7,12 +7,15 @@ preference, activity), never with numbers written here.
 
 from __future__ import annotations
 
+import logging
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import SAMPLE
+from helpers import SAMPLE, no_cjk_font
 from scipy.stats import binomtest, pearsonr, spearmanr
 
 import recommend as rc
@@ -32,6 +35,7 @@ from recommend.insights import (
     wilson_interval,
 )
 from recommend.insights.plots import (
+    figure_svg,
     plot_activity,
     plot_branch_comparison,
     plot_branch_trend,
@@ -39,6 +43,7 @@ from recommend.insights.plots import (
     plot_demand,
     plot_gaps,
     plot_lift,
+    use_cjk_font,
 )
 from recommend.schema import CHANNELS, OCCUPATIONS
 
@@ -430,9 +435,48 @@ def test_plots_draw(ds: rc.Dataset, model: rc.ALS, tmp_path: Path) -> None:
         assert out.stat().st_size > 5_000, name
     heat = figures["lift"].axes[0]
     assert len(heat.get_xticklabels()) == 8
-    assert "completion rate" in figures["activity"].axes[0].get_title()
+    # Chinese by default, segment values as readers know them, lift scales as 0.5x / 1x / 2x.
+    activity = figures["activity"].axes[0]
+    assert activity.get_title().startswith("按职业：完成率")
+    assert "退休" in [t.get_text() for t in activity.get_xticklabels()]
+    colorbar = figures["lift"].axes[1]
+    assert {"0.5x", "1x", "2x"} <= {t.get_text() for t in colorbar.get_yticklabels()}
+    english = plot_activity(portrait, "completion_rate", lang="en").axes[0]
+    assert "completion rate" in english.get_title()
+    assert "retired" in [t.get_text() for t in english.get_xticklabels()]
     with pytest.raises(ConfigError, match="columns"):
         plot_activity(portrait, "no_such_metric")
+
+
+def test_without_a_cjk_font_one_warning_and_no_glyph_flood(
+    ds: rc.Dataset, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A PNG figure drawn without a CJK font: one logged warning naming the fix, none of
+    matplotlib's per-character "Glyph missing" warnings; the SVG keeps the text."""
+    portrait = segment_portrait(ds, "occupation")
+    with warnings.catch_warnings(record=True) as seen, no_cjk_font():
+        warnings.simplefilter("default")  # each distinct warning once, as a script shows them
+        caplog.set_level(logging.WARNING, logger="recommend.insights.plots")
+        fig = plot_lift(portrait, "channel")
+        fig.savefig(tmp_path / "lift.png")
+        plot_activity(portrait).savefig(tmp_path / "activity.png")
+        svg = figure_svg(fig)
+    glyphs = [w for w in seen if "missing from font" in str(w.message)]
+    assert glyphs == []
+    logged = [r for r in caplog.records if "no CJK font found" in r.getMessage()]
+    assert len(logged) == 1 and "fonts-wqy-microhei" in logged[0].getMessage()
+    assert "<text" in svg and "频道偏好" in svg and "<path" in svg
+
+
+def test_a_font_file_can_be_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        use_cjk_font(tmp_path / "nope.ttf")
+    (tmp_path / "bad.ttf").write_bytes(b"not a font")
+    with pytest.raises(ConfigError, match="is not a font file"):
+        use_cjk_font(tmp_path / "bad.ttf")
+    with pytest.raises(ConfigError, match="is not installed"):
+        use_cjk_font("No Such Family")
+    use_cjk_font(None)
 
 
 def test_report_and_cli(
@@ -441,15 +485,20 @@ def test_report_and_cli(
     org = platform.orgs.loc[platform.orgs["kind"] == "committee", "org_id"].iloc[0]
     out = build_report(model, ds, tmp_path / "r" / "report.html", org=org, by=("occupation",))
     text = out.read_text(encoding="utf-8")
-    for heading in (
-        "Member portraits",
-        "Organisations",
-        "Courses most studied",
-        "What to offer next",
-    ):
-        assert f"<h2>{heading}</h2>" in text
-    assert text.count("data:image/png;base64,") >= 8
-    assert "<script" not in text and "http" not in text.split("<body>")[1]
+    headings = re.findall(r"<h2>(.*?)</h2>", text)
+    assert headings == [
+        "要点", "党员画像", "组织对比", "学得最多的课程", "下一步提供什么课程", "详细数据",
+    ]  # fmt: skip
+    # Findings first, in plain sentences; the detailed tables last.
+    findings = re.search(r'<ul class="findings">(.*?)</ul>', text, re.S)
+    assert findings and re.search(r"<li>(退休|白领|蓝领|.+)党员选.+的比例", findings.group(1))
+    assert text.index("<table") > text.index("<h2>详细数据</h2>")
+    assert "<th>退休</th>" in text or "<td>退休</td>" in text
+    assert "retired" not in text and "white_collar" not in text
+    assert text.count("<figure><svg") >= 8 and "<img" not in text
+    assert "<script" not in text and "http" not in re.sub(r"<svg.*?</svg>", "", text, flags=re.S)
+    english = render_report(model, ds, org=org, by=("occupation",), lang="en")
+    assert "<h2>Key findings</h2>" in english and "<h2>Member portraits</h2>" in english
     assert not any(m in text for m in platform.members["member_id"].iloc[:200])
     assert [p.name for p in out.parent.iterdir()] == ["report.html"]  # no temp file left
     artifact = rc.save(model, tmp_path / "model")
@@ -458,7 +507,12 @@ def test_report_and_cli(
         ["report", "--model", str(artifact), "--data", str(SAMPLE), "--out", str(html_out),
          "--org", org, "--by", "mobile", "--min-size", "30"]
     )  # fmt: skip
-    assert code == 0 and "<h3>By mobile</h3>" in html_out.read_text(encoding="utf-8")
+    assert code == 0 and "<h3>按流动党员</h3>" in html_out.read_text(encoding="utf-8")
+    assert main(
+        ["report", "--model", str(artifact), "--data", str(SAMPLE), "--out", str(html_out),
+         "--org", org, "--by", "mobile", "--lang", "en"]
+    ) == 0  # fmt: skip
+    assert "<h3>By mobile</h3>" in html_out.read_text(encoding="utf-8")
     assert main(["report", "--model", str(artifact), "--out", str(html_out), "--data",
                  str(SAMPLE), "--org", "o9999"]) == 2  # fmt: skip
 
@@ -585,10 +639,11 @@ def test_report_hides_courses_and_demand_of_a_small_org(
     ds = rc.Dataset.from_frames(
         platform.events, courses=platform.courses, members=members, orgs=orgs
     )
-    text = render_report(model, ds, org="oTINY", by=("occupation",), courses=3)
-    tail = text.split("<h2>Courses most studied</h2>")[1]
+    text = render_report(model, ds, org="oTINY", by=("occupation",), courses=3, lang="en")
+    tail = text.split("<h2>Courses most studied</h2>")[1].split("<h2>Details</h2>")[0]
     assert tail.count("Hidden: fewer than 20 members in oTINY") == 3
-    assert "<img" not in tail and "<table" not in tail
+    assert "<svg" not in tail and "<table" not in tail
+    assert "topic" not in text.split("<h2>Details</h2>")[1]  # no table of topics either
     studied = platform.events.loc[
         platform.events["member_id"] == members.loc[1, "member_id"], "course_id"
     ]

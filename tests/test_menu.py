@@ -14,10 +14,18 @@ from helpers import CHANNEL_OF, COURSES, FixedFactors, Hybrid, events_frame, tin
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import recommend as rc
 from recommend.data.dataset import Dataset
 from recommend.engine import MemberRequest, MenuOptions, menu_rows, serving_state
 from recommend.errors import ConfigError, DataError
-from recommend.menu import MENU_COLUMNS, ROUTES, lecturer_menu, member_menu
+from recommend.menu import (
+    COMPULSORY_COLUMNS,
+    MENU_COLUMNS,
+    ROUTES,
+    compulsory_courses,
+    lecturer_menu,
+    member_menu,
+)
 from recommend.models import make_model
 from recommend.schema import CHANNELS
 
@@ -376,3 +384,51 @@ def test_menus_are_well_formed(
     if max_minutes is not None:
         assert (picked["duration_seconds"] <= max_minutes * 60).all()
     assert "c15" not in set(menu["course_id"])
+
+
+# ---------------------------------------------------------------------------- compulsory
+
+
+def test_compulsory_courses_list_the_branch_courses_still_to_study(
+    tiny_model: FixedFactors,
+) -> None:
+    got = compulsory_courses(tiny_model, ["m0", "ghost", "m2"], lang="en")
+    assert tuple(got.columns) == COMPULSORY_COLUMNS
+    # m0 (b1): c09 before c10 by score; m2 (b2) completed c10; ghost has no branch.
+    assert got[["member_id", "course_id", "rank"]].values.tolist() == [
+        ["m0", "c09", 1],
+        ["m0", "c10", 2],
+        ["m2", "c13", 1],
+    ]
+    assert (got["reason"] == "compulsory for your branch").all()
+    assert compulsory_courses(tiny_model, ["m0"])["reason"].tolist() == ["本支部必学"] * 2
+    # A member's branch given at request time.
+    attrs = pd.DataFrame({"member_id": ["new"], "org_id": ["b2"]})
+    new = compulsory_courses(tiny_model, ["new"], member_attributes=attrs)
+    assert new["course_id"].tolist() == ["c10", "c13"]  # by the branch's popularity
+    # The menu pins the first of them; the list keeps them all.
+    menu = member_menu(tiny_model, ["m0"], n=4, max_pins=1, lang="en")
+    assert menu["course_id"].iloc[0] == "c09"
+    assert (menu["reason"] == "compulsory for your branch").sum() == 1
+
+
+def test_by_default_a_menu_pins_two_compulsory_courses(
+    sample_dataset: Dataset,
+) -> None:
+    """A branch's long compulsory list no longer fills the member's own menu: two pins by
+    default, the rest in the compulsory list."""
+    model = rc.EASE(l2=300.0).fit(sample_dataset)
+    ids = model.member_ids_.external_ids[:300].tolist()
+    full = compulsory_courses(model, ids)
+    counts = full.groupby("member_id").size()
+    crowded = counts[counts >= 5].index.tolist()[:20]
+    assert crowded, "the sample has branches with long compulsory lists"
+    menu = member_menu(model, crowded, n=5)
+    pinned = (menu["reason"].str.startswith("本支部必学")).groupby(menu["member_id"]).sum()
+    assert (pinned == 2).all()
+    first_two = full[full["member_id"].isin(crowded) & (full["rank"] <= 2)]
+    on_menu = menu[menu["rank"] <= 2]
+    assert on_menu["course_id"].tolist() == first_two["course_id"].tolist()
+    # Up to n, as before, on request.
+    old = member_menu(model, crowded, n=5, max_pins=None)
+    assert old["reason"].str.startswith("本支部必学").all()

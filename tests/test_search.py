@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -115,22 +117,24 @@ def test_empty_and_whitespace_queries_raise(model: rc.Recommender, active: list[
 def test_stop_word_query_gives_empty_result_with_note(
     model: rc.Recommender, active: list[str]
 ) -> None:
-    out = search(model, active[0], "的 了 怎么")
+    out = search(model, active[0], "的 了 怎么", lang="en")
     assert out.empty
     assert list(out.columns) == list(SEARCH_COLUMNS)
     assert "only stop words" in out.attrs["notes"][0]
+    zh = search(model, active[0], "的 了 怎么")  # Chinese by default
+    assert zh.attrs["notes"] == ["搜索词只有虚词或标点，无从搜索"]
 
 
 def test_long_query_is_truncated_and_says_so(model: rc.Recommender, active: list[str]) -> None:
     query = "防诈骗" + "很长的问题" * 40
-    out = search(model, active[0], query, n=5)
+    out = search(model, active[0], query, n=5, lang="en")
     assert len(out.attrs["query"]) == MAX_QUERY_CHARS
     assert any("truncated" in note for note in out.attrs["notes"])
     assert not out.empty
 
 
 def test_unknown_member_gets_cold_start_or_raises(model: rc.Recommender) -> None:
-    out = search(model, "no-such-member", "学习", n=5)
+    out = search(model, "no-such-member", "学习", n=5, lang="en")
     assert out.attrs["route"] == "cold_global"
     assert len(out) == 5
     assert out["reason"].str.contains("popular on the platform").all()
@@ -150,7 +154,7 @@ def test_options_are_checked(model: rc.Recommender, active: list[str]) -> None:
 
 
 def test_result_shape_and_blend(model: rc.Recommender, active: list[str]) -> None:
-    out = search(model, active[0], "三会一课 怎么开", n=8)
+    out = search(model, active[0], "三会一课 怎么开", n=8, lang="en")
     assert list(out.columns) == list(SEARCH_COLUMNS)
     assert out["rank"].tolist() == list(range(1, len(out) + 1))
     assert (np.diff(out["score"].to_numpy()) <= 1e-6).all()
@@ -219,7 +223,7 @@ def test_rank_candidates_matches_search(
 def test_rank_candidates_unknown_courses(model: rc.Recommender, active: list[str]) -> None:
     known = model.course_ids_.external_ids[:3].tolist()
     cand = pd.DataFrame({"course_id": [*known, "new-upload"], "text_score": [1.0, 2.0, 3.0, 4.0]})
-    out = rank_candidates(model, active[0], cand)
+    out = rank_candidates(model, active[0], cand, lang="en")
     assert set(out["course_id"]) == {*known, "new-upload"}
     assert "unknown to the model" in out.attrs["notes"][0]
     row = out.set_index("course_id").loc["new-upload"]
@@ -370,6 +374,26 @@ def test_fit_blend_needs_clicks(model: rc.Recommender, platform: rc.Platform) ->
 # ---------------------------------------------------------------------------- CLI
 
 
+def test_search_prints_no_debug_lines_without_verbose(
+    model: rc.Recommender, index: SearchIndex, active: list[str], tmp_path: Path
+) -> None:
+    """bm25s sets its logger to DEBUG on import; ours follows the application's level, so
+    ``recommend search`` without ``-v`` prints the results and nothing else."""
+    import subprocess
+    import sys
+
+    path = rc.save(model, tmp_path / "m", search_index=index)
+    assert logging.getLogger("bm25s").getEffectiveLevel() == logging.getLogger().level
+    run = subprocess.run(
+        [sys.executable, "-m", "recommend.cli", "search", "--model", str(path),
+         "--member", active[0], "党史", "--n", "2"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "DEBUG" not in run.stdout + run.stderr
+    assert run.stderr == ""
+
+
 def test_cli_search(model: rc.Recommender, index: SearchIndex, active: list[str], tmp_path, capsys):
     from recommend.cli import main
 
@@ -378,7 +402,10 @@ def test_cli_search(model: rc.Recommender, index: SearchIndex, active: list[str]
         main(["search", "--model", str(path), "--member", active[0], "党史 学习", "--n", "3"]) == 0
     )
     out = capsys.readouterr().out
-    assert "  1. " in out and "  3. " in out and "matches" in out
+    assert "  1. " in out and "  3. " in out and "含“党史”" in out
+    args = ["search", "--model", str(path), "--member", active[0], "党史 学习", "--lang", "en"]
+    assert main(args) == 0
+    assert "matches" in capsys.readouterr().out
     assert main(["search", "--model", str(path), "--member", active[0], "  "]) == 2
     assert "query is empty" in capsys.readouterr().err
 

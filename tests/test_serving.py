@@ -535,3 +535,27 @@ def test_all_null_option_columns_pass_the_signature(pyfunc_dir: Path, dataset: r
     )
     got = loaded.predict(frame)
     assert got.groupby("member_id").size().to_dict() == dict.fromkeys(members, 3)
+
+
+def test_compulsory_rows_get_the_branch_list(pyfunc_dir: Path, model: rc.Recommender) -> None:
+    """A request row with ``compulsory`` true gets the member's compulsory courses still
+    to study (本支部必学), apart from the menu, which pins at most two of them."""
+    import mlflow.pyfunc
+
+    from recommend.menu import compulsory_courses
+
+    ids = model.member_ids_.external_ids[:300].tolist()
+    full = compulsory_courses(model, ids)
+    member = str(full.groupby("member_id").size().idxmax())
+    want = full[full["member_id"] == member]
+    assert len(want) > 2
+    loaded = mlflow.pyfunc.load_model(str(pyfunc_dir))
+    frame = pd.DataFrame({"member_id": [member, member], "n": [50, 10], "compulsory": [True, None]})
+    got = loaded.predict(frame)
+    listed = got[got["route"] == "compulsory"]
+    assert listed["course_id"].tolist() == want["course_id"].tolist()
+    assert listed["reason"].str.startswith("本支部必学").all()
+    menu = got[got["route"] != "compulsory"]
+    assert len(menu) == 10 and menu["reason"].str.startswith("本支部必学").sum() == 2
+    with pytest.raises(DataError, match=r"requests.compulsory: true or false.*'maybe'"):
+        MenuService(model).predict(pd.DataFrame({"member_id": [member], "compulsory": ["maybe"]}))

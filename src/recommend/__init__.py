@@ -31,6 +31,7 @@ from recommend.errors import (
     Problem,
     RecommendError,
 )
+from recommend.messages import load_messages, message_keys, reset_messages, set_messages
 from recommend.schema import CHANNELS, Columns
 from recommend.version import __version__
 
@@ -48,6 +49,7 @@ _LAZY = {
     "LightFM": "recommend.models",
     "member_menu": "recommend.menu",
     "lecturer_menu": "recommend.menu",
+    "compulsory_courses": "recommend.menu",
     "order_for_group": "recommend.group",
     "evaluate_group_strategies": "recommend.group",
     "evaluate": "recommend.evaluation",
@@ -117,6 +119,7 @@ __all__ = [
     "build_report",
     "check_references",
     "compare",
+    "compulsory_courses",
     "content_gaps",
     "course_portrait",
     "evaluate",
@@ -125,15 +128,19 @@ __all__ = [
     "fit_blend",
     "lecturer_menu",
     "load",
+    "load_messages",
     "make_model",
     "member_menu",
+    "message_keys",
     "order_for_group",
     "predicted_demand",
     "rank_candidates",
     "read_platform",
+    "reset_messages",
     "run_batch",
     "save",
     "segment_portrait",
+    "set_messages",
     "synthesize",
     "tune",
     "validate",

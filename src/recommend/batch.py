@@ -82,8 +82,9 @@ from recommend.engine import (
     route_codes,
     serving_state,
 )
-from recommend.engine.options import Exclude
+from recommend.engine.options import DEFAULT_MAX_PINS, Exclude
 from recommend.errors import ArtifactError, ConfigError, DataError
+from recommend.messages import DEFAULT_LANG, Lang
 from recommend.models.base import Recommender
 from recommend.registry import load_registered
 from recommend.schema import Columns
@@ -182,13 +183,14 @@ def run_batch(
     sql: str | None = None,
     table: str | None = None,
     with_reasons: bool = False,
+    lang: Lang = DEFAULT_LANG,
     exclude: Exclude = "seen",
     channel: str | Sequence[str] | None = None,
     max_minutes: float | None = None,
     only_published: bool = True,
     now: pd.Timestamp | str | None = None,
     pin_compulsory: bool = True,
-    max_pins: int | None = None,
+    max_pins: int | None = DEFAULT_MAX_PINS,
     model_version: str | None = None,
     overwrite: bool = False,
     progress: bool = True,
@@ -217,6 +219,8 @@ def run_batch(
         the files, the table is replaced by the job's rows in one transaction.
     with_reasons
         Fill ``reason`` (slower: every member then takes the per-member menu path).
+    lang
+        Language of the reasons: ``"zh"`` (default) or ``"en"``.
     exclude, channel, max_minutes, only_published, now, pin_compulsory, max_pins
         As in :func:`recommend.menu.member_menu`.
     model_version
@@ -252,6 +256,7 @@ def run_batch(
         pin_compulsory=pin_compulsory,
         max_pins=max_pins,
         with_reasons=with_reasons,
+        lang=lang,
     )
     serving_state(model).course_filter(options)  # the catalogue's checks, before any file
     ids = member_list(model, members)
@@ -409,6 +414,8 @@ def _job(
             "pin_compulsory": options.pin_compulsory,
             "max_pins": options.max_pins,
             "with_reasons": options.with_reasons,
+            # Only reasons are text: a job without them reads the same in any language.
+            **({"lang": options.lang} if options.with_reasons else {}),
         },
     }
 

@@ -42,7 +42,9 @@ class EvaluationResult:
 
     ``metrics`` maps ``"ndcg@10"``-style keys to floats (accuracy, ``coverage@k``,
     ``novelty@k``, ``diversity@k``, ``popularity@k``, ``gini@k``, plus ``n_evaluated``,
-    ``fit_seconds``, ``score_seconds``); ``per_member`` has one row per evaluated member
+    ``n_test_members`` (members with held-out courses), ``n_left_out`` (those not
+    evaluated: without training history when ``members="warm"``), ``fit_seconds``,
+    ``score_seconds``); ``per_member`` has one row per evaluated member
     (index: member index); ``segments`` maps a segment name to its breakdown table;
     ``intervals`` holds bootstrap means and bounds per accuracy metric. ``params`` holds
     the model's hyper-parameters (``"als.n_factors"``) and the protocol
@@ -196,6 +198,10 @@ def evaluate(
         values.update(truth_agreement(train, member_idx, recommended, truth, ks))
     values.update(
         n_evaluated=float(len(per_member)),
+        # Members with held-out courses, and those of them not evaluated (no training
+        # history with members="warm"): an evaluation says whom it left out.
+        n_test_members=float(has_test.sum()),
+        n_left_out=float(has_test.sum() - len(per_member)),
         fit_seconds=fit_seconds,
         score_seconds=score_seconds,
     )
@@ -205,7 +211,15 @@ def evaluate(
         M.bootstrap_cis(per_member[accuracy_cols], n_boot=n_boot, seed=seed) if n_boot else None
     )
     tables = _segment_tables(train, per_member[accuracy_cols]) if segments else {}
-    log.info("evaluated %s on %d members: %s", label, len(per_member), _headline(values, ks))
+    log.info(
+        "evaluated %s on %d of %d members with held-out courses (%d without training "
+        "history left out): %s",
+        label,
+        len(per_member),
+        int(has_test.sum()),
+        int(has_test.sum()) - len(per_member),
+        _headline(values, ks),
+    )
     protocol = {
         "evaluation.members": members,
         "evaluation.exclude_seen": exclude_seen,

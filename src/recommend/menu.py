@@ -36,6 +36,8 @@ import pandas as pd
 
 from recommend.checks import is_scalar, positive_int
 from recommend.engine import (
+    CHUNK,
+    DEFAULT_MAX_PINS,
     REASON_BRANCH,
     REASON_COMPULSORY,
     REASON_FEATURES,
@@ -48,20 +50,24 @@ from recommend.engine import (
     ServingState,
     exclusion_rows,
     history_rows,
+    member_pins,
     menu_rows,
+    reason_texts,
     route_groups,
     serving_state,
 )
 from recommend.engine.lecturers import LECTURER_COLUMNS, empty_lecturers
 from recommend.engine.options import Exclude, Unknown
 from recommend.errors import ConfigError
-from recommend.models.base import install_menu
+from recommend.messages import DEFAULT_LANG, Lang
+from recommend.models.base import install_menu, one_snapshot
 from recommend.schema import Columns
 
 if TYPE_CHECKING:
     from recommend.models.base import Recommender
 
 __all__ = [
+    "COMPULSORY_COLUMNS",
     "LECTURER_COLUMNS",
     "MENU_COLUMNS",
     "REASON_BRANCH",
@@ -70,6 +76,7 @@ __all__ = [
     "REASON_GLOBAL",
     "REASON_SEGMENT",
     "ROUTES",
+    "compulsory_courses",
     "lecturer_menu",
     "member_menu",
     "menu_frame",
@@ -94,11 +101,12 @@ def member_menu(
     only_published: bool = True,
     now: pd.Timestamp | str | None = None,
     pin_compulsory: bool = True,
-    max_pins: int | None = None,
+    max_pins: int | None = DEFAULT_MAX_PINS,
     diversity: float = 0.0,
     with_reasons: bool = True,
     member_attributes: pd.DataFrame | None = None,
     unknown: Unknown = "fallback",
+    lang: Lang = DEFAULT_LANG,
 ) -> pd.DataFrame:
     """Menus of ``n`` courses for each member, best first.
 
@@ -134,8 +142,10 @@ def member_menu(
         completed (as for ``exclude="completed"``, events folded in with ``model.update``
         included), first (best scored first), whatever ``exclude`` says.
     max_pins
-        At most this many pinned courses (``None``: up to ``n``), so that a branch with a
-        long compulsory list still leaves room for the member's own choices.
+        At most this many pinned courses (default 2; ``None``: up to ``n``), so that a
+        branch with a long compulsory list still leaves room for the member's own choices
+        (为你推荐). The branch's whole compulsory list is :func:`compulsory_courses`, for a
+        backend to show apart (本支部必学).
     diversity
         MMR weight in [0, 1]: each next course maximises ``relevance - diversity *
         max_similarity`` over a pool of the ``3 n`` best, with relevance min-max scaled to
@@ -144,7 +154,9 @@ def member_menu(
         precedence over any relevance. ``score`` stays the model's score, so it need not
         decrease down a diversified menu.
     with_reasons
-        Fill ``reason`` (otherwise empty strings).
+        Fill ``reason`` (otherwise empty strings): why each course is there (本支部必学,
+        因为你学过《...》, 与你同为退休党员的同志常学 ...), and why now where it applies
+        (新上线; the minutes a course takes when ``max_minutes`` is set).
     member_attributes
         A members table (``member_id`` plus any of ``org_id``, ``birth_year``,
         ``occupation``, ``district``, ...) for members unknown to the model, or to override
@@ -153,6 +165,10 @@ def member_menu(
     unknown
         ``"fallback"`` (default): members unknown to the model get a cold-start menu and
         never raise. ``"raise"``: a ``DataError`` naming them.
+    lang
+        Language of the reasons: ``"zh"`` (Simplified Chinese, default) or ``"en"``. The
+        wording comes from the message catalogue (:mod:`recommend.messages`), which a
+        platform can override.
 
     Returns
     -------
@@ -181,6 +197,7 @@ def member_menu(
         diversity=diversity,
         with_reasons=with_reasons,
         unknown=unknown,
+        lang=lang,
     )
     return serve_member_menus(model, member_ids, options, member_attributes)
 
@@ -229,6 +246,83 @@ def menu_frame(rows: MenuRows, ids: np.ndarray, state: ServingState) -> pd.DataF
             C.ROUTE: _ROUTE_NAMES[rows.route],
         },
         copy=False,
+    )
+
+
+COMPULSORY_COLUMNS = (C.MEMBER, C.COURSE, C.SCORE, C.RANK, C.REASON)
+
+
+@one_snapshot  # ids, histories and completions of one version
+def compulsory_courses(
+    model: Recommender,
+    member_ids: Any,
+    *,
+    only_published: bool = True,
+    now: pd.Timestamp | str | None = None,
+    member_attributes: pd.DataFrame | None = None,
+    unknown: Unknown = "fallback",
+    lang: Lang = DEFAULT_LANG,
+) -> pd.DataFrame:
+    """Each member's branch's compulsory courses still to study (本支部必学), best first.
+
+    The member menu pins at most ``max_pins`` of them (two by default) so that it stays
+    the member's own choice; this is the whole list, for a backend to show apart from the
+    menu. The same rule picks them as the menu's pins: compulsory for the member's branch
+    (``courses.compulsory_for``), published by ``now``, not completed, ordered by the
+    member's predicted interest.
+
+    Parameters
+    ----------
+    model, member_ids, only_published, now, member_attributes, unknown, lang
+        As in :func:`member_menu` (``member_attributes`` may give a member's ``org_id``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``member_id, course_id, score, rank, reason`` (本支部必学, with why now), members in
+        request order; members without a branch or compulsory courses have no rows.
+    """
+    options = MenuOptions(
+        n=1, only_published=only_published, now=now, max_pins=None, unknown=unknown, lang=lang
+    )
+    model.check_fitted()
+    state = serving_state(model)
+    request = MemberRequest.make(model, state, member_ids, member_attributes, options.unknown)
+    allowed = state.course_filter(options)
+    seen = history_rows(model.history_, request.idx)
+    orgs = (
+        request.given_orgs(np.arange(request.idx.size)) if request.attributes is not None else None
+    )
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+    for group in route_groups(model, state, request, seen.counts):
+        for lo in range(0, len(group.pos), CHUNK):
+            chunk = group.take(slice(lo, lo + CHUNK))
+            dense = group.scorer(chunk).scores
+
+            def score(rows: np.ndarray, cols: np.ndarray, d: np.ndarray = dense) -> np.ndarray:
+                out: np.ndarray = d[rows, cols]
+                return out
+
+            chunk_orgs = None if orgs is None else [orgs[int(p)] for p in chunk.pos]
+            pins = member_pins(
+                state, model.history_, chunk.idx, state.n_courses, allowed, score, chunk_orgs
+            )
+            rank = np.arange(pins.rows.size) - np.repeat(pins.starts, pins.counts) + 1
+            parts.append((chunk.pos[pins.rows], pins.courses, pins.scores, rank))
+    pos, courses, scores, ranks = (
+        np.concatenate([p[i] for p in parts]) if parts else np.empty(0, np.int64) for i in range(4)
+    )
+    order = np.lexsort((ranks, pos))
+    pos, courses, scores, ranks = pos[order], courses[order], scores[order], ranks[order]
+    reasons = np.full(courses.size, REASON_COMPULSORY, dtype=object)
+    return pd.DataFrame(
+        {
+            C.MEMBER: request.ids[pos],
+            C.COURSE: state.course_ext[courses],
+            C.SCORE: scores.astype(np.float32),
+            C.RANK: ranks.astype(np.int32),
+            C.REASON: reason_texts(state, courses.astype(np.int64), reasons, options),
+        }
     )
 
 

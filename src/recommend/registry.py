@@ -90,6 +90,8 @@ def _signature() -> ModelSignature:
             ColSpec(AnyType(), "max_minutes", required=False),
             ColSpec(AnyType(), "channel", required=False),
             ColSpec(AnyType(), "query", required=False),
+            ColSpec(AnyType(), "lang", required=False),
+            ColSpec(AnyType(), "compulsory", required=False),
         ]
     )
     outputs = Schema(

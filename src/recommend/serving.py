@@ -11,7 +11,10 @@ and ``mlflow models serve -m models:/menus@champion --env-manager local`` (answe
 ``/invocations``) give menus.
 
 A request frame has one row per menu wanted: ``member_id`` (required) and optional ``n``
-(a whole number, default ``DEFAULT_N``), ``max_minutes``, ``channel`` and ``query``.
+(a whole number, default ``DEFAULT_N``), ``max_minutes``, ``channel``, ``query``,
+``lang`` (the language of the reasons: ``zh``, the default, or ``en``) and ``compulsory``
+(true: the member's branch's compulsory courses still to study, 本支部必学, route
+``compulsory``, instead of the menu, which pins at most two of them).
 Missing or null options mean "not set". Rows without a query get the member menu
 (``member_menu``); rows with a query get the personalised search ranking
 (``recommend.search.search``, route ``search:<member route>``; a query of only stop words
@@ -37,7 +40,8 @@ import pandas as pd
 
 from recommend.artifact import load
 from recommend.errors import DataError, Problem
-from recommend.menu import MENU_COLUMNS, member_menu
+from recommend.menu import MENU_COLUMNS, compulsory_courses, member_menu
+from recommend.messages import DEFAULT_LANG, LANGS, Lang, check_lang
 
 # The registry's names, re-exported: importing them from here keeps working.
 from recommend.registry import (
@@ -75,7 +79,7 @@ log = logging.getLogger(__name__)
 #: Menu length when a request row sets no ``n``.
 DEFAULT_N = 10
 #: Columns a request frame may carry (``member_id`` is required).
-REQUEST_COLUMNS = ("member_id", "n", "max_minutes", "channel", "query")
+REQUEST_COLUMNS = ("member_id", "n", "max_minutes", "channel", "query", "lang", "compulsory")
 #: Largest ``n`` one request row may ask for.
 MAX_N = 1000
 
@@ -87,6 +91,8 @@ class _Request:
     max_minutes: float | None
     channel: str | None
     query: str | None
+    lang: Lang = DEFAULT_LANG
+    compulsory: bool = False
 
 
 def _unset(value: Any) -> bool:
@@ -171,10 +177,56 @@ def _parse_requests(frame: pd.DataFrame) -> tuple[list[str], list[_Request]]:
 
     channels = [None if v is None else str(v).strip() for v in _option(frame, "channel")]
     queries = [None if v is None else str(v) for v in _option(frame, "query")]
+    langs: list[Lang] = []
+    l_rows: list[int] = []
+    l_values: list[Any] = []
+    for i, value in enumerate(_option(frame, "lang")):
+        code = DEFAULT_LANG if value is None else str(value).strip()
+        if code not in LANGS:
+            l_rows.append(i)
+            l_values.append(value)
+            code = DEFAULT_LANG
+        langs.append(check_lang(code))
+    bad("lang", l_rows, l_values, f"one of {', '.join(LANGS)}")
+    flags: list[bool] = []
+    f_rows: list[int] = []
+    f_values: list[Any] = []
+    for i, value in enumerate(_option(frame, "compulsory")):
+        flag = _flag(value)
+        if flag is None:
+            f_rows.append(i)
+            f_values.append(value)
+        flags.append(bool(flag))
+    bad("compulsory", f_rows, f_values, "true or false")
     if problems:
         raise DataError(problems)
-    requests = [_Request(*options) for options in zip(ns, minutes, channels, queries, strict=True)]
+    requests = [
+        _Request(*options)
+        for options in zip(ns, minutes, channels, queries, langs, flags, strict=True)
+    ]
     return [str(m).strip() for m in members], requests
+
+
+_TRUE = ("true", "1", "yes")
+_FALSE = ("false", "0", "no")
+
+
+def _flag(value: Any) -> bool | None:
+    """A request's yes/no value (unset: no); ``None`` when it is neither."""
+    if value is None:
+        return False
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | float | np.integer | np.floating) and value in (0, 1):
+        return bool(value)
+    text = str(value).strip().lower()
+    return True if text in _TRUE else False if text in _FALSE else None
+
+
+def _compulsory_list(model: Recommender, member_id: str, request: _Request) -> pd.DataFrame:
+    """The member's compulsory courses still to study, in the menu's columns."""
+    found = compulsory_courses(model, [member_id], lang=request.lang)
+    return found.head(request.n).assign(**{Columns.ROUTE: "compulsory"})
 
 
 def _search_menu(model: Recommender, member_id: str, request: _Request) -> pd.DataFrame:
@@ -188,6 +240,7 @@ def _search_menu(model: Recommender, member_id: str, request: _Request) -> pd.Da
         n=request.n,
         channel=request.channel,
         max_minutes=request.max_minutes,
+        lang=request.lang,
     )
     out = found.assign(**{Columns.MEMBER: member_id})
     out[Columns.ROUTE] = f"search:{found.attrs.get('route', 'personal')}"
@@ -214,7 +267,8 @@ class MenuService:
         Parameters
         ----------
         model_input
-            ``member_id`` and optional ``n``, ``max_minutes``, ``channel``, ``query``.
+            ``member_id`` and optional ``n``, ``max_minutes``, ``channel``, ``query``,
+            ``lang``.
         params
             Unused; accepted for the pyfunc protocol.
 
@@ -230,7 +284,9 @@ class MenuService:
         parts: list[pd.DataFrame | None] = [None] * len(members)
         plain: dict[_Request, list[int]] = {}
         for row, request in enumerate(requests):
-            if request.query is not None:
+            if request.compulsory:
+                parts[row] = _compulsory_list(self.model, members[row], request)
+            elif request.query is not None:
                 parts[row] = _search_menu(self.model, members[row], request)
             else:
                 plain.setdefault(request, []).append(row)
@@ -242,6 +298,7 @@ class MenuService:
                 n=request.n,
                 max_minutes=request.max_minutes,
                 channel=request.channel,
+                lang=request.lang,
             )
             by_member = dict(iter(menus.groupby(Columns.MEMBER, sort=False)))
             for row in rows:

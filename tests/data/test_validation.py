@@ -339,3 +339,26 @@ def test_exact_duplicate_events_are_counted_in_a_note(events: pd.DataFrame) -> N
     twin = pd.concat([events.iloc[[0]], events.iloc[[0]].assign(watch_seconds=61.0)])
     assert not duplicate_rows(twin).any()
     assert duplicate_rows(pd.concat([events.iloc[[0]]] * 2)).tolist() == [True, True]
+
+
+def test_missing_ids_are_not_counted_as_spaces(caplog: pytest.LogCaptureFixture) -> None:
+    """Optional id columns with gaps (a course without lecturer or uploader, a top org
+    without parent) load without a warning; only real spaces are counted."""
+    courses = pd.DataFrame(
+        {
+            "course_id": ["c1", "c2", "c3"],
+            "lecturer_id": ["l1", None, " l2"],
+            "org_id": [None, None, "o1"],
+        }
+    )
+    with caplog.at_level("WARNING"):
+        out = validate("courses", courses)
+    assert out["lecturer_id"].isna().tolist() == [False, True, False]
+    assert out["lecturer_id"].iloc[[0, 2]].tolist() == ["l1", "l2"]
+    assert caplog.text.count("ids normalised") == 1
+    assert "courses.lecturer_id: ids normalised" in caplog.text and "(row 2)" in caplog.text
+    orgs = pd.DataFrame({"org_id": ["o1", "o2"], "parent_id": [None, "o1"]})
+    with caplog.at_level("WARNING"):
+        caplog.clear()
+        validate("orgs", orgs)
+    assert "ids normalised" not in caplog.text

@@ -23,10 +23,11 @@ def test_defaults() -> None:
         "only_published": True,
         "now": None,
         "pin_compulsory": True,
-        "max_pins": None,
+        "max_pins": 2,
         "diversity": 0.0,
         "with_reasons": True,
         "unknown": "fallback",
+        "lang": "zh",
     }
     assert EXCLUDES == ("seen", "completed", "none")
     assert UNKNOWN_POLICIES == ("fallback", "raise")
@@ -52,6 +53,8 @@ def test_defaults() -> None:
         ({"channel": 5}, "channel must be a channel name or a list of them, got 5"),
         ({"now": "not a time"}, "now='not a time' is not a time"),
         ({"now": "NaT"}, "now='NaT' is not a time"),
+        ({"lang": "fr"}, "lang='fr'; expected one of ['zh', 'en']"),
+        ({"lang": "ZH"}, "lang='ZH'; expected one of ['zh', 'en']"),
     ],
 )
 def test_invalid_values_raise_naming_the_option(options: dict, message: str) -> None:
@@ -112,7 +115,9 @@ def test_with_changes_some_options_and_validates_again() -> None:
 @pytest.mark.parametrize(
     ("options", "limit"),
     [
-        ({"n": 5}, 5),
+        ({"n": 5}, 2),  # two compulsory courses by default: the menu stays the member's
+        ({"n": 1}, 1),
+        ({"n": 5, "max_pins": None}, 5),
         ({"n": 5, "max_pins": 2}, 2),
         ({"n": 3, "max_pins": 7}, 3),
         ({"n": 5, "max_pins": 0}, 0),

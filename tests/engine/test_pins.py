@@ -149,8 +149,8 @@ def test_compulsory_courses_come_first_with_their_reason(tiny_model: FixedFactor
     rows = rank_members(tiny_model, ["m1"], n=4)  # branch b1: c09, c10
     assert menu_lists(rows) == [["c09", "c10", "c00", "c01"]]
     assert rows.reason is not None
-    assert rows.reason.tolist()[:2] == [REASON_COMPULSORY] * 2
-    assert REASON_COMPULSORY not in rows.reason.tolist()[2:]
+    assert rows.reason.tolist()[:2] == [REASON_COMPULSORY.text("en")] * 2
+    assert REASON_COMPULSORY.text("en") not in rows.reason.tolist()[2:]
     np.testing.assert_array_equal(rows.score, [7.0, 6.0, 16.0, 15.0])  # the model's scores
 
 
@@ -190,7 +190,7 @@ def test_a_seen_compulsory_course_is_pinned_whatever_exclude_says(
 
 def test_pin_limit_comes_from_the_options(tiny_model: FixedFactors) -> None:
     state = serving_state(tiny_model)
-    options = MenuOptions(n=5, max_pins=1)
+    options = MenuOptions(n=5, max_pins=1, lang="en")
     got = member_pins(
         state,
         tiny_model.history_,
@@ -205,7 +205,9 @@ def test_pin_limit_comes_from_the_options(tiny_model: FixedFactors) -> None:
 # ---------------------------------------------------------------------------- group pins
 
 
-def _group(model: FixedFactors, idx: list[int], **kw: object) -> tuple[list[str], tuple]:
+def _group(
+    model: FixedFactors, idx: list[int], lang: str = "en", **kw: object
+) -> tuple[list[str], tuple]:
     options: dict[str, object] = {
         "requested": np.empty(0, np.int64),
         "pin_compulsory": True,
@@ -218,7 +220,7 @@ def _group(model: FixedFactors, idx: list[int], **kw: object) -> tuple[list[str]
     options.update(kw)
     got = group_pins(serving_state(model), np.array(idx), **options)  # type: ignore[arg-type]
     assert got.courses.dtype == np.int64
-    return [COURSES[c] for c in got.courses.tolist()], got.notes
+    return [COURSES[c] for c in got.courses.tolist()], tuple(n.text(lang) for n in got.notes)
 
 
 def test_group_pins_courses_compulsory_for_a_share_of_the_group(tiny_model: FixedFactors) -> None:
@@ -243,7 +245,7 @@ def test_group_pins_leave_out_what_most_completed_and_say_so(tiny_model: FixedFa
     pins, notes = _group(tiny_model, [0, 1, 2, 3], done_share=done, exclude_completed=0.5)
     assert pins == ["c09", "c13"]
     assert notes == (
-        "1 compulsory course(s) already completed by most of the group were not pinned: ['c10']",
+        "1 compulsory course(s) already completed by most of the group were not pinned: c10",
     )
     # Below the share, or without the rule, it stays.
     assert _group(tiny_model, [0, 1, 2, 3], done_share=done, exclude_completed=0.75)[0] == [
@@ -257,7 +259,9 @@ def test_group_pins_leave_out_what_most_completed_and_say_so(tiny_model: FixedFa
 def test_group_max_pins_keeps_the_most_widely_compulsory(tiny_model: FixedFactors) -> None:
     pins, notes = _group(tiny_model, [0, 1, 2, 3], max_pins=1)
     assert pins == ["c10"]
-    assert notes == ("2 compulsory course(s) left out by max_pins=1: ['c09', 'c13']",)
+    assert notes == ("2 compulsory course(s) left out by max_pins=1: c09, c13",)
+    _, notes = _group(tiny_model, [0, 1, 2, 3], lang="zh", max_pins=1)
+    assert notes == ("受置顶上限（1门）限制，2门必学课程未置顶：c09、c13",)
     assert _group(tiny_model, [0, 1, 2, 3], max_pins=3) == (["c10", "c09", "c13"], ())
     assert _group(tiny_model, [0, 1, 2, 3], max_pins=0)[0] == []
 
@@ -309,7 +313,8 @@ def _fitted(name: str, dataset: Dataset):  # type: ignore[no-untyped-def]
 
 
 def _pinned(menu: pd.DataFrame) -> list[str]:
-    return menu.loc[menu["reason"] == REASON_COMPULSORY, "course_id"].tolist()
+    pinned = menu["reason"].str.startswith(REASON_COMPULSORY.text("zh"))
+    return menu.loc[pinned, "course_id"].tolist()
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)

@@ -136,7 +136,7 @@ def test_a_platform_channel_the_catalogue_lacks_gives_no_rows() -> None:
 
 def test_route_reasons_and_given_orgs(tiny_model: FixedFactors) -> None:
     state = serving_state(tiny_model)
-    options = MenuOptions(n=3)
+    options = MenuOptions(n=3, lang="en")
     idx = np.array([-1, 1], dtype=np.int64)
     dense = np.tile(np.arange(16, 0, -1, dtype=np.float32), (2, 1))
     rows = rank_chunk(
@@ -152,7 +152,9 @@ def test_route_reasons_and_given_orgs(tiny_model: FixedFactors) -> None:
     )
     # The unknown member in b2 gets b2's pins and the route's reason for the rest.
     assert menu_lists(rows) == [["c10", "c13", "c00"], ["c09", "c10", "c00"]]
-    assert rows.reason.tolist()[:3] == [REASON_COMPULSORY] * 2 + [REASON_GLOBAL]
+    assert rows.reason.tolist()[:3] == [REASON_COMPULSORY.text("en")] * 2 + [
+        REASON_GLOBAL.text("en")
+    ]
     assert rows.reason.tolist()[5].startswith("because you studied ")
 
 
@@ -187,7 +189,7 @@ def test_dense_scores_and_factors_give_the_same_rows(
     if "channel" not in options:
         assert (np.bincount(dense.pos) == 7).all()
     if options.get("pin_compulsory", True) and dense.reason is not None:
-        assert REASON_COMPULSORY in set(dense.reason.tolist())
+        assert REASON_COMPULSORY.text("en") in set(dense.reason.tolist())
 
 
 # ---------------------------------------------------------------------------- a reference
@@ -292,7 +294,7 @@ def test_rank_chunk_equals_the_rules_worked_course_by_course(
 
 def _request(model: FixedFactors, ids: list[object], **options: object):  # type: ignore[no-untyped-def]
     state = serving_state(model)
-    opts = MenuOptions(**options)  # type: ignore[arg-type]
+    opts = MenuOptions(**{"lang": "en", **options})  # type: ignore[arg-type]
     req = MemberRequest.make(model, state, ids, None, opts.unknown)
     return menu_rows(model, state, req, opts, state.course_filter(opts))
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 from helpers import TITLE, FixedFactors, ScoresOnly, menu_lists, rank_members
 
 from recommend.data.dataset import Dataset
@@ -16,6 +17,9 @@ from recommend.engine import (
     REASON_FEATURES,
     REASON_GLOBAL,
     REASON_SEGMENT,
+    MenuOptions,
+    reason_texts,
+    segment_reason,
     serving_state,
     studied_reasons,
 )
@@ -30,15 +34,19 @@ def _reasons(model: FixedFactors, vectors, recommended, history, confidence) -> 
         np.array(confidence, dtype=np.float32),
     )
     assert got.dtype == object
-    return got.tolist()
+    return [reason.text("en") for reason in got.tolist()]
 
 
 def test_reason_texts() -> None:
-    assert REASON_COMPULSORY == "compulsory for your branch"
-    assert REASON_BRANCH == "popular in your branch"
-    assert REASON_SEGMENT == "popular with members like you"
-    assert REASON_GLOBAL == "popular on the platform"
-    assert REASON_FEATURES == "recommended for members like you"
+    assert REASON_COMPULSORY.text("en") == "compulsory for your branch"
+    assert REASON_BRANCH.text("en") == "popular in your branch"
+    assert REASON_SEGMENT.text("en") == "popular with members like you"
+    assert REASON_GLOBAL.text("en") == "popular on the platform"
+    assert REASON_FEATURES.text("en") == "recommended for members like you"
+    # Chinese by default.
+    assert REASON_COMPULSORY.text() == "本支部必学"
+    assert REASON_BRANCH.text() == "本支部同志常学"
+    assert REASON_GLOBAL.text() == "全平台热门"
 
 
 def test_factor_models_name_the_most_similar_course(tiny_model: FixedFactors) -> None:
@@ -84,10 +92,10 @@ def test_long_histories_are_explained_by_their_most_confident_courses() -> None:
     history = np.arange(100, 400, dtype=np.int32)  # 300 courses
     confidence = np.linspace(2.0, 1.0, history.size).astype(np.float32)  # c399 the least
     got = studied_reasons(state, None, np.array([0]), history, confidence)  # type: ignore[arg-type]
-    assert got.tolist() == ["because you studied t100"]  # c399 was not considered
+    assert [r.text("en") for r in got] == ["because you studied t100"]  # c399 not considered
     confidence[-1] = 3.0  # now the most confident of all: considered, and same channel
     got = studied_reasons(state, None, np.array([0]), history, confidence)  # type: ignore[arg-type]
-    assert got.tolist() == ["because you studied t399"]
+    assert [r.text("en") for r in got] == ["because you studied t399"]
 
 
 # ---------------------------------------------------------------------------- on a menu
@@ -123,4 +131,35 @@ def test_without_reasons(tiny_model: FixedFactors) -> None:
 def test_nothing_studied_gives_the_members_like_you_reason(tiny_model: FixedFactors) -> None:
     vectors = tiny_model.course_vectors()[0]
     for side in (vectors, None):
-        assert _reasons(tiny_model, side, [3, 7], [], []) == [REASON_FEATURES] * 2
+        assert _reasons(tiny_model, side, [3, 7], [], []) == [REASON_FEATURES.text("en")] * 2
+
+
+def test_segment_reasons_name_the_group() -> None:
+    assert segment_reason("occupation", "retired").text() == "与你同为退休党员的同志常学"
+    assert segment_reason("occupation", "white_collar").text() == "与你同为白领党员的同志常学"
+    assert segment_reason("district", "萧山区").text() == "萧山区的党员常学"
+    assert segment_reason("age_band", "60-69").text() == "与你年龄相仿的党员常学"
+    assert segment_reason("org_id", "b1") == REASON_BRANCH
+    for missing in (None, float("nan"), pd.NA):
+        assert segment_reason("occupation", missing) == REASON_SEGMENT
+    # English keeps the short reason.
+    assert segment_reason("occupation", "retired").text("en") == "popular with members like you"
+
+
+def test_reason_texts_add_why_now(tiny_model: FixedFactors) -> None:
+    """New (published in the 30 days before the menu's time) and the minutes a course
+    takes when the request asks for courses that fit a time; English unchanged."""
+    state = serving_state(tiny_model)
+    courses = np.array([0, 15, 3], dtype=np.int64)  # c15 is published on 2025-06-01
+    reasons = np.array([REASON_GLOBAL] * 3, dtype=object)
+    options = MenuOptions(now="2025-06-10", max_minutes=20)
+    got = reason_texts(state, courses, reasons, options).tolist()
+    assert got == [
+        "全平台热门，1分钟可学完",
+        "全平台热门，新上线，16分钟可学完",
+        "全平台热门，4分钟可学完",
+    ]
+    plain = reason_texts(state, courses, reasons, MenuOptions(now="2025-08-01")).tolist()
+    assert plain == ["全平台热门"] * 3  # c15 is two months old by then, no time asked
+    english = reason_texts(state, courses, reasons, options.with_(lang="en")).tolist()
+    assert english == ["popular on the platform"] * 3

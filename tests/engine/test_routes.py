@@ -3,11 +3,21 @@ by segment or platform popularity, with each route's label and reason."""
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-from helpers import TITLE, FixedFactors, Hybrid, events_frame, menu_lists
+from helpers import (
+    TITLE,
+    FixedFactors,
+    Hybrid,
+    events_frame,
+    menu_lists,
+    tiny_courses,
+    tiny_events,
+)
 
 from recommend.data.dataset import Dataset
 from recommend.data.validation import validate
@@ -27,10 +37,12 @@ from recommend.engine import (
     menu_rows,
     route_groups,
     routes,
+    segment_reason,
     serving_state,
 )
 from recommend.engine.routes import DIFFER_HEAD, CountScorer, PopularityScorer, rows_differ
 from recommend.errors import DataError
+from recommend.messages import value_label
 from recommend.models.hybrid import LightFM
 from recommend.models.popularity import Popularity
 
@@ -39,7 +51,7 @@ def _serve(
     model: FixedFactors, ids: object, attrs: pd.DataFrame | None = None, **options: object
 ) -> tuple[MenuRows, MemberRequest]:
     state = serving_state(model)
-    opts = MenuOptions(**options)  # type: ignore[arg-type]
+    opts = MenuOptions(**{"lang": "en", **options})  # type: ignore[arg-type]
     req = MemberRequest.make(model, state, ids, attrs, opts.unknown)
     return menu_rows(model, state, req, opts, state.course_filter(opts)), req
 
@@ -101,8 +113,10 @@ def test_only_personal_members_make_one_group(tiny_model: FixedFactors) -> None:
 def test_unknown_member_falls_back_to_platform_popularity(tiny_model: FixedFactors) -> None:
     rows, _ = _serve(tiny_model, ["m1", "stranger"], n=3)
     assert _route_names(rows, 2) == ["personal", "cold_global"]
-    assert rows.reason[rows.pos == 1].tolist() == [REASON_GLOBAL] * 3  # no branch: no pins
-    assert rows.reason[rows.pos == 0].tolist() == [REASON_COMPULSORY] * 2 + [
+    assert (
+        rows.reason[rows.pos == 1].tolist() == [REASON_GLOBAL.text("en")] * 3
+    )  # no branch: no pins
+    assert rows.reason[rows.pos == 0].tolist() == [REASON_COMPULSORY.text("en")] * 2 + [
         f"because you studied {TITLE['c02']}"
     ]
 
@@ -122,6 +136,19 @@ def test_cold_scorer_is_fitted_once_per_model(tiny_dataset: Dataset) -> None:
     assert isinstance(first, PopularityScorer) and cold_scorer(model) is first
     model.fit(tiny_dataset)
     assert cold_scorer(model) is not first
+
+
+def test_without_a_members_table_cold_start_warns_about_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A model trained without members serves unknown members platform popularity, without
+    a warning about a segment setting the caller never made."""
+    ds = Dataset.from_frames(tiny_events(), courses=tiny_courses())
+    model = FixedFactors().fit(ds)
+    with caplog.at_level(logging.WARNING):
+        rows, _ = _serve(model, ["ghost"], None, n=3)
+    assert _route_names(rows, 1) == ["cold_global"]
+    assert "segment" not in caplog.text and caplog.records == []
 
 
 def test_cold_scorers_serve_any_subset_of_their_members(tiny_model: FixedFactors) -> None:
@@ -177,7 +204,9 @@ def test_when_segment_popularity_fails_cold_members_get_branch_counts(
     # Branch b2 pins c10 and c13 (a new member has completed neither), then what b2's
     # members studied (c04, c06, c07, c10) by count, platform counts breaking ties.
     assert menu_lists(rows) == [["c10", "c13", "c04", "c06"]]
-    assert rows.reason.tolist() == [REASON_COMPULSORY] * 2 + [REASON_BRANCH] * 2
+    assert (
+        rows.reason.tolist() == [REASON_COMPULSORY.text("en")] * 2 + [REASON_BRANCH.text("en")] * 2
+    )
     # A known member without history (m4, branch b1) uses the training attributes.
     known, _ = _serve(counts_model, "m4", n=3, pin_compulsory=False)
     assert _route_names(known, 1) == ["cold_segment"]
@@ -205,7 +234,11 @@ def test_cold_member_with_attributes_gets_segment_popularity(small_dataset: Data
     )
     rows, _ = _serve(model, ids, attrs, n=5, pin_compulsory=False, only_published=False)
     assert _route_names(rows, 3) == ["cold_segment", "cold_segment", "cold_global"]
-    assert _first(rows, rows.reason, 3) == [REASON_SEGMENT, REASON_BRANCH, REASON_GLOBAL]
+    assert _first(rows, rows.reason, 3) == [
+        REASON_SEGMENT.text("en"),
+        REASON_BRANCH.text("en"),
+        REASON_GLOBAL.text("en"),
+    ]
     # The menu is the segment's popularity order.
     expected = pop.segment_scores(attrs.iloc[[0]])[0]
     np.testing.assert_allclose(rows.score[rows.pos == 0], np.sort(expected)[::-1][:5])
@@ -232,10 +265,18 @@ def test_cold_labels_from_served_kinds_equal_probing_the_scores(small_dataset: D
     old = scorer._score_probing(attrs)
     np.testing.assert_array_equal(new.scores, old.scores)
     assert new.routes.tolist() == old.routes.tolist()
-    assert new.reasons.tolist() == old.reasons.tolist()
+    # The same reasons in English; knowing the kind, the Chinese ones name the segment.
+    english = [r.text("en") for r in new.reasons.tolist()]
+    assert english == [r.text("en") for r in old.reasons.tolist()]
     # Every label occurs, so each way of being served was compared.
-    assert set(new.reasons.tolist()) == {REASON_BRANCH, REASON_SEGMENT, REASON_GLOBAL}
-    assert new.reasons.tolist()[-4:-1] == [REASON_BRANCH, REASON_SEGMENT, REASON_GLOBAL]
+    assert set(english) == {r.text("en") for r in (REASON_BRANCH, REASON_SEGMENT, REASON_GLOBAL)}
+    assert new.reasons.tolist()[-4] == REASON_BRANCH
+    assert new.reasons.tolist()[-2] == REASON_GLOBAL
+    named = new.reasons.tolist()[-3]
+    assert named == segment_reason("occupation", occupation)
+    label = value_label("occupation", occupation)
+    assert named.text() == f"与你同为{label}党员的同志常学"
+    assert old.reasons.tolist()[-3] == REASON_SEGMENT  # probing cannot tell the kind
 
 
 def test_popularity_scorer_checks_the_shape(small_dataset: Dataset) -> None:
@@ -271,7 +312,7 @@ def test_hybrid_model_scores_cold_members_from_features(tiny_dataset: Dataset) -
     attrs = pd.DataFrame({"member_id": ["new"], "occupation": ["retired"]})
     rows, _ = _serve(m, "new", attrs, n=3, pin_compulsory=False)
     assert _route_names(rows, 1) == ["cold_features"]
-    assert rows.reason.tolist() == [REASON_FEATURES] * 3
+    assert rows.reason.tolist() == [REASON_FEATURES.text("en")] * 3
     assert menu_lists(rows) == [["c14", "c13", "c12"]]  # c15 is unpublished
     # Trained without history (m4): the model's own vector, already placed by attributes.
     trained, _ = _serve(m, "m4", n=3, pin_compulsory=False)
@@ -310,6 +351,6 @@ def test_lightfm_serves_cold_members_from_their_attributes(small_dataset: Datase
     assert _route_names(rows, 2) == ["cold_features", "cold_global"]
     expected = model.cold_member_scores(validate("members", attrs))[0]
     new = rows.pos == 0
-    pinned = rows.reason[new] == REASON_COMPULSORY
+    pinned = rows.reason[new] == REASON_COMPULSORY.text("en")
     np.testing.assert_allclose(rows.score[new], expected[rows.course[new]])
-    assert (rows.reason[new][~pinned] == REASON_FEATURES).all()
+    assert (rows.reason[new][~pinned] == REASON_FEATURES.text("en")).all()

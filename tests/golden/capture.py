@@ -7,7 +7,9 @@ menus, the batch job, search) as Parquet files beside this script. The equivalen
 change to shared serving code that alters any menu fails there.
 
 The files in this folder were captured before the serving rules moved into
-``recommend.engine``; re-capture only for an intended change of behaviour, and say so::
+``recommend.engine``, and the outputs again when reasons became Chinese by default and
+menus began to pin at most two compulsory courses (the models were kept: their arrays did
+not change). Re-capture only for an intended change of behaviour, and say so::
 
     python tests/golden/capture.py
 """

@@ -31,6 +31,9 @@ MENU_OPTIONS: dict[str, dict[str, Any]] = {
     "no_pins": {"pin_compulsory": False},
     "one_pin": {"max_pins": 1, "now": NOW},
     "channels_now": {"channel": ["党员教育", "技能培训"], "now": NOW, "only_published": True},
+    # English reasons and every compulsory course pinned: the menus as served before the
+    # message catalogue and the two-pin default (equal to the rows captured then).
+    "english_all_pins": {"lang": "en", "max_pins": None},
 }
 
 

@@ -235,6 +235,7 @@ def test_without_members_table_everyone_gets_global(caplog: pytest.LogCaptureFix
     model = Popularity(segment="occupation", min_segment_members=1).fit(ds)
     assert "no members table" in caplog.text
     np.testing.assert_array_equal(model.score(np.array([0, 1])), [[1, 1], [1, 1]])
+    assert caplog.text.count("no members table") == 1  # said once, at fit
 
 
 def test_folded_in_members_get_global_popularity(dataset: Dataset) -> None:

@@ -18,7 +18,9 @@ from recommend.cli.demo import cmd_demo
 from recommend.cli.menus import cmd_batch, cmd_menu, cmd_order, cmd_report, cmd_search
 from recommend.cli.models import cmd_evaluate, cmd_experiment_run, cmd_register, cmd_train
 from recommend.cli.spark import cmd_spark
+from recommend.engine.options import DEFAULT_MAX_PINS
 from recommend.errors import RecommendError
+from recommend.messages import DEFAULT_LANG, LANGS, load_messages
 
 if TYPE_CHECKING:
     # What add_subparsers returns: argparse has no public name for its type.
@@ -50,6 +52,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_experiment_verbs(verbs)
     _add_register_verb(verbs)
     return parser
+
+
+def _add_lang(parser: argparse.ArgumentParser) -> None:
+    """``--lang`` and ``--messages``: the language of what members and organisers read."""
+    parser.add_argument(
+        "--lang",
+        choices=LANGS,
+        default=DEFAULT_LANG,
+        help="language of reasons, notes and reports: zh (Simplified Chinese, default) or en",
+    )
+    parser.add_argument(
+        "--messages",
+        metavar="TOML",
+        help="the platform's own wording: a TOML file of [zh]/[en] templates (see "
+        "recommend.messages)",
+    )
 
 
 def _add_data_verbs(verbs: Verbs) -> None:
@@ -109,7 +127,19 @@ def _add_menu_verb(verbs: Verbs) -> None:
     mn.add_argument("--max-minutes", type=float, help="only courses that fit this many minutes")
     mn.add_argument("--channel", help="only this channel, e.g. 理论学习")
     mn.add_argument("--diversity", type=float, default=0.0, help="MMR weight in [0, 1]")
+    mn.add_argument(
+        "--max-pins",
+        type=int,
+        default=DEFAULT_MAX_PINS,
+        help="at most this many compulsory courses on the menu (default %(default)s)",
+    )
+    mn.add_argument(
+        "--compulsory",
+        action="store_true",
+        help="list the branch's compulsory courses still to study (本支部必学) instead",
+    )
     mn.add_argument("--json", action="store_true", help="print JSON records")
+    _add_lang(mn)
     mn.set_defaults(func=cmd_menu)
 
 
@@ -135,6 +165,7 @@ def _add_order_verb(verbs: Verbs) -> None:
     od.add_argument("--max-pins", type=int, help="at most this many compulsory courses")
     od.add_argument("--lecturers", type=int, default=0, help="also rank this many lecturers")
     od.add_argument("--json", action="store_true", help="print JSON")
+    _add_lang(od)
     od.set_defaults(func=cmd_order)
 
 
@@ -148,6 +179,7 @@ def _add_search_verb(verbs: Verbs) -> None:
     se.add_argument("--max-minutes", type=float, help="only courses that fit this many minutes")
     se.add_argument("--channel", help="only this channel, e.g. 理论学习")
     se.add_argument("--json", action="store_true", help="print JSON records")
+    _add_lang(se)
     se.set_defaults(func=cmd_search)
 
 
@@ -167,6 +199,7 @@ def _add_batch_verb(verbs: Verbs) -> None:
     bt.add_argument("--with-reasons", action="store_true", help="fill the reason column")
     bt.add_argument("--overwrite", action="store_true", help="replace another job's output")
     bt.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_lang(bt)
     bt.set_defaults(func=cmd_batch)
 
 
@@ -213,6 +246,7 @@ def _add_report_verb(verbs: Verbs) -> None:
     rp.add_argument("--by", default="occupation,age_band", help="member attributes, e.g. mobile")
     rp.add_argument("--min-size", type=int, default=20, help="hide groups smaller than this")
     rp.add_argument("--k", type=int, default=20, help="predicted list size for demand")
+    _add_lang(rp)
     rp.set_defaults(func=cmd_report)
 
 
@@ -266,6 +300,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
+        if getattr(args, "messages", None):
+            load_messages(args.messages)
         return int(args.func(args))
     except RecommendError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -213,7 +213,8 @@ def _demo_tracking(models: _DemoModels, uri: str | None, out: Path) -> None:
 
 def _demo_menus(model: Recommender, ds: Dataset, members: pd.DataFrame) -> None:
     """Menus with reasons for a mobile member, a retired member and a brand-new member."""
-    from recommend.menu import member_menu
+    from recommend.menu import compulsory_courses, member_menu
+    from recommend.messages import join_list, render
 
     history = ds.interactions.getnnz(axis=1)
     active = members.set_index("member_id").loc[ds.member_ids.external_ids]
@@ -237,6 +238,11 @@ def _demo_menus(model: Recommender, ds: Dataset, members: pd.DataFrame) -> None:
         menu = menu.join(titles[["title", "category"]], on="course_id")
         print(f"\n== 5. menu for {label}: {member}")
         print(menu[["rank", "title", "category", "route", "reason"]].to_string(index=False))
+        # The menu pins at most two compulsory courses; the branch's list is shown apart.
+        listed = compulsory_courses(model, [member], member_attributes=attributes)
+        if len(listed):
+            names = join_list(titles.loc[listed["course_id"], "title"].astype(str).tolist())
+            print(f"   {render('reason.compulsory')} ({len(listed)}): {names}")
 
 
 def _demo_batch(model: Recommender, out: Path) -> None:

@@ -15,17 +15,22 @@ __all__ = ["cmd_batch", "cmd_menu", "cmd_order", "cmd_report", "cmd_search", "ro
 
 def cmd_menu(args: argparse.Namespace) -> int:
     from recommend.artifact import load
-    from recommend.menu import member_menu
+    from recommend.menu import compulsory_courses, member_menu
 
     model = load(args.model)
-    menu = member_menu(
-        model,
-        [args.member],
-        n=args.n,
-        channel=args.channel,
-        max_minutes=args.max_minutes,
-        diversity=args.diversity,
-    )
+    if args.compulsory:
+        menu = compulsory_courses(model, [args.member], lang=args.lang)
+    else:
+        menu = member_menu(
+            model,
+            [args.member],
+            n=args.n,
+            channel=args.channel,
+            max_minutes=args.max_minutes,
+            diversity=args.diversity,
+            max_pins=args.max_pins,
+            lang=args.lang,
+        )
     courses = model.dataset_.courses
     if courses is not None and "title" in courses.columns:
         info = courses.set_index("course_id")
@@ -52,6 +57,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         n=args.n,
         channel=args.channel,
         max_minutes=args.max_minutes,
+        lang=args.lang,
     )
     if args.json:
         print(result.to_json(orient="records", force_ascii=False))
@@ -93,6 +99,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         sql=args.sql,
         table=args.table,
         with_reasons=args.with_reasons,
+        lang=args.lang,
         overwrite=args.overwrite,
         progress=not args.quiet,
     )
@@ -159,6 +166,7 @@ def cmd_order(args: argparse.Namespace) -> int:
         member_table=table,
         max_pins=args.max_pins,
         lecturers=args.lecturers,
+        lang=args.lang,
     )
     satisfaction = result.members["satisfaction"]
     summary = {
@@ -207,6 +215,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         on_unknown="drop",
     )
     by = [part.strip() for part in args.by.split(",") if part.strip()]
-    out = build_report(model, ds, args.out, org=args.org, by=by, min_size=args.min_size, k=args.k)
+    out = build_report(
+        model, ds, args.out, org=args.org, by=by, min_size=args.min_size, k=args.k, lang=args.lang
+    )
     print(f"wrote the report for {args.org or 'the platform'} to {out}")
     return 0

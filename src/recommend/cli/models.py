@@ -104,6 +104,16 @@ def _choose_model(args: argparse.Namespace, train: Dataset, timed: bool) -> tupl
     return args.model, params
 
 
+def _member_counts(metrics: dict[str, float]) -> dict[str, int]:
+    """Who an evaluation covered: members evaluated, members with test courses, and those
+    left out for lack of training history."""
+    return {
+        "evaluated": int(metrics["n_evaluated"]),
+        "with_test_courses": int(metrics["n_test_members"]),
+        "left_out_no_history": int(metrics["n_left_out"]),
+    }
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from recommend.evaluation import evaluate
     from recommend.models import make_model
@@ -112,12 +122,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     train, test, timed = _train_test(args)
     name, params = _choose_model(args, train, timed)
     result = evaluate(make_model(name, **params), train, test, ks=ks, n_boot=200)
+    counts = _member_counts(result.metrics)
     if args.json:
-        out = {"model": name, "params": params, "metrics": result.metrics}
+        out = {"model": name, "params": params, "members": counts, "metrics": result.metrics}
         print(json.dumps(out, ensure_ascii=False, default=str))
         return 0
     print(f"model   {name}")
     print(f"params  {params}")
+    print(
+        f"members evaluated {counts['evaluated']:,} of {counts['with_test_courses']:,} with "
+        f"test courses; {counts['left_out_no_history']:,} left out: no training history "
+        "(cold members are served by the cold-start routes)"
+    )
     table = pd.Series(result.metrics).rename("value").to_frame()
     print(table.to_string(float_format=lambda v: f"{v:.4f}"))
     return 0

@@ -12,7 +12,7 @@ pieces and never re-implement a rule. One module per rule:
 ``exclusions``            which of a member's courses a menu leaves out
 ``pins``                  compulsory courses first (member and group rules)
 ``diversity``             MMR across channels
-``reasons``               the reason texts and "because you studied ..."
+``reasons``               reasons as catalogue messages, rendered once per request
 ``ranking``               a chunk of members through pins, exclusions, filter and kernel
 ``lecturers``             lecturers ranked by a member's course scores
 ========================  ==============================================================
@@ -25,7 +25,14 @@ from __future__ import annotations
 from recommend.engine.diversity import MMR_POOL, mmr
 from recommend.engine.exclusions import exclusion_rows
 from recommend.engine.lecturers import LECTURER_COLUMNS, Lecturers, empty_lecturers
-from recommend.engine.options import EXCLUDES, UNKNOWN_POLICIES, Exclude, MenuOptions, Unknown
+from recommend.engine.options import (
+    DEFAULT_MAX_PINS,
+    EXCLUDES,
+    UNKNOWN_POLICIES,
+    Exclude,
+    MenuOptions,
+    Unknown,
+)
 from recommend.engine.pins import GroupPins, Pins, group_pins, member_pins
 from recommend.engine.ranking import CHUNK, MenuRows, menu_rows, rank_chunk
 from recommend.engine.reasons import (
@@ -34,6 +41,8 @@ from recommend.engine.reasons import (
     REASON_FEATURES,
     REASON_GLOBAL,
     REASON_SEGMENT,
+    reason_texts,
+    segment_reason,
     studied_reasons,
 )
 from recommend.engine.request import MemberRequest
@@ -58,6 +67,7 @@ from recommend.engine.state import CompulsoryTable, CourseFilter, ServingState, 
 
 __all__ = [
     "CHUNK",
+    "DEFAULT_MAX_PINS",
     "EXCLUDES",
     "LECTURER_COLUMNS",
     "MMR_POOL",
@@ -101,8 +111,10 @@ __all__ = [
     "menu_rows",
     "mmr",
     "rank_chunk",
+    "reason_texts",
     "route_codes",
     "route_groups",
+    "segment_reason",
     "serving_state",
     "small_isin",
     "studied_reasons",

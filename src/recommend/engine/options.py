@@ -15,8 +15,9 @@ import pandas as pd
 
 from recommend.checks import minutes_in_seconds, non_negative_int, positive_int, share
 from recommend.errors import ConfigError
+from recommend.messages import DEFAULT_LANG, Lang, check_lang
 
-__all__ = ["EXCLUDES", "UNKNOWN_POLICIES", "Exclude", "MenuOptions", "Unknown"]
+__all__ = ["DEFAULT_MAX_PINS", "EXCLUDES", "UNKNOWN_POLICIES", "Exclude", "MenuOptions", "Unknown"]
 
 Exclude = Literal["seen", "completed", "none"]
 Unknown = Literal["fallback", "raise"]
@@ -25,6 +26,10 @@ Unknown = Literal["fallback", "raise"]
 EXCLUDES: tuple[str, ...] = ("seen", "completed", "none")
 #: Accepted values of ``unknown``.
 UNKNOWN_POLICIES: tuple[str, ...] = ("fallback", "raise")
+#: Compulsory courses a member's menu pins by default: an order-by-menu is what the member
+#: would choose, so the branch's compulsory list does not fill it; the rest of that list
+#: is its own list (:func:`recommend.menu.compulsory_courses`, 本支部必学).
+DEFAULT_MAX_PINS = 2
 
 
 @dataclass(frozen=True)
@@ -54,11 +59,14 @@ class MenuOptions:
     pin_compulsory : bool
         Put the member's branch's compulsory courses first.
     max_pins : int or None
-        At most this many pinned courses (``None``: up to ``n``).
+        At most this many pinned courses (default :data:`DEFAULT_MAX_PINS`; ``None``: up
+        to ``n``).
     diversity : float
         MMR weight in [0, 1] across channels.
     with_reasons : bool
         Explain every row.
+    lang : {"zh", "en"}
+        The language of the reasons (Simplified Chinese by default).
     unknown : {"fallback", "raise"}
         What members unknown to the model get.
     """
@@ -70,10 +78,11 @@ class MenuOptions:
     only_published: bool = True
     now: pd.Timestamp | str | None = None
     pin_compulsory: bool = True
-    max_pins: int | None = None
+    max_pins: int | None = DEFAULT_MAX_PINS
     diversity: float = 0.0
     with_reasons: bool = True
     unknown: Unknown = "fallback"
+    lang: Lang = DEFAULT_LANG
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -82,6 +91,7 @@ class MenuOptions:
             raise ConfigError(f"exclude={self.exclude!r}; expected 'seen', 'completed' or 'none'")
         if self.unknown not in UNKNOWN_POLICIES:
             raise ConfigError(f"unknown={self.unknown!r}; expected 'fallback' or 'raise'")
+        set_(self, "lang", check_lang(self.lang))
         set_(self, "diversity", share(self.diversity, "diversity"))
         if self.max_pins is not None:
             set_(self, "max_pins", non_negative_int(self.max_pins, "max_pins"))

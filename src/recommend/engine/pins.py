@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from recommend.engine.rows import small_isin
+from recommend.messages import ListText, Message
 from recommend.topk import rank_keys
 
 if TYPE_CHECKING:
@@ -192,13 +193,13 @@ class GroupPins:
     courses : ndarray of int64
         Course indices: requested ones first, then compulsory ones, most widely compulsory
         first.
-    notes : tuple of str
+    notes : tuple of Message
         Compulsory courses left out (completed by most of the group, or over
-        ``max_pins``).
+        ``max_pins``), as catalogue messages.
     """
 
     courses: NDArray[np.int64]
-    notes: tuple[str, ...]
+    notes: tuple[Message, ...]
 
 
 def group_pins(
@@ -239,7 +240,7 @@ def group_pins(
         At most this many compulsory pins (``None``: all).
     """
     pins: list[int] = list(dict.fromkeys(int(c) for c in requested))  # once each, in order
-    notes: list[str] = []
+    notes: list[Message] = []
     table = state.compulsory_table()
     if pin_compulsory and table.indptr.size > 1:
         # Per course, the members whose branch made it compulsory: members per branch,
@@ -258,16 +259,24 @@ def group_pins(
             done = comp[done_share[comp] >= exclude_completed]
             if done.size:
                 notes.append(
-                    f"{done.size} compulsory course(s) already completed by most of the "
-                    f"group were not pinned: {state.course_ext[done][:5].tolist()}"
+                    Message.of(
+                        "note.group_completed_pins",
+                        count=int(done.size),
+                        ids=ListText(tuple(map(str, state.course_ext[done][:5].tolist()))),
+                    )
                 )
             comp = comp[done_share[comp] < exclude_completed]
         # Most widely compulsory first.
         comp = comp[np.argsort(-need[comp], kind="stable")]
         if max_pins is not None and comp.size > max_pins:
+            left = state.course_ext[comp[max_pins:]][:5].tolist()
             notes.append(
-                f"{comp.size - max_pins} compulsory course(s) left out by max_pins="
-                f"{max_pins}: {state.course_ext[comp[max_pins:]][:5].tolist()}"
+                Message.of(
+                    "note.group_max_pins",
+                    count=int(comp.size - max_pins),
+                    max_pins=max_pins,
+                    ids=ListText(tuple(map(str, left))),
+                )
             )
             comp = comp[:max_pins]
         pins.extend(int(c) for c in comp if c not in pins)

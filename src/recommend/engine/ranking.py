@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 from recommend.engine.diversity import MMR_POOL, mmr
 from recommend.engine.exclusions import exclusion_rows
 from recommend.engine.pins import PairScorer, Pins, member_pins
-from recommend.engine.reasons import REASON_COMPULSORY, studied_reasons
+from recommend.engine.reasons import REASON_COMPULSORY, reason_texts, studied_reasons
 from recommend.engine.routes import route_codes, route_groups
 from recommend.engine.rows import Rows, history_rows, small_isin
 from recommend.topk import TopK, topk_scores
@@ -151,7 +151,8 @@ def rank_chunk(
         members are scored from the model's factors by the kernel (factor models, members
         with a history).
     route_reasons : ndarray of object, shape (m,), optional
-        A constant reason per member (``None`` entries: explain from their history).
+        A constant reason per member, a catalogue ``Message`` (``None`` entries: explain
+        from their history).
     orgs
         Branch org ids overriding the training branch of each member (see
         :func:`recommend.engine.pins.member_pins`).
@@ -181,7 +182,7 @@ def rank_chunk(
         top = _dense_top(state, dense, masked, allowed, k)
     rows = _diversified(state, options, top, pins) if diverse else _first_n(options.n, top, pins)
     if options.with_reasons:
-        rows = _explained(model, state, rows, pins, seen, route_reasons)
+        rows = _explained(model, state, rows, pins, seen, route_reasons, options)
     return rows
 
 
@@ -423,9 +424,11 @@ def _explained(
     pins: Pins,
     seen: Rows,
     route_reasons: np.ndarray | None,
+    options: MenuOptions,
 ) -> MenuRows:
-    """The rows with a reason each: pins are compulsory, the rest carry their route's
-    constant reason or name the studied course they are most like."""
+    """The rows with a reason each, as text in the request's language: pins are
+    compulsory, the rest carry their route's constant reason or name the studied course
+    they are most like."""
     m = pins.counts.size
     reasons = np.empty(rows.pos.size, dtype=object)
     bounds = np.searchsorted(rows.pos, np.arange(m + 1))
@@ -446,4 +449,5 @@ def _explained(
             )
         else:
             reasons[lo + p : hi] = constant[i]
-    return MenuRows(rows.pos, rows.course, rows.score, rows.rank, rows.route, reasons)
+    texts = reason_texts(state, rows.course, reasons, options)
+    return MenuRows(rows.pos, rows.course, rows.score, rows.rank, rows.route, texts)

@@ -1,7 +1,14 @@
-"""Why a course is on a menu: the reason texts every product shows, in one place.
+"""Why a course is on a menu: the reasons every product shows, in one place.
 
-Constant reasons name the route or rule that put a course on the menu (a compulsory pin,
-a cold-start route); a personal recommendation names the studied course it is most like.
+A reason is kept as a :class:`~recommend.messages.Message` (a catalogue key and its
+parameters) while a menu is ranked, and rendered once, in the requested language, by
+:func:`reason_texts`. Constant reasons name the route or rule that put a course on the
+menu (a compulsory pin, a cold-start route, the segment whose members study it); a
+personal recommendation names the studied course it is most like. Why now is added where
+it applies (``reason.new``, ``reason.short``): a course published in the last
+:data:`NEW_DAYS` days, and how few minutes a course takes when the member asked for
+courses that fit a time. The English templates leave these out by default, so English
+reasons read as they always did.
 """
 
 from __future__ import annotations
@@ -9,31 +16,57 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 from numpy.typing import NDArray
 
+from recommend.messages import Message, value_message
+from recommend.schema import Columns as C
+
 if TYPE_CHECKING:
+    from recommend.engine.options import MenuOptions
     from recommend.engine.state import ServingState
 
 __all__ = [
+    "NEW_DAYS",
     "REASON_BRANCH",
     "REASON_COMPULSORY",
     "REASON_FEATURES",
     "REASON_GLOBAL",
     "REASON_SEGMENT",
+    "reason_texts",
+    "segment_reason",
     "studied_reasons",
 ]
 
-REASON_COMPULSORY = "compulsory for your branch"
-REASON_BRANCH = "popular in your branch"
-REASON_SEGMENT = "popular with members like you"
-REASON_GLOBAL = "popular on the platform"
-REASON_FEATURES = "recommended for members like you"
-_STUDIED = "because you studied "
-_CONTINUE = "continue studying "
+REASON_COMPULSORY = Message("reason.compulsory")
+REASON_BRANCH = Message("reason.branch")
+REASON_SEGMENT = Message("reason.segment")
+REASON_GLOBAL = Message("reason.global")
+REASON_FEATURES = Message("reason.features")
+
+#: A course published at most this many days before the menu's time reads as new.
+NEW_DAYS = 30
+_DAY_NS = 86_400 * 10**9
 
 # History courses considered when explaining a recommendation (the most confident ones):
 # a heavy learner's whole history would make the similarity matrix the slowest step.
 _REASON_HISTORY = 256
+
+
+def segment_reason(kind: object, value: object) -> Message:
+    """Why a cold-start member gets a segment's popular courses: the segment named where
+    the catalogue can say it (their occupation, age, district), the branch, or members
+    like them."""
+    if kind == C.ORG:
+        return REASON_BRANCH
+    known = value is not None and not (pd.api.types.is_scalar(value) and bool(pd.isna(value)))
+    if kind == C.OCCUPATION and known:
+        return Message.of("reason.segment.occupation", value=value_message("occupation", value))
+    if kind == "age_band":
+        return Message("reason.segment.age_band")
+    if kind == C.DISTRICT and known:
+        return Message.of("reason.segment.district", value=str(value))
+    return REASON_SEGMENT
 
 
 def studied_reasons(
@@ -43,7 +76,8 @@ def studied_reasons(
     history: np.ndarray,
     confidence: np.ndarray,
 ) -> np.ndarray:
-    """ "because you studied <title>", naming the history course most like each course.
+    """ "because you studied <title>" (因为你学过《<title>》), naming the history course
+    most like each course, as messages (rendered by :func:`reason_texts`).
 
     Factor models: cosine similarity of course factors. Other models: a history course of
     the same channel, the most confident one (confidence carries recency when the
@@ -76,9 +110,60 @@ def studied_reasons(
     best = hist[np.argmax(np.where(itself, -np.inf, sim), axis=1)]
     again = itself.any(axis=1)
     titles = state.titles
-    for i in range(recommended.size):
-        if again[i]:
-            out[i] = _CONTINUE + titles[recommended[i]]
+    # Messages built directly (one parameter, already in order): this runs per row.
+    for i, (is_again, rec, hist_best) in enumerate(
+        zip(again.tolist(), recommended.tolist(), best.tolist(), strict=True)
+    ):
+        if is_again:
+            out[i] = Message("reason.continue", (("title", titles[rec]),))
         else:
-            out[i] = _STUDIED + titles[best[i]]
+            out[i] = Message("reason.studied", (("title", titles[hist_best]),))
+    return out
+
+
+def reason_texts(
+    state: ServingState, courses: NDArray[np.int64], reasons: np.ndarray, options: MenuOptions
+) -> np.ndarray:
+    """The reasons of menu rows as text in ``options.lang``, each with why now.
+
+    Parameters
+    ----------
+    state
+        The model's serving state (publication times, durations).
+    courses : ndarray of int64, shape (r,)
+        Course index of each row.
+    reasons : ndarray of object, shape (r,)
+        A :class:`~recommend.messages.Message` per row.
+    options
+        The request: ``lang``, ``now`` (what "new" is measured from) and ``max_minutes``
+        (when set, each row says how many minutes its course takes).
+
+    Returns
+    -------
+    ndarray of object (str), shape (r,)
+    """
+    out = np.empty(courses.size, dtype=object)
+    if courses.size == 0:
+        return out
+    new = np.zeros(courses.size, dtype=bool)
+    ref = options.now if options.now is not None else state.now
+    if state.published is not None and ref is not None:
+        ref_ns = np.int64(pd.Timestamp(ref).value)
+        pub = state.published[courses]
+        new = (pub > ref_ns - np.int64(NEW_DAYS * _DAY_NS)) & (pub <= ref_ns)
+    minutes = np.full(courses.size, -1, dtype=np.int64)
+    if options.max_minutes is not None and state.durations is not None:
+        secs = state.durations[courses]
+        known = np.isfinite(secs)
+        minutes[known] = np.maximum(np.ceil(secs[known] / 60.0), 1).astype(np.int64)
+    lang = options.lang
+    for i, (reason, is_new, mins) in enumerate(
+        zip(reasons.tolist(), new.tolist(), minutes.tolist(), strict=True)
+    ):
+        message = reason
+        if is_new:
+            message = Message("reason.new", (("reason", message),))
+        if mins >= 0:
+            message = Message("reason.short", (("minutes", mins), ("reason", message)))
+        out[i] = message.text(lang)  # rendered once per message and wording (cached)
     return out

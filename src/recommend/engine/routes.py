@@ -29,10 +29,17 @@ import pandas as pd
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from recommend.engine.reasons import REASON_BRANCH, REASON_FEATURES, REASON_GLOBAL, REASON_SEGMENT
+from recommend.engine.reasons import (
+    REASON_BRANCH,
+    REASON_FEATURES,
+    REASON_GLOBAL,
+    REASON_SEGMENT,
+    segment_reason,
+)
 from recommend.engine.request import MemberRequest
 from recommend.engine.state import serving_state
 from recommend.errors import DataError
+from recommend.messages import Message
 from recommend.models.popularity import Popularity
 from recommend.schema import Columns
 
@@ -90,7 +97,10 @@ def _build_cold_scorer(model: Recommender) -> ColdScorer:
     ds = state.dataset
     if ds is not None:
         try:
-            popularity = Popularity(segment="auto").fit(ds)
+            # Segments need member attributes: without a members table, global popularity
+            # (and no warning about a segment setting the caller never made).
+            segment = "auto" if ds.members is not None else None
+            popularity = Popularity(segment=segment).fit(ds)
             return PopularityScorer(popularity, state.n_courses)
         except Exception as err:  # cold start must survive a failing model
             logger.warning("segment popularity failed (%s); using branch counts", err)
@@ -100,7 +110,8 @@ def _build_cold_scorer(model: Recommender) -> ColdScorer:
 @dataclass(frozen=True)
 class Scored:
     """Scores of a chunk of members, fresh and writable (members, n_courses) float32,
-    with each member's route and constant reason (``None``: explain from history)."""
+    with each member's route and constant reason (a ``Message``; ``None``: explain from
+    history)."""
 
     scores: np.ndarray
     routes: np.ndarray
@@ -123,11 +134,23 @@ class ColdScorer:
         )
 
 
-def cold_labels(segment: np.ndarray, branch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def cold_labels(
+    segment: np.ndarray,
+    branch: np.ndarray,
+    kinds: np.ndarray | None = None,
+    attributes: pd.DataFrame | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Routes and reasons of cold members: the branch, the segment (named by its
+    ``kinds`` and the members' ``attributes`` where known) or the platform."""
     routes = np.where(segment, ROUTE_SEGMENT, ROUTE_GLOBAL).astype(object)
-    reasons = np.where(
-        branch, REASON_BRANCH, np.where(segment, REASON_SEGMENT, REASON_GLOBAL)
-    ).astype(object)
+    reasons = np.full(segment.size, REASON_GLOBAL, dtype=object)
+    reasons[segment] = REASON_SEGMENT
+    if kinds is not None and attributes is not None:
+        for i in np.flatnonzero(segment).tolist():
+            kind = kinds[i]
+            value = attributes[kind].iat[i] if kind in attributes.columns else None
+            reasons[i] = segment_reason(kind, value)
+    reasons[branch] = REASON_BRANCH
     return routes, reasons
 
 
@@ -183,7 +206,7 @@ class PopularityScorer(ColdScorer):
             at = np.flatnonzero(segment)
             segment[at] = rows_differ(scores, at, self._fallback)
         branch = segment & (kinds == C.ORG)
-        return Scored(scores, *cold_labels(segment, branch))
+        return Scored(scores, *cold_labels(segment, branch, kinds, attributes))
 
     def _score_probing(self, attributes: pd.DataFrame) -> Scored:
         """Labels from the scores alone, for a model that does not tell the kind."""
@@ -285,7 +308,7 @@ class RouteGroup:
         return Chunk(self.pos[part], self.idx[part], attrs)
 
 
-def constant(m: int, route: str, reason: str | None) -> tuple[np.ndarray, np.ndarray]:
+def constant(m: int, route: str, reason: Message | None) -> tuple[np.ndarray, np.ndarray]:
     return np.full(m, route, dtype=object), np.full(m, reason, dtype=object)
 
 

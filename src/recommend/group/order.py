@@ -32,6 +32,7 @@ from recommend.group.scoring import (
     served_by,
 )
 from recommend.group.strategies import BASELINES, STRATEGIES, select_courses
+from recommend.messages import DEFAULT_LANG, Lang, ListText, Message, check_lang
 from recommend.models.base import one_snapshot
 from recommend.schema import Columns
 from recommend.selection import MemberSpec, describe, group_members
@@ -71,7 +72,8 @@ class GroupMenu:
         ``best_course_id``.
     strategy : str
     notes : tuple of str
-        What the caller should know: unknown members, fewer courses than asked, ...
+        What the organiser should know (unknown members, fewer courses than asked, ...),
+        in the request's ``lang``.
     unknown : ndarray
         Member ids of the request unknown to the model (left out).
     lecturers : DataFrame or None
@@ -120,6 +122,7 @@ def order_for_group(
     lecturers: int = 0,
     pool_size: int | None = None,
     seed: int = 0,
+    lang: Lang = DEFAULT_LANG,
 ) -> GroupMenu:
     """A menu of ``n`` courses for a group of members, and how well it serves each.
 
@@ -162,6 +165,8 @@ def order_for_group(
         Candidate pool for the strategies (default ``max(20 n, 200)``).
     seed
         Seed of the ``random`` baseline.
+    lang
+        Language of the notes: ``"zh"`` (Simplified Chinese, default) or ``"en"``.
 
     Returns
     -------
@@ -193,6 +198,7 @@ def order_for_group(
         lecturers=lecturers,
         pool_size=pool_size,
         seed=seed,
+        lang=lang,
     )
     return serve_group_menu(model, members, options, member_table=member_table)
 
@@ -217,9 +223,11 @@ class GroupOptions:
     lecturers: int = 0
     pool_size: int | None = None
     seed: int = 0
+    lang: Lang = DEFAULT_LANG
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "n", positive_int(self.n, "n"))
+        object.__setattr__(self, "lang", check_lang(self.lang))
         object.__setattr__(self, "personal_k", positive_int(self.personal_k, "personal_k"))
         if self.strategy not in STRATEGIES + BASELINES:
             raise ConfigError(
@@ -261,7 +269,7 @@ class _Group:
     ids: np.ndarray
     idx: NDArray[np.int64]
     unknown: np.ndarray
-    notes: list[str]
+    notes: list[Message]
 
 
 @one_snapshot  # the group's histories, completions and scores of one version
@@ -298,7 +306,7 @@ def serve_group_menu(
     selection = _select_menu(model, state, group, seen, cand, pins, quota, options)
     if selection.picks.size < options.n:
         group.notes.append(
-            f"only {selection.picks.size} course(s) fit the constraints (asked for {options.n})"
+            Message.of("note.group_short", count=int(selection.picks.size), asked=options.n)
         )
     for note in group.notes:
         logger.info("group menu: %s", note)
@@ -313,7 +321,7 @@ def _resolve_group(
     if ids.size == 0:
         raise DataError(f"the group {describe(members)} has no members")
     idx = model.member_ids_.to_index(ids, unknown="mask").astype(np.int64)
-    notes: list[str] = []
+    notes: list[Message] = []
     unknown = ids[idx < 0]
     if unknown.size == ids.size:
         raise DataError(
@@ -321,9 +329,14 @@ def _resolve_group(
             f"{unknown[:10].tolist()}"
         )
     if unknown.size:
+        shown = [str(u) for u in unknown[:10].tolist()] + (["..."] if unknown.size > 10 else [])
         notes.append(
-            f"{unknown.size} of {ids.size} member id(s) unknown to the model were left out: "
-            f"{unknown[:10].tolist()}{' ...' if unknown.size > 10 else ''}"
+            Message.of(
+                "note.group_unknown",
+                count=int(unknown.size),
+                total=int(ids.size),
+                ids=ListText(tuple(shown)),
+            )
         )
     return _Group(ids[idx >= 0], idx[idx >= 0], unknown, notes)
 
@@ -545,13 +558,14 @@ def _result(
     if lecturers:
         found = state.lecturers()
         if found is None:
-            notes.append("no lecturer_id in the courses table: lecturers not ranked")
+            notes.append(Message("note.group_no_lecturers"))
         else:
             full = np.full(state.n_courses, _NEG_INF, dtype=np.float32)
             full[cand] = scores.mean
             ranked = found.rank(full, lecturers, 3, state.course_ext)
     total = float(np.sum(minutes)) if chosen.size else 0.0
-    return GroupMenu(menu, members, options.strategy, tuple(notes), group.unknown, ranked, total)
+    texts = tuple(note.text(options.lang) for note in notes)
+    return GroupMenu(menu, members, options.strategy, texts, group.unknown, ranked, total)
 
 
 def _lecturer_ids(state: ServingState, courses: NDArray[np.int64]) -> np.ndarray:

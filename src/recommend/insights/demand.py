@@ -220,6 +220,7 @@ def predicted_demand(
     out.attrs["suppressed"] = [str(v) for v in labels[~shown & (size > 0)]]
     out.attrs["level"] = level
     out.attrs["k"] = int(k)
+    out.attrs["by"] = by  # what the segment labels are values of
     return out
 
 

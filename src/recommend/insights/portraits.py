@@ -824,6 +824,7 @@ def course_portrait(
         )
         with np.errstate(divide="ignore", invalid="ignore"):
             mix["lift"] = mix["share"] / mix["member_share"]
+        mix.attrs["by"] = by  # what the segment labels are values of
     return CoursePortrait(course_id, info, n, False, rate, mix, curve, drop, median)  # type: ignore[arg-type]
 
 

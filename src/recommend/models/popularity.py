@@ -202,7 +202,7 @@ class Popularity(Recommender):
         """
         cached = self.__dict__.get("_member_rows_cache")
         if cached is None or cached[0] is not self.dataset_:
-            keys = self._member_keys(self.dataset_)
+            keys = self._member_keys(self.dataset_, warn=False)  # fit said it already
             rows = self._rows(keys, self.dataset_.n_members)
             cached = (self.dataset_, rows)
             self.__dict__["_member_rows_cache"] = cached
@@ -242,10 +242,10 @@ class Popularity(Recommender):
         # Restrict to the cells the weighting kept (zero-weight event types do not count).
         return sp.csr_matrix(decayed.multiply(reach), dtype=np.float32)
 
-    def _member_keys(self, dataset: Dataset) -> dict[str, np.ndarray]:
+    def _member_keys(self, dataset: Dataset, *, warn: bool = True) -> dict[str, np.ndarray]:
         """Segment value of every fitted member per kind, as strings (``None``: unknown)."""
         members = dataset.members
-        if self.kinds and members is None:
+        if warn and self.kinds and members is None:
             log.warning(
                 "popularity: segment=%r but the dataset has no members table; "
                 "every member gets global popularity",

@@ -43,6 +43,7 @@ from tqdm.auto import tqdm
 
 from recommend import store
 from recommend.errors import ArtifactError, ConfigError, DataError
+from recommend.messages import ListText, Message
 from recommend.schema import Columns
 from recommend.search.weights import BlendWeights
 from recommend.text import domain_terms, get_tokenizer, is_token
@@ -62,6 +63,18 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+
+def _bm25s() -> Any:
+    """The ``bm25s`` module, imported on first use. It sets its own logger to DEBUG on
+    import, which prints its debug lines through any handler the application installs
+    (``recommend search`` without ``-v``): its logger follows the application's level."""
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.NOTSET)
+    return bm25s
+
+
 C = Columns
 
 FORMAT = "recommend-search-index"
@@ -262,14 +275,15 @@ class Query:
 
     ``tokens`` are the words found in the index (after replacing unknown words by known
     sub-words), ``token_ids`` their int32 ids, ``words`` all words of the query (stop words
-    removed), ``notes`` what happened to the query (truncated, unknown words...).
+    removed), ``notes`` what happened to the query (truncated, unknown words...) as
+    catalogue messages (``note.text(lang)``; ``str(note)`` is English).
     """
 
     text: str
     words: tuple[str, ...]
     tokens: tuple[str, ...]
     token_ids: np.ndarray
-    notes: tuple[str, ...] = field(default=())
+    notes: tuple[Message, ...] = field(default=())
 
     @property
     def empty(self) -> bool:
@@ -351,7 +365,7 @@ class SearchIndex:
         ConfigError
             A parameter is out of range.
         """
-        import bm25s
+        bm25s = _bm25s()
 
         if not isinstance(courses, pd.DataFrame):
             raise DataError(f"courses must be a DataFrame, got {type(courses).__name__}")
@@ -442,9 +456,9 @@ class SearchIndex:
         text = query.strip()
         if not text:
             raise DataError(f"query is empty ({query!r}); expected some words to search for")
-        notes: list[str] = []
+        notes: list[Message] = []
         if len(text) > max_chars:
-            notes.append(f"query truncated to its first {max_chars} of {len(text)} characters")
+            notes.append(Message.of("note.query_truncated", kept=max_chars, total=len(text)))
             logger.info("query of %d characters truncated to %d", len(text), max_chars)
             text = text[:max_chars]
         freq = get_tokenizer().FREQ
@@ -461,11 +475,11 @@ class SearchIndex:
             else:
                 unknown.append(word)
         if not words:
-            notes.append("the query has only stop words or punctuation: nothing to search for")
+            notes.append(Message("note.query_stop_words"))
         elif not tokens:
-            notes.append(f"no course mentions {', '.join(unknown)}")
+            notes.append(Message.of("note.query_no_course", words=ListText(tuple(unknown))))
         elif unknown:
-            notes.append(f"not found in any course: {', '.join(unknown)}")
+            notes.append(Message.of("note.query_not_found", words=ListText(tuple(unknown))))
         # A word typed twice counts twice, as BM25 sums over query terms.
         ids = np.array([self._vocab[t] for t in tokens], dtype=np.int32)
         return Query(text, tuple(words), tuple(tokens), ids, tuple(notes))
@@ -593,7 +607,7 @@ class SearchIndex:
             Missing or unreadable manifest, newer format, a file missing, truncated or
             failing its checksum, or an index that is not the expected one.
         """
-        import bm25s
+        bm25s = _bm25s()
 
         root = Path(path)
         manifest = root / MANIFEST

@@ -49,6 +49,7 @@ from recommend.engine import (
     studied_reasons,
 )
 from recommend.errors import ConfigError, DataError
+from recommend.messages import DEFAULT_LANG, Lang, Message, template
 from recommend.models.base import one_snapshot
 from recommend.schema import Columns
 from recommend.search.index import SearchIndex, build_index
@@ -78,7 +79,8 @@ Exclude = Literal["none", "completed", "seen"]
 DEFAULT_CANDIDATES = 200
 _FRESH_HALF_LIFE_DAYS = 90.0
 _NS_PER_DAY = 86_400 * 10**9
-_REASON_TEXT = "text match"
+_REASON_TEXT = Message("search.text_match")
+_REASON_UNKNOWN = Message("search.unknown_course")
 
 
 # ============================================================================ the index of a model
@@ -254,7 +256,7 @@ class Candidates:
     pref: np.ndarray  # float64 raw preference score (NaN: unknown course)
     features: np.ndarray
     route: str
-    reason: str | None  # constant preference reason, None: explain from history
+    reason: Message | None  # constant preference reason, None: explain from history
     seen: Rows
 
     def order(self, weights: BlendWeights) -> tuple[np.ndarray, np.ndarray]:
@@ -278,7 +280,7 @@ def _minmax(values: np.ndarray) -> np.ndarray:
 
 def _preferences(
     model: Recommender, sstate: SearchState, req: MemberRequest, courses: np.ndarray, seen: Rows
-) -> tuple[np.ndarray, str, str | None]:
+) -> tuple[np.ndarray, str, Message | None]:
     """Raw scores of ``courses`` (model indices, -1 unknown -> NaN) for the one member of
     ``req``, their route and constant reason."""
     out = np.full(courses.size, np.nan)
@@ -341,6 +343,7 @@ def _options(
     now: pd.Timestamp | str | None,
     with_reasons: bool,
     unknown: str,
+    lang: str,
 ) -> MenuOptions:
     """The member menu's options that search takes (no pins, no diversity)."""
     return MenuOptions(
@@ -353,6 +356,7 @@ def _options(
         pin_compulsory=False,
         with_reasons=with_reasons,
         unknown=unknown,  # type: ignore[arg-type]
+        lang=lang,  # type: ignore[arg-type]
     )
 
 
@@ -390,10 +394,12 @@ def _reasons(
     cand: Candidates,
     picks: np.ndarray,
     matched: list[list[str]] | None,
+    lang: str,
 ) -> np.ndarray:
-    """One line per picked candidate: the words it matches, then why the member may like it."""
+    """One line per picked candidate in ``lang``: the words it matches, then why the member
+    may like it."""
     courses = cand.courses[picks]
-    prefs = np.full(picks.size, "", dtype=object)
+    prefs = np.full(picks.size, None, dtype=object)
     known = courses >= 0
     if cand.reason is not None:
         prefs[known] = cand.reason
@@ -403,12 +409,18 @@ def _reasons(
         prefs[known] = studied_reasons(
             sstate.menu, None if side is None else side[0], courses[known], history, confidence
         )
-    prefs[~known] = "new to the recommender"
+    prefs[~known] = _REASON_UNKNOWN
     out = np.empty(picks.size, dtype=object)
+    separator = template("search.word_separator", lang)
+    rendered: dict[Message, str] = {}
     for i in range(picks.size):
         words = matched[i] if matched is not None else None
-        head = f"matches {' '.join(words)}" if words else _REASON_TEXT
-        out[i] = f"{head}; {prefs[i]}" if prefs[i] else head
+        head = Message.of("search.matches", words=separator.join(words)) if words else _REASON_TEXT
+        line = Message.of("search.reason", match=head, why=prefs[i])
+        text = rendered.get(line)
+        if text is None:
+            text = rendered[line] = line.text(lang)
+        out[i] = text
     return out
 
 
@@ -452,6 +464,7 @@ def search(
     with_reasons: bool = True,
     member_attributes: pd.DataFrame | None = None,
     unknown: Literal["fallback", "raise"] = "fallback",
+    lang: Lang = DEFAULT_LANG,
 ) -> pd.DataFrame:
     """The courses matching ``query``, ranked for one member.
 
@@ -481,9 +494,11 @@ def search(
         ``"seen"``.
     with_reasons
         Fill ``reason``: the query words the course matches and why the member may like
-        it ("because you studied ...", "popular with members like you").
+        it (含“三会一课”；因为你学过《...》).
     member_attributes, unknown
         As in ``member_menu``.
+    lang
+        Language of the reasons and notes: ``"zh"`` (default) or ``"en"``.
 
     Returns
     -------
@@ -491,8 +506,8 @@ def search(
         ``course_id``, ``score`` (float32 blend), ``rank`` (int32, 1..), ``text_score``
         and ``pref_score`` (float32 in [0, 1], scaled over the candidates), ``reason``.
         ``attrs``: ``query`` (as searched), ``words`` (index words used), ``route`` and
-        ``notes`` (query truncated, words not found, only stop words...). Empty (with a
-        note) when no course matches.
+        ``notes`` (query truncated, words not found, only stop words..., as text in
+        ``lang``). Empty (with a note) when no course matches.
 
     Raises
     ------
@@ -502,7 +517,9 @@ def search(
     ConfigError
         An option is out of range or names an unknown channel.
     """
-    options = _options(n, exclude, channel, max_minutes, only_published, now, with_reasons, unknown)
+    options = _options(
+        n, exclude, channel, max_minutes, only_published, now, with_reasons, unknown, lang
+    )
     k = positive_int(candidates, "candidates")
     sstate, req, seen = search_request(model, member_id, member_attributes, options)
     index = index if index is not None else attached_index(model)
@@ -523,20 +540,20 @@ def search(
     docs, courses, text = docs[:k], courses[:k], text[:k]
     notes = list(parsed.notes)
     if docs.size == 0 and not parsed.empty:
-        notes.append("no course matching the query passes the filters")
+        notes.append(Message("note.search_filtered"))
     cand = score_candidates(model, sstate, req, seen, courses, text.astype(np.float64))
     order, score = cand.order(w)
     picks = order[: options.n]
     reasons = None
     if options.with_reasons:
         matched = index.matched_words(parsed, docs[picks])
-        reasons = _reasons(model, sstate, cand, picks, matched)
+        reasons = _reasons(model, sstate, cand, picks, matched, options.lang)
     out = _frame(sstate.menu.course_ext[courses[picks]], score, cand, picks, reasons)
     out.attrs = {
         "query": parsed.text,
         "words": list(parsed.tokens),
         "route": cand.route,
-        "notes": notes,
+        "notes": [note.text(options.lang) for note in notes],
     }
     return out
 
@@ -557,6 +574,7 @@ def rank_candidates(
     with_reasons: bool = True,
     member_attributes: pd.DataFrame | None = None,
     unknown: Literal["fallback", "raise"] = "fallback",
+    lang: Lang = DEFAULT_LANG,
 ) -> pd.DataFrame:
     """Re-rank candidates from an external search engine for one member.
 
@@ -573,6 +591,7 @@ def rank_candidates(
         Blend weights; ``BlendWeights()`` by default (or those of the model's attached
         index, when one is attached).
     channel, max_minutes, only_published, now, exclude, with_reasons, member_attributes, unknown
+    lang
         As in :func:`search`. Courses unknown to the model keep a neutral preference (0.5)
         and no popularity or freshness; they are dropped, and counted in
         ``attrs["notes"]``, when ``channel``, ``max_minutes`` or an exclusion is asked for
@@ -589,7 +608,9 @@ def rank_candidates(
         ``candidates`` is not a DataFrame with those columns, has duplicate course ids or
         a text score that is not a finite number (the message names the rows).
     """
-    options = _options(n, exclude, channel, max_minutes, only_published, now, with_reasons, unknown)
+    options = _options(
+        n, exclude, channel, max_minutes, only_published, now, with_reasons, unknown, lang
+    )
     top_n = None if n is None else options.n
     ids, text = _check_candidates(candidates)
     sstate, req, seen = search_request(model, member_id, member_attributes, options)
@@ -597,7 +618,7 @@ def rank_candidates(
     courses = model.course_ids_.to_index(ids, unknown="mask").astype(np.int64)
     filt = sstate.menu.course_filter(options)
     keep = np.ones(courses.size, dtype=bool)
-    notes: list[str] = []
+    notes: list[Message] = []
     unknown_courses = courses < 0
     # Publication cannot be checked for courses the model does not know either, but an
     # engine returning them has published them; the member's own filters must hold.
@@ -605,12 +626,11 @@ def rank_candidates(
     if unknown_courses.any():
         if strict:
             keep &= ~unknown_courses
-            notes.append(
-                f"{int(unknown_courses.sum())} candidate(s) unknown to the model left out: "
-                "the filters cannot be checked for them"
-            )
+            notes.append(Message.of("note.search_unchecked", count=int(unknown_courses.sum())))
         else:
-            notes.append(f"{int(unknown_courses.sum())} candidate(s) unknown to the model")
+            notes.append(
+                Message.of("note.search_unknown_courses", count=int(unknown_courses.sum()))
+            )
     if filt.mask is not None:
         keep &= filt.mask[np.maximum(courses, 0)] | unknown_courses
     excluded = _excluded(model, sstate, seen, req, exclude)
@@ -621,9 +641,9 @@ def rank_candidates(
     cand = score_candidates(model, sstate, req, seen, courses, text)
     order, score = cand.order(w)
     picks = order if top_n is None else order[:top_n]
-    reasons = _reasons(model, sstate, cand, picks, None) if with_reasons else None
+    reasons = _reasons(model, sstate, cand, picks, None, options.lang) if with_reasons else None
     out = _frame(ids[picks], score, cand, picks, reasons)
-    out.attrs = {"route": cand.route, "notes": notes}
+    out.attrs = {"route": cand.route, "notes": [note.text(options.lang) for note in notes]}
     return out
 
 

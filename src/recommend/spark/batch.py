@@ -47,7 +47,14 @@ from recommend.data.dataset import COURSE_IDX, MEMBER_IDX, Dataset
 from recommend.data.idmap import IdMap
 from recommend.data.validation import ReferenceReport
 from recommend.data.weighting import Weighting
-from recommend.engine import Exclude, MenuOptions, history_rows, matrix_rows, serving_state
+from recommend.engine import (
+    DEFAULT_MAX_PINS,
+    Exclude,
+    MenuOptions,
+    history_rows,
+    matrix_rows,
+    serving_state,
+)
 from recommend.errors import ConfigError
 from recommend.models.base import History, Recommender
 from recommend.models.implicit_models import ALS, BPR
@@ -116,7 +123,7 @@ def spark_batch(
     only_published: bool = True,
     now: pd.Timestamp | str | None = None,
     pin_compulsory: bool = True,
-    max_pins: int | None = None,
+    max_pins: int | None = DEFAULT_MAX_PINS,
     model_version: str | None = None,
     partitions: int | None = None,
     overwrite: bool = False,
