@@ -258,7 +258,9 @@ def read_json(path: PathLike, *, error: ErrorClass = ArtifactError) -> Any:
 
 
 @contextlib.contextmanager
-def exclusive_lock(path: PathLike, *, busy: str, error: ErrorClass = ArtifactError) -> Iterator[None]:
+def exclusive_lock(
+    path: PathLike, *, busy: str, error: ErrorClass = ArtifactError
+) -> Iterator[None]:
     """Hold an exclusive lock on ``path`` for the ``with`` block, or refuse at once.
 
     The lock is an operating-system lock on the file (``flock`` where available, through

@@ -140,15 +140,6 @@ def test_parquet_statistics_serve_lookups_by_member(model: RandomFactors, tmp_pa
     assert one["member_id"].eq(ids[3]).all() and len(one) == 4
 
 
-def test_csv_format_and_members_file(model: RandomFactors, tmp_path: Path) -> None:
-    members = tmp_path / "members.txt"
-    members.write_text("m00003\nm00001\nm00003\nnew-9\n", encoding="utf-8")
-    result = run_batch(model, tmp_path / "out", n=3, members=members, format="csv", progress=False)
-    got = pd.read_csv(result.files[0], keep_default_na=False)
-    assert got["member_id"].drop_duplicates().tolist() == ["m00003", "m00001", "new-9"]
-    assert result.members == 3 and list(got.columns) == list(BATCH_COLUMNS)
-
-
 @pytest.mark.parametrize("with_courses", [False, True])
 def test_catalogue_without_compulsory_courses(tmp_path: Path, with_courses: bool) -> None:
     """No branch has compulsory courses (or there is no courses table): plain menus."""

@@ -263,10 +263,11 @@ def _read_manifest(path: Path) -> dict[str, Any]:
             f"{path} was written by a newer version of recommend (format {version}); "
             "upgrade, or choose another output folder"
         )
+    # Format 2 has a checksum; format 1 has none (a checksum there is an edit too).
     checksum = content.pop(_CHECKSUM, None)
-    if version >= 2 or checksum is not None:
-        if version < 2 or not isinstance(checksum, str) or checksum != _digest(content):
-            raise _damaged(path, "its checksum does not match its content")
+    expected = _digest(content) if version >= 2 else None
+    if checksum != expected:
+        raise _damaged(path, "its checksum does not match its content")
     if not isinstance(content.get("job"), dict):
         raise _damaged(path, "no job description")
     if not isinstance(content.get("chunks"), dict):
@@ -338,7 +339,9 @@ def finished_chunks(root: Path, manifest: dict[str, Any]) -> dict[int, dict[str,
         if _intact(file, entry):
             done[int(key)] = entry
         else:
-            logger.warning("batch: chunk %s (%s) is damaged or missing: writing it again", key, file)
+            logger.warning(
+                "batch: chunk %s (%s) is damaged or missing: writing it again", key, file
+            )
     listed = {e["file"] for e in done.values()}
     format, n_chunks = manifest["job"]["format"], manifest["n_chunks"]
     strangers = 0
@@ -349,7 +352,9 @@ def finished_chunks(root: Path, manifest: dict[str, Any]) -> dict[int, dict[str,
         elif p.name not in (MANIFEST, LOCK):
             strangers += 1
     if strangers:
-        logger.warning("batch: %s holds %d file(s) of no batch job: left as they are", root, strangers)
+        logger.warning(
+            "batch: %s holds %d file(s) of no batch job: left as they are", root, strangers
+        )
     return done
 
 
