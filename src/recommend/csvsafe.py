@@ -4,28 +4,43 @@ A spreadsheet (Excel, WPS, LibreOffice) opening a CSV file runs a cell that star
 ``=``, ``+``, ``-`` or ``@`` as a formula, and treats a leading tab or carriage return
 the same way; a member or course id such as ``=HYPERLINK(...)`` would then run in the
 organiser's spreadsheet. Every CSV file the library writes (batch output, tables logged
-to MLflow) goes through :func:`safe_frame`, which applies the one rule,
+to MLflow) goes through :func:`write_csv` or :func:`csv_text`, which apply the one rule,
 :func:`neutralise`: such a text cell is written with an apostrophe in front, which
 spreadsheets show as text and do not evaluate. The full-width forms of the four signs
 (``＝＋－＠``), which some spreadsheets read as the ASCII ones, are treated alike, and so
 is a cell that already starts with an apostrophe, so that :func:`restore` gives back
 exactly the value written. Numbers (a negative score) are not text and stay as they are.
+Rows end with CR LF, so that a cell holding a line break is quoted and stays one cell.
 
 This module is a leaf: it imports only pandas.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pandas as pd
 
-__all__ = ["FORMULA_STARTS", "neutralise", "restore", "restore_columns", "safe_frame"]
+__all__ = [
+    "FORMULA_STARTS",
+    "LINE_END",
+    "csv_text",
+    "neutralise",
+    "restore",
+    "restore_columns",
+    "safe_frame",
+    "write_csv",
+]
 
 #: First characters of a text cell that a spreadsheet could evaluate (or that is already
 #: escaped): such a cell is written with :data:`ESCAPE` in front.
 FORMULA_STARTS = frozenset("=+-@\t\r＝＋－＠'")
 ESCAPE = "'"
+#: Rows end with CR LF (RFC 4180), so that a cell holding a carriage return or a line feed
+#: is quoted: a bare CR in an unquoted cell would start a new row in a spreadsheet, whose
+#: first cell then escapes the rule above.
+LINE_END = "\r\n"
 
 
 def neutralise(value: str) -> str:
@@ -37,6 +52,20 @@ def neutralise(value: str) -> str:
 def restore(value: str) -> str:
     """The value a cell written by :func:`neutralise` holds (the inverse of it)."""
     return value[1:] if value.startswith(ESCAPE) else value
+
+
+def write_csv(frame: pd.DataFrame, path: str | os.PathLike[str], **options: Any) -> None:
+    """Write ``frame`` to ``path`` as CSV: :func:`safe_frame`, rows ending with
+    :data:`LINE_END`; ``options`` as in :meth:`pandas.DataFrame.to_csv`."""
+    index = bool(options.get("index", True))
+    safe_frame(frame, index=index).to_csv(path, lineterminator=LINE_END, **options)
+
+
+def csv_text(frame: pd.DataFrame, **options: Any) -> str:
+    """``frame`` as CSV text, as :func:`write_csv` writes it."""
+    index = bool(options.get("index", True))
+    text = safe_frame(frame, index=index).to_csv(lineterminator=LINE_END, **options)
+    return str(text)
 
 
 def safe_frame(frame: pd.DataFrame, *, index: bool = False) -> pd.DataFrame:

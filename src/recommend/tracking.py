@@ -424,7 +424,7 @@ def _log_frame(client: MlflowClient, run_id: str, frame: pd.DataFrame, path: str
         client.log_text(run_id, frame.to_html(float_format=lambda v: f"{v:.4f}"), path)
     else:
         # Labels and text a spreadsheet would run as a formula are written escaped.
-        client.log_text(run_id, csvsafe.safe_frame(frame, index=True).to_csv(), path)
+        client.log_text(run_id, csvsafe.csv_text(frame), path)
 
 
 def _log_model(client: MlflowClient, run_id: str, model: Recommender) -> None:

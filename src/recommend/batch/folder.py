@@ -422,8 +422,10 @@ def write_chunk(
             )
         else:
             # Text that a spreadsheet would run as a formula is written escaped.
-            frame = csvsafe.safe_frame(decoded(table).to_pandas())
-            frame.to_csv(tmp, index=False, encoding="utf-8", date_format="%Y-%m-%dT%H:%M:%S%z")
+            frame = decoded(table).to_pandas()
+            csvsafe.write_csv(
+                frame, tmp, index=False, encoding="utf-8", date_format="%Y-%m-%dT%H:%M:%S%z"
+            )
         store.fsync_file(tmp)
         os.replace(tmp, root / name)
     finally:
