@@ -267,3 +267,17 @@ def test_a_manifest_without_checksum_from_the_first_format_resumes(
     (out / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
     with pytest.raises(ConfigError, match="chunk 2 names the file"):
         run_batch(model, out, n=5, chunk_size=200, progress=False)
+
+
+@pytest.mark.parametrize("name", ["part-00001.parquet", MANIFEST])
+def test_a_folder_in_place_of_a_job_file_is_refused_not_removed(
+    model: RandomFactors, tmp_path: Path, name: str
+) -> None:
+    out = tmp_path / "out"
+    run_batch(model, out, n=5, chunk_size=200, progress=False)
+    (out / name).unlink()
+    (out / name).mkdir()
+    (out / name / "mine.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="folder"):
+        run_batch(model, out, n=5, chunk_size=200, progress=False, overwrite=True)
+    assert (out / name / "mine.txt").read_text() == "mine"

@@ -348,7 +348,7 @@ def finished_chunks(root: Path, manifest: dict[str, Any]) -> dict[int, dict[str,
     for p in root.iterdir():
         if is_part(p.name, format, n_chunks):
             if p.name not in listed:
-                p.unlink()
+                _unlink(p)
         elif p.name not in (MANIFEST, LOCK):
             strangers += 1
     if strangers:
@@ -381,8 +381,19 @@ def remove_temporaries(root: Path) -> None:
 def _remove_job_files(root: Path) -> None:
     """Remove an earlier job's files (by their exact names; never the lock)."""
     for p in root.iterdir():
-        if _job_file(p.name) and (p.is_symlink() or not p.is_dir()):
-            p.unlink()
+        if _job_file(p.name):
+            _unlink(p)
+
+
+def _unlink(path: Path) -> None:
+    """Remove a file of the job (a link itself, not its target); a folder of that name is
+    refused, not removed."""
+    if path.is_dir() and not path.is_symlink():
+        raise ConfigError(
+            f"{path} is a folder where the batch job writes a file; move it away or choose "
+            "another output folder"
+        )
+    path.unlink(missing_ok=True)
 
 
 def decoded(table: pa.Table) -> pa.Table:
