@@ -281,3 +281,14 @@ def test_a_folder_in_place_of_a_job_file_is_refused_not_removed(
     with pytest.raises(ConfigError, match="folder"):
         run_batch(model, out, n=5, chunk_size=200, progress=False, overwrite=True)
     assert (out / name / "mine.txt").read_text() == "mine"
+
+
+def test_another_tools_manifest_is_never_removed(model: RandomFactors, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / MANIFEST).write_text('{"format": "another-tool", "files": []}', encoding="utf-8")
+    before = _listing(out)
+    for overwrite in (False, True):
+        with pytest.raises(ConfigError, match="is not a batch manifest"):
+            run_batch(model, out, progress=False, overwrite=overwrite)
+    assert _listing(out) == before

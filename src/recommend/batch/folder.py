@@ -133,6 +133,10 @@ def job_lock(root: Path) -> Iterator[None]:
             raise ConfigError(f"{root} exists and is not a directory; choose another --out")
         if not (root / MANIFEST).exists():
             _refuse_strangers(root)
+        elif _foreign(root / MANIFEST):
+            raise _NotOurs(
+                f"{root / MANIFEST} is not a batch manifest; choose another output folder"
+            )
     root.mkdir(parents=True, exist_ok=True)
     busy = (
         f"{root} is in use by another batch job (it holds {root / LOCK}); wait until it "
@@ -189,6 +193,8 @@ def open_job(root: Path, job: dict[str, Any], n_chunks: int, overwrite: bool) ->
             same = old["job"] == job
             if same:
                 _check_chunks(path, old["chunks"], job, n_chunks)
+        except _NotOurs:
+            raise  # never removed, even with overwrite
         except ConfigError:
             if not overwrite:
                 raise
@@ -243,6 +249,21 @@ def _damaged(path: Path, what: str) -> ConfigError:
     )
 
 
+def _foreign(path: Path) -> bool:
+    """True for a readable JSON file that is not a batch manifest (checked again, with
+    everything else, under the lock)."""
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return False
+    return not isinstance(content, dict) or content.get("format") != _FORMAT
+
+
+class _NotOurs(ConfigError):
+    """A ``_manifest.json`` that is no batch manifest (another tool's JSON) or cannot be
+    read: refused, and left alone even with ``overwrite``."""
+
+
 def _read_manifest(path: Path) -> dict[str, Any]:
     """The manifest at ``path``, its structure and checksum checked."""
     if not path.is_file() or path.is_symlink():
@@ -250,11 +271,11 @@ def _read_manifest(path: Path) -> dict[str, Any]:
     try:
         content = store.read_json(path, error=ConfigError)
     except OSError as err:
-        raise ConfigError(f"{path} is unreadable ({err}); choose another output folder") from err
+        raise _NotOurs(f"{path} is unreadable ({err}); choose another output folder") from err
     except RecursionError:
         raise _damaged(path, "nested too deeply") from None
     if not isinstance(content, dict) or content.get("format") != _FORMAT:
-        raise ConfigError(f"{path} is not a batch manifest; choose another output folder")
+        raise _NotOurs(f"{path} is not a batch manifest; choose another output folder")
     version = content.get("format_version")
     if type(version) is not int or version < 1:
         raise _damaged(path, f"invalid format_version {version!r}")
