@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from recommend import store
-from recommend.errors import ArtifactError, DataError
+from recommend.errors import ArtifactError, ConfigError, DataError
 
 
 def _names(directory: Path) -> list[str]:
@@ -260,3 +261,59 @@ def test_is_safe_name() -> None:
     assert store.is_safe_name("arrays.npz") and store.is_safe_name("data.csc.index.npy")
     for name in ("..", "../x", "a/b", "a\\b", ".x", "-x", "", None, 3):
         assert not store.is_safe_name(name)
+
+
+def test_exclusive_lock_refuses_a_second_holder_until_released(tmp_path: Path) -> None:
+    lock = tmp_path / ".lock"
+    got: list[str] = []
+
+    def second() -> None:
+        try:
+            with store.exclusive_lock(lock, busy="busy", error=ConfigError):
+                got.append("acquired")
+        except ConfigError as err:
+            got.append(str(err))
+
+    with store.exclusive_lock(lock, busy="busy", error=ConfigError):
+        thread = threading.Thread(target=second)
+        thread.start()
+        thread.join()
+        assert got == ["busy"]
+    second()
+    assert got == ["busy", "acquired"] and lock.is_file()
+
+
+def test_a_lock_file_that_cannot_be_created_is_the_library_error(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    with (
+        pytest.raises(ConfigError, match="cannot create or open the lock file"),
+        store.exclusive_lock(tmp_path / "a-file" / ".lock", busy="busy", error=ConfigError),
+    ):
+        pass
+
+
+def test_staged_names_are_recognised_exactly(tmp_path: Path) -> None:
+    target = tmp_path / "model.json"
+    with store.staged_file(target) as tmp:
+        assert store.is_staged_name(tmp.name, "model.json")
+        tmp.write_text("{}")
+    for name in [
+        ".tmp-model.json",
+        ".tmp-model.json.0123456789aZ",
+        ".tmp-model.json.x",
+        ".tmp-draft",
+    ]:
+        assert not store.is_staged_name(name, "model.json")
+
+
+def test_a_lock_file_replaced_by_a_symlink_is_refused_and_its_target_kept(tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (tmp_path / "out").mkdir()
+    os.symlink(victim, tmp_path / "out" / ".lock")
+    with (
+        pytest.raises(ConfigError, match="cannot create or open the lock file"),
+        store.exclusive_lock(tmp_path / "out" / ".lock", busy="busy", error=ConfigError),
+    ):
+        pass
+    assert victim.read_text() == "precious"

@@ -3,6 +3,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Iterator
+from csv import reader
 from pathlib import Path
 
 import mlflow
@@ -315,3 +316,19 @@ def test_no_member_data_reaches_mlflow(
             assert len(pd.read_csv(p)) < n_evaluated, p
     # The blob really holds what was logged: the test would see a leak.
     assert data.train.fingerprint() in blob and "occupation" in blob
+
+
+def test_logged_tables_cannot_run_as_spreadsheet_formulas(
+    data: Data, uri: str, tmp_path: Path
+) -> None:
+    """A model named like a formula: the comparison table's CSV holds it escaped (a
+    spreadsheet shows it as text), and reads back as the name with an apostrophe."""
+    name = '=HYPERLINK("http://example.com","x")'
+    models = {name: make_model("popularity"), "-ease": make_model("ease")}
+    table, results = compare(models, data.train, data.test, ks=(5,), n_boot=0)
+    parent = tracking.log_comparison(table, results, train=data.train, split=SPLIT, uri=uri)
+    csv = next((tmp_path / "mlartifacts").rglob(f"{parent}/**/comparison.csv"))
+    with open(csv, encoding="utf-8", newline="") as fh:
+        rows = list(reader(fh))
+    assert sorted(row[0] for row in rows[1:]) == sorted(["'" + name, "'-ease"])
+    assert not [cell for row in rows for cell in row if cell[:1] in ("=", "+", "-", "@")]

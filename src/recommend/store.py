@@ -6,7 +6,11 @@ into place, so that a reader sees the old content or the new one, never a half-w
 file. A directory's files are described by a *listing*, ``{name: {"sha256": ..., "bytes":
 ...}}``, against which they are checked before anything reads them.
 
-This module is a leaf: it imports only the standard library and :mod:`recommend.errors`.
+A writer that must be the only one in a directory for a while (the batch job in its output
+folder) holds an exclusive lock on a file in it (:func:`exclusive_lock`).
+
+This module is a leaf: it imports only the standard library, ``filelock`` and
+:mod:`recommend.errors`.
 """
 
 from __future__ import annotations
@@ -23,16 +27,20 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypedDict
 
+import filelock
+
 from recommend.errors import ArtifactError, RecommendError
 
 __all__ = [
     "TMP_PREFIX",
     "FileEntry",
     "check_replaceable",
+    "exclusive_lock",
     "file_entry",
     "fsync_dir",
     "fsync_file",
     "is_safe_name",
+    "is_staged_name",
     "make_staging_dir",
     "publish_dir",
     "publish_file",
@@ -46,6 +54,9 @@ __all__ = [
 
 #: Name prefix of the temporary files this module writes next to their target.
 TMP_PREFIX = ".tmp-"
+
+# The random suffix of a temporary file written by staged_file.
+_STAGED_SUFFIX = re.compile(r"\.[0-9a-f]{12}")
 
 # A listed file lives directly in its directory: no separators, no "..", no hidden files.
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
@@ -157,6 +168,7 @@ def staged_file(path: PathLike, *, prefix: str = TMP_PREFIX) -> Iterator[Path]:
         Where to write the content (it does not exist yet).
     """
     target = Path(path)
+    # Named as is_staged_name recognises it.
     tmp = target.with_name(f"{prefix}{target.name}.{uuid.uuid4().hex[:12]}")
     try:
         yield tmp
@@ -164,6 +176,17 @@ def staged_file(path: PathLike, *, prefix: str = TMP_PREFIX) -> Iterator[Path]:
         publish_file(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def is_staged_name(name: str, target: str, *, prefix: str = TMP_PREFIX) -> bool:
+    """True for the name of a temporary file :func:`staged_file` writes for ``target`` (a
+    file name, with the same ``prefix``), e.g. ``.tmp-model.json.0123456789ab``.
+
+    A writer that cleans up after an interrupted run removes exactly these, never a file
+    that merely starts with the prefix.
+    """
+    head = f"{prefix}{target}"
+    return name.startswith(head) and _STAGED_SUFFIX.fullmatch(name[len(head) :]) is not None
 
 
 def write_json(
@@ -227,6 +250,51 @@ def read_json(path: PathLike, *, error: ErrorClass = ArtifactError) -> Any:
         return json.loads(file.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise error(f"{file} is not valid JSON ({exc}): truncated or corrupted") from exc
+
+
+# --------------------------------------------------------------------------------------------
+# Locks
+# --------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def exclusive_lock(
+    path: PathLike, *, busy: str, error: ErrorClass = ArtifactError
+) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` for the ``with`` block, or refuse at once.
+
+    The lock is an operating-system lock on the file (``flock`` where available, through
+    the ``filelock`` library), held by this open file: another process, or another thread
+    of this one, cannot take it until the block ends, and a process that dies releases it.
+    The file is created if needed and left in place afterwards (removing it would let two
+    writers lock two different files of the same name).
+
+    Parameters
+    ----------
+    path
+        The lock file (its directory must exist).
+    busy
+        The message of the error raised when another holder has the lock.
+    error
+        The exception class raised.
+
+    Raises
+    ------
+    error
+        The lock is held by someone else (``busy``), or the lock file cannot be created or
+        opened (the message names it).
+    """
+    lock = filelock.FileLock(os.fspath(path), timeout=0)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        raise error(busy) from None
+    except OSError as exc:
+        raise error(f"cannot create or open the lock file {path}: {exc}") from exc
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 # --------------------------------------------------------------------------------------------

@@ -43,6 +43,8 @@ from urllib.parse import urlparse
 
 import pandas as pd
 
+from recommend import csvsafe
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from mlflow.tracking import MlflowClient
@@ -421,7 +423,8 @@ def _log_frame(client: MlflowClient, run_id: str, frame: pd.DataFrame, path: str
     if path.endswith(".html"):
         client.log_text(run_id, frame.to_html(float_format=lambda v: f"{v:.4f}"), path)
     else:
-        client.log_text(run_id, frame.to_csv(), path)
+        # Labels and text a spreadsheet would run as a formula are written escaped.
+        client.log_text(run_id, csvsafe.csv_text(frame), path)
 
 
 def _log_model(client: MlflowClient, run_id: str, model: Recommender) -> None:
