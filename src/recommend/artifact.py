@@ -52,6 +52,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
+import math
 import os
 import pkgutil
 import re
@@ -75,6 +76,7 @@ from recommend.artifact_codec import (
     encode_params,
     is_plain_json,
     learned_attributes,
+    open_npz,
 )
 from recommend.data.dataset import Dataset
 from recommend.data.idmap import IdMap
@@ -131,6 +133,8 @@ _MALFORMED = (
     OSError,
     zipfile.BadZipFile,
     pa.ArrowException,
+    RecursionError,
+    EOFError,
 )
 
 
@@ -305,10 +309,13 @@ def load(path: str | os.PathLike[str]) -> Recommender:
             f"{root}: cannot create {cls.__name__} from the saved parameters {params}: {exc}"
         ) from exc
     try:
-        with np.load(root / ARRAYS, allow_pickle=False) as npz:
+        with open_npz(root / ARRAYS) as npz:
             decoder = Decoder(root, verified, npz, npz_name=ARRAYS)
             state = {name: decoder.decode(desc, name) for name, desc in meta["state"].items()}
             dataset = decoder.dataset(meta["dataset"]) if meta.get("dataset") else None
+            largest = max((math.prod(npz.shape(key)) for key in npz.entries), default=0)
+        _restore(model, state, dataset, root)
+        _check_sizes(model, meta, dataset, decoder.free_dims, largest, root)
     except ArtifactError:
         raise
     except _MALFORMED as exc:
@@ -316,7 +323,6 @@ def load(path: str | os.PathLike[str]) -> Recommender:
             f"{root} is malformed: {type(exc).__name__}: {exc}; model.json does not match "
             "the files it describes (was it edited by hand?)"
         ) from exc
-    _restore(model, state, dataset, root)
     for name, entry in parts.items():
         model.set_cache_entry(part_key(name), SavedPart(name, root / name, entry))
     log.info("loaded %s from %s", cls.__name__, root)
@@ -427,6 +433,72 @@ def _restore(
         history=state["history_"],
         state=rest,
     )
+
+
+def _check_sizes(
+    model: Recommender,
+    meta: Mapping[str, Any],
+    dataset: Dataset | None,
+    free_dims: list[tuple[str, int]],
+    largest: int,
+    root: Path,
+) -> None:
+    """Check the sizes the artifact claims against each other before anything serves.
+
+    The numbers of members and courses must agree between the id maps, the history, the
+    training matrix, the factors and ``model.json``; a sparse matrix may not claim a
+    dimension that no stored array or id map backs (its memory would be allocated at the
+    first request, not at load).
+    """
+    n_members, n_courses = len(model.member_ids_), len(model.course_ids_)
+
+    def fail(what: str) -> ArtifactError:
+        return ArtifactError(f"{root}/{MODEL_JSON}: {what} (hand-edited or forged artifact)")
+
+    base = model.history_.base
+    if base.shape[1] != n_courses or base.shape[0] > n_members:
+        raise fail(
+            f"the history matrix has shape {base.shape}, expected at most {n_members} rows "
+            f"(members) and exactly {n_courses} columns (courses)"
+        )
+    for idx, row in model.history_.extra.items():
+        if not 0 <= idx < n_members or row.shape != (1, n_courses):
+            raise fail(f"a folded-in history row (member index {idx}) does not fit the id maps")
+    sizes = [n_members, n_courses, largest]
+    if dataset is not None:
+        shape = (len(dataset.member_ids), len(dataset.course_ids))
+        if dataset.interactions.shape != shape:
+            raise fail(
+                f"the training matrix has shape {dataset.interactions.shape}, but its id maps "
+                f"hold {shape[0]} members and {shape[1]} courses"
+            )
+        data = meta.get("data") or {}
+        if (data.get("members"), data.get("courses")) != shape:
+            raise fail(
+                f"data claims {data.get('members')} members and {data.get('courses')} courses, "
+                f"but the training data's id maps hold {shape[0]} and {shape[1]}"
+            )
+        sizes += shape
+    bound = max(sizes)
+    for key, size in free_dims:
+        if size > bound:
+            raise fail(
+                f"the sparse matrix {key!r} claims a dimension of {size}, larger than any id map "
+                f"or stored array ({bound})"
+            )
+    factors = model.factors()
+    if factors is not None:
+        members, courses = factors.members.shape[0], factors.courses.shape[0]
+        bias = factors.course_bias
+        if (
+            members != n_members
+            or courses != n_courses
+            or (bias is not None and bias.shape[0] != n_courses)
+        ):
+            raise fail(
+                f"the factors have {members} member rows and {courses} course rows, but the id "
+                f"maps hold {n_members} members and {n_courses} courses"
+            )
 
 
 # --------------------------------------------------------------------------------------------

@@ -218,7 +218,8 @@ def read_json(path: PathLike, *, error: ErrorClass = ArtifactError) -> Any:
     Raises
     ------
     error
-        The file is not UTF-8 JSON (truncated or corrupted); the message names it.
+        The file is not UTF-8 JSON (truncated or corrupted) or is nested too deeply to
+        parse; the message names it.
     OSError
         The file cannot be read.
     """
@@ -227,6 +228,8 @@ def read_json(path: PathLike, *, error: ErrorClass = ArtifactError) -> Any:
         return json.loads(file.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise error(f"{file} is not valid JSON ({exc}): truncated or corrupted") from exc
+    except RecursionError:
+        raise error(f"{file} is nested too deeply to be a file this library wrote") from None
 
 
 # --------------------------------------------------------------------------------------------
