@@ -7,8 +7,10 @@ file before anything large is allocated.
 
 from __future__ import annotations
 
+import errno
 import io
 import json
+import os
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -17,11 +19,20 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from helpers import FixedFactors, make_tiny_dataset
+from helpers import FixedFactors, make_tiny_dataset, tiny_courses
 
 from recommend import artifact_codec, store
-from recommend.artifact import ARRAYS, MODEL_JSON, load, save
-from recommend.errors import ArtifactError
+from recommend.artifact import (
+    ARRAYS,
+    KEY_ENV,
+    MODEL_JSON,
+    SIGNATURE,
+    artifact_info,
+    copy_artifact,
+    load,
+    save,
+)
+from recommend.errors import ArtifactError, ConfigError
 
 
 @pytest.fixture
@@ -200,3 +211,163 @@ def test_deeply_nested_state_descriptor_is_an_artifact_error(saved: Path) -> Non
     (saved / MODEL_JSON).write_text(text, encoding="utf-8")
     with pytest.raises(ArtifactError, match=r"malformed|nested"):
         load(saved)
+
+
+# --------------------------------------------------------------------------------------------
+# Signed artifacts
+# --------------------------------------------------------------------------------------------
+
+KEY = "k" * 32
+
+
+@pytest.fixture
+def model() -> FixedFactors:
+    return FixedFactors().fit(make_tiny_dataset())
+
+
+def test_signed_artifact_loads_with_its_key(model: FixedFactors, tmp_path: Path) -> None:
+    path = save(model, tmp_path / "m", key=KEY)
+    assert (path / SIGNATURE).is_file() and artifact_info(path)["signed"]
+    loaded = load(path, key=KEY)
+    np.testing.assert_array_equal(loaded.score(np.arange(4)), model.score(np.arange(4)))
+    load(path)  # without a key configured, signatures are not checked
+
+
+def test_key_from_the_environment_signs_and_checks(
+    model: FixedFactors, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(KEY_ENV, KEY)
+    path = save(model, tmp_path / "m")
+    assert (path / SIGNATURE).is_file()
+    load(path)
+    monkeypatch.setenv(KEY_ENV, "another key of enough bytes")
+    with pytest.raises(ArtifactError, match="does not match"):
+        load(path)
+
+
+def test_unsigned_artifact_is_refused_when_a_key_is_configured(
+    saved: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(ArtifactError, match="not signed"):
+        load(saved, key=KEY)
+    monkeypatch.setenv(KEY_ENV, KEY)
+    with pytest.raises(ArtifactError, match="not signed"):
+        load(saved)
+    with pytest.raises(ArtifactError, match="not signed"):
+        artifact_info(saved)
+
+
+def test_tampered_weights_with_recomputed_checksums_fail_the_signature(
+    model: FixedFactors, tmp_path: Path
+) -> None:
+    path = save(model, tmp_path / "m", key=KEY)
+    key = _state_key(path, "course_factors_")
+    with zipfile.ZipFile(path / ARRAYS) as zf:
+        courses = np.load(io.BytesIO(zf.read(f"{key}.npy")))
+    _rewrite_npz(path, {key: _npy(courses * -1)})  # checksums recomputed, as an attacker would
+    load(path)  # checksums alone cannot tell
+    with pytest.raises(ArtifactError, match="signature .* does not match"):
+        load(path, key=KEY)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"{}", b'{"algorithm": "hmac-sha256", "signature": 5}', b"\xff" * 10, b"x" * 5000],
+)
+def test_damaged_signature_file_is_refused(
+    model: FixedFactors, tmp_path: Path, content: bytes
+) -> None:
+    path = save(model, tmp_path / "m", key=KEY)
+    (path / SIGNATURE).write_bytes(content)
+    with pytest.raises(ArtifactError, match=SIGNATURE.replace(".", r"\.") + "|signature"):
+        load(path, key=KEY)
+
+
+def test_short_key_is_a_config_error_that_never_shows_the_key(
+    model: FixedFactors, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigError, match="at least 16") as err:
+        save(model, tmp_path / "m", key="secret-short")
+    assert "secret-short" not in str(err.value)
+    assert not (tmp_path / "m").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# Copies hold the artifact's files only; links are refused
+# --------------------------------------------------------------------------------------------
+
+
+def test_copy_holds_only_the_listed_files(saved: Path, tmp_path: Path) -> None:
+    (saved / "notes.txt").write_text("private notes", encoding="utf-8")
+    (saved / "private").mkdir()
+    (saved / "private" / "id_rsa").write_text("KEY", encoding="utf-8")
+    copy = copy_artifact(saved, tmp_path / "copy")
+    expected = {MODEL_JSON, *_meta(saved)["files"]}
+    assert {p.name for p in copy.iterdir()} == expected
+    load(copy)
+
+
+@pytest.mark.parametrize("where", ["notes", "arrays.npz", "private/inner"])
+def test_symlink_anywhere_is_refused(saved: Path, tmp_path: Path, where: str) -> None:
+    private = tmp_path / "private"
+    private.mkdir()
+    (private / "id_rsa").write_text("KEY", encoding="utf-8")
+    if where == "arrays.npz":
+        (saved / ARRAYS).rename(private / ARRAYS)
+        (saved / ARRAYS).symlink_to(private / ARRAYS)
+    elif where == "notes":
+        (saved / "notes").symlink_to(private, target_is_directory=True)
+    else:
+        (saved / "private").mkdir()
+        (saved / "private" / "inner").symlink_to(private / "id_rsa")
+    with pytest.raises(ArtifactError, match="symbolic link"):
+        copy_artifact(saved, tmp_path / "copy")
+    assert not (tmp_path / "copy").exists()
+    if where == "arrays.npz":
+        with pytest.raises(ArtifactError, match="symbolic link"):
+            load(saved)
+
+
+def test_copy_carries_parts_and_signature(model: FixedFactors, tmp_path: Path) -> None:
+    from recommend.search import SearchIndex
+
+    index = SearchIndex.build(tiny_courses())
+    path = save(model, tmp_path / "m", key=KEY, search_index=index)
+    (path / "search_index" / "stray.txt").write_text("not part of the index", encoding="utf-8")
+    copy = copy_artifact(path, tmp_path / "copy", key=KEY)
+    assert (copy / SIGNATURE).is_file()
+    assert not (copy / "search_index" / "stray.txt").exists()
+    assert sorted(p.name for p in (copy / "search_index").iterdir()) == sorted(
+        p.name for p in (path / "search_index").iterdir() if p.name != "stray.txt"
+    )
+    SearchIndex.load(copy / "search_index", expect=_meta(copy)["search_index"])
+
+
+# --------------------------------------------------------------------------------------------
+# A full disk
+# --------------------------------------------------------------------------------------------
+
+
+def _disk_full(*args: object, **kwargs: object) -> None:
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_full_disk_while_saving_is_an_artifact_error(
+    model: FixedFactors, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pq, "write_table", _disk_full)
+    with pytest.raises(ArtifactError, match="No space left on device") as err:
+        save(model, tmp_path / "m")
+    assert "\n" not in str(err.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_full_disk_while_copying_is_an_artifact_error(
+    saved: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    monkeypatch.setattr(shutil, "copyfileobj", _disk_full)
+    with pytest.raises(ArtifactError, match="No space left on device"):
+        copy_artifact(saved, tmp_path / "copy")
+    assert not (tmp_path / "copy").exists()

@@ -12,6 +12,7 @@ __all__ = [
     "NotFittedError",
     "Problem",
     "RecommendError",
+    "TrackingError",
 ]
 
 
@@ -80,3 +81,8 @@ class NotFittedError(RecommendError, RuntimeError):
 
 class ArtifactError(RecommendError, OSError):
     """A model artifact is missing, truncated, tampered with, or of a newer format."""
+
+
+class TrackingError(RecommendError, RuntimeError):
+    """The MLflow tracking store or model registry cannot be used (a locked or corrupt
+    database, an unreachable server); the message names the store and the cause."""
