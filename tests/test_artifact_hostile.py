@@ -266,7 +266,7 @@ def test_tampered_weights_with_recomputed_checksums_fail_the_signature(
         courses = np.load(io.BytesIO(zf.read(f"{key}.npy")))
     _rewrite_npz(path, {key: _npy(courses * -1)})  # checksums recomputed, as an attacker would
     load(path)  # checksums alone cannot tell
-    with pytest.raises(ArtifactError, match="signature .* does not match"):
+    with pytest.raises(ArtifactError, match=r"signature .* does not match"):
         load(path, key=KEY)
 
 
