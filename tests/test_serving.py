@@ -587,7 +587,7 @@ def test_corrupt_store_is_a_tracking_error(model: rc.Recommender, tmp_path: Path
     db.write_bytes(b"not a database" * 200)
     folder = rc.save(model, tmp_path / "art")
     uri = f"sqlite:///{db}"
-    with pytest.raises(TrackingError, match="cannot be used: .*not a database") as err:
+    with pytest.raises(TrackingError, match=r"cannot be used: .*not a database") as err:
         register_artifact(folder, "menus", uri=uri)
     assert "\n" not in str(err.value)
     with pytest.raises(TrackingError, match="not a database"):
