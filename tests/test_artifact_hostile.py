@@ -11,15 +11,19 @@ import errno
 import io
 import json
 import os
+import shutil
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from helpers import FixedFactors, make_tiny_dataset, tiny_courses
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from recommend import artifact_codec, store
 from recommend.artifact import (
@@ -32,7 +36,8 @@ from recommend.artifact import (
     load,
     save,
 )
-from recommend.errors import ArtifactError, ConfigError
+from recommend.errors import ArtifactError, ConfigError, RecommendError
+from recommend.models.base import Recommender
 
 
 @pytest.fixture
@@ -371,3 +376,108 @@ def test_full_disk_while_copying_is_an_artifact_error(
     with pytest.raises(ArtifactError, match="No space left on device"):
         copy_artifact(saved, tmp_path / "copy")
     assert not (tmp_path / "copy").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# Fuzzing: random byte flips and truncations of every file
+# --------------------------------------------------------------------------------------------
+
+FUZZ_EXAMPLES = 200
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, FixedFactors]:
+    model = FixedFactors().fit(make_tiny_dataset())
+    return save(model, tmp_path_factory.mktemp("template") / "model"), model
+
+
+def _same_model(a: Recommender, b: Recommender) -> None:
+    members = np.arange(len(a.member_ids_))
+    assert a.member_ids_ == b.member_ids_ and a.course_ids_ == b.course_ids_
+    np.testing.assert_array_equal(a.score(members), b.score(members))
+    assert (a.history_.base != b.history_.base).nnz == 0
+    pd.testing.assert_frame_equal(a.dataset_.courses, b.dataset_.courses)
+    pd.testing.assert_frame_equal(a.dataset_.members, b.dataset_.members)
+    pd.testing.assert_frame_equal(a.dataset_.events, b.dataset_.events)
+    assert a.get_params() == b.get_params()
+
+
+@settings(
+    max_examples=FUZZ_EXAMPLES,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    pick=st.integers(0, 10**6),
+    where=st.floats(0, 1, exclude_max=True),
+    mask=st.integers(1, 255),
+    truncate=st.booleans(),
+)
+def test_fuzzed_artifact_loads_identically_or_raises_our_error(
+    template: tuple[Path, FixedFactors],
+    tmp_path_factory: pytest.TempPathFactory,
+    pick: int,
+    where: float,
+    mask: int,
+    truncate: bool,
+) -> None:
+    source, model = template
+    root = tmp_path_factory.mktemp("fuzz") / "model"
+    shutil.copytree(source, root)
+    files = sorted(p.name for p in root.iterdir())
+    path = root / files[pick % len(files)]
+    raw = bytearray(path.read_bytes())
+    at = int(where * len(raw))
+    if truncate:
+        del raw[at:]
+    else:
+        raw[at] ^= mask
+    path.write_bytes(bytes(raw))
+    try:
+        loaded = load(root)
+    except RecommendError:
+        return
+    _same_model(model, loaded)
+
+
+@settings(
+    max_examples=FUZZ_EXAMPLES,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    pick=st.integers(0, 10**6),
+    where=st.floats(0, 1, exclude_max=True),
+    mask=st.integers(1, 255),
+    truncate=st.booleans(),
+)
+def test_forged_artifact_loads_or_raises_only_our_error(
+    template: tuple[Path, FixedFactors],
+    tmp_path_factory: pytest.TempPathFactory,
+    pick: int,
+    where: float,
+    mask: int,
+    truncate: bool,
+) -> None:
+    """Flips and truncations with the checksums recomputed, as a forger would: the
+    checks behind the checksums (headers, sizes, shapes) must hold on their own."""
+    source, _ = template
+    root = tmp_path_factory.mktemp("forged") / "model"
+    shutil.copytree(source, root)
+    files = sorted(p.name for p in root.iterdir() if p.name != MODEL_JSON)
+    name = files[pick % len(files)]
+    raw = bytearray((root / name).read_bytes())
+    at = int(where * len(raw))
+    if truncate:
+        del raw[at:]
+    else:
+        raw[at] ^= mask
+    (root / name).write_bytes(bytes(raw))
+    _rechecksum(root, name)
+    try:
+        loaded = load(root)
+    except RecommendError:
+        return
+    loaded.score(np.arange(len(loaded.member_ids_)))
