@@ -45,6 +45,13 @@ part finds it (:func:`saved_part`) when it first needs it.
 Writes are atomic: everything is written and fsynced into a temporary directory next to the
 target, which is then renamed into place, so a reader never sees a half-written artifact
 (see :mod:`recommend.store`).
+
+Checksums detect accidents, not attackers. Loading therefore also bounds memory by what is
+on disk (array entries must be stored uncompressed, ``.npy`` headers and Parquet sizes are
+checked against the files, sizes claimed in ``model.json`` against each other and against
+the id maps) and turns anything malformed into an ``ArtifactError``. With a key configured
+(``key=`` or ``RECOMMEND_ARTIFACT_KEY``), ``save`` also writes ``model.json.sig``, an
+HMAC-SHA256 of ``model.json``, and ``load`` refuses an artifact without a matching one.
 """
 
 from __future__ import annotations
