@@ -27,6 +27,7 @@ format version, parameters and the size and SHA-256 of every file), written atom
 from __future__ import annotations
 
 import logging
+import math
 import multiprocessing
 import os
 import re
@@ -683,13 +684,16 @@ def _read_index(cls: type[SearchIndex], root: Path, meta: Mapping[str, Any]) -> 
     kwargs: dict[str, Any] = {}
     for key, allowed in _BM25_SETTINGS.items():
         value = settings.get(key)
-        number = isinstance(value, int | float) and not isinstance(value, bool)
-        ok = value in allowed if allowed is not None else number and np.isfinite(value)
+        if allowed is not None:
+            ok = value in allowed
+        else:
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+            ok = ok and math.isfinite(cast("float", value))
         if not ok:
             raise fail(f"{_PARAMS_FILE}: invalid {key}={value!r}")
         kwargs[key] = value
     vocab = store.read_json(root / _VOCAB_FILE)
-    ids = sorted(vocab.values(), key=str) if isinstance(vocab, dict) else None
+    ids = list(vocab.values()) if isinstance(vocab, dict) else None
     n_words = len(vocab) if isinstance(vocab, dict) else -1
     if ids is None or not all(type(i) is int for i in ids) or sorted(ids) != list(range(n_words)):
         raise fail(f"{_VOCAB_FILE} does not map words to the ids 0 .. n-1")
