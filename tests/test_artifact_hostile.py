@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import scipy.sparse as sp
 from helpers import FixedFactors, make_tiny_dataset, tiny_courses
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -36,6 +38,7 @@ from recommend.artifact import (
     load,
     save,
 )
+from recommend.data.dataset import Dataset
 from recommend.errors import ArtifactError, ConfigError, RecommendError
 from recommend.models.base import Recommender
 
@@ -43,6 +46,22 @@ from recommend.models.base import Recommender
 @pytest.fixture
 def saved(tmp_path: Path) -> Path:
     return save(FixedFactors().fit(make_tiny_dataset()), tmp_path / "model")
+
+
+class WithSimilarity(FixedFactors):
+    """``FixedFactors`` plus a sparse course similarity and a text array as learned state."""
+
+    name = "fixed_with_similarity"
+
+    def _fit(self, dataset: Dataset) -> None:
+        super()._fit(dataset)
+        self.similarity_ = sp.identity(dataset.n_courses, dtype=np.float32, format="csr")
+        self.labels_ = np.array(["党员教育", "理论学习", ""], dtype=object)
+
+
+@pytest.fixture
+def saved_extra(tmp_path: Path) -> Path:
+    return save(WithSimilarity().fit(make_tiny_dataset()), tmp_path / "extra")
 
 
 def _meta(root: Path) -> dict[str, Any]:
@@ -141,6 +160,33 @@ def test_sparse_matrix_claiming_huge_dimension_is_refused(saved: Path) -> None:
     _write_meta(saved, meta)
     with pytest.raises(ArtifactError, match=r"200000000"):
         load(saved)
+
+
+def test_learned_sparse_matrix_claiming_huge_dimension_is_refused(saved_extra: Path) -> None:
+    meta = _meta(saved_extra)
+    meta["state"]["similarity_"]["shape"][1] = 200_000_000
+    _write_meta(saved_extra, meta)
+    with pytest.raises(ArtifactError, match=r"'similarity_' claims a dimension of 200000000"):
+        load(saved_extra)
+
+
+@pytest.mark.parametrize(
+    "forge",
+    [
+        lambda offsets: offsets[::-1].copy(),
+        lambda offsets: offsets + 1,
+        lambda offsets: offsets[:-1].copy(),
+    ],
+)
+def test_text_array_with_forged_offsets_is_refused(
+    saved_extra: Path, forge: Callable[[np.ndarray], np.ndarray]
+) -> None:
+    key = f"{_state_key(saved_extra, 'labels_')}.offsets"
+    with zipfile.ZipFile(saved_extra / ARRAYS) as zf:
+        offsets = np.load(io.BytesIO(zf.read(f"{key}.npy")))
+    _rewrite_npz(saved_extra, {key: _npy(forge(offsets))})
+    with pytest.raises(ArtifactError, match=r"text array 'labels_' does not match"):
+        load(saved_extra)
 
 
 def test_data_section_must_match_the_id_maps(saved: Path) -> None:
