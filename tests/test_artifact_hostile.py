@@ -146,7 +146,7 @@ def test_archive_directory_claiming_more_than_the_file_is_refused(saved: Path) -
     data[first + 20 : first + 28] = (10**8).to_bytes(4, "little") * 2
     file.write_bytes(bytes(data))
     _rechecksum(saved, ARRAYS)
-    with pytest.raises(ArtifactError, match=ARRAYS):
+    with pytest.raises(ArtifactError, match=rf"{ARRAYS}: its entries claim .* forged"):
         load(saved)
 
 
