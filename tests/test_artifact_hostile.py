@@ -527,3 +527,67 @@ def test_forged_artifact_loads_or_raises_only_our_error(
     except RecommendError:
         return
     loaded.score(np.arange(len(loaded.member_ids_)))
+
+
+def _nodes(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Paths to every node of a JSON value."""
+    out = [path]
+    if isinstance(value, dict):
+        for key, item in value.items():
+            out += _nodes(item, (*path, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            out += _nodes(item, (*path, i))
+    return out
+
+
+def _replace(value: Any, path: tuple[Any, ...], new: Any) -> Any:
+    if not path:
+        return new
+    head, rest = path[0], path[1:]
+    if isinstance(value, dict):
+        return {**value, head: _replace(value[head], rest, new)}
+    return [_replace(v, rest, new) if i == head else v for i, v in enumerate(value)]
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**40), 2**40)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.sampled_from(["", "csr", "csc", "coo", "array", "sparse", "idmap", "strings", "x"]),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(["kind", "key", "shape", "file", "n", "items"]), children, max_size=3
+        )
+    ),
+    max_leaves=6,
+)
+
+
+@settings(
+    max_examples=FUZZ_EXAMPLES,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(pick=st.integers(0, 10**6), new=JSON_VALUES)
+def test_edited_model_json_loads_or_raises_only_our_error(
+    template: tuple[Path, FixedFactors],
+    tmp_path_factory: pytest.TempPathFactory,
+    pick: int,
+    new: Any,
+) -> None:
+    """Any node of model.json replaced by another JSON value: a library error or a model."""
+    source, _ = template
+    root = tmp_path_factory.mktemp("edited") / "model"
+    shutil.copytree(source, root)
+    meta = _meta(root)
+    nodes = _nodes(meta)
+    _write_meta(root, _replace(meta, nodes[pick % len(nodes)], new))
+    try:
+        loaded = load(root)
+    except RecommendError:
+        return
+    loaded.score(np.arange(len(loaded.member_ids_)))

@@ -156,6 +156,8 @@ _MALFORMED = (
     pa.ArrowException,
     RecursionError,
     EOFError,
+    AttributeError,  # a descriptor of the wrong JSON type (a list where an object belongs)
+    OverflowError,
 )
 
 
