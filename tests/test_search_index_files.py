@@ -200,3 +200,72 @@ def test_fuzzed_index_loads_identically_or_raises_our_error(
     except RecommendError:
         return
     _same_results(index, again)
+
+
+def _nodes(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [path]
+    if isinstance(value, dict):
+        for key, item in value.items():
+            out += _nodes(item, (*path, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            out += _nodes(item, (*path, i))
+    return out
+
+
+def _replace(value: Any, path: tuple[Any, ...], new: Any) -> Any:
+    if not path:
+        return new
+    head, rest = path[0], path[1:]
+    if isinstance(value, dict):
+        return {**value, head: _replace(value[head], rest, new)}
+    return [_replace(v, rest, new) if i == head else v for i, v in enumerate(value)]
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**40), 2**40)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.sampled_from(["", "lucene", "bm25l", "numba", "float32", "int64", "x"]),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.sampled_from(["sha256", "bytes", "k1", "title"]), children, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+@settings(
+    max_examples=FUZZ_EXAMPLES,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    name=st.sampled_from([MANIFEST, "params.index.json", "vocab.index.json"]),
+    pick=st.integers(0, 10**6),
+    new=JSON_VALUES,
+)
+def test_edited_index_json_loads_or_raises_only_our_error(
+    index: SearchIndex,
+    tmp_path_factory: pytest.TempPathFactory,
+    name: str,
+    pick: int,
+    new: Any,
+) -> None:
+    """Any node of the index's JSON files replaced (checksums recomputed, as a forger
+    would): a library error, or an index that answers queries."""
+    root = tmp_path_factory.mktemp("edited") / "idx"
+    index.save(root)
+    content = json.loads((root / name).read_text(encoding="utf-8"))
+    nodes = _nodes(content)
+    edited = _replace(content, nodes[pick % len(nodes)], new)
+    (root / name).write_text(json.dumps(edited), encoding="utf-8")
+    if name != MANIFEST:
+        _relist(root, name)
+    try:
+        again = SearchIndex.load(root)
+    except RecommendError:
+        return
+    again.top(again.parse("党章 学习"), 5)
