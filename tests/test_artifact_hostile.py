@@ -482,7 +482,8 @@ def test_fuzzed_artifact_loads_identically_or_raises_our_error(
     path.write_bytes(bytes(raw))
     try:
         loaded = load(root)
-    except RecommendError:
+    except RecommendError as err:
+        assert "\n" not in str(err), "one-line messages"
         return
     _same_model(model, loaded)
 
@@ -524,7 +525,8 @@ def test_forged_artifact_loads_or_raises_only_our_error(
     _rechecksum(root, name)
     try:
         loaded = load(root)
-    except RecommendError:
+    except RecommendError as err:
+        assert "\n" not in str(err), "one-line messages"
         return
     loaded.score(np.arange(len(loaded.member_ids_)))
 
@@ -588,6 +590,7 @@ def test_edited_model_json_loads_or_raises_only_our_error(
     _write_meta(root, _replace(meta, nodes[pick % len(nodes)], new))
     try:
         loaded = load(root)
-    except RecommendError:
+    except RecommendError as err:
+        assert "\n" not in str(err), "one-line messages"
         return
     loaded.score(np.arange(len(loaded.member_ids_)))

@@ -197,7 +197,8 @@ def test_fuzzed_index_loads_identically_or_raises_our_error(
     path.write_bytes(bytes(raw))
     try:
         again = SearchIndex.load(root)
-    except RecommendError:
+    except RecommendError as err:
+        assert "\n" not in str(err), "one-line messages"
         return
     _same_results(index, again)
 
@@ -266,6 +267,7 @@ def test_edited_index_json_loads_or_raises_only_our_error(
         _relist(root, name)
     try:
         again = SearchIndex.load(root)
-    except RecommendError:
+    except RecommendError as err:
+        assert "\n" not in str(err), "one-line messages"
         return
     again.top(again.parse("党章 学习"), 5)

@@ -90,7 +90,13 @@ from recommend.artifact_codec import (
 )
 from recommend.data.dataset import Dataset
 from recommend.data.idmap import IdMap
-from recommend.errors import ArtifactError, ConfigError, NotFittedError, RecommendError
+from recommend.errors import (
+    ArtifactError,
+    ConfigError,
+    NotFittedError,
+    RecommendError,
+    one_line,
+)
 from recommend.models.base import History, Recommender
 from recommend.version import __version__
 
@@ -293,7 +299,9 @@ def save(
     except ArtifactError:
         raise
     except OSError as exc:
-        raise ArtifactError(f"could not write the model artifact {target}: {exc}") from exc
+        raise ArtifactError(
+            f"could not write the model artifact {target}: {one_line(exc)}"
+        ) from exc
     size = sum(f["bytes"] for f in meta["files"].values())
     log.info("saved %s to %s (%.1f MB)", meta["model"]["type"], target, size / 1e6)
     return target
@@ -345,7 +353,8 @@ def load(path: str | os.PathLike[str], *, key: str | bytes | None = None) -> Rec
         model = cls(**params)
     except (TypeError, ValueError) as exc:
         raise ArtifactError(
-            f"{root}: cannot create {cls.__name__} from the saved parameters {params}: {exc}"
+            f"{root}: cannot create {cls.__name__} from the saved parameters {params}: "
+            f"{one_line(exc)}"
         ) from exc
     try:
         with open_npz(root / ARRAYS) as npz:
@@ -359,8 +368,8 @@ def load(path: str | os.PathLike[str], *, key: str | bytes | None = None) -> Rec
         raise
     except _MALFORMED as exc:
         raise ArtifactError(
-            f"{root} is malformed: {type(exc).__name__}: {exc}; model.json does not match "
-            "the files it describes (was it edited by hand?)"
+            f"{root} is malformed: {type(exc).__name__}: {one_line(exc)}; model.json does not "
+            "match the files it describes (was it edited by hand?)"
         ) from exc
     for name, entry in parts.items():
         model.set_cache_entry(part_key(name), SavedPart(name, root / name, entry))
@@ -488,7 +497,9 @@ def copy_artifact(
             _copy_file(root / name, target / name)
     except OSError as exc:
         shutil.rmtree(target, ignore_errors=True)
-        raise ArtifactError(f"could not copy the artifact {root} to {target}: {exc}") from exc
+        raise ArtifactError(
+            f"could not copy the artifact {root} to {target}: {one_line(exc)}"
+        ) from exc
     try:
         artifact_info(target, verify=True, key=key)
         for name, entry in _part_entries(target, meta).items():

@@ -28,7 +28,7 @@ from recommend.data.dataset import COURSE_IDX, MEMBER_IDX, Dataset, Features
 from recommend.data.idmap import IdMap
 from recommend.data.validation import ReferenceReport
 from recommend.data.weighting import Weighting
-from recommend.errors import ArtifactError
+from recommend.errors import ArtifactError, one_line
 from recommend.models.base import Factors, History, Recommender
 from recommend.schema import COURSES, Columns
 
@@ -434,7 +434,7 @@ def check_npy_header(fh: IO[bytes], size: int, where: str) -> tuple[tuple[int, .
         else:
             raise ValueError(f"unsupported .npy format version {version}")
     except (ValueError, TypeError, SyntaxError, EOFError, OverflowError) as exc:
-        raise ArtifactError(f"{where} is not a valid .npy array: {exc}") from exc
+        raise ArtifactError(f"{where} is not a valid .npy array: {one_line(exc)}") from exc
     if dtype.hasobject:
         raise ArtifactError(f"{where} is not plain data: it holds Python objects (a pickle)")
     count = math.prod(int(n) for n in shape)
@@ -463,7 +463,7 @@ def read_npy(path: Path) -> np.ndarray:
         try:
             return np.lib.format.read_array(fh, allow_pickle=False)
         except (ValueError, OSError, EOFError) as exc:
-            raise ArtifactError(f"{path} is not a valid .npy array: {exc}") from exc
+            raise ArtifactError(f"{path} is not a valid .npy array: {one_line(exc)}") from exc
 
 
 class NpzArrays:
@@ -527,7 +527,7 @@ def open_npz(path: Path) -> Iterator[NpzArrays]:
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, ValueError, EOFError, OSError) as exc:
-        raise ArtifactError(f"{path} is not a valid .npz archive: {exc}") from exc
+        raise ArtifactError(f"{path} is not a valid .npz archive: {one_line(exc)}") from exc
     with archive:
         yield NpzArrays(archive, str(path), path.stat().st_size)
 
@@ -576,7 +576,7 @@ def read_parquet(path: Path, *, rows: int | None = None) -> pa.Table:
     except ArtifactError:
         raise
     except (pa.ArrowException, OSError, ValueError, TypeError, IndexError) as exc:
-        raise ArtifactError(f"{path} is not a valid Parquet table: {exc}") from exc
+        raise ArtifactError(f"{path} is not a valid Parquet table: {one_line(exc)}") from exc
 
 
 # --------------------------------------------------------------------------------------------
@@ -627,7 +627,9 @@ class Decoder:
             raise ArtifactError(f"{self.npz_name} in {self.root} lacks the array {key!r}") from None
         except ValueError as exc:
             # allow_pickle=False refuses object arrays: someone put pickled data in.
-            raise ArtifactError(f"{self.npz_name} entry {key!r} is not plain data: {exc}") from exc
+            raise ArtifactError(
+                f"{self.npz_name} entry {key!r} is not plain data: {one_line(exc)}"
+            ) from exc
 
     def file(self, name: str) -> Path:
         if name not in self.verified:

@@ -13,6 +13,7 @@ __all__ = [
     "Problem",
     "RecommendError",
     "TrackingError",
+    "one_line",
 ]
 
 
@@ -86,3 +87,9 @@ class ArtifactError(RecommendError, OSError):
 class TrackingError(RecommendError, RuntimeError):
     """The MLflow tracking store or model registry cannot be used (a locked or corrupt
     database, an unreachable server); the message names the store and the cause."""
+
+
+def one_line(exc: BaseException) -> str:
+    """A foreign exception's message on one line (whitespace runs, newlines included,
+    become one space), for the library's own one-line messages that quote it."""
+    return " ".join(str(exc).split()) or type(exc).__name__

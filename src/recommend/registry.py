@@ -36,7 +36,13 @@ import pandas as pd
 
 from recommend import artifact
 from recommend.artifact import artifact_info
-from recommend.errors import ArtifactError, ConfigError, RecommendError, TrackingError
+from recommend.errors import (
+    ArtifactError,
+    ConfigError,
+    RecommendError,
+    TrackingError,
+    one_line,
+)
 from recommend.schema import Columns
 from recommend.tracking import (
     ensure_experiment,
@@ -162,7 +168,7 @@ def save_pyfunc(
     except OSError as exc:
         if isinstance(exc, ArtifactError):
             raise
-        raise ArtifactError(f"could not write the MLflow model {target}: {exc}") from exc
+        raise ArtifactError(f"could not write the MLflow model {target}: {one_line(exc)}") from exc
     return target
 
 
@@ -377,12 +383,12 @@ def load_registered(uri: str, *, tracking: str | None = None) -> tuple[Recommend
                     if _is_store_failure(err):
                         raise
                     raise ArtifactError(
-                        f"{uri}: cannot fetch the model from the registry: {err}"
+                        f"{uri}: cannot fetch the model from the registry: {one_line(err)}"
                     ) from err
         except OSError as err:
             if isinstance(err, ArtifactError):
                 raise
-            raise ArtifactError(f"{uri}: cannot fetch the model: {err}") from err
+            raise ArtifactError(f"{uri}: cannot fetch the model: {one_line(err)}") from err
         root = Path(local) / DATA_PATH
         if not (root / MODEL_JSON).is_file():
             raise ArtifactError(

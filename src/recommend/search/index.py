@@ -44,7 +44,7 @@ from tqdm.auto import tqdm
 
 from recommend import store
 from recommend.artifact_codec import read_npy
-from recommend.errors import ArtifactError, ConfigError, DataError
+from recommend.errors import ArtifactError, ConfigError, DataError, one_line
 from recommend.schema import Columns
 from recommend.search.weights import BlendWeights
 from recommend.text import domain_terms, get_tokenizer, is_token
@@ -554,7 +554,9 @@ class SearchIndex:
         except ArtifactError:
             raise
         except OSError as exc:
-            raise ArtifactError(f"could not write the search index {target}: {exc}") from exc
+            raise ArtifactError(
+                f"could not write the search index {target}: {one_line(exc)}"
+            ) from exc
         logger.info("saved search index of %d courses to %s", self.n_docs, target)
         return dict(entry)
 
@@ -638,7 +640,7 @@ class SearchIndex:
             OSError,
         ) as exc:
             raise ArtifactError(
-                f"{root} is malformed: {type(exc).__name__}: {exc} (hand-edited?)"
+                f"{root} is malformed: {type(exc).__name__}: {one_line(exc)} (hand-edited?)"
             ) from exc
         logger.info("loaded search index of %d courses from %s", index.n_docs, root)
         return index
