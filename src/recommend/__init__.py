@@ -30,6 +30,7 @@ from recommend.errors import (
     NotFittedError,
     Problem,
     RecommendError,
+    TrackingError,
 )
 from recommend.schema import CHANNELS, Columns
 from recommend.version import __version__
@@ -110,6 +111,7 @@ __all__ = [
     "Split",
     "Splitter",
     "TimeSplit",
+    "TrackingError",
     "Weighting",
     "__version__",
     "branch_portrait",
