@@ -306,3 +306,13 @@ def test_symlink_in_an_artifact_is_refused_by_register(
     err = capsys.readouterr().err
     assert code == 2 and "symbolic link" in err and "notes" in err
     assert not list(tmp_path.rglob("id_rsa"))[1:]  # only the original exists
+
+
+def test_unsigned_model_is_refused_when_a_key_is_configured(
+    popularity_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("RECOMMEND_ARTIFACT_KEY", "a signing key of enough bytes")
+    code = main(["menu", "--model", str(popularity_dir), "--member", "m000001"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(lines) == 1 and "not signed" in lines[0]
