@@ -233,6 +233,24 @@ def test_parquet_table_expanding_far_beyond_its_size_is_refused(
         load(saved)
 
 
+def test_parquet_footer_understating_the_decoded_size_is_caught_while_reading(
+    saved: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Dictionary-encoded repeats: the footer's sizes are small, the decoded text is not.
+    name = "members.parquet"
+    members = pq.read_table(saved / name).to_pandas()
+    bomb = members.iloc[np.zeros(200_000, dtype=np.int64)].reset_index(drop=True)
+    pq.write_table(pa.Table.from_pandas(bomb, preserve_index=False), saved / name)
+    _rechecksum(saved, name)
+    meta = pq.ParquetFile(saved / name).metadata
+    footer = max(meta.row_group(0).total_byte_size, meta.num_rows * meta.num_columns)
+    assert pq.read_table(saved / name).nbytes > 4 * footer
+    monkeypatch.setattr(artifact_codec, "MAX_TABLE_EXPANSION", 0)
+    monkeypatch.setattr(artifact_codec, "TABLE_SLACK", 2 * footer)
+    with pytest.raises(ArtifactError, match=rf"{name} expands past"):
+        load(saved)
+
+
 def test_own_tables_stay_well_within_the_expansion_bound(saved: Path) -> None:
     for file in saved.glob("*.parquet"):
         nbytes = pq.read_table(file).nbytes
