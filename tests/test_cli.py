@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -256,3 +258,107 @@ def test_evaluate_best_tunes_every_model_and_reports_the_winner(
     assert result["model"] in MODEL_NAMES and "ndcg@10" in result["metrics"]
     for name in MODEL_NAMES:
         assert f"tuning {name}" in captured.err
+
+
+# ---------------------------------------------------------------------------- errors
+
+
+@pytest.fixture(scope="module")
+def popularity_dir(platform_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("popularity") / "model"
+    assert (
+        main(["train", "--data", str(platform_dir), "--model", "popularity", "--out", str(out)])
+        == 0
+    )
+    return out
+
+
+def _disk_full(*args: object, **kwargs: object) -> None:
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_full_disk_exits_3_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from recommend import store
+
+    monkeypatch.setattr(store, "write_json", _disk_full)
+    code = main(["data", "synth", "--preset", "small", "--seed", "3", "--out", str(tmp_path / "p")])
+    err = capsys.readouterr().err
+    assert code == 3
+    assert err.strip().splitlines() == ["error: [Errno 28] No space left on device"]
+
+
+def test_full_disk_while_saving_a_model_exits_2_with_one_line(
+    platform_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import pyarrow.parquet as pq
+
+    monkeypatch.setattr(pq, "write_table", _disk_full)
+    out = tmp_path / "model"
+    code = main(["train", "--data", str(platform_dir), "--model", "popularity", "--out", str(out)])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(lines) == 1 and "No space left on device" in lines[0] and str(out) in lines[0]
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("table", ["", "  ", "menus; drop table x"])
+def test_bad_sql_table_name_is_refused_before_the_job_runs(
+    popularity_dir: Path, tmp_path: Path, table: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["batch", "--model", str(popularity_dir), "--out", str(tmp_path / "menus")]
+    with pytest.raises(SystemExit) as stop:
+        main([*args, "--sql", f"sqlite:///{tmp_path / 'm.db'}", "--table", table])
+    assert stop.value.code == 2
+    assert "expected a SQL table name" in capsys.readouterr().err
+    assert not (tmp_path / "menus").exists()
+
+
+def test_corrupt_tracking_store_exits_2_with_one_line(
+    popularity_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "mlflow.db"
+    db.write_bytes(b"this is not a SQLite database" * 100)
+    uri = f"sqlite:///{db}"
+    code = main(
+        ["register", "--model", str(popularity_dir), "--name", "menus", "--tracking-uri", uri]
+    )
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert (
+        len(lines) == 1
+        and lines[0].startswith("error: the MLflow store")
+        and "not a database" in lines[0]
+    )
+
+
+def test_symlink_in_an_artifact_is_refused_by_register(
+    popularity_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(popularity_dir, folder)
+    private = tmp_path / "private"
+    private.mkdir()
+    (private / "id_rsa").write_text("KEY", encoding="utf-8")
+    (folder / "notes").symlink_to(private, target_is_directory=True)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    code = main(["register", "--model", str(folder), "--name", "menus", "--tracking-uri", uri])
+    err = capsys.readouterr().err
+    assert code == 2 and "symbolic link" in err and "notes" in err
+    assert not list(tmp_path.rglob("id_rsa"))[1:]  # only the original exists
+
+
+def test_unsigned_model_is_refused_when_a_key_is_configured(
+    popularity_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("RECOMMEND_ARTIFACT_KEY", "a signing key of enough bytes")
+    code = main(["menu", "--model", str(popularity_dir), "--member", "m000001"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(lines) == 1 and "not signed" in lines[0]

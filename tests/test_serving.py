@@ -559,3 +559,60 @@ def test_compulsory_rows_get_the_branch_list(pyfunc_dir: Path, model: rc.Recomme
     assert len(menu) == 10 and menu["reason"].str.startswith("本支部必学").sum() == 2
     with pytest.raises(DataError, match=r"requests.compulsory: true or false.*'maybe'"):
         MenuService(model).predict(pd.DataFrame({"member_id": [member], "compulsory": ["maybe"]}))
+
+
+# ------------------------------------------------------------------------- hostile folders
+
+
+def test_save_pyfunc_copies_only_the_artifact_files(model: rc.Recommender, tmp_path: Path) -> None:
+    folder = rc.save(model, tmp_path / "art")
+    (folder / "notes.txt").write_text("not part of the model", encoding="utf-8")
+    (folder / "old-run").mkdir()
+    (folder / "old-run" / "events.csv").write_text("member_id\nm1\n", encoding="utf-8")
+    out = save_pyfunc(folder, tmp_path / "pyfunc")
+    data = out / "data" / "recommend"
+    listed = json.loads((folder / "model.json").read_text(encoding="utf-8"))["files"]
+    assert sorted(p.name for p in data.iterdir()) == sorted(["model.json", *listed])
+
+
+def test_save_pyfunc_refuses_a_symlink_and_uploads_nothing(
+    model: rc.Recommender, tmp_path: Path
+) -> None:
+    folder = rc.save(model, tmp_path / "art")
+    private = tmp_path / "private"
+    private.mkdir()
+    (private / "id_rsa").write_text("KEY", encoding="utf-8")
+    (folder / "notes").symlink_to(private, target_is_directory=True)
+    with pytest.raises(ArtifactError, match=r"notes is a symbolic link"):
+        save_pyfunc(folder, tmp_path / "pyfunc")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["art", "private"]
+
+
+def test_save_pyfunc_on_a_full_disk_is_an_artifact_error(
+    model: rc.Recommender, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    import mlflow.pyfunc
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(mlflow.pyfunc, "save_model", full)
+    with pytest.raises(ArtifactError, match="No space left on device"):
+        save_pyfunc(rc.save(model, tmp_path / "art"), tmp_path / "pyfunc")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["art"]
+
+
+def test_corrupt_store_is_a_tracking_error(model: rc.Recommender, tmp_path: Path) -> None:
+    from recommend.errors import TrackingError
+
+    db = tmp_path / "mlruns.db"
+    db.write_bytes(b"not a database" * 200)
+    folder = rc.save(model, tmp_path / "art")
+    uri = f"sqlite:///{db}"
+    with pytest.raises(TrackingError, match=r"cannot be used: .*not a database") as err:
+        register_artifact(folder, "menus", uri=uri)
+    assert "\n" not in str(err.value)
+    with pytest.raises(TrackingError, match="not a database"):
+        load_registered("models:/menus@champion", tracking=uri)

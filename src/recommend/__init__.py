@@ -30,6 +30,7 @@ from recommend.errors import (
     NotFittedError,
     Problem,
     RecommendError,
+    TrackingError,
 )
 from recommend.messages import load_messages, message_keys, reset_messages, set_messages
 from recommend.schema import CHANNELS, Columns
@@ -112,6 +113,7 @@ __all__ = [
     "Split",
     "Splitter",
     "TimeSplit",
+    "TrackingError",
     "Weighting",
     "__version__",
     "branch_portrait",

@@ -45,16 +45,27 @@ part finds it (:func:`saved_part`) when it first needs it.
 Writes are atomic: everything is written and fsynced into a temporary directory next to the
 target, which is then renamed into place, so a reader never sees a half-written artifact
 (see :mod:`recommend.store`).
+
+Checksums detect accidents, not attackers. Loading therefore also bounds memory by what is
+on disk (array entries must be stored uncompressed, ``.npy`` headers and Parquet sizes are
+checked against the files, sizes claimed in ``model.json`` against each other and against
+the id maps) and turns anything malformed into an ``ArtifactError``. With a key configured
+(``key=`` or ``RECOMMEND_ARTIFACT_KEY``), ``save`` also writes ``model.json.sig``, an
+HMAC-SHA256 of ``model.json``, and ``load`` refuses an artifact without a matching one.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import importlib
 import inspect
 import logging
+import math
 import os
 import pkgutil
 import re
+import shutil
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -75,19 +86,30 @@ from recommend.artifact_codec import (
     encode_params,
     is_plain_json,
     learned_attributes,
+    open_npz,
 )
 from recommend.data.dataset import Dataset
 from recommend.data.idmap import IdMap
-from recommend.errors import ArtifactError, NotFittedError, RecommendError
+from recommend.errors import (
+    ArtifactError,
+    ConfigError,
+    NotFittedError,
+    RecommendError,
+    one_line,
+)
 from recommend.models.base import History, Recommender
 from recommend.version import __version__
 
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
+    "KEY_ENV",
+    "SIGNATURE",
     "ArtifactPart",
     "SavedPart",
     "artifact_info",
+    "artifact_key",
+    "copy_artifact",
     "load",
     "part_key",
     "save",
@@ -103,6 +125,13 @@ FORMAT_VERSION = 1
 
 MODEL_JSON = "model.json"
 ARRAYS = "arrays.npz"
+#: Environment variable holding the key that signs artifacts (see :func:`artifact_key`).
+KEY_ENV = "RECOMMEND_ARTIFACT_KEY"
+#: The file holding the HMAC-SHA256 of ``model.json`` in a signed artifact.
+SIGNATURE = "model.json.sig"
+_SIGNATURE_ALGORITHM = "hmac-sha256"
+_MIN_KEY_BYTES = 16
+_MAX_SIGNATURE_BYTES = 4096
 # Top-level entries of model.json that describe the model itself; any other entry holding a
 # JSON object describes a part saved with it, in the subdirectory of the same name.
 _META_KEYS = frozenset(
@@ -131,6 +160,10 @@ _MALFORMED = (
     OSError,
     zipfile.BadZipFile,
     pa.ArrowException,
+    RecursionError,
+    EOFError,
+    AttributeError,  # a descriptor of the wrong JSON type (a list where an object belongs)
+    OverflowError,
 )
 
 
@@ -200,6 +233,7 @@ def save(
     path: str | os.PathLike[str],
     *,
     overwrite: bool = False,
+    key: str | bytes | None = None,
     **parts: ArtifactPart | None,
 ) -> Path:
     """Save a fitted model as an artifact directory.
@@ -213,6 +247,11 @@ def save(
     overwrite
         Replace an existing artifact at ``path``. A directory that is not a model artifact
         is never replaced.
+    key
+        Sign the artifact with this key (see :func:`artifact_key`; by default the key in
+        the environment variable ``RECOMMEND_ARTIFACT_KEY``, if set): ``model.json.sig``
+        then holds the HMAC-SHA256 of ``model.json``, which holds the SHA-256 of every
+        other file, and ``load`` with the same key accepts nothing else.
     **parts
         Parts saved with the model, each in the subdirectory of its name (see
         :class:`ArtifactPart`); ``None`` values are skipped. E.g. ``search_index=index``
@@ -241,6 +280,7 @@ def save(
             f"{type(model).__name__} is not fitted: call fit(dataset) before saving it"
         )
     target = Path(path)
+    secret = artifact_key(key)
     store.check_replaceable(target, overwrite=overwrite, marker=MODEL_JSON, what="model artifact")
     # Encode everything before touching the disk: an unsaveable model leaves no trace.
     meta, arrays, tables = _encode_model(model)
@@ -254,16 +294,20 @@ def save(
             for name, part in given.items():
                 meta[name] = _save_part(name, part, tmp / name)
             store.write_json(tmp / MODEL_JSON, meta, allow_nan=False)
+            if secret is not None:
+                _write_signature(tmp, secret)
     except ArtifactError:
         raise
     except OSError as exc:
-        raise ArtifactError(f"could not write the model artifact {target}: {exc}") from exc
+        raise ArtifactError(
+            f"could not write the model artifact {target}: {one_line(exc)}"
+        ) from exc
     size = sum(f["bytes"] for f in meta["files"].values())
     log.info("saved %s to %s (%.1f MB)", meta["model"]["type"], target, size / 1e6)
     return target
 
 
-def load(path: str | os.PathLike[str]) -> Recommender:
+def load(path: str | os.PathLike[str], *, key: str | bytes | None = None) -> Recommender:
     """Load a model saved with ``save``; it recommends exactly as the saved one did.
 
     Every file is checked against the size and SHA-256 recorded in ``model.json`` before it
@@ -275,6 +319,11 @@ def load(path: str | os.PathLike[str]) -> Recommender:
     ----------
     path
         The artifact directory.
+    key
+        The signing key (see :func:`artifact_key`; by default ``RECOMMEND_ARTIFACT_KEY``
+        from the environment, if set). With a key, an artifact that is unsigned or signed
+        with another key is refused. Without one, signatures are not checked: the artifact
+        must then come from a trusted store.
 
     Returns
     -------
@@ -285,11 +334,13 @@ def load(path: str | os.PathLike[str]) -> Recommender:
     ------
     ArtifactError
         The directory or ``model.json`` is missing or unreadable, the artifact has a newer
-        format than this library reads, a file is missing, truncated or fails its checksum,
-        or the model type is unknown. The message says which.
+        format than this library reads, a file is missing, a symbolic link, truncated or
+        fails its checksum, a size it claims does not match the others or its files, the
+        signature is missing or wrong (with a key), or the model type is unknown. The
+        message says which.
     """
     root = Path(path)
-    meta = _read_meta(root)
+    meta = _read_meta(root, artifact_key(key))
     verified = store.verify_files(root, meta["files"], listing=MODEL_JSON, required=ARRAYS)
     bad = [name for name in meta["state"] if not _ATTR_NAME.fullmatch(name)]
     if bad:
@@ -302,28 +353,33 @@ def load(path: str | os.PathLike[str]) -> Recommender:
         model = cls(**params)
     except (TypeError, ValueError) as exc:
         raise ArtifactError(
-            f"{root}: cannot create {cls.__name__} from the saved parameters {params}: {exc}"
+            f"{root}: cannot create {cls.__name__} from the saved parameters {params}: "
+            f"{one_line(exc)}"
         ) from exc
     try:
-        with np.load(root / ARRAYS, allow_pickle=False) as npz:
+        with open_npz(root / ARRAYS) as npz:
             decoder = Decoder(root, verified, npz, npz_name=ARRAYS)
             state = {name: decoder.decode(desc, name) for name, desc in meta["state"].items()}
             dataset = decoder.dataset(meta["dataset"]) if meta.get("dataset") else None
+            largest = max((math.prod(npz.shape(key)) for key in npz.entries), default=0)
+        _restore(model, state, dataset, root)
+        _check_sizes(model, meta, dataset, decoder.free_dims, largest, root)
     except ArtifactError:
         raise
     except _MALFORMED as exc:
         raise ArtifactError(
-            f"{root} is malformed: {type(exc).__name__}: {exc}; model.json does not match "
-            "the files it describes (was it edited by hand?)"
+            f"{root} is malformed: {type(exc).__name__}: {one_line(exc)}; model.json does not "
+            "match the files it describes (was it edited by hand?)"
         ) from exc
-    _restore(model, state, dataset, root)
     for name, entry in parts.items():
         model.set_cache_entry(part_key(name), SavedPart(name, root / name, entry))
     log.info("loaded %s from %s", cls.__name__, root)
     return model
 
 
-def artifact_info(path: str | os.PathLike[str], *, verify: bool = True) -> dict[str, Any]:
+def artifact_info(
+    path: str | os.PathLike[str], *, verify: bool = True, key: str | bytes | None = None
+) -> dict[str, Any]:
     """What an artifact holds, without loading the model.
 
     Parameters
@@ -331,7 +387,10 @@ def artifact_info(path: str | os.PathLike[str], *, verify: bool = True) -> dict[
     path
         The artifact directory.
     verify
-        Also check every file's size and checksum (reads the whole artifact).
+        Also check every file's size and checksum (reads the whole artifact), and the
+        signature when a key is configured (``key``, or ``RECOMMEND_ARTIFACT_KEY``).
+    key
+        As in :func:`load`.
 
     Returns
     -------
@@ -340,7 +399,7 @@ def artifact_info(path: str | os.PathLike[str], *, verify: bool = True) -> dict[
         (``type``, ``name``, ``module``, ``params``), ``data`` (``fingerprint``,
         ``members``, ``courses``, ``now``), ``files`` (name -> ``sha256``, ``bytes``),
         ``path``, and the entry of every part saved with the model under its name (e.g.
-        ``search_index``).
+        ``search_index``), and ``signed`` (whether it holds a signature).
 
     Raises
     ------
@@ -348,7 +407,7 @@ def artifact_info(path: str | os.PathLike[str], *, verify: bool = True) -> dict[
         As ``load`` does.
     """
     root = Path(path)
-    meta = _read_meta(root)
+    meta = _read_meta(root, artifact_key(key) if verify else None)
     if verify:
         store.verify_files(root, meta["files"], listing=MODEL_JSON, required=ARRAYS)
     keys = ("format", "format_version", "library_version", "created_at", "model", "data")
@@ -356,7 +415,179 @@ def artifact_info(path: str | os.PathLike[str], *, verify: bool = True) -> dict[
     info.update(_part_entries(root, meta))
     info["files"] = meta["files"]
     info["path"] = str(root)
+    info["signed"] = (root / SIGNATURE).is_file()
     return info
+
+
+def artifact_key(key: str | bytes | None = None) -> bytes | None:
+    """The key that signs and checks artifacts, or ``None`` when none is configured.
+
+    Parameters
+    ----------
+    key
+        The key itself (text is taken as UTF-8). ``None`` reads the environment variable
+        ``RECOMMEND_ARTIFACT_KEY``; an empty or unset variable means no key.
+
+    Raises
+    ------
+    ConfigError
+        The key is shorter than 16 bytes (the key itself is never shown).
+    """
+    if key is None:
+        key = os.environ.get(KEY_ENV) or None
+        source = KEY_ENV
+    else:
+        source = "key"
+    if key is None:
+        return None
+    raw = key.encode("utf-8") if isinstance(key, str) else bytes(key)
+    if len(raw) < _MIN_KEY_BYTES:
+        raise ConfigError(
+            f"{source}: the artifact signing key has {len(raw)} bytes; use at least "
+            f"{_MIN_KEY_BYTES} (e.g. 32 random bytes as hex)"
+        )
+    return raw
+
+
+def copy_artifact(
+    src: str | os.PathLike[str], dst: str | os.PathLike[str], *, key: str | bytes | None = None
+) -> Path:
+    """Copy exactly the files of an artifact into the new directory ``dst``.
+
+    Copied: ``model.json``, its signature (if any), the files ``model.json`` lists and,
+    for each part saved with the model, its manifest and the files that manifest lists.
+    Nothing else in ``src`` is copied (notes, keys, earlier runs...), and a symbolic link
+    anywhere under ``src`` is refused rather than followed. The copy is verified like
+    ``load`` verifies (checksums, and the signature when a key is configured).
+
+    Parameters
+    ----------
+    src
+        The artifact directory.
+    dst
+        The directory to create (it must not exist; its parent is created if needed).
+    key
+        As in :func:`load`.
+
+    Returns
+    -------
+    Path
+        ``dst``.
+
+    Raises
+    ------
+    ArtifactError
+        ``src`` is not a valid artifact, holds a symbolic link, or ``dst`` exists. The
+        message names the file.
+    """
+    root, target = Path(src), Path(dst)
+    if target.exists() or target.is_symlink():
+        raise ArtifactError(f"{target} already exists; copy the artifact to a new directory")
+    _refuse_links(root)
+    meta = _read_meta(root, None)
+    names = [MODEL_JSON, *meta["files"]]
+    if (root / SIGNATURE).is_file():
+        names.append(SIGNATURE)
+    for name, entry in _part_entries(root, meta).items():
+        manifest, listing = _part_listing(root / name, entry)
+        names += [f"{name}/{manifest}", *(f"{name}/{file}" for file in listing)]
+    try:
+        for name in names:
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            _copy_file(root / name, target / name)
+    except OSError as exc:
+        shutil.rmtree(target, ignore_errors=True)
+        raise ArtifactError(
+            f"could not copy the artifact {root} to {target}: {one_line(exc)}"
+        ) from exc
+    try:
+        artifact_info(target, verify=True, key=key)
+        for name, entry in _part_entries(target, meta).items():
+            _part_listing(target / name, entry)
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)
+        raise
+    return target
+
+
+# --------------------------------------------------------------------------------------------
+# Signatures and copies
+# --------------------------------------------------------------------------------------------
+
+
+def _signature(secret: bytes, manifest: bytes) -> str:
+    return hmac.new(secret, manifest, hashlib.sha256).hexdigest()
+
+
+def _write_signature(root: Path, secret: bytes) -> None:
+    manifest = (root / MODEL_JSON).read_bytes()
+    content = {"algorithm": _SIGNATURE_ALGORITHM, "signature": _signature(secret, manifest)}
+    store.write_json(root / SIGNATURE, content)
+
+
+def _check_signature(root: Path, manifest: bytes, secret: bytes) -> None:
+    """Refuse ``model.json`` unless ``model.json.sig`` holds its HMAC under ``secret``."""
+    file = root / SIGNATURE
+    if file.is_symlink() or not file.is_file():
+        raise ArtifactError(
+            f"{root} is not signed (no {SIGNATURE}) but a signing key is configured "
+            f"({KEY_ENV} or key=): refusing to load an unsigned artifact"
+        )
+    if file.stat().st_size > _MAX_SIGNATURE_BYTES:
+        raise ArtifactError(f"{file} is not a signature written by this library")
+    content = store.read_json(file)
+    found = content.get("signature") if isinstance(content, dict) else None
+    algorithm = content.get("algorithm") if isinstance(content, dict) else None
+    if algorithm != _SIGNATURE_ALGORITHM or not isinstance(found, str):
+        raise ArtifactError(f"{file} is not a {_SIGNATURE_ALGORITHM} signature")
+    if not hmac.compare_digest(
+        found.encode("ascii", "replace"), _signature(secret, manifest).encode("ascii")
+    ):
+        raise ArtifactError(
+            f"{root}: the signature in {SIGNATURE} does not match {MODEL_JSON} under the "
+            "configured key: the artifact was modified, or signed with another key"
+        )
+
+
+def _refuse_links(root: Path) -> None:
+    """Refuse a symbolic link anywhere under ``root`` (they are never followed)."""
+    if not root.is_dir():
+        raise ArtifactError(f"no model artifact at {root}: not a directory")
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        for name in sorted(dirs + files):
+            path = Path(folder) / name
+            if path.is_symlink():
+                raise ArtifactError(
+                    f"{path} is a symbolic link; an artifact holds only its own files and "
+                    "links are never followed: remove the link or copy the file in its place"
+                )
+
+
+def _copy_file(src: Path, dst: Path) -> None:
+    """Copy one regular file without following a link (``O_NOFOLLOW`` where available)."""
+    fd = os.open(src, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, "rb") as fin, open(dst, "xb") as fout:
+        shutil.copyfileobj(fin, fout, 1 << 20)
+    store.fsync_file(dst)
+
+
+def _part_listing(folder: Path, entry: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The manifest of a part saved with a model (the file whose checksum ``entry``
+    records) and its verified listing of the part's other files."""
+    expected = entry.get("sha256")
+    candidates = sorted(p for p in folder.glob("*.json") if p.is_file() and not p.is_symlink())
+    manifest = next((p for p in candidates if store.sha256(p) == expected), None)
+    if manifest is None:
+        raise ArtifactError(
+            f"{folder}: no manifest matching the checksum recorded in {MODEL_JSON} (the part "
+            "was replaced or modified after the model was saved)"
+        )
+    content = store.read_json(manifest)
+    listing = content.get("files") if isinstance(content, dict) else None
+    if not isinstance(listing, dict):
+        raise ArtifactError(f"{manifest} lists no files (hand-edited?)")
+    store.verify_files(folder, listing, listing=manifest.name)
+    return manifest.name, listing
 
 
 # --------------------------------------------------------------------------------------------
@@ -427,6 +658,72 @@ def _restore(
         history=state["history_"],
         state=rest,
     )
+
+
+def _check_sizes(
+    model: Recommender,
+    meta: Mapping[str, Any],
+    dataset: Dataset | None,
+    free_dims: list[tuple[str, int]],
+    largest: int,
+    root: Path,
+) -> None:
+    """Check the sizes the artifact claims against each other before anything serves.
+
+    The numbers of members and courses must agree between the id maps, the history, the
+    training matrix, the factors and ``model.json``; a sparse matrix may not claim a
+    dimension that no stored array or id map backs (its memory would be allocated at the
+    first request, not at load).
+    """
+    n_members, n_courses = len(model.member_ids_), len(model.course_ids_)
+
+    def fail(what: str) -> ArtifactError:
+        return ArtifactError(f"{root}/{MODEL_JSON}: {what} (hand-edited or forged artifact)")
+
+    base = model.history_.base
+    if base.shape[1] != n_courses or base.shape[0] > n_members:
+        raise fail(
+            f"the history matrix has shape {base.shape}, expected at most {n_members} rows "
+            f"(members) and exactly {n_courses} columns (courses)"
+        )
+    for idx, row in model.history_.extra.items():
+        if not 0 <= idx < n_members or row.shape != (1, n_courses):
+            raise fail(f"a folded-in history row (member index {idx}) does not fit the id maps")
+    sizes = [n_members, n_courses, largest]
+    if dataset is not None:
+        shape = (len(dataset.member_ids), len(dataset.course_ids))
+        if dataset.interactions.shape != shape:
+            raise fail(
+                f"the training matrix has shape {dataset.interactions.shape}, but its id maps "
+                f"hold {shape[0]} members and {shape[1]} courses"
+            )
+        data = meta.get("data") or {}
+        if (data.get("members"), data.get("courses")) != shape:
+            raise fail(
+                f"data claims {data.get('members')} members and {data.get('courses')} courses, "
+                f"but the training data's id maps hold {shape[0]} and {shape[1]}"
+            )
+        sizes += shape
+    bound = max(sizes)
+    for key, size in free_dims:
+        if size > bound:
+            raise fail(
+                f"the sparse matrix {key!r} claims a dimension of {size}, larger than any id map "
+                f"or stored array ({bound})"
+            )
+    factors = model.factors()
+    if factors is not None:
+        members, courses = factors.members.shape[0], factors.courses.shape[0]
+        bias = factors.course_bias
+        if (
+            members != n_members
+            or courses != n_courses
+            or (bias is not None and bias.shape[0] != n_courses)
+        ):
+            raise fail(
+                f"the factors have {members} member rows and {courses} course rows, but the id "
+                f"maps hold {n_members} members and {n_courses} courses"
+            )
 
 
 # --------------------------------------------------------------------------------------------
@@ -525,17 +822,23 @@ def _write_parquet(file: Path, table: pa.Table) -> store.FileEntry:
 # --------------------------------------------------------------------------------------------
 
 
-def _read_meta(root: Path) -> dict[str, Any]:
-    """Read ``model.json`` and check that this library can read the artifact."""
+def _read_meta(root: Path, secret: bytes | None) -> dict[str, Any]:
+    """Read ``model.json`` (checking its signature when ``secret`` is given) and check that
+    this library can read the artifact."""
     if not root.is_dir():
         raise ArtifactError(f"no model artifact at {root}: not a directory")
     file = root / MODEL_JSON
+    if file.is_symlink():
+        raise ArtifactError(f"{file} is a symbolic link; an artifact holds only its own files")
     if not file.is_file():
         raise ArtifactError(
             f"{root} holds no {MODEL_JSON}: not a recommend model artifact (or its write "
             "was interrupted)"
         )
-    meta = store.read_json(file)
+    manifest = file.read_bytes()
+    if secret is not None:
+        _check_signature(root, manifest, secret)
+    meta = store.parse_json(manifest, file)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
         raise ArtifactError(

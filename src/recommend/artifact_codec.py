@@ -10,11 +10,13 @@ reading ``model.json`` and finding the model class.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
-from collections.abc import Mapping
+import zipfile
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import pandas as pd
@@ -26,18 +28,25 @@ from recommend.data.dataset import COURSE_IDX, MEMBER_IDX, Dataset, Features
 from recommend.data.idmap import IdMap
 from recommend.data.validation import ReferenceReport
 from recommend.data.weighting import Weighting
-from recommend.errors import ArtifactError
+from recommend.errors import ArtifactError, one_line
 from recommend.models.base import Factors, History, Recommender
 from recommend.schema import COURSES, Columns
 
 __all__ = [
+    "MAX_TABLE_EXPANSION",
+    "TABLE_SLACK",
     "Decoder",
     "Encoder",
+    "NpzArrays",
+    "check_npy_header",
     "decode_params",
     "encode_dataset",
     "encode_params",
     "is_plain_json",
     "learned_attributes",
+    "open_npz",
+    "read_npy",
+    "read_parquet",
 ]
 
 C = Columns
@@ -380,6 +389,197 @@ def encode_dataset(ds: Dataset, enc: Encoder) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------
+# Reading files with bounded memory
+# --------------------------------------------------------------------------------------------
+
+#: A Parquet table of an artifact may take at most this many times its size on disk in
+#: memory once read (the library's own tables take 3-10 times), plus :data:`TABLE_SLACK`.
+MAX_TABLE_EXPANSION = 64
+TABLE_SLACK = 16 << 20
+
+
+def check_npy_header(fh: IO[bytes], size: int, where: str) -> tuple[tuple[int, ...], np.dtype]:
+    """Read a ``.npy`` header from ``fh`` and check it against the ``size`` bytes it heads.
+
+    The array the header claims must fill the rest of the ``size`` bytes exactly, so that
+    reading it allocates no more than the file holds; object arrays (pickles) are refused.
+
+    Parameters
+    ----------
+    fh
+        Positioned at the start of the ``.npy`` data; left after the header.
+    size
+        Bytes of the ``.npy`` data (header included).
+    where
+        The file (or archive entry), for messages.
+
+    Returns
+    -------
+    (shape, dtype)
+        What the header declares.
+
+    Raises
+    ------
+    ArtifactError
+        The header is not a ``.npy`` header, declares an object dtype, or an array of
+        another size than the data holds.
+    """
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(fh)
+        if version == (1, 0):
+            shape, _fortran, dtype = fmt.read_array_header_1_0(fh)
+        elif version == (2, 0):
+            shape, _fortran, dtype = fmt.read_array_header_2_0(fh)
+        else:
+            raise ValueError(f"unsupported .npy format version {version}")
+    except (ValueError, TypeError, SyntaxError, EOFError, OverflowError) as exc:
+        raise ArtifactError(f"{where} is not a valid .npy array: {one_line(exc)}") from exc
+    if dtype.hasobject:
+        raise ArtifactError(f"{where} is not plain data: it holds Python objects (a pickle)")
+    count = math.prod(int(n) for n in shape)
+    claimed, held = count * dtype.itemsize, size - fh.tell()
+    if claimed != held:
+        raise ArtifactError(
+            f"{where}: its header claims an array of shape {tuple(shape)} and dtype {dtype} "
+            f"({claimed} bytes) but holds {held} bytes (a forged or damaged header)"
+        )
+    return tuple(int(n) for n in shape), dtype
+
+
+def read_npy(path: Path) -> np.ndarray:
+    """A ``.npy`` file, its header checked against its size first (see
+    :func:`check_npy_header`); never unpickles.
+
+    Raises
+    ------
+    ArtifactError
+        The file is not a plain ``.npy`` array of the size it claims.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        check_npy_header(fh, size, str(path))
+        fh.seek(0)
+        try:
+            return np.lib.format.read_array(fh, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise ArtifactError(f"{path} is not a valid .npy array: {one_line(exc)}") from exc
+
+
+class NpzArrays:
+    """The arrays of an ``.npz`` archive, read one at a time with bounded memory.
+
+    Only uncompressed (stored) entries are accepted, as :mod:`recommend.artifact` writes
+    them: an entry's array then occupies exactly its bytes in the archive, which the header
+    of each ``.npy`` is checked against before anything is allocated. A compressed entry
+    could expand without bound and is refused.
+    """
+
+    def __init__(self, archive: zipfile.ZipFile, where: str, size: int) -> None:
+        self.archive = archive
+        self.where = where
+        self.entries: dict[str, zipfile.ZipInfo] = {}
+        stored = 0
+        for info in archive.infolist():
+            key = info.filename.removesuffix(".npy")
+            if info.compress_type != zipfile.ZIP_STORED or info.file_size != info.compress_size:
+                raise ArtifactError(
+                    f"{where}: entry {info.filename!r} is compressed; artifact arrays are "
+                    "stored uncompressed (a compressed entry could expand without bound)"
+                )
+            if key in self.entries or not info.filename.endswith(".npy"):
+                raise ArtifactError(f"{where}: unexpected or repeated entry {info.filename!r}")
+            stored += info.file_size
+            self.entries[key] = info
+        if stored > size:
+            raise ArtifactError(
+                f"{where}: its entries claim {stored} bytes, more than the {size} bytes of "
+                "the file (a forged archive directory)"
+            )
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.entries
+
+    def shape(self, key: str) -> tuple[int, ...]:
+        """The shape entry ``key`` declares (its header checked, its data not read)."""
+        info = self.entries[key]
+        with self.archive.open(info) as fh:
+            return check_npy_header(fh, info.file_size, f"{self.where} entry {key!r}")[0]
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        info = self.entries[key]  # KeyError for a missing array
+        where = f"{self.where} entry {key!r}"
+        with self.archive.open(info) as fh:
+            check_npy_header(fh, info.file_size, where)
+        with self.archive.open(info) as fh:
+            return np.lib.format.read_array(fh, allow_pickle=False)
+
+
+@contextlib.contextmanager
+def open_npz(path: Path) -> Iterator[NpzArrays]:
+    """Open an ``.npz`` archive written by :mod:`recommend.artifact` (see :class:`NpzArrays`).
+
+    Raises
+    ------
+    ArtifactError
+        The file is not a zip archive, or an entry is compressed or forged.
+    """
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, ValueError, EOFError, OSError) as exc:
+        raise ArtifactError(f"{path} is not a valid .npz archive: {one_line(exc)}") from exc
+    with archive:
+        yield NpzArrays(archive, str(path), path.stat().st_size)
+
+
+def read_parquet(path: Path, *, rows: int | None = None) -> pa.Table:
+    """A Parquet table of an artifact, read with bounded memory.
+
+    The footer's row count must match ``rows`` (when given), and the table may take at most
+    :data:`MAX_TABLE_EXPANSION` times its size on disk in memory: the footer's claims are
+    checked first, then each row group as it is decompressed, so a small file that would
+    expand into gigabytes is stopped at the first row group past the bound.
+
+    Raises
+    ------
+    ArtifactError
+        The file is not Parquet, has another number of rows than expected, or expands past
+        the bound. The message names the file.
+    """
+    limit = MAX_TABLE_EXPANSION * path.stat().st_size + TABLE_SLACK
+    try:
+        pf = pq.ParquetFile(path)
+        meta = pf.metadata
+        if rows is not None and meta.num_rows != rows:
+            raise ArtifactError(
+                f"{path} holds {meta.num_rows} rows where model.json says {rows} (hand-edited?)"
+            )
+        claimed = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+        # A value takes at least a byte once read, whatever its encoding on disk.
+        claimed = max(claimed, meta.num_rows * max(meta.num_columns, 1))
+        if claimed > limit:
+            raise ArtifactError(
+                f"{path} claims {claimed} bytes once decompressed, more than {limit} "
+                f"({MAX_TABLE_EXPANSION} times its size on disk): refused as a decompression bomb"
+            )
+        groups, used = [], 0
+        for i in range(meta.num_row_groups):
+            group = pf.read_row_group(i)
+            used += group.nbytes
+            if used > limit:
+                raise ArtifactError(
+                    f"{path} expands past {limit} bytes in memory ({MAX_TABLE_EXPANSION} times "
+                    "its size on disk): refused as a decompression bomb"
+                )
+            groups.append(group)
+        return pa.concat_tables(groups) if groups else pf.schema_arrow.empty_table()
+    except ArtifactError:
+        raise
+    except (pa.ArrowException, OSError, ValueError, TypeError, IndexError) as exc:
+        raise ArtifactError(f"{path} is not a valid Parquet table: {one_line(exc)}") from exc
+
+
+# --------------------------------------------------------------------------------------------
 # Decoding
 # --------------------------------------------------------------------------------------------
 
@@ -416,6 +616,9 @@ class Decoder:
         self.npz = npz
         self.npz_name = npz_name
         self.cache: dict[tuple[str, str], Any] = {}
+        #: Dimensions of sparse matrices that no stored array bounds (the columns of a CSR
+        #: matrix, say), as (attribute path, size): checked once the id maps are known.
+        self.free_dims: list[tuple[str, int]] = []
 
     def get(self, key: str) -> np.ndarray:
         try:
@@ -424,7 +627,9 @@ class Decoder:
             raise ArtifactError(f"{self.npz_name} in {self.root} lacks the array {key!r}") from None
         except ValueError as exc:
             # allow_pickle=False refuses object arrays: someone put pickled data in.
-            raise ArtifactError(f"{self.npz_name} entry {key!r} is not plain data: {exc}") from exc
+            raise ArtifactError(
+                f"{self.npz_name} entry {key!r} is not plain data: {one_line(exc)}"
+            ) from exc
 
     def file(self, name: str) -> Path:
         if name not in self.verified:
@@ -478,6 +683,22 @@ class Decoder:
     def strings(self, desc: Mapping[str, Any]) -> np.ndarray:
         data = self.get(f"{desc['key']}.utf8").tobytes()
         offsets = self.get(f"{desc['key']}.offsets")
+        shape = tuple(desc["shape"])
+        valid = (
+            offsets.ndim == 1
+            and offsets.dtype.kind in "iu"
+            and len(offsets) >= 1
+            and offsets[0] == 0
+            and offsets[-1] == len(data)
+            and bool((np.diff(offsets) >= 0).all())
+            and all(type(n) is int and n >= 0 for n in shape)
+            and math.prod(shape) == len(offsets) - 1
+        )
+        if not valid:
+            raise ArtifactError(
+                f"{self.npz_name} in {self.root}: the text array {desc['key']!r} does not match "
+                f"its offsets or its shape {list(shape)} (hand-edited?)"
+            )
         out = np.empty(len(offsets) - 1, dtype=object)
         for i in range(len(out)):
             out[i] = data[offsets[i] : offsets[i + 1]].decode("utf-8", "surrogatepass")
@@ -485,6 +706,10 @@ class Decoder:
 
     def sparse(self, desc: Mapping[str, Any]) -> Any:
         key, shape, fmt = desc["key"], tuple(desc["shape"]), desc["format"]
+        if len(shape) != 2 or not all(type(n) is int and n >= 0 for n in shape):
+            raise ArtifactError(f"model.json: sparse matrix {key!r} has an invalid shape {shape}")
+        free = {"csr": (1,), "csc": (0,)}.get(desc["layout"], (0, 1))
+        self.free_dims.extend((key, shape[axis]) for axis in free)
         data = self.get(f"{key}.data")
         if desc["layout"] in ("csr", "csc"):
             indices, indptr = self.get(f"{key}.indices"), self.get(f"{key}.indptr")
@@ -505,7 +730,10 @@ class Decoder:
         return coo_cls((data, (row, col)), shape=shape).asformat(fmt)
 
     def idmap(self, desc: Mapping[str, Any]) -> IdMap:
-        column = pq.read_table(self.file(desc["file"])).column("id")
+        n = desc.get("n")
+        if type(n) is not int:
+            raise ArtifactError(f"model.json: id map {desc.get('file')!r} has no valid size n")
+        column = read_parquet(self.file(desc["file"]), rows=n).column("id")
         if pa.types.is_integer(column.type):
             ids = column.to_numpy().astype(np.int64, copy=False)
         else:
@@ -529,7 +757,7 @@ class Decoder:
         return table
 
     def table(self, desc: Mapping[str, Any]) -> pd.DataFrame:
-        table = pq.read_table(self.file(desc["file"]))
+        table = read_parquet(self.file(desc["file"]))
         frame = table.to_pandas()
         for column in desc.get("object_columns", []):
             # Arrow gives strings and lists back as pandas str dtype and numpy arrays; the

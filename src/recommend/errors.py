@@ -12,6 +12,8 @@ __all__ = [
     "NotFittedError",
     "Problem",
     "RecommendError",
+    "TrackingError",
+    "one_line",
 ]
 
 
@@ -80,3 +82,14 @@ class NotFittedError(RecommendError, RuntimeError):
 
 class ArtifactError(RecommendError, OSError):
     """A model artifact is missing, truncated, tampered with, or of a newer format."""
+
+
+class TrackingError(RecommendError, RuntimeError):
+    """The MLflow tracking store or model registry cannot be used (a locked or corrupt
+    database, an unreachable server); the message names the store and the cause."""
+
+
+def one_line(exc: BaseException) -> str:
+    """A foreign exception's message on one line (whitespace runs, newlines included,
+    become one space), for the library's own one-line messages that quote it."""
+    return " ".join(str(exc).split()) or type(exc).__name__

@@ -21,10 +21,13 @@ keeps working.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
+import sqlite3
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,7 +36,13 @@ import pandas as pd
 
 from recommend import artifact
 from recommend.artifact import artifact_info
-from recommend.errors import ArtifactError, ConfigError
+from recommend.errors import (
+    ArtifactError,
+    ConfigError,
+    RecommendError,
+    TrackingError,
+    one_line,
+)
 from recommend.schema import Columns
 from recommend.tracking import (
     ensure_experiment,
@@ -61,6 +70,7 @@ __all__ = [
     "register",
     "register_artifact",
     "save_pyfunc",
+    "store_errors",
 ]
 
 log = logging.getLogger(__name__)
@@ -127,7 +137,9 @@ def save_pyfunc(
     ----------
     model
         A fitted ``Recommender``, or the folder of an artifact written by
-        ``recommend.save`` (checked before it is copied).
+        ``recommend.save``: only the files of the artifact are copied (``model.json``, its
+        signature, the files it lists and its parts' listed files), after checking them;
+        a symbolic link anywhere in the folder is refused, never followed.
     path
         Target folder; written atomically (temp folder + rename).
     overwrite
@@ -138,37 +150,53 @@ def save_pyfunc(
     pathlib.Path
         The model directory: ``MLmodel``, environment files and ``data/recommend/`` (our
         artifact).
-    """
-    import mlflow.pyfunc
 
+    Raises
+    ------
+    ArtifactError
+        ``path`` exists (without ``overwrite``), the artifact is invalid or holds a
+        symbolic link, or the folder cannot be written (e.g. the disk is full).
+    """
     target = Path(path)
     if target.exists() and not overwrite:
         raise ArtifactError(f"{target} exists; pass overwrite=True to replace it")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}.") as tmp:
-        staged = Path(tmp) / Path(DATA_PATH).name
-        if isinstance(model, str | os.PathLike):
-            artifact.artifact_info(model, verify=True)
-            shutil.copytree(model, staged)
-        else:
-            from recommend.search.rank import attached_index
-
-            # The search index (and its learned blend weights) travels with the model.
-            artifact.save(model, staged, search_index=attached_index(model, build=False))
-        built = Path(tmp) / "model"
-        mlflow.pyfunc.save_model(
-            path=str(built),
-            loader_module=LOADER_MODULE,
-            data_path=str(staged),
-            signature=_signature(),
-            # an unknown member: the example shows the request shape and holds no real id
-            input_example=pd.DataFrame({Columns.MEMBER: ["example-member"], "n": [5.0]}),
-            pip_requirements=_requirements(),
-        )
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(built, target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}.") as tmp:
+            built = _build_pyfunc(model, Path(tmp))
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(built, target)
+    except OSError as exc:
+        if isinstance(exc, ArtifactError):
+            raise
+        raise ArtifactError(f"could not write the MLflow model {target}: {one_line(exc)}") from exc
     return target
+
+
+def _build_pyfunc(model: Recommender | str | os.PathLike[str], tmp: Path) -> Path:
+    """Write the pyfunc model directory in ``tmp``; returns it."""
+    import mlflow.pyfunc
+
+    staged = tmp / Path(DATA_PATH).name
+    if isinstance(model, str | os.PathLike):
+        artifact.copy_artifact(model, staged)
+    else:
+        from recommend.search.rank import attached_index
+
+        # The search index (and its learned blend weights) travels with the model.
+        artifact.save(model, staged, search_index=attached_index(model, build=False))
+    built = tmp / "model"
+    mlflow.pyfunc.save_model(
+        path=str(built),
+        loader_module=LOADER_MODULE,
+        data_path=str(staged),
+        signature=_signature(),
+        # an unknown member: the example shows the request shape and holds no real id
+        input_example=pd.DataFrame({Columns.MEMBER: ["example-member"], "n": [5.0]}),
+        pip_requirements=_requirements(),
+    )
+    return built
 
 
 def log_pyfunc(
@@ -188,6 +216,27 @@ def log_pyfunc(
 
 
 # ---------------------------------------------------------------------------- registering
+@contextlib.contextmanager
+def store_errors(uri: str | None) -> Iterator[None]:
+    """Turn the errors of an MLflow store (a locked or corrupt SQLite database, an
+    unreachable server) into a one-line ``TrackingError`` naming the store."""
+    from mlflow.exceptions import MlflowException
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        yield
+    except RecommendError:
+        raise
+    except (MlflowException, SQLAlchemyError, sqlite3.Error) as exc:
+        lines = str(exc).strip().splitlines()
+        cause = lines[0] if lines else type(exc).__name__
+        where = store_uri(uri)
+        raise TrackingError(
+            f"the MLflow store {where} cannot be used: {cause} (is the database locked by "
+            "another process, or damaged?)"
+        ) from exc
+
+
 @dataclass(frozen=True)
 class Registration:
     """Where ``register`` put a model: name, version, alias and the URI to load it by."""
@@ -238,17 +287,22 @@ def register(
     from mlflow.exceptions import MlflowException
 
     name = model_name(name)
-    client = mlflow_client(uri)
-    try:
-        client.get_registered_model(name)
-    except MlflowException:
+    with store_errors(uri):
+        client = mlflow_client(uri)
         try:
-            client.create_registered_model(name, tags={"recommend.library": "recommend"})
-        except MlflowException:  # created meanwhile by another process
             client.get_registered_model(name)
-    source = f"{client.get_run(run_id).info.artifact_uri}/{artifact_path}"
-    version = client.create_model_version(name, source, run_id=run_id)
-    client.set_registered_model_alias(name, alias, version.version)
+        except MlflowException as missing:
+            if _is_store_failure(missing):
+                raise
+            try:
+                client.create_registered_model(name, tags={"recommend.library": "recommend"})
+            except MlflowException as exc:  # created meanwhile by another process
+                if _is_store_failure(exc):
+                    raise
+                client.get_registered_model(name)
+        source = f"{client.get_run(run_id).info.artifact_uri}/{artifact_path}"
+        version = client.create_model_version(name, source, run_id=run_id)
+        client.set_registered_model_alias(name, alias, version.version)
     log.info("registered %s version %s as @%s", name, version.version, alias)
     return Registration(name, str(version.version), alias, source)
 
@@ -278,16 +332,17 @@ def register_artifact(
         Tracking URI (see ``recommend.tracking.tracking_uri``).
     """
     info = artifact_info(path, verify=True)
-    client = mlflow_client(uri)
-    exp = ensure_experiment(client, experiment)
-    model_meta, data = info["model"], info.get("data", {})
+    model_meta, data = info["model"], info.get("data") or {}
     params = {"model": str(model_meta["name"]), **flatten_params("", model_meta.get("params", {}))}
     params.update({f"data.{k}": str(v) for k, v in data.items() if k != "now"})
-    with tracked_run(
-        client, exp, run_name=f"register-{name}", tags={"recommend.registered": name}
-    ) as run:
-        log_batch(client, run, params, {})
-        log_pyfunc(client, run, path)
+    with store_errors(uri):
+        client = mlflow_client(uri)
+        exp = ensure_experiment(client, experiment)
+        with tracked_run(
+            client, exp, run_name=f"register-{name}", tags={"recommend.registered": name}
+        ) as run:
+            log_batch(client, run, params, {})
+            log_pyfunc(client, run, path)
     return register(run, name, alias=alias, uri=uri)
 
 
@@ -318,14 +373,24 @@ def load_registered(uri: str, *, tracking: str | None = None) -> tuple[Recommend
 
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            # models:/ is resolved by the client of our store (its registry), not by MLflow's
-            # process-wide default registry, which may be another database.
-            source = _model_source(mlflow_client(tracking), uri)
-            local = mlflow.artifacts.download_artifacts(
-                artifact_uri=source, dst_path=tmp, tracking_uri=store_uri(tracking)
-            )
-        except MlflowException as err:
-            raise ArtifactError(f"{uri}: cannot fetch the model from the registry: {err}") from err
+            with store_errors(tracking):
+                # models:/ is resolved by the client of our store (its registry), not by
+                # MLflow's process-wide default registry, which may be another database.
+                try:
+                    source = _model_source(mlflow_client(tracking), uri)
+                    local = mlflow.artifacts.download_artifacts(
+                        artifact_uri=source, dst_path=tmp, tracking_uri=store_uri(tracking)
+                    )
+                except MlflowException as err:
+                    if _is_store_failure(err):
+                        raise
+                    raise ArtifactError(
+                        f"{uri}: cannot fetch the model from the registry: {one_line(err)}"
+                    ) from err
+        except OSError as err:
+            if isinstance(err, ArtifactError):
+                raise
+            raise ArtifactError(f"{uri}: cannot fetch the model: {one_line(err)}") from err
         root = Path(local) / DATA_PATH
         if not (root / MODEL_JSON).is_file():
             raise ArtifactError(
@@ -336,6 +401,21 @@ def load_registered(uri: str, *, tracking: str | None = None) -> tuple[Recommend
         attached_index(model, build=False)  # read a saved search index before tmp goes
         version = hashlib.sha256((root / MODEL_JSON).read_bytes()).hexdigest()[:16]
     return model, version
+
+
+def _is_store_failure(exc: BaseException) -> bool:
+    """True when an MLflow error comes from the store itself (SQL), not from a missing
+    name or version."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, SQLAlchemyError | sqlite3.Error):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def _model_source(client: MlflowClient, uri: str) -> str:

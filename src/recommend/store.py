@@ -42,6 +42,7 @@ __all__ = [
     "is_safe_name",
     "is_staged_name",
     "make_staging_dir",
+    "parse_json",
     "publish_dir",
     "publish_file",
     "read_json",
@@ -241,15 +242,30 @@ def read_json(path: PathLike, *, error: ErrorClass = ArtifactError) -> Any:
     Raises
     ------
     error
-        The file is not UTF-8 JSON (truncated or corrupted); the message names it.
+        The file is not UTF-8 JSON (truncated or corrupted) or is nested too deeply to
+        parse; the message names it.
     OSError
         The file cannot be read.
     """
     file = Path(path)
+    return parse_json(file.read_bytes(), file, error=error)
+
+
+def parse_json(data: bytes, source: PathLike, *, error: ErrorClass = ArtifactError) -> Any:
+    """The JSON value in ``data``, the content of the file ``source`` (named in messages).
+
+    Raises
+    ------
+    error
+        ``data`` is not UTF-8 JSON (truncated or corrupted) or is nested too deeply to
+        parse.
+    """
     try:
-        return json.loads(file.read_text(encoding="utf-8"))
+        return json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise error(f"{file} is not valid JSON ({exc}): truncated or corrupted") from exc
+        raise error(f"{source} is not valid JSON ({exc}): truncated or corrupted") from exc
+    except RecursionError:
+        raise error(f"{source} is nested too deeply to be a file this library wrote") from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -481,8 +497,9 @@ def verify_files(
     ------
     error
         The listing lacks ``required``, names a file unsafely (e.g. ``../x``), has an entry
-        that is not ``{"sha256", "bytes"}``, or a file is missing, not a regular file,
-        truncated, of another size, or fails its checksum. The message names the file.
+        that is not ``{"sha256", "bytes"}``, or a file is missing, a symbolic link, not a
+        regular file, truncated, of another size, or fails its checksum. The message names
+        the file.
     """
     root = Path(root)
     if required is not None and required not in files:
@@ -501,6 +518,11 @@ def _verify_file(
     root: Path, name: str, entry: Mapping[str, Any], listing: str, error: ErrorClass
 ) -> None:
     file = root / name
+    if file.is_symlink():
+        raise error(
+            f"{name} in {root} is a symbolic link (listed in {listing}); files of this "
+            "library are never links: replace it with the file itself"
+        )
     if not file.is_file():
         if file.exists():
             raise error(f"{name} in {root} is not a regular file (listed in {listing})")

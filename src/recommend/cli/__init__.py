@@ -195,7 +195,7 @@ def _add_batch_verb(verbs: Verbs) -> None:
     bt.add_argument("--chunk-size", type=int, default=20_000, help="members per output file")
     bt.add_argument("--format", choices=("parquet", "csv"), default="parquet")
     bt.add_argument("--sql", help="SQLAlchemy URL, e.g. sqlite:///menus.db (with --table)")
-    bt.add_argument("--table", help="SQL table to replace with the menus")
+    bt.add_argument("--table", type=_sql_table, help="SQL table to replace with the menus")
     bt.add_argument("--with-reasons", action="store_true", help="fill the reason column")
     bt.add_argument("--overwrite", action="store_true", help="replace another job's output")
     bt.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -304,5 +304,62 @@ def main(argv: Sequence[str] | None = None) -> int:
             load_messages(args.messages)
         return int(args.func(args))
     except RecommendError as err:
+        # The library's messages are written for this (a data error lists its problems).
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
+    except OSError as err:
+        # The system refused: disk full, permission denied, a file vanished.
+        log.debug("system error", exc_info=True)
+        print(f"error: {_one_line(err)}", file=sys.stderr)
+        return EXIT_SYSTEM
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as err:
+        if not isinstance(err, _store_error_types()):
+            raise
+        # A database the verb writes to or reads from (MLflow store, --sql target).
+        log.debug("store error", exc_info=True)
+        print(f"error: a database cannot be used: {_one_line(err)}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _store_error_types() -> tuple[type[BaseException], ...]:
+    """Errors of the databases verbs use (SQLite, SQLAlchemy, MLflow), among the modules
+    already imported (a verb that never touched one cannot have raised its errors)."""
+    import sqlite3
+
+    found: list[type[BaseException]] = [sqlite3.Error]
+    for module, name in (
+        ("sqlalchemy.exc", "SQLAlchemyError"),
+        ("mlflow.exceptions", "MlflowException"),
+    ):
+        kind = getattr(sys.modules.get(module), name, None)
+        if isinstance(kind, type) and issubclass(kind, BaseException):
+            found.append(kind)
+    return tuple(found)
+
+
+#: Exit codes of the ``recommend`` command (``data validate`` exits 1 when a table has
+#: problems): 2 for an error of the library (bad input, option, artifact or store; also
+#: argparse's usage errors), 3 when the system refused (disk full, permission denied),
+#: 130 when interrupted.
+EXIT_ERROR = 2
+EXIT_SYSTEM = 3
+EXIT_INTERRUPTED = 130
+
+
+def _one_line(err: BaseException) -> str:
+    """The first line of an error's message (its type when it has none)."""
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(err).__name__
+
+
+def _sql_table(value: str) -> str:
+    """``--table``: a plain SQL table name (letters, digits and _)."""
+    name = value.strip()
+    if not name.isidentifier():
+        raise argparse.ArgumentTypeError(
+            f"expected a SQL table name of letters, digits and _ (e.g. menus), got {value!r}"
+        )
+    return name

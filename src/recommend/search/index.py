@@ -27,6 +27,7 @@ format version, parameters and the size and SHA-256 of every file), written atom
 from __future__ import annotations
 
 import logging
+import math
 import multiprocessing
 import os
 import re
@@ -42,7 +43,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from recommend import store
-from recommend.errors import ArtifactError, ConfigError, DataError
+from recommend.artifact_codec import read_npy
+from recommend.errors import ArtifactError, ConfigError, DataError, one_line
 from recommend.messages import ListText, Message
 from recommend.schema import Columns
 from recommend.search.weights import BlendWeights
@@ -566,7 +568,9 @@ class SearchIndex:
         except ArtifactError:
             raise
         except OSError as exc:
-            raise ArtifactError(f"could not write the search index {target}: {exc}") from exc
+            raise ArtifactError(
+                f"could not write the search index {target}: {one_line(exc)}"
+            ) from exc
         logger.info("saved search index of %d courses to %s", self.n_docs, target)
         return dict(entry)
 
@@ -607,8 +611,6 @@ class SearchIndex:
             Missing or unreadable manifest, newer format, a file missing, truncated or
             failing its checksum, or an index that is not the expected one.
         """
-        bm25s = _bm25s()
-
         root = Path(path)
         manifest = root / MANIFEST
         if not manifest.is_file():
@@ -632,24 +634,132 @@ class SearchIndex:
         files = meta.get("files")
         if not isinstance(files, dict):
             raise ArtifactError(f"{manifest} lists no valid files (hand-edited?)")
+        # Only files the manifest lists (and so checksums) are ever read.
+        unlisted = sorted(set(_INDEX_FILES) - set(files))
+        if unlisted:
+            raise ArtifactError(f"{manifest} does not list {unlisted}, which an index needs")
         store.verify_files(root, files, listing=MANIFEST, required=COURSE_IDS)
         try:
-            retriever = bm25s.BM25.load(str(root), load_corpus=False, allow_pickle=False)
-            ids = np.load(root / COURSE_IDS, allow_pickle=False)
-        except (OSError, ValueError, KeyError) as exc:
-            raise ArtifactError(f"{root} is malformed: {type(exc).__name__}: {exc}") from exc
-        course_ids = ids.astype(np.int64) if ids.dtype.kind in "iu" else ids.astype(object)
-        if course_ids.shape != (meta.get("n_docs"),):
-            raise ArtifactError(f"{root}: {COURSE_IDS} does not match n_docs in {MANIFEST}")
-        weights = meta.get("weights")
-        index = cls(
-            retriever,
-            course_ids,
-            meta.get("params", {}),
-            None if weights is None else BlendWeights.from_dict(weights),
-        )
+            index = _read_index(cls, root, meta)
+        except ArtifactError:
+            raise
+        except (
+            ValueError,
+            TypeError,
+            LookupError,
+            AttributeError,
+            ImportError,
+            OverflowError,
+            RecursionError,
+            OSError,
+        ) as exc:
+            raise ArtifactError(
+                f"{root} is malformed: {type(exc).__name__}: {one_line(exc)} (hand-edited?)"
+            ) from exc
         logger.info("loaded search index of %d courses from %s", index.n_docs, root)
         return index
+
+
+# What SearchIndex.load reads besides the manifest: bm25s's files and the course ids.
+_PARAMS_FILE = "params.index.json"
+_VOCAB_FILE = "vocab.index.json"
+_SCORES_FILES = {
+    "data": "data.csc.index.npy",
+    "indices": "indices.csc.index.npy",
+    "indptr": "indptr.csc.index.npy",
+}
+_INDEX_FILES = (_PARAMS_FILE, _VOCAB_FILE, *_SCORES_FILES.values(), COURSE_IDS)
+# bm25s settings an index may hold, and their allowed values (None: any finite number);
+# the BM25 variants that need a non-occurrence array (bm25l, bm25+) are never written.
+_BM25_SETTINGS: Mapping[str, tuple[Any, ...] | None] = {
+    "k1": None,
+    "b": None,
+    "delta": None,
+    "method": ("lucene", "robertson", "atire"),
+    "idf_method": ("lucene", "robertson", "atire", None),
+    "dtype": ("float32", "float64"),
+    "int_dtype": ("int32", "int64"),
+}
+
+
+def _read_index(cls: type[SearchIndex], root: Path, meta: Mapping[str, Any]) -> SearchIndex:
+    """Rebuild an index from its verified files, checking that they fit together.
+
+    bm25s's own loader would pass any setting in its parameter file to its constructor
+    (an unknown backend imports a module); this reads the settings it knows, the
+    vocabulary and the score matrix, and checks every size and index range.
+    """
+    bm25s = _bm25s()
+
+    def fail(what: str) -> ArtifactError:
+        return ArtifactError(f"{root}: {what} (hand-edited or forged index)")
+
+    settings = store.read_json(root / _PARAMS_FILE)
+    if not isinstance(settings, dict):
+        raise fail(f"{_PARAMS_FILE} is not a JSON object")
+    kwargs: dict[str, Any] = {}
+    for key, allowed in _BM25_SETTINGS.items():
+        value = settings.get(key)
+        if allowed is not None:
+            ok = value in allowed
+        else:
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+            ok = ok and math.isfinite(cast("float", value))
+        if not ok:
+            raise fail(f"{_PARAMS_FILE}: invalid {key}={value!r}")
+        kwargs[key] = value
+    vocab = store.read_json(root / _VOCAB_FILE)
+    ids = list(vocab.values()) if isinstance(vocab, dict) else None
+    n_words = len(vocab) if isinstance(vocab, dict) else -1
+    if ids is None or not all(type(i) is int for i in ids) or sorted(ids) != list(range(n_words)):
+        raise fail(f"{_VOCAB_FILE} does not map words to the ids 0 .. n-1")
+    if n_words != meta.get("vocabulary"):
+        raise fail(f"{_VOCAB_FILE} holds {n_words} words, {MANIFEST} says {meta.get('vocabulary')}")
+    scores = {key: read_npy(root / name) for key, name in _SCORES_FILES.items()}
+    course_ids = read_npy(root / COURSE_IDS)
+    n_docs = meta.get("n_docs")
+    if course_ids.ndim != 1 or course_ids.dtype.kind not in "iuU" or len(course_ids) != n_docs:
+        raise fail(f"{COURSE_IDS} does not match n_docs in {MANIFEST}")
+    if settings.get("num_docs") != n_docs:
+        raise fail(f"{_PARAMS_FILE} says num_docs={settings.get('num_docs')!r}, not {n_docs}")
+    _check_scores(scores, n_words, n_docs, kwargs["dtype"], fail)
+    retriever = bm25s.BM25(**kwargs, backend="numpy")
+    retriever.vocab_dict = vocab
+    retriever.unique_token_ids_set = set(ids)
+    retriever.scores = {**scores, "num_docs": n_docs}
+    retriever.nonoccurrence_array = None
+    params, weights = meta.get("params", {}), meta.get("weights")
+    if not isinstance(params, dict) or not isinstance(weights, dict | None):
+        raise fail(f"{MANIFEST}: params must be an object and weights an object or null")
+    return cls(
+        retriever,
+        course_ids.astype(np.int64) if course_ids.dtype.kind in "iu" else course_ids.astype(object),
+        params,
+        None if weights is None else BlendWeights.from_dict(weights),
+    )
+
+
+def _check_scores(
+    scores: Mapping[str, np.ndarray],
+    n_words: int,
+    n_docs: int,
+    dtype: str,
+    fail: Callable[[str], ArtifactError],
+) -> None:
+    """The (n_docs, n_words) CSC score matrix: sizes, index ranges and finite scores."""
+    data, indices, indptr = scores["data"], scores["indices"], scores["indptr"]
+    shapes_ok = data.ndim == indices.ndim == indptr.ndim == 1 and len(indptr) == n_words + 1
+    kinds_ok = (
+        data.dtype == np.dtype(dtype) and indices.dtype.kind in "iu" and indptr.dtype.kind in "iu"
+    )
+    if not (shapes_ok and kinds_ok) or len(data) != len(indices):
+        raise fail("the score arrays do not match each other or the vocabulary")
+    if indptr[0] != 0 or indptr[-1] != len(data) or (np.diff(indptr) < 0).any():
+        raise fail("the score matrix's column pointers are out of order or range")
+    if len(indices) and (indices.min() < 0 or indices.max() >= n_docs):
+        raise fail("the score matrix refers to documents beyond n_docs")
+    if not np.isfinite(data).all():
+        raise fail("the score matrix holds non-finite scores")
 
 
 def build_index(
