@@ -7,11 +7,13 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import events_frame
 
 import recommend as rc
 from recommend.errors import ArtifactError, ConfigError, DataError
 from recommend.search import (
     MAX_QUERY_CHARS,
+    PREFERENCE_ONLY,
     SEARCH_COLUMNS,
     TEXT_ONLY,
     BlendWeights,
@@ -69,6 +71,30 @@ def active(model: rc.Recommender) -> list[str]:
     counts = np.asarray(model.history_.base.getnnz(axis=1))
     top = np.argsort(-counts, kind="stable")[:10]
     return [str(m) for m in model.member_ids_.to_external(top)]
+
+
+@pytest.fixture(scope="module")
+def taste_groups() -> rc.Recommender:
+    """Two mirror-image taste groups: members x0..x5 study courses a0..a3 together, y0..y5
+    b0..b3; x9 studied a0 and a1, y9 b0 and b1. Every title matches "党史" equally."""
+    a, b = [f"a{i}" for i in range(4)], [f"b{i}" for i in range(4)]
+    courses = pd.DataFrame(
+        {
+            "course_id": a + b,
+            "title": [f"党史专题 {i}" for i in range(8)],
+            "category": "党的建设",
+            "duration_seconds": 600.0,
+            "published_at": pd.Timestamp("2024-01-01"),
+        }
+    )
+    rows = []
+    for group, studied in (("x", a), ("y", b)):
+        for i in range(6):
+            rows += [
+                (f"{group}{i}", studied[(i + j) % 4], "complete", "2024-03-01") for j in range(3)
+            ]
+        rows += [(f"{group}9", studied[j], "complete", "2024-03-01") for j in range(2)]
+    return rc.ItemKNN(k=10).fit(rc.Dataset.from_frames(events_frame(rows), courses=courses))
 
 
 # ---------------------------------------------------------------------------- tokens
@@ -165,9 +191,95 @@ def test_text_only_is_bm25_order(model: rc.Recommender, index: SearchIndex, acti
     assert (np.diff(out["text_score"].to_numpy()) <= 0).all()
 
 
-def test_members_get_different_rankings(model: rc.Recommender, active: list[str]) -> None:
-    orders = {tuple(search(model, m, "学习", n=10)["course_id"]) for m in active[:6]}
-    assert len(orders) > 1
+def test_rankings_follow_each_members_own_history(taste_groups: rc.Recommender) -> None:
+    # Two mirror-image groups: x-members study a-courses together, y-members b-courses.
+    # Every title matches "党史" equally, so only the member's history tells them apart.
+    x_menu = search(taste_groups, "x9", "党史", n=8)
+    y_menu = search(taste_groups, "y9", "党史", n=8)
+    assert x_menu["course_id"].str[0].tolist() == ["a"] * 4 + ["b"] * 4
+    assert y_menu["course_id"].str[0].tolist() == ["b"] * 4 + ["a"] * 4
+    # Within the group, the courses the member studied come first (a search may show them).
+    assert set(x_menu["course_id"][:2]) == {"a0", "a1"}
+    assert set(y_menu["course_id"][:2]) == {"b0", "b1"}
+    # The data is symmetric under a <-> b and x <-> y, so the rankings are too.
+    swapped = x_menu["course_id"].str.translate(str.maketrans("ab", "ba"))
+    assert y_menu["course_id"].tolist() == swapped.tolist()
+    np.testing.assert_allclose(y_menu["score"], x_menu["score"], rtol=1e-6)
+    assert x_menu.attrs["route"] == y_menu.attrs["route"] == "personal"
+
+
+def test_each_member_is_ranked_by_their_own_scores(
+    model: rc.Recommender, active: list[str]
+) -> None:
+    orders = set()
+    for member in active[:6]:
+        out = search(model, member, "党员", n=30, weights=PREFERENCE_ONLY)
+        courses = model.course_ids_.to_index(out["course_id"])
+        own = model.score(model.member_ids_.to_index([member]), courses)[0]
+        assert (np.diff(own) <= 1e-5).all(), member
+        orders.add(tuple(out["course_id"]))
+    assert len(orders) == 6
+
+
+def test_ties_go_to_the_lower_course_index(taste_groups: rc.Recommender) -> None:
+    # Equal titles: equal BM25 scores, so text alone ties every course.
+    out = search(taste_groups, "x9", "党史", n=8, weights=TEXT_ONLY)
+    order = taste_groups.course_ids_.to_index(out["course_id"])
+    assert out["score"].nunique() == 1
+    assert order.tolist() == sorted(order.tolist())
+
+
+def test_equal_blends_go_to_the_higher_text_score_then_the_lower_course_index(
+    model: rc.Recommender, active: list[str]
+) -> None:
+    ids = model.course_ids_.external_ids[:12]
+    text = np.array([1.0, 3.0, 2.0, 1.0, 3.0, 2.0, 2.0, 1.0, 3.0, 1.0, 2.0, 3.0])
+    cand = pd.DataFrame({"course_id": ids, "text_score": text}).sample(frac=1.0, random_state=1)
+    zero = BlendWeights(0.0, 0.0, 0.0, 0.0)
+    out = rank_candidates(model, active[0], cand, weights=zero, only_published=False)
+    assert (out["score"] == 0).all()
+    idx = model.course_ids_.to_index(out["course_id"])
+    by_text = dict(zip(ids, text, strict=True))
+    got = [(-by_text[c], i) for c, i in zip(out["course_id"], idx, strict=True)]
+    assert got == sorted(got)
+    assert len(got) == 12
+
+
+def _freshness(platform: rc.Platform, model: rc.Recommender, courses: pd.Series) -> np.ndarray:
+    """``0.5 ** (age_days / 90)`` at the data's time, 1 for a course not yet published."""
+    published = platform.courses.set_index("course_id").loc[courses, "published_at"]
+    age_days = (model.dataset_.now - published).dt.total_seconds().to_numpy() / 86_400
+    return 0.5 ** (np.maximum(age_days, 0.0) / 90.0)
+
+
+def test_freshness_halves_every_90_days(
+    model: rc.Recommender, platform: rc.Platform, active: list[str]
+) -> None:
+    fresh_only = BlendWeights(0.0, 0.0, 0.0, 1.0)
+    out = search(model, active[0], "党员", n=50, weights=fresh_only)
+    assert len(out) >= 20
+    expected = _freshness(platform, model, out["course_id"])
+    np.testing.assert_allclose(out["score"], expected, rtol=1e-5, atol=1e-7)
+    assert expected.max() - expected.min() > 0.5
+    # Courses published after the data's time are as fresh as can be.
+    later = search(model, active[0], "党员", n=200, weights=fresh_only, only_published=False)
+    published = platform.courses.set_index("course_id").loc[later["course_id"], "published_at"]
+    assert (published > model.dataset_.now).any()
+    np.testing.assert_allclose(
+        later["score"], _freshness(platform, model, later["course_id"]), rtol=1e-5, atol=1e-7
+    )
+
+
+def test_popularity_is_log_learners_over_the_catalogue_maximum(
+    model: rc.Recommender, active: list[str]
+) -> None:
+    out = search(model, active[0], "党员", n=50, weights=BlendWeights(0.0, 0.0, 1.0, 0.0))
+    assert len(out) >= 20
+    learners = model.dataset_.events.groupby("course_id")["member_id"].nunique()
+    pop = np.log1p(learners.reindex(model.course_ids_.external_ids, fill_value=0))
+    expected = (pop / pop.max()).loc[out["course_id"]].to_numpy()
+    np.testing.assert_allclose(out["score"], expected, rtol=1e-5, atol=1e-7)
+    assert expected.max() - expected.min() > 0.3
 
 
 def test_preference_follows_the_model(model: rc.Recommender, active: list[str]) -> None:
