@@ -252,6 +252,26 @@ def _freshness(platform: rc.Platform, model: rc.Recommender, courses: pd.Series)
     return 0.5 ** (np.maximum(age_days, 0.0) / 90.0)
 
 
+def test_blend_weights_are_checked(model: rc.Recommender, active: list[str]) -> None:
+    for bad, message in (("1", "must be a number"), (True, "must be a number")):
+        with pytest.raises(ConfigError, match=rf"BlendWeights\.text {message}, got {bad!r}"):
+            BlendWeights(text=bad)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"BlendWeights\.freshness must be finite, got nan"):
+        BlendWeights(freshness=float("nan"))
+    assert BlendWeights.from_vector(np.array([[1, 2], [3, 4]])) == BlendWeights(1, 2, 3, 4)
+    assert BlendWeights.from_vector([1, 2, 3, 4]).vector().dtype == np.float64
+    with pytest.raises(ConfigError, match=r"expected 4 weights .*, got 3"):
+        BlendWeights.from_vector([1.0, 2.0, 3.0])
+    assert BlendWeights.from_dict({"text": 2}) == BlendWeights(text=2.0)
+    with pytest.raises(ConfigError, match=r"unknown blend weight\(s\) \['bogus', 'zeal'\]"):
+        BlendWeights.from_dict({"zeal": 1, "text": 2, "bogus": 1})
+    weights = BlendWeights(0.1, 0.2, 0.3, 0.4)
+    assert BlendWeights.from_dict(weights.to_dict()) == weights
+    assert BlendWeights.from_vector(weights.vector()) == weights
+    with pytest.raises(ConfigError, match="weights must be BlendWeights, got dict"):
+        search(model, active[0], "党员", weights={"text": 1.0})  # type: ignore[arg-type]
+
+
 def test_freshness_halves_every_90_days(
     model: rc.Recommender, platform: rc.Platform, active: list[str]
 ) -> None:
