@@ -501,8 +501,15 @@ def test_bias_shape_mismatch(model):
 
 @pytest.mark.parametrize("option", ["forbid", "allow"])
 def test_course_index_out_of_range(model, option):
-    with pytest.raises(DataError, match=f"{option} holds 1 course indices outside"):
+    with pytest.raises(
+        DataError, match=rf"{option} holds 1 course indices outside \[0, 500\): 500$"
+    ):
         topk_factors(model["members"], model["courses"], 3, **{option: [1, 500]})
+    # The first five bad values are shown.
+    bad = [-1, 3, 500, 501, -7, 900, 1000, 4]
+    message = rf"{option} holds 6 course indices outside \[0, 500\): -1, 500, 501, -7, 900$"
+    with pytest.raises(DataError, match=message):
+        topk_factors(model["members"], model["courses"], 3, **{option: bad})
 
 
 def test_allow_mask_of_wrong_length(model):
