@@ -170,6 +170,10 @@ def main(argv: list[str] | None = None) -> int:
             cmd = [str(MUTMUT), "run", "--max-children", str(args.max_children)]
             cmd += target.get("functions", [])
             env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+            # mutmut stops a mutant after a budget of CPU seconds; BLAS and OpenMP threads
+            # spinning on a busy machine burn it without progress (false timeouts).
+            for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+                env.setdefault(var, "1")
             if subprocess.run(cmd, cwd=work, env=env).returncode != 0:
                 failed.append(name)
         counts, survivors = _counts(work, target)
