@@ -15,6 +15,7 @@ Usage (``make mutation`` runs every target)::
     python tools/mutation.py topk engine-pins
     python tools/mutation.py --list          # the targets
     python tools/mutation.py --max-children 2 topk
+    python tools/mutation.py search-blend --functions "recommend.search.rank.x__minmax*"
 
 The summary table (mutants, killed, survived, timeouts, kill rate per target) is printed
 at the end and written to ``build/mutation/summary.json``; ``--survivors`` lists the
@@ -144,6 +145,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--max-children", type=int, default=1, help="mutants tested at once (default 1)"
     )
+    parser.add_argument(
+        "--functions",
+        nargs="+",
+        metavar="GLOB",
+        help="mutate only these functions (mutant-name globs) instead of the target's",
+    )
     parser.add_argument("--survivors", action="store_true", help="list surviving mutants")
     parser.add_argument(
         "--report-only", action="store_true", help="summarise earlier runs, run nothing"
@@ -164,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     failed = []
     for name in chosen:
         target = targets[name]
+        if args.functions:
+            target = {**target, "functions": args.functions}
         work = _prepare(name, shared, target)
         if not args.report_only:
             print(f"== {name}: mutating {target['mutate']} against {target['tests']}", flush=True)
