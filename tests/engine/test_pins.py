@@ -278,6 +278,25 @@ def test_group_pins_when_one_branch_has_compulsory_courses() -> None:
     assert _group(model, [0, 2, 3]) == ([], ())  # one of three in b1
 
 
+def test_group_notes_name_the_first_five_courses() -> None:
+    courses = tiny_courses()
+    courses["compulsory_for"] = [["b1"] if j < 8 else [] for j in range(len(COURSES))]
+    model = FixedFactors().fit(make_tiny_dataset(courses))
+    pins, notes = _group(model, [0, 1], max_pins=1)
+    assert pins == ["c00"]
+    assert notes == (
+        "7 compulsory course(s) left out by max_pins=1: ['c01', 'c02', 'c03', 'c04', 'c05']",
+    )
+    done = np.zeros(16)
+    done[:7] = 1.0
+    pins, notes = _group(model, [0, 1], done_share=done, exclude_completed=0.5)
+    assert pins == ["c07"]
+    assert notes == (
+        "7 compulsory course(s) already completed by most of the group were not pinned: "
+        "['c00', 'c01', 'c02', 'c03', 'c04']",
+    )
+
+
 def test_group_pins_without_compulsory_courses() -> None:
     courses = tiny_courses().assign(compulsory_for=[[] for _ in COURSES])
     model = FixedFactors().fit(make_tiny_dataset(courses))
