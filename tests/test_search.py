@@ -461,6 +461,30 @@ def test_clicks_low_in_the_list_weigh_more() -> None:
     assert w_low[0] / w_top[0] == pytest.approx(np.log2(5.0))
 
 
+def test_pairs_pair_each_click_with_each_shown_course_not_clicked() -> None:
+    from recommend.search.blend import _Logged
+    from recommend.search.rank import Candidates
+
+    feats = np.arange(20, dtype=np.float64).reshape(5, 4)
+    cand = Candidates(np.arange(5), np.zeros(5), np.zeros(5), feats, "personal", None, None)  # type: ignore[arg-type]
+    # Shown: candidates 4, 0, 2, one the candidates miss (-1), 1; clicked: 0, the missed, 1.
+    shown = np.array([4, 0, 2, -1, 1])
+    clicked = np.array([False, True, False, True, True])
+    search_ = _Logged(cand, shown, clicked, np.zeros(3))
+    all_clicked = _Logged(cand, np.array([0, 1]), np.array([True, True]), np.zeros(2))
+    none_clicked = _Logged(cand, np.array([0, 1]), np.array([False, False]), np.zeros(0))
+    diff, weight, used = _pairs([all_clicked, search_, none_clicked], log2_examination)
+    assert used == 1
+    # Clicked at positions 1 and 4, not clicked at 0 and 2 (position 3 is not a candidate).
+    want = np.stack(
+        [feats[0] - feats[4], feats[0] - feats[2], feats[1] - feats[4], feats[1] - feats[2]]
+    )
+    np.testing.assert_array_equal(diff, want)
+    np.testing.assert_allclose(weight, np.log2([3.0, 3.0, 6.0, 6.0]))
+    diff, weight, used = _pairs([all_clicked, none_clicked], log2_examination)
+    assert used == 0 and diff.shape == (0, 4) and weight.size == 0
+
+
 @pytest.fixture(scope="module")
 def blend_platform() -> rc.Platform:
     # Own seed: on the shared seed-0 platform the learned blend does not beat text-only.
