@@ -512,6 +512,13 @@ def test_course_index_out_of_range(model, option):
         topk_factors(model["members"], model["courses"], 3, **{option: bad})
 
 
+@pytest.mark.parametrize("option", ["forbid", "allow"])
+def test_course_indices_must_be_integers(model, option):
+    message = rf"{option} must hold course indices \(integers\), got dtype float64"
+    with pytest.raises(DataError, match=message):
+        topk_factors(model["members"], model["courses"], 3, **{option: [1.0, 2.5]})
+
+
 def test_allow_mask_of_wrong_length(model):
     with pytest.raises(DataError, match=r"allow as a bool mask must have shape \(500,\)"):
         topk_factors(model["members"], model["courses"], 3, allow=np.ones(10, dtype=bool))
