@@ -309,6 +309,48 @@ def test_menu_rows_keep_request_order_across_routes(tiny_model: FixedFactors) ->
     assert menu_lists(rows)[1] == menu_lists(rows)[3] == ["c09", "c10"]
 
 
+def test_menu_rows_take_branches_from_member_attributes(tiny_model: FixedFactors) -> None:
+    state = serving_state(tiny_model)
+    opts = MenuOptions(n=3)
+    # A new member and m1 (b1) both said to be in b2; m3 keeps its training branch (b2).
+    attrs = pd.DataFrame({"member_id": ["ghost", "m1"], "org_id": ["b2", "b2"]})
+    req = MemberRequest.make(tiny_model, state, ["ghost", "m1", "m3"], attrs, opts.unknown)
+    rows = menu_rows(tiny_model, state, req, opts, state.course_filter(opts))
+    assert menu_lists(rows) == [["c10", "c13", "c00"], ["c10", "c13", "c00"], ["c10", "c13", "c03"]]
+    np.testing.assert_array_equal(rows.score[6:], [6, 3, 40])  # m3's own scores
+    assert [ROUTES[r] for r in rows.route[::3]] == ["cold_global", "personal", "personal"]
+    assert rows.reason.tolist()[2] == REASON_GLOBAL  # the cold route's reason
+    assert rows.reason.tolist()[5].startswith("because you studied ")
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"n": 3},
+        {"n": 1},
+        {"n": 4, "max_pins": 1},
+        {"n": 5, "exclude": "none", "pin_compulsory": False},
+        {"n": 2, "channel": CHANNELS[2]},
+    ],
+)
+@pytest.mark.parametrize("dense", [True, False])
+def test_one_member_is_ranked_as_in_a_chunk(
+    tiny_model: FixedFactors, options: dict[str, object], dense: bool
+) -> None:
+    for member in ("m0", "m1", "m2", "m3", "m4"):
+        alone = rank_members(tiny_model, [member], dense=dense, **options)
+        chunk = rank_members(tiny_model, [member, "m3"], dense=dense, **options)
+        first = chunk.pos == 0
+        for name in ("pos", "course", "score", "rank", "route"):
+            np.testing.assert_array_equal(getattr(alone, name), getattr(chunk, name)[first])
+        assert alone.reason.tolist() == chunk.reason[first].tolist()
+    # m1 (b1): the two pins, then the best of the rest, with the model's scores.
+    rows = rank_members(tiny_model, ["m1"], n=3, dense=dense)
+    assert menu_lists(rows) == [["c09", "c10", "c00"]]
+    assert rows.score.dtype == np.float32
+    np.testing.assert_array_equal(rows.score, [7, 6, 16])
+
+
 def test_menu_rows_of_an_empty_request(tiny_model: FixedFactors) -> None:
     rows = _request(tiny_model, [], n=3)
     assert rows.pos.size == 0 and rows.reason is not None
