@@ -127,6 +127,34 @@ def test_filters_on_a_menu(tiny_model: FixedFactors) -> None:
     assert menu("m3", n=16, now="2023-01-01") == []  # nothing published yet
 
 
+@pytest.mark.parametrize("dense", [True, False])
+def test_diversity_spreads_a_menu_over_channels(tiny_model: FixedFactors, dense: bool) -> None:
+    # Channels come in runs of four courses; scores fall with the course index.
+    def menus(**options: object) -> list[list[str]]:
+        return menu_lists(rank_members(tiny_model, ["m1", "m0"], n=4, dense=dense, **options))
+
+    assert menus(pin_compulsory=False) == [
+        ["c00", "c01", "c04", "c05"],
+        ["c01", "c02", "c03", "c04"],
+    ]
+    spread = menus(pin_compulsory=False, diversity=0.9)
+    assert spread == [["c00", "c04", "c08", "c12"], ["c01", "c04", "c08", "c12"]]
+    # Pins come first, and their channel (c09, c10: the third) counts as covered.
+    rows = rank_members(tiny_model, ["m1", "m3"], n=4, diversity=0.9, dense=dense)
+    assert menu_lists(rows) == [["c09", "c10", "c00", "c04"], ["c10", "c13", "c03", "c04"]]
+    np.testing.assert_array_equal(rows.score, [7, 6, 16, 12, 6, 3, 40, 12])
+
+
+def test_reasons_name_the_most_similar_studied_course(tiny_model: FixedFactors) -> None:
+    # m0 studied c00 (first channel, completed) and c05 (second channel, viewed): each
+    # course is explained by the studied course of its own channel.
+    rows = rank_members(tiny_model, ["m0"], n=8, pin_compulsory=False)
+    reasons = dict(zip(menu_lists(rows)[0], rows.reason.tolist(), strict=True))
+    assert reasons["c01"].startswith("because you studied ")
+    assert reasons["c01"].endswith("课程c00") and reasons["c03"].endswith("课程c00")
+    assert reasons["c04"].endswith("课程c05") and reasons["c07"].endswith("课程c05")
+
+
 def test_a_platform_channel_the_catalogue_lacks_gives_no_rows() -> None:
     model = FixedFactors().fit(make_tiny_dataset(tiny_courses().assign(category=CHANNELS[0])))
     for dense in (True, False):
