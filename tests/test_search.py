@@ -60,6 +60,12 @@ def model(platform: rc.Platform) -> rc.Recommender:
     return _als_before(platform, _windows(platform)[0])
 
 
+@pytest.fixture
+def fresh_model(model: rc.Recommender, tmp_path) -> rc.Recommender:
+    """``model`` saved and loaded: its search lookups are built afresh, in the test."""
+    return rc.load(rc.save(model, tmp_path / "model"))
+
+
 @pytest.fixture(scope="module")
 def index(model: rc.Recommender) -> SearchIndex:
     return build_index(model)
@@ -273,16 +279,16 @@ def test_blend_weights_are_checked(model: rc.Recommender, active: list[str]) -> 
 
 
 def test_freshness_halves_every_90_days(
-    model: rc.Recommender, platform: rc.Platform, active: list[str]
+    model: rc.Recommender, fresh_model: rc.Recommender, platform: rc.Platform, active: list[str]
 ) -> None:
     fresh_only = BlendWeights(0.0, 0.0, 0.0, 1.0)
-    out = search(model, active[0], "党员", n=50, weights=fresh_only)
+    out = search(fresh_model, active[0], "党员", n=50, weights=fresh_only)
     assert len(out) >= 20
     expected = _freshness(platform, model, out["course_id"])
     np.testing.assert_allclose(out["score"], expected, rtol=1e-5, atol=1e-7)
     assert expected.max() - expected.min() > 0.5
     # Courses published after the data's time are as fresh as can be.
-    later = search(model, active[0], "党员", n=200, weights=fresh_only, only_published=False)
+    later = search(fresh_model, active[0], "党员", n=200, weights=fresh_only, only_published=False)
     published = platform.courses.set_index("course_id").loc[later["course_id"], "published_at"]
     assert (published > model.dataset_.now).any()
     np.testing.assert_allclose(
@@ -291,9 +297,9 @@ def test_freshness_halves_every_90_days(
 
 
 def test_popularity_is_log_learners_over_the_catalogue_maximum(
-    model: rc.Recommender, active: list[str]
+    model: rc.Recommender, fresh_model: rc.Recommender, active: list[str]
 ) -> None:
-    out = search(model, active[0], "党员", n=50, weights=BlendWeights(0.0, 0.0, 1.0, 0.0))
+    out = search(fresh_model, active[0], "党员", n=50, weights=BlendWeights(0.0, 0.0, 1.0, 0.0))
     assert len(out) >= 20
     learners = model.dataset_.events.groupby("course_id")["member_id"].nunique()
     pop = np.log1p(learners.reindex(model.course_ids_.external_ids, fill_value=0))
@@ -355,6 +361,11 @@ def test_rank_candidates_unknown_courses(model: rc.Recommender, active: list[str
     assert "unknown to the model" in out.attrs["notes"][0]
     row = out.set_index("course_id").loc["new-upload"]
     assert row["pref_score"] == pytest.approx(0.5)
+    # Neither popular nor fresh: the model knows nothing of it.
+    known_only = BlendWeights(0.0, 0.0, 1.0, 1.0)
+    row = rank_candidates(model, active[0], cand, weights=known_only).set_index("course_id")
+    assert row.loc["new-upload", "score"] == 0.0
+    assert (row.drop(index="new-upload")["score"] > 0).all()
     filtered = rank_candidates(model, active[0], cand, exclude="completed")
     assert "new-upload" not in set(filtered["course_id"])
 
