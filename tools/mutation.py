@@ -173,8 +173,9 @@ def main(argv: list[str] | None = None) -> int:
         target = targets[name]
         if args.functions:
             target = {**target, "functions": args.functions}
-        work = _prepare(name, shared, target)
+        work = WORK / name
         if not args.report_only:
+            work = _prepare(name, shared, target)
             print(f"== {name}: mutating {target['mutate']} against {target['tests']}", flush=True)
             cmd = [str(MUTMUT), "run", "--max-children", str(args.max_children)]
             cmd += target.get("functions", [])
