@@ -258,6 +258,29 @@ def _freshness(platform: rc.Platform, model: rc.Recommender, courses: pd.Series)
     return 0.5 ** (np.maximum(age_days, 0.0) / 90.0)
 
 
+def test_features_of_courses_with_few_learners_or_no_date() -> None:
+    # Three courses with one learner each (the most any has); d1's publication is unknown.
+    courses = pd.DataFrame(
+        {
+            "course_id": ["d0", "d1", "d2"],
+            "title": ["党史专题 一", "党史专题 二", "党史专题 三"],
+            "category": "党的建设",
+            "duration_seconds": 600.0,
+            "published_at": pd.to_datetime(["2024-03-01", None, "2024-03-01"]),
+        }
+    )
+    events = events_frame([(f"u{i}", f"d{i}", "view", "2024-03-01") for i in range(3)])
+    model = rc.ItemKNN(k=5).fit(rc.Dataset.from_frames(events, courses=courses))
+    popular = search(model, "u9", "党史", n=3, weights=BlendWeights(0.0, 0.0, 1.0, 0.0))
+    np.testing.assert_allclose(popular["score"], [1.0, 1.0, 1.0])
+    fresh = search(model, "u9", "党史", n=3, weights=BlendWeights(0.0, 0.0, 0.0, 1.0))
+    assert dict(zip(fresh["course_id"], fresh["score"], strict=True)) == {
+        "d0": 1.0,
+        "d2": 1.0,
+        "d1": 0.0,
+    }
+
+
 def test_blend_weights_are_checked(model: rc.Recommender, active: list[str]) -> None:
     for bad, message in (("1", "must be a number"), (True, "must be a number")):
         with pytest.raises(ConfigError, match=rf"BlendWeights\.text {message}, got {bad!r}"):
@@ -494,6 +517,9 @@ def test_pairs_pair_each_click_with_each_shown_course_not_clicked() -> None:
     np.testing.assert_allclose(weight, np.log2([3.0, 3.0, 6.0, 6.0]))
     diff, weight, used = _pairs([all_clicked, none_clicked], log2_examination)
     assert used == 0 and diff.shape == (0, 4) and weight.size == 0
+    # An examination model is clipped to [0.001, 1]: no pair weighs more than 1000 or less than 1.
+    _, weight, _ = _pairs([search_], lambda position: np.where(position == 1, 0.0, 5.0))
+    np.testing.assert_allclose(weight, [1000.0, 1000.0, 1.0, 1.0])
 
 
 @pytest.fixture(scope="module")
