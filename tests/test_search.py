@@ -279,6 +279,11 @@ def test_features_of_courses_with_few_learners_or_no_date() -> None:
         "d2": 1.0,
         "d1": 0.0,
     }
+    # Without publication dates nothing is fresh.
+    undated = courses.drop(columns="published_at")
+    model = rc.ItemKNN(k=5).fit(rc.Dataset.from_frames(events, courses=undated))
+    fresh = search(model, "u9", "党史", n=3, weights=BlendWeights(0.0, 0.0, 0.0, 1.0))
+    assert len(fresh) == 3 and (fresh["score"] == 0.0).all()
 
 
 def test_blend_weights_are_checked(model: rc.Recommender, active: list[str]) -> None:
