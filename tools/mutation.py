@@ -3,10 +3,11 @@
 Each target in ``pyproject.toml`` (``[tool.mutmut.targets.NAME]``) names the modules to
 mutate (``mutate``: globs under ``src/``), the test files that cover them (``tests``) and,
 optionally, the functions to mutate (``functions``: mutmut mutant-name globs, e.g.
-``recommend.batch.x__finished_chunks*``). A target runs in its own work folder,
-``build/mutation/NAME``, whose ``pyproject.toml`` is the project's with ``[tool.mutmut]``
-narrowed to that target: mutmut then collects its test statistics from those test files
-only, and runs each mutant against the tests among them that reach the mutated function.
+``recommend.batch.x__finished_chunks*``) and more pytest arguments (``pytest_args``). A
+target runs in its own work folder, ``build/mutation/NAME``, whose ``pyproject.toml`` is
+the project's with ``[tool.mutmut]`` narrowed to that target: mutmut then collects its test
+statistics from those test files only, and runs each mutant against the tests among them
+that reach the mutated function.
 Results are kept there, so a second run only re-tests mutants whose function changed.
 
 Usage (``make mutation`` runs every target)::
@@ -92,6 +93,9 @@ def _prepare(name: str, shared: dict[str, Any], target: dict[str, Any]) -> Path:
     config["source_paths"] = ["src"]
     config["only_mutate"] = list(target["mutate"])
     config["pytest_add_cli_args_test_selection"] = list(target["tests"])
+    config["pytest_add_cli_args"] = list(shared.get("pytest_add_cli_args", [])) + list(
+        target.get("pytest_args", [])
+    )
     lines = ["[tool.mutmut]"] + [f"{k} = {_toml_value(v)}" for k, v in config.items()]
     text = _project_without_mutmut() + "\n" + "\n".join(lines) + "\n"
     path = work / "pyproject.toml"
