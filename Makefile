@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint format sample bench clean
+.PHONY: install demo test lint format sample bench mutation clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,13 @@ sample: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python experiments/benchmarks/synth_scale.py
+
+# Mutation testing of the core modules (hours on two cores; not part of `make test`).
+# `make mutation TARGETS="topk engine-pins" JOBS=2`; targets: `python tools/mutation.py --list`.
+TARGETS ?=
+JOBS ?= 1
+mutation: $(STAMP)
+	$(BIN)/python tools/mutation.py --max-children $(JOBS) $(TARGETS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .ruff_cache

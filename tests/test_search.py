@@ -10,11 +10,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import events_frame
 
 import recommend as rc
 from recommend.errors import ArtifactError, ConfigError, DataError
 from recommend.search import (
     MAX_QUERY_CHARS,
+    PREFERENCE_ONLY,
     SEARCH_COLUMNS,
     TEXT_ONLY,
     BlendWeights,
@@ -61,6 +63,12 @@ def model(platform: rc.Platform) -> rc.Recommender:
     return _als_before(platform, _windows(platform)[0])
 
 
+@pytest.fixture
+def fresh_model(model: rc.Recommender, tmp_path) -> rc.Recommender:
+    """``model`` saved and loaded: its search lookups are built afresh, in the test."""
+    return rc.load(rc.save(model, tmp_path / "model"))
+
+
 @pytest.fixture(scope="module")
 def index(model: rc.Recommender) -> SearchIndex:
     return build_index(model)
@@ -72,6 +80,30 @@ def active(model: rc.Recommender) -> list[str]:
     counts = np.asarray(model.history_.base.getnnz(axis=1))
     top = np.argsort(-counts, kind="stable")[:10]
     return [str(m) for m in model.member_ids_.to_external(top)]
+
+
+@pytest.fixture(scope="module")
+def taste_groups() -> rc.Recommender:
+    """Two mirror-image taste groups: members x0..x5 study courses a0..a3 together, y0..y5
+    b0..b3; x9 studied a0 and a1, y9 b0 and b1. Every title matches "党史" equally."""
+    a, b = [f"a{i}" for i in range(4)], [f"b{i}" for i in range(4)]
+    courses = pd.DataFrame(
+        {
+            "course_id": a + b,
+            "title": [f"党史专题 {i}" for i in range(8)],
+            "category": "党的建设",
+            "duration_seconds": 600.0,
+            "published_at": pd.Timestamp("2024-01-01"),
+        }
+    )
+    rows = []
+    for group, studied in (("x", a), ("y", b)):
+        for i in range(6):
+            rows += [
+                (f"{group}{i}", studied[(i + j) % 4], "complete", "2024-03-01") for j in range(3)
+            ]
+        rows += [(f"{group}9", studied[j], "complete", "2024-03-01") for j in range(2)]
+    return rc.ItemKNN(k=10).fit(rc.Dataset.from_frames(events_frame(rows), courses=courses))
 
 
 # ---------------------------------------------------------------------------- tokens
@@ -170,9 +202,143 @@ def test_text_only_is_bm25_order(model: rc.Recommender, index: SearchIndex, acti
     assert (np.diff(out["text_score"].to_numpy()) <= 0).all()
 
 
-def test_members_get_different_rankings(model: rc.Recommender, active: list[str]) -> None:
-    orders = {tuple(search(model, m, "学习", n=10)["course_id"]) for m in active[:6]}
-    assert len(orders) > 1
+def test_rankings_follow_each_members_own_history(taste_groups: rc.Recommender) -> None:
+    # Two mirror-image groups: x-members study a-courses together, y-members b-courses.
+    # Every title matches "党史" equally, so only the member's history tells them apart.
+    x_menu = search(taste_groups, "x9", "党史", n=8)
+    y_menu = search(taste_groups, "y9", "党史", n=8)
+    assert x_menu["course_id"].str[0].tolist() == ["a"] * 4 + ["b"] * 4
+    assert y_menu["course_id"].str[0].tolist() == ["b"] * 4 + ["a"] * 4
+    # Within the group, the courses the member studied come first (a search may show them).
+    assert set(x_menu["course_id"][:2]) == {"a0", "a1"}
+    assert set(y_menu["course_id"][:2]) == {"b0", "b1"}
+    # The data is symmetric under a <-> b and x <-> y, so the rankings are too.
+    swapped = x_menu["course_id"].str.translate(str.maketrans("ab", "ba"))
+    assert y_menu["course_id"].tolist() == swapped.tolist()
+    np.testing.assert_allclose(y_menu["score"], x_menu["score"], rtol=1e-6)
+    assert x_menu.attrs["route"] == y_menu.attrs["route"] == "personal"
+
+
+def test_each_member_is_ranked_by_their_own_scores(
+    model: rc.Recommender, active: list[str]
+) -> None:
+    orders = set()
+    for member in active[:6]:
+        out = search(model, member, "党员", n=30, weights=PREFERENCE_ONLY)
+        courses = model.course_ids_.to_index(out["course_id"])
+        own = model.score(model.member_ids_.to_index([member]), courses)[0]
+        assert (np.diff(own) <= 1e-5).all(), member
+        orders.add(tuple(out["course_id"]))
+    assert len(orders) == 6
+
+
+def test_ties_go_to_the_lower_course_index(taste_groups: rc.Recommender) -> None:
+    # Equal titles: equal BM25 scores, so text alone ties every course.
+    out = search(taste_groups, "x9", "党史", n=8, weights=TEXT_ONLY)
+    order = taste_groups.course_ids_.to_index(out["course_id"])
+    assert out["score"].nunique() == 1
+    assert order.tolist() == sorted(order.tolist())
+
+
+def test_equal_blends_go_to_the_higher_text_score_then_the_lower_course_index(
+    model: rc.Recommender, active: list[str]
+) -> None:
+    ids = model.course_ids_.external_ids[:12]
+    text = np.array([1.0, 3.0, 2.0, 1.0, 3.0, 2.0, 2.0, 1.0, 3.0, 1.0, 2.0, 3.0])
+    cand = pd.DataFrame({"course_id": ids, "text_score": text}).sample(frac=1.0, random_state=1)
+    zero = BlendWeights(0.0, 0.0, 0.0, 0.0)
+    out = rank_candidates(model, active[0], cand, weights=zero, only_published=False)
+    assert (out["score"] == 0).all()
+    idx = model.course_ids_.to_index(out["course_id"])
+    by_text = dict(zip(ids, text, strict=True))
+    got = [(-by_text[c], i) for c, i in zip(out["course_id"], idx, strict=True)]
+    assert got == sorted(got)
+    assert len(got) == 12
+
+
+def _freshness(platform: rc.Platform, model: rc.Recommender, courses: pd.Series) -> np.ndarray:
+    """``0.5 ** (age_days / 90)`` at the data's time, 1 for a course not yet published."""
+    published = platform.courses.set_index("course_id").loc[courses, "published_at"]
+    age_days = (model.dataset_.now - published).dt.total_seconds().to_numpy() / 86_400
+    return 0.5 ** (np.maximum(age_days, 0.0) / 90.0)
+
+
+def test_features_of_courses_with_few_learners_or_no_date() -> None:
+    # Three courses with one learner each (the most any has); d1's publication is unknown.
+    courses = pd.DataFrame(
+        {
+            "course_id": ["d0", "d1", "d2"],
+            "title": ["党史专题 一", "党史专题 二", "党史专题 三"],
+            "category": "党的建设",
+            "duration_seconds": 600.0,
+            "published_at": pd.to_datetime(["2024-03-01", None, "2024-03-01"]),
+        }
+    )
+    events = events_frame([(f"u{i}", f"d{i}", "view", "2024-03-01") for i in range(3)])
+    model = rc.ItemKNN(k=5).fit(rc.Dataset.from_frames(events, courses=courses))
+    popular = search(model, "u9", "党史", n=3, weights=BlendWeights(0.0, 0.0, 1.0, 0.0))
+    np.testing.assert_allclose(popular["score"], [1.0, 1.0, 1.0])
+    fresh = search(model, "u9", "党史", n=3, weights=BlendWeights(0.0, 0.0, 0.0, 1.0))
+    assert dict(zip(fresh["course_id"], fresh["score"], strict=True)) == {
+        "d0": 1.0,
+        "d2": 1.0,
+        "d1": 0.0,
+    }
+    # Without publication dates nothing is fresh.
+    undated = courses.drop(columns="published_at")
+    model = rc.ItemKNN(k=5).fit(rc.Dataset.from_frames(events, courses=undated))
+    fresh = search(model, "u9", "党史", n=3, weights=BlendWeights(0.0, 0.0, 0.0, 1.0))
+    assert len(fresh) == 3 and (fresh["score"] == 0.0).all()
+
+
+def test_blend_weights_are_checked(model: rc.Recommender, active: list[str]) -> None:
+    for bad, message in (("1", "must be a number"), (True, "must be a number")):
+        with pytest.raises(ConfigError, match=rf"BlendWeights\.text {message}, got {bad!r}"):
+            BlendWeights(text=bad)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"BlendWeights\.freshness must be finite, got nan"):
+        BlendWeights(freshness=float("nan"))
+    assert BlendWeights.from_vector(np.array([[1, 2], [3, 4]])) == BlendWeights(1, 2, 3, 4)
+    assert BlendWeights.from_vector([1, 2, 3, 4]).vector().dtype == np.float64
+    with pytest.raises(ConfigError, match=r"expected 4 weights .*, got 3"):
+        BlendWeights.from_vector([1.0, 2.0, 3.0])
+    assert BlendWeights.from_dict({"text": 2}) == BlendWeights(text=2.0)
+    with pytest.raises(ConfigError, match=r"unknown blend weight\(s\) \['bogus', 'zeal'\]"):
+        BlendWeights.from_dict({"zeal": 1, "text": 2, "bogus": 1})
+    weights = BlendWeights(0.1, 0.2, 0.3, 0.4)
+    assert BlendWeights.from_dict(weights.to_dict()) == weights
+    assert BlendWeights.from_vector(weights.vector()) == weights
+    with pytest.raises(ConfigError, match="weights must be BlendWeights, got dict"):
+        search(model, active[0], "党员", weights={"text": 1.0})  # type: ignore[arg-type]
+
+
+def test_freshness_halves_every_90_days(
+    model: rc.Recommender, fresh_model: rc.Recommender, platform: rc.Platform, active: list[str]
+) -> None:
+    fresh_only = BlendWeights(0.0, 0.0, 0.0, 1.0)
+    out = search(fresh_model, active[0], "党员", n=50, weights=fresh_only)
+    assert len(out) >= 20
+    expected = _freshness(platform, model, out["course_id"])
+    np.testing.assert_allclose(out["score"], expected, rtol=1e-5, atol=1e-7)
+    assert expected.max() - expected.min() > 0.5
+    # Courses published after the data's time are as fresh as can be.
+    later = search(fresh_model, active[0], "党员", n=200, weights=fresh_only, only_published=False)
+    published = platform.courses.set_index("course_id").loc[later["course_id"], "published_at"]
+    assert (published > model.dataset_.now).any()
+    np.testing.assert_allclose(
+        later["score"], _freshness(platform, model, later["course_id"]), rtol=1e-5, atol=1e-7
+    )
+
+
+def test_popularity_is_log_learners_over_the_catalogue_maximum(
+    model: rc.Recommender, fresh_model: rc.Recommender, active: list[str]
+) -> None:
+    out = search(fresh_model, active[0], "党员", n=50, weights=BlendWeights(0.0, 0.0, 1.0, 0.0))
+    assert len(out) >= 20
+    learners = model.dataset_.events.groupby("course_id")["member_id"].nunique()
+    pop = np.log1p(learners.reindex(model.course_ids_.external_ids, fill_value=0))
+    expected = (pop / pop.max()).loc[out["course_id"]].to_numpy()
+    np.testing.assert_allclose(out["score"], expected, rtol=1e-5, atol=1e-7)
+    assert expected.max() - expected.min() > 0.3
 
 
 def test_preference_follows_the_model(model: rc.Recommender, active: list[str]) -> None:
@@ -228,6 +394,11 @@ def test_rank_candidates_unknown_courses(model: rc.Recommender, active: list[str
     assert "unknown to the model" in out.attrs["notes"][0]
     row = out.set_index("course_id").loc["new-upload"]
     assert row["pref_score"] == pytest.approx(0.5)
+    # Neither popular nor fresh: the model knows nothing of it.
+    known_only = BlendWeights(0.0, 0.0, 1.0, 1.0)
+    row = rank_candidates(model, active[0], cand, weights=known_only).set_index("course_id")
+    assert row.loc["new-upload", "score"] == 0.0
+    assert (row.drop(index="new-upload")["score"] > 0).all()
     filtered = rank_candidates(model, active[0], cand, exclude="completed")
     assert "new-upload" not in set(filtered["course_id"])
 
@@ -332,6 +503,33 @@ def test_clicks_low_in_the_list_weigh_more() -> None:
     _, w_top, _ = _pairs([top_click], log2_examination)
     _, w_low, _ = _pairs([low_click], log2_examination)
     assert w_low[0] / w_top[0] == pytest.approx(np.log2(5.0))
+
+
+def test_pairs_pair_each_click_with_each_shown_course_not_clicked() -> None:
+    from recommend.search.blend import _Logged
+    from recommend.search.rank import Candidates
+
+    feats = np.arange(20, dtype=np.float64).reshape(5, 4)
+    cand = Candidates(np.arange(5), np.zeros(5), np.zeros(5), feats, "personal", None, None)  # type: ignore[arg-type]
+    # Shown: candidates 4, 0, 2, one the candidates miss (-1), 1; clicked: 0, the missed, 1.
+    shown = np.array([4, 0, 2, -1, 1])
+    clicked = np.array([False, True, False, True, True])
+    search_ = _Logged(cand, shown, clicked, np.zeros(3))
+    all_clicked = _Logged(cand, np.array([0, 1]), np.array([True, True]), np.zeros(2))
+    none_clicked = _Logged(cand, np.array([0, 1]), np.array([False, False]), np.zeros(0))
+    diff, weight, used = _pairs([all_clicked, search_, none_clicked], log2_examination)
+    assert used == 1
+    # Clicked at positions 1 and 4, not clicked at 0 and 2 (position 3 is not a candidate).
+    want = np.stack(
+        [feats[0] - feats[4], feats[0] - feats[2], feats[1] - feats[4], feats[1] - feats[2]]
+    )
+    np.testing.assert_array_equal(diff, want)
+    np.testing.assert_allclose(weight, np.log2([3.0, 3.0, 6.0, 6.0]))
+    diff, weight, used = _pairs([all_clicked, none_clicked], log2_examination)
+    assert used == 0 and diff.shape == (0, 4) and weight.size == 0
+    # An examination model is clipped to [0.001, 1]: no pair weighs more than 1000 or less than 1.
+    _, weight, _ = _pairs([search_], lambda position: np.where(position == 1, 0.0, 5.0))
+    np.testing.assert_allclose(weight, [1000.0, 1000.0, 1.0, 1.0])
 
 
 @pytest.fixture(scope="module")

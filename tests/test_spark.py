@@ -13,6 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+# pyspark comes with the dev extra that the test run installs: a missing pyspark fails here.
+from pyspark.sql import SparkSession
+
 import recommend as rc
 from recommend.batch import BATCH_COLUMNS, run_batch
 from recommend.cli import main
@@ -20,11 +23,6 @@ from recommend.data.dataset import COURSE_IDX, MEMBER_IDX
 from recommend.data.idmap import IdMap
 from recommend.errors import ConfigError, DataError
 from recommend.evaluation import evaluate
-
-pytest.importorskip("pyspark", reason="the spark extra is not installed")
-
-from pyspark.sql import SparkSession
-
 from recommend.spark import (
     SparkALS,
     SparkUnavailableError,

@@ -501,8 +501,22 @@ def test_bias_shape_mismatch(model):
 
 @pytest.mark.parametrize("option", ["forbid", "allow"])
 def test_course_index_out_of_range(model, option):
-    with pytest.raises(DataError, match=f"{option} holds 1 course indices outside"):
+    with pytest.raises(
+        DataError, match=rf"{option} holds 1 course indices outside \[0, 500\): 500$"
+    ):
         topk_factors(model["members"], model["courses"], 3, **{option: [1, 500]})
+    # The first five bad values are shown.
+    bad = [-1, 3, 500, 501, -7, 900, 1000, 4]
+    message = rf"{option} holds 6 course indices outside \[0, 500\): -1, 500, 501, -7, 900$"
+    with pytest.raises(DataError, match=message):
+        topk_factors(model["members"], model["courses"], 3, **{option: bad})
+
+
+@pytest.mark.parametrize("option", ["forbid", "allow"])
+def test_course_indices_must_be_integers(model, option):
+    message = rf"{option} must hold course indices \(integers\), got dtype float64"
+    with pytest.raises(DataError, match=message):
+        topk_factors(model["members"], model["courses"], 3, **{option: [1.0, 2.5]})
 
 
 def test_allow_mask_of_wrong_length(model):
@@ -511,8 +525,28 @@ def test_allow_mask_of_wrong_length(model):
 
 
 def test_score_block_of_wrong_shape(model):
-    with pytest.raises(DataError, match=r"score_block returned float64 scores of shape \(5, 3\)"):
+    message = (
+        r"score_block returned float64 scores of shape \(5, 3\) for 5 members; "
+        r"expected real numbers, shape \(5, 4\)"
+    )
+    with pytest.raises(DataError, match=message):
         topk_scores(lambda rows: np.zeros((len(rows), 3)), np.arange(5), 4, 2)
+    # Blocks after the first name their own rows: members 4..6 of 7, blocks of 4.
+    with pytest.raises(DataError, match=r"shape \(3, 3\) for 3 members; .* shape \(3, 4\)"):
+        topk_scores(
+            lambda rows: np.zeros((len(rows), 4 if rows[0] == 0 else 3)),
+            np.arange(7),
+            4,
+            2,
+            block_size=4,
+            num_threads=1,
+        )
+
+
+@pytest.mark.parametrize("n_courses", [0, -3, 2.5])
+def test_bad_n_courses_is_a_config_error(n_courses):
+    with pytest.raises(ConfigError, match=f"n_courses must be a positive integer, got {n_courses}"):
+        topk_scores(lambda rows: np.zeros((len(rows), 3)), np.arange(5), n_courses, 2)
 
 
 def test_score_block_of_complex_dtype():

@@ -98,6 +98,9 @@ def test_limit(tiny_model: FixedFactors) -> None:
 
 def test_completed_courses_are_not_pinned(tiny_model: FixedFactors) -> None:
     assert _pins(tiny_model, [2]) == [["c13"]]  # m2 (b2) completed c10
+    # In a chunk, m2's completion is the last of the chunk's completions (m0: c00).
+    assert _pins(tiny_model, [0, 2]) == [["c09", "c10"], ["c13"]]
+    assert _pins(tiny_model, [2, 0, 3]) == [["c13"], ["c09", "c10"], ["c10", "c13"]]
 
 
 def test_pins_pass_the_course_filter(tiny_model: FixedFactors) -> None:
@@ -277,6 +280,39 @@ def test_requested_courses_come_first_once(tiny_model: FixedFactors) -> None:
     assert _group(tiny_model, [0, 1], requested=requested, pin_compulsory=False) == (
         ["c13", "c02"],
         (),
+    )
+
+
+def test_group_pins_of_one_branch(tiny_model: FixedFactors) -> None:
+    # Only b1's members: b2 counts nobody.
+    assert _group(tiny_model, [0, 1]) == (["c09", "c10"], ())
+    assert _group(tiny_model, [0, 1, 4], share=1.0) == (["c09", "c10"], ())
+
+
+def test_group_pins_when_one_branch_has_compulsory_courses() -> None:
+    courses = tiny_courses()
+    courses["compulsory_for"] = [["b1"] if c in ("c09", "c10") else [] for c in COURSES]
+    model = FixedFactors().fit(make_tiny_dataset(courses))
+    assert _group(model, [0, 1, 2, 3]) == (["c09", "c10"], ())
+    assert _group(model, [0, 2, 3]) == ([], ())  # one of three in b1
+
+
+def test_group_notes_name_the_first_five_courses() -> None:
+    courses = tiny_courses()
+    courses["compulsory_for"] = [["b1"] if j < 8 else [] for j in range(len(COURSES))]
+    model = FixedFactors().fit(make_tiny_dataset(courses))
+    pins, notes = _group(model, [0, 1], max_pins=1)
+    assert pins == ["c00"]
+    assert notes == (
+        "7 compulsory course(s) left out by max_pins=1: ['c01', 'c02', 'c03', 'c04', 'c05']",
+    )
+    done = np.zeros(16)
+    done[:7] = 1.0
+    pins, notes = _group(model, [0, 1], done_share=done, exclude_completed=0.5)
+    assert pins == ["c07"]
+    assert notes == (
+        "7 compulsory course(s) already completed by most of the group were not pinned: "
+        "['c00', 'c01', 'c02', 'c03', 'c04']",
     )
 
 

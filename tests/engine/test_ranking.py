@@ -127,6 +127,34 @@ def test_filters_on_a_menu(tiny_model: FixedFactors) -> None:
     assert menu("m3", n=16, now="2023-01-01") == []  # nothing published yet
 
 
+@pytest.mark.parametrize("dense", [True, False])
+def test_diversity_spreads_a_menu_over_channels(tiny_model: FixedFactors, dense: bool) -> None:
+    # Channels come in runs of four courses; scores fall with the course index.
+    def menus(**options: object) -> list[list[str]]:
+        return menu_lists(rank_members(tiny_model, ["m1", "m0"], n=4, dense=dense, **options))
+
+    assert menus(pin_compulsory=False) == [
+        ["c00", "c01", "c04", "c05"],
+        ["c01", "c02", "c03", "c04"],
+    ]
+    spread = menus(pin_compulsory=False, diversity=0.9)
+    assert spread == [["c00", "c04", "c08", "c12"], ["c01", "c04", "c08", "c12"]]
+    # Pins come first, and their channel (c09, c10: the third) counts as covered.
+    rows = rank_members(tiny_model, ["m1", "m3"], n=4, diversity=0.9, dense=dense)
+    assert menu_lists(rows) == [["c09", "c10", "c00", "c04"], ["c10", "c13", "c03", "c04"]]
+    np.testing.assert_array_equal(rows.score, [7, 6, 16, 12, 6, 3, 40, 12])
+
+
+def test_reasons_name_the_most_similar_studied_course(tiny_model: FixedFactors) -> None:
+    # m0 studied c00 (first channel, completed) and c05 (second channel, viewed): each
+    # course is explained by the studied course of its own channel.
+    rows = rank_members(tiny_model, ["m0"], n=8, pin_compulsory=False)
+    reasons = dict(zip(menu_lists(rows)[0], rows.reason.tolist(), strict=True))
+    assert reasons["c01"].startswith("because you studied ")
+    assert reasons["c01"].endswith("课程c00") and reasons["c03"].endswith("课程c00")
+    assert reasons["c04"].endswith("课程c05") and reasons["c07"].endswith("课程c05")
+
+
 def test_a_platform_channel_the_catalogue_lacks_gives_no_rows() -> None:
     model = FixedFactors().fit(make_tiny_dataset(tiny_courses().assign(category=CHANNELS[0])))
     for dense in (True, False):
@@ -309,6 +337,48 @@ def test_menu_rows_keep_request_order_across_routes(tiny_model: FixedFactors) ->
         "personal",
     ]
     assert menu_lists(rows)[1] == menu_lists(rows)[3] == ["c09", "c10"]
+
+
+def test_menu_rows_take_branches_from_member_attributes(tiny_model: FixedFactors) -> None:
+    state = serving_state(tiny_model)
+    opts = MenuOptions(n=3)
+    # A new member and m1 (b1) both said to be in b2; m3 keeps its training branch (b2).
+    attrs = pd.DataFrame({"member_id": ["ghost", "m1"], "org_id": ["b2", "b2"]})
+    req = MemberRequest.make(tiny_model, state, ["ghost", "m1", "m3"], attrs, opts.unknown)
+    rows = menu_rows(tiny_model, state, req, opts, state.course_filter(opts))
+    assert menu_lists(rows) == [["c10", "c13", "c00"], ["c10", "c13", "c00"], ["c10", "c13", "c03"]]
+    np.testing.assert_array_equal(rows.score[6:], [6, 3, 40])  # m3's own scores
+    assert [ROUTES[r] for r in rows.route[::3]] == ["cold_global", "personal", "personal"]
+    assert rows.reason.tolist()[2] == REASON_GLOBAL  # the cold route's reason
+    assert rows.reason.tolist()[5].startswith("because you studied ")
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"n": 3},
+        {"n": 1},
+        {"n": 4, "max_pins": 1},
+        {"n": 5, "exclude": "none", "pin_compulsory": False},
+        {"n": 2, "channel": CHANNELS[2]},
+    ],
+)
+@pytest.mark.parametrize("dense", [True, False])
+def test_one_member_is_ranked_as_in_a_chunk(
+    tiny_model: FixedFactors, options: dict[str, object], dense: bool
+) -> None:
+    for member in ("m0", "m1", "m2", "m3", "m4"):
+        alone = rank_members(tiny_model, [member], dense=dense, **options)
+        chunk = rank_members(tiny_model, [member, "m3"], dense=dense, **options)
+        first = chunk.pos == 0
+        for name in ("pos", "course", "score", "rank", "route"):
+            np.testing.assert_array_equal(getattr(alone, name), getattr(chunk, name)[first])
+        assert alone.reason.tolist() == chunk.reason[first].tolist()
+    # m1 (b1): the two pins, then the best of the rest, with the model's scores.
+    rows = rank_members(tiny_model, ["m1"], n=3, dense=dense)
+    assert menu_lists(rows) == [["c09", "c10", "c00"]]
+    assert rows.score.dtype == np.float32
+    np.testing.assert_array_equal(rows.score, [7, 6, 16])
 
 
 def test_menu_rows_of_an_empty_request(tiny_model: FixedFactors) -> None:
