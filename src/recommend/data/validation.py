@@ -189,7 +189,7 @@ def _set_string_ids(
     """Store string ids without surrounding spaces (counted in a warning, never silent:
     " m1" and "m1" become one id)."""
     stripped = s.str.strip()
-    changed = ~stripped.eq(s).to_numpy(dtype=bool, na_value=True)
+    changed = stripped.ne(s).to_numpy(dtype=bool, na_value=False) & ~null
     if changed.any():
         log.warning(
             "%s.%s: removed surrounding spaces from %d id(s)",

@@ -1,0 +1,257 @@
+"""Scoring volunteers for a request: block candidates (skills, districts), apply the kind's
+hard limits (distance, availability, fitness, weekly cap, no overlapping service), then
+score what remains from skill match, distance, availability, history, continuity, fitness
+and fairness. One function serves shortlists, dispatch and the member view."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from recommend.volunteer.geo import haversine_km
+from recommend.volunteer.pool import RequestBatch, VolunteerPool
+from recommend.volunteer.rules import REASONS, WHY, DispatchOptions, KindRule
+from recommend.volunteer.tables import KINDS
+
+__all__ = ["PARTS", "Candidates", "Load", "candidates", "reason_text", "why_text"]
+
+#: Score components, in the order of ``Candidates.parts`` columns.
+PARTS = ("skill", "near", "available", "history", "continuity", "fitness", "fair")
+
+
+@dataclass
+class Load:
+    """What a dispatch has handed out so far: hours added per volunteer and the services
+    (volunteer, start, end in ns) that a new one must not overlap."""
+
+    hours: np.ndarray  # (n_volunteers,) float64
+    vol: list[np.ndarray]
+    start: list[np.ndarray]
+    end: list[np.ndarray]
+
+    @classmethod
+    def empty(cls, n: int) -> Load:
+        return cls(np.zeros(n), [], [], [])
+
+    def add(self, vol: np.ndarray, start: np.ndarray, end: np.ndarray, hours: np.ndarray) -> None:
+        np.add.at(self.hours, vol, hours)
+        self.vol.append(vol)
+        self.start.append(start)
+        self.end.append(end)
+
+    def busy(self, start: int, end: int) -> np.ndarray:
+        """Volunteers already serving during ``[start, end)``."""
+        if not self.vol:
+            return np.zeros(0, np.int64)
+        vol, s, e = (np.concatenate(x) for x in (self.vol, self.start, self.end))
+        return np.unique(vol[(s < end) & (e > start)])
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """The best feasible volunteers for one request, best first.
+
+    ``idx`` pool positions, ``score`` total, ``parts`` (len, len(PARTS)) weighted
+    components, ``km`` distance; ``funnel`` how many volunteers were left after each hard
+    limit (skill, near, available, cap) and ``why`` the code of the first limit that left
+    fewer than the headcount (``""`` when enough remained).
+    """
+
+    idx: np.ndarray
+    score: np.ndarray
+    parts: np.ndarray
+    km: np.ndarray
+    funnel: dict[str, int]
+    why: str
+
+
+def _rows(indptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Flat positions into a CSR's data of ``rows``, and the row (0..len-1) of each."""
+    starts, lengths = indptr[rows], indptr[rows + 1] - indptr[rows]
+    owner = np.repeat(np.arange(len(rows)), lengths)
+    offsets = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return np.repeat(starts, lengths) + offsets, owner
+
+
+def _row_dot(matrix, rows: np.ndarray, cols: np.ndarray, weights: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """``matrix[rows] @ w`` for a sparse ``w`` given by ``cols``/``weights``."""
+    if cols.size == 0 or rows.size == 0:
+        return np.zeros(rows.size)
+    lookup = np.zeros(matrix.shape[1])
+    lookup[cols] = weights
+    flat, owner = _rows(matrix.indptr, rows)
+    values = matrix.data[flat] * lookup[matrix.indices[flat]]
+    return np.bincount(owner, weights=values, minlength=rows.size)
+
+
+def _overlap(pool: VolunteerPool, idx: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Share of the request's weekly hours in each volunteer's windows (1 without windows)."""
+    need = int(np.bitwise_count(mask).sum())
+    if need == 0:
+        return np.ones(idx.size)
+    got = np.bitwise_count(pool.avail[idx] & mask[None, :]).sum(axis=1)
+    return np.where(pool.always[idx], 1.0, got / need)
+
+
+def _distance(pool: VolunteerPool, batch: RequestBatch, r: int, idx: np.ndarray) -> np.ndarray:
+    geo = haversine_km(pool.lat[idx], pool.lon[idx], batch.lat[r], batch.lon[r])
+    use = (pool.has_coords[idx] | batch.has_coords[r]) & np.isfinite(geo)
+    code = pool.district[idx]
+    table = pool.districts.distance[max(int(batch.district[r]), 0)]
+    if batch.district[r] < 0 or batch.district[r] >= len(pool.districts.names):
+        table = np.full(len(pool.districts.names), np.inf)
+    by_table = np.where(code >= 0, table[np.maximum(code, 0)], np.inf)
+    return np.where(use, geo, by_table)
+
+
+def candidates(
+    pool: VolunteerPool,
+    batch: RequestBatch,
+    r: int,
+    options: DispatchOptions,
+    *,
+    load: Load | None = None,
+    keep: int | None = None,
+    only: np.ndarray | None = None,
+) -> Candidates:
+    """The feasible volunteers for request ``r`` of ``batch``, scored, best ``keep`` first
+    (all feasible when ``None``); ``only`` restricts to given pool positions."""
+    rule = options.rules[KINDS[batch.kind[r]]]
+    funnel: dict[str, int] = {}
+    idx = _block(pool, batch, r, rule, only)
+    if rule.fitness_required:
+        idx = idx[pool.fitness[idx]]
+    funnel["skill"] = idx.size
+    km = _distance(pool, batch, r, idx)
+    near = km <= rule.max_km
+    idx, km = idx[near], km[near]
+    funnel["near"] = idx.size
+    overlap = _overlap(pool, idx, batch.mask[r])
+    ok = overlap >= rule.min_available - 1e-9
+    idx, km, overlap = idx[ok], km[ok], overlap[ok]
+    funnel["available"] = idx.size
+    added = load.hours[idx] if load is not None else 0.0
+    ok = pool.history.week_hours[idx] + added + batch.hours[r] <= pool.cap[idx] + 1e-9
+    if load is not None and load.vol:
+        ok &= ~np.isin(idx, load.busy(int(batch.start[r]), int(batch.end[r])))
+    idx, km, overlap = idx[ok], km[ok], overlap[ok]
+    funnel["cap"] = idx.size
+    parts = _parts(pool, batch, r, rule, options, idx, km, overlap, load)
+    score = parts.sum(axis=1)
+    if keep is not None and idx.size > keep:
+        top = np.argpartition(-score, keep - 1)[:keep]
+        idx, score, parts, km = idx[top], score[top], parts[top], km[top]
+    order = np.lexsort((idx, -score))
+    why = _why(batch, r, rule, funnel)
+    return Candidates(idx[order], score[order], parts[order], km[order], funnel, why)
+
+
+def _block(
+    pool: VolunteerPool, batch: RequestBatch, r: int, rule: KindRule, only: np.ndarray | None
+) -> np.ndarray:
+    """Candidate positions before the hard limits: holders of a needed skill when the
+    kind requires one, else the volunteers of the districts within reach."""
+    if rule.skill_required and (batch.skills[r].size or batch.unknown[r]):
+        held = [pool.holders[j] for j in batch.skills[r]]
+        idx = np.unique(np.concatenate(held)) if held else np.zeros(0, np.int64)
+    else:
+        reach = np.flatnonzero(batch.district_km[r] <= rule.max_km)
+        idx = pool.in_districts(reach)
+        if batch.has_coords[r]:  # volunteers with coordinates but no district
+            idx = np.union1d(idx, pool.by_district[: pool.district_start[0]])
+    if only is not None:
+        idx = np.intersect1d(idx, only)
+    return idx.astype(np.int64)
+
+
+def _parts(
+    pool: VolunteerPool,
+    batch: RequestBatch,
+    r: int,
+    rule: KindRule,
+    options: DispatchOptions,
+    idx: np.ndarray,
+    km: np.ndarray,
+    overlap: np.ndarray,
+    load: Load | None,
+) -> np.ndarray:
+    """Weighted score components (len(idx), len(PARTS))."""
+    needed = batch.skills[r]
+    n_needed = needed.size + len(batch.unknown[r])
+    text = _row_dot(pool.tokens, idx, batch.token_idx[r], batch.token_w[r])
+    if n_needed:
+        held = _row_dot(pool.skill_csr, idx, needed, np.ones(needed.size)) / n_needed
+        skill = 0.75 * held + 0.25 * np.minimum(text, 1.0)
+    else:
+        skill = np.minimum(text, 1.0)
+    hist = pool.history
+    items = batch.items[r]
+    rows = hist.affinity_row[idx]
+    affinity = hist.affinity[rows][:, items].mean(axis=1) if items.size else np.zeros(idx.size)
+    history = 0.5 * affinity + 0.5 * hist.reliability[idx]
+    person = batch.person[r]
+    served = hist.served.get(person) if person is not None else None
+    continuity = np.isin(idx, served).astype(float) if served is not None else np.zeros(idx.size)
+    recent = hist.recent_hours[idx] + (load.hours[idx] if load is not None else 0.0)
+    fair = recent / (recent + options.fair_hours)
+    return np.column_stack(
+        [
+            rule.skill * skill,
+            rule.near * np.exp(-km / rule.near_km),
+            rule.available * overlap,
+            rule.history * history,
+            rule.continuity * continuity,
+            rule.fitness * pool.fitness[idx],
+            -rule.fair * fair,
+        ]
+    )
+
+
+def _why(batch: RequestBatch, r: int, rule: KindRule, funnel: dict[str, int]) -> str:
+    need = int(batch.headcount[r])
+    if rule.skill_required and batch.unknown[r] and batch.skills[r].size == 0:
+        return "unknown_skill"
+    for stage, code in (("near", "too_far"), ("available", "unavailable"), ("cap", "at_cap")):
+        if funnel[stage] == 0:
+            return code
+    return "short_supply" if funnel["cap"] < need else ""
+
+
+def why_text(code: str, batch: RequestBatch, r: int, options: DispatchOptions,
+             funnel: dict[str, int]) -> str:  # fmt: skip
+    """The organiser's text for an unfilled request (``WHY`` catalogue)."""
+    rule = options.rules[KINDS[batch.kind[r]]]
+    skills = "、".join(batch.unknown[r]) or "—"
+    return WHY[code].format(
+        skills=skills, km=rule.max_km, needed=int(batch.headcount[r]),
+        supply=int(funnel.get("cap", 0)),
+    )  # fmt: skip
+
+
+def reason_text(
+    pool: VolunteerPool, batch: RequestBatch, r: int, v: int, parts: np.ndarray, km: float
+) -> str:
+    """Why volunteer ``v`` suits request ``r``: its strongest score components, in Chinese."""
+    out: list[str] = []
+    order = np.argsort(-parts[:-1])  # the fairness penalty is said last, when it helped
+    for j in order[:3]:
+        if parts[j] <= 0.05:
+            continue
+        name = PARTS[j]
+        if name == "skill":
+            mine = pool.skill_csr.indices[pool.skill_csr.indptr[v] : pool.skill_csr.indptr[v + 1]]
+            names = list(pool.skills)
+            held = [names[j] for j in np.intersect1d(mine, batch.skills[r])]
+            out.append(REASONS["skill"].format(skills="、".join(held)) if held else REASONS["text"])
+        elif name == "near":
+            same = pool.district[v] == batch.district[r] and batch.district[r] >= 0
+            text = REASONS["near"].format(km=km)
+            if same and not (pool.has_coords[v] and batch.has_coords[r]):
+                text = REASONS["same_district"].format(district=pool.districts.names[pool.district[v]])
+            out.append(text)
+        else:
+            out.append(REASONS[name])
+    if parts[-1] > -0.05 and pool.history.recent_hours[v] == 0 and len(out) < 4:
+        out.append(REASONS["fair"])
+    return "；".join(out) or REASONS["default"]
