@@ -11,9 +11,10 @@ import numpy as np
 
 from recommend.errors import DataError
 
-__all__ = ["HANGZHOU", "DistrictMap", "haversine_km"]
+__all__ = ["HANGZHOU", "DistrictMap", "Grid", "haversine_km"]
 
 EARTH_KM: Final = 6371.0088
+KM_PER_DEG: Final = EARTH_KM * np.pi / 180.0
 #: Typical distance between two places in the same district when neither has coordinates.
 SAME_DISTRICT_KM: Final = 3.0
 #: Distance per adjacency hop when a district has no centroid.
@@ -29,6 +30,63 @@ def haversine_km(
     dp, dl = p2 - p1, np.radians(np.asarray(lon2) - np.asarray(lon1))
     a = np.sin(dp / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
     return np.asarray(2 * EARTH_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0))))
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Points bucketed in square cells of an equirectangular projection, to find those
+    within a radius without measuring the distance to all of them.
+
+    ``order`` lists point positions cell by cell (row-major over ``nx x ny`` cells);
+    ``start[c]:start[c+1]`` is cell ``c``'s slice of it. Points without coordinates are left
+    out (``located`` is False for them).
+    """
+
+    lat0: float
+    lon0: float
+    km_lon: float  # km per degree of longitude at lat0
+    cell_km: float
+    nx: int
+    ny: int
+    order: np.ndarray
+    start: np.ndarray
+    located: np.ndarray
+
+    @classmethod
+    def build(cls, lat: np.ndarray, lon: np.ndarray, cell_km: float = 2.0) -> Grid:
+        located = np.isfinite(lat) & np.isfinite(lon)
+        if not located.any():
+            empty = np.zeros(0, np.int64)
+            return cls(0.0, 0.0, KM_PER_DEG, cell_km, 1, 1, empty, np.zeros(2, np.int64), located)
+        lat0, lon0 = float(lat[located].min()), float(lon[located].min())
+        km_lon = KM_PER_DEG * float(np.cos(np.radians(np.mean(lat[located]))))
+        x = (lon[located] - lon0) * km_lon
+        y = (lat[located] - lat0) * KM_PER_DEG
+        # at most about a million cells, however wide the area
+        cell_km = max(cell_km, float(np.sqrt(max(x.max(), 1.0) * max(y.max(), 1.0) / 1e6)))
+        nx, ny = int(x.max() // cell_km) + 1, int(y.max() // cell_km) + 1
+        cell = (x // cell_km).astype(np.int64) * ny + (y // cell_km).astype(np.int64)
+        pos = np.flatnonzero(located)
+        order = np.argsort(cell, kind="stable")
+        start = np.searchsorted(cell[order], np.arange(nx * ny + 1))
+        return cls(lat0, lon0, km_lon, cell_km, nx, ny, pos[order], start, located)
+
+    def near(self, lat: float, lon: float, radius_km: float) -> np.ndarray:
+        """Positions of the points in the cells a circle of ``radius_km`` touches (a
+        superset of the points within it; measure them to be exact)."""
+        x = (lon - self.lon0) * self.km_lon
+        y = (lat - self.lat0) * KM_PER_DEG
+        x0, x1 = int((x - radius_km) // self.cell_km), int((x + radius_km) // self.cell_km)
+        y0, y1 = int((y - radius_km) // self.cell_km), int((y + radius_km) // self.cell_km)
+        x0, x1, y0, y1 = max(x0, 0), min(x1, self.nx - 1), max(y0, 0), min(y1, self.ny - 1)
+        if x0 > x1 or y0 > y1:
+            return np.zeros(0, np.int64)
+        cols = np.arange(x0, x1 + 1) * self.ny
+        lo, hi = self.start[cols + y0], self.start[cols + y1 + 1]
+        lengths = hi - lo
+        total = int(lengths.sum())
+        flat = np.repeat(lo - np.cumsum(lengths) + lengths, lengths) + np.arange(total)
+        return self.order[flat]
 
 
 @dataclass(frozen=True)

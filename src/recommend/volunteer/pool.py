@@ -11,7 +11,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from recommend.text import tokenize
-from recommend.volunteer.geo import HANGZHOU, DistrictMap, haversine_km
+from recommend.volunteer.geo import HANGZHOU, DistrictMap, Grid, haversine_km
 from recommend.volunteer.history import History, item_keys, learn_history
 from recommend.volunteer.rules import DispatchOptions
 from recommend.volunteer.tables import (
@@ -97,6 +97,9 @@ class VolunteerPool:
         Coordinates, the district centroid when not given (NaN when neither is known).
     has_coords : (n,) bool
         Coordinates given (not a centroid).
+    grid : Grid
+        The located volunteers (coordinates or district centroid) by map cell;
+        ``unlocated`` the sorted positions of the others.
     avail : (n, 3) uint64
         Weekly hours as bits; ``always`` marks volunteers without windows (any hour).
     cap, capacity, fitness : (n,)
@@ -118,6 +121,8 @@ class VolunteerPool:
     lat: np.ndarray
     lon: np.ndarray
     has_coords: np.ndarray
+    grid: Grid
+    unlocated: np.ndarray
     avail: np.ndarray
     always: np.ndarray
     cap: np.ndarray
@@ -182,7 +187,9 @@ class VolunteerPool:
             lat=lat,
             lon=lon,
             has_coords=has,
-            avail=availability_hours(windows.tolist()),
+            grid=Grid.build(lat, lon),
+            unlocated=np.flatnonzero(np.isnan(lat)),
+            avail=np.asfortranarray(availability_hours(windows.tolist())),
             always=windows.map(len).to_numpy() == 0,
             cap=vol[V.WEEKLY_HOURS].to_numpy(float),
             capacity=vol[V.CAPACITY].to_numpy(np.int64),

@@ -26,26 +26,31 @@ class Load:
     (volunteer, start, end in ns) that a new one must not overlap."""
 
     hours: np.ndarray  # (n_volunteers,) float64
-    vol: list[np.ndarray]
-    start: list[np.ndarray]
-    end: list[np.ndarray]
+    vol: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
 
     @classmethod
     def empty(cls, n: int) -> Load:
-        return cls(np.zeros(n), [], [], [])
+        none = np.zeros(0, np.int64)
+        return cls(np.zeros(n), none, none, none)
 
     def add(self, vol: np.ndarray, start: np.ndarray, end: np.ndarray, hours: np.ndarray) -> None:
         np.add.at(self.hours, vol, hours)
-        self.vol.append(vol)
-        self.start.append(start)
-        self.end.append(end)
+        self.vol = np.concatenate([self.vol, vol])
+        self.start = np.concatenate([self.start, start])
+        self.end = np.concatenate([self.end, end])
 
-    def busy(self, start: int, end: int) -> np.ndarray:
-        """Volunteers already serving during ``[start, end)``."""
-        if not self.vol:
-            return np.zeros(0, np.int64)
-        vol, s, e = (np.concatenate(x) for x in (self.vol, self.start, self.end))
-        return np.unique(vol[(s < end) & (e > start)])
+    def busy(self, idx: np.ndarray, start: int, end: int) -> np.ndarray:
+        """Which of the volunteers ``idx`` already serve during ``[start, end)``."""
+        if self.vol.size == 0:
+            return np.zeros(idx.size, dtype=bool)
+        taken = self.vol[(self.start < end) & (self.end > start)]
+        if taken.size == 0:
+            return np.zeros(idx.size, dtype=bool)
+        mask = np.zeros(self.hours.size, dtype=bool)
+        mask[taken] = True
+        return mask[idx]
 
 
 @dataclass(frozen=True)
@@ -90,7 +95,9 @@ def _overlap(pool: VolunteerPool, idx: np.ndarray, mask: np.ndarray) -> np.ndarr
     need = int(np.bitwise_count(mask).sum())
     if need == 0:
         return np.ones(idx.size)
-    got = np.bitwise_count(pool.avail[idx] & mask[None, :]).sum(axis=1)
+    got = np.zeros(idx.size, dtype=np.int64)
+    for word in np.flatnonzero(mask):  # a request of a few hours touches one word
+        got += np.bitwise_count(pool.avail[:, word][idx] & mask[word])
     return np.where(pool.always[idx], 1.0, got / need)
 
 
@@ -116,27 +123,26 @@ def candidates(
     only: np.ndarray | None = None,
 ) -> Candidates:
     """The feasible volunteers for request ``r`` of ``batch``, scored, best ``keep`` first
-    (all feasible when ``None``); ``only`` restricts to given pool positions."""
+    (all feasible when ``None``); ``only`` restricts to given pool positions.
+
+    With ``keep``, the search starts within twice the kind's ``near_km`` and widens (x2, up
+    to ``max_km``) until ``keep`` volunteers pass every hard limit, like a ride-hailing
+    dispatcher looking around the pick-up point first.
+    """
     rule = options.rules[KINDS[batch.kind[r]]]
-    funnel: dict[str, int] = {}
-    idx = _block(pool, batch, r, rule, only)
-    if rule.fitness_required:
-        idx = idx[pool.fitness[idx]]
-    funnel["skill"] = idx.size
-    km = _distance(pool, batch, r, idx)
-    near = km <= rule.max_km
-    idx, km = idx[near], km[near]
-    funnel["near"] = idx.size
-    overlap = _overlap(pool, idx, batch.mask[r])
-    ok = overlap >= rule.min_available - 1e-9
-    idx, km, overlap = idx[ok], km[ok], overlap[ok]
-    funnel["available"] = idx.size
-    added = load.hours[idx] if load is not None else 0.0
-    ok = pool.history.week_hours[idx] + added + batch.hours[r] <= pool.cap[idx] + 1e-9
-    if load is not None and load.vol:
-        ok &= ~np.isin(idx, load.busy(int(batch.start[r]), int(batch.end[r])))
-    idx, km, overlap = idx[ok], km[ok], overlap[ok]
-    funnel["cap"] = idx.size
+    radius = rule.max_km
+    base = None
+    if _skill_blocked(batch, r, rule):
+        # few hold a skill: measure them all once, widen the ring over the distances
+        base_idx = _block(pool, batch, r, rule, radius, only)
+        base = (base_idx, _distance(pool, batch, r, base_idx))
+    if keep is not None and (base is not None or np.isfinite(batch.lat[r])):
+        radius = min(rule.max_km, 0.5 * rule.near_km)
+    while True:
+        idx, km, overlap, funnel = _feasible(pool, batch, r, rule, radius, load, only, base)
+        if keep is None or idx.size >= 2 * keep or radius >= rule.max_km:
+            break
+        radius = min(rule.max_km, 2.0 * radius)
     parts = _parts(pool, batch, r, rule, options, idx, km, overlap, load)
     score = parts.sum(axis=1)
     if keep is not None and idx.size > keep:
@@ -147,22 +153,107 @@ def candidates(
     return Candidates(idx[order], score[order], parts[order], km[order], funnel, why)
 
 
+def _skill_blocked(batch: RequestBatch, r: int, rule: KindRule) -> bool:
+    return rule.skill_required and bool(batch.skills[r].size or batch.unknown[r])
+
+
+def _feasible(
+    pool: VolunteerPool,
+    batch: RequestBatch,
+    r: int,
+    rule: KindRule,
+    radius: float,
+    load: Load | None,
+    only: np.ndarray | None,
+    base: tuple[np.ndarray, np.ndarray] | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, int]]:
+    """Volunteers within ``radius`` (and those who served the request's person before,
+    within ``max_km``) that pass the hard limits, their distance and availability, and how
+    many were left after each limit. ``base`` holds already blocked and measured
+    candidates."""
+    funnel: dict[str, int] = {}
+    if base is None:
+        idx = _block(pool, batch, r, rule, radius, only)
+        served = _served(pool, batch, r, only) if rule.continuity > 0 else None
+        if served is not None:
+            idx = np.concatenate([idx, served[~_member(served, idx)]])
+        km = _distance(pool, batch, r, idx)
+    else:
+        idx, km = base
+        served = _served(pool, batch, r, only) if rule.continuity > 0 else None
+    if rule.fitness_required:
+        fit = pool.fitness[idx]
+        idx, km = idx[fit], km[fit]
+    funnel["skill"] = idx.size
+    near = km <= radius
+    if served is not None and radius < rule.max_km:
+        near |= _member(idx, served) & (km <= rule.max_km)
+    idx, km = idx[near], km[near]
+    funnel["near"] = idx.size
+    overlap = _overlap(pool, idx, batch.mask[r])
+    ok = overlap >= rule.min_available - 1e-9
+    idx, km, overlap = idx[ok], km[ok], overlap[ok]
+    funnel["available"] = idx.size
+    added = load.hours[idx] if load is not None else 0.0
+    ok = pool.history.week_hours[idx] + added + batch.hours[r] <= pool.cap[idx] + 1e-9
+    if load is not None:
+        ok &= ~load.busy(idx, int(batch.start[r]), int(batch.end[r]))
+    idx, km, overlap = idx[ok], km[ok], overlap[ok]
+    funnel["cap"] = idx.size
+    return idx, km, overlap, funnel
+
+
+def _member(values: np.ndarray, among: np.ndarray) -> np.ndarray:
+    """``np.isin`` that is fast when either side holds a handful of values."""
+    if among.size <= 8 or values.size <= 8:
+        return (values[:, None] == among[None, :]).any(axis=1)
+    return np.isin(values, among)
+
+
+def _served(
+    pool: VolunteerPool, batch: RequestBatch, r: int, only: np.ndarray | None
+) -> np.ndarray | None:
+    person = batch.person[r]
+    served = pool.history.served.get(person) if person is not None else None
+    if served is not None and only is not None:
+        served = served[np.isin(served, only)]
+    return served
+
+
 def _block(
-    pool: VolunteerPool, batch: RequestBatch, r: int, rule: KindRule, only: np.ndarray | None
+    pool: VolunteerPool,
+    batch: RequestBatch,
+    r: int,
+    rule: KindRule,
+    radius: float,
+    only: np.ndarray | None,
 ) -> np.ndarray:
     """Candidate positions before the hard limits: holders of a needed skill when the
-    kind requires one, else the volunteers of the districts within reach."""
-    if rule.skill_required and (batch.skills[r].size or batch.unknown[r]):
+    kind requires one, else the volunteers on the map cells within ``radius`` (and those
+    without a location in the districts within reach)."""
+    if only is not None and only.size <= 64:
+        # a few given volunteers (a member's own list): check them, skip the blocking
+        idx = np.asarray(only, dtype=np.int64)
+        if _skill_blocked(batch, r, rule):
+            needed = batch.skills[r]
+            idx = idx[_row_dot(pool.skill_csr, idx, needed, np.ones(needed.size)) > 0]
+        return idx
+    if _skill_blocked(batch, r, rule):
         held = [pool.holders[j] for j in batch.skills[r]]
-        idx = np.unique(np.concatenate(held)) if held else np.zeros(0, np.int64)
+        if len(held) == 1:
+            idx = held[0]
+        else:
+            idx = np.unique(np.concatenate(held)) if held else np.zeros(0, np.int64)
+    elif np.isfinite(batch.lat[r]):
+        idx = pool.grid.near(float(batch.lat[r]), float(batch.lon[r]), radius)
+        if pool.unlocated.size:
+            idx = np.concatenate([idx, pool.unlocated])
     else:
-        reach = np.flatnonzero(batch.district_km[r] <= rule.max_km)
+        reach = np.flatnonzero(batch.district_km[r] <= radius)
         idx = pool.in_districts(reach)
-        if batch.has_coords[r]:  # volunteers with coordinates but no district
-            idx = np.union1d(idx, pool.by_district[: pool.district_start[0]])
     if only is not None:
-        idx = np.intersect1d(idx, only)
-    return idx.astype(np.int64)
+        idx = idx[np.isin(idx, only)]
+    return idx.astype(np.int64, copy=False)
 
 
 def _parts(
@@ -192,7 +283,7 @@ def _parts(
     history = 0.5 * affinity + 0.5 * hist.reliability[idx]
     person = batch.person[r]
     served = hist.served.get(person) if person is not None else None
-    continuity = np.isin(idx, served).astype(float) if served is not None else np.zeros(idx.size)
+    continuity = _member(idx, served).astype(float) if served is not None else np.zeros(idx.size)
     recent = hist.recent_hours[idx] + (load.hours[idx] if load is not None else 0.0)
     fair = recent / (recent + options.fair_hours)
     return np.column_stack(
@@ -234,7 +325,10 @@ def reason_text(
 ) -> str:
     """Why volunteer ``v`` suits request ``r``: its strongest score components, in Chinese."""
     out: list[str] = []
-    order = np.argsort(-parts[:-1])  # the fairness penalty is said last, when it helped
+    # availability is a precondition more than a merit: said after what sets one apart;
+    # the fairness penalty is said last, when it helped
+    salience = parts[:-1] * np.where(np.arange(len(PARTS) - 1) == PARTS.index("available"), 0.4, 1)
+    order = np.argsort(-salience, kind="stable")
     for j in order[:3]:
         if parts[j] <= 0.05:
             continue

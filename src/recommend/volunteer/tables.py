@@ -12,6 +12,7 @@ stays in the platform.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -182,7 +183,14 @@ def parse_window(text: str) -> np.ndarray | None:
 
     A window covers every hour it touches (09:30-11:00 covers 9 and 10); ``24:00`` ends a day.
     """
-    match = _WINDOW.match(str(text))
+    hours = _parse_window(str(text))
+    return None if hours is None else np.asarray(hours, dtype=np.int64)
+
+
+@lru_cache(maxsize=8192)
+def _parse_window(text: str) -> tuple[int, ...] | None:
+    """``parse_window`` without the array, cached: volunteers share a few window texts."""
+    match = _WINDOW.match(text)
     if not match:
         return None
     day, h0, m0, h1, m1 = match.groups()
@@ -194,23 +202,29 @@ def parse_window(text: str) -> np.ndarray | None:
     if -1 in days:
         return None
     hours = np.arange(int(np.floor(start)), int(np.ceil(end)))
-    return np.concatenate([d * 24 + hours for d in days]).astype(np.int64)
+    return tuple(int(h) for d in days for h in d * 24 + hours)
 
 
 def availability_hours(windows: Sequence[Sequence[str]]) -> np.ndarray:
     """Weekly availability as a bit mask: (n, 3) uint64, bit ``h % 64`` of word ``h // 64``
     set when hour-of-week ``h`` is covered by one of the row's windows (overlapping windows
     simply merge). An empty list means no weekly window."""
-    mask = np.zeros((len(windows), 3), dtype=np.uint64)
-    for i, row in enumerate(windows):
-        for text in row:
+    keys = [tuple(row) for row in windows]
+    masks: dict[tuple[str, ...], np.ndarray] = {}
+    for key in set(keys):
+        word_bits = np.zeros(3, dtype=np.uint64)
+        for text in key:
             hours = parse_window(text)
             if hours is None:  # validation refuses these first
                 raise DataError(f"volunteers.availability: cannot read window {text!r}")
             for word in range(3):
                 sel = hours[(hours // 64) == word] % 64
                 if sel.size:
-                    mask[i, word] |= np.bitwise_or.reduce(np.uint64(1) << sel.astype(np.uint64))
+                    word_bits[word] |= np.bitwise_or.reduce(np.uint64(1) << sel.astype(np.uint64))
+        masks[key] = word_bits
+    mask = np.zeros((len(keys), 3), dtype=np.uint64)
+    for i, key in enumerate(keys):
+        mask[i] = masks[key]
     return mask
 
 
@@ -361,11 +375,11 @@ def validate_volunteers(
         if low.any():
             problems.append(_problem("volunteers", V.CAPACITY, "capacity below 1",
                                      "people a volunteer (branch) can send, >= 1", low))  # fmt: skip
-        bad = out[V.AVAILABILITY].map(lambda xs: any(parse_window(x) is None for x in xs))
+        bad = out[V.AVAILABILITY].map(lambda xs: any(_parse_window(str(x)) is None for x in xs))
         bad_arr = bad.to_numpy(dtype=bool)
         if bad_arr.any():
             shown = [w for xs in out.loc[bad_arr, V.AVAILABILITY] for w in xs
-                     if parse_window(w) is None]  # fmt: skip
+                     if _parse_window(str(w)) is None]  # fmt: skip
             problems.append(
                 _problem("volunteers", V.AVAILABILITY, "availability windows that cannot be read",
                          "'D HH:MM-HH:MM' with D in 1-7 (Monday = 1), 周一..周日 or 每天, e.g. "
