@@ -87,6 +87,7 @@ def render_report(
     k: int = 20,
     courses: int = 3,
     title: str | None = None,
+    sections: Sequence[str] = (),
 ) -> str:
     """The report as an HTML string (see :func:`build_report`)."""
     if dataset.members is None:
@@ -155,7 +156,7 @@ def render_report(
         parts.append(_p(hidden, "note"))
         parts.append("<h3>Topics in demand with few courses</h3>")
         parts.append(_p(hidden, "note"))
-        return _page(heading, parts)
+        return _page(heading, [*parts, *sections])
     for course_id in top["course_id"]:
         parts.append(_png(plot_course(course_portrait(dataset, course_id, min_size=min_size))))
 
@@ -186,7 +187,7 @@ def render_report(
     if "hidden" in gaps.attrs:  # fewer scored members than min_size
         parts.append("<h3>Topics in demand with few courses</h3>")
         parts.append(_p(f"Hidden: {gaps.attrs['hidden']}.", "note"))
-        return _page(heading, parts)
+        return _page(heading, [*parts, *sections])
     parts.append(_png(plot_gaps(gaps)))
     shown = gaps[gaps["flagged"]].head(15)
     cols = [
@@ -200,7 +201,7 @@ def render_report(
     ]
     parts.append("<h3>Topics in demand with few courses</h3>")
     parts.append(_table(shown[cols].set_index("value")))
-    return _page(heading, parts)
+    return _page(heading, [*parts, *sections])
 
 
 def _page(heading: str, parts: list[str]) -> str:
@@ -223,6 +224,7 @@ def build_report(
     k: int = 20,
     courses: int = 3,
     title: str | None = None,
+    sections: Sequence[str] = (),
 ) -> Path:
     """Write a self-contained HTML report for an organisation, atomically.
 
@@ -247,6 +249,9 @@ def build_report(
         How many of the most studied courses get a course portrait.
     title
         Heading (a default names the org).
+    sections
+        HTML fragments other products render (e.g.
+        :func:`recommend.volunteer.report.volunteer_section`), appended at the end.
 
     Returns
     -------
@@ -254,7 +259,8 @@ def build_report(
         The file written.
     """
     text = render_report(
-        model, dataset, org=org, by=by, min_size=min_size, k=k, courses=courses, title=title
+        model, dataset, org=org, by=by, min_size=min_size, k=k, courses=courses, title=title,
+        sections=sections,
     )
     target = Path(out)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -344,6 +344,8 @@ def reason_text(
             if same and not (pool.has_coords[v] and batch.has_coords[r]):
                 text = REASONS["same_district"].format(district=pool.districts.names[pool.district[v]])
             out.append(text)
+        elif name == "history" and pool.history.completed[v, batch.kind[r]] == 0:
+            continue  # the prior of a newcomer is no merit to state
         else:
             out.append(REASONS[name])
     if parts[-1] > -0.05 and pool.history.recent_hours[v] == 0 and len(out) < 4:
