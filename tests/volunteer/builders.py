@@ -1,4 +1,4 @@
-"""Builders of hand-made volunteer tables: a few volunteers east of a point in 上城区 and requests at it.
+"""Builders of hand-made volunteer tables: volunteers east of a point in 上城区, requests at it.
 
 ``volunteer(i, km=...)`` places volunteer ``v{i}`` ``km`` kilometres east of the point;
 ``request(j, kind=...)`` is a request at the point starting at ``T0`` (a Monday, 09:00).
@@ -30,8 +30,9 @@ def volunteer(i: int, *, km: float = 1.0, **fields: Any) -> dict[str, Any]:
     return row
 
 
-def request(j: int, *, kind: str = "公共服务", hours: float = 2.0, start: pd.Timestamp = T0,
-            **fields: Any) -> dict[str, Any]:  # fmt: skip
+def request(
+    j: int, *, kind: str = "公共服务", hours: float = 2.0, start: pd.Timestamp = T0, **fields: Any
+) -> dict[str, Any]:
     row: dict[str, Any] = {
         "request_id": f"r{j}",
         "kind": kind,
@@ -48,8 +49,15 @@ def request(j: int, *, kind: str = "公共服务", hours: float = 2.0, start: pd
     return row
 
 
-def service(volunteer_id: str, j: int, *, kind: str = "公共服务", days_ago: float = 3.0,
-            hours: float = 2.0, **fields: Any) -> dict[str, Any]:  # fmt: skip
+def service(
+    volunteer_id: str,
+    j: int,
+    *,
+    kind: str = "公共服务",
+    days_ago: float = 3.0,
+    hours: float = 2.0,
+    **fields: Any,
+) -> dict[str, Any]:
     row: dict[str, Any] = {
         "volunteer_id": volunteer_id,
         "request_id": f"h{j}",

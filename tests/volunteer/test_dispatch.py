@@ -25,17 +25,26 @@ def ids(frame: pd.DataFrame) -> list[str]:
 
 
 def test_skill_match_dominates_professional_help() -> None:
-    pool = pool_of(volunteer(1, km=0.5), volunteer(2, km=8.0, skills=["法律咨询"]),
-                   volunteer(3, km=3.0, skills=["家电维修"]))  # fmt: skip
-    req = pd.DataFrame([request(1, kind="专业技能互助", skills=["法律咨询"], content="租房合同纠纷")])
+    pool = pool_of(
+        volunteer(1, km=0.5),
+        volunteer(2, km=8.0, skills=["法律咨询"]),
+        volunteer(3, km=3.0, skills=["家电维修"]),
+    )
+    req = pd.DataFrame(
+        [request(1, kind="专业技能互助", skills=["法律咨询"], content="租房合同纠纷")]
+    )
     out = shortlist(pool, req, n=5)
     assert ids(out) == ["v2"]  # only holders of the skill, however near the others are
     assert "具备所需技能：法律咨询" in out.loc[0, "reason"]
 
 
 def test_emergency_takes_the_nearest_fit_volunteers() -> None:
-    pool = pool_of(volunteer(1, km=6.0), volunteer(2, km=0.5), volunteer(3, km=0.2, fitness=False),
-                   volunteer(4, km=2.0))  # fmt: skip
+    pool = pool_of(
+        volunteer(1, km=6.0),
+        volunteer(2, km=0.5),
+        volunteer(3, km=0.2, fitness=False),
+        volunteer(4, km=2.0),
+    )
     out = shortlist(pool, pd.DataFrame([request(1, kind="应急救助", headcount=3)]), n=5)
     assert ids(out) == ["v2", "v4", "v1"]  # v3 is not fit for physical work
     assert out["distance_km"].is_monotonic_increasing
@@ -54,16 +63,23 @@ def test_support_for_vulnerable_people_keeps_the_same_volunteer() -> None:
 
 
 def test_public_service_needs_the_whole_shift_in_the_volunteers_hours() -> None:
-    pool = pool_of(volunteer(1, availability=["1 09:00-10:00"]),
-                   volunteer(2, availability=["1 08:00-12:00"]), volunteer(3))  # fmt: skip
+    pool = pool_of(
+        volunteer(1, availability=["1 09:00-10:00"]),
+        volunteer(2, availability=["1 08:00-12:00"]),
+        volunteer(3),
+    )
     out = shortlist(pool, pd.DataFrame([request(1, kind="公共服务", hours=2)]), n=5)
     assert sorted(ids(out)) == ["v2", "v3"]  # v1 has only the first of the two hours
 
 
 def test_recent_hours_lower_the_rank_and_the_weekly_cap_excludes() -> None:
     history = [service("v1", i, hours=3.0, days_ago=10 + i) for i in range(4)]
-    pool = pool_of(volunteer(1, km=1.0), volunteer(2, km=1.0), volunteer(3, km=1.0, weekly_hours=4),
-                   services=history + [service("v3", 9, hours=3.0, days_ago=2)])  # fmt: skip
+    pool = pool_of(
+        volunteer(1, km=1.0),
+        volunteer(2, km=1.0),
+        volunteer(3, km=1.0, weekly_hours=4),
+        services=[*history, service("v3", 9, hours=3.0, days_ago=2)],
+    )
     out = shortlist(pool, pd.DataFrame([request(1, hours=2)]), n=5)
     assert ids(out) == ["v2", "v1"]  # v3 would pass its 4 hours this week
     assert out.loc[0, "score"] > out.loc[1, "score"]
@@ -137,14 +153,22 @@ def test_emergencies_are_served_first() -> None:
 def test_matching_fills_what_best_first_greedy_leaves_empty() -> None:
     # v1 suits both requests best, v2 only the first; best-first greedy gives v1 to r1 and
     # leaves r2 empty, the matching sends v2 to r1 and v1 to r2.
-    pool = pool_of(volunteer(1, km=0.5, skills=["法律咨询", "财税咨询"], description="执业律师"),
-                   volunteer(2, km=20.0, skills=["法律咨询"]))  # fmt: skip
+    pool = pool_of(
+        volunteer(1, km=0.5, skills=["法律咨询", "财税咨询"], description="执业律师"),
+        volunteer(2, km=20.0, skills=["法律咨询"]),
+    )
     west = LON - 10.0 / KM_LON  # r2 is 10 km west: v1 suits r1 better than r2
-    reqs = pd.DataFrame([request(1, kind="专业技能互助", skills=["法律咨询"], content="找律师"),
-                         request(2, kind="专业技能互助", skills=["财税咨询"], lon=west)])  # fmt: skip
+    reqs = pd.DataFrame(
+        [
+            request(1, kind="专业技能互助", skills=["法律咨询"], content="找律师"),
+            request(2, kind="专业技能互助", skills=["财税咨询"], lon=west),
+        ]
+    )
     result = dispatch(pool, reqs)
     assert result.solver == "matching"
-    pairs = dict(zip(result.assignments["request_id"], result.assignments["volunteer_id"]))
+    pairs = dict(
+        zip(result.assignments["request_id"], result.assignments["volunteer_id"], strict=False)
+    )
     assert pairs == {"r1": "v2", "r2": "v1"}
     greedy = dispatch(pool, reqs, options=DispatchOptions(time_limit_s=1e-9))
     assert greedy.solver == "matching+greedy" and len(greedy.assignments) == 1
@@ -161,8 +185,10 @@ def test_baselines_respect_the_same_limits() -> None:
     req = pd.DataFrame([request(1, headcount=1)])
     nearest = dispatch(pool, req, policy="nearest")
     assert nearest.assignments["volunteer_id"].tolist() == ["v1"]
-    randoms = {dispatch(pool, req, policy="random", seed=s).assignments["volunteer_id"].iloc[0]
-               for s in range(20)}  # fmt: skip
+    randoms = {
+        dispatch(pool, req, policy="random", seed=s).assignments["volunteer_id"].iloc[0]
+        for s in range(20)
+    }
     assert randoms == {"v1", "v2"}  # never the one 30 km away
     with pytest.raises(ConfigError, match="policy"):
         dispatch(pool, req, policy="grab")  # type: ignore[arg-type]
@@ -170,8 +196,9 @@ def test_baselines_respect_the_same_limits() -> None:
 
 def test_dispatch_is_deterministic_and_takes_a_prebuilt_batch() -> None:
     pool = pool_of(*(volunteer(i, km=0.3 * i) for i in range(12)))
-    reqs = pd.DataFrame([request(j, headcount=2, start=T0 + pd.Timedelta(minutes=30 * j))
-                         for j in range(6)])  # fmt: skip
+    reqs = pd.DataFrame(
+        [request(j, headcount=2, start=T0 + pd.Timedelta(minutes=30 * j)) for j in range(6)]
+    )
     batch = RequestBatch.build(reqs, pool)
     a, b = dispatch(pool, reqs), dispatch(pool, batch)
     pd.testing.assert_frame_equal(a.assignments, b.assignments)

@@ -26,13 +26,20 @@ def test_metrics_per_kind_and_overall() -> None:
     history = [service("v1", 1, kind="弱势群体帮扶", person_id="p1")]
     vols = pd.DataFrame([volunteer(1), volunteer(2, km=2.0)])
     pool = VolunteerPool.build(vols, pd.DataFrame(history), now=T0)
-    reqs = pd.DataFrame([
-        request(1, kind="弱势群体帮扶", person_id="p1", posted_at=T0 - pd.Timedelta(hours=5)),
-        request(2, kind="公共服务", headcount=4, start=T0 + pd.Timedelta(hours=3)),
-    ])  # fmt: skip
+    reqs = pd.DataFrame(
+        [
+            request(1, kind="弱势群体帮扶", person_id="p1", posted_at=T0 - pd.Timedelta(hours=5)),
+            request(2, kind="公共服务", headcount=4, start=T0 + pd.Timedelta(hours=3)),
+        ]
+    )
     result = dispatch(pool, reqs)
-    table = dispatch_metrics(validate_requests(reqs), result.assignments,
-                             services=pd.DataFrame(history), volunteers=vols, by=("kind",))  # fmt: skip
+    table = dispatch_metrics(
+        validate_requests(reqs),
+        result.assignments,
+        services=pd.DataFrame(history),
+        volunteers=vols,
+        by=("kind",),
+    )
     assert list(table.index) == ["公共服务", "弱势群体帮扶", "全部"]
     assert table.loc["公共服务", "fill_rate"] == pytest.approx(2 / 4)
     assert table.loc["弱势群体帮扶", "continuity"] == 1.0  # v1 again for p1

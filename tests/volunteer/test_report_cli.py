@@ -23,8 +23,9 @@ def test_section_shows_aggregates_and_reasons_only() -> None:
     pool = VolunteerPool.build(vols, None, now=T0)
     reqs = pd.DataFrame([request(1, headcount=3), request(2, kind="弱势群体帮扶", lat=31.5)])
     result = dispatch(pool, reqs)
-    html = volunteer_section(validate_requests(reqs), result.assignments, result.unfilled,
-                             volunteers=vols)  # fmt: skip
+    html = volunteer_section(
+        validate_requests(reqs), result.assignments, result.unfilled, volunteers=vols
+    )
     assert html.startswith("<h2>志愿服务供需速配</h2>")
     assert "满足率" in html and "按区县" in html and "按服务类型" in html
     assert "需要3人，符合条件的志愿者只有2人" in html
@@ -34,23 +35,50 @@ def test_section_shows_aggregates_and_reasons_only() -> None:
 
 def test_report_appends_sections(small_dataset: rc.Dataset) -> None:
     model = rc.Popularity().fit(small_dataset)
-    text = render_report(model, small_dataset, by=("occupation",), courses=1,
-                         sections=["<h2>志愿服务供需速配</h2>"])  # fmt: skip
+    text = render_report(
+        model, small_dataset, by=("occupation",), courses=1, sections=["<h2>志愿服务供需速配</h2>"]
+    )
     assert text.rstrip().endswith("<h2>志愿服务供需速配</h2>\n</body>\n</html>")
 
 
-def test_cli_simulate_dispatch_shortlist_menu(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_simulate_dispatch_shortlist_menu(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     folder = tmp_path / "tables"
-    assert main(["volunteer", "simulate", "--out", str(folder), "--volunteers", "300",
-                 "--requests", "40"]) == 0  # fmt: skip
-    tables = ["--requests", str(folder / "requests.parquet"), "--volunteers",
-              str(folder / "volunteers.parquet"), "--services", str(folder / "services.parquet"),
-              "--now", "2025-07-07"]  # fmt: skip
+    assert (
+        main(
+            [
+                "volunteer",
+                "simulate",
+                "--out",
+                str(folder),
+                "--volunteers",
+                "300",
+                "--requests",
+                "40",
+            ]
+        )
+        == 0
+    )
+    tables = [
+        "--requests",
+        str(folder / "requests.parquet"),
+        "--volunteers",
+        str(folder / "volunteers.parquet"),
+        "--services",
+        str(folder / "services.parquet"),
+        "--now",
+        "2025-07-07",
+    ]
     out = tmp_path / "out" / "assignments.csv"
     report = tmp_path / "out" / "volunteer.html"
     capsys.readouterr()
-    assert main(["volunteer", "dispatch", *tables, "--out", str(out), "--report", str(report),
-                 "--json"]) == 0  # fmt: skip
+    assert (
+        main(
+            ["volunteer", "dispatch", *tables, "--out", str(out), "--report", str(report), "--json"]
+        )
+        == 0
+    )
     summary = json.loads(capsys.readouterr().out)
     assignments = pd.read_csv(out)
     assert summary["assignments"] == len(assignments) > 0 and summary["solver"] == "matching"
@@ -65,14 +93,26 @@ def test_cli_simulate_dispatch_shortlist_menu(tmp_path: Path, capsys: pytest.Cap
     assert all(r["volunteer_id"] == who for r in json.loads(capsys.readouterr().out))
 
 
-def test_cli_reports_bad_input_as_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_reports_bad_input_as_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     world = simulate_volunteering(50, 5, seed=0)
     vols = tmp_path / "volunteers.csv"
     world.volunteers.assign(phone="13800000000").to_csv(vols, index=False)
     reqs = tmp_path / "requests.parquet"
     world.requests.to_parquet(reqs)
-    code = main(["volunteer", "dispatch", "--requests", str(reqs), "--volunteers", str(vols),
-                 "--out", str(tmp_path / "a.parquet")])  # fmt: skip
+    code = main(
+        [
+            "volunteer",
+            "dispatch",
+            "--requests",
+            str(reqs),
+            "--volunteers",
+            str(vols),
+            "--out",
+            str(tmp_path / "a.parquet"),
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert "personal columns ['phone']" in err and "13800000000" not in err

@@ -57,8 +57,9 @@ def test_member_list_holds_only_requests_they_can_take(world: VolunteerWorld) ->
     assert (menu.groupby("volunteer_id")["score"].diff().dropna() <= 0).all()
     assert (menu["placed"] >= 1).all() and menu["reason"].str.len().gt(0).all()
     me = pool.table.set_index("volunteer_id").loc["v000003"]
-    taken = world.requests.set_index("request_id").loc[menu.loc[menu.volunteer_id == "v000003",
-                                                               "request_id"]]  # fmt: skip
+    taken = world.requests.set_index("request_id").loc[
+        menu.loc[menu.volunteer_id == "v000003", "request_id"]
+    ]
     skilled = taken[taken["kind"] == "专业技能互助"]
     assert all(set(s) & set(me["skills"]) for s in skilled["skills"])
     with pytest.raises(DataError, match="unknown volunteer ids"):

@@ -105,15 +105,20 @@ def cmd_dispatch(args: argparse.Namespace) -> int:
     options = DispatchOptions(time_limit_s=args.time_limit)
     result = dispatch(pool, batch, options=options, policy=args.policy)
     out = Path(args.out)
-    unfilled = Path(args.unfilled) if args.unfilled else out.with_name(
-        f"{out.stem}_unfilled{out.suffix}"
+    unfilled = (
+        Path(args.unfilled) if args.unfilled else out.with_name(f"{out.stem}_unfilled{out.suffix}")
     )
     _write(result.assignments, out)
     _write(result.unfilled, unfilled)
     if args.report:
         services = _read(args.services)
-        page = volunteer_page(batch.table, result.assignments, result.unfilled,
-                              services=services, volunteers=pool.table)  # fmt: skip
+        page = volunteer_page(
+            batch.table,
+            result.assignments,
+            result.unfilled,
+            services=services,
+            volunteers=pool.table,
+        )
         report = Path(args.report)
         report.parent.mkdir(parents=True, exist_ok=True)
         with store.staged_file(report) as tmp:

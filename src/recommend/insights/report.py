@@ -259,7 +259,14 @@ def build_report(
         The file written.
     """
     text = render_report(
-        model, dataset, org=org, by=by, min_size=min_size, k=k, courses=courses, title=title,
+        model,
+        dataset,
+        org=org,
+        by=by,
+        min_size=min_size,
+        k=k,
+        courses=courses,
+        title=title,
         sections=sections,
     )
     target = Path(out)

@@ -38,8 +38,10 @@ V = VolunteerColumns
 
 #: ``optimal``: the matching on full scores; ``nearest``: each request in posting order
 #: takes the nearest feasible volunteers left; ``random``: random feasible volunteers.
-POLICIES = ("optimal", "nearest", "random")
 Policy = Literal["optimal", "nearest", "random"]
+POLICIES: tuple[Policy, ...] = ("optimal", "nearest", "random")
+#: One request's chosen volunteers: request, pool positions, scores, km, score parts.
+Picked = tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 _UNFILLED = 100.0  # cost of an empty slot, above any score difference
 
 
@@ -147,15 +149,16 @@ def dispatch(
     batch = requests if isinstance(requests, RequestBatch) else RequestBatch.build(requests, pool)
     load = Load.empty(len(pool))
     rng = np.random.default_rng(seed)
-    picked: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+    picked: list[Picked] = []
     found: dict[int, Candidates] = {}
     greedy_after = False
     for group in _groups(batch, policy):
         cands = {}
         for r in group:
             keep = options.candidates + 3 * int(batch.headcount[r])
-            c = candidates(pool, batch, r, options, load=load, keep=None if policy != "optimal"
-                           else keep)  # fmt: skip
+            c = candidates(
+                pool, batch, r, options, load=load, keep=None if policy != "optimal" else keep
+            )
             found[r] = c
             cands[r] = _policy_view(c, policy, rng, keep)
         late = time.perf_counter() - began > options.time_limit_s
@@ -167,15 +170,24 @@ def dispatch(
         for r, rows in chosen.items():
             c = cands[r]
             vol = c.idx[rows]
-            load.add(vol, np.full(vol.size, batch.start[r]), np.full(vol.size, batch.end[r]),
-                     np.full(vol.size, batch.hours[r]))  # fmt: skip
+            load.add(
+                vol,
+                np.full(vol.size, batch.start[r]),
+                np.full(vol.size, batch.end[r]),
+                np.full(vol.size, batch.hours[r]),
+            )
             picked.append((r, vol, c.score[rows], c.km[rows], c.parts[rows]))
     seconds = time.perf_counter() - began
     solver = policy if policy != "optimal" else ("matching+greedy" if greedy_after else "matching")
     assignments = _assignment_frame(pool, batch, picked, reasons)
     unfilled = _unfilled_frame(batch, picked, found, options)
-    log.info("dispatch (%s): %d assignments, %d unfilled requests in %.2f s",
-             solver, len(assignments), len(unfilled), seconds)  # fmt: skip
+    log.info(
+        "dispatch (%s): %d assignments, %d unfilled requests in %.2f s",
+        solver,
+        len(assignments),
+        len(unfilled),
+        seconds,
+    )
     return DispatchResult(assignments, unfilled, solver, seconds)
 
 
@@ -259,7 +271,7 @@ def _match(
 def _ranges(lengths: np.ndarray) -> np.ndarray:
     """``[0..l0), [0..l1), ...`` concatenated."""
     total = int(lengths.sum())
-    return np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return np.asarray(np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths))
 
 
 def _greedy(
@@ -293,17 +305,19 @@ def _greedy(
 
 
 def _assignment_frame(
-    pool: VolunteerPool, batch: RequestBatch, picked: list, reasons: bool
+    pool: VolunteerPool, batch: RequestBatch, picked: list[Picked], reasons: bool
 ) -> pd.DataFrame:
-    req, vol, score, km, texts = [], [], [], [], []
+    req, vol, score, km = [], [], [], []
+    texts: list[str] = []
     for r, v, s, d, parts in picked:
         req.append(np.full(v.size, r))
         vol.append(v)
         score.append(s)
         km.append(d)
         if reasons:
-            texts.extend(reason_text(pool, batch, r, int(v[i]), parts[i], float(d[i]))
-                         for i in range(v.size))  # fmt: skip
+            texts.extend(
+                reason_text(pool, batch, r, int(v[i]), parts[i], float(d[i])) for i in range(v.size)
+            )
     r_idx = np.concatenate(req) if req else np.zeros(0, np.int64)
     v_idx = np.concatenate(vol) if vol else np.zeros(0, np.int64)
     table = batch.table
@@ -324,7 +338,10 @@ def _assignment_frame(
 
 
 def _unfilled_frame(
-    batch: RequestBatch, picked: list, found: dict[int, Candidates], options: DispatchOptions
+    batch: RequestBatch,
+    picked: list[Picked],
+    found: dict[int, Candidates],
+    options: DispatchOptions,
 ) -> pd.DataFrame:
     got = np.zeros(len(batch), np.int64)
     for r, v, *_ in picked:
@@ -340,8 +357,18 @@ def _unfilled_frame(
             c = found[r]
             code = c.why or "taken"
             text = why_text(code, batch, r, options, c.funnel)
-        rows.append((batch.ids[r], KINDS[batch.kind[r]], batch.table[V.DISTRICT].iloc[r],
-                     need, int(got[r]), need - int(got[r]), code, text))  # fmt: skip
+        rows.append(
+            (
+                batch.ids[r],
+                KINDS[batch.kind[r]],
+                batch.table[V.DISTRICT].iloc[r],
+                need,
+                int(got[r]),
+                need - int(got[r]),
+                code,
+                text,
+            )
+        )
     columns = [V.REQUEST, V.KIND, V.DISTRICT, "needed", "assigned", "missing", "why", "why_text"]
     out = pd.DataFrame(rows, columns=columns)
     out.attrs["needed_slots"] = int(batch.headcount[batch.approved].sum())

@@ -10,6 +10,7 @@ probability), mean distance, Gini of hours over all volunteers, and continuity o
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Sequence
 
@@ -75,21 +76,21 @@ def compare_policies(
     positive_int(rounds, "rounds")
     options = options or DispatchOptions()
     starts = world.requests[V.START]
-    edges = pd.date_range(starts.min().floor("D"), starts.max().ceil("D") + pd.Timedelta("1D"),
-                          periods=rounds + 1)  # fmt: skip
+    edges = pd.date_range(
+        starts.min().floor("D"), starts.max().ceil("D") + pd.Timedelta("1D"), periods=rounds + 1
+    )
     rows = []
     for policy in policies:
         services = world.services.copy()
         probs, kinds, kms, cont, seconds = [], [], [], [], 0.0
         needed = filled = 0
-        for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        for lo, hi in itertools.pairwise(edges):
             part = world.requests[(starts >= lo) & (starts < hi)]
             if part.empty:
                 continue
             pool = VolunteerPool.build(world.volunteers, services, now=lo, options=options)
             batch = RequestBatch.build(part, pool)
-            result = dispatch(pool, batch, options=options, policy=policy, seed=seed,
-                              reasons=False)  # fmt: skip
+            result = dispatch(pool, batch, options=options, policy=policy, seed=seed, reasons=False)
             seconds += result.seconds
             asg = result.assignments
             needed += int(part[V.HEADCOUNT].sum())
@@ -101,9 +102,12 @@ def compare_policies(
             kinds.append(asg[V.KIND].to_numpy())
             services = pd.concat([services, new], ignore_index=True)
         end = edges[-1]
-        hours = hours_by_volunteer(world.volunteers[V.VOLUNTEER], None,
-                                   services[services[V.SERVED_AT] < end],
-                                   since=end - pd.Timedelta(days=28))  # fmt: skip
+        hours = hours_by_volunteer(
+            world.volunteers[V.VOLUNTEER],
+            None,
+            services[services[V.SERVED_AT] < end],
+            since=end - pd.Timedelta(days=28),
+        )
         rows.append(
             {
                 "policy": policy,

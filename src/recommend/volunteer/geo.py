@@ -22,9 +22,11 @@ HOP_KM: Final = 15.0
 
 
 def haversine_km(
-    lat1: np.ndarray | float, lon1: np.ndarray | float, lat2: np.ndarray | float,
+    lat1: np.ndarray | float,
+    lon1: np.ndarray | float,
+    lat2: np.ndarray | float,
     lon2: np.ndarray | float,
-) -> np.ndarray:  # fmt: skip
+) -> np.ndarray:
     """Great-circle distance in km between points given in degrees (broadcasting)."""
     p1, p2 = np.radians(lat1), np.radians(lat2)
     dp, dl = p2 - p1, np.radians(np.asarray(lon2) - np.asarray(lon1))
@@ -144,7 +146,7 @@ class DistrictMap:
 
     def codes(self, names: Sequence[object], table: str) -> np.ndarray:
         """District codes of ``names`` (-1 for a missing district)."""
-        index = {n: i for i, n in enumerate(self.names)}
+        index: dict[object, int] = {n: i for i, n in enumerate(self.names)}
         out = np.array([index.get(n, -2) if n is not None else -1 for n in names], np.int64)
         if (out == -2).any():
             bad = sorted({str(n) for n, c in zip(names, out, strict=True) if c == -2})

@@ -102,7 +102,11 @@ def _affinity(
     """EASE over (volunteer x kind / kind|skill) completions: who is likely to take and
     complete which kind of request, including kinds they have not done yet but volunteers
     like them have."""
-    empty = (np.zeros((1, 0), np.float32), np.zeros(n, np.int64), {})
+    empty: tuple[np.ndarray, np.ndarray, dict[str, int]] = (
+        np.zeros((1, 0), np.float32),
+        np.zeros(n, np.int64),
+        {},
+    )
     if srv.empty:
         return empty
     keys = [item_keys(k, list(s)) for k, s in zip(srv[V.KIND], srv[V.SKILLS], strict=True)]

@@ -44,26 +44,43 @@ def volunteer_menu(
     pos = index.get_indexer(pd.Index(list(volunteer_ids)))
     if (pos < 0).any():
         unknown = [v for v, p in zip(volunteer_ids, pos, strict=True) if p < 0]
-        raise DataError(f"volunteer_menu: unknown volunteer ids {unknown[:5]}; expected ids "
-                        "of the pool's volunteers table")  # fmt: skip
+        raise DataError(
+            f"volunteer_menu: unknown volunteer ids {unknown[:5]}; expected ids "
+            "of the pool's volunteers table"
+        )
     open_ = np.flatnonzero(batch.approved)
     rows = []
     for v in pos:
         only = np.array([v], dtype=np.int64)
         found = []
-        for r in open_:
-            c = candidates(pool, batch, int(r), options, only=only)
+        for req in open_.tolist():
+            c = candidates(pool, batch, req, options, only=only)
             if c.idx.size:
                 # kinds weigh their components differently: compare shares of the best
-                rule = options.rules[KINDS[batch.kind[r]]]
-                top = (rule.skill + rule.near + rule.available + rule.history + rule.continuity
-                       + rule.fitness)  # fmt: skip
-                found.append((float(c.score[0]) / top, int(r), c))
+                rule = options.rules[KINDS[batch.kind[req]]]
+                top = (
+                    rule.skill
+                    + rule.near
+                    + rule.available
+                    + rule.history
+                    + rule.continuity
+                    + rule.fitness
+                )
+                found.append((float(c.score[0]) / top, req, c))
         found.sort(key=lambda t: (-t[0], t[1]))
         for rank, (share, r, c) in enumerate(found[:n], start=1):
             everyone = candidates(pool, batch, r, options)
             placed = int(np.flatnonzero(everyone.idx == v)[0]) + 1
-            rows.append((pool.ids[v], batch.ids[r], KINDS[batch.kind[r]], np.float32(share), rank,
-                         round(float(c.km[0]), 2), placed,
-                         reason_text(pool, batch, r, int(v), c.parts[0], float(c.km[0]))))  # fmt: skip
+            rows.append(
+                (
+                    pool.ids[v],
+                    batch.ids[r],
+                    KINDS[batch.kind[r]],
+                    np.float32(share),
+                    rank,
+                    round(float(c.km[0]), 2),
+                    placed,
+                    reason_text(pool, batch, r, int(v), c.parts[0], float(c.km[0])),
+                )
+            )
     return pd.DataFrame(rows, columns=list(COLUMNS))

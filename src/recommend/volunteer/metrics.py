@@ -14,8 +14,16 @@ from recommend.volunteer.tables import KINDS, VolunteerColumns
 __all__ = ["continuity", "dispatch_metrics", "gini", "hours_by_volunteer"]
 
 V = VolunteerColumns
-METRICS = ("requests", "needed", "filled", "fill_rate", "time_to_fill_h", "mean_km",
-           "hours_gini", "continuity")  # fmt: skip
+METRICS = (
+    "requests",
+    "needed",
+    "filled",
+    "fill_rate",
+    "time_to_fill_h",
+    "mean_km",
+    "hours_gini",
+    "continuity",
+)
 
 
 def gini(values: np.ndarray | Sequence[float]) -> float:
@@ -67,7 +75,9 @@ def continuity(
     done = services[~services[V.NO_SHOW].astype(bool) & services[V.PERSON].notna()]
     pairs = pd.MultiIndex.from_arrays([done[V.VOLUNTEER], done[V.PERSON]])
     asked = pd.MultiIndex.from_arrays([assignments[V.VOLUNTEER].to_numpy(), person.to_numpy()])
-    return np.asarray(asked.isin(pairs)) & person.notna().to_numpy()
+    known = person.notna().to_numpy(dtype=bool)
+    found: np.ndarray = np.asarray(asked.isin(pairs), dtype=bool) & known
+    return found
 
 
 def dispatch_metrics(
@@ -92,8 +102,9 @@ def dispatch_metrics(
     for col in by:
         if col not in (V.DISTRICT, V.KIND, V.REQUESTER_KIND):
             raise ConfigError(f"by={col!r}; expected district, kind or requester_kind")
-    req = requests[[V.REQUEST, V.KIND, V.DISTRICT, V.HEADCOUNT, V.POSTED_AT, V.REQUESTER_KIND,
-                    V.PERSON]].copy()  # fmt: skip
+    req = requests[
+        [V.REQUEST, V.KIND, V.DISTRICT, V.HEADCOUNT, V.POSTED_AT, V.REQUESTER_KIND, V.PERSON]
+    ].copy()
     got = assignments.groupby(V.REQUEST).agg(
         filled=(V.VOLUNTEER, "size"), first=(V.ASSIGNED_AT, "min"), km=(V.DISTANCE_KM, "sum")
     )
@@ -116,7 +127,7 @@ def dispatch_metrics(
     return pd.DataFrame(rows, columns=[*by, *METRICS]).set_index(list(by))
 
 
-def _row(req: pd.DataFrame, asg: pd.DataFrame, everyone: np.ndarray | None) -> tuple:
+def _row(req: pd.DataFrame, asg: pd.DataFrame, everyone: np.ndarray | None) -> tuple[object, ...]:
     needed = int(req[V.HEADCOUNT].sum())
     filled = int(req["filled"].sum())
     hours = everyone if everyone is not None else asg.groupby(V.VOLUNTEER)[V.HOURS].sum()

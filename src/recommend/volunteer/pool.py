@@ -39,7 +39,9 @@ def token_matrix(
     grow = vocabulary is None
     vocab: dict[str, int] = {} if vocabulary is None else vocabulary
     unique, inverse = np.unique(np.asarray(texts, dtype=object), return_inverse=True)
-    indptr, indices, data = [0], [], []
+    indptr: list[int] = [0]
+    indices: list[int] = []
+    data: list[float] = []
     for text in unique:
         counts: dict[int, float] = {}
         tokens = tokenize(str(text))
@@ -160,9 +162,12 @@ class VolunteerPool:
         holders = [csc.indices[csc.indptr[j] : csc.indptr[j + 1]] for j in range(len(skill_map))]
         texts = [
             " ".join(s) + " " + (d or "")
-            for s, d in zip(vol[V.SKILLS], vol[V.DESCRIPTION] if V.DESCRIPTION in vol else
-                            [""] * len(vol), strict=True)
-        ]  # fmt: skip
+            for s, d in zip(
+                vol[V.SKILLS],
+                vol[V.DESCRIPTION] if V.DESCRIPTION in vol else [""] * len(vol),
+                strict=True,
+            )
+        ]
         tokens, vocab = token_matrix(texts)
         dmap = districts.with_districts(vol[V.DISTRICT].dropna().unique().tolist())
         code = dmap.codes(vol[V.DISTRICT].tolist(), "volunteers")
@@ -200,8 +205,9 @@ class VolunteerPool:
 
     def in_districts(self, codes: np.ndarray) -> np.ndarray:
         """Sorted positions of the volunteers in the districts ``codes``."""
-        parts = [self.by_district[self.district_start[c] : self.district_start[c + 1]]
-                 for c in codes]  # fmt: skip
+        parts = [
+            self.by_district[self.district_start[c] : self.district_start[c + 1]] for c in codes
+        ]
         return np.sort(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
 
 
@@ -288,8 +294,9 @@ class RequestBatch:
         n_known = len(pool.districts.names)
         km = dmap.distance[np.maximum(code, 0)][:, :n_known].copy()
         geo = has[:, None] & ~np.isnan(pool.districts.lat)[None, :]
-        cent = haversine_km(lat[:, None], lon[:, None], pool.districts.lat[None, :],
-                            pool.districts.lon[None, :])  # fmt: skip
+        cent = haversine_km(
+            lat[:, None], lon[:, None], pool.districts.lat[None, :], pool.districts.lon[None, :]
+        )
         km = np.where(geo, np.maximum(cent - 5.0, 0.0), km)
         km[code < 0] = np.where(geo[code < 0], km[code < 0], np.inf)
         skill_cols, unknown = [], []
@@ -311,10 +318,10 @@ class RequestBatch:
             kind=pd.Index(KINDS).get_indexer(req[V.KIND]),
             skills=[s.astype(np.int64) for s in skill_cols],
             unknown=unknown,
-            token_idx=[tokens.indices[tokens.indptr[i] : tokens.indptr[i + 1]]
-                       for i in range(len(req))],
-            token_w=[tokens.data[tokens.indptr[i] : tokens.indptr[i + 1]]
-                     for i in range(len(req))],
+            token_idx=[
+                tokens.indices[tokens.indptr[i] : tokens.indptr[i + 1]] for i in range(len(req))
+            ],
+            token_w=[tokens.data[tokens.indptr[i] : tokens.indptr[i + 1]] for i in range(len(req))],
             items=items,
             district=code,
             lat=lat,
@@ -329,4 +336,4 @@ class RequestBatch:
             end=req[V.END].to_numpy("datetime64[ns]").astype(np.int64),
             person=req[V.PERSON].to_numpy(object),
             approved=req[V.APPROVED].to_numpy(bool),
-        )  # fmt: skip
+        )

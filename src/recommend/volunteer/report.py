@@ -41,8 +41,9 @@ def volunteer_section(
     ``sections``: the metrics by kind, by district, and the unfilled requests counted by
     reason. ``requests`` is the validated requests table; ``assignments`` and ``unfilled``
     come from a ``DispatchResult``."""
-    by_kind = dispatch_metrics(requests, assignments, services=services,
-                               volunteers=volunteers, by=(V.KIND,))  # fmt: skip
+    by_kind = dispatch_metrics(
+        requests, assignments, services=services, volunteers=volunteers, by=(V.KIND,)
+    )
     by_district = dispatch_metrics(requests, assignments, services=services, by=(V.DISTRICT,))
     parts = ["<h2>志愿服务供需速配</h2>"]
     total = by_kind.iloc[-1]
@@ -75,9 +76,10 @@ def volunteer_section(
 
 
 def _table(frame: pd.DataFrame) -> str:
-    shown = frame.rename(columns=_LABELS).rename_axis(index=[_LABELS.get(n, n) for n in
-                                                             frame.index.names])  # fmt: skip
-    return shown.to_html(float_format=lambda x: f"{x:.2f}", border=0, na_rep="—")
+    shown = frame.rename(columns=_LABELS).rename_axis(
+        index=[_LABELS.get(n, n) for n in frame.index.names]
+    )
+    return str(shown.to_html(float_format=lambda x: f"{x:.2f}", border=0, na_rep="—"))
 
 
 _CSS = (
@@ -97,8 +99,9 @@ def volunteer_page(
     volunteers: pd.DataFrame | None = None,
 ) -> str:
     """:func:`volunteer_section` as a self-contained HTML page (the CLI's ``--report``)."""
-    body = volunteer_section(requests, assignments, unfilled, services=services,
-                             volunteers=volunteers)  # fmt: skip
+    body = volunteer_section(
+        requests, assignments, unfilled, services=services, volunteers=volunteers
+    )
     return (
         '<!DOCTYPE html>\n<html lang="zh-CN">\n<head>\n<meta charset="utf-8">\n'
         f"<title>志愿服务供需速配</title>\n<style>{_CSS}</style>\n</head>\n"

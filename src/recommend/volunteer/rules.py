@@ -51,27 +51,63 @@ KIND_RULES: Final = MappingProxyType(
     {
         # 应急救助: nearest first, many fast, fitness and relevant skills; any hour will do.
         KINDS[0]: KindRule(
-            skill=0.8, near=2.0, available=0.2, history=0.6, continuity=0.0, fitness=0.8,
-            fair=0.3, near_km=5.0, max_km=25.0, min_available=0.0, skill_required=False,
+            skill=0.8,
+            near=2.0,
+            available=0.2,
+            history=0.6,
+            continuity=0.0,
+            fitness=0.8,
+            fair=0.3,
+            near_km=5.0,
+            max_km=25.0,
+            min_available=0.0,
+            skill_required=False,
             fitness_required=True,
         ),
         # 公共服务: a headcount for a shift, so the whole shift must fit.
         KINDS[1]: KindRule(
-            skill=0.6, near=0.8, available=1.0, history=1.0, continuity=0.0, fitness=0.0,
-            fair=1.0, near_km=8.0, max_km=20.0, min_available=0.99, skill_required=False,
+            skill=0.6,
+            near=0.8,
+            available=1.0,
+            history=1.0,
+            continuity=0.0,
+            fitness=0.0,
+            fair=1.0,
+            near_km=8.0,
+            max_km=20.0,
+            min_available=0.99,
+            skill_required=False,
         ),
         # 弱势群体帮扶: the same volunteers again, near the person.
         KINDS[2]: KindRule(
-            skill=0.5, near=1.2, available=0.8, history=0.8, continuity=2.0, fitness=0.0,
-            fair=0.8, near_km=3.0, max_km=10.0, min_available=0.5, skill_required=False,
+            skill=0.5,
+            near=1.2,
+            available=0.8,
+            history=0.8,
+            continuity=2.0,
+            fitness=0.0,
+            fair=0.8,
+            near_km=3.0,
+            max_km=10.0,
+            min_available=0.5,
+            skill_required=False,
         ),
         # 专业技能互助: the skill match dominates; distance matters little.
         KINDS[3]: KindRule(
-            skill=3.0, near=0.4, available=0.6, history=0.8, continuity=0.3, fitness=0.0,
-            fair=0.8, near_km=15.0, max_km=40.0, min_available=0.5, skill_required=True,
+            skill=3.0,
+            near=0.4,
+            available=0.6,
+            history=0.8,
+            continuity=0.3,
+            fitness=0.0,
+            fair=0.8,
+            near_km=15.0,
+            max_km=40.0,
+            min_available=0.5,
+            skill_required=True,
         ),
     }
-)  # fmt: skip
+)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 
 from recommend.volunteer.geo import haversine_km
 from recommend.volunteer.pool import RequestBatch, VolunteerPool
@@ -50,7 +51,7 @@ class Load:
             return np.zeros(idx.size, dtype=bool)
         mask = np.zeros(self.hours.size, dtype=bool)
         mask[taken] = True
-        return mask[idx]
+        return np.asarray(mask[idx], dtype=bool)
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,9 @@ def _rows(indptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return np.repeat(starts, lengths) + offsets, owner
 
 
-def _row_dot(matrix, rows: np.ndarray, cols: np.ndarray, weights: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]
+def _row_dot(
+    matrix: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray, weights: np.ndarray
+) -> np.ndarray:
     """``matrix[rows] @ w`` for a sparse ``w`` given by ``cols``/``weights``."""
     if cols.size == 0 or rows.size == 0:
         return np.zeros(rows.size)
@@ -206,7 +209,7 @@ def _feasible(
 def _member(values: np.ndarray, among: np.ndarray) -> np.ndarray:
     """``np.isin`` that is fast when either side holds a handful of values."""
     if among.size <= 8 or values.size <= 8:
-        return (values[:, None] == among[None, :]).any(axis=1)
+        return np.asarray((values[:, None] == among[None, :]).any(axis=1), dtype=bool)
     return np.isin(values, among)
 
 
@@ -309,15 +312,18 @@ def _why(batch: RequestBatch, r: int, rule: KindRule, funnel: dict[str, int]) ->
     return "short_supply" if funnel["cap"] < need else ""
 
 
-def why_text(code: str, batch: RequestBatch, r: int, options: DispatchOptions,
-             funnel: dict[str, int]) -> str:  # fmt: skip
+def why_text(
+    code: str, batch: RequestBatch, r: int, options: DispatchOptions, funnel: dict[str, int]
+) -> str:
     """The organiser's text for an unfilled request (``WHY`` catalogue)."""
     rule = options.rules[KINDS[batch.kind[r]]]
     skills = "、".join(batch.unknown[r]) or "—"
     return WHY[code].format(
-        skills=skills, km=rule.max_km, needed=int(batch.headcount[r]),
+        skills=skills,
+        km=rule.max_km,
+        needed=int(batch.headcount[r]),
         supply=int(funnel.get("cap", 0)),
-    )  # fmt: skip
+    )
 
 
 def reason_text(
@@ -342,7 +348,9 @@ def reason_text(
             same = pool.district[v] == batch.district[r] and batch.district[r] >= 0
             text = REASONS["near"].format(km=km)
             if same and not (pool.has_coords[v] and batch.has_coords[r]):
-                text = REASONS["same_district"].format(district=pool.districts.names[pool.district[v]])
+                text = REASONS["same_district"].format(
+                    district=pool.districts.names[pool.district[v]]
+                )
             out.append(text)
         elif name == "history" and pool.history.completed[v, batch.kind[r]] == 0:
             continue  # the prior of a newcomer is no merit to state

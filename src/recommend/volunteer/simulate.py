@@ -82,18 +82,26 @@ class VolunteerTruth:
                 req[V.SKILLS], volunteers[V.SKILLS].to_numpy(object)[v], strict=True
             )
         ]
-        recent = services[(services[V.SERVED_AT] < now)
-                          & (services[V.SERVED_AT] >= now - pd.Timedelta(days=28))]  # fmt: skip
+        recent = services[
+            (services[V.SERVED_AT] < now) & (services[V.SERVED_AT] >= now - pd.Timedelta(days=28))
+        ]
         hours = recent[~recent[V.NO_SHOW]].groupby(V.VOLUNTEER)[V.HOURS].sum()
         recent_h = hours.reindex(assignments[V.VOLUNTEER]).fillna(0.0).to_numpy()
         # hours handed out in the same batch before this one tire too
-        batch_h = assignments.groupby(V.VOLUNTEER).cumcount().to_numpy() * assignments[V.HOURS].to_numpy()
+        batch_h = (
+            assignments.groupby(V.VOLUNTEER).cumcount().to_numpy() * assignments[V.HOURS].to_numpy()
+        )
         pairs = set(
-            zip(services.loc[~services[V.NO_SHOW], V.VOLUNTEER],
-                services.loc[~services[V.NO_SHOW], V.PERSON], strict=True)
-        )  # fmt: skip
-        cont = np.array([(a, p) in pairs for a, p in zip(assignments[V.VOLUNTEER],
-                         req[V.PERSON], strict=True)], dtype=float)  # fmt: skip
+            zip(
+                services.loc[~services[V.NO_SHOW], V.VOLUNTEER],
+                services.loc[~services[V.NO_SHOW], V.PERSON],
+                strict=True,
+            )
+        )
+        cont = np.array(
+            [(a, p) in pairs for a, p in zip(assignments[V.VOLUNTEER], req[V.PERSON], strict=True)],
+            dtype=float,
+        )
         km = assignments[V.DISTANCE_KM].to_numpy(float)
         logit = (
             -1.2
@@ -103,7 +111,7 @@ class VolunteerTruth:
             - self.fatigue[v] * (recent_h + batch_h)
             + 1.8 * cont * (kind == 2)
         )
-        return 1.0 / (1.0 + np.exp(-logit))
+        return np.asarray(1.0 / (1.0 + np.exp(-logit)), dtype=float)
 
 
 @dataclass(frozen=True, eq=False)
@@ -282,8 +290,17 @@ def _history(
 ) -> pd.DataFrame:
     """Past services taken the grab way: eager volunteers took most of them, mostly of
     the kinds they like; no-shows where willingness is low."""
-    columns = [V.VOLUNTEER, V.REQUEST, V.KIND, V.SERVED_AT, V.HOURS, V.NO_SHOW, V.SKILLS,
-               V.PERSON, V.DISTRICT]  # fmt: skip
+    columns = [
+        V.VOLUNTEER,
+        V.REQUEST,
+        V.KIND,
+        V.SERVED_AT,
+        V.HOURS,
+        V.NO_SHOW,
+        V.SKILLS,
+        V.PERSON,
+        V.DISTRICT,
+    ]
     if n == 0:
         return pd.DataFrame({c: [] for c in columns})
     eager = rng.pareto(1.2, len(vol)) + 0.05

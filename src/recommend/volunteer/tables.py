@@ -12,9 +12,9 @@ stays in the platform.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Final
 
@@ -112,7 +112,9 @@ _PERSONAL: Final = frozenset(
 )
 
 
-def _schema(name: str, required: dict[str, Kind], optional: dict[str, Kind], key: str | None):
+def _schema(
+    name: str, required: dict[str, Kind], optional: dict[str, Kind], key: str | None
+) -> TableSchema:
     return TableSchema(name, MappingProxyType(required), MappingProxyType(optional), key)
 
 
@@ -238,7 +240,12 @@ class VolunteerTables:
 
 
 def _problem(
-    table: str, column: str | None, message: str, expected: str, bad: np.ndarray, values=()
+    table: str,
+    column: str | None,
+    message: str,
+    expected: str,
+    bad: np.ndarray,
+    values: Iterable[object] = (),
 ) -> Problem:
     positions = np.flatnonzero(bad)
     return Problem(
@@ -308,8 +315,14 @@ def _coordinates(frame: pd.DataFrame, table: str, problems: list[Problem]) -> No
         problems.append(_problem(table, V.LAT, "lat without lon or lon without lat", "both", half))
     if out.any():
         problems.append(
-            _problem(table, V.LAT, "coordinates off the globe", "lat in [-90, 90], lon in "
-                     "[-180, 180] (degrees)", out, frame.loc[out, V.LAT])  # fmt: skip
+            _problem(
+                table,
+                V.LAT,
+                "coordinates off the globe",
+                "lat in [-90, 90], lon in [-180, 180] (degrees)",
+                out,
+                frame.loc[out, V.LAT],
+            )
         )
 
 
@@ -324,8 +337,13 @@ def _skills(
     if bad.any():
         names = sorted({s for xs in unknown[bad] for s in xs})
         problems.append(
-            _problem(table, V.SKILLS, f"unknown skills {names[:10]}",
-                     "skills from the platform's skill list (skills=...)", bad)  # fmt: skip
+            _problem(
+                table,
+                V.SKILLS,
+                f"unknown skills {names[:10]}",
+                "skills from the platform's skill list (skills=...)",
+                bad,
+            )
         )
 
 
@@ -368,22 +386,47 @@ def validate_volunteers(
         kind = out[V.VOLUNTEER_KIND].fillna("member")
         bad = ~kind.isin(VOLUNTEER_KINDS).to_numpy()
         if bad.any():
-            problems.append(_problem("volunteers", V.VOLUNTEER_KIND, "unknown volunteer kinds",
-                                     "member or branch", bad, kind[bad].unique()))  # fmt: skip
+            problems.append(
+                _problem(
+                    "volunteers",
+                    V.VOLUNTEER_KIND,
+                    "unknown volunteer kinds",
+                    "member or branch",
+                    bad,
+                    kind[bad].unique(),
+                )
+            )
         out[V.VOLUNTEER_KIND] = kind
         low = out[V.CAPACITY].to_numpy() < 1
         if low.any():
-            problems.append(_problem("volunteers", V.CAPACITY, "capacity below 1",
-                                     "people a volunteer (branch) can send, >= 1", low))  # fmt: skip
+            problems.append(
+                _problem(
+                    "volunteers",
+                    V.CAPACITY,
+                    "capacity below 1",
+                    "people a volunteer (branch) can send, >= 1",
+                    low,
+                )
+            )
         bad = out[V.AVAILABILITY].map(lambda xs: any(_parse_window(str(x)) is None for x in xs))
         bad_arr = bad.to_numpy(dtype=bool)
         if bad_arr.any():
-            shown = [w for xs in out.loc[bad_arr, V.AVAILABILITY] for w in xs
-                     if _parse_window(str(w)) is None]  # fmt: skip
+            shown = [
+                w
+                for xs in out.loc[bad_arr, V.AVAILABILITY]
+                for w in xs
+                if _parse_window(str(w)) is None
+            ]
             problems.append(
-                _problem("volunteers", V.AVAILABILITY, "availability windows that cannot be read",
-                         "'D HH:MM-HH:MM' with D in 1-7 (Monday = 1), 周一..周日 or 每天, e.g. "
-                         "'6 09:00-12:00'", bad_arr, shown)  # fmt: skip
+                _problem(
+                    "volunteers",
+                    V.AVAILABILITY,
+                    "availability windows that cannot be read",
+                    "'D HH:MM-HH:MM' with D in 1-7 (Monday = 1), 周一..周日 or 每天, e.g. "
+                    "'6 09:00-12:00'",
+                    bad_arr,
+                    shown,
+                )
             )
         _coordinates(out, "volunteers", problems)
         _skills(out, "volunteers", skills, problems)
@@ -425,18 +468,40 @@ def validate_requests(frame: pd.DataFrame, *, skills: Iterable[str] | None = Non
         length = (out[V.END] - out[V.START]).dt.total_seconds().to_numpy() / 3600.0
         bad = ~(length > 0)
         if bad.any():
-            problems.append(_problem("requests", V.END, "time windows that end before they start",
-                                     "end after start", bad, out.loc[bad, V.REQUEST]))  # fmt: skip
+            problems.append(
+                _problem(
+                    "requests",
+                    V.END,
+                    "time windows that end before they start",
+                    "end after start",
+                    bad,
+                    out.loc[bad, V.REQUEST],
+                )
+            )
         hours = out.get(V.HOURS, pd.Series(np.nan, index=out.index)).to_numpy(float)
         out[V.HOURS] = np.where(np.isnan(hours), np.maximum(length, 0.0), hours)
         low = out[V.HEADCOUNT].to_numpy() < 1
         if low.any():
-            problems.append(_problem("requests", V.HEADCOUNT, "headcount below 1",
-                                     "the number of volunteers needed, >= 1", low))  # fmt: skip
+            problems.append(
+                _problem(
+                    "requests",
+                    V.HEADCOUNT,
+                    "headcount below 1",
+                    "the number of volunteers needed, >= 1",
+                    low,
+                )
+            )
         nowhere = out[V.DISTRICT].isna().to_numpy() & np.isnan(out[V.LAT].to_numpy(float))
         if nowhere.any():
-            problems.append(_problem("requests", V.DISTRICT, "requests without a place",
-                                     "a district or lat/lon", nowhere))  # fmt: skip
+            problems.append(
+                _problem(
+                    "requests",
+                    V.DISTRICT,
+                    "requests without a place",
+                    "a district or lat/lon",
+                    nowhere,
+                )
+            )
         _coordinates(out, "requests", problems)
         _skills(out, "requests", skills, problems)
     _raise(problems)
