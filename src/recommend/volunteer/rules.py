@@ -119,8 +119,9 @@ class DispatchOptions:
     candidates
         Candidates kept per request before the optimiser: ``candidates + 3 * headcount``.
     time_limit_s
-        Seconds for the optimiser; conflict groups left when it runs out are filled greedily
-        (best score first) and the result says so.
+        Seconds the optimiser may spend (the matchings, not the candidate search, which is
+        bounded by the pruning); conflict groups left when it is used up are filled
+        greedily (best score first) and the result says so.
     recent_days
         Window of the fairness penalty (hours served in the last ``recent_days``).
     fair_hours

@@ -124,9 +124,11 @@ def candidates(
     load: Load | None = None,
     keep: int | None = None,
     only: np.ndarray | None = None,
+    nearest: bool = False,
 ) -> Candidates:
     """The feasible volunteers for request ``r`` of ``batch``, scored, best ``keep`` first
-    (all feasible when ``None``); ``only`` restricts to given pool positions.
+    (all feasible when ``None``); ``only`` restricts to given pool positions; ``nearest``
+    keeps the nearest instead of the best scored (the nearest-available baseline).
 
     With ``keep``, the search starts within twice the kind's ``near_km`` and widens (x2, up
     to ``max_km``) until ``keep`` volunteers pass every hard limit, like a ride-hailing
@@ -149,7 +151,7 @@ def candidates(
     parts = _parts(pool, batch, r, rule, options, idx, km, overlap, load)
     score = parts.sum(axis=1)
     if keep is not None and idx.size > keep:
-        top = np.argpartition(-score, keep - 1)[:keep]
+        top = np.argpartition(km if nearest else -score, keep - 1)[:keep]
         idx, score, parts, km = idx[top], score[top], parts[top], km[top]
     order = np.lexsort((idx, -score))
     why = _why(batch, r, rule, funnel)
