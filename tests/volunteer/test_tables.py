@@ -10,6 +10,7 @@ import pytest
 from builders import request, service, volunteer
 
 from recommend.errors import DataError
+from recommend.volunteer import VolunteerPool
 from recommend.volunteer.tables import (
     availability_hours,
     parse_window,
@@ -103,3 +104,17 @@ def test_windows_cover_the_hours_they_touch_and_overlaps_merge() -> None:
     one = availability_hours([["1 09:00-12:00", "1 10:00-11:00"]])
     same = availability_hours([["1 09:00-12:00"]])
     assert (one == same).all() and int(np.bitwise_count(one).sum()) == 3
+
+
+def test_pool_refuses_or_counts_services_of_unregistered_volunteers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    vol = pd.DataFrame([volunteer(1)])
+    srv = pd.DataFrame([service("v1", 1), service("v9", 2), service("v9", 3)])
+    with pytest.raises(DataError, match="services by volunteers missing") as err:
+        VolunteerPool.build(vol, srv)
+    assert "'v9'" in str(err.value) and "in 2 rows" in str(err.value)
+    with caplog.at_level(logging.WARNING):
+        pool = VolunteerPool.build(vol, srv, on_unknown="drop")
+    assert "left out 2 service(s) by 1 volunteer(s)" in caplog.text
+    assert pool.history.recent_hours.tolist() == [2.0]

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from recommend.errors import ConfigError
 from recommend.text import tokenize
 from recommend.volunteer.geo import HANGZHOU, DistrictMap, Grid, haversine_km
 from recommend.volunteer.history import History, item_keys, learn_history
@@ -21,6 +23,7 @@ from recommend.volunteer.tables import (
     availability_hours,
     validate_requests,
     validate_services,
+    validate_tables,
     validate_volunteers,
 )
 
@@ -146,15 +149,32 @@ class VolunteerPool:
         districts: DistrictMap = HANGZHOU,
         options: DispatchOptions | None = None,
         skills: list[str] | None = None,
+        on_unknown: Literal["raise", "drop"] = "raise",
     ) -> VolunteerPool:
         """Validate ``volunteers`` (and ``services``) and build the pool.
 
         ``now`` is when dispatch happens (recent hours and weekly caps count back from it);
-        the last service when ``None`` (or the current time without services).
+        the last service when ``None`` (or the current time without services). Services by
+        volunteers missing from ``volunteers`` raise a ``DataError`` naming them, or with
+        ``on_unknown="drop"`` are left out of the history and counted in a warning.
         """
         options = options or DispatchOptions()
-        vol = validate_volunteers(volunteers, skills=skills)
-        srv = validate_services(services)
+        if on_unknown == "raise":
+            tables = validate_tables(volunteers, _no_requests(), services, skills=skills)
+            vol, srv = tables.volunteers, tables.services
+        elif on_unknown == "drop":
+            vol = validate_volunteers(volunteers, skills=skills)
+            srv = validate_services(services)
+            unknown = ~srv[V.VOLUNTEER].isin(vol[V.VOLUNTEER]).to_numpy()
+            if unknown.any():
+                log.warning(
+                    "left out %d service(s) by %d volunteer(s) not registered",
+                    int(unknown.sum()),
+                    srv.loc[unknown, V.VOLUNTEER].nunique(),
+                )
+                srv = srv[~unknown].reset_index(drop=True)
+        else:
+            raise ConfigError(f"on_unknown={on_unknown!r}; expected 'raise' or 'drop'")
         when = _now(now, srv)
         skill_map = {s: i for i, s in enumerate(sorted({s for xs in vol[V.SKILLS] for s in xs}))}
         skill_csr = _list_matrix(vol[V.SKILLS], skill_map)
@@ -209,6 +229,20 @@ class VolunteerPool:
             self.by_district[self.district_start[c] : self.district_start[c + 1]] for c in codes
         ]
         return np.sort(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+
+
+def _no_requests() -> pd.DataFrame:
+    """A one-row requests table, so that ``validate_tables`` checks the other two."""
+    now = pd.Timestamp("2000-01-03")
+    return pd.DataFrame(
+        {
+            V.REQUEST: ["-"],
+            V.KIND: [KINDS[0]],
+            V.START: [now],
+            V.END: [now + pd.Timedelta(hours=1)],
+            V.DISTRICT: ["-"],
+        }
+    )
 
 
 def _now(now: pd.Timestamp | str | None, services: pd.DataFrame) -> pd.Timestamp:
