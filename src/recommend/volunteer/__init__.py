@@ -12,8 +12,12 @@ with baseline dispatch (:mod:`.evaluation`).
 from __future__ import annotations
 
 from recommend.volunteer.dispatch import POLICIES, DispatchResult, dispatch, shortlist
+from recommend.volunteer.evaluation import compare_policies
 from recommend.volunteer.geo import HANGZHOU, DistrictMap, haversine_km
+from recommend.volunteer.menu import volunteer_menu
+from recommend.volunteer.metrics import dispatch_metrics, gini
 from recommend.volunteer.pool import RequestBatch, VolunteerPool
+from recommend.volunteer.report import volunteer_section
 from recommend.volunteer.rules import KIND_RULES, DispatchOptions, KindRule
 from recommend.volunteer.simulate import (
     SKILLS,
@@ -47,7 +51,10 @@ __all__ = [
     "VolunteerTables",
     "VolunteerTruth",
     "VolunteerWorld",
+    "compare_policies",
     "dispatch",
+    "dispatch_metrics",
+    "gini",
     "haversine_km",
     "shortlist",
     "simulate_volunteering",
@@ -55,4 +62,6 @@ __all__ = [
     "validate_services",
     "validate_tables",
     "validate_volunteers",
+    "volunteer_menu",
+    "volunteer_section",
 ]
