@@ -7,6 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from builders import KM_LON, LON, T0, request, service, volunteer
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from recommend.errors import ConfigError
 from recommend.volunteer import DispatchOptions, RequestBatch, VolunteerPool, dispatch, shortlist
@@ -212,3 +214,54 @@ def test_dispatch_is_deterministic_and_takes_a_prebuilt_batch() -> None:
     for _, rows in starts.groupby("volunteer_id"):
         times = np.sort(rows["start"].to_numpy())
         assert (np.diff(times) >= np.timedelta64(2, "h")).all()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 10_000), st.integers(1, 8), st.integers(1, 6))
+def test_dispatch_invariants_on_random_instances(seed: int, n_vol: int, n_req: int) -> None:
+    rng = np.random.default_rng(seed)
+    kinds = ["公共服务", "弱势群体帮扶", "专业技能互助"]
+    skills = ["法律咨询", "急救", "理发"]
+    vols = pd.DataFrame(
+        [
+            volunteer(
+                i,
+                km=float(rng.uniform(0, 12)),
+                weekly_hours=float(rng.choice([2, 4, 40])),
+                skills=list(rng.choice(skills, rng.integers(0, 3), replace=False)),
+            )
+            for i in range(n_vol)
+        ]
+    )
+    reqs = pd.DataFrame(
+        [
+            request(
+                j,
+                kind=str(rng.choice(kinds)),
+                headcount=int(rng.integers(1, 4)),
+                skills=[str(rng.choice(skills))],
+                start=T0 + pd.Timedelta(minutes=int(m)),
+            )
+            for j, m in enumerate(rng.integers(0, 90, n_req))
+        ]
+    )  # every request overlaps every other: one group, one matching
+    pool = VolunteerPool.build(vols, None, now=T0 - pd.Timedelta(hours=1))
+    best = dispatch(pool, reqs)
+    asg = best.assignments
+    # never more than the headcount, never one volunteer twice at the same time
+    per_request = asg.groupby("request_id").size()
+    needed = reqs.set_index("request_id")["headcount"]
+    assert (per_request <= needed.reindex(per_request.index)).all()
+    assert not asg["volunteer_id"].duplicated().any()
+    # every hard limit holds: distance, weekly cap
+    limits = {"公共服务": 20.0, "弱势群体帮扶": 10.0, "专业技能互助": 40.0}
+    assert (asg["distance_km"] <= asg["kind"].map(limits) + 1e-6).all()
+    cap = vols.set_index("volunteer_id")["weekly_hours"]
+    assert (asg["hours"] <= cap.reindex(asg["volunteer_id"]).to_numpy() + 1e-9).all()
+    # and the matching fills at least as many places as either greedy baseline
+    for policy in ("nearest", "random"):
+        other = dispatch(pool, reqs, policy=policy, seed=seed)  # type: ignore[arg-type]
+        assert len(asg) >= len(other.assignments)
+    missing = best.unfilled.set_index("request_id")["missing"]
+    assert (needed.reindex(missing.index) - missing == per_request.reindex(missing.index,
+            fill_value=0)).all()  # fmt: skip
