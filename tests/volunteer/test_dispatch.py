@@ -265,3 +265,28 @@ def test_dispatch_invariants_on_random_instances(seed: int, n_vol: int, n_req: i
     missing = best.unfilled.set_index("request_id")["missing"]
     assert (needed.reindex(missing.index) - missing == per_request.reindex(missing.index,
             fill_value=0)).all()  # fmt: skip
+
+
+def test_history_learns_who_takes_which_kind_from_similar_volunteers() -> None:
+    # v3 and v4 served both 公共服务 and 弱势群体帮扶; v1 only 公共服务, v2 only 专业技能互助:
+    # for a 弱势群体帮扶 request the collaborative signal puts v1 (like v3, v4) above v2.
+    old = {"days_ago": 40.0}  # outside the fairness window
+    history = [
+        service("v1", 1, kind="公共服务", **old),
+        service("v2", 2, kind="专业技能互助", **old),
+        *(service(v, j, kind=k, **old) for v, j in (("v3", 3), ("v4", 5))
+          for k in ("公共服务", "弱势群体帮扶")),
+    ]  # fmt: skip
+    far = {"km": 9.0}
+    pool = pool_of(volunteer(1), volunteer(2), volunteer(3, **far), volunteer(4, **far),
+                   services=history)  # fmt: skip
+    out = shortlist(pool, pd.DataFrame([request(1, kind="弱势群体帮扶")]), n=2)
+    assert ids(out) == ["v1", "v2"]
+    assert out.loc[0, "score"] > out.loc[1, "score"]
+
+
+def test_emergencies_ignore_weekly_windows() -> None:
+    pool = pool_of(volunteer(1, availability=["6 09:00-12:00"]))  # Saturdays only
+    out = shortlist(pool, pd.DataFrame([request(1, kind="应急救助")]), n=3)  # a Monday
+    assert ids(out) == ["v1"]
+    assert shortlist(pool, pd.DataFrame([request(1, kind="公共服务")]), n=3).empty
