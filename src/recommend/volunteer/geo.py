@@ -11,7 +11,7 @@ import numpy as np
 
 from recommend.errors import DataError
 
-__all__ = ["HANGZHOU", "DistrictMap", "Grid", "haversine_km"]
+__all__ = ["EARTH_KM", "HANGZHOU", "DistrictMap", "Grid", "haversine_km"]
 
 EARTH_KM: Final = 6371.0088
 KM_PER_DEG: Final = EARTH_KM * np.pi / 180.0

@@ -102,6 +102,8 @@ class VolunteerPool:
         Coordinates, the district centroid when not given (NaN when neither is known).
     has_coords : (n,) bool
         Coordinates given (not a centroid).
+    lat_rad, lon_rad, cos_lat : (n,) float64
+        The coordinates in radians and the cosine of the latitude (for haversine).
     grid : Grid
         The located volunteers (coordinates or district centroid) by map cell;
         ``unlocated`` the sorted positions of the others.
@@ -126,6 +128,9 @@ class VolunteerPool:
     lat: np.ndarray
     lon: np.ndarray
     has_coords: np.ndarray
+    lat_rad: np.ndarray
+    lon_rad: np.ndarray
+    cos_lat: np.ndarray
     grid: Grid
     unlocated: np.ndarray
     avail: np.ndarray
@@ -212,6 +217,9 @@ class VolunteerPool:
             lat=lat,
             lon=lon,
             has_coords=has,
+            lat_rad=np.radians(lat),
+            lon_rad=np.radians(lon),
+            cos_lat=np.cos(np.radians(lat)),
             grid=Grid.build(lat, lon),
             unlocated=np.flatnonzero(np.isnan(lat)),
             avail=np.asfortranarray(availability_hours(windows.tolist())),

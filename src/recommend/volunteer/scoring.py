@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from recommend.volunteer.geo import haversine_km
+from recommend.volunteer.geo import EARTH_KM
 from recommend.volunteer.pool import RequestBatch, VolunteerPool
 from recommend.volunteer.rules import REASONS, WHY, DispatchOptions, KindRule
 from recommend.volunteer.tables import KINDS
@@ -105,14 +105,25 @@ def _overlap(pool: VolunteerPool, idx: np.ndarray, mask: np.ndarray) -> np.ndarr
 
 
 def _distance(pool: VolunteerPool, batch: RequestBatch, r: int, idx: np.ndarray) -> np.ndarray:
-    geo = haversine_km(pool.lat[idx], pool.lon[idx], batch.lat[r], batch.lon[r])
-    use = (pool.has_coords[idx] | batch.has_coords[r]) & np.isfinite(geo)
-    code = pool.district[idx]
-    table = pool.districts.distance[max(int(batch.district[r]), 0)]
-    if batch.district[r] < 0 or batch.district[r] >= len(pool.districts.names):
-        table = np.full(len(pool.districts.names), np.inf)
-    by_table = np.where(code >= 0, table[np.maximum(code, 0)], np.inf)
-    return np.where(use, geo, by_table)
+    """Km from request ``r`` to volunteers ``idx``: haversine when either side has
+    coordinates (a district centroid stands in for the other), else the district table."""
+    lat, lon = float(batch.lat[r]), float(batch.lon[r])
+    if np.isfinite(lat):
+        # haversine with the pool's radians and cosines computed once
+        s_lat = np.sin((pool.lat_rad[idx] - np.radians(lat)) * 0.5)
+        s_lon = np.sin((pool.lon_rad[idx] - np.radians(lon)) * 0.5)
+        a = s_lat * s_lat + pool.cos_lat[idx] * np.cos(np.radians(lat)) * s_lon * s_lon
+        geo = 2.0 * EARTH_KM * np.arcsin(np.sqrt(np.minimum(a, 1.0)))
+    else:
+        geo = np.full(idx.size, np.nan)
+    table_rows = ~((pool.has_coords[idx] | batch.has_coords[r]) & np.isfinite(geo))
+    if table_rows.any():
+        code = pool.district[idx[table_rows]]
+        table = pool.districts.distance[max(int(batch.district[r]), 0)]
+        if batch.district[r] < 0 or batch.district[r] >= len(pool.districts.names):
+            table = np.full(len(pool.districts.names), np.inf)
+        geo[table_rows] = np.where(code >= 0, table[np.maximum(code, 0)], np.inf)
+    return np.asarray(geo)
 
 
 def candidates(
@@ -212,7 +223,7 @@ def _member(values: np.ndarray, among: np.ndarray) -> np.ndarray:
     """``np.isin`` that is fast when either side holds a handful of values."""
     if among.size <= 8 or values.size <= 8:
         return np.asarray((values[:, None] == among[None, :]).any(axis=1), dtype=bool)
-    return np.isin(values, among)
+    return np.isin(values, among, kind="table")
 
 
 def _served(
