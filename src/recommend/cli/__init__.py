@@ -18,6 +18,7 @@ from recommend.cli.demo import cmd_demo
 from recommend.cli.menus import cmd_batch, cmd_menu, cmd_order, cmd_report, cmd_search
 from recommend.cli.models import cmd_evaluate, cmd_experiment_run, cmd_register, cmd_train
 from recommend.cli.spark import cmd_spark
+from recommend.cli.volunteer import add_volunteer_verbs
 from recommend.engine.options import DEFAULT_MAX_PINS
 from recommend.errors import RecommendError
 from recommend.messages import DEFAULT_LANG, LANGS, load_messages
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo_verb(verbs)
     _add_experiment_verbs(verbs)
     _add_register_verb(verbs)
+    add_volunteer_verbs(verbs)
     return parser
 
 

@@ -96,6 +96,7 @@ class _Page:
     findings: list[str] = field(default_factory=list)
     body: list[str] = field(default_factory=list)
     details: list[str] = field(default_factory=list)
+    sections: list[str] = field(default_factory=list)  # other products' HTML, after the body
 
     def t(self, key: str, **params: object) -> str:
         return render(key, self.lang, **params)
@@ -124,6 +125,7 @@ class _Page:
             f"<h2>{html.escape(self.t('report.findings'))}</h2>",
             f'<ul class="findings">{findings}</ul>',
             *self.body,
+            *self.sections,
         ]
         if self.details:
             parts += [f"<h2>{html.escape(self.t('report.details'))}</h2>", *self.details]
@@ -254,12 +256,13 @@ def render_report(
     courses: int = 3,
     title: str | None = None,
     lang: Lang = DEFAULT_LANG,
+    sections: Sequence[str] = (),
 ) -> str:
     """The report as an HTML string (see :func:`build_report`)."""
     lang = check_lang(lang)
     if dataset.members is None:
         raise ConfigError("the report needs member attributes: a Dataset built with members=")
-    page = _Page(lang)
+    page = _Page(lang, sections=list(sections))
     name = str(org) if org is not None else page.t("report.platform")
     heading = title or page.t("report.title", name=name)
     summary = dataset.summary()
@@ -351,6 +354,7 @@ def build_report(
     courses: int = 3,
     title: str | None = None,
     lang: Lang = DEFAULT_LANG,
+    sections: Sequence[str] = (),
 ) -> Path:
     """Write a self-contained HTML report for an organisation, atomically.
 
@@ -377,6 +381,10 @@ def build_report(
         Heading (a default names the org).
     lang
         Language of the report: ``"zh"`` (Simplified Chinese, default) or ``"en"``.
+    sections
+        HTML fragments other products render (e.g.
+        :func:`recommend.volunteer.report.volunteer_section`), placed after the
+        report's own sections and before its detailed tables.
 
     Returns
     -------
@@ -393,6 +401,7 @@ def build_report(
         courses=courses,
         title=title,
         lang=lang,
+        sections=sections,
     )
     target = Path(out)
     target.parent.mkdir(parents=True, exist_ok=True)
