@@ -73,9 +73,13 @@ class Lexicon:
             word = self.words[i]
             if len(word) > _MAX_KEY:
                 continue
-            for table, key in ((self._pinyin, pinyin(word)), (self._initials, initials(word))):
+            # A single character's initial would stand for thousands of words.
+            keys = [(self._pinyin, pinyin(word))]
+            if len(word) > 1:
+                keys.append((self._initials, initials(word)))
+            for table, key in keys:
                 found = table.setdefault(key, [])
-                if len(found) < _PER_KEY and (table is self._pinyin or len(word) > 1):
+                if len(found) < _PER_KEY:
                     found.append(i)
         self._id_of = {w: int(t) for w, t in zip(self.words, self.word_ids.tolist(), strict=True)}
         self._df_of = dict(zip(self.words, self.df.tolist(), strict=True))
