@@ -33,6 +33,8 @@ LEXICON_FILE = "lexicon.parquet"
 _PER_KEY = 3
 #: Longest word (characters) a spelling may stand for.
 _MAX_KEY = 40
+#: Shortest word corrected by a one-character edit.
+_MIN_EDIT = 3
 #: Candidates looked at per one-character-edit probe (bounded work for unknown words).
 _EDIT_SCAN = 400
 
@@ -144,8 +146,10 @@ class Lexicon:
 
     def near(self, word: str) -> str | None:
         """The most used index word one character away from ``word`` (substitution,
-        insertion or deletion; Chinese words of 2+ characters only), or None."""
-        if len(word) < 2 or not has_han(word):
+        insertion or deletion), or None. Chinese words of 3+ characters only: one
+        character of two is half the word (模型 is not a typo of 模范); homophone typos of
+        short words are read by their sound instead."""
+        if len(word) < _MIN_EDIT or not has_han(word):
             return None
         best: tuple[int, str] | None = None
         for cand in self._edits(word):
@@ -173,7 +177,7 @@ class Lexicon:
         n = len(word)
         for i in range(n):
             deleted = word[:i] + word[i + 1 :]
-            if len(deleted) >= 2:
+            if len(deleted) >= _MIN_EDIT:
                 yield deleted
             # Substitution at i (length n) or insertion before i (length n + 1).
             head, tail = word[:i], word[i + 1 :]

@@ -60,6 +60,7 @@ __all__ = [
     "SEARCH_COLUMNS",
     "attach_index",
     "attached_index",
+    "preference_of",
     "rank_candidates",
     "search",
 ]
@@ -300,6 +301,14 @@ def _preferences(
     return out, str(scored.routes[0]), scored.reasons[0]
 
 
+def preference_of(
+    model: Recommender, sstate: SearchState, req: MemberRequest, courses: np.ndarray, seen: Rows
+) -> np.ndarray:
+    """Raw preference scores of ``courses`` (model indices, -1 unknown -> NaN) for the one
+    member of ``req`` (float64), through the member's route."""
+    return _preferences(model, sstate, req, courses, seen)[0]
+
+
 def score_candidates(
     model: Recommender,
     sstate: SearchState,
@@ -512,6 +521,8 @@ def search(
     excluded = _excluded(sstate, seen, req, options.exclude)
 
     docs, text = index.top(parsed, k + excluded.size, allow=allow)
+    if docs.size == 0 and parsed.empty and index.aids is not None:
+        return _menu_fallback(model, sstate, req, seen, index, parsed, options, excluded)
     courses = align.doc_course[docs]
     if excluded.size:
         keep = ~np.isin(courses, excluded)
@@ -530,9 +541,57 @@ def search(
     out = _frame(sstate.menu.course_ext[courses[picks]], score, cand, picks, reasons)
     out.attrs = {
         "query": parsed.text,
+        "typed": parsed.typed,
+        "searched_as": parsed.searched_as,
         "words": list(parsed.tokens),
         "route": cand.route,
         "notes": notes,
+    }
+    return out
+
+
+def _menu_fallback(
+    model: Recommender,
+    sstate: SearchState,
+    req: MemberRequest,
+    seen: Rows,
+    index: SearchIndex,
+    parsed: Any,
+    options: MenuOptions,
+    excluded: np.ndarray,
+) -> pd.DataFrame:
+    """No course matches the query, nor its related words: the member's own menu within
+    the channel the query points to (the whole catalogue when it points to none)."""
+    assert index.aids is not None
+    channel = index.aids.related.channel(parsed.text, parsed.words)
+    known = {str(c) for c in sstate.menu.channel_names.tolist()}
+    if options.channel is None and channel is not None and channel in known:
+        options = options.with_(channel=channel)
+    else:
+        channel = None
+    filt = sstate.menu.course_filter(options)
+    allow = np.ones(sstate.menu.n_courses, dtype=bool) if filt.mask is None else filt.mask.copy()
+    allow[excluded] = False
+    courses = np.flatnonzero(allow)
+    pref = preference_of(model, sstate, req, courses, seen)
+    keep = np.argsort(-np.nan_to_num(pref, nan=-np.inf), kind="stable")[: options.n]
+    courses = courses[keep]
+    cand = score_candidates(model, sstate, req, seen, courses, np.zeros(courses.size))
+    picks = np.arange(courses.size)
+    score = cand.features[:, 1].astype(np.float64)
+    reasons = _reasons(model, sstate, cand, picks, None) if options.with_reasons else None
+    out = _frame(sstate.menu.course_ext[courses], score, cand, picks, reasons)
+    where = f"“{channel}”频道里" if channel else ""
+    note = f"没有找到与'{parsed.typed}'相关的课程，为您推荐{where}可能感兴趣的课程"
+    out.attrs = {
+        "query": parsed.text,
+        "typed": parsed.typed,
+        "searched_as": None,
+        "words": [],
+        "route": cand.route,
+        "notes": [*parsed.notes, note],
+        "fallback": "menu",
+        "channel": channel,
     }
     return out
 
