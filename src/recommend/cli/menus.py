@@ -10,7 +10,15 @@ from pathlib import Path
 from recommend.cli.data import load_data
 from recommend.errors import ConfigError
 
-__all__ = ["cmd_batch", "cmd_menu", "cmd_order", "cmd_report", "cmd_search", "routes_text"]
+__all__ = [
+    "cmd_batch",
+    "cmd_menu",
+    "cmd_order",
+    "cmd_report",
+    "cmd_search",
+    "cmd_suggest",
+    "routes_text",
+]
 
 
 def cmd_menu(args: argparse.Namespace) -> int:
@@ -65,13 +73,30 @@ def cmd_search(args: argparse.Namespace) -> int:
     titles = {}
     if courses is not None and "title" in courses.columns:
         titles = dict(zip(courses["course_id"], courses["title"], strict=True))
-    print(f"{result.attrs.get('query')!r} for {args.member} ({result.attrs.get('route')}):")
+    print(f"{result.attrs.get('typed') or result.attrs.get('query')!r} for {args.member} ({result.attrs.get('route')}):")
     for row in result.itertuples(index=False):
         print(f"{row.rank:3d}. {row.course_id}  {titles.get(row.course_id, '')}")
         print(
             f"     score {row.score:.3f} (text {row.text_score:.2f}, "
             f"preference {row.pref_score:.2f}) - {row.reason}"
         )
+    return 0
+
+
+def cmd_suggest(args: argparse.Namespace) -> int:
+    from recommend.artifact import load
+    from recommend.search import suggest
+
+    model = load(args.model)
+    result = suggest(model, args.member, args.prefix, n=args.n)
+    if args.json:
+        print(result.to_json(orient="records", force_ascii=False))
+        return 0
+    if result.empty:
+        print(f"no suggestion for {args.prefix!r}")
+        return 0
+    for row in result.itertuples(index=False):
+        print(f"{row.rank:2d}. {row.text}  ({row.kind})")
     return 0
 
 

@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 from recommend.data.dataset import Dataset
 from recommend.errors import ConfigError
 from recommend.insights.demand import content_gaps, predicted_demand
+from recommend.insights.search_terms import search_terms
 from recommend.insights.plots import (
     plot_activity,
     plot_branch_comparison,
@@ -87,6 +88,7 @@ def render_report(
     k: int = 20,
     courses: int = 3,
     title: str | None = None,
+    searches: pd.DataFrame | None = None,
 ) -> str:
     """The report as an HTML string (see :func:`build_report`)."""
     if dataset.members is None:
@@ -128,6 +130,9 @@ def render_report(
         parts.append(_png(plot_activity(portrait, f"active_{portrait.windows[0]}d")))
         parts.append(_png(plot_lift(portrait, "channel")))
         parts.append(_png(plot_lift(portrait, "duration")))
+
+    if searches is not None:
+        parts.extend(search_section(searches, dataset.members, min_size=min_size))
 
     parts.append("<h2>Organisations</h2>")
     branches = branch_portrait(dataset, org, min_size=min_size)
@@ -203,6 +208,40 @@ def render_report(
     return _page(heading, parts)
 
 
+def search_section(
+    searches: pd.DataFrame, members: pd.DataFrame | None, *, min_size: int = MIN_SIZE
+) -> list[str]:
+    """The report's section on what members search for, in Chinese (HTML parts)."""
+    terms = search_terms(searches, min_size=min_size)
+    parts = ["<h2>党员搜索词频</h2>"]
+    parts.append(
+        _p(
+            f"搜索词已统一繁简体和大小写；搜索人数少于 {min_size} 人的搜索词不展示"
+            f"（共隐藏 {terms.trending.attrs.get('hidden', 0)} 条）。",
+            "note",
+        )
+    )
+    names = {"period": "月份", "query": "搜索词", "searches": "搜索次数", "members": "搜索人数"}
+    latest = terms.trending[terms.trending["period"] == terms.trending["period"].max()]
+    parts.append("<h3>热门搜索词（最近一个月）</h3>")
+    if latest.empty:
+        parts.append(_p("暂无可展示的搜索词。", "note"))
+    else:
+        table = latest[["period", "query", "searches", "members"]].rename(columns=names)
+        parts.append(_table(table.set_index("月份")))
+    parts.append("<h3>搜不到或没人点击的搜索词（平台可能缺少的内容）</h3>")
+    unmet = terms.unmet.head(15).rename(
+        columns={**names, "zero_result_share": "无结果占比", "no_click_share": "无点击占比"}
+    )
+    parts.append(_table(unmet.set_index("搜索词")) if len(unmet) else _p("暂无。", "note"))
+    parts.append("<h3>搜索量上升的话题（最近一个月对比前一个月）</h3>")
+    rising = terms.rising.head(15).rename(
+        columns={"query": "搜索词", "last": "本月", "before": "上月", "ratio": "增长倍数"}
+    )
+    parts.append(_table(rising.set_index("搜索词")) if len(rising) else _p("暂无。", "note"))
+    return parts
+
+
 def _page(heading: str, parts: list[str]) -> str:
     body = "\n".join(parts)
     return (
@@ -223,6 +262,7 @@ def build_report(
     k: int = 20,
     courses: int = 3,
     title: str | None = None,
+    searches: pd.DataFrame | None = None,
 ) -> Path:
     """Write a self-contained HTML report for an organisation, atomically.
 
@@ -247,6 +287,9 @@ def build_report(
         How many of the most studied courses get a course portrait.
     title
         Heading (a default names the org).
+    searches
+        A search log: adds the section on what members search for (词频: trending,
+        unmet and rising queries, small groups hidden).
 
     Returns
     -------
@@ -254,7 +297,15 @@ def build_report(
         The file written.
     """
     text = render_report(
-        model, dataset, org=org, by=by, min_size=min_size, k=k, courses=courses, title=title
+        model,
+        dataset,
+        org=org,
+        by=by,
+        min_size=min_size,
+        k=k,
+        courses=courses,
+        title=title,
+        searches=searches,
     )
     target = Path(out)
     target.parent.mkdir(parents=True, exist_ok=True)
