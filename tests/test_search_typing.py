@@ -8,7 +8,7 @@ import pytest
 
 import recommend as rc
 from recommend.errors import ArtifactError, DataError
-from recommend.search import SearchIndex, attach_index, build_index, search, suggest
+from recommend.search import SearchIndex, build_index, search, suggest
 from recommend.text import initials, normalize, pinyin
 
 
@@ -41,7 +41,9 @@ def test_text_utilities() -> None:
     assert initials("社会保险") == "shbx"
 
 
-@pytest.mark.parametrize("typed", ["黨史學習", "党史学习", "ＤＡＮＧＳＨＩ", "dangshi", "dangshi学习"])
+@pytest.mark.parametrize(
+    "typed", ["黨史學習", "党史学习", "ＤＡＮＧＳＨＩ", "dangshi", "dangshi学习"]
+)
 def test_traditional_fullwidth_pinyin_and_mixed_find_the_same_courses(
     index: SearchIndex, platform: rc.Platform, typed: str
 ) -> None:
@@ -84,7 +86,7 @@ def test_one_character_edit_on_an_unknown_word(index: SearchIndex) -> None:
 
 
 def test_clean_query_is_unchanged_by_the_typing_aids(index: SearchIndex, platform) -> None:
-    plain = SearchIndex(index._bm25, index.course_ids, index.params)  # no aids: format 1
+    plain = index.with_aids(None)  # no aids: format 1
     for query in ("三会一课", "党史 学习", "乡村振兴 政策"):
         a, b = index.parse(query), plain.parse(query)
         assert a.tokens == b.tokens
@@ -148,7 +150,7 @@ def test_index_round_trip_keeps_the_typing_aids(index: SearchIndex, tmp_path) ->
 def test_old_format_index_still_loads_without_suggestions(
     index: SearchIndex, model: rc.Recommender, tmp_path
 ) -> None:
-    plain = SearchIndex(index._bm25, index.course_ids, index.params)
+    plain = index.with_aids(None)
     plain.save(tmp_path / "old")
     back = SearchIndex.load(tmp_path / "old")
     assert back.aids is None

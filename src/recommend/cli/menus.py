@@ -73,7 +73,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     titles = {}
     if courses is not None and "title" in courses.columns:
         titles = dict(zip(courses["course_id"], courses["title"], strict=True))
-    print(f"{result.attrs.get('typed') or result.attrs.get('query')!r} for {args.member} ({result.attrs.get('route')}):")
+    typed = result.attrs.get("typed") or result.attrs.get("query")
+    print(f"{typed!r} for {args.member} ({result.attrs.get('route')}):")
     for row in result.itertuples(index=False):
         print(f"{row.rank:3d}. {row.course_id}  {titles.get(row.course_id, '')}")
         print(

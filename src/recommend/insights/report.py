@@ -24,7 +24,6 @@ from matplotlib.figure import Figure
 from recommend.data.dataset import Dataset
 from recommend.errors import ConfigError
 from recommend.insights.demand import content_gaps, predicted_demand
-from recommend.insights.search_terms import search_terms
 from recommend.insights.plots import (
     plot_activity,
     plot_branch_comparison,
@@ -41,6 +40,7 @@ from recommend.insights.portraits import (
     segment_portrait,
     top_courses,
 )
+from recommend.insights.search_terms import search_terms
 
 if TYPE_CHECKING:
     from recommend.models.base import Recommender

@@ -14,8 +14,9 @@ Built with the search index and saved with it (``completions.parquet`` and
 from __future__ import annotations
 
 import bisect
+import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,7 +96,7 @@ class Completions:
         kind: np.ndarray,
         doc: np.ndarray,
         weight: np.ndarray,
-        keys: dict[str, Sequence[str]],
+        keys: Mapping[str, Sequence[str]],
         tops: dict[str, dict[str, np.ndarray]] | None = None,
     ) -> None:
         self.text = list(text)
@@ -156,10 +157,7 @@ class Completions:
         if hi <= lo:
             return np.empty(0, np.int64)
         w = table.weight[lo:hi]
-        if w.size > k:
-            part = np.argpartition(-w, k - 1)[:k]
-        else:
-            part = np.arange(w.size)
+        part = np.argpartition(-w, k - 1)[:k] if w.size > k else np.arange(w.size)
         best = part[np.lexsort((part, -w[part]))]
         return table.entry[lo + best]
 
@@ -241,7 +239,7 @@ def _long_ranges(keys: list[str], entry: np.ndarray, weight: np.ndarray) -> dict
             heads = np.array([k[:length] for k in keys[lo:hi]], dtype=object)
             change = np.flatnonzero(heads[1:] != heads[:-1]) + 1
             bounds = [0, *change.tolist(), hi - lo]
-            for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+            for a, b in itertools.pairwise(bounds):
                 if b - a <= LONG_RANGE or len(keys[lo + a]) < length:
                     continue
                 w = weight[lo + a : lo + b]

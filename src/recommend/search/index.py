@@ -544,7 +544,9 @@ class SearchIndex:
                 if len(used) >= 3:
                     break
             if used:
-                notes.append(f"没有课程包含'{'、'.join(got.unknown)}'，已按相关词'{'、'.join(used)}'搜索")
+                notes.append(
+                    f"没有课程包含'{'、'.join(got.unknown)}'，已按相关词'{'、'.join(used)}'搜索"
+                )
                 got.unknown.clear()
         if not words:
             notes.append("the query has only stop words or punctuation: nothing to search for")
@@ -626,6 +628,11 @@ class SearchIndex:
     def with_weights(self, weights: BlendWeights | None) -> SearchIndex:
         """The same index carrying other blend weights (shares the arrays)."""
         return SearchIndex(self._bm25, self.course_ids, self.params, weights, self.aids)
+
+    def with_aids(self, aids: TypingAids | None) -> SearchIndex:
+        """The same index with other typing aids (``None``: plain BM25 words, as a format-1
+        index searches); shares the arrays."""
+        return SearchIndex(self._bm25, self.course_ids, self.params, self.weights, aids)
 
     # ------------------------------------------------------------------ saving
     def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> dict[str, Any]:

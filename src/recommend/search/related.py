@@ -118,7 +118,9 @@ class RelatedWords:
 
     # ------------------------------------------------------------------ files
     def save(self, folder: Path) -> None:
-        store.write_json(folder / RELATED_FILE, {"related": self.related, "channels": self.channels})
+        store.write_json(
+            folder / RELATED_FILE, {"related": self.related, "channels": self.channels}
+        )
 
     @classmethod
     def load(cls, folder: Path) -> RelatedWords:

@@ -305,7 +305,7 @@ def _read_han(
 def _prefix_docs(text: str, completions: Completions) -> np.ndarray:
     """Documents whose title starts with what was typed, as typed (normalised), in full
     pinyin or in initials; only for prefixes shared by at most ``PREFIX_LIMIT`` titles."""
-    key, full, heads = typed_keys(text)
+    key, full, _ = typed_keys(text)
     found: list[np.ndarray] = []
     if has_han(key):
         if len(key) >= 2:

@@ -244,8 +244,13 @@ def plant_queries(
         at = start + pd.Timedelta(seconds=float(rng.uniform(trend_start, span - 3600)))
         clicked = shown_trend[:1] if shown_trend and rng.random() < 0.5 else []
         rows.append(
-            {"member_id": member, "query": PLANTED_TREND, "timestamp": at,
-             "shown": list(shown_trend[:20]), "clicked": list(clicked)}  # fmt: skip
+            {
+                "member_id": member,
+                "query": PLANTED_TREND,
+                "timestamp": at,
+                "shown": list(shown_trend[:20]),
+                "clicked": list(clicked),
+            }
         )
     for query in PLANTED_GAPS:
         for member in rng.choice(ids, min(30, ids.size), replace=False).tolist():
