@@ -124,9 +124,9 @@ class Completions:
         entries: pd.DataFrame,
     ) -> Completions:
         """Completions from a frame of ``text, kind, doc, weight`` (optional ``words``:
-        the text cut into words); an entry whose text is repeated keeps its best weight."""
-        frame = entries.sort_values("weight", ascending=False, kind="stable")
-        frame = frame.drop_duplicates("text", keep="first").reset_index(drop=True)
+        the text cut into words). Courses with the same title keep an entry each (each
+        is lifted when a query starts its title); ``suggest`` shows a text once."""
+        frame = entries.reset_index(drop=True)
         keys: dict[str, list[str]] = {form: [] for form in FORMS}
         words = frame["words"].tolist() if "words" in frame.columns else [None] * len(frame)
         for text, cut in zip(frame["text"].tolist(), words, strict=True):

@@ -528,7 +528,7 @@ class SearchIndex:
         got = read_words(text, words, self._vocab, self.aids, known_subwords)
         searched_as = None
         if got.changed:
-            searched_as = " ".join(got.shown) if " " in text else "".join(got.shown)
+            searched_as = got.searched_as(text)
             notes.append(f"已按'{searched_as}'搜索")
         if got.unknown:
             # Words no course has: search their related words (click logs, co-study,

@@ -105,7 +105,10 @@ def suggest(
     courses = np.where(docs >= 0, align.doc_course[np.maximum(docs, 0)], -1)
     pref = preference_of(model, sstate, req, courses, seen)
     score = 0.5 * _scaled(comp.weight[entries].astype(np.float64)) + 0.5 * _scaled(pref)
-    order = np.lexsort((entries, -score))[:k]
+    order = np.lexsort((entries, -score))
+    # A text shown once (courses may share a title; a tag may also be a query).
+    texts = pd.Series([comp.text[e] for e in entries[order].tolist()], dtype=object)
+    order = order[~texts.duplicated().to_numpy()][:k]
     picked = entries[order]
     ids = sstate.menu.course_ext
     course_ids = [None if c < 0 else ids[c] for c in courses[order].tolist()]

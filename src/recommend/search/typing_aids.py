@@ -190,6 +190,7 @@ class QueryReading:
     weights: list[float] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)
     shown: list[str] = field(default_factory=list)
+    replaced: list[tuple[str, str]] = field(default_factory=list)
     changed: bool = False
     tolerant: bool = False
     prefix_docs: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
@@ -198,6 +199,22 @@ class QueryReading:
         self.tokens.append(token)
         self.ids.append(token_id)
         self.weights.append(weight)
+
+    def replace(self, typed: str, read: str) -> None:
+        """``typed`` was read as ``read``."""
+        self.shown.append(read)
+        self.replaced.append((typed, read))
+        self.changed = True
+
+    def searched_as(self, text: str) -> str:
+        """The normalised query with each replaced run in place (stop words and spaces
+        kept); the words read, joined, when a run is not found as typed."""
+        out = text
+        for typed, read in self.replaced:
+            if typed not in out:
+                return (" " if " " in text else "").join(self.shown)
+            out = out.replace(typed, read, 1)
+        return out
 
 
 def read_words(
@@ -254,8 +271,7 @@ def _read_latin(out: QueryReading, word: str, lex: Lexicon) -> None:
     weight = WEIGHT_PINYIN if reading.kind == "pinyin" else WEIGHT_INITIALS
     for token, token_id in zip(reading.tokens, reading.token_ids, strict=True):
         out.add(token, token_id, weight)
-    out.shown.append("".join(reading.words))
-    out.changed = True
+    out.replace(word, "".join(reading.words))
 
 
 def _read_han(
@@ -280,8 +296,7 @@ def _read_han(
     if reading is not None:
         for token, token_id in zip(reading.tokens, reading.token_ids, strict=True):
             out.add(token, token_id, WEIGHT_HOMOPHONE)
-        out.shown.append("".join(reading.words))
-        out.changed = True
+        out.replace(text, "".join(reading.words))
         return
     for word in span:
         if word in vocab:
@@ -291,8 +306,7 @@ def _read_han(
         near = lex.near(word)
         if near is not None:
             out.add(near, vocab[near], WEIGHT_EDIT)
-            out.shown.append(near)
-            out.changed = True
+            out.replace(word, near)
             continue
         parts = subwords(word)
         for part in parts:
