@@ -521,7 +521,9 @@ def search(
     excluded = _excluded(sstate, seen, req, options.exclude)
 
     docs, text = index.top(parsed, k + excluded.size, allow=allow)
-    if docs.size == 0 and parsed.empty and index.aids is not None:
+    # Words no course has, nor any related word: the member's own menu (a query of only
+    # stop words or punctuation stays an empty result with its note).
+    if docs.size == 0 and parsed.empty and parsed.words and index.aids is not None:
         return _menu_fallback(model, sstate, req, seen, index, parsed, options, excluded)
     courses = align.doc_course[docs]
     if excluded.size:
