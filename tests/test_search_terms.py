@@ -96,3 +96,25 @@ def test_content_gaps_counts_unmet_searches(planted: rc.Platform) -> None:
     assert set(PLANTED_GAPS) <= set(gaps.attrs["unmet_queries"]["query"])
     assert "unmet_searches" in gaps.columns
     assert isinstance(gaps.attrs["unmet_queries"], pd.DataFrame)
+
+
+def test_report_counts_the_org_s_own_members(planted: rc.Platform, tmp_path) -> None:
+    from recommend.insights import build_report
+
+    ds = rc.Dataset.from_frames(
+        planted.events, courses=planted.courses, members=planted.members, orgs=planted.orgs
+    )
+    model = rc.ALS(n_factors=8, iterations=3, random_state=0).fit(ds)
+    everyone = build_report(
+        model, ds, tmp_path / "all.html", by=("occupation",), min_size=10,
+        searches=planted.searches,
+    ).read_text(encoding="utf-8")  # fmt: skip
+    assert "<h2>党员搜索词频</h2>" in everyone and PLANTED_GAPS[0] in everyone
+    # One branch has fewer than 10 of the 30 members who typed a planted gap: hidden.
+    branch = planted.members["org_id"].value_counts().index[0]
+    one = build_report(
+        model, ds, tmp_path / "one.html", org=branch, by=("occupation",), min_size=10,
+        searches=planted.searches,
+    ).read_text(encoding="utf-8")  # fmt: skip
+    assert "<h2>党员搜索词频</h2>" in one
+    assert not any(gap in one for gap in PLANTED_GAPS)

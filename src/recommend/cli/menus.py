@@ -233,6 +233,15 @@ def cmd_report(args: argparse.Namespace) -> int:
         on_unknown="drop",
     )
     by = [part.strip() for part in args.by.split(",") if part.strip()]
-    out = build_report(model, ds, args.out, org=args.org, by=by, min_size=args.min_size, k=args.k)
+    out = build_report(
+        model,
+        ds,
+        args.out,
+        org=args.org,
+        by=by,
+        min_size=args.min_size,
+        k=args.k,
+        searches=tables.get("searches"),  # the section on what members search for
+    )
     print(f"wrote the report for {args.org or 'the platform'} to {out}")
     return 0

@@ -41,6 +41,8 @@ from recommend.insights.portraits import (
     top_courses,
 )
 from recommend.insights.search_terms import search_terms
+from recommend.schema import Columns as C
+from recommend.selection import org_members
 
 if TYPE_CHECKING:
     from recommend.models.base import Recommender
@@ -132,7 +134,12 @@ def render_report(
         parts.append(_png(plot_lift(portrait, "duration")))
 
     if searches is not None:
-        parts.extend(search_section(searches, dataset.members, min_size=min_size))
+        log = searches
+        if org is not None and C.MEMBER in searches.columns:
+            # The org's own members (with its sub-orgs), as the portraits above.
+            ids = org_members(model, org, dataset.members)
+            log = searches[searches[C.MEMBER].isin(ids)]
+        parts.extend(search_section(log, dataset.members, min_size=min_size))
 
     parts.append("<h2>Organisations</h2>")
     branches = branch_portrait(dataset, org, min_size=min_size)
