@@ -33,6 +33,7 @@ __all__ = [
     "LONG_RANGE",
     "TOPS_FILE",
     "Completions",
+    "typed_key",
     "typed_keys",
 ]
 
@@ -51,12 +52,18 @@ _NOT_LATIN = re.compile(r"[^a-z0-9]+")
 _END = "\U0010ffff"
 
 
+def typed_key(text: str) -> str:
+    """The text key of what was typed: normalised, without spaces or punctuation (typed
+    letters are matched as they are against the pinyin and initials keys)."""
+    return _NOT_KEY.sub("", normalize(text)).replace("_", "")
+
+
 def typed_keys(text: str, words: Sequence[str] | None = None) -> tuple[str, str, str]:
     """The three keys of a text: normalised without spaces or punctuation, full pinyin and
     initials (letters and digits only). ``words``: the text already cut into words (the
     pinyin of a word depends on its neighbours within the word only)."""
     norm = normalize(text)
-    key = _NOT_KEY.sub("", norm).replace("_", "")
+    key = typed_key(norm)
     parts = list(words) if isinstance(words, list | tuple) else [norm]
     sylls = [s for part in parts for s in syllables(part)]
     full = _NOT_LATIN.sub("", "".join(sylls))

@@ -19,7 +19,7 @@ import pandas as pd
 from recommend.checks import positive_int
 from recommend.engine import MenuOptions
 from recommend.errors import ArtifactError, DataError
-from recommend.search.completions import FORMS, KINDS, typed_keys
+from recommend.search.completions import FORMS, KINDS, typed_key
 from recommend.search.index import SearchIndex
 from recommend.search.rank import attached_index, preference_of, search_request
 from recommend.text import has_han
@@ -92,7 +92,7 @@ def suggest(
     options = MenuOptions(exclude="none", pin_compulsory=False, with_reasons=False)
     sstate, req, seen = search_request(model, member_id, member_attributes, options)
     comp = index.aids.completions
-    key = typed_keys(prefix[:_MAX_PREFIX])[0]
+    key = typed_key(prefix[:_MAX_PREFIX])
     pool = _POOL * k
     # Chinese is matched as text; letters as text (Latin titles), pinyin or initials.
     forms = ("text",) if has_han(key) else FORMS
@@ -105,10 +105,7 @@ def suggest(
     courses = np.where(docs >= 0, align.doc_course[np.maximum(docs, 0)], -1)
     pref = preference_of(model, sstate, req, courses, seen)
     score = 0.5 * _scaled(comp.weight[entries].astype(np.float64)) + 0.5 * _scaled(pref)
-    order = np.lexsort((entries, -score))
-    # A text shown once (courses may share a title; a tag may also be a query).
-    texts = pd.Series([comp.text[e] for e in entries[order].tolist()], dtype=object)
-    order = order[~texts.duplicated().to_numpy()][:k]
+    order = _first_of_each_text(comp.text, entries, np.lexsort((entries, -score)), k)
     picked = entries[order]
     ids = sstate.menu.course_ext
     course_ids = [None if c < 0 else ids[c] for c in courses[order].tolist()]
@@ -131,13 +128,36 @@ def _scaled(values: np.ndarray) -> np.ndarray:
     return out
 
 
+def _first_of_each_text(
+    texts: list[str], entries: np.ndarray, order: np.ndarray, k: int
+) -> np.ndarray:
+    """The first ``k`` positions of ``order`` whose entry text was not seen before (courses
+    may share a title; a tag may also be a popular query)."""
+    seen: set[str] = set()
+    keep: list[int] = []
+    for pos in order.tolist():
+        text = texts[int(entries[pos])]
+        if text not in seen:
+            seen.add(text)
+            keep.append(pos)
+            if len(keep) == k:
+                break
+    return np.array(keep, dtype=np.int64)
+
+
 def _frame(text: list[str], kind: list[str], course: list[Any], score: np.ndarray) -> pd.DataFrame:
+    def column(values: list[Any]) -> np.ndarray:
+        out = np.empty(len(values), dtype=object)
+        out[:] = values
+        return out
+
     return pd.DataFrame(
         {
-            "text": pd.Series(text, dtype=object),
-            "kind": pd.Series(kind, dtype=object),
-            "course_id": pd.Series(course, dtype=object),
+            "text": column(text),
+            "kind": column(kind),
+            "course_id": column(course),
             "score": score,
             "rank": np.arange(1, len(text) + 1, dtype=np.int32),
-        }
+        },
+        copy=False,
     )
