@@ -194,3 +194,10 @@ def test_cli_suggest(model: rc.Recommender, index: SearchIndex, tmp_path, capsys
     member = str(model.member_ids_.external_ids[0])
     assert main(["suggest", "--model", str(path), "--member", member, "dangs"]) == 0
     assert "党" in capsys.readouterr().out
+
+
+def test_near_homophone_typo_zh_z(index: SearchIndex) -> None:
+    parsed = index.parse("组题党日")  # zu for zhu: many speakers do not tell zh/z apart
+    assert parsed.tokens == ("主题党日",)
+    assert parsed.searched_as == "主题党日"
+    assert parsed.weights is not None and float(parsed.weights[0]) < 0.7  # below homophones

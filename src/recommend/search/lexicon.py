@@ -6,8 +6,10 @@ Built at indexing time from the index's own words (``Lexicon.build``) and saved 
   and its initials (``shbx``), so a query typed in pinyin, in initials, or mixed
   (``dangshi学习``) finds the words it sounds like;
 - the same pinyin also corrects homophone typos of an input method (社会宝险 is searched
-  as 社会保险: same pinyin), and a sorted word list finds the known words one character
-  away from an unknown one (one substitution, insertion or deletion).
+  as 社会保险: same pinyin), and near-homophones through a fuzzy pinyin that does not tell
+  zh/z, ch/c, sh/s, n/l or -ng/-n apart (组题党日 is searched as 主题党日), as many
+  speakers type; a sorted word list finds the known words one character away from an
+  unknown one (one substitution, insertion or deletion).
 
 Words that sound the same are ranked by how many courses use them (document frequency),
 and only the few most used are kept for each spelling.
@@ -24,9 +26,9 @@ import numpy as np
 import pandas as pd
 
 from recommend.errors import ArtifactError
-from recommend.text import has_han, initials, pinyin
+from recommend.text import has_han, initials, pinyin, syllables
 
-__all__ = ["LEXICON_FILE", "Lexicon", "Reading"]
+__all__ = ["LEXICON_FILE", "Lexicon", "Reading", "fuzzy"]
 
 LEXICON_FILE = "lexicon.parquet"
 #: Words kept per pinyin or initials spelling, most used first.
@@ -71,12 +73,13 @@ class Lexicon:
         order = np.argsort(-self.df, kind="stable")  # most used first within each key
         self._pinyin: dict[str, list[int]] = {}
         self._initials: dict[str, list[int]] = {}
+        self._fuzzy: dict[str, list[int]] = {}
         for i in order.tolist():
             word = self.words[i]
             if len(word) > _MAX_KEY:
                 continue
             # A single character's initial would stand for thousands of words.
-            keys = [(self._pinyin, pinyin(word))]
+            keys = [(self._pinyin, pinyin(word)), (self._fuzzy, fuzzy(syllables(word)))]
             if len(word) > 1:
                 keys.append((self._initials, initials(word)))
             for table, key in keys:
@@ -135,14 +138,21 @@ class Lexicon:
         """A run of Chinese characters read by its sound: the index words with the same
         pinyin (homophone typos of an input method). ``corrected`` when the words differ
         from the typed characters; None when the sound is not covered by index words."""
-        joined = "".join(syllables)
-        cuts = np.cumsum([0, *(len(s) for s in syllables)]).tolist()
-        parts = _cover(joined, self._pinyin, cuts)
-        if parts is None:
-            return None
-        reading = self._reading(parts, self._pinyin, "sound")
-        corrected = "".join(reading.words) != text
-        return Reading(reading.token_ids, reading.tokens, reading.words, "sound", corrected)
+        for kind, table, sylls in (
+            ("sound", self._pinyin, list(syllables)),
+            ("near-sound", self._fuzzy, [fuzzy((s,)) for s in syllables]),
+        ):
+            joined = "".join(sylls)
+            cuts = np.cumsum([0, *(len(s) for s in sylls)]).tolist()
+            parts = _cover(joined, table, cuts)
+            if parts is None:
+                continue
+            reading = self._reading(parts, table, kind)
+            corrected = "".join(reading.words) != text
+            if kind == "near-sound" and not corrected:
+                continue
+            return Reading(reading.token_ids, reading.tokens, reading.words, kind, corrected)
+        return None
 
     def near(self, word: str) -> str | None:
         """The most used index word one character away from ``word`` (substitution,
@@ -171,7 +181,9 @@ class Lexicon:
             words.append(self.words[found[0]])
             ids.extend(int(self.word_ids[i]) for i in found)
             tokens.extend(self.words[i] for i in found)
-        return Reading(tuple(ids), tuple(tokens), tuple(words), kind, kind != "sound")
+        return Reading(
+            tuple(ids), tuple(tokens), tuple(words), kind, kind in ("pinyin", "initials")
+        )
 
     def _edits(self, word: str) -> Iterable[str]:
         n = len(word)
@@ -207,6 +219,24 @@ class Lexicon:
                 cand = rev[::-1]
                 if len(cand) == length and cand.startswith(head):
                     yield cand
+
+
+_FUZZY_INITIALS = (("zh", "z"), ("ch", "c"), ("sh", "s"), ("l", "n"))
+
+
+def fuzzy(sylls: Sequence[str]) -> str:
+    """Pinyin syllables joined as many speakers do not tell them apart: zh/z, ch/c, sh/s
+    and l/n initials, -ng/-n finals (``fuzzy(("zhong", "lian")) == "zonnian"``)."""
+    out = []
+    for s in sylls:
+        for long, short in _FUZZY_INITIALS:
+            if s.startswith(long):
+                s = short + s[len(long) :]
+                break
+        if s.endswith("ng") and len(s) > 2:
+            s = s[:-1]
+        out.append(s)
+    return "".join(out)
 
 
 def _cover(text: str, table: Mapping[str, list[int]], cuts: Iterable[int]) -> list[str] | None:

@@ -34,6 +34,7 @@ __all__ = [
     "WEIGHT_EDIT",
     "WEIGHT_HOMOPHONE",
     "WEIGHT_INITIALS",
+    "WEIGHT_NEAR_HOMOPHONE",
     "WEIGHT_PINYIN",
     "WEIGHT_RELATED",
     "QueryReading",
@@ -50,6 +51,8 @@ WEIGHT_PINYIN = 0.8
 WEIGHT_INITIALS = 0.6
 #: Weight of a word read for a homophone typo (same pinyin, other characters).
 WEIGHT_HOMOPHONE = 0.7
+#: Weight of a word read for a near-homophone typo (zh/z, ch/c, sh/s, l/n, -ng/-n).
+WEIGHT_NEAR_HOMOPHONE = 0.6
 #: Weight of a word one character away from an unknown typed word.
 WEIGHT_EDIT = 0.5
 #: Weight of a related word searched for a word no course has.
@@ -294,8 +297,9 @@ def _read_han(
         out.shown.append(text)
         return
     if reading is not None:
+        weight = WEIGHT_HOMOPHONE if reading.kind == "sound" else WEIGHT_NEAR_HOMOPHONE
         for token, token_id in zip(reading.tokens, reading.token_ids, strict=True):
-            out.add(token, token_id, WEIGHT_HOMOPHONE)
+            out.add(token, token_id, weight)
         out.replace(text, "".join(reading.words))
         return
     for word in span:
