@@ -201,3 +201,26 @@ def test_near_homophone_typo_zh_z(index: SearchIndex) -> None:
     assert parsed.tokens == ("主题党日",)
     assert parsed.searched_as == "主题党日"
     assert parsed.weights is not None and float(parsed.weights[0]) < 0.7  # below homophones
+
+
+def test_related_tags_mined_from_co_study() -> None:
+    import scipy.sparse as sp
+
+    from recommend.search.related import RelatedWords
+
+    courses = pd.DataFrame(
+        {
+            "course_id": ["c0", "c1", "c2", "c3"],
+            "category": ["生活百科", "生活百科", "技能培训", "技能培训"],
+            "tags": [["垃圾分类"], ["节能环保"], ["焊接技术"], ["电工技能"]],
+        }
+    )
+    # Members 0-3 study c0 and c1 together; members 4-7 study c2 and c3 together.
+    rows = [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7]
+    cols = [0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3]
+    history = sp.csr_matrix((np.ones(16, np.float32), (rows, cols)), shape=(8, 4))
+    related = RelatedWords.build(courses, history=history)
+    assert related.related["垃圾分类"][:1] == ["节能环保"]
+    assert "焊接技术" not in related.related["垃圾分类"]
+    assert related.related["电工技能"][:1] == ["焊接技术"]
+    assert related.channels["焊接技术"] == "技能培训"
