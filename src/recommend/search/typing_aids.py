@@ -240,8 +240,7 @@ def read_words(
     i = 0
     while i < len(words):
         word = words[i]
-        strong = word in vocab and (len(word) > 1 or not has_han(word) or len(words) == 1)
-        if strong:
+        if _strong(word, vocab, words):
             out.add(word, vocab[word], 1.0)
             out.shown.append(word)
             i += 1
@@ -261,7 +260,9 @@ def read_words(
 
 
 def _strong(word: str, vocab: Mapping[str, int], words: Sequence[str]) -> bool:
-    return word in vocab and (len(word) > 1 or len(words) == 1)
+    """A word taken as typed: known to the index, and not a lone Chinese character among
+    other words (jieba leaves the characters of an unknown word or a typo alone)."""
+    return word in vocab and (len(word) > 1 or not has_han(word) or len(words) == 1)
 
 
 def _read_latin(out: QueryReading, word: str, lex: Lexicon) -> None:
