@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -150,8 +152,13 @@ def test_index_round_trip_keeps_the_typing_aids(index: SearchIndex, tmp_path) ->
 def test_old_format_index_still_loads_without_suggestions(
     index: SearchIndex, model: rc.Recommender, tmp_path
 ) -> None:
-    plain = index.with_aids(None)
-    plain.save(tmp_path / "old")
+    # An index as format 1 wrote it: no typing-aid files, no "typing_aids" entry.
+    index.with_aids(None).save(tmp_path / "old")
+    manifest = tmp_path / "old" / "search_index.json"
+    meta = json.loads(manifest.read_text(encoding="utf-8"))
+    meta["format_version"] = 1
+    del meta["typing_aids"]
+    manifest.write_text(json.dumps(meta), encoding="utf-8")
     back = SearchIndex.load(tmp_path / "old")
     assert back.aids is None
     assert not back.parse("三会一课").empty
@@ -224,3 +231,13 @@ def test_related_tags_mined_from_co_study() -> None:
     assert "焊接技术" not in related.related["垃圾分类"]
     assert related.related["电工技能"][:1] == ["焊接技术"]
     assert related.channels["焊接技术"] == "技能培训"
+
+
+def test_tampered_typing_aids_are_refused(index: SearchIndex, tmp_path) -> None:
+    index.save(tmp_path / "idx")
+    target = tmp_path / "idx" / "completions.parquet"
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    target.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match="completions.parquet"):
+        SearchIndex.load(tmp_path / "idx")
