@@ -239,5 +239,5 @@ def test_tampered_typing_aids_are_refused(index: SearchIndex, tmp_path) -> None:
     data = bytearray(target.read_bytes())
     data[len(data) // 2] ^= 0xFF
     target.write_bytes(bytes(data))
-    with pytest.raises(ArtifactError, match="completions.parquet"):
+    with pytest.raises(ArtifactError, match=r"completions\.parquet"):
         SearchIndex.load(tmp_path / "idx")
