@@ -55,16 +55,24 @@ _END = "\U0010ffff"
 def typed_key(text: str) -> str:
     """The text key of what was typed: normalised, without spaces or punctuation (typed
     letters are matched as they are against the pinyin and initials keys)."""
-    return _NOT_KEY.sub("", normalize(text)).replace("_", "")
+    return _bare(normalize(text))
+
+
+def _bare(norm: str) -> str:
+    return _NOT_KEY.sub("", norm).replace("_", "")
 
 
 def typed_keys(text: str, words: Sequence[str] | None = None) -> tuple[str, str, str]:
     """The three keys of a text: normalised without spaces or punctuation, full pinyin and
-    initials (letters and digits only). ``words``: the text already cut into words (the
-    pinyin of a word depends on its neighbours within the word only)."""
-    norm = normalize(text)
-    key = typed_key(norm)
-    parts = list(words) if isinstance(words, list | tuple) else [norm]
+    initials (letters and digits only). ``words``: the normalised text already cut into
+    words, spaces left out (the pinyin of a word depends on its neighbours within the word
+    only; the text is then not normalised again)."""
+    if isinstance(words, list | tuple):
+        parts = list(words)
+        key = _bare("".join(parts))
+    else:
+        norm = normalize(text)
+        parts, key = [norm], _bare(norm)
     sylls = [s for part in parts for s in syllables(part)]
     full = _NOT_LATIN.sub("", "".join(sylls))
     heads = _NOT_LATIN.sub("", "".join(s[0] for s in sylls if s and s[0].isalnum()))
