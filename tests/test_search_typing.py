@@ -79,6 +79,8 @@ def test_homophone_typo_is_searched_as_the_word_and_says_so(index: SearchIndex) 
 def test_initials_read_as_index_words(index: SearchIndex) -> None:
     parsed = index.parse("shyk")  # 三会一课
     assert "三会一课" in parsed.tokens
+    # Initials stand for many words: the note names the letters, not one guess.
+    assert parsed.notes == ("已按拼音首字母'shyk'搜索",) and parsed.searched_as is None
 
 
 def test_one_character_edit_on_an_unknown_word(index: SearchIndex) -> None:

@@ -530,6 +530,8 @@ class SearchIndex:
         if got.changed:
             searched_as = got.searched_as(text)
             notes.append(f"已按'{searched_as}'搜索")
+        if got.initials:
+            notes.append(f"已按拼音首字母'{'、'.join(got.initials)}'搜索")
         if got.unknown:
             # Words no course has: search their related words (click logs, co-study,
             # the dictionary) instead, below an exact match.

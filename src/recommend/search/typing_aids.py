@@ -194,6 +194,7 @@ class QueryReading:
     unknown: list[str] = field(default_factory=list)
     shown: list[str] = field(default_factory=list)
     replaced: list[tuple[str, str]] = field(default_factory=list)
+    initials: list[str] = field(default_factory=list)
     changed: bool = False
     tolerant: bool = False
     prefix_docs: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
@@ -275,7 +276,13 @@ def _read_latin(out: QueryReading, word: str, lex: Lexicon) -> None:
     weight = WEIGHT_PINYIN if reading.kind == "pinyin" else WEIGHT_INITIALS
     for token, token_id in zip(reading.tokens, reading.token_ids, strict=True):
         out.add(token, token_id, weight)
-    out.replace(word, "".join(reading.words))
+    if reading.kind == "pinyin":
+        out.replace(word, "".join(reading.words))
+    else:
+        # Initials stand for many words (shbx: 社会保险, 生活必需...): no single reading
+        # to show; the note says the letters were read as initials.
+        out.shown.append(word)
+        out.initials.append(word)
 
 
 def _read_han(
