@@ -117,14 +117,14 @@ def test_stop_word_query_gives_empty_result_with_note(
     out = search(model, active[0], "的 了 怎么")
     assert out.empty
     assert list(out.columns) == list(SEARCH_COLUMNS)
-    assert "only stop words" in out.attrs["notes"][0]
+    assert "只有虚词或标点" in out.attrs["notes"][0]
 
 
 def test_long_query_is_truncated_and_says_so(model: rc.Recommender, active: list[str]) -> None:
     query = "防诈骗" + "很长的问题" * 40
     out = search(model, active[0], query, n=5)
     assert len(out.attrs["query"]) == MAX_QUERY_CHARS
-    assert any("truncated" in note for note in out.attrs["notes"])
+    assert any(f"只按前 {MAX_QUERY_CHARS} 个字搜索" in note for note in out.attrs["notes"])
     assert not out.empty
 
 

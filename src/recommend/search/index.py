@@ -56,6 +56,7 @@ from tqdm.auto import tqdm
 from recommend import store
 from recommend.errors import ArtifactError, ConfigError, DataError
 from recommend.schema import Columns
+from recommend.search import notes as member_notes
 from recommend.search.typing_aids import WEIGHT_RELATED, TypingAids, read_words
 from recommend.search.weights import BlendWeights
 from recommend.text import domain_terms, get_tokenizer, is_token, normalize
@@ -488,7 +489,7 @@ class SearchIndex:
             raise DataError(f"query is empty ({query!r}); expected some words to search for")
         notes: list[str] = []
         if len(typed) > max_chars:
-            notes.append(f"query truncated to its first {max_chars} of {len(typed)} characters")
+            notes.append(member_notes.truncated(max_chars, len(typed)))
             logger.info("query of %d characters truncated to %d", len(typed), max_chars)
             typed = typed[:max_chars]
         text = normalize(typed)
@@ -508,11 +509,11 @@ class SearchIndex:
             else:
                 unknown.append(word)
         if not words:
-            notes.append("the query has only stop words or punctuation: nothing to search for")
+            notes.append(member_notes.nothing_to_search())
         elif not tokens:
-            notes.append(f"no course mentions {', '.join(unknown)}")
+            notes.append(member_notes.no_course_has(unknown))
         elif unknown:
-            notes.append(f"not found in any course: {', '.join(unknown)}")
+            notes.append(member_notes.some_words_unknown(unknown))
         # A word typed twice counts twice, as BM25 sums over query terms.
         ids = np.array([self._vocab[t] for t in tokens], dtype=np.int32)
         return Query(text, tuple(words), tuple(tokens), ids, tuple(notes), typed=typed)
@@ -529,9 +530,9 @@ class SearchIndex:
         searched_as = None
         if got.changed:
             searched_as = got.searched_as(text)
-            notes.append(f"已按'{searched_as}'搜索")
+            notes.append(member_notes.searched_as(searched_as))
         if got.initials:
-            notes.append(f"已按拼音首字母'{'、'.join(got.initials)}'搜索")
+            notes.append(member_notes.read_as_initials(got.initials))
         if got.unknown:
             # Words no course has: search their related words (click logs, co-study,
             # the dictionary) instead, below an exact match.
@@ -546,16 +547,14 @@ class SearchIndex:
                 if len(used) >= 3:
                     break
             if used:
-                notes.append(
-                    f"没有课程包含'{'、'.join(got.unknown)}'，已按相关词'{'、'.join(used)}'搜索"
-                )
+                notes.append(member_notes.related_instead(got.unknown, used))
                 got.unknown.clear()
         if not words:
-            notes.append("the query has only stop words or punctuation: nothing to search for")
+            notes.append(member_notes.nothing_to_search())
         elif not got.tokens and got.prefix_docs.size == 0:
-            notes.append(f"no course mentions {', '.join(got.unknown)}")
+            notes.append(member_notes.no_course_has(got.unknown))
         elif got.unknown:
-            notes.append(f"not found in any course: {', '.join(got.unknown)}")
+            notes.append(member_notes.some_words_unknown(got.unknown))
         ids = np.array(got.ids, dtype=np.int32)
         weights = np.array(got.weights, dtype=np.float32)
         return Query(

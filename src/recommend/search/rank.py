@@ -50,6 +50,7 @@ from recommend.engine import (
 )
 from recommend.errors import ConfigError, DataError
 from recommend.schema import Columns
+from recommend.search import notes as member_notes
 from recommend.search.index import SearchIndex, build_index
 from recommend.search.weights import FEATURES, BlendWeights
 
@@ -532,7 +533,7 @@ def search(
     docs, courses, text = docs[:k], courses[:k], text[:k]
     notes = list(parsed.notes)
     if docs.size == 0 and not parsed.empty:
-        notes.append("no course matching the query passes the filters")
+        notes.append(member_notes.filtered_out())
     cand = score_candidates(model, sstate, req, seen, courses, text.astype(np.float64))
     order, score = cand.order(w)
     picks = order[: options.n]
@@ -583,8 +584,7 @@ def _menu_fallback(
     score = cand.features[:, 1].astype(np.float64)
     reasons = _reasons(model, sstate, cand, picks, None) if options.with_reasons else None
     out = _frame(sstate.menu.course_ext[courses], score, cand, picks, reasons)
-    where = f"“{channel}”频道里" if channel else ""
-    note = f"没有找到与'{parsed.typed}'相关的课程，为您推荐{where}可能感兴趣的课程"
+    note = member_notes.menu_instead(parsed.typed, channel)
     out.attrs = {
         "query": parsed.text,
         "typed": parsed.typed,
