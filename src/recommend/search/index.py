@@ -57,7 +57,7 @@ from recommend import store
 from recommend.errors import ArtifactError, ConfigError, DataError
 from recommend.schema import Columns
 from recommend.search import notes as member_notes
-from recommend.search.typing_aids import WEIGHT_RELATED, TypingAids, read_words
+from recommend.search.typing_aids import TypingAids, add_related, read_words
 from recommend.search.weights import BlendWeights
 from recommend.text import domain_terms, get_tokenizer, is_token, normalize
 from recommend.version import __version__
@@ -496,7 +496,7 @@ class SearchIndex:
         freq = get_tokenizer().FREQ
         words = words_of(text)
         if self.aids is not None:
-            return self._read(typed, text, words, notes)
+            return self._read(self.aids, typed, text, words, notes)
         tokens: list[str] = []
         unknown: list[str] = []
         for word in words:
@@ -518,15 +518,17 @@ class SearchIndex:
         ids = np.array([self._vocab[t] for t in tokens], dtype=np.int32)
         return Query(text, tuple(words), tuple(tokens), ids, tuple(notes), typed=typed)
 
-    def _read(self, typed: str, text: str, words: list[str], notes: list[str]) -> Query:
-        """``parse`` with the typing aids: pinyin, initials, typos, title prefixes."""
-        assert self.aids is not None
+    def _read(
+        self, aids: TypingAids, typed: str, text: str, words: list[str], notes: list[str]
+    ) -> Query:
+        """``parse`` with the typing aids: pinyin, initials, typos, title prefixes, related
+        words."""
         freq = get_tokenizer().FREQ
 
         def known_subwords(word: str) -> list[str]:
             return [p for p in _subwords(word, freq) if p in self._vocab]
 
-        got = read_words(text, words, self._vocab, self.aids, known_subwords)
+        got = read_words(text, words, self._vocab, aids, known_subwords)
         searched_as = None
         if got.changed:
             searched_as = got.searched_as(text)
@@ -534,21 +536,10 @@ class SearchIndex:
         if got.initials:
             notes.append(member_notes.read_as_initials(got.initials))
         if got.unknown:
-            # Words no course has: search their related words (click logs, co-study,
-            # the dictionary) instead, below an exact match.
-            keys = [text] if not got.tokens else []
-            used = []
-            for related in self.aids.related.lookup(keys[0] if keys else "", got.unknown):
-                found = [w for w in words_of(related) if w in self._vocab]
-                for word in found:
-                    got.add(word, self._vocab[word], WEIGHT_RELATED)
-                if found:
-                    used.append(related)
-                if len(used) >= 3:
-                    break
+            unknown = list(got.unknown)
+            used = add_related(got, text, self._vocab, aids.related, words_of)
             if used:
-                notes.append(member_notes.related_instead(got.unknown, used))
-                got.unknown.clear()
+                notes.append(member_notes.related_instead(unknown, used))
         if not words:
             notes.append(member_notes.nothing_to_search())
         elif not got.tokens and got.prefix_docs.size == 0:

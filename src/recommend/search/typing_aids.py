@@ -39,6 +39,7 @@ __all__ = [
     "WEIGHT_RELATED",
     "QueryReading",
     "TypingAids",
+    "add_related",
     "read_words",
 ]
 
@@ -258,6 +259,32 @@ def read_words(
     if out.tolerant:
         out.prefix_docs = _prefix_docs(text, aids.completions)
     return out
+
+
+def add_related(
+    out: QueryReading,
+    text: str,
+    vocab: Mapping[str, int],
+    related: RelatedWords,
+    split: Callable[[str], list[str]],
+    limit: int = 3,
+) -> list[str]:
+    """Search the related words of the words no course has (and of the whole query when
+    nothing else matched), below an exact match; returns the related phrases used (at
+    most ``limit``) and, when some were, forgets the unknown words."""
+    whole = "" if out.tokens else text
+    used: list[str] = []
+    for phrase in related.lookup(whole, out.unknown):
+        found = [w for w in split(phrase) if w in vocab]
+        for word in found:
+            out.add(word, vocab[word], WEIGHT_RELATED)
+        if found:
+            used.append(phrase)
+        if len(used) >= limit:
+            break
+    if used:
+        out.unknown.clear()
+    return used
 
 
 def _strong(word: str, vocab: Mapping[str, int], words: Sequence[str]) -> bool:
