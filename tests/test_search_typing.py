@@ -134,6 +134,9 @@ def test_no_match_falls_back_to_the_menu_in_the_channel(
     assert "生活百科" in out.attrs["notes"][-1]
     channel = platform.courses.set_index("course_id")["category"]
     assert set(channel[out["course_id"]]) == {"生活百科"}
+    # It is the member's own menu in that channel (the engine's rules: nothing studied).
+    menu = rc.member_menu(model, member, 5, channel="生活百科", pin_compulsory=False)
+    assert out["course_id"].tolist() == menu["course_id"].tolist()
 
 
 def test_search_keeps_the_query_as_typed(model: rc.Recommender, index: SearchIndex) -> None:

@@ -38,12 +38,14 @@ from recommend.artifact import SavedPart, saved_part
 from recommend.checks import is_scalar, positive_int
 from recommend.engine import (
     ROUTE_PERSONAL,
+    ROUTES,
     MemberRequest,
     MenuOptions,
     Rows,
     ServingState,
     exclusion_rows,
     history_rows,
+    menu_rows,
     route_groups,
     serving_state,
     studied_reasons,
@@ -51,7 +53,7 @@ from recommend.engine import (
 from recommend.errors import ConfigError, DataError
 from recommend.schema import Columns
 from recommend.search import notes as member_notes
-from recommend.search.index import SearchIndex, build_index
+from recommend.search.index import Query, SearchIndex, build_index
 from recommend.search.weights import FEATURES, BlendWeights
 
 if TYPE_CHECKING:
@@ -525,7 +527,7 @@ def search(
     # Words no course has, nor any related word: the member's own menu (a query of only
     # stop words or punctuation stays an empty result with its note).
     if docs.size == 0 and parsed.empty and parsed.words and index.aids is not None:
-        return _menu_fallback(model, sstate, req, seen, index, parsed, options, excluded)
+        return _menu_fallback(model, sstate, req, index, parsed, options)
     courses = align.doc_course[docs]
     if excluded.size:
         keep = ~np.isin(courses, excluded)
@@ -557,41 +559,38 @@ def _menu_fallback(
     model: Recommender,
     sstate: SearchState,
     req: MemberRequest,
-    seen: Rows,
     index: SearchIndex,
-    parsed: Any,
+    parsed: Query,
     options: MenuOptions,
-    excluded: np.ndarray,
 ) -> pd.DataFrame:
-    """No course matches the query, nor its related words: the member's own menu within
-    the channel the query points to (the whole catalogue when it points to none)."""
-    assert index.aids is not None
-    channel = index.aids.related.channel(parsed.text, parsed.words)
+    """No course matches the query, nor its related words: the member's own menu (the
+    engine's ``menu_rows``: courses not studied yet, best for the member first) within the
+    channel the query points to, or the channel asked for, or the whole catalogue."""
+    channel = None if index.aids is None else index.aids.related.channel(parsed.text, parsed.words)
     known = {str(c) for c in sstate.menu.channel_names.tolist()}
-    if options.channel is None and channel is not None and channel in known:
-        options = options.with_(channel=channel)
-    else:
+    if options.channel is not None or channel not in known:
         channel = None
-    filt = sstate.menu.course_filter(options)
-    allow = np.ones(sstate.menu.n_courses, dtype=bool) if filt.mask is None else filt.mask.copy()
-    allow[excluded] = False
-    courses = np.flatnonzero(allow)
-    pref = preference_of(model, sstate, req, courses, seen)
-    keep = np.argsort(-np.nan_to_num(pref, nan=-np.inf), kind="stable")[: options.n]
-    courses = courses[keep]
-    cand = score_candidates(model, sstate, req, seen, courses, np.zeros(courses.size))
-    picks = np.arange(courses.size)
-    score = cand.features[:, 1].astype(np.float64)
-    reasons = _reasons(model, sstate, cand, picks, None) if options.with_reasons else None
-    out = _frame(sstate.menu.course_ext[courses], score, cand, picks, reasons)
-    note = member_notes.menu_instead(parsed.typed, channel)
+    menu = options.with_(exclude="seen", channel=options.channel if channel is None else channel)
+    rows = menu_rows(model, sstate.menu, req, menu, sstate.menu.course_filter(menu))
+    score = rows.score.astype(np.float32)
+    pref = _minmax(score.astype(np.float64)).astype(np.float32)
+    out = pd.DataFrame(
+        {
+            C.COURSE: sstate.menu.course_ext[rows.course],
+            C.SCORE: score,
+            C.RANK: rows.rank,
+            TEXT_SCORE: np.zeros(score.size, np.float32),
+            "pref_score": pref,
+            C.REASON: rows.reason if rows.reason is not None else np.full(score.size, "", object),
+        }
+    )
     out.attrs = {
         "query": parsed.text,
         "typed": parsed.typed,
         "searched_as": None,
         "words": [],
-        "route": cand.route,
-        "notes": [*parsed.notes, note],
+        "route": str(ROUTES[int(rows.route[0])]) if rows.route.size else None,
+        "notes": [*parsed.notes, member_notes.menu_instead(parsed.typed, channel)],
         "fallback": "menu",
         "channel": channel,
     }
