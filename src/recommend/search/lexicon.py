@@ -35,8 +35,9 @@ LEXICON_FILE = "lexicon.parquet"
 _PER_KEY = 3
 #: Longest word (characters) a spelling may stand for.
 _MAX_KEY = 40
-#: Shortest word corrected by a one-character edit.
+#: Shortest and longest word corrected by a one-character edit (bounded work per word).
 _MIN_EDIT = 3
+_MAX_EDIT = 8
 #: Candidates looked at per one-character-edit probe (bounded work for unknown words).
 _EDIT_SCAN = 400
 
@@ -159,7 +160,7 @@ class Lexicon:
         insertion or deletion), or None. Chinese words of 3+ characters only: one
         character of two is half the word (模型 is not a typo of 模范); homophone typos of
         short words are read by their sound instead."""
-        if len(word) < _MIN_EDIT or not has_han(word):
+        if not _MIN_EDIT <= len(word) <= _MAX_EDIT or not has_han(word):
             return None
         best: tuple[int, str] | None = None
         for cand in self._edits(word):
