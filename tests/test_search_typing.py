@@ -246,3 +246,9 @@ def test_tampered_typing_aids_are_refused(index: SearchIndex, tmp_path) -> None:
     target.write_bytes(bytes(data))
     with pytest.raises(ArtifactError, match=r"completions\.parquet"):
         SearchIndex.load(tmp_path / "idx")
+
+
+def test_stop_words_typed_in_pinyin_are_shown_not_searched(index: SearchIndex) -> None:
+    parsed = index.parse("sanhuiyikehezhutidangri")  # 三会一课和主题党日
+    assert set(parsed.tokens) == {"三会一课", "主题党日"}
+    assert parsed.searched_as == "三会一课和主题党日"

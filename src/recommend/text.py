@@ -28,6 +28,7 @@ __all__ = [
     "is_token",
     "normalize",
     "pinyin",
+    "stop_words",
     "syllables",
     "tokenize",
 ]
@@ -41,6 +42,11 @@ _SPACES = re.compile(r"\s+")
 _KEEP = re.compile(r"[\w\u4e00-\u9fff]{2,}|[a-z0-9]+|[\u4e00-\u9fff]")
 _STOP_WORDS = "的 了 和 与 及 在 是 为 对 把 被 从 中 上 下 之 等 怎么 如何 什么 一个 我们 你 我 他"
 _STOP = frozenset(_STOP_WORDS.split()) | {"the", "a", "an", "of", "and", "or", "to", "in", "for"}
+
+
+def stop_words() -> frozenset[str]:
+    """The words left out of tokens (的, 和, 怎么, the, of ...)."""
+    return _STOP
 
 
 def domain_terms() -> list[str]:

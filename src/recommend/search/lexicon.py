@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from recommend.errors import ArtifactError
-from recommend.text import has_han, initials, pinyin, syllables
+from recommend.text import has_han, initials, pinyin, stop_words, syllables
 
 __all__ = ["LEXICON_FILE", "Lexicon", "Reading", "fuzzy"]
 
@@ -87,6 +87,11 @@ class Lexicon:
                 found = table.setdefault(key, [])
                 if len(found) < _PER_KEY:
                     found.append(i)
+        # Stop words are not indexed, but members type them (xuexiyushijian: 学习与实践):
+        # a syllable read as one is shown and not searched.
+        stops = sorted(w for w in stop_words() if has_han(w))
+        self._stops = {pinyin(w): w for w in stops}
+        self._fuzzy_stops = {fuzzy(syllables(w)): w for w in stops}
         self._id_of = {w: int(t) for w, t in zip(self.words, self.word_ids.tolist(), strict=True)}
         self._df_of = dict(zip(self.words, self.df.tolist(), strict=True))
         self._sorted = sorted(self.words)
@@ -123,32 +128,34 @@ class Lexicon:
         return len(self.words)
 
     # ------------------------------------------------------------------ lookups
-    def knows(self, word: str) -> bool:
-        return word in self._id_of
-
     def read_latin(self, text: str) -> Reading | None:
         """A run of Latin letters read as full pinyin, else as initials, of index words
         (``sanhuiyike`` -> 三会一课, ``dsxx`` -> 党史 学习); None when it reads as neither."""
-        for kind, table in (("pinyin", self._pinyin), ("initials", self._initials)):
-            parts = _cover(text, table, range(len(text) + 1))
+        for kind, table, stops in (
+            ("pinyin", self._pinyin, self._stops),
+            ("initials", self._initials, {}),
+        ):
+            parts = _cover(text, table, range(len(text) + 1), stops)
             if parts is not None:
-                return self._reading(parts, table, kind)
+                reading = self._reading(parts, table, kind, stops)
+                if reading.token_ids:
+                    return reading
         return None
 
     def read_sounds(self, text: str, syllables: Sequence[str]) -> Reading | None:
         """A run of Chinese characters read by its sound: the index words with the same
         pinyin (homophone typos of an input method). ``corrected`` when the words differ
         from the typed characters; None when the sound is not covered by index words."""
-        for kind, table, sylls in (
-            ("sound", self._pinyin, list(syllables)),
-            ("near-sound", self._fuzzy, [fuzzy((s,)) for s in syllables]),
+        for kind, table, stops, sylls in (
+            ("sound", self._pinyin, self._stops, list(syllables)),
+            ("near-sound", self._fuzzy, self._fuzzy_stops, [fuzzy((s,)) for s in syllables]),
         ):
             joined = "".join(sylls)
             cuts = np.cumsum([0, *(len(s) for s in sylls)]).tolist()
-            parts = _cover(joined, table, cuts)
+            parts = _cover(joined, table, cuts, stops)
             if parts is None:
                 continue
-            reading = self._reading(parts, table, kind)
+            reading = self._reading(parts, table, kind, stops)
             corrected = "".join(reading.words) != text
             if kind == "near-sound" and not corrected:
                 continue
@@ -169,15 +176,21 @@ class Lexicon:
                 best = (df, cand)
         return None if best is None else best[1]
 
-    def token_id(self, word: str) -> int:
-        return self._id_of[word]
-
     # ------------------------------------------------------------------ helpers
-    def _reading(self, parts: list[str], table: Mapping[str, list[int]], kind: str) -> Reading:
+    def _reading(
+        self,
+        parts: list[str],
+        table: Mapping[str, list[int]],
+        kind: str,
+        stops: Mapping[str, str],
+    ) -> Reading:
         ids: list[int] = []
         tokens: list[str] = []
         words: list[str] = []
         for key in parts:
+            if key in stops:
+                words.append(stops[key])
+                continue
             found = table[key]
             words.append(self.words[found[0]])
             ids.extend(int(self.word_ids[i]) for i in found)
@@ -240,9 +253,15 @@ def fuzzy(sylls: Sequence[str]) -> str:
     return "".join(out)
 
 
-def _cover(text: str, table: Mapping[str, list[int]], cuts: Iterable[int]) -> list[str] | None:
-    """Split ``text`` at allowed ``cuts`` into the fewest keys of ``table`` that cover it
-    all (dynamic programming over the cut points); None when no split covers it."""
+def _cover(
+    text: str,
+    table: Mapping[str, list[int]],
+    cuts: Iterable[int],
+    stops: Mapping[str, str],
+) -> list[str] | None:
+    """Split ``text`` at allowed ``cuts`` into the fewest keys of ``table`` or ``stops``
+    that cover it all (dynamic programming over the cut points); None when no split
+    covers it."""
     points = sorted(set(cuts))
     if not text or points[0] != 0 or points[-1] != len(text):
         return None
@@ -254,7 +273,7 @@ def _cover(text: str, table: Mapping[str, list[int]], cuts: Iterable[int]) -> li
             if end - start > 6 * _MAX_KEY or start not in best:
                 continue
             key = text[start:end]
-            if key in table:
+            if key in table or key in stops:
                 cost, parts = best[start]
                 if end not in best or cost + 1 < best[end][0]:
                     best[end] = (cost + 1, [*parts, key])
