@@ -252,3 +252,8 @@ def test_stop_words_typed_in_pinyin_are_shown_not_searched(index: SearchIndex) -
     parsed = index.parse("sanhuiyikehezhutidangri")  # 三会一课和主题党日
     assert set(parsed.tokens) == {"三会一课", "主题党日"}
     assert parsed.searched_as == "三会一课和主题党日"
+
+
+def test_suggestions_for_an_unknown_member(model: rc.Recommender, index: SearchIndex) -> None:
+    out = suggest(model, "someone-new", "三会", 3, index=index)
+    assert len(out) > 0 and all(normalize(t).startswith("三会") for t in out["text"])
