@@ -108,15 +108,19 @@ def test_related_words_mined_from_click_logs(platform: rc.Platform) -> None:
     first = courses["course_id"].iloc[0]
     log = pd.DataFrame(
         {
-            "member_id": [f"m{i}" for i in range(6)],
-            "query": ["甲乙丙"] * 3 + ["丁戊己"] * 3,
+            "member_id": [f"m{i}" for i in range(10)],
+            "query": ["甲乙丙"] * 5 + ["丁戊己"] * 5,
             "timestamp": pd.Timestamp("2025-03-01"),
-            "shown": [[first]] * 6,
-            "clicked": [[first]] * 6,
+            "shown": [[first]] * 10,
+            "clicked": [[first]] * 10,
         }
     )
     idx = build_index(courses, searches=log)
     assert "丁戊己" in idx.aids.related.related["甲乙丙"]
+    # A query typed by fewer than 5 members is neither mined nor suggested.
+    few = build_index(courses, searches=log.iloc[1:])
+    assert "甲乙丙" not in few.aids.related.related
+    assert "甲乙丙" not in few.aids.completions.text and "丁戊己" in few.aids.completions.text
 
 
 def test_no_match_falls_back_to_the_menu_in_the_channel(

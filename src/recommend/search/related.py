@@ -37,8 +37,9 @@ RELATED_FILE = "related.json"
 _KEEP = 5
 #: Least cosine for two queries (or tags) to count as related.
 _MIN_COSINE = 0.2
-#: A query must have been typed by this many distinct members to be mined (privacy, noise).
-MIN_MEMBERS = 3
+#: A query must have been typed by this many distinct members to be mined: suggestions and
+#: notes show queries to other members, so a rare one could say who typed it.
+MIN_MEMBERS = 5
 
 
 def dictionary() -> tuple[dict[str, list[str]], dict[str, str]]:
