@@ -72,21 +72,26 @@ class Lexicon:
         self.words = list(words)
         self.df = np.asarray(df, dtype=np.int64)
         order = np.argsort(-self.df, kind="stable")  # most used first within each key
-        self._pinyin: dict[str, list[int]] = {}
-        self._initials: dict[str, list[int]] = {}
-        self._fuzzy: dict[str, list[int]] = {}
+        pinyin_of: dict[str, list[int]] = {}
+        initials_of: dict[str, list[int]] = {}
+        fuzzy_of: dict[str, list[int]] = {}
         for i in order.tolist():
             word = self.words[i]
             if len(word) > _MAX_KEY:
                 continue
             # A single character's initial would stand for thousands of words.
-            keys = [(self._pinyin, pinyin(word)), (self._fuzzy, fuzzy(syllables(word)))]
+            keys = [(pinyin_of, pinyin(word)), (fuzzy_of, fuzzy(syllables(word)))]
             if len(word) > 1:
-                keys.append((self._initials, initials(word)))
+                keys.append((initials_of, initials(word)))
             for table, key in keys:
                 found = table.setdefault(key, [])
                 if len(found) < _PER_KEY:
                     found.append(i)
+        # Tuples of ints are not tracked by the garbage collector: a large lexicon adds
+        # nothing to the collector's work while serving.
+        self._pinyin = {k: tuple(v) for k, v in pinyin_of.items()}
+        self._initials = {k: tuple(v) for k, v in initials_of.items()}
+        self._fuzzy = {k: tuple(v) for k, v in fuzzy_of.items()}
         # Stop words are not indexed, but members type them (xuexiyushijian: 学习与实践):
         # a syllable read as one is shown and not searched.
         stops = sorted(w for w in stop_words() if has_han(w))
@@ -180,7 +185,7 @@ class Lexicon:
     def _reading(
         self,
         parts: list[str],
-        table: Mapping[str, list[int]],
+        table: Mapping[str, Sequence[int]],
         kind: str,
         stops: Mapping[str, str],
     ) -> Reading:
@@ -255,7 +260,7 @@ def fuzzy(sylls: Sequence[str]) -> str:
 
 def _cover(
     text: str,
-    table: Mapping[str, list[int]],
+    table: Mapping[str, Sequence[int]],
     cuts: Iterable[int],
     stops: Mapping[str, str],
 ) -> list[str] | None:
