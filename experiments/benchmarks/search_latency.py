@@ -18,6 +18,8 @@ Measured, side by side in the same run:
 - re-rank: ``rank_candidates`` for 200 external candidates, next to the bare GEMV that
   scores the candidates.
 
+- the same ``search`` calls on the same index without its typing aids (pinyin, typos,
+  title prefixes), when the library has them;
 - suggest: ``suggest(model, member, prefix, n=8)`` for prefixes typed in Chinese, in
   pinyin and in initials (1 to 6 characters of the catalogue's titles), next to a bare
   ``bisect`` of the prefix in the sorted title keys (the reference).
@@ -253,6 +255,11 @@ def main() -> None:
         results["search n=10 (with reasons)"] = percentiles(
             lambda i: search(model, members[i], queries[i], n=10, index=index), args.queries
         )
+        if getattr(index, "aids", None) is not None:
+            plain = index.with_aids(None)
+            results["search n=10, same index without typing aids"] = percentiles(
+                lambda i: search(model, members[i], queries[i], n=10, index=plain), args.queries
+            )
         results["search n=10 channel + max_minutes=15"] = percentiles(
             lambda i: search(
                 model, members[i], queries[i], index=index, channel=CHANNELS[0], max_minutes=15
