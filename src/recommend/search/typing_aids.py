@@ -256,6 +256,10 @@ def read_words(
             j += 1
         _read_han(out, words[i:j], vocab, lex, subwords)
         i = j
+    # A last word not taken as typed is often a word being typed: look for titles that
+    # start with the query too (as for any reading that changed or missed a word).
+    if words and not _strong(words[-1], vocab, words):
+        out.tolerant = True
     if out.tolerant:
         out.prefix_docs = _prefix_docs(text, aids.completions)
     return out
@@ -319,18 +323,16 @@ def _read_han(
     lex: Lexicon,
     subwords: Callable[[str], list[str]],
 ) -> None:
-    out.tolerant = True
     text = "".join(span)
     reading = lex.read_sounds(text, syllables(text))
     if reading is not None and not reading.corrected:
-        for word in span:
+        # The characters as typed, cut into index words (学 习 -> 学习).
+        for word in reading.words:
             if word in vocab:
                 out.add(word, vocab[word], 1.0)
-            else:
-                for part in subwords(word):
-                    out.add(part, vocab[part], 1.0)
         out.shown.append(text)
         return
+    out.tolerant = True
     if reading is not None:
         weight = WEIGHT_HOMOPHONE if reading.kind == "sound" else WEIGHT_NEAR_HOMOPHONE
         for token, token_id in zip(reading.tokens, reading.token_ids, strict=True):
