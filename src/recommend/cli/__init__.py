@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, TypeAlias
 
 from recommend.cli.data import DEFAULT_SAMPLE, TABLE_NAMES, cmd_data_synth, cmd_data_validate
 from recommend.cli.demo import cmd_demo
-from recommend.cli.menus import cmd_batch, cmd_menu, cmd_order, cmd_report, cmd_search
+from recommend.cli.menus import (
+    cmd_batch,
+    cmd_menu,
+    cmd_order,
+    cmd_report,
+    cmd_search,
+    cmd_suggest,
+)
 from recommend.cli.models import cmd_evaluate, cmd_experiment_run, cmd_register, cmd_train
 from recommend.cli.spark import cmd_spark
 from recommend.cli.volunteer import add_volunteer_verbs
@@ -183,6 +190,13 @@ def _add_search_verb(verbs: Verbs) -> None:
     se.add_argument("--json", action="store_true", help="print JSON records")
     _add_lang(se)
     se.set_defaults(func=cmd_search)
+    sg = verbs.add_parser("suggest", help="completions of what a member is typing")
+    sg.add_argument("--model", required=True, help="artifact folder")
+    sg.add_argument("--member", required=True, help="member id")
+    sg.add_argument("prefix", help='what was typed so far, e.g. "dangs" or "党史"')
+    sg.add_argument("--n", type=int, default=8)
+    sg.add_argument("--json", action="store_true", help="print JSON records")
+    sg.set_defaults(func=cmd_suggest)
 
 
 def _add_batch_verb(verbs: Verbs) -> None:

@@ -10,7 +10,15 @@ from pathlib import Path
 from recommend.cli.data import load_data
 from recommend.errors import ConfigError
 
-__all__ = ["cmd_batch", "cmd_menu", "cmd_order", "cmd_report", "cmd_search", "routes_text"]
+__all__ = [
+    "cmd_batch",
+    "cmd_menu",
+    "cmd_order",
+    "cmd_report",
+    "cmd_search",
+    "cmd_suggest",
+    "routes_text",
+]
 
 
 def cmd_menu(args: argparse.Namespace) -> int:
@@ -71,13 +79,31 @@ def cmd_search(args: argparse.Namespace) -> int:
     titles = {}
     if courses is not None and "title" in courses.columns:
         titles = dict(zip(courses["course_id"], courses["title"], strict=True))
-    print(f"{result.attrs.get('query')!r} for {args.member} ({result.attrs.get('route')}):")
+    typed = result.attrs.get("typed") or result.attrs.get("query")
+    print(f"{typed!r} for {args.member} ({result.attrs.get('route')}):")
     for row in result.itertuples(index=False):
         print(f"{row.rank:3d}. {row.course_id}  {titles.get(row.course_id, '')}")
         print(
             f"     score {row.score:.3f} (text {row.text_score:.2f}, "
             f"preference {row.pref_score:.2f}) - {row.reason}"
         )
+    return 0
+
+
+def cmd_suggest(args: argparse.Namespace) -> int:
+    from recommend.artifact import load
+    from recommend.search import suggest
+
+    model = load(args.model)
+    result = suggest(model, args.member, args.prefix, n=args.n)
+    if args.json:
+        print(result.to_json(orient="records", force_ascii=False))
+        return 0
+    if result.empty:
+        print(f"no suggestion for {args.prefix!r}")
+        return 0
+    for row in result.itertuples(index=False):
+        print(f"{row.rank:2d}. {row.text}  ({row.kind})")
     return 0
 
 
@@ -216,7 +242,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     )
     by = [part.strip() for part in args.by.split(",") if part.strip()]
     out = build_report(
-        model, ds, args.out, org=args.org, by=by, min_size=args.min_size, k=args.k, lang=args.lang
+        model,
+        ds,
+        args.out,
+        org=args.org,
+        by=by,
+        min_size=args.min_size,
+        k=args.k,
+        lang=args.lang,
+        searches=tables.get("searches"),  # the section on what members search for
     )
     print(f"wrote the report for {args.org or 'the platform'} to {out}")
     return 0

@@ -2,7 +2,8 @@
 
 ``segment_portrait``, ``branch_portrait`` and ``course_portrait`` describe members, orgs
 and courses from the data (aggregates with counts and intervals, small groups
-suppressed); ``predicted_demand`` and ``content_gaps`` say what to offer next from a
+suppressed); ``search_terms`` says what members search for (trending, unmet, rising
+queries); ``predicted_demand`` and ``content_gaps`` say what to offer next from a
 model's scores; ``recommend.insights.plots`` draws them and ``build_report`` writes a
 self-contained HTML report. Plots and the report import matplotlib on first use.
 """
@@ -20,12 +21,14 @@ from recommend.insights.portraits import (
     segment_portrait,
     top_courses,
 )
+from recommend.insights.search_terms import SearchTerms, search_terms
 from recommend.insights.stats import mean_interval, median_interval, wilson_interval
 
 __all__ = [
     "MIN_SIZE",
     "BranchPortrait",
     "CoursePortrait",
+    "SearchTerms",
     "SegmentPortrait",
     "branch_portrait",
     "build_report",
@@ -35,6 +38,7 @@ __all__ = [
     "median_interval",
     "predicted_demand",
     "render_report",
+    "search_terms",
     "segment_portrait",
     "top_courses",
     "wilson_interval",

@@ -25,6 +25,7 @@ import scipy.sparse as sp
 
 from recommend.errors import ConfigError
 from recommend.insights.catalogue import course_values
+from recommend.insights.search_terms import search_terms
 from recommend.insights.segments import (
     OrgTree,
     member_attributes,
@@ -33,6 +34,7 @@ from recommend.insights.segments import (
 )
 from recommend.insights.stats import complementary_suppression, mean_interval
 from recommend.schema import Columns
+from recommend.text import normalize
 
 if TYPE_CHECKING:
     from recommend.models.base import Recommender
@@ -237,6 +239,7 @@ def content_gaps(
     exclude_seen: bool = False,
     min_size: int = 20,
     progress: bool = False,
+    searches: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Values with high predicted demand but few courses, overall and among short courses.
 
@@ -261,6 +264,11 @@ def content_gaps(
     min_size
         With fewer scored members in the group, its demand is not shown: the demand
         columns are NaN, nothing is flagged and ``attrs["hidden"]`` says why.
+    searches
+        A search log: queries that showed no course or got no click (typed by at least
+        ``min_size`` members, ``recommend.insights.search_terms``) are what members looked
+        for and did not find. Adds ``unmet_searches`` (such searches whose query names the
+        value or is named by it) and ``attrs["unmet_queries"]`` (the queries).
 
     Returns
     -------
@@ -322,8 +330,25 @@ def content_gaps(
     )
     out["flagged"] = out["gap"] >= min_gap
     out["short_flagged"] = out["short_gap"] >= min_gap
+    unmet = None
+    if searches is not None:
+        unmet = search_terms(searches, min_size=min_size).unmet
+        out["unmet_searches"] = _unmet_counts(out["value"], unmet)
     out = out.sort_values(["gap", "value"], ascending=[False, True], ignore_index=True)
     out.attrs.update(demand.attrs)
+    if unmet is not None:
+        out.attrs["unmet_queries"] = unmet
     if demand.empty:
         out.attrs["hidden"] = f"fewer than {int(min_size)} scored members"
+    return out
+
+
+def _unmet_counts(values: pd.Series, unmet: pd.DataFrame) -> np.ndarray:
+    """Unmet searches whose (normalised) query contains a value or is contained in it."""
+    queries = unmet["query"].tolist()
+    unmet_n = (unmet["searches"] * unmet["no_click_share"]).round().astype(np.int64).tolist()
+    out = np.zeros(len(values), dtype=np.int64)
+    for i, value in enumerate(values.astype(str).tolist()):
+        key = normalize(value)
+        out[i] = sum(n for q, n in zip(queries, unmet_n, strict=True) if key in q or q in key)
     return out

@@ -54,7 +54,10 @@ from recommend.insights.portraits import (
     segment_portrait,
     top_courses,
 )
+from recommend.insights.search_terms import search_terms
 from recommend.messages import DEFAULT_LANG, Lang, check_lang, join_list, render, value_label
+from recommend.schema import Columns as C
+from recommend.selection import org_members
 
 if TYPE_CHECKING:
     from recommend.models.base import Recommender
@@ -81,9 +84,10 @@ figure svg text { font-family: "DejaVu Sans", "Noto Sans CJK SC", "Source Han Sa
 #: Columns shown as percentages, and as multiples (2.1x).
 _PERCENT = (
     "reached", "active_recent", "active_before", "completion_rate", "checkin_regularity",
-    "compulsory_completion", "demand_share", "catalogue_share",
+    "compulsory_completion", "demand_share", "catalogue_share", "zero_result_share",
+    "no_click_share",
 )  # fmt: skip
-_TIMES = ("gap", "short_gap")
+_TIMES = ("gap", "short_gap", "ratio")
 #: A channel preference this far from the average (either way) is a finding.
 _FINDING_LIFT = 1.3
 
@@ -245,6 +249,35 @@ def _organisations(page: _Page, branches: BranchPortrait) -> None:
     page.table(branches.summary[cols], metric_label("org_id", page.lang))
 
 
+def _searches(page: _Page, searches: pd.DataFrame, min_size: int) -> None:
+    """What members search for: the latest month's top queries, queries that find nothing
+    or get no click (content the platform may lack), and rising queries."""
+    terms = search_terms(searches, min_size=min_size)
+    page.h2("report.searches")
+    hidden = int(terms.trending.attrs.get("hidden", 0))
+    page.p(page.t("report.searches.note", min_size=min_size, hidden=hidden), "note")
+    latest = terms.trending[terms.trending["period"] == terms.trending["period"].max()]
+    top = [str(q) for q in latest.sort_values("searches", ascending=False)["query"].head(3)]
+    unmet = [str(q) for q in terms.unmet["query"].head(3)]
+    if top:
+        page.findings.append(page.t("report.finding.searches", queries=join_list(top, page.lang)))
+    if unmet:
+        page.findings.append(page.t("report.finding.unmet", queries=join_list(unmet, page.lang)))
+    unmet_cols = ["searches", "members", "zero_result_share", "no_click_share"]
+    rising_cols = ["last", "before", "ratio"]
+    parts = (
+        ("report.searches.top", latest.set_index("query")[["period", "searches", "members"]]),
+        ("report.searches.unmet", terms.unmet.head(15).set_index("query")[unmet_cols]),
+        ("report.searches.rising", terms.rising.head(15).set_index("query")[rising_cols]),
+    )
+    for key, table in parts:
+        page.body.append(f"<h3>{html.escape(page.t(key))}</h3>")
+        if table.empty:
+            page.p(page.t("report.searches.empty"), "note")
+        else:
+            page.body.append(_table(table, metric_label("query", page.lang), page.lang))
+
+
 def render_report(
     model: Recommender,
     dataset: Dataset,
@@ -257,6 +290,7 @@ def render_report(
     title: str | None = None,
     lang: Lang = DEFAULT_LANG,
     sections: Sequence[str] = (),
+    searches: pd.DataFrame | None = None,
 ) -> str:
     """The report as an HTML string (see :func:`build_report`)."""
     lang = check_lang(lang)
@@ -275,6 +309,12 @@ def render_report(
         min_size=min_size,
     )
     _portraits(page, dataset, by, org, min_size)
+    if searches is not None:
+        log = searches
+        if org is not None and C.MEMBER in searches.columns:
+            # The org's own members (with its sub-orgs), as the portraits above.
+            log = searches[searches[C.MEMBER].isin(org_members(model, org, dataset.members))]
+        _searches(page, log, min_size)
     _organisations(page, branch_portrait(dataset, org, min_size=min_size))
 
     page.h2("report.top_courses")
@@ -355,6 +395,7 @@ def build_report(
     title: str | None = None,
     lang: Lang = DEFAULT_LANG,
     sections: Sequence[str] = (),
+    searches: pd.DataFrame | None = None,
 ) -> Path:
     """Write a self-contained HTML report for an organisation, atomically.
 
@@ -385,6 +426,10 @@ def build_report(
         HTML fragments other products render (e.g.
         :func:`recommend.volunteer.report.volunteer_section`), placed after the
         report's own sections and before its detailed tables.
+    searches
+        A search log: adds the section on what members search for (搜索词频: trending,
+        unmet and rising queries; queries searched by fewer than ``min_size`` members
+        hidden).
 
     Returns
     -------
@@ -402,6 +447,7 @@ def build_report(
         title=title,
         lang=lang,
         sections=sections,
+        searches=searches,
     )
     target = Path(out)
     target.parent.mkdir(parents=True, exist_ok=True)

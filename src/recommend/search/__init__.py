@@ -4,6 +4,9 @@
 - :mod:`recommend.search.rank`: ``search`` and ``rank_candidates``, the personalised blend.
 - :mod:`recommend.search.blend`: learning the blend weights from search logs
   (``fit_blend``) and evaluating rankings on them (``evaluate_search``).
+- :mod:`recommend.search.suggest`: ``suggest``, completions as members type.
+- :mod:`recommend.search.typing_aids`: how members type (pinyin, initials, typos,
+  title prefixes, related words), built and saved with the index.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from recommend.search.rank import (
     rank_candidates,
     search,
 )
+from recommend.search.suggest import SUGGEST_COLUMNS, suggest
 from recommend.search.weights import FEATURES, PREFERENCE_ONLY, TEXT_ONLY, BlendWeights
 
 __all__ = [
@@ -24,6 +28,7 @@ __all__ = [
     "MAX_QUERY_CHARS",
     "PREFERENCE_ONLY",
     "SEARCH_COLUMNS",
+    "SUGGEST_COLUMNS",
     "TEXT_ONLY",
     "BlendFit",
     "BlendWeights",
@@ -37,4 +42,5 @@ __all__ = [
     "rank_candidates",
     "search",
     "standard_methods",
+    "suggest",
 ]

@@ -1,6 +1,8 @@
 """The embedded retriever: a BM25 index over course title, tags, lecturer and description.
 
-Text is segmented as ``recommend.text`` does (``jieba``'s dictionary and algorithm plus the
+Text is normalised first, at indexing and at query time (``recommend.text.normalize``:
+traditional characters to simplified, full-width to half-width, lower case), then
+segmented as ``recommend.text`` does (``jieba``'s dictionary and algorithm plus the
 shipped dictionary of party-building terms, so 三会一课 or 党史学习教育 stay whole words;
 English words and numbers lower-cased; the same stop words). Where ``rjieba`` (the Rust
 port of jieba: same dictionary, same segmentation, about ten times faster) is installed
@@ -12,6 +14,14 @@ engine's index-time segmentation does (``jieba.cut_for_search``): 党史学习�
 as 党史学习教育, 党史, 学习 and 教育. Queries are not expanded, except a query word the
 index does not know, which is replaced by its known sub-words.
 
+How members type is handled by the index's ``TypingAids``
+(``recommend.search.typing_aids``), built with it: a query word the index does not know is
+read as pinyin or initials of index words (``shbx``, ``dangshi学习``), as a homophone typo
+(社会宝险 -> 社会保险) or as the word one character away, each weighted below an exact
+match, and the note says what was searched instead; a query that starts a course title
+(as typed, in pinyin or in initials) lifts that course; the completions behind
+``suggest`` and the related words behind the no-match fallback are saved with the index.
+
 Fields are weighted by repetition (title and tags count twice); the lecturer id is one
 token. Scoring is BM25 (Lucene variant) from ``bm25s``: a sparse matrix of precomputed
 per-(term, course) scores, so a query sums a few columns.
@@ -21,7 +31,9 @@ Large catalogues are segmented in worker processes.
 An index saves as a directory (``bm25s`` files: JSON + ``.npy`` read with
 ``allow_pickle=False``, the course ids as ``.npy``, and ``search_index.json`` with the
 format version, parameters and the size and SHA-256 of every file), written atomically
-(temporary directory + rename). Loading checks every file first.
+(temporary directory + rename). Loading checks every file first. Format 2 adds the typing
+aids (``lexicon.parquet``, ``completions.parquet``, ``completion_tops.parquet``,
+``related.json``); a format-1 index still loads and searches, without them.
 """
 
 from __future__ import annotations
@@ -45,10 +57,12 @@ from tqdm.auto import tqdm
 from recommend import store
 from recommend.artifact_codec import read_npy
 from recommend.errors import ArtifactError, ConfigError, DataError, one_line
-from recommend.messages import ListText, Message
+from recommend.messages import Message
 from recommend.schema import Columns
+from recommend.search import notes as member_notes
+from recommend.search.typing_aids import TypingAids, add_related, read_words
 from recommend.search.weights import BlendWeights
-from recommend.text import domain_terms, get_tokenizer, is_token
+from recommend.text import domain_terms, get_tokenizer, is_token, normalize
 from recommend.version import __version__
 
 __all__ = [
@@ -80,7 +94,7 @@ def _bm25s() -> Any:
 C = Columns
 
 FORMAT = "recommend-search-index"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "search_index.json"
 COURSE_IDS = "course_ids.npy"
 
@@ -177,7 +191,7 @@ def _text_tokens(text: object, freq: Mapping[str, int]) -> list[str]:
         return []
     out: list[str] = []
     memo = _memo
-    for word in _cutter()(str(text).lower()):
+    for word in _cutter()(normalize(str(text))):
         found = memo.get(word)
         out.extend(_expansion(word, freq) if found is None else found)
     return out
@@ -275,10 +289,15 @@ def _tokenize_chunk(
 class Query:
     """A parsed query: the text searched for, its words and their index ids.
 
-    ``tokens`` are the words found in the index (after replacing unknown words by known
-    sub-words), ``token_ids`` their int32 ids, ``words`` all words of the query (stop words
-    removed), ``notes`` what happened to the query (truncated, unknown words...) as
-    catalogue messages (``note.text(lang)``; ``str(note)`` is English).
+    ``text`` is the query normalised (simplified characters, half-width, lower case) and
+    ``typed`` as the member typed it (for display). ``tokens`` are the words found in the
+    index (after reading unknown words as pinyin, typos or known sub-words),
+    ``token_ids`` their int32 ids and ``weights`` their float32 weights (None: all 1),
+    ``words`` all words of the query (stop words removed), ``notes`` what happened to the
+    query (truncated, unknown words, what was searched instead...) as catalogue messages
+    (``note.text(lang)``; ``str(note)`` is English), ``searched_as`` the
+    query as searched when a reading replaced typed words, ``prefix_docs`` the documents
+    whose title starts with what was typed.
     """
 
     text: str
@@ -286,11 +305,15 @@ class Query:
     tokens: tuple[str, ...]
     token_ids: np.ndarray
     notes: tuple[Message, ...] = field(default=())
+    typed: str = ""
+    weights: np.ndarray | None = None
+    searched_as: str | None = None
+    prefix_docs: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
 
     @property
     def empty(self) -> bool:
         """True when no query word is in the index: nothing can match."""
-        return self.token_ids.size == 0
+        return self.token_ids.size == 0 and self.prefix_docs.size == 0
 
 
 # ============================================================================ the index
@@ -312,6 +335,8 @@ class SearchIndex:
     weights : BlendWeights or None
         Blend weights stored with the index (e.g. learned by ``fit_blend``); ``None`` uses
         the defaults.
+    aids : TypingAids or None
+        Pinyin, typo, completion and related-word lookups (None for a format-1 index).
     """
 
     def __init__(
@@ -320,11 +345,13 @@ class SearchIndex:
         course_ids: np.ndarray,
         params: Mapping[str, Any],
         weights: BlendWeights | None = None,
+        aids: TypingAids | None = None,
     ) -> None:
         self._bm25 = retriever
         self.course_ids = course_ids
         self.params = dict(params)
         self.weights = weights
+        self.aids = aids
         scores = retriever.scores
         self._indptr = np.asarray(scores["indptr"])
         self._indices = np.asarray(scores["indices"])
@@ -341,6 +368,8 @@ class SearchIndex:
         b: float = 0.75,
         n_jobs: int | None = None,
         progress: bool = False,
+        searches: pd.DataFrame | None = None,
+        history: Any = None,
     ) -> SearchIndex:
         """Index a courses table.
 
@@ -359,6 +388,13 @@ class SearchIndex:
             all cores by default.
         progress
             Show a progress bar.
+        searches
+            A search log (``member_id, query, clicked``): popular queries become
+            suggestions and queries clicking the same courses become related words.
+        history
+            (n_members, n_courses) CSR learning matrix whose columns follow the rows of
+            ``courses``: title suggestions are weighted by learners, tags related by
+            co-study.
 
         Raises
         ------
@@ -409,13 +445,22 @@ class SearchIndex:
         retriever = bm25s.BM25(k1=k1, b=b, method="lucene")
         retriever.index((corpus_ids, vocab), create_empty_token=False, show_progress=progress)
         params = {"k1": float(k1), "b": float(b), "method": "lucene", "fields": used}
+        df = np.diff(np.asarray(retriever.scores["indptr"]))
+        aids = TypingAids.build(
+            courses.reset_index(drop=True),
+            vocab,
+            df,
+            _title_words,
+            searches=searches,
+            history=history,
+        )
         course_ids = ids.to_numpy()
         if course_ids.dtype.kind not in "iu":
             course_ids = np.array([str(v) for v in course_ids.tolist()], dtype=object)
         else:
             course_ids = course_ids.astype(np.int64)
         logger.info("indexed %d courses, %d distinct words", len(course_ids), len(vocab))
-        return cls(retriever, course_ids, params)
+        return cls(retriever, course_ids, params, aids=aids)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -455,16 +500,19 @@ class SearchIndex:
         """
         if not isinstance(query, str):
             raise DataError(f"query must be a string, got {type(query).__name__}: {query!r}")
-        text = query.strip()
-        if not text:
+        typed = query.strip()
+        if not typed:
             raise DataError(f"query is empty ({query!r}); expected some words to search for")
         notes: list[Message] = []
-        if len(text) > max_chars:
-            notes.append(Message.of("note.query_truncated", kept=max_chars, total=len(text)))
-            logger.info("query of %d characters truncated to %d", len(text), max_chars)
-            text = text[:max_chars]
+        if len(typed) > max_chars:
+            notes.append(member_notes.truncated(max_chars, len(typed)))
+            logger.info("query of %d characters truncated to %d", len(typed), max_chars)
+            typed = typed[:max_chars]
+        text = normalize(typed)
         freq = get_tokenizer().FREQ
         words = words_of(text)
+        if self.aids is not None:
+            return self._read(self.aids, typed, text, words, notes)
         tokens: list[str] = []
         unknown: list[str] = []
         for word in words:
@@ -477,21 +525,76 @@ class SearchIndex:
             else:
                 unknown.append(word)
         if not words:
-            notes.append(Message("note.query_stop_words"))
+            notes.append(member_notes.nothing_to_search())
         elif not tokens:
-            notes.append(Message.of("note.query_no_course", words=ListText(tuple(unknown))))
+            notes.append(member_notes.no_course_has(unknown))
         elif unknown:
-            notes.append(Message.of("note.query_not_found", words=ListText(tuple(unknown))))
+            notes.append(member_notes.some_words_unknown(unknown))
         # A word typed twice counts twice, as BM25 sums over query terms.
         ids = np.array([self._vocab[t] for t in tokens], dtype=np.int32)
-        return Query(text, tuple(words), tuple(tokens), ids, tuple(notes))
+        return Query(text, tuple(words), tuple(tokens), ids, tuple(notes), typed=typed)
+
+    def _read(
+        self, aids: TypingAids, typed: str, text: str, words: list[str], notes: list[Message]
+    ) -> Query:
+        """``parse`` with the typing aids: pinyin, initials, typos, title prefixes, related
+        words."""
+        freq = get_tokenizer().FREQ
+
+        def known_subwords(word: str) -> list[str]:
+            return [p for p in _subwords(word, freq) if p in self._vocab]
+
+        got = read_words(text, words, self._vocab, aids, known_subwords)
+        searched_as = None
+        if got.changed:
+            searched_as = got.searched_as(text)
+            notes.append(member_notes.searched_as(searched_as))
+        if got.initials:
+            notes.append(member_notes.read_as_initials(got.initials))
+        if got.unknown:
+            unknown = list(got.unknown)
+            used = add_related(got, text, self._vocab, aids.related, words_of)
+            if used:
+                notes.append(member_notes.related_instead(unknown, used))
+        if not words:
+            notes.append(member_notes.nothing_to_search())
+        elif not got.tokens and got.prefix_docs.size == 0:
+            notes.append(member_notes.no_course_has(got.unknown))
+        elif got.unknown:
+            notes.append(member_notes.some_words_unknown(got.unknown))
+        ids = np.array(got.ids, dtype=np.int32)
+        weights = np.array(got.weights, dtype=np.float32)
+        return Query(
+            text,
+            tuple(words),
+            tuple(got.tokens),
+            ids,
+            tuple(notes),
+            typed=typed,
+            weights=None if bool((weights == 1.0).all()) else weights,
+            searched_as=searched_as,
+            prefix_docs=got.prefix_docs,
+        )
 
     def scores(self, query: Query) -> np.ndarray:
-        """BM25 score of every course for ``query``, (n_docs,) float32 (a new array)."""
+        """BM25 score of every course for ``query``, (n_docs,) float32 (a new array).
+
+        Tokens read through pinyin or typos count with their weight; courses whose title
+        starts with what was typed (``query.prefix_docs``) get the best score on top."""
         if query.empty:
             return np.zeros(self.n_docs, dtype=np.float32)
-        out = self._bm25.get_scores_from_ids(query.token_ids)
-        return np.asarray(out, dtype=np.float32)
+        if query.weights is None:
+            out = np.asarray(self._bm25.get_scores_from_ids(query.token_ids), dtype=np.float32)
+        else:
+            out = np.zeros(self.n_docs, dtype=np.float32)
+            for weight in np.unique(query.weights).tolist():
+                ids = query.token_ids[query.weights == weight]
+                part = np.asarray(self._bm25.get_scores_from_ids(ids), dtype=np.float32)
+                out += np.float32(weight) * part
+        if query.prefix_docs.size:
+            top = float(out.max()) if out.size else 0.0
+            out[query.prefix_docs] += top if top > 0 else 1.0
+        return out
 
     def top(
         self, query: Query, k: int, *, allow: np.ndarray | None = None
@@ -532,7 +635,12 @@ class SearchIndex:
 
     def with_weights(self, weights: BlendWeights | None) -> SearchIndex:
         """The same index carrying other blend weights (shares the arrays)."""
-        return SearchIndex(self._bm25, self.course_ids, self.params, weights)
+        return SearchIndex(self._bm25, self.course_ids, self.params, weights, self.aids)
+
+    def with_aids(self, aids: TypingAids | None) -> SearchIndex:
+        """The same index with other typing aids (``None``: plain BM25 words, as a format-1
+        index searches); shares the arrays."""
+        return SearchIndex(self._bm25, self.course_ids, self.params, self.weights, aids)
 
     # ------------------------------------------------------------------ saving
     def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> dict[str, Any]:
@@ -562,6 +670,8 @@ class SearchIndex:
                 ids = self.course_ids
                 ids_arr = ids.astype(np.int64) if ids.dtype.kind in "iu" else ids.astype(str)
                 np.save(tmp / COURSE_IDS, ids_arr, allow_pickle=False)
+                if self.aids is not None:
+                    self.aids.save(tmp)
                 files = {file.name: store.file_entry(file) for file in sorted(tmp.iterdir())}
                 store.write_json(tmp / MANIFEST, self._manifest(files), allow_nan=False)
                 entry = store.file_entry(tmp / MANIFEST)
@@ -588,6 +698,7 @@ class SearchIndex:
             "course_id_kind": "int" if kind in "iu" else "str",
             "params": self.params,
             "weights": None if self.weights is None else self.weights.to_dict(),
+            "typing_aids": self.aids is not None,
             "files": dict(files),
         }
 
@@ -731,11 +842,14 @@ def _read_index(cls: type[SearchIndex], root: Path, meta: Mapping[str, Any]) -> 
     params, weights = meta.get("params", {}), meta.get("weights")
     if not isinstance(params, dict) or not isinstance(weights, dict | None):
         raise fail(f"{MANIFEST}: params must be an object and weights an object or null")
+    # Format 1 has no typing aids: it searches as it always did.
+    aids = TypingAids.load(root) if meta.get("typing_aids") is True else None
     return cls(
         retriever,
         course_ids.astype(np.int64) if course_ids.dtype.kind in "iu" else course_ids.astype(object),
         params,
         None if weights is None else BlendWeights.from_dict(weights),
+        aids,
     )
 
 
@@ -770,21 +884,26 @@ def build_index(
     b: float = 0.75,
     n_jobs: int | None = None,
     progress: bool = False,
+    searches: pd.DataFrame | None = None,
 ) -> SearchIndex:
     """A search index over a fitted model's courses table, or over a courses DataFrame.
 
     Parameters
     ----------
     source
-        A fitted ``Recommender`` (its ``dataset_.courses``) or a courses DataFrame.
+        A fitted ``Recommender`` (its ``dataset_.courses``; its learning history weights
+        title suggestions and relates tags by co-study) or a courses DataFrame.
     fields, k1, b, n_jobs, progress
         As in :meth:`SearchIndex.build`.
+    searches
+        A search log: popular queries as suggestions, click-related queries.
 
     Raises
     ------
     DataError
         The model was trained without a courses table, or the table cannot be indexed.
     """
+    history = None
     if isinstance(source, pd.DataFrame):
         courses = source
     else:
@@ -796,4 +915,35 @@ def build_index(
                 "the model was trained without a courses table: there is no course text to "
                 "search; build the index from a courses DataFrame instead"
             )
-    return SearchIndex.build(courses, fields=fields, k1=k1, b=b, n_jobs=n_jobs, progress=progress)
+        history = _history_by_row(source, courses)
+    return SearchIndex.build(
+        courses,
+        fields=fields,
+        k1=k1,
+        b=b,
+        n_jobs=n_jobs,
+        progress=progress,
+        searches=searches,
+        history=history,
+    )
+
+
+def _history_by_row(model: Any, courses: pd.DataFrame) -> Any:
+    """The model's learning matrix with its columns in the order of ``courses``' rows
+    (courses unknown to the model: empty columns)."""
+    import scipy.sparse as sp
+
+    idx = model.course_ids_.to_index(courses[C.COURSE].to_numpy(), unknown="mask")
+    idx = np.asarray(idx, dtype=np.int64)
+    base = sp.csr_matrix(model.history_.base)
+    known = np.flatnonzero(idx >= 0)
+    pick = sp.csr_matrix(
+        (np.ones(known.size, np.float32), (idx[known], known)),
+        shape=(base.shape[1], len(courses)),
+    )
+    return (base @ pick).tocsr()
+
+
+def _title_words(text: str) -> list[str]:
+    """Words of a normalised title, punctuation and spaces included (for its pinyin)."""
+    return [w for w in _cutter()(text) if w.strip()]

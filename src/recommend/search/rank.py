@@ -38,12 +38,14 @@ from recommend.artifact import SavedPart, saved_part
 from recommend.checks import is_scalar, positive_int
 from recommend.engine import (
     ROUTE_PERSONAL,
+    ROUTES,
     MemberRequest,
     MenuOptions,
     Rows,
     ServingState,
     exclusion_rows,
     history_rows,
+    menu_rows,
     route_groups,
     serving_state,
     studied_reasons,
@@ -52,7 +54,8 @@ from recommend.errors import ConfigError, DataError
 from recommend.messages import DEFAULT_LANG, Lang, Message, template
 from recommend.models.base import one_snapshot
 from recommend.schema import Columns
-from recommend.search.index import SearchIndex, build_index
+from recommend.search import notes as member_notes
+from recommend.search.index import Query, SearchIndex, build_index
 from recommend.search.weights import FEATURES, BlendWeights
 
 if TYPE_CHECKING:
@@ -62,6 +65,7 @@ __all__ = [
     "SEARCH_COLUMNS",
     "attach_index",
     "attached_index",
+    "preference_of",
     "rank_candidates",
     "search",
 ]
@@ -303,6 +307,14 @@ def _preferences(
     return out, str(scored.routes[0]), scored.reasons[0]
 
 
+def preference_of(
+    model: Recommender, sstate: SearchState, req: MemberRequest, courses: np.ndarray, seen: Rows
+) -> np.ndarray:
+    """Raw preference scores of ``courses`` (model indices, -1 unknown -> NaN) for the one
+    member of ``req`` (float64), through the member's route."""
+    return _preferences(model, sstate, req, courses, seen)[0]
+
+
 def score_candidates(
     model: Recommender,
     sstate: SearchState,
@@ -533,6 +545,10 @@ def search(
     excluded = _excluded(model, sstate, seen, req, options.exclude)
 
     docs, text = index.top(parsed, k + excluded.size, allow=allow)
+    # Words no course has, nor any related word: the member's own menu (a query of only
+    # stop words or punctuation stays an empty result with its note).
+    if docs.size == 0 and parsed.empty and parsed.words and index.aids is not None:
+        return _menu_fallback(model, sstate, req, index, parsed, options)
     courses = align.doc_course[docs]
     if excluded.size:
         keep = ~np.isin(courses, excluded)
@@ -540,7 +556,7 @@ def search(
     docs, courses, text = docs[:k], courses[:k], text[:k]
     notes = list(parsed.notes)
     if docs.size == 0 and not parsed.empty:
-        notes.append(Message("note.search_filtered"))
+        notes.append(member_notes.filtered_out())
     cand = score_candidates(model, sstate, req, seen, courses, text.astype(np.float64))
     order, score = cand.order(w)
     picks = order[: options.n]
@@ -551,9 +567,56 @@ def search(
     out = _frame(sstate.menu.course_ext[courses[picks]], score, cand, picks, reasons)
     out.attrs = {
         "query": parsed.text,
+        "typed": parsed.typed,
+        "searched_as": parsed.searched_as,
         "words": list(parsed.tokens),
         "route": cand.route,
         "notes": [note.text(options.lang) for note in notes],
+    }
+    return out
+
+
+def _menu_fallback(
+    model: Recommender,
+    sstate: SearchState,
+    req: MemberRequest,
+    index: SearchIndex,
+    parsed: Query,
+    options: MenuOptions,
+) -> pd.DataFrame:
+    """No course matches the query, nor its related words: the member's own menu (the
+    engine's ``menu_rows``: courses not studied yet, best for the member first) within the
+    channel the query points to, or the channel asked for, or the whole catalogue."""
+    channel = None if index.aids is None else index.aids.related.channel(parsed.text, parsed.words)
+    known = {str(c) for c in sstate.menu.channel_names.tolist()}
+    if options.channel is not None or channel not in known:
+        channel = None
+    menu = options.with_(exclude="seen", channel=options.channel if channel is None else channel)
+    rows = menu_rows(model, sstate.menu, req, menu, sstate.menu.course_filter(menu))
+    score = rows.score.astype(np.float32)
+    pref = _minmax(score.astype(np.float64)).astype(np.float32)
+    out = pd.DataFrame(
+        {
+            C.COURSE: sstate.menu.course_ext[rows.course],
+            C.SCORE: score,
+            C.RANK: rows.rank,
+            TEXT_SCORE: np.zeros(score.size, np.float32),
+            "pref_score": pref,
+            C.REASON: rows.reason if rows.reason is not None else np.full(score.size, "", object),
+        }
+    )
+    out.attrs = {
+        "query": parsed.text,
+        "typed": parsed.typed,
+        "searched_as": None,
+        "words": [],
+        "route": str(ROUTES[int(rows.route[0])]) if rows.route.size else None,
+        "notes": [
+            note.text(options.lang)
+            for note in (*parsed.notes, member_notes.menu_instead(parsed.typed, channel))
+        ],
+        "fallback": "menu",
+        "channel": channel,
     }
     return out
 

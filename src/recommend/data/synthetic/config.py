@@ -46,6 +46,10 @@ class SynthConfig:
         head of popular courses.
     rewatch
         Probability that a repeated organic choice of the same course is kept as a rewatch.
+    plant_queries
+        Add known query behaviour to the search log (a trending query, queries with no
+        result; ``recommend.data.synthetic.searches.plant_queries``) to check search
+        analytics against. Off by default: the other tables are the same either way.
     """
 
     n_members: int = 3_000
@@ -64,6 +68,7 @@ class SynthConfig:
     n_factors: int = 16
     popularity_exponent: float = 0.7
     rewatch: float = 0.1
+    plant_queries: bool = False
 
     def __post_init__(self) -> None:
         positive_ints = {

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
+import pandas as pd
 
 from recommend.data.synthetic.behaviour import SEARCH, Sessions
 from recommend.data.synthetic.catalogue import Courses
@@ -205,3 +206,59 @@ def _keyword_relevance(
         cand = cand[np.argsort(-static, kind="stable")[:_RETRIEVED]]
         out[kw] = (cand, rel[cand])
     return out
+
+
+# ---------------------------------------------------------------------------- planted queries
+
+#: A query planted as trending: searched by many members in the last 30 days of the period.
+PLANTED_TREND: Final = "共同富裕"
+#: Queries planted with no result: the catalogue has no course on them.
+PLANTED_GAPS: Final = ("低空经济", "银发经济", "人工智能大模型")
+_TREND_DAYS: Final = 30
+
+
+def plant_queries(
+    rng: np.random.Generator,
+    searches: pd.DataFrame,
+    members: pd.DataFrame,
+    courses: pd.DataFrame,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+) -> pd.DataFrame:
+    """The search log with known query behaviour added, to check search analytics against.
+
+    - :data:`PLANTED_TREND` searched by a tenth of the members (at least 40) in the last 30
+      days of the period, shown the courses whose title has it, the first clicked by half;
+    - each of :data:`PLANTED_GAPS` searched by 30 members over the whole period, shown
+      nothing (no course has the words) and so never clicked.
+
+    Rows are added, none changed; the result is sorted by member and time as the log is.
+    """
+    ids = members["member_id"].to_numpy()
+    span = (end - start).total_seconds()
+    n_trend = min(ids.size, max(40, ids.size // 10))
+    shown_trend = courses.loc[courses["title"].str.contains(PLANTED_TREND), "course_id"].tolist()
+    rows: list[dict[str, object]] = []
+    trend_start = span - _TREND_DAYS * 86_400
+    for member in rng.choice(ids, n_trend, replace=False).tolist():
+        at = start + pd.Timedelta(seconds=float(rng.uniform(trend_start, span - 3600)))
+        clicked = shown_trend[:1] if shown_trend and rng.random() < 0.5 else []
+        rows.append(
+            {
+                "member_id": member,
+                "query": PLANTED_TREND,
+                "timestamp": at,
+                "shown": list(shown_trend[:20]),
+                "clicked": list(clicked),
+            }
+        )
+    for query in PLANTED_GAPS:
+        for member in rng.choice(ids, min(30, ids.size), replace=False).tolist():
+            at = start + pd.Timedelta(seconds=float(rng.uniform(0, span - 3600)))
+            rows.append(
+                {"member_id": member, "query": query, "timestamp": at, "shown": [], "clicked": []}
+            )
+    added = pd.DataFrame(rows).astype({"timestamp": searches["timestamp"].dtype})
+    out = pd.concat([searches, added], ignore_index=True)
+    out = out.sort_values(["member_id", "timestamp"], kind="stable", ignore_index=True)
+    return out.astype({"member_id": searches["member_id"].dtype, "query": searches["query"].dtype})

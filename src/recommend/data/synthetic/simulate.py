@@ -6,6 +6,7 @@ import logging
 from typing import Final
 
 import numpy as np
+import pandas as pd
 
 from recommend.data.synthetic.behaviour import (
     concat_sessions,
@@ -20,7 +21,7 @@ from recommend.data.synthetic.ids import Ids
 from recommend.data.synthetic.members import simulate_members
 from recommend.data.synthetic.orgs import simulate_orgs
 from recommend.data.synthetic.platform import Platform
-from recommend.data.synthetic.searches import simulate_searches
+from recommend.data.synthetic.searches import plant_queries, simulate_searches
 from recommend.data.synthetic.tables import build_tables, to_pandas
 from recommend.data.synthetic.timing import DAY, Period
 from recommend.data.synthetic.truth import make_truth
@@ -38,6 +39,7 @@ _STAGES: Final = (
     "choices",
     "searches",
     "funnel",
+    "planted",  # last: spawned streams are keyed by position, so the others stay the same
 )
 
 
@@ -84,6 +86,12 @@ def synthesize(config: SynthConfig | str = "sample", *, seed: int = 0) -> Platfo
     ids = Ids.make(cfg, len(orgs.kind), len(lecturers.channel))
     tables = build_tables(ids, events, courses, members, orgs, searches, lecturers)
     frames = {name: to_pandas(name, table) for name, table in tables.items()}
+    if cfg.plant_queries:
+        start_ts, end_ts = (pd.Timestamp(t, unit="s") for t in (period.start, period.end))
+        frames["searches"] = plant_queries(
+            rngs["planted"], frames["searches"], frames["members"], frames["courses"],
+            start_ts, end_ts,
+        )  # fmt: skip
     logger.info(
         "simulated %d members, %d courses, %d events, %d searches (seed %d)",
         cfg.n_members,
