@@ -289,6 +289,16 @@ class Encoder:
             rows = sp.vstack([hist.extra[int(i)] for i in index], format="csr")
             desc["extra_index"] = self.array(index, f"{path}.extra_index")
             desc["extra_rows"] = self.sparse(rows, f"{path}.extra_rows")
+        if hist.completed:
+            # Folded-in completions, one run of course indices per member (CSR-like).
+            members = np.array(sorted(hist.completed), dtype=np.int64)
+            runs = [np.asarray(hist.completed[int(m)], dtype=np.int64) for m in members]
+            offsets = np.zeros(len(runs) + 1, dtype=np.int64)
+            offsets[1:] = np.cumsum([r.size for r in runs])
+            courses = np.concatenate(runs) if runs else np.empty(0, np.int64)
+            desc["completed_index"] = self.array(members, f"{path}.completed_index")
+            desc["completed_offsets"] = self.array(offsets, f"{path}.completed_offsets")
+            desc["completed_courses"] = self.array(courses, f"{path}.completed_courses")
         return desc
 
     def dataclass(self, value: Any, path: str) -> dict[str, Any]:
@@ -748,7 +758,33 @@ class Decoder:
             index = self.decode(desc["extra_index"], f"{path}.extra_index")
             rows = self.decode(desc["extra_rows"], f"{path}.extra_rows")
             extra = {int(i): rows[n : n + 1] for n, i in enumerate(index)}
-        return History(base, extra)
+        completed: dict[int, np.ndarray] = {}
+        if "completed_index" in desc:
+            members = self.decode(desc["completed_index"], f"{path}.completed_index")
+            offsets = self.decode(desc["completed_offsets"], f"{path}.completed_offsets")
+            courses = self.decode(desc["completed_courses"], f"{path}.completed_courses")
+            n_courses = base.shape[1]
+            ok = (
+                members.ndim == offsets.ndim == courses.ndim == 1
+                and members.dtype.kind == offsets.dtype.kind == courses.dtype.kind == "i"
+                and offsets.size == members.size + 1
+                and offsets.size > 0
+                and offsets[0] == 0
+                and offsets[-1] == courses.size
+                and bool((np.diff(offsets) >= 0).all())
+                and bool(((courses >= 0) & (courses < n_courses)).all())
+                and set(members.tolist()) <= set(extra)
+            )
+            if not ok:
+                raise ArtifactError(
+                    f"{self.root}: {path}.completed does not describe folded-in completions "
+                    f"of known members over {n_courses} courses (hand-edited?)"
+                )
+            completed = {
+                int(m): courses[offsets[n] : offsets[n + 1]].astype(np.int64)
+                for n, m in enumerate(members)
+            }
+        return History(base, extra, completed)
 
     def frame(self, desc: Mapping[str, Any]) -> pd.DataFrame | pd.Series:
         table = self.table(desc)

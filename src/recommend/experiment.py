@@ -667,7 +667,8 @@ def _datasets(config: ExperimentConfig, tables: _Tables) -> tuple[Dataset, Datas
     courses = IdMap.from_values(both[Columns.COURSE])
     common.update(member_ids=members, course_ids=courses)
     train = Dataset.from_frames(tables.train, **common)
-    return train, Dataset.from_frames(tables.test, now=train.now, **common)
+    # The test part lies after the training part's now on purpose.
+    return train, Dataset.from_frames(tables.test, now=train.now, on_future="keep", **common)
 
 
 def run_experiment(

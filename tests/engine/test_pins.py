@@ -304,7 +304,7 @@ def test_group_notes_name_the_first_five_courses() -> None:
     pins, notes = _group(model, [0, 1], max_pins=1)
     assert pins == ["c00"]
     assert notes == (
-        "7 compulsory course(s) left out by max_pins=1: ['c01', 'c02', 'c03', 'c04', 'c05']",
+        "7 compulsory course(s) left out by max_pins=1: c01, c02, c03, c04, c05",
     )
     done = np.zeros(16)
     done[:7] = 1.0
@@ -312,7 +312,7 @@ def test_group_notes_name_the_first_five_courses() -> None:
     assert pins == ["c07"]
     assert notes == (
         "7 compulsory course(s) already completed by most of the group were not pinned: "
-        "['c00', 'c01', 'c02', 'c03', 'c04']",
+        "c00, c01, c02, c03, c04",
     )
 
 

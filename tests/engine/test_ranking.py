@@ -349,8 +349,8 @@ def test_menu_rows_take_branches_from_member_attributes(tiny_model: FixedFactors
     assert menu_lists(rows) == [["c10", "c13", "c00"], ["c10", "c13", "c00"], ["c10", "c13", "c03"]]
     np.testing.assert_array_equal(rows.score[6:], [6, 3, 40])  # m3's own scores
     assert [ROUTES[r] for r in rows.route[::3]] == ["cold_global", "personal", "personal"]
-    assert rows.reason.tolist()[2] == REASON_GLOBAL  # the cold route's reason
-    assert rows.reason.tolist()[5].startswith("because you studied ")
+    assert rows.reason.tolist()[2] == REASON_GLOBAL.text("zh")  # the cold route's reason
+    assert rows.reason.tolist()[5].startswith("因为你学过《")
 
 
 @pytest.mark.parametrize(

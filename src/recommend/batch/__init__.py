@@ -87,6 +87,7 @@ from recommend.batch.chunks import ChunkWriter
 from recommend.batch.folder import BATCH_COLUMNS, MANIFEST
 from recommend.batch.sql import load_sql
 from recommend.checks import positive_int
+from recommend.data.ids import normalise_ids
 from recommend.engine import MenuOptions, serving_state
 from recommend.engine.options import DEFAULT_MAX_PINS, Exclude
 from recommend.errors import ArtifactError, ConfigError, DataError
@@ -245,37 +246,49 @@ def run_batch(
         lang=lang,
     )
     serving_state(model).course_filter(options)  # the catalogue's checks, before any file
-    ids = member_list(model, members)
-    job = _job(
-        version, options, ids, chunk_size, format, channel=channel, max_minutes=max_minutes, now=now
-    )
+    # One version of the model for the whole job, whatever update() publishes meanwhile
+    # (the writer thread reads it too).
+    with model.reading() as snapshot:
+        ids = member_list(model, members)
+        job = _job(
+            version,
+            options,
+            ids,
+            chunk_size,
+            format,
+            channel=channel,
+            max_minutes=max_minutes,
+            now=now,
+        )
 
-    root = Path(out)
-    n_chunks = -(-ids.size // chunk_size)
-    with folder.job_lock(root):
-        manifest = folder.open_job(root, job, n_chunks, overwrite)
-        done = folder.finished_chunks(root, manifest)
-        manifest["chunks"] = {str(i): done[i] for i in sorted(done)}
-        folder.write_manifest(root, manifest)
-        if done:
-            logger.info("resuming %s: %d of %d chunks already written", root, len(done), n_chunks)
-
-        stamp = pd.Timestamp(manifest["generated_at"])
-        writer = ChunkWriter(model, options, version, stamp, format)
-        # Every member of the model, in its order: their indices need no lookup.
-        in_model_order = members is None
-        _write_chunks(writer, root, manifest, ids, chunk_size, done, in_model_order, progress)
-
-        manifest["complete"] = True
-        folder.write_manifest(root, manifest)
-        entries = [manifest["chunks"][str(i)] for i in range(n_chunks)]
-        files = [root / e["file"] for e in entries]
-        sql_rows = None
-        if sql is not None and table is not None:
-            sql_rows = load_sql(sql, table, files, format)
-            # Never the URL: it may hold a password.
-            manifest["sql"] = {"table": table, "rows": sql_rows}
+        root = Path(out)
+        n_chunks = -(-ids.size // chunk_size)
+        with folder.job_lock(root):
+            manifest = folder.open_job(root, job, n_chunks, overwrite)
+            done = folder.finished_chunks(root, manifest)
+            manifest["chunks"] = {str(i): done[i] for i in sorted(done)}
             folder.write_manifest(root, manifest)
+            if done:
+                logger.info(
+                    "resuming %s: %d of %d chunks already written", root, len(done), n_chunks
+                )
+
+            stamp = pd.Timestamp(manifest["generated_at"])
+            writer = ChunkWriter(model, options, version, stamp, format, snapshot)
+            # Every member of the model, in its order: their indices need no lookup.
+            in_model_order = members is None
+            _write_chunks(writer, root, manifest, ids, chunk_size, done, in_model_order, progress)
+
+            manifest["complete"] = True
+            folder.write_manifest(root, manifest)
+            entries = [manifest["chunks"][str(i)] for i in range(n_chunks)]
+            files = [root / e["file"] for e in entries]
+            sql_rows = None
+            if sql is not None and table is not None:
+                sql_rows = load_sql(sql, table, files, format)
+                # Never the URL: it may hold a password.
+                manifest["sql"] = {"table": table, "rows": sql_rows}
+                folder.write_manifest(root, manifest)
     result = BatchResult(
         path=root,
         files=files,
@@ -366,6 +379,17 @@ def _check_output(format: str, sql: str | None, table: str | None) -> None:
     if (sql is None) != (table is None):
         raise ConfigError(
             "sql and table go together: give both (--sql URL --table NAME) or neither"
+        )
+    if table is not None and (
+        not isinstance(table, str)
+        or not table.strip()
+        or table != table.strip()
+        or len(table) > 128
+        or not table.isprintable()
+    ):
+        raise ConfigError(
+            f"table={table!r}; expected a SQL table name (1 to 128 printable characters, "
+            "no surrounding spaces)"
         )
 
 
@@ -494,6 +518,8 @@ def member_list(model: Recommender, members: Any) -> np.ndarray:
     )
     if series.isna().any():
         raise DataError(f"members holds {int(series.isna().sum())} missing ids")
+    if series.dtype == object:
+        series = normalise_ids(series)[0]  # as validation does at load
     before = len(series)
     series = series.drop_duplicates()
     if len(series) < before:

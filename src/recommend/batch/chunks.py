@@ -24,7 +24,7 @@ from recommend.engine import (
     route_codes,
     serving_state,
 )
-from recommend.models.base import Recommender
+from recommend.models.base import Recommender, Snapshot
 from recommend.schema import Columns
 
 __all__ = ["COLD_CHUNK", "ChunkWriter", "Ranked", "arrow_ids"]
@@ -66,8 +66,11 @@ class ChunkWriter:
         version: str,
         generated_at: pd.Timestamp,
         format: str,
+        snapshot: Snapshot | None = None,
     ) -> None:
         self.model = model
+        # The version the job reads: the writer thread pins it too (see write).
+        self.snapshot = snapshot
         self.options = options
         self.format = format
         self.state = serving_state(model)
@@ -111,7 +114,12 @@ class ChunkWriter:
 
     # ------------------------------------------------------------------ stage 2
     def write(self, root: Path, i: int, ranked: Ranked) -> dict[str, Any]:
-        """Complete chunk ``i``'s menus and write its file; returns its manifest entry."""
+        """Complete chunk ``i``'s menus and write its file; returns its manifest entry.
+        Runs on the job's writer thread, reading the job's snapshot."""
+        with self.model.reading(self.snapshot):
+            return self._write(root, i, ranked)
+
+    def _write(self, root: Path, i: int, ranked: Ranked) -> dict[str, Any]:
         parts = list(ranked.parts)
         if ranked.cold.size:
             parts.append(self._cold(ranked.cold, ranked.idx, ranked.ids))

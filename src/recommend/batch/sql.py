@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from recommend import csvsafe
-from recommend.errors import ConfigError
+from recommend.errors import ConfigError, one_line
 from recommend.schema import Columns
 
 __all__ = ["load_sql", "read_csv_part"]
@@ -29,17 +30,31 @@ def load_sql(url: str, table: str, files: list[Path], format: str) -> int:
         raise ConfigError(f"cannot use the SQL URL given with --sql: {err}") from err
     rows = 0
     try:
-        with engine.begin() as conn:
-            if sa.inspect(conn).has_table(table):
-                quoted = conn.dialect.identifier_preparer.quote(table)
-                conn.execute(sa.text(f"DELETE FROM {quoted}"))
-            for file in files:
-                frame = pd.read_parquet(file) if format == "parquet" else read_csv_part(file)
-                frame.to_sql(table, conn, if_exists="append", index=False, chunksize=10_000)
-                rows += len(frame)
+        rows = _replace_rows(sa, engine, table, files, format)
+    except sa.exc.SQLAlchemyError as err:
+        # The driver's own message (never the URL, which may hold a password).
+        cause = getattr(err, "orig", None) or err
+        raise ConfigError(
+            f"cannot load the batch rows into SQL table {table!r}: "
+            f"{type(cause).__name__}: {one_line(cause)}"
+        ) from err
     finally:
         engine.dispose()
     logger.info("batch: loaded %d rows into SQL table %s", rows, table)
+    return rows
+
+
+def _replace_rows(sa: Any, engine: Any, table: str, files: list[Path], format: str) -> int:
+    """The one transaction: the table's rows deleted, the job's inserted."""
+    rows = 0
+    with engine.begin() as conn:
+        if sa.inspect(conn).has_table(table):
+            quoted = conn.dialect.identifier_preparer.quote(table)
+            conn.execute(sa.text(f"DELETE FROM {quoted}"))
+        for file in files:
+            frame = pd.read_parquet(file) if format == "parquet" else read_csv_part(file)
+            frame.to_sql(table, conn, if_exists="append", index=False, chunksize=10_000)
+            rows += len(frame)
     return rows
 
 

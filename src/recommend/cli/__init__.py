@@ -110,7 +110,19 @@ def _add_evaluate_verb(verbs: Verbs) -> None:
     ev.add_argument("--tune", type=int, default=0, help="tune with N random-search trials")
     ev.add_argument("--k", default="10,20", help="cut-offs, e.g. 10,20")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_on_future(ev)
     ev.set_defaults(func=cmd_evaluate)
+
+
+def _add_on_future(parser: argparse.ArgumentParser) -> None:
+    """``--on-future``: what to do with events dated after the data's reference time."""
+    parser.add_argument(
+        "--on-future",
+        choices=("raise", "drop", "keep"),
+        default="raise",
+        help="events dated after the data's now: refuse them with their rows named "
+        "(default), drop and count them, or keep them",
+    )
 
 
 def _add_train_verb(verbs: Verbs) -> None:
@@ -124,6 +136,7 @@ def _add_train_verb(verbs: Verbs) -> None:
     tr.add_argument("--k", default="20", help="cut-off of the tuning metric (ndcg@K)")
     tr.add_argument("--out", required=True, help="artifact folder to write")
     tr.add_argument("--overwrite", action="store_true", help="replace an existing artifact")
+    _add_on_future(tr)
     tr.set_defaults(func=cmd_train)
 
 
@@ -248,6 +261,7 @@ def _add_spark_verbs(verbs: Verbs) -> None:
         sub.add_argument("--master", default="local[*]", help="Spark master URL")
         sub.add_argument("--driver-memory", help="spark.driver.memory, e.g. 8g")
         sub.add_argument("--shuffle-partitions", type=int, help="spark.sql.shuffle.partitions")
+    _add_on_future(st)
     st.set_defaults(func=cmd_spark)
     sb.set_defaults(func=cmd_spark)
 
@@ -263,6 +277,7 @@ def _add_report_verb(verbs: Verbs) -> None:
     rp.add_argument("--min-size", type=int, default=20, help="hide groups smaller than this")
     rp.add_argument("--k", type=int, default=20, help="predicted list size for demand")
     _add_lang(rp)
+    _add_on_future(rp)
     rp.set_defaults(func=cmd_report)
 
 

@@ -239,6 +239,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         members=tables.get("members"),
         orgs=tables.get("orgs"),
         on_unknown="drop",
+        on_future=args.on_future,
     )
     by = [part.strip() for part in args.by.split(",") if part.strip()]
     out = build_report(

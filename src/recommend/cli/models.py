@@ -68,8 +68,13 @@ def _train_test(args: argparse.Namespace) -> tuple[Dataset, Dataset, bool]:
     # One universe for both, so test courses unseen in training count as misses.
     members = IdMap.from_values(pd.concat([train_ev[Col.MEMBER], test_ev[Col.MEMBER]]))
     courses = IdMap.from_values(pd.concat([train_ev[Col.COURSE], test_ev[Col.COURSE]]))
-    train = Dataset.from_frames(train_ev, member_ids=members, course_ids=courses)
-    test = Dataset.from_frames(test_ev, member_ids=members, course_ids=courses, now=train.now)
+    train = Dataset.from_frames(
+        train_ev, member_ids=members, course_ids=courses, on_future=args.on_future
+    )
+    # The test part lies after the training part's now on purpose.
+    test = Dataset.from_frames(
+        test_ev, member_ids=members, course_ids=courses, now=train.now, on_future="keep"
+    )
     timed = args.format != "lines"
     return train, test, timed
 
@@ -151,6 +156,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         members=tables.get("members"),
         orgs=tables.get("orgs"),
         on_unknown="drop",
+        on_future=args.on_future,
     )
     timed = args.format != "lines"
     name, params = _choose_model(args, ds, timed)

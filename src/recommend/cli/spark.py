@@ -43,7 +43,12 @@ def _spark_train(spark: Any, args: argparse.Namespace) -> int:
     orgs = read_table(args.orgs, "orgs") if args.orgs else None
     members = spark.read.parquet(args.members) if args.members else None
     data = interactions(
-        events, courses=courses, members=members, orgs=orgs, on_unknown=args.on_unknown
+        events,
+        courses=courses,
+        members=members,
+        orgs=orgs,
+        on_unknown=args.on_unknown,
+        on_future=args.on_future,
     )
     model = SparkALS(
         n_factors=args.factors,

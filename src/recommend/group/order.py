@@ -13,6 +13,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from recommend.checks import minutes_in_seconds, non_negative_int, positive_int, share
+from recommend.data.ids import normalise_ids
 from recommend.engine import (
     GroupPins,
     Rows,
@@ -320,6 +321,8 @@ def _resolve_group(
     ids = group_members(model, members, member_table=member_table)
     if ids.size == 0:
         raise DataError(f"the group {describe(members)} has no members")
+    if ids.dtype == object:
+        ids = np.asarray(normalise_ids(ids)[0], dtype=object)  # as validation does at load
     idx = model.member_ids_.to_index(ids, unknown="mask").astype(np.int64)
     notes: list[Message] = []
     unknown = ids[idx < 0]
@@ -367,7 +370,7 @@ def _requested(model: Recommender, must_include: Sequence[Any]) -> NDArray[np.in
     """Course indices of ``must_include``; unknown course ids raise."""
     if not len(must_include):
         return np.empty(0, dtype=np.int64)
-    wanted = np.asarray(list(must_include), dtype=object)
+    wanted = np.asarray(normalise_ids(list(must_include))[0], dtype=object)
     found = model.course_ids_.to_index(wanted, unknown="mask")
     if (found < 0).any():
         raise ConfigError(f"must_include names unknown course id(s): {wanted[found < 0].tolist()}")

@@ -37,8 +37,10 @@ import scipy.sparse as sp
 
 from recommend.data.dataset import Dataset
 from recommend.data.idmap import IdMap
+from recommend.data.ids import normalise_id
+from recommend.data.timeline import FUTURE_TOLERANCE
 from recommend.data.validation import validate
-from recommend.errors import ConfigError, DataError, NotFittedError
+from recommend.errors import ConfigError, DataError, NotFittedError, Problem
 from recommend.schema import EVENT_COMPLETE, Columns
 from recommend.topk import TopK, topk_factors, topk_scores
 
@@ -177,15 +179,17 @@ _VIEWS = _Views()
 
 
 class Reading:
-    """``with model.reading() as snapshot:`` pins ``model``'s current snapshot for the
-    calling thread until the block ends (nested blocks keep the outer pin)."""
+    """``with model.reading() as snapshot:`` pins ``model``'s current snapshot (or the
+    one given) for the calling thread until the block ends (nested blocks keep the outer
+    pin)."""
 
-    __slots__ = ("_key", "_model", "_outer")
+    __slots__ = ("_key", "_model", "_outer", "_snapshot")
 
-    def __init__(self, model: Recommender) -> None:
+    def __init__(self, model: Recommender, snapshot: Snapshot | None = None) -> None:
         self._model = model
         self._key = id(model)
         self._outer: Snapshot | None = None
+        self._snapshot = snapshot
 
     def __enter__(self) -> Snapshot:
         pinned = _VIEWS.pinned
@@ -193,7 +197,7 @@ class Reading:
         if outer is not None:
             self._outer = outer
             return outer
-        snapshot = self._model._latest()
+        snapshot = self._snapshot if self._snapshot is not None else self._model._latest()
         pinned[self._key] = snapshot
         return snapshot
 
@@ -378,13 +382,16 @@ class Recommender(ABC):
         self.check_fitted()
         return self._view()
 
-    def reading(self) -> Reading:
+    def reading(self, snapshot: Snapshot | None = None) -> Reading:
         """``with model.reading():`` -- every read of the model in the block (ids,
         histories, completions, per-member state, hence scores) comes from the snapshot
         current when the block starts, whatever ``update`` publishes meanwhile. No lock is
-        taken; blocks nest."""
+        taken; blocks nest.
+
+        ``snapshot`` (one a ``reading`` block of this model returned) pins that version
+        instead: how a request hands its version to the helper threads it starts."""
         self.check_fitted()
-        return Reading(self)
+        return Reading(self, snapshot)
 
     def _view(self) -> Snapshot:
         pinned = _VIEWS.pinned
@@ -600,6 +607,8 @@ class Recommender(ABC):
         """
         self.check_fitted()
         ds = self.dataset_
+        if isinstance(member_id, str):
+            member_id = normalise_id(member_id)  # as validation does for the events' ids
         ev = validate("events", events, event_weights=ds.weighting.event_weights)
         n_other = int((ev[C.MEMBER].to_numpy() != member_id).sum())
         if n_other:
@@ -614,6 +623,25 @@ class Recommender(ABC):
         durations = None
         if ds.courses is not None and C.DURATION in ds.courses.columns:
             durations = ds.courses[C.DURATION].to_numpy(dtype=np.float64)[course_idx]
+        # Live events move the reference time forward; a date beyond any clock (2100-01-01)
+        # would decay the member's other events to the floor, so it is refused.
+        latest = max(ds.now, pd.Timestamp.now(tz="UTC").tz_localize(None)) + FUTURE_TOLERANCE
+        future = (ev[C.TIMESTAMP] > latest).to_numpy()
+        if future.any():
+            rows = np.flatnonzero(future)
+            raise DataError(
+                [
+                    Problem(
+                        table="events",
+                        column=C.TIMESTAMP,
+                        message=f"update({member_id!r}): events dated after {latest}",
+                        expected="no event more than a year after the model's data and the "
+                        "clock: fix the dates",
+                        rows=tuple(int(r) for r in rows[:5]),
+                        count=int(rows.size),
+                    )
+                ]
+            )
         now = max(ds.now, pd.Timestamp(ev[C.TIMESTAMP].max())) if len(ev) else ds.now
         conf = ds.weighting.event_confidence(ev, durations, now)
         row = ds.weighting.matrix(

@@ -36,6 +36,7 @@ import pandas as pd
 
 from recommend.artifact import SavedPart, saved_part
 from recommend.checks import is_scalar, positive_int
+from recommend.data.ids import normalise_ids
 from recommend.engine import (
     ROUTE_PERSONAL,
     ROUTES,
@@ -723,6 +724,8 @@ def _check_candidates(candidates: Any) -> tuple[np.ndarray, np.ndarray]:
             f"(got {list(candidates.columns)})"
         )
     ids = candidates[C.COURSE].to_numpy()
+    if ids.dtype == object:
+        ids = np.asarray(normalise_ids(ids)[0], dtype=object)  # as validation does at load
     # A set is the cheapest duplicate check for a few hundred ids; rows only on failure.
     if len(set(ids.tolist())) != ids.size:
         rows = np.flatnonzero(candidates[C.COURSE].duplicated(keep=False).to_numpy())

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -52,7 +53,6 @@ from recommend.engine import (
     Exclude,
     MenuOptions,
     history_rows,
-    matrix_rows,
     serving_state,
 )
 from recommend.errors import ConfigError
@@ -197,29 +197,31 @@ def spark_batch(
         "max_pins": max_pins,
         "with_reasons": False,
     }
-    ids = member_list(model, members)
-    target = _check_out(out, overwrite)
-    generated_at = pd.Timestamp.now(tz="UTC").floor("s")
+    # One version of the model (ids, histories, completions, vectors) for the whole job.
+    with model.reading():
+        ids = member_list(model, members)
+        target = _check_out(out, overwrite)
+        generated_at = pd.Timestamp.now(tz="UTC").floor("s")
 
-    idx = model.member_ids_.to_index(ids, unknown="mask").astype(np.int64)
-    seen = history_rows(model.history_, idx)
-    personal = seen.counts > 0
-    schema = _output_schema(model)
-    frames = []
-    if (~personal).any():
-        cold = _menus(model, ids[~personal], n, options, version, generated_at, schema)
-        frames.append(spark.createDataFrame(cold))
-    n_parts = 0
-    if personal.any():
-        pos = np.flatnonzero(personal)
-        table = _member_table(model, ids[pos], idx[pos], seen.take(pos))
-        default = spark.sparkContext.defaultParallelism
-        n_parts = partitions or max(default, -(-pos.size // MEMBERS_PER_PARTITION))
-        side = spark.sparkContext.broadcast(
-            _CourseSide.of(model, n, options, version, generated_at, schema)
-        )
-        member_frame = spark.createDataFrame(table).repartition(int(n_parts))
-        frames.append(member_frame.mapInArrow(_PartitionMenus(side), _spark_schema(schema)))
+        idx = model.member_ids_.to_index(ids, unknown="mask").astype(np.int64)
+        seen = history_rows(model.history_, idx)
+        personal = seen.counts > 0
+        schema = _output_schema(model)
+        frames = []
+        if (~personal).any():
+            cold = _menus(model, ids[~personal], n, options, version, generated_at, schema)
+            frames.append(spark.createDataFrame(cold))
+        n_parts = 0
+        if personal.any():
+            pos = np.flatnonzero(personal)
+            table = _member_table(model, ids[pos], idx[pos], seen.take(pos))
+            default = spark.sparkContext.defaultParallelism
+            n_parts = partitions or max(default, -(-pos.size // MEMBERS_PER_PARTITION))
+            side = spark.sparkContext.broadcast(
+                _CourseSide.of(model, n, options, version, generated_at, schema)
+            )
+            member_frame = spark.createDataFrame(table).repartition(int(n_parts))
+            frames.append(member_frame.mapInArrow(_PartitionMenus(side), _spark_schema(schema)))
     result = frames[0]
     for other in frames[1:]:
         result = result.unionByName(other)
@@ -324,7 +326,7 @@ def _member_table(model: Recommender, ids: np.ndarray, idx: np.ndarray, seen: An
     state = serving_state(model)
     vectors = np.ascontiguousarray(model.member_vectors(idx), dtype=np.float32)
     f = vectors.shape[1]
-    done = matrix_rows(state.completed(), idx)
+    done = state.completed_rows(model.history_, idx)
     orgs = state.member_orgs()
     org = np.full(idx.size, None, dtype=object)
     inside = idx < orgs.size
@@ -347,6 +349,15 @@ def _is_uri(out: str) -> bool:
     return bool(sep) and len(scheme) > 1 and scheme != "file"
 
 
+#: The files a Spark Parquet write leaves (and only those: anything else in the folder is
+#: someone else's and is never replaced): part files with the job's UUID, their checksums,
+#: the success marker.
+_SPARK_OUTPUT = re.compile(
+    r"\.?part-\d{5}-[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}(?:-c\d{3})?"
+    r"(?:\.[a-z0-9]+)?\.parquet(?:\.crc)?|\.?_SUCCESS(?:\.crc)?"
+)
+
+
 def _check_out(out: str | os.PathLike[str], overwrite: bool) -> str:
     text = os.fspath(out)
     if _is_uri(text):
@@ -356,9 +367,7 @@ def _check_out(out: str | os.PathLike[str], overwrite: bool) -> str:
         if not path.is_dir():
             raise ConfigError(f"{path} exists and is not a directory")
         names = [p.name for p in path.iterdir()]
-        strangers = [
-            name for name in names if not (name.startswith(("part-", "_", ".")) or name == "")
-        ]
+        strangers = [name for name in names if not _SPARK_OUTPUT.fullmatch(name)]
         if strangers:
             raise ConfigError(
                 f"{path} holds files that are not batch output ({strangers[:3]}); pick an "

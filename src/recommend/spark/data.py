@@ -12,8 +12,10 @@ does every step that decides a number:
   events are joined to that index table in Spark; the driver collects the ids only when a
   ``recommend`` artifact is exported (``SparkInteractions.member_ids``);
 - confidence: ``Weighting.event_confidence`` on each batch, with the same durations (the
-  course table's ``duration_seconds`` by course index) and the same ``now`` (the last event
-  unless given);
+  course table's ``duration_seconds`` by course index) and the same ``now``: the given one,
+  or the data's robust now (``recommend.data.timeline``, with Spark's percentiles at a
+  relative error of 1e-6); events dated after it are refused, dropped and counted, or
+  kept, as ``on_future`` says;
 - summing per (member, course), dropping zeros and ``log`` scaling: ``Weighting.matrix`` on
   each member's events. Events are shuffled by member and sorted within a partition, so a
   member's events are contiguous and a batch boundary never splits a member.
@@ -25,6 +27,7 @@ keep the input row order), so cells agree to float32 rounding, not always bit fo
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -37,9 +40,10 @@ import scipy.sparse as sp
 
 from recommend.data.dataset import COURSE_IDX, MEMBER_IDX, Dataset, align_rows
 from recommend.data.idmap import IdMap
+from recommend.data.timeline import FUTURE_TOLERANCE, OnFuture, reference_time
 from recommend.data.validation import ReferenceReport, personal_columns, validate
 from recommend.data.weighting import Weighting
-from recommend.errors import ConfigError, DataError
+from recommend.errors import ConfigError, DataError, Problem
 from recommend.schema import Columns
 from recommend.spark._compat import require_pyspark
 
@@ -220,6 +224,7 @@ def interactions(
     member_ids: IdMap | None = None,
     course_ids: IdMap | None = None,
     partitions: int | None = None,
+    on_future: OnFuture = "raise",
 ) -> SparkInteractions:
     """Build the confidence matrix of ``events`` on Spark, as ``Dataset.from_frames`` does.
 
@@ -239,11 +244,16 @@ def interactions(
         ``"raise"`` refuses events with ids outside the universes; ``"drop"`` drops and
         counts them (``report``).
     now
-        Reference time for decay; the last event when ``None``.
+        Reference time for decay; the data's robust now when ``None`` (see
+        ``recommend.data.timeline``: one mistyped ``2100-01-01`` never becomes it).
     member_ids, course_ids
         Fixed universes, as in ``Dataset.from_frames``.
     partitions
         Partitions of the member shuffle (default: ``spark.sql.shuffle.partitions``).
+    on_future
+        Events dated after the reference time: ``"raise"`` (default) refuses them,
+        ``"drop"`` drops and counts them (``report.future_events``), ``"keep"`` keeps them
+        with a decay weight of 1, as ``Dataset.from_frames``.
 
     Returns
     -------
@@ -261,6 +271,8 @@ def interactions(
     from pyspark import StorageLevel
 
     weighting = _spark_weighting(weighting, on_unknown)
+    if on_future not in ("raise", "drop", "keep"):
+        raise ConfigError(f"on_future={on_future!r}; expected 'raise', 'drop' or 'keep'")
     _check_event_columns(events, where="events")
     tables = _side_tables(courses, members, orgs)
     spark = events.sparkSession
@@ -272,7 +284,9 @@ def interactions(
         course_table, course_ids = _course_index(ev, courses, tables.courses, course_ids, n_parts)
         member_table, n_members = _member_index(ev, members, tables.members, member_ids, n_parts)
         indexed, report = _known_events(ev, course_table, member_table, n_in, on_unknown)
-        ref = pd.Timestamp(now) if now is not None else _last_event(ev)
+        ref = reference_time(np.empty(0, "datetime64[ns]"), now) if now is not None else None
+        ref = ref if ref is not None else _robust_now(ev)
+        indexed, report = _future_events(indexed, report, ref, now is not None, on_future)
         crs = align_rows(tables.courses, C.COURSE, course_ids)
         job = _CellJob(
             weighting=weighting,
@@ -713,10 +727,53 @@ def _check_unknown(indexed: DataFrame, n_in: int, on_unknown: str) -> ReferenceR
     return report
 
 
-def _last_event(events: DataFrame) -> pd.Timestamp:
+def _robust_now(events: DataFrame) -> pd.Timestamp:
+    """The data's robust now (``recommend.data.timeline.reference_time``) on Spark: the
+    latest event no later than q99.9 + max(FUTURE_TOLERANCE, q99.9 - q0.1)."""
     from pyspark.sql import functions as F
 
-    return pd.Timestamp(_aggregate_row(events, F.max(C.TIMESTAMP).alias("last"))["last"])
+    micros = F.unix_micros(F.col(C.TIMESTAMP))
+    quantiles = F.percentile_approx(micros, [0.001, 0.999], 1_000_000).alias("q")
+    low, high = _aggregate_row(events, quantiles)["q"]
+    limit = int(high) + max(FUTURE_TOLERANCE.value // 1000, int(high) - int(low))
+    last = _aggregate_row(events.where(micros <= limit), F.max(micros).alias("last"))["last"]
+    return pd.Timestamp(int(last) * 1000)
+
+
+def _future_events(
+    indexed: DataFrame, report: ReferenceReport, ref: pd.Timestamp, given: bool, on_future: str
+) -> tuple[DataFrame, ReferenceReport]:
+    """Events after ``ref``: refused (``DataError`` with their count), dropped and
+    counted, or kept."""
+    from pyspark.sql import functions as F
+
+    if on_future == "keep":
+        return indexed, report
+    late = F.col(C.TIMESTAMP) > F.lit(ref.to_pydatetime())
+    n_future = int(_aggregate_row(indexed, F.sum(late.cast("long")).alias("n"))["n"] or 0)
+    if not n_future:
+        return indexed, report
+    if on_future == "raise":
+        whose = "the given now" if given else "the data's own now"
+        raise DataError(
+            [
+                Problem(
+                    table="events",
+                    column=C.TIMESTAMP,
+                    message=f"events dated after {whose} ({ref})",
+                    expected="no event after the reference time: fix the dates, pass "
+                    "on_future='drop' to drop (and count) them, or give a later now",
+                    count=n_future,
+                )
+            ]
+        )
+    if report.events_out == n_future:
+        raise DataError("events: no events left after dropping future-dated ones")
+    log.warning("spark interactions: dropped %d event(s) dated after %s", n_future, ref)
+    report = dataclasses.replace(
+        report, events_out=report.events_out - n_future, future_events=n_future
+    )
+    return indexed.where(~late), report
 
 
 def _aggregate_row(frame: DataFrame, *columns: Column) -> Row:
