@@ -8,6 +8,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -362,3 +363,35 @@ def test_unsigned_model_is_refused_when_a_key_is_configured(
     lines = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert len(lines) == 1 and "not signed" in lines[0]
+
+
+def test_evaluate_a_test_file_after_the_training_now_and_on_future(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A time split's test events lie after the training data's now: evaluated, not
+    refused. A training event dated decades ahead is refused with its row named, unless
+    ``--on-future drop`` drops (and counts) it."""
+    rng = np.random.default_rng(0)
+    rows = [
+        (f"m{m}", f"c{(m % 2) * 10 + rng.integers(10)}", "view", f"2024-0{1 + day % 5}-1{day % 9}")
+        for m in range(60)
+        for day in range(8)
+    ]
+    train = pd.DataFrame(rows, columns=["member_id", "course_id", "event", "timestamp"])
+    test = train.groupby("member_id").head(1).assign(timestamp="2024-07-01")
+    train.to_csv(tmp_path / "train.csv", index=False)
+    test.to_csv(tmp_path / "test.csv", index=False)
+    args = [
+        "evaluate",
+        "--train",
+        str(tmp_path / "train.csv"),
+        "--test",
+        str(tmp_path / "test.csv"),
+    ]
+    assert main([*args, "--model", "popularity", "--k", "5", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["members"]["evaluated"] == 60
+    train.loc[7, "timestamp"] = "2100-01-01"
+    train.to_csv(tmp_path / "train.csv", index=False)
+    assert main([*args, "--model", "popularity", "--k", "5", "--json"]) == 2
+    assert "events dated after the data's own now" in capsys.readouterr().err
+    assert main([*args, "--model", "popularity", "--k", "5", "--json", "--on-future", "drop"]) == 0

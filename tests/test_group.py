@@ -77,6 +77,21 @@ def test_compulsory_pins_and_completed_exclusion(model: rc.EASE, platform: rc.Pl
     assert any("left out by max_pins=0" in note for note in none.notes)
 
 
+def test_group_and_course_ids_are_read_as_validation_reads_them(
+    model: rc.EASE, platform: rc.Platform
+) -> None:
+    ids = [str(m) for m in model.member_ids_.external_ids[:40]]
+    written = [f" {m} " if i % 3 == 0 else m.replace("m", "ｍ") if i % 3 == 1 else m + "\u200b"
+               for i, m in enumerate(ids)]  # fmt: skip
+    must = str(platform.courses["course_id"].iloc[3])
+    plain = order_for_group(model, ids, 10, must_include=[must], pin_compulsory=False)
+    typed = order_for_group(
+        model, written, 10, must_include=[f" {must}\u200b"], pin_compulsory=False
+    )
+    pd.testing.assert_frame_equal(typed.menu, plain.menu)
+    assert typed.notes == plain.notes  # no member left out as unknown
+
+
 def test_average_strategy_matches_brute_force(model: rc.EASE) -> None:
     """The one-pass sums equal per-member min-max normalisation done the slow way."""
     active = np.flatnonzero(model.history_.counts(np.arange(len(model.member_ids_))) > 0)

@@ -278,6 +278,20 @@ def test_unknown_ids_raise_or_are_dropped_and_counted(spark, platform) -> None: 
     np.testing.assert_array_equal(data.to_csr().indices, expected.interactions.indices)
 
 
+def test_future_dated_events_follow_the_dataset_rule(spark, platform) -> None:  # type: ignore[no-untyped-def]
+    events = platform.events.copy()
+    events.loc[[4, 9], "timestamp"] = pd.Timestamp("2100-01-01")
+    frame = spark.createDataFrame(events)
+    with pytest.raises(DataError, match=r"events\.timestamp: events dated after the data's own"):
+        interactions(frame, courses=platform.courses)
+    data = interactions(frame, courses=platform.courses, on_future="drop")
+    expected = rc.Dataset.from_frames(events, courses=platform.courses, on_future="drop")
+    assert data.now == expected.now < pd.Timestamp("2100-01-01")
+    assert data.report == expected.report and data.report.future_events == 2
+    np.testing.assert_array_equal(data.to_csr().indices, expected.interactions.indices)
+    np.testing.assert_allclose(data.to_csr().data, expected.interactions.data, rtol=1e-5)
+
+
 def test_bad_events_are_refused_with_the_column_named(spark, platform) -> None:  # type: ignore[no-untyped-def]
     events = platform.events.head(200).copy()
     bad_type = events.copy()
@@ -381,6 +395,14 @@ def test_spark_batch_refuses_other_models_and_existing_output(
     (out / "notes.txt").write_text("mine")
     with pytest.raises(ConfigError, match="not batch output"):
         spark_batch(spark, artifact, out, overwrite=True)
+    # Names that only start like Spark's own files are someone else's too: never replaced.
+    for name in ("part-time-rota.xlsx", ".tmp-draft.txt", "_notes"):
+        other = tmp_path / f"menus-{name}"
+        other.mkdir()
+        (other / name).write_text("mine")
+        with pytest.raises(ConfigError, match="not batch output"):
+            spark_batch(spark, artifact, other, overwrite=True)
+        assert (other / name).read_text() == "mine"
 
 
 # --------------------------------------------------------------------------- CLI, import

@@ -303,9 +303,7 @@ def test_group_notes_name_the_first_five_courses() -> None:
     model = FixedFactors().fit(make_tiny_dataset(courses))
     pins, notes = _group(model, [0, 1], max_pins=1)
     assert pins == ["c00"]
-    assert notes == (
-        "7 compulsory course(s) left out by max_pins=1: c01, c02, c03, c04, c05",
-    )
+    assert notes == ("7 compulsory course(s) left out by max_pins=1: c01, c02, c03, c04, c05",)
     done = np.zeros(16)
     done[:7] = 1.0
     pins, notes = _group(model, [0, 1], done_share=done, exclude_completed=0.5)
@@ -397,3 +395,39 @@ def test_update_replaces_the_training_completions(tiny_dataset: Dataset) -> None
     model.update("m2", events_frame([("m2", "c10", "view", "2024-03-11")]))
     assert _pins(model, [2]) == [["c10", "c13"]]
     assert _pins(model, [2, 3]) == [["c10", "c13"], ["c10", "c13"]]
+
+
+@pytest.mark.parametrize("name", ["ease", "als"])
+def test_completions_folded_in_survive_save_and_load(
+    name: str, tiny_dataset: Dataset, tmp_path
+) -> None:
+    import recommend as rc
+
+    model = _fitted(name, tiny_dataset)
+    model.update("m1", events_frame([("m1", "c09", "complete", "2024-03-12")]))
+    model.update("new", events_frame([("new", "c10", "complete", "2024-03-12")]))
+    newcomer = pd.DataFrame({"member_id": ["new"], "org_id": ["b1"]})
+    loaded = rc.load(rc.save(model, tmp_path / "art"))
+    assert _pinned(member_menu(loaded, "m1", n=5)) == ["c10"]
+    assert _pinned(member_menu(loaded, "new", n=5, member_attributes=newcomer)) == ["c09"]
+    pd.testing.assert_frame_equal(
+        member_menu(loaded, ["m1", "m0", "new"], n=5, member_attributes=newcomer),
+        member_menu(model, ["m1", "m0", "new"], n=5, member_attributes=newcomer),
+    )
+
+
+def test_update_takes_the_member_id_as_validation_does(tiny_dataset: Dataset) -> None:
+    from recommend.errors import DataError
+
+    model = FixedFactors().fit(tiny_dataset)
+    n_members = len(model.member_ids_)
+    # " m1 ", full-width and zero-width variants are m1: no new member appears.
+    for written in (" m1 ", "ｍ1", "m\u200b1"):
+        model.update(written, events_frame([(written, "c09", "complete", "2024-03-12")]))
+        assert len(model.member_ids_) == n_members, written
+        assert _pinned(member_menu(model, "m1", n=5)) == ["c10"]
+    # A date decades ahead would decay the member's other events to the floor: refused.
+    late = events_frame([("m1", "c03", "view", "2024-03-11"), ("m1", "c04", "view", "2100-01-01")])
+    with pytest.raises(DataError, match=r"events\.timestamp: update\('m1'\): events dated after"):
+        model.update("m1", late)
+    assert _pinned(member_menu(model, "m1", n=5)) == ["c10"]  # nothing changed

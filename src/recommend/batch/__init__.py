@@ -518,8 +518,9 @@ def member_list(model: Recommender, members: Any) -> np.ndarray:
     )
     if series.isna().any():
         raise DataError(f"members holds {int(series.isna().sum())} missing ids")
-    if series.dtype == object:
-        series = normalise_ids(series)[0]  # as validation does at load
+    if series.dtype.kind not in "iu":
+        # String ids as validation reads them at load (" m1 ", full-width, zero-width).
+        series = pd.Series(normalise_ids(series.to_numpy(dtype=object))[0], dtype=object)
     before = len(series)
     series = series.drop_duplicates()
     if len(series) < before:
