@@ -35,7 +35,7 @@ import threading
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache, lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -69,8 +69,11 @@ DEFAULT_LANG: Lang = "zh"
 _LOCK = threading.Lock()
 # Per language, the platform's overrides; replaced as a whole, never mutated in place.
 _overrides: dict[str, dict[str, str]] = {lang: {} for lang in LANGS}
-# Bumped whenever the overrides change: rendered texts are cached per version.
-_version = 0
+# Rendered texts of the current wording, per language: a message repeats across requests
+# (a menu's reasons), so it is rendered once. Replaced by a new empty dict when the
+# wording changes or the cache is full (a reader holding the old one is unaffected).
+_MAX_CACHED = 1 << 16
+_texts: dict[str, dict[Message, str]] = {lang: {} for lang in LANGS}
 
 
 @cache
@@ -165,11 +168,11 @@ def set_messages(overrides: Mapping[str, str], lang: str = DEFAULT_LANG) -> None
     """
     lang = check_lang(lang)
     checked = _checked(overrides, lang, "set_messages")
-    global _overrides, _version
+    global _overrides
     with _LOCK:
         merged = {**_overrides, lang: {**_overrides[lang], **checked}}
         _overrides = merged
-        _version += 1
+        _forget_texts()
 
 
 def load_messages(path: str | os.PathLike[str]) -> None:
@@ -199,10 +202,16 @@ def load_messages(path: str | os.PathLike[str]) -> None:
 
 def reset_messages() -> None:
     """Drop every override: the library's own wording again."""
-    global _overrides, _version
+    global _overrides
     with _LOCK:
         _overrides = {lang: {} for lang in LANGS}
-        _version += 1
+        _forget_texts()
+
+
+def _forget_texts() -> None:
+    """Drop the rendered texts (under ``_LOCK``): the wording changed."""
+    global _texts
+    _texts = {lang: {} for lang in LANGS}
 
 
 def template(key: str, lang: str = DEFAULT_LANG) -> str:
@@ -247,12 +256,20 @@ def value_message(kind: str, value: object) -> Message | str:
     return Message(key) if key in _defaults()[DEFAULT_LANG] else str(value)
 
 
-@lru_cache(maxsize=1 << 16)
-def _rendered(message: Message, lang: str, version: int) -> str:
+def _rendered(message: Message, lang: str) -> str:
+    """``message`` in ``lang`` (checked), from the cache of the current wording."""
+    cache = _texts[lang]
+    found = cache.get(message)
+    if found is not None:
+        return found
     params = {
         k: v.text(lang) if isinstance(v, Message | ListText) else v for k, v in message.params
     }
-    return render(message.key, lang, **params)
+    text = render(message.key, lang, **params)
+    if len(cache) >= _MAX_CACHED:
+        cache = _texts[lang] = {}
+    cache[message] = text
+    return text
 
 
 @dataclass(frozen=True)
@@ -281,7 +298,7 @@ class Message:
         """The message rendered in ``lang`` (parameters that are messages too); the same
         message is rendered once while the wording stays the same (a menu's reasons repeat
         across requests)."""
-        return _rendered(self, lang, _version)
+        return _rendered(self, lang if lang in _texts else check_lang(lang))
 
     def __str__(self) -> str:
         return self.text("en")
