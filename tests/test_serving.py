@@ -440,8 +440,24 @@ def test_mlflow_models_serve_answers_invocations_with_menus(
         )
         with urllib.request.urlopen(request, timeout=60) as answer:
             predictions = pd.DataFrame(json.loads(answer.read())["predictions"])
+        # A bad request: HTTP 400 with the library's message, no traceback.
+        bad = {"dataframe_split": {"columns": ["member_id", "n"], "data": [[members[0], 0]]}}
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(
+                urllib.request.Request(
+                    f"http://127.0.0.1:{port}/invocations",
+                    data=json.dumps(bad).encode(),
+                    headers={"Content-Type": "application/json"},
+                ),
+                timeout=60,
+            )
+        assert refused.value.code == 400
+        error = json.loads(refused.value.read())
     finally:
         _stop(proc)
+    assert error["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert "requests.n: a whole number of courses from 1 to 1000" in error["message"]
+    assert "stack_trace" not in error and "Traceback" not in json.dumps(error)
     expected = pd.concat(
         [
             member_menu(model, [members[0]], n=5),
@@ -559,6 +575,20 @@ def test_compulsory_rows_get_the_branch_list(pyfunc_dir: Path, model: rc.Recomme
     assert len(menu) == 10 and menu["reason"].str.startswith("本支部必学").sum() == 2
     with pytest.raises(DataError, match=r"requests.compulsory: true or false.*'maybe'"):
         MenuService(model).predict(pd.DataFrame({"member_id": [member], "compulsory": ["maybe"]}))
+
+
+def test_served_model_raises_the_library_message_as_a_bad_request(pyfunc_dir: Path) -> None:
+    """Through MLflow, a bad request is ``INVALID_PARAMETER_VALUE`` (HTTP 400 when
+    served) carrying the library's message, not MLflow's generic one."""
+    import mlflow.pyfunc
+    from mlflow.exceptions import MlflowException
+
+    loaded = mlflow.pyfunc.load_model(str(pyfunc_dir))
+    with pytest.raises(MlflowException) as err:
+        loaded.predict(pd.DataFrame({"member_id": ["m1"], "n": [5000]}))
+    assert err.value.error_code == "INVALID_PARAMETER_VALUE"
+    assert err.value.get_http_status_code() == 400
+    assert "requests.n: a whole number of courses from 1 to 1000" in err.value.message
 
 
 # ------------------------------------------------------------------------- hostile folders
