@@ -646,3 +646,53 @@ def test_corrupt_store_is_a_tracking_error(model: rc.Recommender, tmp_path: Path
     assert "\n" not in str(err.value)
     with pytest.raises(TrackingError, match="not a database"):
         load_registered("models:/menus@champion", tracking=uri)
+
+
+def test_the_serve_command_the_demo_prints_works_as_printed(
+    model: rc.Recommender, dataset: rc.Dataset, tmp_path: Path
+) -> None:
+    """The command `recommend demo` and `recommend register` print serves the champion
+    from a shell whose PATH holds no virtual environment (MLflow starts `uvicorn` from
+    PATH: the command puts the environment's bin first itself)."""
+    import shlex
+
+    from recommend.cli.demo import mlflow_commands
+    from recommend.registry import register_artifact
+
+    store = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    reg = register_artifact(rc.save(model, tmp_path / "model"), "menus", uri=store)
+    _, serve = mlflow_commands(store, reg.uri)
+    assert serve.startswith("PATH=") and f"{Path(sys.executable).parent}/mlflow" in serve
+    port = _free_port()
+    printed = serve.replace("--port 5001", f"--host 127.0.0.1 --port {port} --workers 1")
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            ["/bin/bash", "-c", printed],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+            # A login shell's PATH: no virtual environment on it.
+            env={
+                "PATH": "/usr/local/bin:/usr/bin:/bin",
+                "HOME": str(tmp_path),
+                "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+                "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+            },
+            start_new_session=True,
+        )
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/ping", proc, log)
+        member = _members(dataset, 1)[0]
+        body = {"dataframe_split": {"columns": ["member_id", "n"], "data": [[member, 3]]}}
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            got = pd.DataFrame(json.loads(answer.read())["predictions"])
+    finally:
+        _stop(proc)
+    assert got["course_id"].tolist() == member_menu(model, [member], n=3)["course_id"].tolist()
+    assert shlex.split(serve)[0].startswith("PATH=")

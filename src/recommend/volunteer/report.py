@@ -81,8 +81,7 @@ def volunteer_section(
             .reset_index()
         )
         counts.columns = [
-            render(f"volunteer.col.{c}", lang)
-            for c in ("kind", "why", "requests", "missing")
+            render(f"volunteer.col.{c}", lang) for c in ("kind", "why", "requests", "missing")
         ]
         parts.append(counts.to_html(index=False, border=0))
     return "\n".join(parts)
