@@ -59,6 +59,9 @@ def test_members_files_that_are_not_what_order_needs(
     empty.write_text("\n\n", encoding="utf-8")
     line = _fails([*order, str(empty)], capsys)
     assert "holds no member id" in line
+    batch = ["batch", "--model", str(model_dir), "--out", str(tmp_path / "menus")]
+    line = _fails([*batch, "--members", str(empty)], capsys)
+    assert "holds no member id" in line
 
 
 def test_a_gbk_members_file_is_read_with_encoding(
@@ -128,6 +131,12 @@ def test_own_events_file_with_a_column_mapping_and_an_event(
     assert main([*argv, "--event", "view", "--out", str(tmp_path / "m2")]) == 0
     bad = _fails([*argv, "--columns", "user_id", "--out", str(tmp_path / "m3")], capsys)
     assert "expected FILE_COLUMN=OUR_COLUMN" in bad
+    # data validate reads the same way.
+    assert main(["data", "validate", str(plays), "--table", "events"]) == 1
+    assert "--event view" in capsys.readouterr().out
+    validate = ["data", "validate", str(plays), "--table", "events", "--columns", mapping]
+    assert main([*validate, "--event", "view"]) == 0
+    assert "all tables valid" in capsys.readouterr().out
 
 
 def test_a_bad_param_lists_the_valid_names(

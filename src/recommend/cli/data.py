@@ -92,7 +92,10 @@ def cmd_data_validate(args: argparse.Namespace) -> int:
         path = Path(raw)
         try:
             table = _table_of(path, args.table)
-            frame = read_table(path, table)
+            own = own_data(args)
+            if table != "events":  # --columns and --event describe the events file
+                own = {"encoding": own["encoding"]}
+            frame = read_table(path, table, **own)
             checked = check_table(table, frame)
         except DataError as err:
             failed = True
