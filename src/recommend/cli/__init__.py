@@ -136,7 +136,7 @@ def _add_data_verbs(verbs: Verbs) -> None:
         dest="data_verb", required=True
     )
     synth = data.add_parser("synth", help="generate a simulated platform as Parquet files")
-    synth.add_argument("--preset", default="sample", help="sample (default), small or city")
+    synth.add_argument("--preset", default="sample", help="sample, small or city")
     synth.add_argument("--members", type=int, help="override the preset's member count")
     synth.add_argument("--courses", type=int, help="override the preset's course count")
     synth.add_argument("--seed", type=int, default=0, help="random seed")
@@ -177,7 +177,7 @@ def _add_on_future(parser: argparse.ArgumentParser) -> None:
         choices=("raise", "drop", "keep"),
         default="raise",
         help="events dated after the data's now: refuse them with their rows named "
-        "(default), drop and count them, or keep them",
+        "(raise), drop and count them, or keep them",
     )
 
 
@@ -394,7 +394,7 @@ def _add_register_verb(verbs: Verbs) -> None:
     )
     rg.add_argument("--model", required=True, help="model artifact directory")
     rg.add_argument("--name", required=True, help="registered model name")
-    rg.add_argument("--alias", default="champion", help="alias to move (default: champion)")
+    rg.add_argument("--alias", default="champion", help="alias to move")
     rg.add_argument("--experiment", default="registry", help="MLflow experiment of the run")
     rg.add_argument("--tracking-uri", help="MLflow store (default: MLFLOW_TRACKING_URI)")
     rg.set_defaults(func=cmd_register)
