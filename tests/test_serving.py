@@ -138,9 +138,12 @@ def test_registry_names_stay_importable_from_serving() -> None:
     moved += ["model_name", "register", "register_artifact", "save_pyfunc"]
     for name in moved:
         assert getattr(serving, name) is getattr(registry, name), name
-    assert set(serving.__all__) == {"DEFAULT_N", "MenuService", "REQUEST_COLUMNS"} | (
-        set(moved) - {"DATA_PATH"}
-    )
+    assert set(serving.__all__) == {
+        "DEFAULT_N",
+        "MenuService",
+        "REQUEST_COLUMNS",
+        "ServedMenus",
+    } | (set(moved) - {"DATA_PATH"})
     # Saved MLmodel files name the loader module: it must stay the one MLflow can import.
     assert serving.__name__ == registry.LOADER_MODULE
 
