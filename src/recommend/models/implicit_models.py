@@ -29,10 +29,10 @@ from __future__ import annotations
 import logging
 import math
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal, Self, cast
 
 import numpy as np
 import scipy.sparse as sp
@@ -40,7 +40,7 @@ from scipy.special import expit, log_expit
 
 from recommend.data.dataset import Dataset
 from recommend.errors import ConfigError, DataError
-from recommend.models.base import Factors, History, MemberState, Recommender
+from recommend.models.base import CourseLearners, Factors, History, MemberState, Recommender
 from recommend.models.content import (
     COLD_NEIGHBOURS,
     content_neighbour_factors,
@@ -63,6 +63,8 @@ BPR_FOLD_IN_NEGATIVES = 128
 #: Newton iterations of the BPR fold-in: a small concave problem, and a ranking does not
 #: need the optimum to many digits (more steps changed recall@10 by < 0.005 on the sample).
 BPR_FOLD_IN_ITERATIONS = 4
+#: Random courses each learner of a new course is asked to rank below it (BPR).
+BPR_COURSE_PAIRS = 16
 
 
 # --------------------------------------------------------------------------- helpers
@@ -209,6 +211,24 @@ class MemberVectors:
         out[hit] = self.rows[pos[hit]]
         return out
 
+    def with_vectors(self, member_idx: np.ndarray, vectors: np.ndarray) -> MemberVectors:
+        """New vectors with members ``member_idx`` (B,) (unique) set to ``vectors`` (B, f),
+        in one copy of the overlay; members past the end are appended."""
+        idx = np.asarray(member_idx, dtype=np.int64).reshape(-1)
+        new = np.asarray(vectors, dtype=np.float32).reshape(idx.size, -1)
+        if idx.size == 1:
+            return self.with_vector(int(idx[0]), new[0])
+        keep = ~np.isin(self.index, idx)
+        index = np.concatenate([self.index[keep], idx])
+        rows = np.concatenate([self.rows[keep], new])
+        order = np.argsort(index, kind="stable")
+        index, rows = index[order], rows[order]
+        if index.size >= _merge_at(self.base.shape[0]):
+            return MemberVectors.of(MemberVectors(self.base, index, rows).array)
+        rows.setflags(write=False)
+        index.setflags(write=False)
+        return MemberVectors(self.base, index, rows)
+
     def with_vector(self, member_idx: int, vector: np.ndarray) -> MemberVectors:
         """New vectors with member ``member_idx`` set to ``vector`` (f,); appends a member
         when ``member_idx >= n_members`` (members in between, if any, get zeros)."""
@@ -264,8 +284,12 @@ class _FactorModel(Recommender):
 
     #: The member vectors, per snapshot (see ``Recommender.update``).
     _members = MemberState()
-    course_factors_: np.ndarray
-    course_bias_: np.ndarray | None
+    #: Course side, per snapshot too: ingestion re-places new courses from their learners.
+    course_factors_ = MemberState()
+    course_bias_ = MemberState()
+    #: ``XᵀX`` over all member vectors (float64, f x f), kept up to date by fold-in once a
+    #: new course needed it (not saved: rebuilt from the member vectors).
+    _member_gram = MemberState()
     cold_courses_: np.ndarray
 
     @property
@@ -397,6 +421,8 @@ class _FactorModel(Recommender):
     def _place_cold_courses(self, dataset: Dataset, warm_interactions: sp.csr_matrix) -> None:
         """Give courses without training interactions content-neighbour factors (and bias)."""
         self.cold_courses_ = np.flatnonzero(warm_interactions.getnnz(axis=0) == 0).astype(np.int64)
+        width = self.course_factors_.shape[1] + (self.course_bias_ is not None)
+        self.cold_placement_ = np.zeros((self.cold_courses_.size, width), dtype=np.float32)
         if self.cold_courses_.size == 0:
             return
         features = dataset.course_features
@@ -425,6 +451,12 @@ class _FactorModel(Recommender):
         if self.course_bias_ is not None:
             self.course_bias_[unplaced] = 0.0
             self.course_bias_[placed] = rows[:, -1]
+        # Kept: a new course's learners refine this placement (ingestion), and a course
+        # that loses them returns to it.
+        placement = self.course_factors_[self.cold_courses_]
+        if self.course_bias_ is not None:
+            placement = np.hstack([placement, self.course_bias_[self.cold_courses_, None]])
+        self.cold_placement_ = np.array(placement, dtype=np.float32)
         log.info(
             "%s: %d cold course(s) placed by content, %d without features left at zero",
             self.name,
@@ -435,7 +467,91 @@ class _FactorModel(Recommender):
     def _publish_member(self, member_idx: int, vector: np.ndarray) -> None:
         """Set one member's vector (staged for the snapshot ``update`` publishes); readers
         holding the old snapshot are not disturbed."""
-        self._members = self._members.with_vector(member_idx, vector)
+        self._publish_members(np.array([member_idx], dtype=np.int64), vector.reshape(1, -1))
+
+    def _publish_members(self, member_idx: np.ndarray, vectors: np.ndarray) -> None:
+        """Set several members' vectors (B, f) in one new ``MemberVectors`` (and the member
+        Gram matrix, when kept, by the difference of old and new rows)."""
+        members = self._members
+        try:
+            gram = self._member_gram
+        except AttributeError:
+            gram = None
+        if gram is not None:
+            old = np.zeros_like(vectors, dtype=np.float64)
+            known = member_idx < members.n_members
+            old[known] = members.gather(member_idx[known])
+            new = vectors.astype(np.float64)
+            self._member_gram = gram + new.T @ new - old.T @ old
+        self._members = members.with_vectors(member_idx, vectors)
+
+    def _solve_member(self, member_idx: int, row: sp.csr_matrix) -> np.ndarray:
+        """One member's vector (f,) float32 from their history row, course side fixed."""
+        raise NotImplementedError
+
+    def _fold_in(self, member_idx: int, row: sp.csr_matrix) -> None:
+        self._publish_member(member_idx, self._solve_member(member_idx, row))
+
+    def _fold_in_members(self, member_idx: np.ndarray, rows: sp.csr_matrix) -> None:
+        f = self.course_factors_.shape[1]
+        vectors = np.zeros((member_idx.size, f), dtype=np.float32)
+        with single_threaded_blas():
+            for k, member in enumerate(member_idx.tolist()):
+                vectors[k] = self._solve_member(int(member), rows[k : k + 1])
+        self._publish_members(member_idx, vectors)
+
+    # ------------------------------------------------------------------ new courses
+    def _fold_in_courses(self, learners: Mapping[int, CourseLearners], reach: np.ndarray) -> None:
+        """Give each new course the batch touched a vector solved from its learners against
+        the member vectors (``_solve_course``); a course that lost all its learners goes
+        back to its content placement. One copy of the course side per batch."""
+        if not learners:
+            return
+        factors = self.course_factors_.copy()
+        bias = None if self.course_bias_ is None else self.course_bias_.copy()
+        gram = self._gram_of_members()
+        with single_threaded_blas():
+            for course, who in learners.items():
+                prior = self._content_placement(course)
+                # No learner left (a replaced history): back to the content placement.
+                solved = who.members.size > 0
+                vector = self._solve_course(course, who, gram, prior) if solved else prior
+                factors[course] = vector[: factors.shape[1]]
+                if bias is not None:
+                    bias[course] = vector[-1]
+        factors.setflags(write=False)
+        self.course_factors_ = factors
+        if bias is not None:
+            bias.setflags(write=False)
+            self.course_bias_ = bias
+
+    def _gram_of_members(self) -> np.ndarray:
+        try:
+            gram = self._member_gram
+        except AttributeError:
+            gram = None
+        if gram is None:
+            x = self._members.array.astype(np.float64)
+            gram = x.T @ x
+            self._member_gram = gram
+        return cast("np.ndarray", gram)
+
+    def _content_placement(self, course: int) -> np.ndarray:
+        """The course's vector (and bias, last) as placed by content at fit."""
+        cold = getattr(self, "cold_courses_", None)
+        placement = getattr(self, "cold_placement_", None)
+        width = self.course_factors_.shape[1] + (self.course_bias_ is not None)
+        if cold is not None and placement is not None and placement.shape[1] == width:
+            pos = int(np.searchsorted(cold, course))
+            if pos < cold.size and cold[pos] == course:
+                return np.asarray(placement[pos], dtype=np.float64)
+        return np.zeros(width, dtype=np.float64)
+
+    def _solve_course(
+        self, course: int, learners: CourseLearners, gram: np.ndarray, prior: np.ndarray
+    ) -> np.ndarray:
+        """A new course's vector (and bias, last) from its learners; (f[+1],) float64."""
+        raise NotImplementedError
 
     def _train(self, make: Callable[[], Any], user_items: sp.csr_matrix) -> Any:
         """Build and fit an implicit model with BLAS limited to one thread; on the CPU."""
@@ -600,7 +716,7 @@ class ALS(_FactorModel):
             self._gram = gram
         return gram
 
-    def _fold_in(self, member_idx: int, row: sp.csr_matrix) -> None:
+    def _solve_member(self, member_idx: int, row: sp.csr_matrix) -> np.ndarray:
         """Re-solve one member's vector exactly, course factors fixed (Hu et al., eq. 4).
 
         ``x_u = (YᵀY + Yᵀ(C_u − I)Y + λI)⁻¹ Yᵀ C_u p_u`` with ``C_u`` the member's
@@ -626,7 +742,22 @@ class ALS(_FactorModel):
                 a = gram + (y.T * (confidence - baseline)) @ y
                 b = y.T @ np.where(value > 0, confidence, 0.0)
                 vector = np.linalg.solve(a, b).astype(np.float32)
-        self._publish_member(member_idx, vector)
+        return vector
+
+    def _solve_course(
+        self, course: int, learners: CourseLearners, gram: np.ndarray, prior: np.ndarray
+    ) -> np.ndarray:
+        """The course's vector by ALS's own course step, member vectors fixed (exact least
+        squares): ``y = (XᵀX + Xᵀ(C − I)X + λI)⁻¹ (Xᵀ C p + λ y₀)`` over its learners, with
+        the content placement ``y₀`` as the point the penalty pulls towards (ALS pulls
+        towards 0; with few learners the placement is the better guess)."""
+        value = learners.values.astype(np.float64) * float(self.alpha)
+        confidence = np.abs(value)
+        x = self._members.gather(learners.members).astype(np.float64)
+        lam = float(self.regularization)
+        a = gram + (x.T * (confidence - 1.0)) @ x + lam * np.eye(gram.shape[0])
+        b = x.T @ np.where(value > 0, confidence, 0.0) + lam * prior
+        return np.linalg.solve(a, b)
 
 
 class BPR(_FactorModel):
@@ -740,7 +871,7 @@ class BPR(_FactorModel):
         # implicit keeps the bias as a last column: 1 for every user, the bias for items.
         self._set_factors(dataset, user_items, users[:, :f], items[:, :f], items[:, f])
 
-    def _fold_in(self, member_idx: int, row: sp.csr_matrix) -> None:
+    def _solve_member(self, member_idx: int, row: sp.csr_matrix) -> np.ndarray:
         """Re-solve one member's vector by the BPR objective, course factors fixed."""
         csr = sp.csr_matrix(row)
         positives = np.unique(csr.indices[csr.data > 0]).astype(np.int64)
@@ -759,7 +890,79 @@ class BPR(_FactorModel):
                         negatives,
                         float(self.regularization),
                     )
-        self._publish_member(member_idx, vector)
+        return vector
+
+    def _solve_course(
+        self, course: int, learners: CourseLearners, gram: np.ndarray, prior: np.ndarray
+    ) -> np.ndarray:
+        """The course's vector and bias by BPR's objective for one course, member vectors
+        and the other courses fixed: its learners should score it above courses drawn at
+        random, members drawn at random (not its learners) should score one of their own
+        courses above it. A few Newton steps from the content placement, which the
+        penalty pulls towards."""
+        seed = [0 if self.random_state is None else int(self.random_state), course]
+        rng = np.random.default_rng(seed)
+        y, b = self.course_factors_, self.course_bias_
+        bias = np.zeros(self.n_courses) if b is None else b.astype(np.float64)
+        members = learners.members[learners.values > 0]
+        x_pos = self._members.gather(members).astype(np.float64)
+        negatives = rng.integers(0, self.n_courses, size=(members.size, BPR_COURSE_PAIRS))
+        off_pos = -(np.einsum("uf,ujf->uj", x_pos, y[negatives]) + bias[negatives])
+        base = self.history_.base
+        others = rng.integers(0, base.shape[0], size=BPR_FOLD_IN_NEGATIVES)
+        others = others[(np.diff(base.indptr)[others] > 0) & ~np.isin(others, learners.members)]
+        lo, hi = base.indptr[others], base.indptr[others + 1]
+        picks = base.indices[lo + (rng.random(others.size) * (hi - lo)).astype(np.int64)]
+        x_neg = self._members.gather(others).astype(np.float64)
+        off_neg = np.einsum("uf,uf->u", x_neg, y[picks]) + bias[picks]
+        return _course_logistic_solve(
+            x_pos, off_pos, x_neg, off_neg, prior, float(self.regularization)
+        )
+
+
+def _course_logistic_solve(
+    x_pos: np.ndarray,
+    off_pos: np.ndarray,
+    x_neg: np.ndarray,
+    off_neg: np.ndarray,
+    prior: np.ndarray,
+    l2: float,
+) -> np.ndarray:
+    """``w = [y, b]`` maximising the mean ``log σ`` of the learners' pairs (margin
+    ``x·y + b + off_pos``, (P, J)) and of the other members' pairs (margin
+    ``off_neg − x·y − b``, (N,)), each group weighing one half, minus
+    ``(l2/2)|w − prior|²``. Damped Newton from ``prior``; returns (f + 1,) float64."""
+    f = prior.size - 1
+    zp = np.hstack([x_pos, np.ones((x_pos.shape[0], 1))])
+    zn = np.hstack([x_neg, np.ones((x_neg.shape[0], 1))])
+    n_pos, n_neg = max(off_pos.size, 1), max(off_neg.size, 1)
+
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        mp = (zp @ w)[:, None] + off_pos
+        mn = off_neg - zn @ w
+        value = -log_expit(mp).sum() / n_pos - log_expit(mn).sum() / n_neg
+        return float(value + 0.5 * l2 * np.sum((w - prior) ** 2)), mp, mn
+
+    w = prior.astype(np.float64).copy()
+    current, mp, mn = loss(w)
+    for _ in range(8):
+        gp, gn = expit(-mp), expit(-mn)
+        grad = -zp.T @ gp.sum(axis=1) / n_pos + zn.T @ gn / n_neg + l2 * (w - prior)
+        hp, hn = (gp * (1 - gp)).sum(axis=1), gn * (1 - gn)
+        hess = (zp.T * hp) @ zp / n_pos + (zn.T * hn) @ zn / n_neg + l2 * np.eye(f + 1)
+        step = np.linalg.solve(hess, grad)
+        for _ in range(20):
+            value, cand_p, cand_n = loss(w - step)
+            if value <= current:
+                break
+            step = step / 2
+        else:
+            break
+        converged = current - value < 1e-9 * max(1.0, abs(current))
+        w, current, mp, mn = w - step, value, cand_p, cand_n
+        if converged:
+            break
+    return w
 
 
 def _sample_negatives(
@@ -857,6 +1060,9 @@ class ItemKNN(Recommender):
 
     name: ClassVar[str] = "item_knn"
 
+    #: Per snapshot: ingestion replaces new courses' columns (and rows) from their learners.
+    similarity_ = MemberState()
+
     def __init__(
         self,
         similarity: Literal["cosine", "bm25"] = "cosine",
@@ -920,7 +1126,53 @@ class ItemKNN(Recommender):
             similarity, placed = place_cold_columns(similarity, dataset, self.cold_neighbours)
             log.info("item_knn: %d cold course(s) placed by content", placed)
         similarity.sort_indices()
-        self.similarity_: sp.csr_matrix = similarity
+        self.similarity_ = similarity
+
+    def _fold_in_courses(self, learners: Mapping[int, CourseLearners], reach: np.ndarray) -> None:
+        """Column update: a new course's neighbours become the courses its learners
+        studied, by cosine over members (``Σ_u r_uc r_ui / (|r_c| |r_i|)``, training column
+        norms), the ``k`` best kept, as its column and its row of ``similarity_``. (The
+        BM25 variant uses the same cosine here until the next refit.) A course that lost
+        all its learners keeps no neighbours. One new matrix per batch."""
+        if not learners:
+            return
+        norms = self.cached(
+            "course_norms",
+            lambda: np.sqrt(
+                np.asarray(self.history_.base.multiply(self.history_.base).sum(axis=0))
+            ).ravel(),
+        )
+        courses = np.array(sorted(learners), dtype=np.int64)
+        rows, cols, vals = [], [], []
+        for course in courses.tolist():
+            who = learners[course]
+            if not who.members.size:
+                continue
+            studied = self.history_.rows(who.members)
+            co = np.asarray(studied.T @ who.values.astype(np.float64)).ravel()
+            own = float(np.sqrt(np.sum(who.values.astype(np.float64) ** 2)))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                cosine = np.where(norms > 0, co / (norms * own), 0.0)
+            cosine[course] = 0.0
+            top = np.flatnonzero(cosine > 0)
+            if top.size > int(self.k):
+                top = top[np.argpartition(-cosine[top], int(self.k) - 1)[: int(self.k)]]
+            rows.append(top)
+            cols.append(np.full(top.size, course, dtype=np.int64))
+            vals.append(cosine[top])
+        n = self.n_courses
+        keep = np.ones(n, dtype=np.float32)
+        keep[courses] = 0.0
+        mask = sp.diags(keep, format="csr")
+        old = sp.csr_matrix(mask @ self.similarity_ @ mask, dtype=np.float32)
+        if rows:
+            r, c, v = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+            column = sp.csr_matrix((v, (r, c)), shape=(n, n), dtype=np.float32)
+            # Symmetric, as cosine is: the course also recommends its neighbours.
+            old = sp.csr_matrix(old + column + column.T, dtype=np.float32)
+        old.eliminate_zeros()
+        old.sort_indices()
+        self.similarity_ = old
 
     def score_block(self, member_idx: np.ndarray) -> np.ndarray:
         """History rows @ ``similarity_``: shape (len(member_idx), n_courses), float32.
