@@ -192,7 +192,7 @@ class Weighting:
         if self.half_life_days is not None and conf.size:
             ts = np.asarray(timestamps, dtype="datetime64[ns]")
             ref = np.datetime64(reference_time(ts, now).to_datetime64(), "ns")
-            age_days = (ref - ts).astype(np.float64) / 1e9 / SECONDS_PER_DAY
+            age_days = np.asarray(ref - ts).astype(np.float64) / 1e9 / SECONDS_PER_DAY
             # Events after `now` have age 0 (weight 1: never boosted); the floor keeps
             # every event in the matrix however old it is.
             decay = np.exp2(-np.maximum(age_days, 0.0) / self.half_life_days)

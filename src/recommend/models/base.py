@@ -42,6 +42,7 @@ from recommend.data.timeline import FUTURE_TOLERANCE
 from recommend.data.validation import validate
 from recommend.errors import ConfigError, DataError, NotFittedError, Problem
 from recommend.models import fold
+from recommend.models.fold import CourseLearners
 from recommend.schema import EVENT_COMPLETE, Columns
 from recommend.topk import TopK, topk_factors, topk_scores
 
@@ -187,15 +188,6 @@ class Snapshot:
             self.history,
             {**self.parts, name: value},
         )
-
-
-@dataclass(frozen=True)
-class CourseLearners:
-    """The learners of a course that had none in the training data (a new course), as
-    folded in since: sorted member indices (int64) and their confidences (float32)."""
-
-    members: np.ndarray
-    values: np.ndarray
 
 
 #: Snapshot part: course index -> :class:`CourseLearners`, for new courses with learners.

@@ -9,6 +9,7 @@ many members reached each course.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -19,9 +20,10 @@ from recommend.schema import EVENT_COMPLETE, Columns
 
 if TYPE_CHECKING:
     from recommend.data.dataset import Dataset
-    from recommend.models.base import CourseLearners
 
 __all__ = [
+    "CourseLearners",
+    "learners_from_history",
     "merged_completions",
     "merged_rows",
     "reach_change",
@@ -31,6 +33,15 @@ __all__ = [
 
 C = Columns
 _EMPTY = np.empty(0, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class CourseLearners:
+    """The learners of a course that had none in the training data (a new course), as
+    folded in since: sorted member indices (int64) and their confidences (float32)."""
+
+    members: np.ndarray
+    values: np.ndarray
 
 
 def training_completions(dataset: Dataset | None, shape: tuple[int, int]) -> sp.csr_matrix:
@@ -128,12 +139,14 @@ def updated_learners(
     out = dict(learners)
     changed: dict[int, CourseLearners] = {}
     for course in sorted(touched):
-        old = learners.get(course)
-        stay = np.ones(0, dtype=bool) if old is None else ~np.isin(old.members, batch)
+        previous = learners.get(course)
+        stay = np.ones(0, dtype=bool) if previous is None else ~np.isin(previous.members, batch)
         mine = course_of == course
-        members = np.concatenate([_EMPTY if old is None else old.members[stay], member_of[mine]])
+        members = np.concatenate(
+            [_EMPTY if previous is None else previous.members[stay], member_of[mine]]
+        )
         values = np.concatenate(
-            [np.empty(0, np.float32) if old is None else old.values[stay], value_of[mine]]
+            [np.empty(0, np.float32) if previous is None else previous.values[stay], value_of[mine]]
         )
         order = np.argsort(members, kind="stable")
         entry = make(members[order].astype(np.int64), values[order].astype(np.float32))
