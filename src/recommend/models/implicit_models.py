@@ -28,15 +28,13 @@ from __future__ import annotations
 
 import logging
 import math
-import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, ClassVar, Literal, Self, cast
+from typing import Any, ClassVar, Self, cast
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.special import expit, log_expit
 
 from recommend.data.dataset import Dataset
 from recommend.errors import ConfigError, DataError
@@ -44,7 +42,22 @@ from recommend.models.base import CourseLearners, Factors, History, MemberState,
 from recommend.models.content import (
     COLD_NEIGHBOURS,
     content_neighbour_factors,
-    place_cold_columns,
+)
+from recommend.models.implicit_params import (
+    check_bool,
+    check_gpu,
+    check_int,
+    check_random_state,
+    check_real,
+    training_matrix,
+)
+from recommend.models.item_knn import ItemKNN
+from recommend.models.pairwise import (
+    BPR_COURSE_PAIRS,
+    BPR_FOLD_IN_NEGATIVES,
+    bpr_member_solve,
+    course_logistic_solve,
+    sample_negatives,
 )
 
 # BLAS runs single-threaded while implicit fits (its solvers parallelise themselves, and
@@ -58,78 +71,8 @@ __all__ = ["ALS", "BPR", "ItemKNN", "MemberVectors"]
 
 log = logging.getLogger(__name__)
 
-#: Negatives drawn (uniformly, outside the history) for a BPR fold-in.
-BPR_FOLD_IN_NEGATIVES = 128
-#: Newton iterations of the BPR fold-in: a small concave problem, and a ranking does not
-#: need the optimum to many digits (more steps changed recall@10 by < 0.005 on the sample).
-BPR_FOLD_IN_ITERATIONS = 4
-#: Random courses each learner of a new course is asked to rank below it (BPR).
-BPR_COURSE_PAIRS = 16
-
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _training_matrix(interactions: sp.spmatrix | sp.sparray) -> sp.csr_matrix:
-    """The interactions as implicit wants them: ``csr_matrix``, float32, sorted indices,
-    no stored zeros (implicit would read a stored 0 as a dislike).
-
-    Copies only when the input is not already in that form, and never modifies it
-    (implicit's BPR sorts the indices of its input in place).
-    """
-    x = interactions
-    ready = (
-        isinstance(x, sp.csr_matrix)
-        and x.dtype == np.float32
-        and x.has_sorted_indices
-        and (x.data != 0).all()
-    )
-    if ready:
-        return x
-    x = sp.csr_matrix(x, dtype=np.float32, copy=True)
-    x.eliminate_zeros()
-    x.sort_indices()
-    return x
-
-
-def _check_int(owner: str, name: str, value: object, minimum: int) -> None:
-    ok = isinstance(value, int | np.integer) and not isinstance(value, bool) and value >= minimum
-    if not ok:
-        raise ConfigError(f"{owner}.{name}={value!r}; expected an integer >= {minimum}")
-
-
-def _check_real(owner: str, name: str, value: object, *, positive: bool) -> None:
-    ok = (
-        isinstance(value, numbers.Real)
-        and not isinstance(value, bool)
-        and math.isfinite(float(value))
-        and (float(value) > 0 if positive else float(value) >= 0)
-    )
-    if not ok:
-        raise ConfigError(
-            f"{owner}.{name}={value!r}; expected a finite number {'> 0' if positive else '>= 0'}"
-        )
-
-
-def _check_bool(owner: str, name: str, value: object) -> None:
-    if not isinstance(value, bool | np.bool_):
-        raise ConfigError(f"{owner}.{name}={value!r}; expected True or False")
-
-
-def _check_random_state(owner: str, value: object) -> None:
-    if value is not None:
-        _check_int(owner, "random_state", value, 0)
-
-
-def _check_gpu(owner: str, use_gpu: bool) -> None:
-    if use_gpu:
-        import implicit.gpu
-
-        if not implicit.gpu.HAS_CUDA:
-            raise ConfigError(
-                f"{owner}(use_gpu=True) but implicit has no CUDA support here (no GPU, or "
-                "implicit built without CUDA); use use_gpu=False"
-            )
 
 
 # --------------------------------------------------------------------------- member vectors
@@ -366,7 +309,7 @@ class _FactorModel(Recommender):
             dataset=dataset,
             history=History(dataset.interactions),
         )
-        model._set_factors(dataset, _training_matrix(dataset.interactions), members, courses, bias)
+        model._set_factors(dataset, training_matrix(dataset.interactions), members, courses, bias)
         return model
 
     def _checked_factors(
@@ -660,22 +603,22 @@ class ALS(_FactorModel):
 
     def _check_params(self) -> None:
         owner = type(self).__name__
-        _check_int(owner, "n_factors", self.n_factors, 1)
-        _check_real(owner, "regularization", self.regularization, positive=True)
-        _check_real(owner, "alpha", self.alpha, positive=True)
-        _check_int(owner, "iterations", self.iterations, 1)
-        _check_int(owner, "cold_neighbours", self.cold_neighbours, 0)
-        _check_random_state(owner, self.random_state)
-        _check_bool(owner, "use_gpu", self.use_gpu)
-        _check_bool(owner, "show_progress", self.show_progress)
-        _check_int(owner, "num_threads", self.num_threads, 0)
+        check_int(owner, "n_factors", self.n_factors, 1)
+        check_real(owner, "regularization", self.regularization, positive=True)
+        check_real(owner, "alpha", self.alpha, positive=True)
+        check_int(owner, "iterations", self.iterations, 1)
+        check_int(owner, "cold_neighbours", self.cold_neighbours, 0)
+        check_random_state(owner, self.random_state)
+        check_bool(owner, "use_gpu", self.use_gpu)
+        check_bool(owner, "show_progress", self.show_progress)
+        check_int(owner, "num_threads", self.num_threads, 0)
 
     def _fit(self, dataset: Dataset) -> None:
         self._check_params()
-        _check_gpu("ALS", bool(self.use_gpu))
+        check_gpu("ALS", bool(self.use_gpu))
         from implicit.als import AlternatingLeastSquares
 
-        user_items = _training_matrix(dataset.interactions)
+        user_items = training_matrix(dataset.interactions)
         model = self._train(
             lambda: AlternatingLeastSquares(
                 factors=int(self.n_factors),
@@ -832,22 +775,22 @@ class BPR(_FactorModel):
 
     def _check_params(self) -> None:
         owner = type(self).__name__
-        _check_int(owner, "n_factors", self.n_factors, 1)
-        _check_real(owner, "learning_rate", self.learning_rate, positive=True)
-        _check_real(owner, "regularization", self.regularization, positive=True)
-        _check_int(owner, "iterations", self.iterations, 1)
-        _check_int(owner, "cold_neighbours", self.cold_neighbours, 0)
-        _check_random_state(owner, self.random_state)
-        _check_bool(owner, "use_gpu", self.use_gpu)
-        _check_bool(owner, "show_progress", self.show_progress)
-        _check_int(owner, "num_threads", self.num_threads, 0)
+        check_int(owner, "n_factors", self.n_factors, 1)
+        check_real(owner, "learning_rate", self.learning_rate, positive=True)
+        check_real(owner, "regularization", self.regularization, positive=True)
+        check_int(owner, "iterations", self.iterations, 1)
+        check_int(owner, "cold_neighbours", self.cold_neighbours, 0)
+        check_random_state(owner, self.random_state)
+        check_bool(owner, "use_gpu", self.use_gpu)
+        check_bool(owner, "show_progress", self.show_progress)
+        check_int(owner, "num_threads", self.num_threads, 0)
 
     def _fit(self, dataset: Dataset) -> None:
         self._check_params()
-        _check_gpu("BPR", bool(self.use_gpu))
+        check_gpu("BPR", bool(self.use_gpu))
         from implicit.bpr import BayesianPersonalizedRanking
 
-        user_items = _training_matrix(dataset.interactions)
+        user_items = training_matrix(dataset.interactions)
         model = self._train(
             lambda: BayesianPersonalizedRanking(
                 factors=int(self.n_factors),
@@ -878,12 +821,12 @@ class BPR(_FactorModel):
         vector = np.zeros(self.course_factors_.shape[1], dtype=np.float32)
         if positives.size:
             seed = [0 if self.random_state is None else int(self.random_state), member_idx]
-            negatives = _sample_negatives(
+            negatives = sample_negatives(
                 np.random.default_rng(seed), self.n_courses, positives, BPR_FOLD_IN_NEGATIVES
             )
             if negatives.size:
                 with single_threaded_blas():
-                    vector = _bpr_member_solve(
+                    vector = bpr_member_solve(
                         self.course_factors_,
                         self.course_bias_,
                         positives,
@@ -915,269 +858,6 @@ class BPR(_FactorModel):
         picks = base.indices[lo + (rng.random(others.size) * (hi - lo)).astype(np.int64)]
         x_neg = self._members.gather(others).astype(np.float64)
         off_neg = np.einsum("uf,uf->u", x_neg, y[picks]) + bias[picks]
-        return _course_logistic_solve(
+        return course_logistic_solve(
             x_pos, off_pos, x_neg, off_neg, prior, float(self.regularization)
         )
-
-
-def _course_logistic_solve(
-    x_pos: np.ndarray,
-    off_pos: np.ndarray,
-    x_neg: np.ndarray,
-    off_neg: np.ndarray,
-    prior: np.ndarray,
-    l2: float,
-) -> np.ndarray:
-    """``w = [y, b]`` maximising the mean ``log σ`` of the learners' pairs (margin
-    ``x·y + b + off_pos``, (P, J)) and of the other members' pairs (margin
-    ``off_neg − x·y − b``, (N,)), each group weighing one half, minus
-    ``(l2/2)|w − prior|²``. Damped Newton from ``prior``; returns (f + 1,) float64."""
-    f = prior.size - 1
-    zp = np.hstack([x_pos, np.ones((x_pos.shape[0], 1))])
-    zn = np.hstack([x_neg, np.ones((x_neg.shape[0], 1))])
-    n_pos, n_neg = max(off_pos.size, 1), max(off_neg.size, 1)
-
-    def loss(w: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-        mp = (zp @ w)[:, None] + off_pos
-        mn = off_neg - zn @ w
-        value = -log_expit(mp).sum() / n_pos - log_expit(mn).sum() / n_neg
-        return float(value + 0.5 * l2 * np.sum((w - prior) ** 2)), mp, mn
-
-    w = prior.astype(np.float64).copy()
-    current, mp, mn = loss(w)
-    for _ in range(8):
-        gp, gn = expit(-mp), expit(-mn)
-        grad = -zp.T @ gp.sum(axis=1) / n_pos + zn.T @ gn / n_neg + l2 * (w - prior)
-        hp, hn = (gp * (1 - gp)).sum(axis=1), gn * (1 - gn)
-        hess = (zp.T * hp) @ zp / n_pos + (zn.T * hn) @ zn / n_neg + l2 * np.eye(f + 1)
-        step = np.linalg.solve(hess, grad)
-        for _ in range(20):
-            value, cand_p, cand_n = loss(w - step)
-            if value <= current:
-                break
-            step = step / 2
-        else:
-            break
-        converged = current - value < 1e-9 * max(1.0, abs(current))
-        w, current, mp, mn = w - step, value, cand_p, cand_n
-        if converged:
-            break
-    return w
-
-
-def _sample_negatives(
-    rng: np.random.Generator, n_courses: int, positives: np.ndarray, n: int
-) -> np.ndarray:
-    """About ``n`` course indices drawn uniformly outside ``positives`` (sorted, unique),
-    int64; all of them when there are no more than ``n``."""
-    if n_courses - positives.size <= n:
-        return np.setdiff1d(np.arange(n_courses, dtype=np.int64), positives)
-    draws = rng.integers(0, n_courses, size=n + positives.size)
-    return draws[~np.isin(draws, positives)][:n].astype(np.int64)
-
-
-def _bpr_member_solve(
-    course_factors: np.ndarray,
-    course_bias: np.ndarray | None,
-    positives: np.ndarray,
-    negatives: np.ndarray,
-    l2: float,
-) -> np.ndarray:
-    """Member vector maximising ``mean_(i,j) log σ(s_i − s_j) − (l2/2)|x|^2``.
-
-    ``s = Y x + b``; ``i`` over ``positives`` (P,), ``j`` over ``negatives`` (N,), all
-    pairs. Damped Newton from ``x = 0``: the gradient and Hessian need only the (P, N)
-    matrix of pair terms, never the (P*N, f) pair differences. Returns (f,) float32.
-    """
-    qp = course_factors[positives].astype(np.float64)
-    qn = course_factors[negatives].astype(np.float64)
-    f = qp.shape[1]
-    bias = np.zeros(0) if course_bias is None else course_bias.astype(np.float64)
-    bp = bias[positives] if bias.size else np.zeros(positives.size)
-    bn = bias[negatives] if bias.size else np.zeros(negatives.size)
-    pairs = float(positives.size * negatives.size)
-
-    def loss(x: np.ndarray) -> tuple[float, np.ndarray]:
-        margin = (qp @ x + bp)[:, None] - (qn @ x + bn)[None, :]
-        return float(-log_expit(margin).sum() / pairs + 0.5 * l2 * x @ x), margin
-
-    x = np.zeros(f)
-    current, margin = loss(x)
-    for _ in range(BPR_FOLD_IN_ITERATIONS):
-        g = expit(-margin)  # -d loss / d margin, per pair
-        grad = -(qp.T @ g.sum(axis=1) - qn.T @ g.sum(axis=0)) / pairs + l2 * x
-        h = g * (1.0 - g)  # d2 loss / d margin2, per pair
-        cross = qp.T @ h @ qn
-        hess = (
-            (qp.T * h.sum(axis=1)) @ qp + (qn.T * h.sum(axis=0)) @ qn - cross - cross.T
-        ) / pairs + l2 * np.eye(f)
-        step = np.linalg.solve(hess, grad)
-        # Halve a full Newton step that overshoots (far from the optimum).
-        for _ in range(20):
-            value, candidate_margin = loss(x - step)
-            if value <= current:
-                break
-            step = step / 2
-        else:
-            break
-        converged = current - value < 1e-9 * max(1.0, abs(current))
-        x, current, margin = x - step, value, candidate_margin
-        if converged:
-            break
-    return x.astype(np.float32)
-
-
-# --------------------------------------------------------------------------- item-kNN
-
-
-class ItemKNN(Recommender):
-    """Item-item nearest neighbours on ``implicit``: cosine or BM25 similarity.
-
-    ``similarity_`` keeps, for every course, its ``k`` most similar courses (implicit's
-    ``CosineRecommender`` / ``BM25Recommender``); a member's scores are their history rows
-    (confidences) times it. Fold-in needs nothing: scores come straight from the history,
-    so an ``update`` shows at once. A course nobody studied has no neighbours and scores 0.
-
-    Parameters
-    ----------
-    similarity
-        ``"cosine"`` (courses as unit vectors over members) or ``"bm25"`` (members as
-        terms, BM25-weighted: discounts heavy learners and very popular courses).
-    k
-        Neighbours kept per course.
-    bm25_k1, bm25_b
-        BM25 saturation and length normalisation (``"bm25"`` only).
-    show_progress
-        Show implicit's progress bar while fitting.
-    num_threads
-        Threads of implicit's neighbour search; 0 means all cores.
-
-    Attributes
-    ----------
-    similarity_ : scipy.sparse.csr_matrix, shape (n_courses, n_courses), float32
-        Row ``i`` holds the neighbours of course ``i``; ``score_j = sum_i x_i S_ij``.
-    """
-
-    name: ClassVar[str] = "item_knn"
-
-    #: Per snapshot: ingestion replaces new courses' columns (and rows) from their learners.
-    similarity_ = MemberState()
-
-    def __init__(
-        self,
-        similarity: Literal["cosine", "bm25"] = "cosine",
-        k: int = 100,
-        bm25_k1: float = 1.2,
-        bm25_b: float = 0.75,
-        cold_neighbours: int = COLD_NEIGHBOURS,
-        show_progress: bool = False,
-        num_threads: int = 0,
-    ) -> None:
-        self.similarity = similarity
-        self.k = k
-        self.bm25_k1 = bm25_k1
-        self.bm25_b = bm25_b
-        self.cold_neighbours = cold_neighbours
-        self.show_progress = show_progress
-        self.num_threads = num_threads
-        self._check_params()
-
-    def _check_params(self) -> None:
-        owner = type(self).__name__
-        if self.similarity not in ("cosine", "bm25"):
-            raise ConfigError(
-                f"{owner}.similarity={self.similarity!r}; expected 'cosine' or 'bm25'"
-            )
-        _check_int(owner, "k", self.k, 1)
-        _check_real(owner, "bm25_k1", self.bm25_k1, positive=True)
-        _check_real(owner, "bm25_b", self.bm25_b, positive=False)
-        if self.bm25_b > 1:
-            raise ConfigError(f"{owner}.bm25_b={self.bm25_b!r}; expected a number in [0, 1]")
-        _check_int(owner, "cold_neighbours", self.cold_neighbours, 0)
-        _check_bool(owner, "show_progress", self.show_progress)
-        _check_int(owner, "num_threads", self.num_threads, 0)
-
-    def _fit(self, dataset: Dataset) -> None:
-        self._check_params()
-        from implicit.nearest_neighbours import ItemItemRecommender, bm25_weight, normalize
-
-        user_items = _training_matrix(dataset.interactions)
-        log.info(
-            "item_knn: %s similarity, %d neighbours, %d courses",
-            self.similarity,
-            self.k,
-            user_items.shape[1],
-        )
-        # The weighting of implicit's CosineRecommender / BM25Recommender, handed to their
-        # neighbour search as CSR (theirs passes COO, which it then converts with a warning).
-        if self.similarity == "bm25":
-            weighted = bm25_weight(user_items.T, K1=float(self.bm25_k1), B=float(self.bm25_b)).T
-        else:
-            weighted = normalize(user_items.T).T
-        weighted = sp.csr_matrix(weighted, dtype=np.float64)
-        with single_threaded_blas():
-            model = ItemItemRecommender(K=int(self.k), num_threads=int(self.num_threads))
-            model.fit(weighted, show_progress=bool(self.show_progress))
-        similarity = sp.csr_matrix(model.similarity, dtype=np.float32)
-        similarity.sum_duplicates()
-        similarity.eliminate_zeros()
-        if self.cold_neighbours:
-            # New courses co-occur with nothing: give them their content neighbours' columns.
-            similarity, placed = place_cold_columns(similarity, dataset, self.cold_neighbours)
-            log.info("item_knn: %d cold course(s) placed by content", placed)
-        similarity.sort_indices()
-        self.similarity_ = similarity
-
-    def _fold_in_courses(self, learners: Mapping[int, CourseLearners], reach: np.ndarray) -> None:
-        """Column update: a new course's neighbours become the courses its learners
-        studied, by cosine over members (``Σ_u r_uc r_ui / (|r_c| |r_i|)``, training column
-        norms), the ``k`` best kept, as its column and its row of ``similarity_``. (The
-        BM25 variant uses the same cosine here until the next refit.) A course that lost
-        all its learners keeps no neighbours. One new matrix per batch."""
-        if not learners:
-            return
-        norms = self.cached(
-            "course_norms",
-            lambda: np.sqrt(
-                np.asarray(self.history_.base.multiply(self.history_.base).sum(axis=0))
-            ).ravel(),
-        )
-        courses = np.array(sorted(learners), dtype=np.int64)
-        rows, cols, vals = [], [], []
-        for course in courses.tolist():
-            who = learners[course]
-            if not who.members.size:
-                continue
-            studied = self.history_.rows(who.members)
-            co = np.asarray(studied.T @ who.values.astype(np.float64)).ravel()
-            own = float(np.sqrt(np.sum(who.values.astype(np.float64) ** 2)))
-            with np.errstate(divide="ignore", invalid="ignore"):
-                cosine = np.where(norms > 0, co / (norms * own), 0.0)
-            cosine[course] = 0.0
-            top = np.flatnonzero(cosine > 0)
-            if top.size > int(self.k):
-                top = top[np.argpartition(-cosine[top], int(self.k) - 1)[: int(self.k)]]
-            rows.append(top)
-            cols.append(np.full(top.size, course, dtype=np.int64))
-            vals.append(cosine[top])
-        n = self.n_courses
-        keep = np.ones(n, dtype=np.float32)
-        keep[courses] = 0.0
-        mask = sp.diags(keep, format="csr")
-        old = sp.csr_matrix(mask @ self.similarity_ @ mask, dtype=np.float32)
-        if rows:
-            r, c, v = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
-            column = sp.csr_matrix((v, (r, c)), shape=(n, n), dtype=np.float32)
-            # Symmetric, as cosine is: the course also recommends its neighbours.
-            old = sp.csr_matrix(old + column + column.T, dtype=np.float32)
-        old.eliminate_zeros()
-        old.sort_indices()
-        self.similarity_ = old
-
-    def score_block(self, member_idx: np.ndarray) -> np.ndarray:
-        """History rows @ ``similarity_``: shape (len(member_idx), n_courses), float32.
-        Folded-in members score from their new history."""
-        self.check_fitted()
-        rows = self.history_.rows(np.asarray(member_idx, dtype=np.int64))
-        scores = sp.csr_matrix(rows, dtype=np.float32) @ self.similarity_
-        return np.ascontiguousarray(scores.toarray(), dtype=np.float32)
