@@ -139,19 +139,26 @@ class History:
         )
         if (idx < n_base).all() and not folded.any():
             return self.base[idx]
-        # Training rows in one slice (members past the training matrix: empty), then the
-        # folded-in rows in their places.
-        inside = (idx < n_base) & ~folded
-        base = self.base[np.where(inside, idx, 0)]
-        base = sp.csr_matrix(base.multiply(inside[:, None].astype(np.float32)), dtype=np.float32)
-        if not folded.any():
-            base.eliminate_zeros()
-            return base
-        parts = [
-            self.extra[int(i)] if hit else base[k : k + 1]
-            for k, (i, hit) in enumerate(zip(idx.tolist(), folded.tolist(), strict=True))
-        ]
-        return sp.vstack(parts, format="csr", dtype=np.float32)
+        # Row by row from the index arrays (members past the training matrix: empty).
+        datas, indices, counts = [], [], np.zeros(idx.size, dtype=np.int64)
+        base = self.base
+        for k, (i, hit) in enumerate(zip(idx.tolist(), folded.tolist(), strict=True)):
+            if hit:
+                row = self.extra[i]
+                data, cols = row.data, row.indices
+            elif i < n_base:
+                lo, hi = base.indptr[i], base.indptr[i + 1]
+                data, cols = base.data[lo:hi], base.indices[lo:hi]
+            else:
+                continue
+            datas.append(data)
+            indices.append(cols)
+            counts[k] = data.size
+        indptr = np.zeros(idx.size + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        flat_data = np.concatenate(datas).astype(np.float32) if datas else np.empty(0, np.float32)
+        flat_cols = np.concatenate(indices) if indices else np.empty(0, np.int32)
+        return sp.csr_matrix((flat_data, flat_cols, indptr), shape=(idx.size, base.shape[1]))
 
     def counts(self, member_idx: np.ndarray) -> np.ndarray:
         """Number of courses in each member's history, shape (len,), int64."""
@@ -740,7 +747,7 @@ class Recommender(ABC):
                 idx, completed, current.history.completed, training_done, replace=replace
             )
             history = current.history.with_members(
-                {int(m): merged[k : k + 1] for k, m in enumerate(idx.tolist())}, done
+                dict(zip(idx.tolist(), fold.split_rows(merged), strict=True)), done
             )
             learners, touched = fold.updated_learners(
                 self._learners(current, new_course), new_course, idx, merged, CourseLearners
@@ -843,8 +850,8 @@ class Recommender(ABC):
     def _fold_in_members(self, member_idx: np.ndarray, rows: sp.csr_matrix) -> None:
         """Refresh model state for a batch of members (``member_idx`` (B,) int64, their
         history rows (B, n_courses)); the default runs ``_fold_in`` member by member."""
-        for k, member in enumerate(member_idx.tolist()):
-            self._fold_in(int(member), rows[k : k + 1])
+        for member, row in zip(member_idx.tolist(), fold.split_rows(rows), strict=True):
+            self._fold_in(int(member), row)
 
     def _fold_in_courses(self, learners: Mapping[int, CourseLearners], reach: np.ndarray) -> None:
         """Refresh course-side state after a batch: ``learners`` holds every learner of each

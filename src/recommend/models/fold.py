@@ -27,6 +27,7 @@ __all__ = [
     "merged_completions",
     "merged_rows",
     "reach_change",
+    "split_rows",
     "training_completions",
     "updated_learners",
 ]
@@ -57,6 +58,18 @@ def training_completions(dataset: Dataset | None, shape: tuple[int, int]) -> sp.
     mat.sum_duplicates()
     mat.sort_indices()
     return mat
+
+
+def split_rows(rows: sp.csr_matrix) -> list[sp.csr_matrix]:
+    """The rows of a CSR matrix as (1, n_courses) CSR matrices sharing its arrays' values
+    (built from the index arrays: slicing row by row costs several times more)."""
+    n = rows.shape[1]
+    out = []
+    for k in range(rows.shape[0]):
+        lo, hi = int(rows.indptr[k]), int(rows.indptr[k + 1])
+        indptr = np.array([0, hi - lo], dtype=rows.indptr.dtype)
+        out.append(sp.csr_matrix((rows.data[lo:hi], rows.indices[lo:hi], indptr), shape=(1, n)))
+    return out
 
 
 def merged_rows(old: sp.csr_matrix, new: sp.csr_matrix, *, replace: bool) -> sp.csr_matrix:

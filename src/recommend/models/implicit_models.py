@@ -428,19 +428,22 @@ class _FactorModel(Recommender):
             self._member_gram = gram + new.T @ new - old.T @ old
         self._members = members.with_vectors(member_idx, vectors)
 
-    def _solve_member(self, member_idx: int, row: sp.csr_matrix) -> np.ndarray:
-        """One member's vector (f,) float32 from their history row, course side fixed."""
+    def _solve_member(self, member_idx: int, courses: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """One member's vector (f,) float32 from their history row (its course indices and
+        confidences), course side fixed."""
         raise NotImplementedError
 
     def _fold_in(self, member_idx: int, row: sp.csr_matrix) -> None:
-        self._publish_member(member_idx, self._solve_member(member_idx, row))
+        csr = sp.csr_matrix(row)
+        self._publish_member(member_idx, self._solve_member(member_idx, csr.indices, csr.data))
 
     def _fold_in_members(self, member_idx: np.ndarray, rows: sp.csr_matrix) -> None:
         f = self.course_factors_.shape[1]
         vectors = np.zeros((member_idx.size, f), dtype=np.float32)
         with single_threaded_blas():
             for k, member in enumerate(member_idx.tolist()):
-                vectors[k] = self._solve_member(int(member), rows[k : k + 1])
+                at = slice(rows.indptr[k], rows.indptr[k + 1])
+                vectors[k] = self._solve_member(int(member), rows.indices[at], rows.data[at])
         self._publish_members(member_idx, vectors)
 
     # ------------------------------------------------------------------ new courses
@@ -659,7 +662,7 @@ class ALS(_FactorModel):
             self._gram = gram
         return gram
 
-    def _solve_member(self, member_idx: int, row: sp.csr_matrix) -> np.ndarray:
+    def _solve_member(self, member_idx: int, courses: np.ndarray, values: np.ndarray) -> np.ndarray:
         """Re-solve one member's vector exactly, course factors fixed (Hu et al., eq. 4).
 
         ``x_u = (YᵀY + Yᵀ(C_u − I)Y + λI)⁻¹ Yᵀ C_u p_u`` with ``C_u`` the member's
@@ -670,9 +673,8 @@ class ALS(_FactorModel):
         the zero vector, as implicit gives a member without interactions.
         """
         gram = self._gram_matrix()
-        csr = sp.csr_matrix(row)
-        courses = csr.indices.astype(np.int64)
-        value = csr.data.astype(np.float64) * float(self.alpha)
+        courses = courses.astype(np.int64)
+        value = values.astype(np.float64) * float(self.alpha)
         keep = value != 0
         courses, value = courses[keep], value[keep]
         vector = np.zeros(gram.shape[0], dtype=np.float32)
@@ -814,10 +816,9 @@ class BPR(_FactorModel):
         # implicit keeps the bias as a last column: 1 for every user, the bias for items.
         self._set_factors(dataset, user_items, users[:, :f], items[:, :f], items[:, f])
 
-    def _solve_member(self, member_idx: int, row: sp.csr_matrix) -> np.ndarray:
+    def _solve_member(self, member_idx: int, courses: np.ndarray, values: np.ndarray) -> np.ndarray:
         """Re-solve one member's vector by the BPR objective, course factors fixed."""
-        csr = sp.csr_matrix(row)
-        positives = np.unique(csr.indices[csr.data > 0]).astype(np.int64)
+        positives = np.unique(courses[values > 0]).astype(np.int64)
         vector = np.zeros(self.course_factors_.shape[1], dtype=np.float32)
         if positives.size:
             seed = [0 if self.random_state is None else int(self.random_state), member_idx]
