@@ -51,6 +51,7 @@ _LAZY = {
     "ingest": "recommend.models.ingest",
     "ingest_arrays": "recommend.models.ingest",
     "IngestResult": "recommend.models.ingest",
+    "warm_refit": "recommend.models.warm",
     "member_menu": "recommend.menu",
     "lecturer_menu": "recommend.menu",
     "compulsory_courses": "recommend.menu",
@@ -156,4 +157,5 @@ __all__ = [
     "synthesize",
     "tune",
     "validate",
+    "warm_refit",
 ]

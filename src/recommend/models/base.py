@@ -732,7 +732,7 @@ class Recommender(ABC):
                 f"{len(completed)} completion list(s); expected rows ({len(member_ids)}, "
                 f"{self.n_courses}) and one completion list per member"
             )
-        new_course = self.cached("new_course_mask", lambda: self.history_.base.getnnz(axis=0) == 0)
+        new_course = self.new_course_mask()
         training_done = self.training_completions()
         with self._lock:
             current = self._latest()
@@ -750,7 +750,7 @@ class Recommender(ABC):
                 dict(zip(idx.tolist(), fold.split_rows(merged), strict=True)), done
             )
             learners, touched = fold.updated_learners(
-                self._learners(current, new_course), new_course, idx, merged, CourseLearners
+                self._learners(current, new_course), new_course, idx, merged, CourseLearners, old
             )
             reach = fold.reach_change(old, merged)
             staged = Snapshot(
@@ -785,8 +785,11 @@ class Recommender(ABC):
         """Course index -> learners folded in since the fit, for courses without learners
         in the training data (from this thread's snapshot)."""
         self.check_fitted()
-        new_course = self.cached("new_course_mask", lambda: self.history_.base.getnnz(axis=0) == 0)
-        return self._learners(self._view(), new_course)
+        return self._learners(self._view(), self.new_course_mask())
+
+    def new_course_mask(self) -> np.ndarray:
+        """(n_courses,) bool: courses without learners in the training data (built once)."""
+        return self.cached("new_course_mask", lambda: self.history_.base.getnnz(axis=0) == 0)
 
     def _folded_in(
         self,

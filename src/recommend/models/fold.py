@@ -124,6 +124,7 @@ def updated_learners(
     idx: np.ndarray,
     rows: sp.csr_matrix,
     make: type[CourseLearners],
+    before: sp.csr_matrix | None = None,
 ) -> tuple[dict[int, CourseLearners], dict[int, CourseLearners]]:
     """The learners of new courses after a batch, and those of the courses it touched.
 
@@ -137,6 +138,8 @@ def updated_learners(
         The batch's members (unique).
     rows : csr_matrix, shape (B, n_courses)
         Their history rows after the batch.
+    before : csr_matrix, shape (B, n_courses), optional
+        Their rows before the batch (``None``: look the members up in ``learners``).
     """
     coo = rows.tocoo()
     keep = new_course[coo.col]
@@ -146,9 +149,13 @@ def updated_learners(
     batch = np.sort(idx)
     # A course is touched when a batch member learns it now or learnt it before the batch.
     touched = set(np.unique(course_of).tolist())
-    for course, old in learners.items():
-        if np.isin(old.members, batch, assume_unique=True).any():
-            touched.add(course)
+    if before is not None:
+        had = before.indices[new_course[before.indices]]
+        touched.update(np.unique(had).tolist())
+    else:
+        for course, old in learners.items():
+            if np.isin(old.members, batch, assume_unique=True).any():
+                touched.add(course)
     out = dict(learners)
     changed: dict[int, CourseLearners] = {}
     for course in sorted(touched):

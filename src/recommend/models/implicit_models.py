@@ -512,8 +512,74 @@ class _FactorModel(Recommender):
         with single_threaded_blas():
             # Built inside the limit too: implicit checks the BLAS threads when built.
             model = make()
+            start = self.__dict__.get("_start")
+            if start is not None:
+                # A warm start: implicit initialises only factors that are not set.
+                model.user_factors, model.item_factors = start
             model.fit(user_items, show_progress=bool(self.show_progress))
         return model.to_cpu() if self.use_gpu else model
+
+    def fit_from(self, previous: Recommender, dataset: Dataset) -> Self:
+        """Fit on ``dataset`` starting from ``previous``'s factors: a warm-started refit.
+
+        The nightly refit of a served model: members and courses ``previous`` knows (by
+        external id; members and course vectors folded in by ``update`` or ``ingest``
+        included, as of its latest snapshot) start from their vectors, the others from
+        implicit's usual small random values; then ``iterations`` sweeps (ALS) or epochs
+        (BPR) run as in a cold fit. Started near the optimum, a few iterations reach the
+        quality of a cold fit (``experiments/benchmarks/warm_start.py``). ``previous`` is
+        not changed, so it serves until the new model replaces it.
+
+        Raises
+        ------
+        ConfigError
+            ``previous`` is not a fitted model of this class with the same ``n_factors``,
+            or ``use_gpu`` is set (warm starts run on the CPU).
+        """
+        owner = type(self).__name__
+        if type(previous) is not type(self) or not previous.is_fitted:
+            raise ConfigError(
+                f"{owner}.fit_from: expected a fitted {owner} to start from, got "
+                f"{type(previous).__name__}{'' if previous.is_fitted else ' (not fitted)'}"
+            )
+        f = int(self.n_factors)
+        if int(getattr(previous, "n_factors", -1)) != f:
+            raise ConfigError(
+                f"{owner}.fit_from: the previous model has n_factors="
+                f"{getattr(previous, 'n_factors', None)}, this one {f}; expected the same"
+            )
+        if self.use_gpu:
+            raise ConfigError(f"{owner}.fit_from: warm starts run on the CPU; use_gpu=False")
+        self._start = self._start_factors(previous, dataset)
+        try:
+            return self.fit(dataset)
+        finally:
+            self._start = None
+
+    def _start_factors(
+        self, previous: Recommender, dataset: Dataset
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """implicit's (user, item) factors to start from: ``previous``'s vectors where it
+        knows the member or course, small random values elsewhere; BPR's bias column
+        (1 for users, the bias for items) appended."""
+        rng = np.random.default_rng(self.random_state)
+        f = int(self.n_factors)
+        with previous.reading():
+            members = previous.member_ids_.to_index(dataset.member_ids.external_ids, unknown="mask")
+            courses = previous.course_ids_.to_index(dataset.course_ids.external_ids, unknown="mask")
+            side = previous.course_vectors()
+            assert side is not None  # a factor model
+            users = rng.random((members.size, f), dtype=np.float32) * 0.01
+            items = rng.random((courses.size, f), dtype=np.float32) * 0.01
+            users[members >= 0] = previous.member_vectors(members[members >= 0])
+            items[courses >= 0] = side[0][courses[courses >= 0]]
+            if not self.has_course_bias:
+                return users, items
+            bias = np.zeros(courses.size, dtype=np.float32)
+            if side[1] is not None:
+                bias[courses >= 0] = side[1][courses[courses >= 0]]
+        ones = np.ones((users.shape[0], 1), dtype=np.float32)
+        return np.hstack([users, ones]), np.hstack([items, bias[:, None]])
 
     def _fitted_factors(
         self, model: Any, n_members: int, n_courses: int

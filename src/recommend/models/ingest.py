@@ -171,7 +171,7 @@ def ingest_arrays(
     completed = _grouped(position[done], course_idx[done], unique.size)
     before = model.snapshot()
     known = before.member_ids.to_index(unique, unknown="mask") >= 0
-    new_course = model.history_.base.getnnz(axis=0)[np.unique(course_idx)] == 0
+    new_course = model.new_course_mask()[np.unique(course_idx)]
     snapshot = model.fold_in_batch(unique, rows, completed)
     placed = np.unique(course_idx)[new_course]
     result = IngestResult(
