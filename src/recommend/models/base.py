@@ -12,7 +12,8 @@ at once, and re-places the new courses they study from their learners.
 
 Consistent reads. Everything ``update`` and ingestion change (the member id map, the
 histories, the members' completions, per-member learned state such as factor rows, and
-the course side new courses' learners move) lives in one immutable :class:`Snapshot`. The writer builds the next snapshot copy-on-write, per member,
+the course side new courses' learners move) lives in one immutable :class:`Snapshot`.
+The writer builds the next snapshot copy-on-write, per member,
 under the model's lock and publishes it with one reference assignment; readers take no
 lock. A request reads inside ``with model.reading():``, which pins the snapshot current at
 its start for the calling thread, so every read the request makes (ids, history, scores,
