@@ -224,6 +224,9 @@ class _FactorModel(Recommender):
     cold_neighbours: int
     use_gpu: bool
     show_progress: bool
+    random_state: int | None
+    #: Factors a warm start hands to implicit (``fit_from``), ``None`` otherwise.
+    _start: tuple[np.ndarray, np.ndarray] | None
 
     #: The member vectors, per snapshot (see ``Recommender.update``).
     _members = MemberState()
