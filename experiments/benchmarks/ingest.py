@@ -14,6 +14,7 @@ twice):
   single members' menus without pause: events folded in per second, menus served;
 - ``ingest`` (the frame path: validation, then the same fold-in) on the same batches,
   same readers: the reference for throughput;
+- the fast path again with no reader: what the readers' share of the interpreter costs;
 - one member with three new events: ``ingest_arrays`` p50 (the array path's fold-in of
   one member), against ``update()`` (the member's whole history as a frame) on the other
   copy;
@@ -54,10 +55,12 @@ READERS = 8
 TARGET_MS = 1.0
 
 
-def _readers(model: Recommender, members: np.ndarray, stop: threading.Event) -> list[int]:
-    """Start READERS threads asking for single members' menus until ``stop``; returns
-    the per-thread counters (filled while they run)."""
-    counts = [0] * READERS
+def _readers(
+    model: Recommender, members: np.ndarray, stop: threading.Event, n: int = READERS
+) -> list[int]:
+    """Start ``n`` threads asking for single members' menus until ``stop``; returns the
+    per-thread counters (filled while they run)."""
+    counts = [0] * n
 
     def run(k: int) -> None:
         rng = np.random.default_rng(k)
@@ -65,15 +68,18 @@ def _readers(model: Recommender, members: np.ndarray, stop: threading.Event) -> 
             rc.member_menu(model, [members[rng.integers(members.size)]], n=10)
             counts[k] += 1
 
-    for k in range(READERS):
-        threading.Thread(target=run, args=(k,), daemon=True).start()
+    threads = [threading.Thread(target=run, args=(k,), daemon=True) for k in range(n)]
+    for thread in threads:
+        thread.start()
     return counts
 
 
-def _replay(model: Recommender, batches: list[pd.DataFrame], *, arrays: bool) -> dict:
-    """Fold ``batches`` in one after the other while the readers serve menus."""
+def _replay(
+    model: Recommender, batches: list[pd.DataFrame], *, arrays: bool, readers: int = READERS
+) -> dict:
+    """Fold ``batches`` in one after the other while ``readers`` threads serve menus."""
     stop = threading.Event()
-    counts = _readers(model, model.member_ids_.external_ids[:5000], stop)
+    counts = _readers(model, model.member_ids_.external_ids[:5000], stop, readers)
     time.sleep(0.5)  # readers running before the clock starts
     busy = 0.0
     start_reads = sum(counts)
@@ -146,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     t_fit = time.perf_counter() - t0
     with tempfile.TemporaryDirectory() as tmp:
         rc.save(fitted, f"{tmp}/als")
-        fast, frame, single = (rc.load(f"{tmp}/als") for _ in range(3))
+        fast, frame, single, alone = (rc.load(f"{tmp}/als") for _ in range(4))
     del fitted
 
     size = args.batch
@@ -156,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     result_fast = _replay(fast, batches, arrays=True)
     result_frame = _replay(frame, batches, arrays=False)
+    result_alone = _replay(alone, batches, arrays=True, readers=0)
 
     # One member, three new events: the array path against update() on another copy.
     when = ds.now + pd.Timedelta(minutes=5)
@@ -206,7 +213,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"\nmicro-batches of {size} events, {READERS} threads serving menus meanwhile:")
     print(f"{'path':28s} {'events/s':>10s} {'menus/s':>9s} {'batches':>8s}")
-    for name, r in (("ingest_arrays (fast path)", result_fast), ("ingest (frame)", result_frame)):
+    for name, r in (
+        ("ingest_arrays (fast path)", result_fast),
+        ("ingest (frame)", result_frame),
+        ("ingest_arrays, no readers", result_alone),
+    ):
         print(f"{name:28s} {r['events_per_s']:10.0f} {r['menus_per_s']:9.0f} {r['batches']:8d}")
     print(f"\none member folded in (p50 / p99 ms over {args.n}):")
     print(f"  ingest_arrays, 3 events          {fold_p50:7.3f} / {fold_p99:7.3f}")
@@ -220,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
         f"RESULT events_per_s={result_fast['events_per_s']:.0f} fold_in_p50_ms={fold_p50:.3f} "
         f"course_fold_in_p50_ms={course_p50:.3f} "
         f"frame_events_per_s={result_frame['events_per_s']:.0f} update_p50_ms={update_p50:.3f} "
-        f"ratio_vs_frame={ratio_frame:.2f} ratio_vs_update={ratio_update:.2f}"
+        f"ratio_vs_frame={ratio_frame:.2f} ratio_vs_update={ratio_update:.2f} "
+        f"alone_events_per_s={result_alone['events_per_s']:.0f}"
     )
     return 0
 
