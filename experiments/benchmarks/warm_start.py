@@ -2,10 +2,10 @@
 (``recommend.warm_refit``) against a cold refit, in time and NDCG@10.
 
 A simulated platform (``recommend.data.synthetic``, 10k members x 1.5k courses by default)
-is read in time order. Yesterday's model is fitted cold on the events up to the 80 %
-quantile of time and folded forward with the next day's events (``ingest``), as a served
-model is. Tonight's refit sees the events up to the 90 % quantile; the events after it
-are the validation set (carved from the data, never used to fit). Measured in the same
+is read in time order. Tonight's refit sees the events up to the 90 % quantile of time;
+the events after it are the validation set (carved from the data, never used to fit).
+Yesterday's model was fitted cold on the events up to a day earlier (``--gap-days``) and
+has served since, folding the day's events in (``ingest``). Measured in the same
 run, one after the other:
 
 - the cold refit with the model's usual iterations (ALS 15 sweeps, BPR 100 epochs): the
@@ -68,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events-per-member", type=float, default=40.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--models", default="als,bpr")
+    parser.add_argument(
+        "--gap-days", type=float, default=1.0, help="days between yesterday's fit and tonight's"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
@@ -77,8 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     plat = synthesize(config, seed=args.seed)
     events = plat.events.sort_values(C.TIMESTAMP, kind="stable").reset_index(drop=True)
     times = events[C.TIMESTAMP]
-    yesterday, today = times.quantile(0.8), times.quantile(0.9)
-    day = events[(times > yesterday) & (times <= yesterday + pd.Timedelta(days=1))]
+    today = times.quantile(0.9)
+    yesterday = today - pd.Timedelta(days=args.gap_days)
+    day = events[(times > yesterday) & (times <= today)]
     before = rc.Dataset.from_frames(
         events[times <= yesterday], courses=plat.courses, members=plat.members
     )
