@@ -217,6 +217,9 @@ class _FactorModel(Recommender):
 
     #: Whether the model learns a per-course bias next to the factors.
     has_course_bias: ClassVar[bool] = False
+    #: Whether a warm start (``fit_from``) starts members from the previous vectors too
+    #: (else from implicit's small random values; the course side is what carries over).
+    warm_members: ClassVar[bool] = True
 
     # Hyper-parameters both subclasses take in __init__.
     n_factors: int
@@ -525,11 +528,12 @@ class _FactorModel(Recommender):
     def fit_from(self, previous: Recommender, dataset: Dataset) -> Self:
         """Fit on ``dataset`` starting from ``previous``'s factors: a warm-started refit.
 
-        The nightly refit of a served model: members and courses ``previous`` knows (by
-        external id; members and course vectors folded in by ``update`` or ``ingest``
-        included, as of its latest snapshot) start from their vectors, the others from
-        implicit's usual small random values; then ``iterations`` sweeps (ALS) or epochs
-        (BPR) run as in a cold fit. Started near the optimum, a few iterations reach the
+        The nightly refit of a served model: courses ``previous`` knows (by external id;
+        new courses placed by ``ingest`` included, as of its latest snapshot) start from
+        their vectors (and bias), members too where ``warm_members`` (ALS; its first
+        half-sweep re-solves them from the courses anyway), the others from implicit's
+        usual small random values; then ``iterations`` sweeps (ALS) or epochs (BPR) run as
+        in a cold fit. Started near the optimum, a few iterations reach the
         quality of a cold fit (``experiments/benchmarks/warm_start.py``). ``previous`` is
         not changed, so it serves until the new model replaces it.
 
@@ -562,9 +566,10 @@ class _FactorModel(Recommender):
     def _start_factors(
         self, previous: Recommender, dataset: Dataset
     ) -> tuple[np.ndarray, np.ndarray]:
-        """implicit's (user, item) factors to start from: ``previous``'s vectors where it
-        knows the member or course, small random values elsewhere; BPR's bias column
-        (1 for users, the bias for items) appended."""
+        """implicit's (user, item) factors to start from: ``previous``'s course vectors
+        (and member vectors, where ``warm_members``) where it knows the course (member),
+        small random values elsewhere; BPR's bias column (1 for users, the bias for items)
+        appended."""
         rng = np.random.default_rng(self.random_state)
         f = int(self.n_factors)
         with previous.reading():
@@ -574,7 +579,8 @@ class _FactorModel(Recommender):
             assert side is not None  # a factor model
             users = rng.random((members.size, f), dtype=np.float32) * 0.01
             items = rng.random((courses.size, f), dtype=np.float32) * 0.01
-            users[members >= 0] = previous.member_vectors(members[members >= 0])
+            if self.warm_members:
+                users[members >= 0] = previous.member_vectors(members[members >= 0])
             items[courses >= 0] = side[0][courses[courses >= 0]]
             if not self.has_course_bias:
                 return users, items
@@ -820,6 +826,11 @@ class BPR(_FactorModel):
 
     name: ClassVar[str] = "bpr"
     has_course_bias: ClassVar[bool] = True
+    # A warm start keeps the course side only: vectors folded in since the fit (Newton
+    # solutions, on another scale than SGD's) slowed the refit down on the simulator
+    # (NDCG@10 after 10 epochs 0.108 from them, 0.120 from fresh members; cold 100
+    # epochs 0.118), and SGD relearns members fast against trained courses.
+    warm_members: ClassVar[bool] = False
 
     def __init__(
         self,
