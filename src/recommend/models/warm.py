@@ -12,10 +12,11 @@ def warm_refit(
     previous: Recommender, dataset: Dataset, *, iterations: int | None = None
 ) -> Recommender:
     """A new model of ``previous``'s class and hyper-parameters fitted on ``dataset``,
-    starting from ``previous``'s factors (the course side; ALS members too) where the model supports it (``ALS``, ``BPR``:
-    ``fit_from``), with ``iterations`` sweeps or epochs when given (fewer than a cold fit
-    needs). Models without an iterative fit (EASE, item-kNN, popularity) and LightFM (its
-    feature embeddings are rebuilt with the feature vocabulary) are fitted as usual.
+    starting from ``previous``'s factors (the course side; ALS members too) where the
+    model supports it (``ALS``, ``BPR``: ``fit_from``), with ``iterations`` sweeps or
+    epochs when given (fewer than a cold fit needs). Models without an iterative fit
+    (EASE, item-kNN, popularity) and LightFM (its feature embeddings are rebuilt with the
+    feature vocabulary) are fitted as usual.
     ``previous`` is not changed: it serves until the new model replaces it.
     """
     model = previous.clone()
