@@ -1,7 +1,7 @@
 """A new course's ranking from its first learners: NDCG@10 among new courses after its
 first 5, 20 and 50 learners are ingested, against content placement only.
 
-Protocol (the same on both data sets): ``--new`` courses with more than 60 learners are
+Protocol (the same on both data sets): ``--new`` courses with more than 80 learners are
 picked (seeded) and all their events removed from the training data, so that they are
 new: in the catalogue, placed by their content (title, channel, tags...). The model is
 fitted on the rest. Each new course's learners are then replayed in order (the
