@@ -348,26 +348,3 @@ def test_cli_writes_a_new_artifact_version_atomically(dataset: rc.Dataset, tmp_p
         == 0
     )
     assert "walk-in" in rc.load(tmp_path / "model").member_ids_
-
-
-def test_als_batch_solve_equals_member_by_member(
-    dataset: rc.Dataset, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from recommend.models import implicit_models
-
-    a, b = _fitted("als", dataset), _fitted("als", dataset)
-    rng = np.random.default_rng(5)
-    n = 400
-    frame = pd.DataFrame(
-        {
-            "member_id": rng.choice(dataset.member_ids.external_ids, n).tolist(),
-            "course_id": rng.choice(dataset.course_ids.external_ids, n).tolist(),
-            "event": "view",
-            "timestamp": dataset.now,
-        }
-    )
-    assert frame["member_id"].nunique() > 2 * implicit_models.ALS_BATCH_SOLVE
-    rc.ingest(a, frame)
-    monkeypatch.setattr(implicit_models, "ALS_BATCH_SOLVE", 10**9)  # one solve per member
-    rc.ingest(b, frame)
-    np.testing.assert_allclose(a.member_factors_, b.member_factors_, rtol=1e-5, atol=1e-6)

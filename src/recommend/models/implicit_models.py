@@ -26,7 +26,6 @@ The numerics take about 0.1 ms (ALS) and 1 ms (BPR) per member.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
 from collections.abc import Callable, Mapping
@@ -69,10 +68,6 @@ from recommend.models.pairwise import (
 from recommend.topk import single_threaded_blas
 
 __all__ = ["ALS", "BPR", "ItemKNN", "MemberVectors"]
-
-#: Members per stacked solve of an ALS batch fold-in (and the batch size from which it is
-#: used: a member or two go through the single solve).
-ALS_BATCH_SOLVE = 64
 
 log = logging.getLogger(__name__)
 
@@ -768,60 +763,6 @@ class ALS(_FactorModel):
                 b = y.T @ np.where(value > 0, confidence, 0.0)
                 vector = np.linalg.solve(a, b).astype(np.float32)
         return vector
-
-    def _fold_in_members(self, member_idx: np.ndarray, rows: sp.csr_matrix) -> None:
-        """All the batch's members in a few array operations: the normal equations of
-        every member at once (course outer products weighted by a sparse product), one
-        stacked solve. The same systems as ``_solve_member``; a writer that shares the
-        interpreter with serving threads waits for it a few times per batch instead of
-        several times per member."""
-        if member_idx.size < ALS_BATCH_SOLVE:
-            super()._fold_in_members(member_idx, rows)
-            return
-        gram = self._gram_matrix()
-        f = gram.shape[0]
-        value = rows.data.astype(np.float64) * float(self.alpha)
-        owner = np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))
-        keep = value != 0
-        courses, value, owner = rows.indices[keep].astype(np.int64), value[keep], owner[keep]
-        confidence = np.abs(value)
-        weight = confidence - self._warm[courses]
-        target = np.where(value > 0, confidence, 0.0)
-        # An empty history gives the zero vector, as the single solve does.
-        vectors = np.zeros((member_idx.size, f), dtype=np.float32)
-        # Members in chunks, so that the course outer products stay a few tens of MB.
-        starts = np.append(np.arange(0, member_idx.size, ALS_BATCH_SOLVE), member_idx.size)
-        bounds = np.searchsorted(owner, starts)
-        with single_threaded_blas():
-            for lo, hi in itertools.pairwise(bounds):
-                self._solve_chunk(
-                    vectors, gram, courses[lo:hi], owner[lo:hi], weight[lo:hi], target[lo:hi]
-                )
-        self._publish_members(member_idx, vectors)
-
-    def _solve_chunk(
-        self,
-        out: np.ndarray,
-        gram: np.ndarray,
-        courses: np.ndarray,
-        owner: np.ndarray,
-        weight: np.ndarray,
-        target: np.ndarray,
-    ) -> None:
-        """Solve the members ``owner`` names (rows of ``out``) from their entries."""
-        if not owner.size:
-            return
-        members, local = np.unique(owner, return_inverse=True)
-        unique, column = np.unique(courses, return_inverse=True)
-        y = self.course_factors_[unique].astype(np.float64)
-        f = y.shape[1]
-        outer = (y[:, :, None] * y[:, None, :]).reshape(unique.size, f * f)
-        shape = (members.size, unique.size)
-        w = sp.csr_matrix((weight, (local, column)), shape=shape)
-        p = sp.csr_matrix((target, (local, column)), shape=shape)
-        a = (w @ outer).reshape(members.size, f, f) + gram
-        b = p @ y
-        out[members] = np.linalg.solve(a, b[..., None])[..., 0].astype(np.float32)
 
     def _solve_course(
         self, course: int, learners: CourseLearners, gram: np.ndarray, prior: np.ndarray
