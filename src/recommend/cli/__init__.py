@@ -30,7 +30,13 @@ from recommend.cli.menus import (
     cmd_search,
     cmd_suggest,
 )
-from recommend.cli.models import cmd_evaluate, cmd_experiment_run, cmd_register, cmd_train
+from recommend.cli.models import (
+    add_ingest_verb,
+    cmd_evaluate,
+    cmd_experiment_run,
+    cmd_register,
+    cmd_train,
+)
 from recommend.cli.spark import cmd_spark
 from recommend.cli.volunteer import add_volunteer_verbs
 from recommend.engine.options import DEFAULT_MAX_PINS
@@ -95,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_verbs(verbs)
     _add_evaluate_verb(verbs)
     _add_train_verb(verbs)
+    add_ingest_verb(verbs)
     _add_menu_verb(verbs)
     _add_order_verb(verbs)
     _add_search_verb(verbs)

@@ -7,7 +7,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -210,4 +210,37 @@ def cmd_register(args: argparse.Namespace) -> int:
     )
     print(f"registered {args.model} as {reg.uri} (version {reg.version})")
     print(f"serve it: {mlflow_commands(tracking_uri(args.tracking_uri), reg.uri)[1]}")
+    return 0
+
+
+def add_ingest_verb(verbs: Any) -> None:
+    """``recommend ingest``: fold new events into a saved model, as a new artifact."""
+    ig = verbs.add_parser("ingest", help="fold a batch of new events into a saved model (no refit)")
+    ig.add_argument("--model", required=True, help="artifact folder to read")
+    ig.add_argument("--events", required=True, help="events file (Parquet or CSV)")
+    ig.add_argument("--format", choices=("parquet", "csv"), help="file format")
+    ig.add_argument("--out", help="artifact folder to write (default: replace --model, atomically)")
+    ig.set_defaults(func=cmd_ingest)
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    """Load, ingest, and write the new version in one atomic step (temp folder + rename):
+    a failure leaves the artifact as it was."""
+    from recommend.artifact import load, save
+    from recommend.models.ingest import ingest
+
+    model = load(args.model)
+    events = read_events(args.events, args.format)
+    result = ingest(model, events)
+    out = args.out or args.model
+    save(model, out, overwrite=True)
+    summary = {
+        "out": str(out),
+        "version": result.version,
+        "events": result.events,
+        "members": result.members,
+        "new_members": result.new_members,
+        "new_courses": list(result.new_courses),
+    }
+    print(json.dumps(summary, ensure_ascii=False))
     return 0

@@ -141,34 +141,64 @@ class Weighting:
         data's robust now when ``None``, see ``recommend.data.timeline``). Each value is
         capped at ``max_pair_confidence``.
         """
-        kinds = events[C.EVENT]
-        weights = kinds.map(self.event_weights).to_numpy(dtype=np.float64)
-        if np.isnan(weights).any():
-            missing = sorted(set(kinds[np.isnan(weights)]))
+        value = events[C.VALUE].to_numpy(dtype=np.float64) if C.VALUE in events.columns else None
+        watch = None
+        if C.WATCH_SECONDS in events.columns:
+            watch = events[C.WATCH_SECONDS].to_numpy(dtype=np.float64)
+        duplicate = None
+        if self.duplicates == "collapse" and len(events):
+            duplicate = duplicate_rows(events, keep="first")
+        return self.confidence(
+            events[C.EVENT].to_numpy(dtype=object),
+            events[C.TIMESTAMP].to_numpy(dtype="datetime64[ns]"),
+            value=value,
+            watch_seconds=watch,
+            durations=durations,
+            duplicate=duplicate,
+            now=now,
+        )
+
+    def confidence(
+        self,
+        kinds: np.ndarray,
+        timestamps: np.ndarray,
+        *,
+        value: np.ndarray | None = None,
+        watch_seconds: np.ndarray | None = None,
+        durations: np.ndarray | None = None,
+        duplicate: np.ndarray | None = None,
+        now: pd.Timestamp | None = None,
+    ) -> np.ndarray:
+        """:meth:`event_confidence` on arrays (n,): event names, ``datetime64[ns]`` times,
+        optional ``value``, ``watch_seconds``, course ``durations`` (float64, NaN unknown)
+        and a ``duplicate`` mask (rows that count 0 when ``duplicates="collapse"``).
+        Returns (n,) float32."""
+        names, codes = np.unique(np.asarray(kinds, dtype=object), return_inverse=True)
+        table = np.array([self.event_weights.get(k, np.nan) for k in names.tolist()], np.float64)
+        if np.isnan(table).any():
+            missing = sorted(str(k) for k in names[np.isnan(table)])
             raise ConfigError(
                 f"event types {missing[:5]} have no weight; add them to event_weights"
             )
-        conf = weights
-        if C.VALUE in events.columns:
-            value = events[C.VALUE].to_numpy(dtype=np.float64)
+        conf = table[codes.reshape(-1)]
+        if value is not None:
             conf = conf * np.where(np.isnan(value), 1.0, value)
-        if durations is not None and C.WATCH_SECONDS in events.columns and self.watch_weight:
-            watch = events[C.WATCH_SECONDS].to_numpy(dtype=np.float64)
+        if durations is not None and watch_seconds is not None and self.watch_weight:
             with np.errstate(divide="ignore", invalid="ignore"):
-                ratio = watch / durations
+                ratio = watch_seconds / durations
             ok = np.isfinite(ratio)
             factor = 1.0 + self.watch_weight * np.minimum(np.where(ok, ratio, 0.0), self.watch_cap)
             conf = conf * np.where(ok, factor, 1.0)
-        if self.half_life_days is not None and len(events):
-            ts = events[C.TIMESTAMP].to_numpy(dtype="datetime64[ns]")
+        if self.half_life_days is not None and conf.size:
+            ts = np.asarray(timestamps, dtype="datetime64[ns]")
             ref = np.datetime64(reference_time(ts, now).to_datetime64(), "ns")
-            age_days = (ref - ts).astype(np.float64) / 1e9 / SECONDS_PER_DAY
+            age_days = np.asarray(ref - ts).astype(np.float64) / 1e9 / SECONDS_PER_DAY
             # Events after `now` have age 0 (weight 1: never boosted); the floor keeps
             # every event in the matrix however old it is.
             decay = np.exp2(-np.maximum(age_days, 0.0) / self.half_life_days)
             conf = conf * np.maximum(decay, self.decay_floor)
-        if self.duplicates == "collapse" and len(events):
-            conf = np.where(duplicate_rows(events, keep="first"), 0.0, conf)
+        if self.duplicates == "collapse" and duplicate is not None:
+            conf = np.where(duplicate, 0.0, conf)
         cap = self.max_pair_confidence
         return np.clip(conf, -cap, cap).astype(np.float32)
 

@@ -27,11 +27,10 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from recommend.checks import minutes_in_seconds
-from recommend.data.dataset import COURSE_IDX, MEMBER_IDX
 from recommend.engine.lecturers import Lecturers
 from recommend.engine.rows import Rows, completion_rows, gather_rows
 from recommend.errors import ConfigError
-from recommend.schema import CHANNELS, EVENT_COMPLETE, Columns
+from recommend.schema import CHANNELS, Columns
 
 if TYPE_CHECKING:
     from recommend.data.dataset import Dataset
@@ -135,6 +134,8 @@ class ServingState:
         base = model.history_.base
         self.dataset = dataset
         self.base = base
+        # The one home of the rule: the model builds (and caches) its training completions.
+        self._training_completions = model.training_completions
         self.n_courses = int(base.shape[1])
         self.course_ext: np.ndarray = model.course_ids_.external_ids
         # A hashed index of the member ids known now. ``IdMap.add`` only appends, so its
@@ -207,7 +208,7 @@ class ServingState:
     def completed(self) -> sp.csr_matrix:
         """(n_training_members, n_courses) CSR: 1 where the training data has a
         ``complete`` event."""
-        return self.lazy("completed", self._build_completed)
+        return self._training_completions()
 
     def completed_rows(self, history: History, idx: NDArray[np.int64]) -> Rows:
         """The courses members ``idx`` have completed (the rule every product reads):
@@ -222,20 +223,6 @@ class ServingState:
             Model member indices (-1: unknown, nothing completed).
         """
         return completion_rows(history, self.completed(), idx)
-
-    def _build_completed(self) -> sp.csr_matrix:
-        shape = self.base.shape
-        ds = self.dataset
-        if ds is None:
-            return sp.csr_matrix(shape, dtype=np.float32)
-        ev = ds.events
-        done = (ev[C.EVENT] == EVENT_COMPLETE).to_numpy()
-        rows = ev[MEMBER_IDX].to_numpy()[done]
-        cols = ev[COURSE_IDX].to_numpy()[done]
-        mat = sp.csr_matrix((np.ones(rows.size, np.float32), (rows, cols)), shape=shape)
-        mat.sum_duplicates()
-        mat.sort_indices()
-        return mat
 
     def branch_pins(self) -> dict[str, NDArray[np.int64]]:
         """Branch org id (as str) -> sorted indices of the courses compulsory for it."""

@@ -23,7 +23,7 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "popularity": ("recommend.models.popularity", "Popularity"),
     "als": ("recommend.models.implicit_models", "ALS"),
     "bpr": ("recommend.models.implicit_models", "BPR"),
-    "item_knn": ("recommend.models.implicit_models", "ItemKNN"),
+    "item_knn": ("recommend.models.item_knn", "ItemKNN"),
     "ease": ("recommend.models.ease", "EASE"),
     "lightfm": ("recommend.models.hybrid", "LightFM"),
 }

@@ -7,11 +7,13 @@ flat dict. Scoring goes through one kernel (``recommend.topk``): a factorised mo
 
 Fold-in: ``update(member_id, events)`` replaces one member's history (and, for factor
 models, re-solves their vector) without refitting, so a backend reacts to what a member
-just studied.
+just studied; ``fold_in_batch`` (under ``recommend.ingest``) folds a batch of members in
+at once, and re-places the new courses they study from their learners.
 
-Consistent reads. Everything ``update`` changes (the member id map, the histories, the
-members' completions and per-member learned state such as factor rows) lives in one
-immutable :class:`Snapshot`. The writer builds the next snapshot copy-on-write, per member,
+Consistent reads. Everything ``update`` and ingestion change (the member id map, the
+histories, the members' completions, per-member learned state such as factor rows, and
+the course side new courses' learners move) lives in one immutable :class:`Snapshot`.
+The writer builds the next snapshot copy-on-write, per member,
 under the model's lock and publishes it with one reference assignment; readers take no
 lock. A request reads inside ``with model.reading():``, which pins the snapshot current at
 its start for the calling thread, so every read the request makes (ids, history, scores,
@@ -26,7 +28,7 @@ import inspect
 import logging
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any, ClassVar, Concatenate, ParamSpec, Self, TypeVar, cast
@@ -41,10 +43,13 @@ from recommend.data.ids import normalise_id
 from recommend.data.timeline import FUTURE_TOLERANCE
 from recommend.data.validation import validate
 from recommend.errors import ConfigError, DataError, NotFittedError, Problem
+from recommend.models import fold
+from recommend.models.fold import CourseLearners
 from recommend.schema import EVENT_COMPLETE, Columns
 from recommend.topk import TopK, topk_factors, topk_scores
 
 __all__ = [
+    "CourseLearners",
     "Factors",
     "History",
     "MemberState",
@@ -118,16 +123,44 @@ class History:
         done[member_idx] = completed
         return History(self.base, extra, done)
 
+    def with_members(
+        self, rows: Mapping[int, sp.csr_matrix], completed: Mapping[int, np.ndarray]
+    ) -> History:
+        """A new history with several members' rows and completions replaced at once
+        (copy-on-write, one copy of the overlay for the whole batch)."""
+        return History(self.base, {**self.extra, **rows}, {**self.completed, **completed})
+
     def rows(self, member_idx: np.ndarray) -> sp.csr_matrix:
         """History rows of ``member_idx`` (all >= 0), shape (len, n_courses), CSR float32."""
         idx = np.asarray(member_idx, dtype=np.int64)
-        n_base, n_courses = self.base.shape
-        if (idx < n_base).all() and not (self.extra and np.isin(idx, list(self.extra)).any()):
+        n_base = self.base.shape[0]
+        folded = (
+            np.isin(idx, np.fromiter(self.extra, dtype=np.int64, count=len(self.extra)))
+            if self.extra
+            else np.zeros(idx.size, dtype=bool)
+        )
+        if (idx < n_base).all() and not folded.any():
             return self.base[idx]
-        # Folded-in members are few: assemble their rows one by one.
-        empty = sp.csr_matrix((1, n_courses), dtype=np.float32)
-        parts = [self.extra.get(int(i), self.base[int(i)] if i < n_base else empty) for i in idx]
-        return sp.vstack(parts, format="csr", dtype=np.float32)
+        # Row by row from the index arrays (members past the training matrix: empty).
+        datas, indices, counts = [], [], np.zeros(idx.size, dtype=np.int64)
+        base = self.base
+        for k, (i, hit) in enumerate(zip(idx.tolist(), folded.tolist(), strict=True)):
+            if hit:
+                row = self.extra[i]
+                data, cols = row.data, row.indices
+            elif i < n_base:
+                lo, hi = base.indptr[i], base.indptr[i + 1]
+                data, cols = base.data[lo:hi], base.indices[lo:hi]
+            else:
+                continue
+            datas.append(data)
+            indices.append(cols)
+            counts[k] = data.size
+        indptr = np.zeros(idx.size + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        flat_data = np.concatenate(datas).astype(np.float32) if datas else np.empty(0, np.float32)
+        flat_cols = np.concatenate(indices) if indices else np.empty(0, np.int32)
+        return sp.csr_matrix((flat_data, flat_cols, indptr), shape=(idx.size, base.shape[1]))
 
     def counts(self, member_idx: np.ndarray) -> np.ndarray:
         """Number of courses in each member's history, shape (len,), int64."""
@@ -164,6 +197,10 @@ class Snapshot:
             self.history,
             {**self.parts, name: value},
         )
+
+
+#: Snapshot part: course index -> :class:`CourseLearners`, for new courses with learners.
+NEW_COURSE_LEARNERS = "new_course_learners"
 
 
 class _Views(threading.local):
@@ -648,34 +685,136 @@ class Recommender(ABC):
             np.zeros(len(ev), dtype=np.int64), course_idx, conf, (1, self.n_courses)
         )
         completed = np.unique(course_idx[(ev[C.EVENT] == EVENT_COMPLETE).to_numpy()])
+        # One member's history: courses keep their vectors (``recommend.ingest`` re-places
+        # new courses from their learners), so a member's menu depends on their own history.
+        self.fold_in_batch(
+            [member_id], row, [completed.astype(np.int64)], replace=True, courses=False
+        )
+
+    def fold_in_batch(
+        self,
+        member_ids: Sequence[object] | np.ndarray,
+        rows: sp.csr_matrix,
+        completed: list[np.ndarray],
+        *,
+        replace: bool = False,
+        courses: bool = True,
+    ) -> Snapshot:
+        """Fold several members in at once and publish them in one new :class:`Snapshot`.
+
+        The step under ``update`` and ``recommend.ingest``: the members' history rows and
+        completions change, their learned state is re-solved (``_fold_in_members``), new
+        members are appended, and courses without training learners that these members
+        study are re-placed from their learners (``_fold_in_courses``). A reader sees the
+        whole batch or none of it.
+
+        Parameters
+        ----------
+        member_ids
+            External member ids (normalised, unique), length B.
+        rows : csr_matrix, shape (B, n_courses), float32
+            The members' confidences: added to their current history rows, or in place of
+            them with ``replace``.
+        completed
+            Per member, the course indices (int64) their events complete: added to what
+            they completed, or in place of it with ``replace``.
+        courses
+            Re-place the new courses these members study (``False``: their learners are
+            recorded, their vectors wait for the next batch that touches them).
+
+        Returns
+        -------
+        The published snapshot.
+        """
+        self.check_fitted()
+        batch = sp.csr_matrix(rows, dtype=np.float32)
+        if batch.shape != (len(member_ids), self.n_courses) or len(completed) != len(member_ids):
+            raise DataError(
+                f"fold_in_batch: {len(member_ids)} member(s), rows of shape {batch.shape} and "
+                f"{len(completed)} completion list(s); expected rows ({len(member_ids)}, "
+                f"{self.n_courses}) and one completion list per member"
+            )
+        new_course = self.new_course_mask()
+        training_done = self.training_completions()
         with self._lock:
             current = self._latest()
-            known = member_id in current.member_ids
-            ids = current.member_ids if known else current.member_ids.add([member_id])
-            idx = int(ids.to_index([member_id])[0])
-            parts = self._folded_in(current, idx, row)
-            # One reference assignment publishes everything at once: a reader holds either
-            # the old snapshot or this one.
-            self._published = Snapshot(
+            ids = current.member_ids.add(member_ids)
+            idx = ids.to_index(member_ids).astype(np.int64)
+            if np.unique(idx).size != idx.size:
+                raise DataError("fold_in_batch: member ids repeat; expected each member once")
+            # Members new to the model (indices past the history) get empty rows.
+            old = sp.csr_matrix(current.history.rows(idx), dtype=np.float32)
+            merged = fold.merged_rows(old, batch, replace=replace)
+            done = fold.merged_completions(
+                idx, completed, current.history.completed, training_done, replace=replace
+            )
+            history = current.history.with_members(
+                dict(zip(idx.tolist(), fold.split_rows(merged), strict=True)), done
+            )
+            learners, touched = fold.updated_learners(
+                self._learners(current, new_course), new_course, idx, merged, CourseLearners, old
+            )
+            reach = fold.reach_change(old, merged)
+            staged = Snapshot(
                 current.version + 1,
                 ids,
-                current.history.with_member(idx, row, completed.astype(np.int64)),
-                parts,
+                history,
+                {**current.parts, NEW_COURSE_LEARNERS: learners},
             )
+            parts = self._folded_in(staged, idx, merged, touched if courses else None, reach)
+            # One reference assignment publishes everything at once: a reader holds either
+            # the old snapshot or this one.
+            self._published = Snapshot(staged.version, ids, history, parts)
+            return self._published
 
-    def _folded_in(self, current: Snapshot, idx: int, row: sp.csr_matrix) -> Mapping[str, Any]:
-        """Run ``_fold_in`` with this thread reading ``current`` and staging what it
-        assigns to :class:`MemberState` attributes; the staged per-member state."""
+    def training_completions(self) -> sp.csr_matrix:
+        """(n_training_members, n_courses) CSR float32, non-zero where the training data
+        has a ``complete`` event (built once, kept in the serving cache)."""
+        return self.cached(
+            "training_completions",
+            lambda: fold.training_completions(
+                self.__dict__.get("dataset_"), self.history_.base.shape
+            ),
+        )
+
+    def _learners(self, snapshot: Snapshot, new_course: np.ndarray) -> Mapping[int, CourseLearners]:
+        found = snapshot.parts.get(NEW_COURSE_LEARNERS)
+        if found is None:  # e.g. a model loaded from an artifact: rebuilt from the history
+            found = fold.learners_from_history(snapshot.history.extra, new_course, CourseLearners)
+        return cast("Mapping[int, CourseLearners]", found)
+
+    def new_course_learners(self) -> Mapping[int, CourseLearners]:
+        """Course index -> learners folded in since the fit, for courses without learners
+        in the training data (from this thread's snapshot)."""
+        self.check_fitted()
+        return self._learners(self._view(), self.new_course_mask())
+
+    def new_course_mask(self) -> np.ndarray:
+        """(n_courses,) bool: courses without learners in the training data (built once)."""
+        return self.cached("new_course_mask", lambda: self.history_.base.getnnz(axis=0) == 0)
+
+    def _folded_in(
+        self,
+        staged: Snapshot,
+        idx: np.ndarray,
+        rows: sp.csr_matrix,
+        courses: Mapping[int, CourseLearners] | None,
+        reach: np.ndarray,
+    ) -> Mapping[str, Any]:
+        """Run the fold-in hooks with this thread reading ``staged`` and staging what they
+        assign to :class:`MemberState` attributes; the staged parts."""
         key = id(self)
         views = _VIEWS
         outer = views.pinned.get(key)
-        views.pinned[key] = current
+        views.pinned[key] = staged
         views.writing.add(key)
         # Whether _fold_in keeps per-member state outside the snapshot: looked at on a
         # class's first update only (the check copies the instance's attributes).
         before = None if type(self) in _CHECKED else dict(vars(self))
         try:
-            self._fold_in(idx, row)
+            self._fold_in_members(idx, rows)
+            if courses is not None:
+                self._fold_in_courses(courses, reach)
             parts = views.pinned[key].parts
         finally:
             views.writing.discard(key)
@@ -711,4 +850,17 @@ class Recommender(ABC):
         History-based models (EASE, item-kNN, popularity) need nothing: they score straight
         from history. Factor models override this to re-solve the member's vector.
         """
+        return None
+
+    def _fold_in_members(self, member_idx: np.ndarray, rows: sp.csr_matrix) -> None:
+        """Refresh model state for a batch of members (``member_idx`` (B,) int64, their
+        history rows (B, n_courses)); the default runs ``_fold_in`` member by member."""
+        for member, row in zip(member_idx.tolist(), fold.split_rows(rows), strict=True):
+            self._fold_in(int(member), row)
+
+    def _fold_in_courses(self, learners: Mapping[int, CourseLearners], reach: np.ndarray) -> None:
+        """Refresh course-side state after a batch: ``learners`` holds every learner of each
+        new course (no training learners) the batch touched; ``reach`` (n_courses,) int64
+        how many more members have each course in their history. Nothing by default
+        (models that score straight from history need nothing)."""
         return None

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import logging
 import numbers
+from collections.abc import Mapping
 from typing import ClassVar, Self
 
 import numpy as np
@@ -45,7 +46,7 @@ import scipy.sparse as sp
 
 from recommend.data.dataset import COURSE_IDX, MEMBER_IDX, Dataset, age_band
 from recommend.errors import ConfigError, DataError
-from recommend.models.base import Recommender
+from recommend.models.base import CourseLearners, MemberState, Recommender
 from recommend.schema import Columns
 
 __all__ = ["SEGMENTS", "Popularity"]
@@ -83,6 +84,9 @@ class Popularity(Recommender):
     """
 
     name: ClassVar[str] = "popularity"
+
+    #: Per snapshot: ingestion adds the members who reach a course (segments: at refit).
+    global_ = MemberState()
 
     def __init__(
         self,
@@ -124,7 +128,7 @@ class Popularity(Recommender):
         reach = self._reach(dataset)
         n_members, n_courses = reach.shape
         active = np.diff(reach.indptr) > 0
-        self.global_: np.ndarray = np.asarray(reach.sum(axis=0), dtype=np.float32).ravel()
+        self.global_ = np.asarray(reach.sum(axis=0), dtype=np.float32).ravel()
         self.prior_: np.ndarray = (self.global_ / max(1, int(active.sum()))).astype(np.float32)
         self.reference_year_: int = int(dataset.now.year)
 
@@ -319,6 +323,13 @@ class Popularity(Recommender):
             self.__dict__["_canonical_table_cache"] = cached
         got: sp.csr_matrix = cached[1]
         return got
+
+    def _fold_in_courses(self, learners: Mapping[int, CourseLearners], reach: np.ndarray) -> None:
+        """Global popularity counts the members the batch brought to each course (a
+        time-decayed count adds them at full weight: they are recent); segment tables
+        change at the next refit."""
+        if reach.any():
+            self.global_ = np.maximum(self.global_ + reach.astype(np.float32), 0.0)
 
     def score_block(self, member_idx: np.ndarray) -> np.ndarray:
         """Segment popularity of members ``member_idx``, (len, n_courses) float32.

@@ -1,0 +1,268 @@
+"""Ingestion: a micro-batch of new events folded into a fitted model without refitting.
+
+``ingest(model, events)`` validates an events frame once; ``ingest_arrays(model, ...)`` is
+the fast path for a backend that validated its events already (ids, names and times as
+arrays). Both turn the batch into one confidence row per member it touches (the weighting
+of the model's training data) and hand them to ``Recommender.fold_in_batch``, which adds
+them to the members' histories, re-solves their learned state, appends new members,
+re-places the new courses they study from their learners, updates popularity counts, and
+publishes all of it as ONE new snapshot: a request running meanwhile answers as before the
+batch or as after it, never from half of it.
+
+What a batch changes, per model (see ``docs/architecture.md``, "Ingestion"):
+
+- every model: the members' histories (new confidences added to their rows: old events
+  keep the decay they had at fit; the next refit re-weights everything) and completions;
+- ALS, BPR, LightFM: the members' vectors, re-solved with the course side fixed;
+- ALS: a new course (no learners in the training data) gets the exact least-squares
+  solution of ALS's own course step against the member vectors; BPR: its pairwise
+  objective for that course; both start from, and are pulled towards, the content
+  placement, so a course with one learner is not thrown far from its content neighbours;
+- item-kNN: a new course's column (and row) of the similarity matrix from its learners;
+- EASE: members score from their new histories at once; a new course keeps its content
+  placement until the next refit (its weights come from a matrix inverse over all
+  courses, which one course's learners cannot update in place);
+- popularity: global counts grow by the members who reach each course.
+
+Courses unknown to the model are refused (``DataError`` naming them): a course enters the
+model's catalogue at a refit (its content placement needs its features); courses in the
+catalogue without learners are exactly the "new courses" ingestion places.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from recommend.data.timeline import FUTURE_TOLERANCE
+from recommend.data.validation import validate
+from recommend.errors import DataError, Problem
+from recommend.models.base import Recommender
+from recommend.schema import EVENT_COMPLETE, Columns
+
+__all__ = ["IngestResult", "ingest", "ingest_arrays"]
+
+log = logging.getLogger(__name__)
+C = Columns
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What one ingested batch changed.
+
+    Attributes
+    ----------
+    version : int
+        The model snapshot the batch was published as.
+    events : int
+        Events folded in.
+    members : int
+        Members the batch touched.
+    new_members : int
+        Of them, members the model did not know.
+    new_courses : tuple of str
+        Courses without training learners that the batch gave learners (re-placed from
+        them where the model supports it).
+    """
+
+    version: int
+    events: int
+    members: int
+    new_members: int
+    new_courses: tuple[str, ...]
+
+
+def ingest(model: Recommender, events: pd.DataFrame) -> IngestResult:
+    """Fold a micro-batch of new ``events`` (an events frame) into ``model``.
+
+    The frame is validated once (the schema, ids normalised as at load); events of courses
+    the model does not know, and events dated beyond the model's data and the clock, are
+    refused with a ``DataError`` naming them. The batch is then folded in as
+    :func:`ingest_arrays` does. Returns an :class:`IngestResult`.
+    """
+    model.check_fitted()
+    ds = model.dataset_
+    ev = validate("events", events, event_weights=ds.weighting.event_weights)
+    return ingest_arrays(
+        model,
+        ev[C.MEMBER].to_numpy(dtype=object),
+        ev[C.COURSE].to_numpy(dtype=object),
+        ev[C.EVENT].to_numpy(dtype=object),
+        ev[C.TIMESTAMP].to_numpy(dtype="datetime64[ns]"),
+        watch_seconds=_column(ev, C.WATCH_SECONDS),
+        value=_column(ev, C.VALUE),
+    )
+
+
+def ingest_arrays(
+    model: Recommender,
+    member_ids: Any,
+    course_ids: Any,
+    events: Any,
+    timestamps: Any,
+    *,
+    watch_seconds: Any = None,
+    value: Any = None,
+) -> IngestResult:
+    """The fast path of :func:`ingest`, for events a backend validated already.
+
+    Parameters
+    ----------
+    model
+        A fitted model.
+    member_ids : array-like, shape (n,)
+        External member ids, normalised as the platform's ids are (no check here beyond
+        type); members the model does not know are added.
+    course_ids : array-like, shape (n,)
+        External course ids; all must be known to the model.
+    events : array-like of str, shape (n,)
+        Event names (each must have a weight in the model's weighting).
+    timestamps : array-like of datetime64, shape (n,)
+        Event times (naive UTC).
+    watch_seconds, value : array-like of float, shape (n,), optional
+        As the events columns of the same names (NaN: not given).
+
+    Returns
+    -------
+    IngestResult
+
+    Raises
+    ------
+    DataError
+        Arrays of different lengths, unknown courses, missing or far-future times.
+    ConfigError
+        An event name without a weight.
+    """
+    model.check_fitted()
+    members = np.asarray(member_ids, dtype=object).reshape(-1)
+    courses = np.asarray(course_ids, dtype=object).reshape(-1)
+    kinds = np.asarray(events, dtype=object).reshape(-1)
+    times = np.asarray(timestamps, dtype="datetime64[ns]").reshape(-1)
+    watch = None if watch_seconds is None else np.asarray(watch_seconds, np.float64).reshape(-1)
+    weight = None if value is None else np.asarray(value, np.float64).reshape(-1)
+    _check_lengths(members, courses, kinds, times, watch, weight)
+    if members.size == 0:
+        return IngestResult(model.snapshot().version, 0, 0, 0, ())
+    course_idx = _course_indices(model, courses)
+    now = _checked_now(model, times)
+    ds = model.dataset_
+    durations = _durations(model)
+    duplicate = None
+    if ds.weighting.duplicates == "collapse":
+        frame = pd.DataFrame({"m": members, "c": course_idx, "e": kinds, "t": times})
+        duplicate = frame.duplicated(keep="first").to_numpy()
+    conf = ds.weighting.confidence(
+        kinds,
+        times,
+        value=weight,
+        watch_seconds=watch,
+        durations=None if durations is None else durations[course_idx],
+        duplicate=duplicate,
+        now=now,
+    )
+    unique, position = np.unique(members, return_inverse=True)
+    position = position.reshape(-1)
+    rows = ds.weighting.matrix(position, course_idx, conf, (unique.size, model.n_courses))
+    done = kinds == EVENT_COMPLETE
+    completed = _grouped(position[done], course_idx[done], unique.size)
+    before = model.snapshot()
+    known = before.member_ids.to_index(unique, unknown="mask") >= 0
+    new_course = model.new_course_mask()[np.unique(course_idx)]
+    snapshot = model.fold_in_batch(unique, rows, completed)
+    placed = np.unique(course_idx)[new_course]
+    result = IngestResult(
+        snapshot.version,
+        int(members.size),
+        int(unique.size),
+        int((~known).sum()),
+        tuple(str(c) for c in model.course_ids_.external_ids[placed].tolist()),
+    )
+    log.info(
+        "ingest: %d events, %d members (%d new), %d new course(s) -> version %d",
+        result.events,
+        result.members,
+        result.new_members,
+        len(result.new_courses),
+        result.version,
+    )
+    return result
+
+
+def _column(frame: pd.DataFrame, name: str) -> np.ndarray | None:
+    return frame[name].to_numpy(dtype=np.float64) if name in frame.columns else None
+
+
+def _check_lengths(*arrays: np.ndarray | None) -> None:
+    names = ("member_ids", "course_ids", "events", "timestamps", "watch_seconds", "value")
+    sizes = {n: a.size for n, a in zip(names, arrays, strict=True) if a is not None}
+    if len(set(sizes.values())) > 1:
+        raise DataError(f"ingest_arrays: arrays of different lengths {sizes}; expected one each")
+
+
+def _course_indices(model: Recommender, courses: np.ndarray) -> np.ndarray:
+    idx = model.course_ids_.to_index(courses, unknown="mask").astype(np.int64)
+    if (idx < 0).any():
+        rows = np.flatnonzero(idx < 0)
+        unknown = pd.unique(courses[rows])[:5].tolist()
+        raise DataError(
+            [
+                Problem(
+                    table="events",
+                    column=C.COURSE,
+                    message=f"ingest: courses {unknown} are not in the model's catalogue",
+                    expected="courses the model was fitted with (new courses enter the "
+                    "catalogue at a refit; courses without learners are placed by ingestion)",
+                    rows=tuple(int(r) for r in rows[:5]),
+                    count=int(rows.size),
+                )
+            ]
+        )
+    return idx
+
+
+def _checked_now(model: Recommender, times: np.ndarray) -> pd.Timestamp:
+    """The reference time of the batch (the latest of the data time and its events); times
+    missing or beyond any clock are refused."""
+    ds = model.dataset_
+    missing = np.isnat(times)
+    latest = max(ds.now, pd.Timestamp.now(tz="UTC").tz_localize(None)) + FUTURE_TOLERANCE
+    future = ~missing & (times > np.datetime64(latest.to_datetime64(), "ns"))
+    for bad, what in ((missing, "missing event times"), (future, f"events dated after {latest}")):
+        if bad.any():
+            rows = np.flatnonzero(bad)
+            raise DataError(
+                [
+                    Problem(
+                        table="events",
+                        column=C.TIMESTAMP,
+                        message=f"ingest: {what}",
+                        expected="a time for every event, none more than a year after the "
+                        "model's data and the clock",
+                        rows=tuple(int(r) for r in rows[:5]),
+                        count=int(rows.size),
+                    )
+                ]
+            )
+    return max(ds.now, pd.Timestamp(times.max()))
+
+
+def _durations(model: Recommender) -> np.ndarray | None:
+    def build() -> np.ndarray | None:
+        courses = model.dataset_.courses
+        if courses is None or C.DURATION not in courses.columns:
+            return None
+        return courses[C.DURATION].to_numpy(dtype=np.float64)
+
+    return model.cached("ingest_durations", build)
+
+
+def _grouped(position: np.ndarray, course_idx: np.ndarray, n: int) -> list[np.ndarray]:
+    """Course indices per batch member (sorted, unique), from (position, course) pairs."""
+    order = np.lexsort((course_idx, position))
+    bounds = np.searchsorted(position[order], np.arange(n + 1))
+    sorted_courses = course_idx[order].astype(np.int64)
+    return [np.unique(sorted_courses[bounds[k] : bounds[k + 1]]) for k in range(n)]
