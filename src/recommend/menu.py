@@ -37,6 +37,7 @@ import pandas as pd
 from recommend.checks import is_scalar, positive_int
 from recommend.engine import (
     CHUNK,
+    DEFAULT_MAX_CONTINUE,
     DEFAULT_MAX_PINS,
     REASON_BRANCH,
     REASON_COMPULSORY,
@@ -102,6 +103,8 @@ def member_menu(
     now: pd.Timestamp | str | None = None,
     pin_compulsory: bool = True,
     max_pins: int | None = DEFAULT_MAX_PINS,
+    continue_learning: bool = True,
+    max_continue: int = DEFAULT_MAX_CONTINUE,
     diversity: float = 0.0,
     with_reasons: bool = True,
     member_attributes: pd.DataFrame | None = None,
@@ -146,6 +149,15 @@ def member_menu(
         branch with a long compulsory list still leaves room for the member's own choices
         (为你推荐). The branch's whole compulsory list is :func:`compulsory_courses`, for a
         backend to show apart (本支部必学).
+    continue_learning
+        After the compulsory pins, up to ``max_continue`` courses the member started (a
+        ``progress`` event) and has not completed (继续学习, the most recent first),
+        alternating with the next lecture of each series they follow (下一讲: the
+        lecture after the furthest one they completed, series from the courses'
+        ``series_id``/``series_order`` or numbered titles such as ``第9讲``), whatever
+        ``exclude`` says; each with its own reason. ``False``: none.
+    max_continue
+        At most this many of those (default 2; ``n`` caps it too).
     diversity
         MMR weight in [0, 1]: each next course maximises ``relevance - diversity *
         max_similarity`` over a pool of the ``3 n`` best, with relevance min-max scaled to
@@ -194,6 +206,8 @@ def member_menu(
         now=now,
         pin_compulsory=pin_compulsory,
         max_pins=max_pins,
+        continue_learning=continue_learning,
+        max_continue=max_continue,
         diversity=diversity,
         with_reasons=with_reasons,
         unknown=unknown,
@@ -375,6 +389,7 @@ def lecturer_menu(
         only_published=only_published,
         now=now,
         pin_compulsory=False,
+        continue_learning=False,
         diversity=0.0,
         with_reasons=False,
         unknown=unknown,

@@ -89,7 +89,7 @@ from recommend.batch.sql import load_sql
 from recommend.checks import positive_int
 from recommend.data.ids import normalise_ids
 from recommend.engine import MenuOptions, serving_state
-from recommend.engine.options import DEFAULT_MAX_PINS, Exclude
+from recommend.engine.options import DEFAULT_MAX_CONTINUE, DEFAULT_MAX_PINS, Exclude
 from recommend.errors import ArtifactError, ConfigError, DataError
 from recommend.messages import DEFAULT_LANG, Lang
 from recommend.models.base import Recommender
@@ -177,6 +177,8 @@ def run_batch(
     now: pd.Timestamp | str | None = None,
     pin_compulsory: bool = True,
     max_pins: int | None = DEFAULT_MAX_PINS,
+    continue_learning: bool = True,
+    max_continue: int = DEFAULT_MAX_CONTINUE,
     model_version: str | None = None,
     overwrite: bool = False,
     progress: bool = True,
@@ -207,7 +209,8 @@ def run_batch(
         Fill ``reason`` (slower: every member then takes the per-member menu path).
     lang
         Language of the reasons: ``"zh"`` (default) or ``"en"``.
-    exclude, channel, max_minutes, only_published, now, pin_compulsory, max_pins
+    exclude, channel, max_minutes, only_published, now, pin_compulsory, max_pins,
+    continue_learning, max_continue
         As in :func:`recommend.menu.member_menu`.
     model_version
         Written in every row; derived from the model when ``None`` (see the module docs).
@@ -242,6 +245,8 @@ def run_batch(
         now=now,
         pin_compulsory=pin_compulsory,
         max_pins=max_pins,
+        continue_learning=continue_learning,
+        max_continue=max_continue,
         with_reasons=with_reasons,
         lang=lang,
     )
@@ -424,6 +429,15 @@ def _job(
             "now": None if now is None else str(pd.Timestamp(now)),
             "pin_compulsory": options.pin_compulsory,
             "max_pins": options.max_pins,
+            # Recorded only when not the default, so earlier jobs' manifests still match.
+            **(
+                {}
+                if options.continue_learning and options.max_continue == DEFAULT_MAX_CONTINUE
+                else {
+                    "continue_learning": options.continue_learning,
+                    "max_continue": options.max_continue,
+                }
+            ),
             "with_reasons": options.with_reasons,
             # Only reasons are text: a job without them reads the same in any language.
             **({"lang": options.lang} if options.with_reasons else {}),

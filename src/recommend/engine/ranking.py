@@ -4,7 +4,9 @@ Every menu row of every product that lists courses for members (member menu, lec
 scores, batch job, Spark batch job) comes from :func:`rank_chunk`, which applies, for a
 chunk of members:
 
-1. the pin rule (:mod:`recommend.engine.pins`): compulsory courses first;
+1. the pin rule (:mod:`recommend.engine.pins`): compulsory courses first, then the
+   continue-learning rule (:mod:`recommend.engine.continuing`): unfinished courses and
+   next lectures;
 2. the exclusion rule (:mod:`recommend.engine.exclusions`) and the course filter;
 3. the kernel (:mod:`recommend.topk`), asked for the best courses that remain;
 4. diversity (:mod:`recommend.engine.diversity`) when asked, then the first ``n``;
@@ -25,10 +27,11 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
+from recommend.engine.continuing import continue_pins
 from recommend.engine.diversity import MMR_POOL, mmr
 from recommend.engine.exclusions import exclusion_rows
 from recommend.engine.pins import PairScorer, Pins, member_pins
-from recommend.engine.reasons import REASON_COMPULSORY, reason_texts, studied_reasons
+from recommend.engine.reasons import pin_reasons, reason_texts, studied_reasons
 from recommend.engine.routes import route_codes, route_groups
 from recommend.engine.rows import Rows, history_rows, small_isin
 from recommend.topk import TopK, topk_scores
@@ -167,6 +170,9 @@ def rank_chunk(
     history = model.history_  # the request's snapshot (see Recommender.reading)
     score = _pair_scorer(model, idx, dense)
     pins = member_pins(state, history, idx, options.pin_limit, allowed, score, orgs)
+    if options.continue_limit > 0:
+        room = np.minimum(options.continue_limit, options.n - pins.counts)
+        pins = pins.then(continue_pins(state, history, idx, seen, room, allowed, score, pins))
     excluded = exclusion_rows(state, history, seen, idx, options.exclude)
     diverse = options.diversity > 0
     # With diversity the kernel fills a pool for MMR; pinned courses stay in the kernel's
@@ -426,9 +432,9 @@ def _explained(
     route_reasons: np.ndarray | None,
     options: MenuOptions,
 ) -> MenuRows:
-    """The rows with a reason each, as text in the request's language: pins are
-    compulsory, the rest carry their route's constant reason or name the studied course
-    they are most like."""
+    """The rows with a reason each, as text in the request's language: pins say what
+    pinned them (compulsory, continue learning, next lecture), the rest carry their
+    route's constant reason or name the studied course they are most like."""
     m = pins.counts.size
     reasons = np.empty(rows.pos.size, dtype=object)
     bounds = np.searchsorted(rows.pos, np.arange(m + 1))
@@ -438,10 +444,12 @@ def _explained(
         # Course factors only: the member side of an updated model is never assembled here.
         side = model.course_vectors()
         course_vectors = None if side is None else side[0]
+    pinned = pin_reasons(state, pins)
+    starts = pins.starts
     for i in range(m):
         lo, hi = int(bounds[i]), int(bounds[i + 1])
         p = int(pins.counts[i])
-        reasons[lo : lo + p] = REASON_COMPULSORY
+        reasons[lo : lo + p] = pinned[int(starts[i]) : int(starts[i]) + p]
         if constant[i] is None:
             history, confidence = seen.row(i)
             reasons[lo + p : hi] = studied_reasons(
