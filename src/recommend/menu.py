@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import importlib
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -45,6 +45,7 @@ from recommend.engine import (
     REASON_GLOBAL,
     REASON_SEGMENT,
     ROUTES,
+    Experiment,
     MemberRequest,
     MenuOptions,
     MenuRows,
@@ -53,6 +54,7 @@ from recommend.engine import (
     history_rows,
     member_pins,
     menu_rows,
+    model_version,
     reason_texts,
     route_groups,
     serving_state,
@@ -78,6 +80,7 @@ __all__ = [
     "REASON_SEGMENT",
     "ROUTES",
     "compulsory_courses",
+    "experiment_menu",
     "lecturer_menu",
     "member_menu",
     "menu_frame",
@@ -233,6 +236,63 @@ def serve_member_menus(
         allowed = state.course_filter(options)
         rows = menu_rows(model, state, request, options, allowed)
     return menu_frame(rows, request.ids, state)
+
+
+def experiment_menu(
+    models: Mapping[str, Recommender],
+    member_ids: Any,
+    experiment: Experiment,
+    n: int = 10,
+    *,
+    versions: Mapping[str, str] | None = None,
+    **options: Any,
+) -> pd.DataFrame:
+    """Menus of an online experiment: each member served by the model of their arm.
+
+    Parameters
+    ----------
+    models
+        Arm name -> the fitted model that serves it (every arm of ``experiment``).
+    member_ids
+        One external member id or a sequence of them.
+    experiment
+        The experiment (:class:`recommend.engine.Experiment`): a member's arm is a salted
+        hash of their id, the same in every process and product.
+    n
+        Courses per member.
+    versions
+        Arm name -> the ``model_version`` to record (an artifact's version, say); the
+        model object's version (:func:`recommend.engine.model_version`) otherwise.
+    **options
+        Any option of :func:`member_menu`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`MENU_COLUMNS` plus ``arm`` and ``model_version``, members in request order
+        (a repeated id's menus together).
+    """
+    missing = [arm for arm in experiment.arms if arm not in models]
+    if missing:
+        raise ConfigError(f"experiment_menu: no model for arm(s) {missing} of {experiment.name!r}")
+    ids = [member_ids] if is_scalar(member_ids) else list(member_ids)
+    arms = experiment.assign(ids)
+    order = {member: i for i, member in reversed(list(enumerate(ids)))}
+    parts = []
+    for arm in experiment.arms:
+        mine = [m for m, a in zip(ids, arms.tolist(), strict=True) if a == arm]
+        if not mine:
+            continue
+        model = models[arm]
+        version = (versions or {}).get(arm) or model_version(model)
+        menu = member_menu(model, mine, n, **options)
+        parts.append(menu.assign(arm=arm, model_version=version))
+    columns = [*MENU_COLUMNS, "arm", "model_version"]
+    if not parts:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+    out = pd.concat(parts, ignore_index=True)
+    first = out[C.MEMBER].map(order).to_numpy()
+    return out.iloc[np.argsort(first, kind="stable")].reset_index(drop=True)[columns]
 
 
 def menu_frame(rows: MenuRows, ids: np.ndarray, state: ServingState) -> pd.DataFrame:

@@ -68,7 +68,6 @@ default, a hash of the model type, its parameters and its training data's finger
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import time
@@ -88,7 +87,8 @@ from recommend.batch.folder import BATCH_COLUMNS, MANIFEST
 from recommend.batch.sql import load_sql
 from recommend.checks import positive_int
 from recommend.data.ids import normalise_ids
-from recommend.engine import MenuOptions, serving_state
+from recommend.engine import Experiment, MenuOptions, serving_state
+from recommend.engine import model_version as version_of_model
 from recommend.engine.options import DEFAULT_MAX_CONTINUE, DEFAULT_MAX_PINS, Exclude
 from recommend.errors import ArtifactError, ConfigError, DataError
 from recommend.messages import DEFAULT_LANG, Lang
@@ -180,6 +180,8 @@ def run_batch(
     continue_learning: bool = True,
     max_continue: int = DEFAULT_MAX_CONTINUE,
     model_version: str | None = None,
+    experiment: Experiment | None = None,
+    arm: str | None = None,
     overwrite: bool = False,
     progress: bool = True,
 ) -> BatchResult:
@@ -214,6 +216,12 @@ def run_batch(
         As in :func:`recommend.menu.member_menu`.
     model_version
         Written in every row; derived from the model when ``None`` (see the module docs).
+    experiment, arm
+        An online experiment (:class:`recommend.engine.Experiment`) and the arm this
+        model serves: only the members the experiment assigns to ``arm`` get menus, and
+        every row gets an ``arm`` column after ``model_version`` (the one optional column
+        of the output; without an experiment the columns are ``BATCH_COLUMNS``). One job
+        per arm, each with its arm's model.
     overwrite
         Replace the output of an earlier job with other arguments instead of refusing.
     progress
@@ -251,10 +259,17 @@ def run_batch(
         lang=lang,
     )
     serving_state(model).course_filter(options)  # the catalogue's checks, before any file
+    if (experiment is None) != (arm is None):
+        raise ConfigError("experiment= and arm= go together: the arm this job's model serves")
+    if experiment is not None and arm not in experiment.arms:
+        raise ConfigError(f"arm={arm!r} is not an arm of {experiment.name!r}: {experiment.arms}")
     # One version of the model for the whole job, whatever update() publishes meanwhile
     # (the writer thread reads it too).
     with model.reading() as snapshot:
         ids = member_list(model, members)
+        if experiment is not None:
+            ids = ids[experiment.assign(ids) == arm]
+            members = ids  # not the model's order any more
         job = _job(
             version,
             options,
@@ -265,11 +280,16 @@ def run_batch(
             max_minutes=max_minutes,
             now=now,
         )
+        if experiment is not None:
+            job["experiment"] = {**experiment.as_dict(), "arm": arm}
 
         root = Path(out)
         n_chunks = -(-ids.size // chunk_size)
         with folder.job_lock(root):
             manifest = folder.open_job(root, job, n_chunks, overwrite)
+            if experiment is not None:
+                columns = list(BATCH_COLUMNS)
+                manifest["columns"] = [*columns[:7], "arm", *columns[7:]]
             done = folder.finished_chunks(root, manifest)
             manifest["chunks"] = {str(i): done[i] for i in sorted(done)}
             folder.write_manifest(root, manifest)
@@ -279,7 +299,7 @@ def run_batch(
                 )
 
             stamp = pd.Timestamp(manifest["generated_at"])
-            writer = ChunkWriter(model, options, version, stamp, format, snapshot)
+            writer = ChunkWriter(model, options, version, stamp, format, snapshot, arm=arm)
             # Every member of the model, in its order: their indices need no lookup.
             in_model_order = members is None
             _write_chunks(writer, root, manifest, ids, chunk_size, done, in_model_order, progress)
@@ -508,15 +528,9 @@ def _route_totals(entries: list[dict[str, Any]]) -> dict[str, int]:
 
 def object_version(model: Recommender) -> str:
     """A version for a model object: a hash of its type, parameters and training data's
-    fingerprint (what ``model_version`` defaults to for a model that is not an artifact)."""
-    ds = model.dataset_
-    payload = {
-        "type": type(model).__name__,
-        "params": model.get_params(),
-        "fingerprint": ds.fingerprint() if ds is not None else None,
-    }
-    text = json.dumps(payload, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    fingerprint (what ``model_version`` defaults to for a model that is not an artifact;
+    :func:`recommend.engine.model_version`)."""
+    return version_of_model(model)
 
 
 def member_list(model: Recommender, members: Any) -> np.ndarray:

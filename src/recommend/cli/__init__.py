@@ -23,7 +23,13 @@ from recommend.cli.menus import (
     cmd_search,
     cmd_suggest,
 )
-from recommend.cli.models import cmd_evaluate, cmd_experiment_run, cmd_register, cmd_train
+from recommend.cli.models import (
+    cmd_evaluate,
+    cmd_experiment_analyse,
+    cmd_experiment_run,
+    cmd_register,
+    cmd_train,
+)
 from recommend.cli.spark import cmd_spark
 from recommend.cli.volunteer import add_volunteer_verbs
 from recommend.engine.options import DEFAULT_MAX_PINS
@@ -295,7 +301,8 @@ def _add_demo_verb(verbs: Verbs) -> None:
 def _add_experiment_verbs(verbs: Verbs) -> None:
     """``recommend experiment run``: an experiment file end to end."""
     ex = verbs.add_parser("experiment", help="run experiments described by TOML files")
-    ex_run = ex.add_subparsers(dest="experiment_verb", required=True).add_parser(
+    ex_verbs = ex.add_subparsers(dest="experiment_verb", required=True)
+    ex_run = ex_verbs.add_parser(
         "run", help="run experiments/NAME.toml end to end and log it to MLflow"
     )
     ex_run.add_argument("path", help="experiment file (TOML)")
@@ -307,6 +314,17 @@ def _add_experiment_verbs(verbs: Verbs) -> None:
         help="register the best model under NAME and point the alias 'champion' at it",
     )
     ex_run.set_defaults(func=cmd_experiment_run)
+    an = ex_verbs.add_parser(
+        "analyse", help="an online experiment: per-arm CTR, starts, completions, minutes"
+    )
+    an.add_argument("--exposures", required=True, help="served rows with arm (CSV/Parquet)")
+    an.add_argument("--outcomes", required=True, help="events after serving (CSV/Parquet)")
+    an.add_argument("--control", help="the control arm (default: the first arm by name)")
+    an.add_argument("--confidence", type=float, default=0.95)
+    an.add_argument("--log", metavar="NAME", help="log the analysis to MLflow experiment NAME")
+    an.add_argument("--tracking-uri", help="MLflow store (default: MLFLOW_TRACKING_URI)")
+    an.add_argument("--json", action="store_true", help="print one JSON object")
+    an.set_defaults(func=cmd_experiment_analyse)
 
 
 def _add_register_verb(verbs: Verbs) -> None:

@@ -17,6 +17,7 @@ pieces and never re-implement a rule. One module per rule:
 ``reasons``               reasons as catalogue messages, rendered once per request
 ``ranking``               a chunk of members through pins, exclusions, filter and kernel
 ``lecturers``             lecturers ranked by a member's course scores
+``arms``                  online experiments: a member's arm by salted hash
 ========================  ==============================================================
 
 See ``docs/architecture.md`` for how a request flows through them.
@@ -24,6 +25,7 @@ See ``docs/architecture.md`` for how a request flows through them.
 
 from __future__ import annotations
 
+from recommend.engine.arms import Experiment, model_version
 from recommend.engine.continuing import continue_pins
 from recommend.engine.diversity import MMR_POOL, mmr
 from recommend.engine.exclusions import exclusion_rows
@@ -105,6 +107,7 @@ __all__ = [
     "CompulsoryTable",
     "CourseFilter",
     "Exclude",
+    "Experiment",
     "GroupPins",
     "Lecturers",
     "MemberRequest",
@@ -131,6 +134,7 @@ __all__ = [
     "member_pins",
     "menu_rows",
     "mmr",
+    "model_version",
     "pin_reasons",
     "rank_chunk",
     "reason_texts",

@@ -11,6 +11,7 @@ self-contained HTML report. Plots and the report import matplotlib on first use.
 from __future__ import annotations
 
 from recommend.insights.demand import content_gaps, predicted_demand
+from recommend.insights.online import ExperimentAnalysis, analyse_experiment, log_experiment
 from recommend.insights.portraits import (
     MIN_SIZE,
     BranchPortrait,
@@ -28,12 +29,15 @@ __all__ = [
     "MIN_SIZE",
     "BranchPortrait",
     "CoursePortrait",
+    "ExperimentAnalysis",
     "SearchTerms",
     "SegmentPortrait",
+    "analyse_experiment",
     "branch_portrait",
     "build_report",
     "content_gaps",
     "course_portrait",
+    "log_experiment",
     "mean_interval",
     "median_interval",
     "predicted_demand",
