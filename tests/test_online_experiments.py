@@ -234,7 +234,8 @@ def test_cli_analyses_files(tmp_path, capsys) -> None:  # type: ignore[no-untype
     exp = Experiment("cli", salt="x")
     exposures, durations = _exposures(exp)
     exposures.to_parquet(tmp_path / "exposures.parquet")
-    _outcomes(exposures, durations, {"treatment": 0.05}, 3).to_csv(tmp_path / "out.csv", index=False)
+    outcomes = _outcomes(exposures, durations, {"treatment": 0.05}, 3)
+    outcomes.to_csv(tmp_path / "out.csv", index=False)
     code = main(
         [
             "experiment", "analyse", "--exposures", str(tmp_path / "exposures.parquet"),
