@@ -29,7 +29,7 @@ from __future__ import annotations
 import importlib
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -59,10 +59,11 @@ from recommend.engine import (
     route_groups,
     serving_state,
 )
+from recommend.engine.fragments import SOURCE_PLATFORM
 from recommend.engine.lecturers import LECTURER_COLUMNS, empty_lecturers
 from recommend.engine.options import Exclude, Unknown
 from recommend.errors import ConfigError
-from recommend.messages import DEFAULT_LANG, Lang
+from recommend.messages import DEFAULT_LANG, Lang, Message
 from recommend.models.base import install_menu, one_snapshot
 from recommend.schema import Columns
 
@@ -101,7 +102,7 @@ def member_menu(
     *,
     exclude: Exclude = "seen",
     channel: str | Sequence[str] | None = None,
-    max_minutes: float | None = None,
+    max_minutes: float | Literal["auto"] | None = None,
     only_published: bool = True,
     now: pd.Timestamp | str | None = None,
     pin_compulsory: bool = True,
@@ -134,7 +135,13 @@ def member_menu(
         Keep only courses of this channel (course ``category``) or of any of these.
     max_minutes
         Keep only courses whose ``duration_seconds`` is at most this many minutes (courses
-        of unknown duration are dropped: they cannot be promised to fit).
+        of unknown duration are dropped: they cannot be promised to fit). ``"auto"``: as
+        many minutes as the member usually studies at ``now``'s hour on that kind of day
+        (weekday or weekend), learned from the training events, else the platform's
+        usual figure (:mod:`recommend.engine.fragments`); the compulsory and
+        continue-learning entries are kept whatever their length. The frame's
+        ``attrs`` say what was assumed: ``fragment_minutes``, ``fragment_source``
+        (``"member"`` or ``"platform"``) and ``notes`` (a line per member).
     only_published
         Keep only courses published at or before ``now`` (courses with no ``published_at``
         count as published).
@@ -235,7 +242,34 @@ def serve_member_menus(
         request = MemberRequest.make(model, state, member_ids, member_attributes, options.unknown)
         allowed = state.course_filter(options)
         rows = menu_rows(model, state, request, options, allowed)
-    return menu_frame(rows, request.ids, state)
+    menu = menu_frame(rows, request.ids, state)
+    if options.auto_minutes:
+        _fragment_attrs(menu, state, request, options)
+    return menu
+
+
+def _fragment_attrs(
+    menu: pd.DataFrame, state: ServingState, request: MemberRequest, options: MenuOptions
+) -> None:
+    """What ``max_minutes="auto"`` assumed, per member: ``menu.attrs["fragment_minutes"]``
+    (minutes), ``["fragment_source"]`` (``"member"``: their own sessions; ``"platform"``:
+    everyone's at this time) and ``["notes"]`` (a line for the member, in ``lang``)."""
+    when = pd.Timestamp(options.now if options.now is not None else state.now)
+    minutes, source = state.session_profile().minutes(request.idx, when)
+    shown = np.maximum(np.round(minutes), 1).astype(int)
+    own = source != SOURCE_PLATFORM
+    ids = request.ids.tolist()
+    menu.attrs["fragment_time"] = when.isoformat()
+    menu.attrs["fragment_minutes"] = dict(zip(ids, minutes.round(1).tolist(), strict=True))
+    menu.attrs["fragment_source"] = dict(
+        zip(ids, np.where(own, "member", "platform").tolist(), strict=True)
+    )
+    menu.attrs["notes"] = {
+        member: Message.of(
+            "note.fragment_member" if mine else "note.fragment_platform", minutes=int(m)
+        ).text(options.lang)
+        for member, m, mine in zip(ids, shown.tolist(), own.tolist(), strict=True)
+    }
 
 
 def experiment_menu(

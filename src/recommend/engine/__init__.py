@@ -17,6 +17,7 @@ pieces and never re-implement a rule. One module per rule:
 ``reasons``               reasons as catalogue messages, rendered once per request
 ``ranking``               a chunk of members through pins, exclusions, filter and kernel
 ``lecturers``             lecturers ranked by a member's course scores
+``fragments``             a member's usual session length (``max_minutes="auto"``)
 ``arms``                  online experiments: a member's arm by salted hash
 ========================  ==============================================================
 
@@ -29,6 +30,7 @@ from recommend.engine.arms import Experiment, model_version
 from recommend.engine.continuing import continue_pins
 from recommend.engine.diversity import MMR_POOL, mmr
 from recommend.engine.exclusions import exclusion_rows
+from recommend.engine.fragments import SessionProfile, session_profile, time_bin
 from recommend.engine.lecturers import LECTURER_COLUMNS, Lecturers, empty_lecturers
 from recommend.engine.options import (
     DEFAULT_MAX_CONTINUE,
@@ -120,6 +122,7 @@ __all__ = [
     "Scored",
     "SeriesTable",
     "ServingState",
+    "SessionProfile",
     "Unknown",
     "cold_scorer",
     "cold_scorers",
@@ -143,6 +146,8 @@ __all__ = [
     "segment_reason",
     "series_table",
     "serving_state",
+    "session_profile",
     "small_isin",
     "studied_reasons",
+    "time_bin",
 ]

@@ -62,8 +62,10 @@ class MenuOptions:
     channel : tuple of str or None
         Keep only courses of these channels (course ``category``); one name is stored as
         a 1-tuple.
-    max_minutes : float or None
-        Keep only courses known to last at most this long.
+    max_minutes : float, "auto" or None
+        Keep only courses known to last at most this long; ``"auto"``: as long as the
+        member's usual session at the request's hour and kind of day
+        (:mod:`recommend.engine.fragments`).
     only_published : bool
         Keep only courses published at or before ``now``.
     now : Timestamp or None
@@ -92,7 +94,7 @@ class MenuOptions:
     n: int = 10
     exclude: Exclude = "seen"
     channel: str | Sequence[str] | None = None
-    max_minutes: float | None = None
+    max_minutes: float | Literal["auto"] | None = None
     only_published: bool = True
     now: pd.Timestamp | str | None = None
     pin_compulsory: bool = True
@@ -116,7 +118,7 @@ class MenuOptions:
         if self.max_pins is not None:
             set_(self, "max_pins", non_negative_int(self.max_pins, "max_pins"))
         set_(self, "max_continue", non_negative_int(self.max_continue, "max_continue"))
-        if self.max_minutes is not None:
+        if self.max_minutes is not None and not self.auto_minutes:
             minutes_in_seconds(self.max_minutes, "max_minutes")
             set_(self, "max_minutes", float(self.max_minutes))
         set_(self, "channel", _channels(self.channel))
@@ -150,9 +152,20 @@ class MenuOptions:
         return min(self.n, self.max_continue) if self.continue_learning else 0
 
     @property
+    def auto_minutes(self) -> bool:
+        """``max_minutes="auto"``: each member's usual session length limits the menu."""
+        return isinstance(self.max_minutes, str) and self.max_minutes == "auto"
+
+    @property
+    def fixed_minutes(self) -> float | None:
+        """``max_minutes`` when it is one number for every member."""
+        return None if self.max_minutes is None or self.auto_minutes else float(self.max_minutes)
+
+    @property
     def max_seconds(self) -> float | None:
-        """``max_minutes`` in seconds."""
-        return None if self.max_minutes is None else self.max_minutes * 60.0
+        """``max_minutes`` in seconds (``None`` for ``"auto"``: per member)."""
+        minutes = self.fixed_minutes
+        return None if minutes is None else minutes * 60.0
 
     @property
     def published_by(self) -> pd.Timestamp | Literal[False] | None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
@@ -182,6 +183,8 @@ def rank_chunk(
     k = pool + (int(pins.counts.max(initial=0)) if diverse else 0)
     k = max(1, min(k, state.n_courses))
     masked = excluded if diverse else _with_pins(excluded, pins, idx.size)
+    if options.auto_minutes:
+        masked = _with_pairs(masked, _too_long(state, options, idx))
     if dense is None:
         top = _factor_top(model, state, idx, masked, allowed, k)
     else:
@@ -275,6 +278,40 @@ def _with_pins(
         rows.append(excluded.row_of_entry)
         cols.append(excluded.indices.astype(np.int64))
     return np.concatenate(rows), np.concatenate(cols)
+
+
+def _too_long(
+    state: ServingState, options: MenuOptions, idx: NDArray[np.int64]
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """(row, course) pairs longer than each member's usual session (``max_minutes="auto"``;
+    unknown durations too: they cannot be promised to fit)."""
+    durations = state.durations
+    assert durations is not None, "course_filter refuses auto without durations"
+    when = options.now if options.now is not None else state.now
+    limits, _ = state.session_profile().minutes(idx, pd.Timestamp(when))
+    order, ranked = state.lazy("durations_sorted", lambda: _sorted_durations(durations))
+    fits = np.searchsorted(ranked, limits * 60.0, side="right")  # NaN sorts last: never fits
+    counts = state.n_courses - fits
+    rows = np.repeat(np.arange(idx.size, dtype=np.int64), counts)
+    starts = np.repeat(fits - (np.cumsum(counts) - counts), counts)
+    cols = order[np.arange(rows.size) + starts]
+    return rows, cols.astype(np.int64)
+
+
+def _sorted_durations(durations: np.ndarray) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    order = np.argsort(durations, kind="stable").astype(np.int64)  # NaN last
+    return order, np.asarray(durations[order], dtype=np.float64)
+
+
+def _with_pairs(
+    masked: Rows | tuple[np.ndarray, np.ndarray] | None,
+    more: tuple[NDArray[np.int64], NDArray[np.int64]],
+) -> tuple[np.ndarray, np.ndarray]:
+    """``masked`` and ``more`` as one set of (row, course) pairs."""
+    pairs = _pairs(masked)
+    if pairs is None:
+        return more
+    return np.concatenate((pairs[0], more[0])), np.concatenate((pairs[1], more[1]))
 
 
 def _pairs(

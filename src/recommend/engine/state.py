@@ -28,6 +28,7 @@ from numpy.typing import NDArray
 
 from recommend.checks import minutes_in_seconds
 from recommend.data.dataset import COURSE_IDX, MEMBER_IDX
+from recommend.engine.fragments import SessionProfile, session_profile
 from recommend.engine.lecturers import Lecturers
 from recommend.engine.rows import Rows, completion_rows, gather_rows
 from recommend.engine.series import SeriesTable, series_table
@@ -269,6 +270,15 @@ class ServingState:
         np.cumsum(np.bincount(rows, minlength=n_members), out=indptr[1:])
         return indptr, cols.astype(np.int32), when.astype(np.float64)
 
+    def session_profile(self) -> SessionProfile:
+        """Members' usual session lengths (see :mod:`recommend.engine.fragments`)."""
+        return self.lazy(
+            "session_profile",
+            lambda: session_profile(
+                None if self.dataset is None else self.dataset.events, self.base.shape[0]
+            ),
+        )
+
     def series(self) -> SeriesTable:
         """Courses in series (see :mod:`recommend.engine.series`)."""
         return self.lazy("series", lambda: series_table(self.courses, self.titles))
@@ -336,7 +346,12 @@ class ServingState:
     def course_filter(self, options: MenuOptions) -> CourseFilter:
         """The courses a request with these options may list (checks the options that
         depend on the catalogue: known channels, durations for ``max_minutes``)."""
-        return self.filter(options.channel, options.max_minutes, options.published_by)
+        if options.auto_minutes and self.durations is None:
+            raise ConfigError(
+                'max_minutes="auto" needs course durations: the training courses table has no '
+                f"{C.DURATION} column"
+            )
+        return self.filter(options.channel, options.fixed_minutes, options.published_by)
 
     def filter(
         self,
