@@ -152,7 +152,17 @@ def _add_menu_verb(verbs: Verbs) -> None:
     mn.add_argument("--model", required=True, help="artifact folder")
     mn.add_argument("--member", required=True, help="member id")
     mn.add_argument("--n", type=int, default=10)
-    mn.add_argument("--max-minutes", type=float, help="only courses that fit this many minutes")
+    mn.add_argument(
+        "--max-minutes",
+        type=_minutes,
+        help='only courses that fit this many minutes ("auto": the member\'s usual session)',
+    )
+    mn.add_argument("--now", help="the request's time (publication, --max-minutes auto)")
+    mn.add_argument(
+        "--no-continue",
+        action="store_true",
+        help="no continue-learning (继续学习) or next-lecture (下一讲) entries",
+    )
     mn.add_argument("--channel", help="only this channel, e.g. 理论学习")
     mn.add_argument("--diversity", type=float, default=0.0, help="MMR weight in [0, 1]")
     mn.add_argument(
@@ -169,6 +179,16 @@ def _add_menu_verb(verbs: Verbs) -> None:
     mn.add_argument("--json", action="store_true", help="print JSON records")
     _add_lang(mn)
     mn.set_defaults(func=cmd_menu)
+
+
+def _minutes(text: str) -> float | str:
+    """``--max-minutes``: a number of minutes or ``auto``."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected minutes or 'auto', got {text!r}") from None
 
 
 def _add_order_verb(verbs: Verbs) -> None:
