@@ -82,31 +82,36 @@ def continue_pins(
     limits = np.asarray(limits, dtype=np.int64)
     if m == 0 or int(limits.max(initial=0)) <= 0:
         return Pins.none(m)
+    started = state.started_rows(idx)
+    series = state.series()
+    if started.indices.size == 0 and series.empty:
+        return Pins.none(m)  # nothing started, no series: the common case stays cheap
     n_courses = np.int64(state.n_courses)
     done = state.completed_rows(history, idx)
     done_rows, done_cols = done.row_of_entry, done.indices.astype(np.int64)
+    nxt = series.next_course[done_cols] if not series.empty else _EMPTY_I64
+    has = nxt >= 0
+    if started.indices.size == 0 and not has.any():
+        return Pins.none(m)  # nothing started, no completed lecture with a next one
     done_keys = np.sort(done_rows * n_courses + done_cols)
     pin_keys = np.sort(pinned.rows * n_courses + pinned.courses)
 
     # Continue learning: started, not completed, not pinned, allowed.
-    started = state.started_rows(idx)
     c_rows, c_cols = started.row_of_entry, started.indices.astype(np.int64)
-    c_when = np.asarray(started.data, dtype=np.float64)
-    keys = c_rows * n_courses + c_cols
-    ok = ~_in(keys, done_keys) & ~_in(keys, pin_keys)
-    if allowed.mask is not None:
-        ok &= allowed.mask[c_cols]
-    c_rows, c_cols, c_when = c_rows[ok], c_cols[ok], c_when[ok]
-    c_order = np.lexsort((c_cols, -c_when, c_rows))  # newest first
-    c_rows, c_cols = c_rows[c_order], c_cols[c_order]
+    if c_cols.size:
+        c_when = np.asarray(started.data, dtype=np.float64)
+        keys = c_rows * n_courses + c_cols
+        ok = ~_in(keys, done_keys) & ~_in(keys, pin_keys)
+        if allowed.mask is not None:
+            ok &= allowed.mask[c_cols]
+        c_rows, c_cols, c_when = c_rows[ok], c_cols[ok], c_when[ok]
+        c_order = np.lexsort((c_cols, -c_when, c_rows))  # newest first
+        c_rows, c_cols = c_rows[c_order], c_cols[c_order]
 
     # Next lectures: after a completed lecture, not studied, not pinned, allowed; per
     # series the one after the furthest completed lecture.
-    series = state.series()
     n_rows, n_cols, n_via = _EMPTY_I64, _EMPTY_I64, _EMPTY_I64
-    if not series.empty and done_cols.size:
-        nxt = series.next_course[done_cols]
-        has = nxt >= 0
+    if has.any():
         rows, via, cand = done_rows[has], done_cols[has], nxt[has]
         keys = rows * n_courses + cand
         seen_keys = np.sort(seen.row_of_entry * n_courses + seen.indices.astype(np.int64))
