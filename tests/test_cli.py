@@ -223,6 +223,14 @@ def test_train_saves_an_artifact_and_menu_reads_it(
     )
     short = pd.read_json(io.StringIO(capsys.readouterr().out))
     assert (short["minutes"] <= 10).all()
+    # "auto": an artifact keeps no watch times, so the platform's fallback (15 minutes)
+    # limits the recommendations; --no-continue leaves out 继续学习 and 下一讲.
+    auto = ["menu", "--model", str(out), "--member", member, "--max-minutes", "auto"]
+    assert main([*auto, "--no-continue", "--n", "8", "--json"]) == 0
+    fitted = pd.read_json(io.StringIO(capsys.readouterr().out))
+    own = fitted[~fitted["reason"].str.startswith("本支部必学")]
+    assert len(own) and (own["minutes"] <= 15).all()
+    assert not fitted["reason"].str.startswith(("继续学习", "下一讲")).any()
     # An existing artifact is not replaced without --overwrite.
     assert main([*args, "--out", str(out)]) == 2
     assert main([*args, "--out", str(out), "--overwrite"]) == 0

@@ -170,6 +170,9 @@ def main() -> None:
 
     configs: dict[str, Callable[[object], object]] = {
         "menu default (seen, published, pins, reasons)": lambda m: member_menu(model, m),
+        "menu without continue-learning entries": lambda m: member_menu(
+            model, m, continue_learning=False
+        ),
         "menu without reasons": lambda m: member_menu(model, m, with_reasons=False),
         "menu bare (no pins/reasons/published)": lambda m: member_menu(
             model, m, with_reasons=False, pin_compulsory=False, only_published=False
@@ -177,6 +180,7 @@ def main() -> None:
         "menu channel + max_minutes=10": lambda m: member_menu(
             model, m, channel=CHANNELS[1], max_minutes=10
         ),
+        "menu max_minutes='auto'": lambda m: member_menu(model, m, max_minutes="auto"),
         "menu exclude completed": lambda m: member_menu(model, m, exclude="completed"),
         "menu diversity=0.5": lambda m: member_menu(model, m, diversity=0.5),
         "lecturer menu": lambda m: lecturer_menu(model, m),

@@ -30,7 +30,7 @@ from recommend.data.validation import ReferenceReport
 from recommend.data.weighting import Weighting
 from recommend.errors import ArtifactError, one_line
 from recommend.models.base import Factors, History, Recommender
-from recommend.schema import COURSES, Columns
+from recommend.schema import COURSES, EVENT_PROGRESS, Columns
 
 __all__ = [
     "MAX_TABLE_EXPANSION",
@@ -388,12 +388,27 @@ def encode_dataset(ds: Dataset, enc: Encoder) -> dict[str, Any]:
     columns = [C.MEMBER, C.COURSE, C.EVENT, C.TIMESTAMP, MEMBER_IDX, COURSE_IDX]
     done = ev.loc[ev[C.EVENT] == _COMPLETE, columns]
     # One row per completed pair, with its last completion: what "already completed"
-    # filters need, without the member's event log.
-    done = (
-        done.sort_values([MEMBER_IDX, COURSE_IDX, C.TIMESTAMP], kind="stable")
-        .drop_duplicates([MEMBER_IDX, COURSE_IDX], keep="last")
-        .reset_index(drop=True)
+    # filters need, without the member's event log. Pairs started (a ``progress`` event)
+    # and never completed follow, one row each with the last progress: what a menu's
+    # continue-learning entries need (see ``recommend.engine.continuing``).
+    done = done.sort_values([MEMBER_IDX, COURSE_IDX, C.TIMESTAMP], kind="stable").drop_duplicates(
+        [MEMBER_IDX, COURSE_IDX], keep="last"
     )
+    started = ev.loc[ev[C.EVENT] == EVENT_PROGRESS, columns]
+    if len(started):
+        started = started.sort_values(
+            [MEMBER_IDX, COURSE_IDX, C.TIMESTAMP], kind="stable"
+        ).drop_duplicates([MEMBER_IDX, COURSE_IDX], keep="last")
+        n_courses = np.int64(len(ds.course_ids))
+        done_keys = done[MEMBER_IDX].to_numpy(np.int64) * n_courses + done[COURSE_IDX].to_numpy(
+            np.int64
+        )
+        keys = started[MEMBER_IDX].to_numpy(np.int64) * n_courses + started[COURSE_IDX].to_numpy(
+            np.int64
+        )
+        started = started.loc[~np.isin(keys, done_keys)]
+        done = pd.concat([done, started], ignore_index=True)
+    done = done.reset_index(drop=True)
     view["completed"] = enc.table(done, "completed", "dataset.completed", reserved=True)
     return view
 

@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import importlib
 import warnings
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -37,6 +37,7 @@ import pandas as pd
 from recommend.checks import is_scalar, positive_int
 from recommend.engine import (
     CHUNK,
+    DEFAULT_MAX_CONTINUE,
     DEFAULT_MAX_PINS,
     REASON_BRANCH,
     REASON_COMPULSORY,
@@ -44,6 +45,7 @@ from recommend.engine import (
     REASON_GLOBAL,
     REASON_SEGMENT,
     ROUTES,
+    Experiment,
     MemberRequest,
     MenuOptions,
     MenuRows,
@@ -52,14 +54,16 @@ from recommend.engine import (
     history_rows,
     member_pins,
     menu_rows,
+    model_version,
     reason_texts,
     route_groups,
     serving_state,
 )
+from recommend.engine.fragments import SOURCE_PLATFORM
 from recommend.engine.lecturers import LECTURER_COLUMNS, empty_lecturers
 from recommend.engine.options import Exclude, Unknown
 from recommend.errors import ConfigError
-from recommend.messages import DEFAULT_LANG, Lang
+from recommend.messages import DEFAULT_LANG, Lang, Message
 from recommend.models.base import install_menu, one_snapshot
 from recommend.schema import Columns
 
@@ -77,6 +81,7 @@ __all__ = [
     "REASON_SEGMENT",
     "ROUTES",
     "compulsory_courses",
+    "experiment_menu",
     "lecturer_menu",
     "member_menu",
     "menu_frame",
@@ -97,11 +102,13 @@ def member_menu(
     *,
     exclude: Exclude = "seen",
     channel: str | Sequence[str] | None = None,
-    max_minutes: float | None = None,
+    max_minutes: float | Literal["auto"] | None = None,
     only_published: bool = True,
     now: pd.Timestamp | str | None = None,
     pin_compulsory: bool = True,
     max_pins: int | None = DEFAULT_MAX_PINS,
+    continue_learning: bool = True,
+    max_continue: int = DEFAULT_MAX_CONTINUE,
     diversity: float = 0.0,
     with_reasons: bool = True,
     member_attributes: pd.DataFrame | None = None,
@@ -128,7 +135,13 @@ def member_menu(
         Keep only courses of this channel (course ``category``) or of any of these.
     max_minutes
         Keep only courses whose ``duration_seconds`` is at most this many minutes (courses
-        of unknown duration are dropped: they cannot be promised to fit).
+        of unknown duration are dropped: they cannot be promised to fit). ``"auto"``: as
+        many minutes as the member usually studies at ``now``'s hour on that kind of day
+        (weekday or weekend), learned from the training events, else the platform's
+        usual figure (:mod:`recommend.engine.fragments`); the compulsory and
+        continue-learning entries are kept whatever their length. The frame's
+        ``attrs`` say what was assumed: ``fragment_minutes``, ``fragment_source``
+        (``"member"`` or ``"platform"``) and ``notes`` (a line per member).
     only_published
         Keep only courses published at or before ``now`` (courses with no ``published_at``
         count as published).
@@ -146,6 +159,15 @@ def member_menu(
         branch with a long compulsory list still leaves room for the member's own choices
         (为你推荐). The branch's whole compulsory list is :func:`compulsory_courses`, for a
         backend to show apart (本支部必学).
+    continue_learning
+        After the compulsory pins, up to ``max_continue`` courses the member started (a
+        ``progress`` event) and has not completed (继续学习, the most recent first),
+        alternating with the next lecture of each series they follow (下一讲: the
+        lecture after the furthest one they completed, series from the courses'
+        ``series_id``/``series_order`` or numbered titles such as ``第9讲``), whatever
+        ``exclude`` says; each with its own reason. ``False``: none.
+    max_continue
+        At most this many of those (default 2; ``n`` caps it too).
     diversity
         MMR weight in [0, 1]: each next course maximises ``relevance - diversity *
         max_similarity`` over a pool of the ``3 n`` best, with relevance min-max scaled to
@@ -194,6 +216,8 @@ def member_menu(
         now=now,
         pin_compulsory=pin_compulsory,
         max_pins=max_pins,
+        continue_learning=continue_learning,
+        max_continue=max_continue,
         diversity=diversity,
         with_reasons=with_reasons,
         unknown=unknown,
@@ -218,7 +242,91 @@ def serve_member_menus(
         request = MemberRequest.make(model, state, member_ids, member_attributes, options.unknown)
         allowed = state.course_filter(options)
         rows = menu_rows(model, state, request, options, allowed)
-    return menu_frame(rows, request.ids, state)
+    menu = menu_frame(rows, request.ids, state)
+    if options.auto_minutes:
+        _fragment_attrs(menu, state, request, options)
+    return menu
+
+
+def _fragment_attrs(
+    menu: pd.DataFrame, state: ServingState, request: MemberRequest, options: MenuOptions
+) -> None:
+    """What ``max_minutes="auto"`` assumed, per member: ``menu.attrs["fragment_minutes"]``
+    (minutes), ``["fragment_source"]`` (``"member"``: their own sessions; ``"platform"``:
+    everyone's at this time) and ``["notes"]`` (a line for the member, in ``lang``)."""
+    when = pd.Timestamp(options.now if options.now is not None else state.now)
+    minutes, source = state.session_profile().minutes(request.idx, when)
+    shown = np.maximum(np.round(minutes), 1).astype(int)
+    own = source != SOURCE_PLATFORM
+    ids = request.ids.tolist()
+    menu.attrs["fragment_time"] = when.isoformat()
+    menu.attrs["fragment_minutes"] = dict(zip(ids, minutes.round(1).tolist(), strict=True))
+    menu.attrs["fragment_source"] = dict(
+        zip(ids, np.where(own, "member", "platform").tolist(), strict=True)
+    )
+    menu.attrs["notes"] = {
+        member: Message.of(
+            "note.fragment_member" if mine else "note.fragment_platform", minutes=int(m)
+        ).text(options.lang)
+        for member, m, mine in zip(ids, shown.tolist(), own.tolist(), strict=True)
+    }
+
+
+def experiment_menu(
+    models: Mapping[str, Recommender],
+    member_ids: Any,
+    experiment: Experiment,
+    n: int = 10,
+    *,
+    versions: Mapping[str, str] | None = None,
+    **options: Any,
+) -> pd.DataFrame:
+    """Menus of an online experiment: each member served by the model of their arm.
+
+    Parameters
+    ----------
+    models
+        Arm name -> the fitted model that serves it (every arm of ``experiment``).
+    member_ids
+        One external member id or a sequence of them.
+    experiment
+        The experiment (:class:`recommend.engine.Experiment`): a member's arm is a salted
+        hash of their id, the same in every process and product.
+    n
+        Courses per member.
+    versions
+        Arm name -> the ``model_version`` to record (an artifact's version, say); the
+        model object's version (:func:`recommend.engine.model_version`) otherwise.
+    **options
+        Any option of :func:`member_menu`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`MENU_COLUMNS` plus ``arm`` and ``model_version``, members in request order
+        (a repeated id's menus together).
+    """
+    missing = [arm for arm in experiment.arms if arm not in models]
+    if missing:
+        raise ConfigError(f"experiment_menu: no model for arm(s) {missing} of {experiment.name!r}")
+    ids = [member_ids] if is_scalar(member_ids) else list(member_ids)
+    arms = experiment.assign(ids)
+    order = {member: i for i, member in reversed(list(enumerate(ids)))}
+    parts = []
+    for arm in experiment.arms:
+        mine = [m for m, a in zip(ids, arms.tolist(), strict=True) if a == arm]
+        if not mine:
+            continue
+        model = models[arm]
+        version = (versions or {}).get(arm) or model_version(model)
+        menu = member_menu(model, mine, n, **options)
+        parts.append(menu.assign(arm=arm, model_version=version))
+    columns = [*MENU_COLUMNS, "arm", "model_version"]
+    if not parts:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+    out = pd.concat(parts, ignore_index=True)
+    first = out[C.MEMBER].map(order).to_numpy()
+    return out.iloc[np.argsort(first, kind="stable")].reset_index(drop=True)[columns]
 
 
 def menu_frame(rows: MenuRows, ids: np.ndarray, state: ServingState) -> pd.DataFrame:
@@ -375,6 +483,7 @@ def lecturer_menu(
         only_published=only_published,
         now=now,
         pin_compulsory=False,
+        continue_learning=False,
         diversity=0.0,
         with_reasons=False,
         unknown=unknown,

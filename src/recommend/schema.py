@@ -16,6 +16,7 @@ __all__ = [
     "COURSES",
     "EVENTS",
     "EVENT_COMPLETE",
+    "EVENT_PROGRESS",
     "EVENT_TYPES",
     "MEMBERS",
     "OCCUPATIONS",
@@ -50,6 +51,8 @@ class Columns:
     PUBLISHED_AT: Final = "published_at"
     DESCRIPTION: Final = "description"
     COMPULSORY_FOR: Final = "compulsory_for"
+    SERIES: Final = "series_id"
+    SERIES_ORDER: Final = "series_order"
     # members
     GENDER: Final = "gender"
     BIRTH_YEAR: Final = "birth_year"
@@ -128,6 +131,8 @@ COURSES: Final = _schema(
         C.ORG: Kind.OPT_ID,
         C.DESCRIPTION: Kind.TEXT,
         C.COMPULSORY_FOR: Kind.LIST,
+        C.SERIES: Kind.OPT_ID,
+        C.SERIES_ORDER: Kind.NUMBER,
     },
     key=C.COURSE,
 )
@@ -175,6 +180,9 @@ EVENT_TYPES: Final = (
 #: The event that marks a course completed (what ``exclude="completed"`` and the pin rule
 #: read).
 EVENT_COMPLETE: Final = "complete"
+#: The event that marks a course started (watched for a while): a course with one and no
+#: ``complete`` is what a menu's continue-learning entries (继续学习) offer again.
+EVENT_PROGRESS: Final = "progress"
 
 # The four channels of the courseware platform (course ``category``).
 CHANNELS: Final = ("党员教育", "理论学习", "技能培训", "生活百科")

@@ -24,6 +24,8 @@ def test_defaults() -> None:
         "now": None,
         "pin_compulsory": True,
         "max_pins": 2,
+        "continue_learning": True,
+        "max_continue": 2,
         "diversity": 0.0,
         "with_reasons": True,
         "unknown": "fallback",

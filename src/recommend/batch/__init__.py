@@ -68,7 +68,6 @@ default, a hash of the model type, its parameters and its training data's finger
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import time
@@ -90,8 +89,9 @@ from recommend.batch.sql import load_sql
 from recommend.checks import positive_int
 from recommend.data.ids import normalise_ids
 from recommend.data.loaders import read_member_ids
-from recommend.engine import MenuOptions, serving_state
-from recommend.engine.options import DEFAULT_MAX_PINS, Exclude
+from recommend.engine import Experiment, MenuOptions, serving_state
+from recommend.engine import model_version as version_of_model
+from recommend.engine.options import DEFAULT_MAX_CONTINUE, DEFAULT_MAX_PINS, Exclude
 from recommend.errors import ArtifactError, ConfigError, DataError
 from recommend.messages import DEFAULT_LANG, Lang
 from recommend.models.base import Recommender
@@ -186,7 +186,11 @@ def run_batch(
     now: pd.Timestamp | str | None = None,
     pin_compulsory: bool = True,
     max_pins: int | None = DEFAULT_MAX_PINS,
+    continue_learning: bool = True,
+    max_continue: int = DEFAULT_MAX_CONTINUE,
     model_version: str | None = None,
+    experiment: Experiment | None = None,
+    arm: str | None = None,
     overwrite: bool = False,
     progress: bool = True,
     compulsory: bool = False,
@@ -217,10 +221,17 @@ def run_batch(
         Fill ``reason`` (slower: every member then takes the per-member menu path).
     lang
         Language of the reasons: ``"zh"`` (default) or ``"en"``.
-    exclude, channel, max_minutes, only_published, now, pin_compulsory, max_pins
+    exclude, channel, max_minutes, only_published, now, pin_compulsory, max_pins,
+    continue_learning, max_continue
         As in :func:`recommend.menu.member_menu`.
     model_version
         Written in every row; derived from the model when ``None`` (see the module docs).
+    experiment, arm
+        An online experiment (:class:`recommend.engine.Experiment`) and the arm this
+        model serves: only the members the experiment assigns to ``arm`` get menus, and
+        every row gets an ``arm`` column after ``model_version`` (the one optional column
+        of the output; without an experiment the columns are ``BATCH_COLUMNS``). One job
+        per arm, each with its arm's model.
     overwrite
         Replace the output of an earlier job with other arguments instead of refusing.
     progress
@@ -257,14 +268,23 @@ def run_batch(
         now=now,
         pin_compulsory=pin_compulsory,
         max_pins=max_pins,
+        continue_learning=continue_learning,
+        max_continue=max_continue,
         with_reasons=with_reasons,
         lang=lang,
     )
     serving_state(model).course_filter(options)  # the catalogue's checks, before any file
+    if (experiment is None) != (arm is None):
+        raise ConfigError("experiment= and arm= go together: the arm this job's model serves")
+    if experiment is not None and arm not in experiment.arms:
+        raise ConfigError(f"arm={arm!r} is not an arm of {experiment.name!r}: {experiment.arms}")
     # One version of the model for the whole job, whatever update() publishes meanwhile
     # (the writer thread reads it too).
     with model.reading() as snapshot:
         ids = member_list(model, members)
+        if experiment is not None:
+            ids = ids[experiment.assign(ids) == arm]
+            members = ids  # not the model's order any more
         job = _job(
             version,
             options,
@@ -275,11 +295,16 @@ def run_batch(
             max_minutes=max_minutes,
             now=now,
         )
+        if experiment is not None:
+            job["experiment"] = {**experiment.as_dict(), "arm": arm}
 
         root = Path(out)
         n_chunks = -(-ids.size // chunk_size)
         with folder.job_lock(root):
             manifest = folder.open_job(root, job, n_chunks, overwrite)
+            if experiment is not None:
+                columns = list(BATCH_COLUMNS)
+                manifest["columns"] = [*columns[:7], "arm", *columns[7:]]
             done = folder.finished_chunks(root, manifest)
             manifest["chunks"] = {str(i): done[i] for i in sorted(done)}
             folder.write_manifest(root, manifest)
@@ -289,7 +314,7 @@ def run_batch(
                 )
 
             stamp = pd.Timestamp(manifest["generated_at"])
-            writer = ChunkWriter(model, options, version, stamp, format, snapshot)
+            writer = ChunkWriter(model, options, version, stamp, format, snapshot, arm=arm)
             # Every member of the model, in its order: their indices need no lookup.
             in_model_order = members is None
             _write_chunks(writer, root, manifest, ids, chunk_size, done, in_model_order, progress)
@@ -479,6 +504,15 @@ def _job(
             "now": None if now is None else str(pd.Timestamp(now)),
             "pin_compulsory": options.pin_compulsory,
             "max_pins": options.max_pins,
+            # Recorded only when not the default, so earlier jobs' manifests still match.
+            **(
+                {}
+                if options.continue_learning and options.max_continue == DEFAULT_MAX_CONTINUE
+                else {
+                    "continue_learning": options.continue_learning,
+                    "max_continue": options.max_continue,
+                }
+            ),
             "with_reasons": options.with_reasons,
             # Only reasons are text: a job without them reads the same in any language.
             **({"lang": options.lang} if options.with_reasons else {}),
@@ -549,15 +583,9 @@ def _route_totals(entries: list[dict[str, Any]]) -> dict[str, int]:
 
 def object_version(model: Recommender) -> str:
     """A version for a model object: a hash of its type, parameters and training data's
-    fingerprint (what ``model_version`` defaults to for a model that is not an artifact)."""
-    ds = model.dataset_
-    payload = {
-        "type": type(model).__name__,
-        "params": model.get_params(),
-        "fingerprint": ds.fingerprint() if ds is not None else None,
-    }
-    text = json.dumps(payload, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    fingerprint (what ``model_version`` defaults to for a model that is not an artifact;
+    :func:`recommend.engine.model_version`)."""
+    return version_of_model(model)
 
 
 def member_list(model: Recommender, members: Any) -> np.ndarray:

@@ -67,8 +67,12 @@ class ChunkWriter:
         generated_at: pd.Timestamp,
         format: str,
         snapshot: Snapshot | None = None,
+        *,
+        arm: str | None = None,
     ) -> None:
         self.model = model
+        # An experiment's arm: written as an ``arm`` column after ``model_version``.
+        self.arm = None if arm is None else pa.array([arm], pa.large_string())
         # The version the job reads: the writer thread pins it too (see write).
         self.snapshot = snapshot
         self.options = options
@@ -157,7 +161,11 @@ class ChunkWriter:
             as_dict(zeros, self.version),
             pa.array(np.full(n_rows, self.stamp, np.int64), pa.timestamp("us", tz="UTC")),
         ]
-        return pa.Table.from_arrays(columns, names=list(folder.BATCH_COLUMNS))
+        names = list(folder.BATCH_COLUMNS)
+        if self.arm is not None:
+            columns.insert(7, as_dict(zeros, self.arm))
+            names.insert(7, "arm")
+        return pa.Table.from_arrays(columns, names=names)
 
     # ------------------------------------------------------------------ the routes
     def _menus(self, pos: np.ndarray, ids: np.ndarray) -> MenuRows:

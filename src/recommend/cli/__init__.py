@@ -33,6 +33,7 @@ from recommend.cli.menus import (
 from recommend.cli.models import (
     add_ingest_verb,
     cmd_evaluate,
+    cmd_experiment_analyse,
     cmd_experiment_run,
     cmd_register,
     cmd_train,
@@ -210,7 +211,17 @@ def _add_menu_verb(verbs: Verbs) -> None:
     mn.add_argument("--model", required=True, help="artifact folder")
     mn.add_argument("--member", required=True, help="member id")
     mn.add_argument("--n", type=int, default=10, help="courses on the menu")
-    mn.add_argument("--max-minutes", type=float, help="only courses that fit this many minutes")
+    mn.add_argument(
+        "--max-minutes",
+        type=_minutes,
+        help='only courses that fit this many minutes ("auto": the member\'s usual session)',
+    )
+    mn.add_argument("--now", help="the request's time (publication, --max-minutes auto)")
+    mn.add_argument(
+        "--no-continue",
+        action="store_true",
+        help="no continue-learning (继续学习) or next-lecture (下一讲) entries",
+    )
     mn.add_argument("--channel", help="only this channel, e.g. 理论学习")
     mn.add_argument("--diversity", type=float, default=0.0, help="MMR weight in [0, 1]")
     mn.add_argument(
@@ -227,6 +238,16 @@ def _add_menu_verb(verbs: Verbs) -> None:
     mn.add_argument("--json", action="store_true", help="print JSON records")
     _add_lang(mn)
     mn.set_defaults(func=cmd_menu)
+
+
+def _minutes(text: str) -> float | str:
+    """``--max-minutes``: a number of minutes or ``auto``."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected minutes or 'auto', got {text!r}") from None
 
 
 def _add_order_verb(verbs: Verbs) -> None:
@@ -380,7 +401,8 @@ def _add_lecturers_verb(verbs: Verbs) -> None:
 def _add_experiment_verbs(verbs: Verbs) -> None:
     """``recommend experiment run``: an experiment file end to end."""
     ex = verbs.add_parser("experiment", help="run experiments described by TOML files")
-    ex_run = ex.add_subparsers(dest="experiment_verb", required=True).add_parser(
+    ex_verbs = ex.add_subparsers(dest="experiment_verb", required=True)
+    ex_run = ex_verbs.add_parser(
         "run", help="run experiments/NAME.toml end to end and log it to MLflow"
     )
     ex_run.add_argument("path", help="experiment file (TOML)")
@@ -392,6 +414,17 @@ def _add_experiment_verbs(verbs: Verbs) -> None:
         help="register the best model under NAME and point the alias 'champion' at it",
     )
     ex_run.set_defaults(func=cmd_experiment_run)
+    an = ex_verbs.add_parser(
+        "analyse", help="an online experiment: per-arm CTR, starts, completions, minutes"
+    )
+    an.add_argument("--exposures", required=True, help="served rows with arm (CSV/Parquet)")
+    an.add_argument("--outcomes", required=True, help="events after serving (CSV/Parquet)")
+    an.add_argument("--control", help="the control arm (default: the first arm by name)")
+    an.add_argument("--confidence", type=float, default=0.95)
+    an.add_argument("--log", metavar="NAME", help="log the analysis to MLflow experiment NAME")
+    an.add_argument("--tracking-uri", help="MLflow store (default: MLFLOW_TRACKING_URI)")
+    an.add_argument("--json", action="store_true", help="print one JSON object")
+    an.set_defaults(func=cmd_experiment_analyse)
 
 
 def _add_register_verb(verbs: Verbs) -> None:

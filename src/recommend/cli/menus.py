@@ -35,6 +35,8 @@ def cmd_menu(args: argparse.Namespace) -> int:
             n=args.n,
             channel=args.channel,
             max_minutes=args.max_minutes,
+            now=args.now,
+            continue_learning=not args.no_continue,
             diversity=args.diversity,
             max_pins=args.max_pins,
             lang=args.lang,

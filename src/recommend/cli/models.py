@@ -7,16 +7,24 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from recommend.cli.data import load_data, own_data, read_events
+from recommend.errors import DataError
 
 if TYPE_CHECKING:
     from recommend.data.dataset import Dataset
 
-__all__ = ["cmd_evaluate", "cmd_experiment_run", "cmd_register", "cmd_train"]
+__all__ = [
+    "cmd_evaluate",
+    "cmd_experiment_analyse",
+    "cmd_experiment_run",
+    "cmd_register",
+    "cmd_train",
+]
 
 
 def _parse_params(items: Sequence[str] | None) -> dict[str, object]:
@@ -194,6 +202,43 @@ def cmd_experiment_run(args: argparse.Namespace) -> int:
     if reg is not None:
         print(f"registered {result.best} as {reg.uri} (version {reg.version})")
     return 0
+
+
+def cmd_experiment_analyse(args: argparse.Namespace) -> int:
+    from recommend.insights.online import analyse_experiment, log_experiment
+
+    exposures, outcomes = _frame(args.exposures), _frame(args.outcomes)
+    got = analyse_experiment(exposures, outcomes, control=args.control, confidence=args.confidence)
+    run_id = log_experiment(got, args.log, uri=args.tracking_uri) if args.log else None
+    if args.json:
+        out = {
+            "control": got.control,
+            "srm_p_value": got.srm_p_value,
+            "srm": got.srm,
+            "arms": json.loads(got.arms.to_json(orient="records")),
+            "tests": json.loads(got.tests.to_json(orient="records")),
+            "run_id": run_id,
+        }
+        print(json.dumps(out, ensure_ascii=False))
+        return 0
+    print(got.arms.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(got.tests.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    flag = "MISMATCH" if got.srm else "ok"
+    print(f"sample ratio: p={got.srm_p_value:.4g} ({flag})")
+    if run_id:
+        print(f"logged to MLflow run {run_id}")
+    return 0
+
+
+def _frame(path: str) -> pd.DataFrame:
+    file = Path(path)
+    if not file.exists():
+        raise DataError(f"{file}: no such file")
+    if file.suffix.lower() == ".csv":
+        return pd.read_csv(file)
+    if file.suffix.lower() in (".parquet", ".pq"):
+        return pd.read_parquet(file)
+    raise DataError(f"{file}: expected a .csv or .parquet file")
 
 
 def cmd_register(args: argparse.Namespace) -> int:

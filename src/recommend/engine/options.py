@@ -17,7 +17,15 @@ from recommend.checks import minutes_in_seconds, non_negative_int, positive_int,
 from recommend.errors import ConfigError
 from recommend.messages import DEFAULT_LANG, Lang, check_lang
 
-__all__ = ["DEFAULT_MAX_PINS", "EXCLUDES", "UNKNOWN_POLICIES", "Exclude", "MenuOptions", "Unknown"]
+__all__ = [
+    "DEFAULT_MAX_CONTINUE",
+    "DEFAULT_MAX_PINS",
+    "EXCLUDES",
+    "UNKNOWN_POLICIES",
+    "Exclude",
+    "MenuOptions",
+    "Unknown",
+]
 
 Exclude = Literal["seen", "completed", "none"]
 Unknown = Literal["fallback", "raise"]
@@ -30,6 +38,10 @@ UNKNOWN_POLICIES: tuple[str, ...] = ("fallback", "raise")
 #: would choose, so the branch's compulsory list does not fill it; the rest of that list
 #: is its own list (:func:`recommend.menu.compulsory_courses`, 本支部必学).
 DEFAULT_MAX_PINS = 2
+#: Continue-learning and next-lecture entries a member's menu holds by default (see
+#: :mod:`recommend.engine.continuing`): enough to bring a member back to what they were
+#: doing, few enough to leave the menu to new courses.
+DEFAULT_MAX_CONTINUE = 2
 
 
 @dataclass(frozen=True)
@@ -50,8 +62,10 @@ class MenuOptions:
     channel : tuple of str or None
         Keep only courses of these channels (course ``category``); one name is stored as
         a 1-tuple.
-    max_minutes : float or None
-        Keep only courses known to last at most this long.
+    max_minutes : float, "auto" or None
+        Keep only courses known to last at most this long; ``"auto"``: as long as the
+        member's usual session at the request's hour and kind of day
+        (:mod:`recommend.engine.fragments`).
     only_published : bool
         Keep only courses published at or before ``now``.
     now : Timestamp or None
@@ -61,6 +75,12 @@ class MenuOptions:
     max_pins : int or None
         At most this many pinned courses (default :data:`DEFAULT_MAX_PINS`; ``None``: up
         to ``n``).
+    continue_learning : bool
+        After the compulsory pins, courses the member started and has not finished
+        (继续学习) and the next lectures of series they follow (下一讲), see
+        :mod:`recommend.engine.continuing`.
+    max_continue : int
+        At most this many of those (default :data:`DEFAULT_MAX_CONTINUE`).
     diversity : float
         MMR weight in [0, 1] across channels.
     with_reasons : bool
@@ -74,11 +94,13 @@ class MenuOptions:
     n: int = 10
     exclude: Exclude = "seen"
     channel: str | Sequence[str] | None = None
-    max_minutes: float | None = None
+    max_minutes: float | Literal["auto"] | None = None
     only_published: bool = True
     now: pd.Timestamp | str | None = None
     pin_compulsory: bool = True
     max_pins: int | None = DEFAULT_MAX_PINS
+    continue_learning: bool = True
+    max_continue: int = DEFAULT_MAX_CONTINUE
     diversity: float = 0.0
     with_reasons: bool = True
     unknown: Unknown = "fallback"
@@ -95,12 +117,13 @@ class MenuOptions:
         set_(self, "diversity", share(self.diversity, "diversity"))
         if self.max_pins is not None:
             set_(self, "max_pins", non_negative_int(self.max_pins, "max_pins"))
-        if self.max_minutes is not None:
+        set_(self, "max_continue", non_negative_int(self.max_continue, "max_continue"))
+        if self.max_minutes is not None and not self.auto_minutes:
             minutes_in_seconds(self.max_minutes, "max_minutes")
             set_(self, "max_minutes", float(self.max_minutes))
         set_(self, "channel", _channels(self.channel))
         set_(self, "now", _timestamp(self.now))
-        for name in ("only_published", "pin_compulsory", "with_reasons"):
+        for name in ("only_published", "pin_compulsory", "continue_learning", "with_reasons"):
             set_(self, name, bool(getattr(self, name)))
 
     @classmethod
@@ -124,9 +147,25 @@ class MenuOptions:
         return self.n if self.max_pins is None else min(self.n, self.max_pins)
 
     @property
+    def continue_limit(self) -> int:
+        """Most continue-learning and next-lecture entries a menu may hold (0: none)."""
+        return min(self.n, self.max_continue) if self.continue_learning else 0
+
+    @property
+    def auto_minutes(self) -> bool:
+        """``max_minutes="auto"``: each member's usual session length limits the menu."""
+        return isinstance(self.max_minutes, str) and self.max_minutes == "auto"
+
+    @property
+    def fixed_minutes(self) -> float | None:
+        """``max_minutes`` when it is one number for every member."""
+        return None if self.max_minutes is None or self.auto_minutes else float(self.max_minutes)
+
+    @property
     def max_seconds(self) -> float | None:
-        """``max_minutes`` in seconds."""
-        return None if self.max_minutes is None else self.max_minutes * 60.0
+        """``max_minutes`` in seconds (``None`` for ``"auto"``: per member)."""
+        minutes = self.fixed_minutes
+        return None if minutes is None else minutes * 60.0
 
     @property
     def published_by(self) -> pd.Timestamp | Literal[False] | None:

@@ -25,7 +25,23 @@ if TYPE_CHECKING:
     from recommend.engine.state import CourseFilter, ServingState
     from recommend.models.base import History
 
-__all__ = ["GroupPins", "PairScorer", "Pins", "group_pins", "member_pins"]
+__all__ = [
+    "KIND_COMPULSORY",
+    "KIND_CONTINUE",
+    "KIND_NEXT",
+    "GroupPins",
+    "PairScorer",
+    "Pins",
+    "group_pins",
+    "member_pins",
+]
+
+#: What put a pinned course on a menu (``Pins.kinds``): a compulsory course, a course the
+#: member started and has not finished (继续学习), the next lecture of a series they follow
+#: (下一讲; see :mod:`recommend.engine.continuing`).
+KIND_COMPULSORY = 0
+KIND_CONTINUE = 1
+KIND_NEXT = 2
 
 #: ``score(rows, courses) -> float32 scores`` of (member row, course index) pairs.
 PairScorer = Callable[[NDArray[np.int64], NDArray[np.int64]], NDArray[np.float32]]
@@ -48,17 +64,53 @@ class Pins:
         The member's score for the course.
     counts : ndarray of int64, shape (m,)
         Pins per member.
+    kinds : ndarray of int8 or None
+        What pinned each course (``KIND_*``); ``None``: all compulsory.
+    via : ndarray of int64 or None
+        For a next lecture, the completed lecture it follows (-1 otherwise); ``None``:
+        none.
     """
 
     rows: NDArray[np.int64]
     courses: NDArray[np.int64]
     scores: NDArray[np.float32]
     counts: NDArray[np.int64]
+    kinds: NDArray[np.int8] | None = None
+    via: NDArray[np.int64] | None = None
 
     @classmethod
     def none(cls, m: int) -> Pins:
         """No pins for m members."""
         return cls(_EMPTY_I64, _EMPTY_I64, np.empty(0, np.float32), np.zeros(m, np.int64))
+
+    def kind_array(self) -> NDArray[np.int8]:
+        """``kinds`` with compulsory filled in, aligned with ``courses``."""
+        if self.kinds is None:
+            return np.full(self.courses.size, KIND_COMPULSORY, dtype=np.int8)
+        return self.kinds
+
+    def via_array(self) -> NDArray[np.int64]:
+        """``via`` with -1 filled in, aligned with ``courses``."""
+        if self.via is None:
+            return np.full(self.courses.size, -1, dtype=np.int64)
+        return self.via
+
+    def then(self, more: Pins) -> Pins:
+        """These pins, then ``more``, member by member."""
+        if more.rows.size == 0:
+            return self
+        if self.rows.size == 0:
+            return more
+        rows = np.concatenate((self.rows, more.rows))
+        order = np.argsort(rows, kind="stable")  # within a member: ours first, in order
+        return Pins(
+            rows[order],
+            np.concatenate((self.courses, more.courses))[order],
+            np.concatenate((self.scores, more.scores))[order],
+            self.counts + more.counts,
+            np.concatenate((self.kind_array(), more.kind_array()))[order],
+            np.concatenate((self.via_array(), more.via_array()))[order],
+        )
 
     @property
     def starts(self) -> NDArray[np.int64]:

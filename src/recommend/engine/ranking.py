@@ -4,7 +4,9 @@ Every menu row of every product that lists courses for members (member menu, lec
 scores, batch job, Spark batch job) comes from :func:`rank_chunk`, which applies, for a
 chunk of members:
 
-1. the pin rule (:mod:`recommend.engine.pins`): compulsory courses first;
+1. the pin rule (:mod:`recommend.engine.pins`): compulsory courses first, then the
+   continue-learning rule (:mod:`recommend.engine.continuing`): unfinished courses and
+   next lectures;
 2. the exclusion rule (:mod:`recommend.engine.exclusions`) and the course filter;
 3. the kernel (:mod:`recommend.topk`), asked for the best courses that remain;
 4. diversity (:mod:`recommend.engine.diversity`) when asked, then the first ``n``;
@@ -22,13 +24,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
+from recommend.engine.continuing import continue_pins
 from recommend.engine.diversity import MMR_POOL, mmr
 from recommend.engine.exclusions import exclusion_rows
 from recommend.engine.pins import PairScorer, Pins, member_pins
-from recommend.engine.reasons import REASON_COMPULSORY, reason_texts, studied_reasons
+from recommend.engine.reasons import pin_reasons, reason_texts, studied_reasons
 from recommend.engine.routes import route_codes, route_groups
 from recommend.engine.rows import Rows, history_rows, small_isin
 from recommend.topk import TopK, topk_scores
@@ -167,6 +171,9 @@ def rank_chunk(
     history = model.history_  # the request's snapshot (see Recommender.reading)
     score = _pair_scorer(model, idx, dense)
     pins = member_pins(state, history, idx, options.pin_limit, allowed, score, orgs)
+    if options.continue_limit > 0:
+        room = np.minimum(options.continue_limit, options.n - pins.counts)
+        pins = pins.then(continue_pins(state, history, idx, seen, room, allowed, score, pins))
     excluded = exclusion_rows(state, history, seen, idx, options.exclude)
     diverse = options.diversity > 0
     # With diversity the kernel fills a pool for MMR; pinned courses stay in the kernel's
@@ -176,6 +183,8 @@ def rank_chunk(
     k = pool + (int(pins.counts.max(initial=0)) if diverse else 0)
     k = max(1, min(k, state.n_courses))
     masked = excluded if diverse else _with_pins(excluded, pins, idx.size)
+    if options.auto_minutes:
+        masked = _with_pairs(masked, _too_long(state, options, idx))
     if dense is None:
         top = _factor_top(model, state, idx, masked, allowed, k)
     else:
@@ -269,6 +278,40 @@ def _with_pins(
         rows.append(excluded.row_of_entry)
         cols.append(excluded.indices.astype(np.int64))
     return np.concatenate(rows), np.concatenate(cols)
+
+
+def _too_long(
+    state: ServingState, options: MenuOptions, idx: NDArray[np.int64]
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """(row, course) pairs longer than each member's usual session (``max_minutes="auto"``;
+    unknown durations too: they cannot be promised to fit)."""
+    durations = state.durations
+    assert durations is not None, "course_filter refuses auto without durations"
+    when = options.now if options.now is not None else state.now
+    limits, _ = state.session_profile().minutes(idx, pd.Timestamp(when))
+    order, ranked = state.lazy("durations_sorted", lambda: _sorted_durations(durations))
+    fits = np.searchsorted(ranked, limits * 60.0, side="right")  # NaN sorts last: never fits
+    counts = state.n_courses - fits
+    rows = np.repeat(np.arange(idx.size, dtype=np.int64), counts)
+    starts = np.repeat(fits - (np.cumsum(counts) - counts), counts)
+    cols = order[np.arange(rows.size) + starts]
+    return rows, cols.astype(np.int64)
+
+
+def _sorted_durations(durations: np.ndarray) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    order = np.argsort(durations, kind="stable").astype(np.int64)  # NaN last
+    return order, np.asarray(durations[order], dtype=np.float64)
+
+
+def _with_pairs(
+    masked: Rows | tuple[np.ndarray, np.ndarray] | None,
+    more: tuple[NDArray[np.int64], NDArray[np.int64]],
+) -> tuple[np.ndarray, np.ndarray]:
+    """``masked`` and ``more`` as one set of (row, course) pairs."""
+    pairs = _pairs(masked)
+    if pairs is None:
+        return more
+    return np.concatenate((pairs[0], more[0])), np.concatenate((pairs[1], more[1]))
 
 
 def _pairs(
@@ -426,9 +469,9 @@ def _explained(
     route_reasons: np.ndarray | None,
     options: MenuOptions,
 ) -> MenuRows:
-    """The rows with a reason each, as text in the request's language: pins are
-    compulsory, the rest carry their route's constant reason or name the studied course
-    they are most like."""
+    """The rows with a reason each, as text in the request's language: pins say what
+    pinned them (compulsory, continue learning, next lecture), the rest carry their
+    route's constant reason or name the studied course they are most like."""
     m = pins.counts.size
     reasons = np.empty(rows.pos.size, dtype=object)
     bounds = np.searchsorted(rows.pos, np.arange(m + 1))
@@ -438,10 +481,12 @@ def _explained(
         # Course factors only: the member side of an updated model is never assembled here.
         side = model.course_vectors()
         course_vectors = None if side is None else side[0]
+    pinned = pin_reasons(state, pins)
+    starts = pins.starts
     for i in range(m):
         lo, hi = int(bounds[i]), int(bounds[i + 1])
         p = int(pins.counts[i])
-        reasons[lo : lo + p] = REASON_COMPULSORY
+        reasons[lo : lo + p] = pinned[int(starts[i]) : int(starts[i]) + p]
         if constant[i] is None:
             history, confidence = seen.row(i)
             reasons[lo + p : hi] = studied_reasons(

@@ -19,11 +19,13 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from recommend.engine.pins import KIND_CONTINUE, KIND_NEXT
 from recommend.messages import Message, value_message
 from recommend.schema import Columns as C
 
 if TYPE_CHECKING:
     from recommend.engine.options import MenuOptions
+    from recommend.engine.pins import Pins
     from recommend.engine.state import ServingState
 
 __all__ = [
@@ -33,6 +35,7 @@ __all__ = [
     "REASON_FEATURES",
     "REASON_GLOBAL",
     "REASON_SEGMENT",
+    "pin_reasons",
     "reason_texts",
     "segment_reason",
     "studied_reasons",
@@ -67,6 +70,29 @@ def segment_reason(kind: object, value: object) -> Message:
     if kind == C.DISTRICT and known:
         return Message.of("reason.segment.district", value=str(value))
     return REASON_SEGMENT
+
+
+def pin_reasons(state: ServingState, pins: Pins) -> np.ndarray:
+    """Why each pinned course is on the menu, aligned with ``pins.courses``: compulsory
+    (本支部必学), continue learning (继续学习) or the next lecture (下一讲) after the one
+    the member completed."""
+    out = np.empty(pins.courses.size, dtype=object)
+    titles = state.titles
+    for i, (kind, course, via) in enumerate(
+        zip(
+            pins.kind_array().tolist(),
+            pins.courses.tolist(),
+            pins.via_array().tolist(),
+            strict=True,
+        )
+    ):
+        if kind == KIND_CONTINUE:
+            out[i] = Message("reason.resume", (("title", titles[course]),))
+        elif kind == KIND_NEXT:
+            out[i] = Message("reason.next_lecture", (("title", titles[via]),))
+        else:
+            out[i] = REASON_COMPULSORY
+    return out
 
 
 def studied_reasons(

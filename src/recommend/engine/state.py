@@ -27,10 +27,13 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from recommend.checks import minutes_in_seconds
+from recommend.data.dataset import COURSE_IDX, MEMBER_IDX
+from recommend.engine.fragments import SessionProfile, session_profile
 from recommend.engine.lecturers import Lecturers
 from recommend.engine.rows import Rows, completion_rows, gather_rows
+from recommend.engine.series import SeriesTable, series_table
 from recommend.errors import ConfigError
-from recommend.schema import CHANNELS, Columns
+from recommend.schema import CHANNELS, EVENT_PROGRESS, Columns
 
 if TYPE_CHECKING:
     from recommend.data.dataset import Dataset
@@ -224,6 +227,50 @@ class ServingState:
         """
         return completion_rows(history, self.completed(), idx)
 
+    def started_rows(self, idx: NDArray[np.int64]) -> Rows:
+        """The courses members ``idx`` started in the training data (a ``progress``
+        event), completed or not; values are the time of the last progress (seconds since
+        the epoch). Members outside the training data (-1, or first seen through
+        ``update``) have none."""
+        indptr, indices, when = self.lazy("started", self._build_started)
+        return gather_rows(indptr, indices, when, np.asarray(idx, np.int64), indptr.size - 1)
+
+    def _build_started(self) -> tuple[NDArray[np.int64], NDArray[np.int32], NDArray[np.float64]]:
+        n_members = self.base.shape[0]
+        ds = self.dataset
+        empty = (np.zeros(n_members + 1, np.int64), np.empty(0, np.int32), np.empty(0))
+        if ds is None:
+            return empty
+        ev = ds.events
+        hit = (ev[C.EVENT] == EVENT_PROGRESS).to_numpy()
+        if not hit.any():
+            return empty
+        rows = ev[MEMBER_IDX].to_numpy()[hit].astype(np.int64)
+        cols = ev[COURSE_IDX].to_numpy()[hit].astype(np.int64)
+        when = ev[C.TIMESTAMP].to_numpy(dtype="datetime64[ns]")[hit].view(np.int64) / 1e9
+        # The last progress of each pair.
+        order = np.lexsort((when, cols, rows))
+        rows, cols, when = rows[order], cols[order], when[order]
+        last = np.ones(rows.size, dtype=bool)
+        last[:-1] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])
+        rows, cols, when = rows[last], cols[last], when[last]
+        indptr = np.zeros(n_members + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=n_members), out=indptr[1:])
+        return indptr, cols.astype(np.int32), when.astype(np.float64)
+
+    def session_profile(self) -> SessionProfile:
+        """Members' usual session lengths (see :mod:`recommend.engine.fragments`)."""
+        return self.lazy(
+            "session_profile",
+            lambda: session_profile(
+                None if self.dataset is None else self.dataset.events, self.base.shape[0]
+            ),
+        )
+
+    def series(self) -> SeriesTable:
+        """Courses in series (see :mod:`recommend.engine.series`)."""
+        return self.lazy("series", lambda: series_table(self.courses, self.titles))
+
     def branch_pins(self) -> dict[str, NDArray[np.int64]]:
         """Branch org id (as str) -> sorted indices of the courses compulsory for it."""
         return self.lazy("branch_pins", self._build_branch_pins)
@@ -287,7 +334,12 @@ class ServingState:
     def course_filter(self, options: MenuOptions) -> CourseFilter:
         """The courses a request with these options may list (checks the options that
         depend on the catalogue: known channels, durations for ``max_minutes``)."""
-        return self.filter(options.channel, options.max_minutes, options.published_by)
+        if options.auto_minutes and self.durations is None:
+            raise ConfigError(
+                'max_minutes="auto" needs course durations: the training courses table has no '
+                f"{C.DURATION} column"
+            )
+        return self.filter(options.channel, options.fixed_minutes, options.published_by)
 
     def filter(
         self,

@@ -367,6 +367,7 @@ def _options(
         only_published=only_published,
         now=now,
         pin_compulsory=False,
+        continue_learning=False,
         with_reasons=with_reasons,
         unknown=unknown,  # type: ignore[arg-type]
         lang=lang,  # type: ignore[arg-type]
@@ -383,7 +384,7 @@ def search_request(
     (cold-start fallback unless ``options.unknown == "raise"``) and their history rows."""
     model.check_fitted()
     if options is None:
-        options = MenuOptions(exclude="none", pin_compulsory=False)
+        options = MenuOptions(exclude="none", pin_compulsory=False, continue_learning=False)
     if not is_scalar(member_id):
         raise ConfigError("search ranks for one member id; call it once per member")
     sstate = search_state(model)

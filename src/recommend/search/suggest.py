@@ -89,7 +89,9 @@ def suggest(
             "the search index has no completions (saved in format 1): rebuild it with "
             "build_index and save the model again"
         )
-    options = MenuOptions(exclude="none", pin_compulsory=False, with_reasons=False)
+    options = MenuOptions(
+        exclude="none", pin_compulsory=False, continue_learning=False, with_reasons=False
+    )
     sstate, req, seen = search_request(model, member_id, member_attributes, options)
     comp = index.aids.completions
     key = typed_key(prefix[:_MAX_PREFIX])

@@ -49,6 +49,7 @@ from recommend.data.idmap import IdMap
 from recommend.data.validation import ReferenceReport
 from recommend.data.weighting import Weighting
 from recommend.engine import (
+    DEFAULT_MAX_CONTINUE,
     DEFAULT_MAX_PINS,
     Exclude,
     MenuOptions,
@@ -124,6 +125,8 @@ def spark_batch(
     now: pd.Timestamp | str | None = None,
     pin_compulsory: bool = True,
     max_pins: int | None = DEFAULT_MAX_PINS,
+    continue_learning: bool = True,
+    max_continue: int = DEFAULT_MAX_CONTINUE,
     model_version: str | None = None,
     partitions: int | None = None,
     overwrite: bool = False,
@@ -138,7 +141,8 @@ def spark_batch(
         A fitted ``ALS`` or ``BPR``, or an artifact directory holding one.
     out
         Output folder (local path, or a URI Spark can write such as ``hdfs://``/``s3a://``).
-    n, members, exclude, channel, max_minutes, only_published, now, pin_compulsory, max_pins
+    n, members, exclude, channel, max_minutes, only_published, now, pin_compulsory, max_pins,
+    continue_learning, max_continue
         As in ``recommend.batch.run_batch``.
     model_version
         Written in every row; derived from the model as ``run_batch`` does when ``None``.
@@ -183,6 +187,8 @@ def spark_batch(
         now=now,
         pin_compulsory=pin_compulsory,
         max_pins=max_pins,
+        continue_learning=continue_learning,
+        max_continue=max_continue,
         with_reasons=False,
     )
     serving_state(model).course_filter(checked)
@@ -195,6 +201,8 @@ def spark_batch(
         "now": now,
         "pin_compulsory": bool(pin_compulsory),
         "max_pins": max_pins,
+        "continue_learning": bool(continue_learning),
+        "max_continue": checked.max_continue,
         "with_reasons": False,
     }
     # One version of the model (ids, histories, completions, vectors) for the whole job.

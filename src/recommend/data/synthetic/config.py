@@ -50,6 +50,10 @@ class SynthConfig:
         Add known query behaviour to the search log (a trending query, queries with no
         result; ``recommend.data.synthetic.searches.plant_queries``) to check search
         analytics against. Off by default: the other tables are the same either way.
+    plant_series
+        Group official theory lectures into numbered series and let members go on to the
+        next lecture after completing one (``recommend.data.synthetic.series``): courses
+        get ``series_id`` and ``series_order``, events the follow-ups. Off by default.
     """
 
     n_members: int = 3_000
@@ -69,6 +73,7 @@ class SynthConfig:
     popularity_exponent: float = 0.7
     rewatch: float = 0.1
     plant_queries: bool = False
+    plant_series: bool = False
 
     def __post_init__(self) -> None:
         positive_ints = {

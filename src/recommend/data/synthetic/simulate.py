@@ -22,6 +22,7 @@ from recommend.data.synthetic.members import simulate_members
 from recommend.data.synthetic.orgs import simulate_orgs
 from recommend.data.synthetic.platform import Platform
 from recommend.data.synthetic.searches import plant_queries, simulate_searches
+from recommend.data.synthetic.series import plant_series
 from recommend.data.synthetic.tables import build_tables, to_pandas
 from recommend.data.synthetic.timing import DAY, Period
 from recommend.data.synthetic.truth import make_truth
@@ -39,7 +40,8 @@ _STAGES: Final = (
     "choices",
     "searches",
     "funnel",
-    "planted",  # last: spawned streams are keyed by position, so the others stay the same
+    "planted",  # after the others: spawned streams are keyed by position, so adding
+    "series",  # stages at the end leaves the streams of the others the same
 )
 
 
@@ -92,6 +94,10 @@ def synthesize(config: SynthConfig | str = "sample", *, seed: int = 0) -> Platfo
             rngs["planted"], frames["searches"], frames["members"], frames["courses"],
             start_ts, end_ts,
         )  # fmt: skip
+    if cfg.plant_series:
+        frames["courses"], frames["events"] = plant_series(
+            rngs["series"], frames["courses"], frames["events"], pd.Timestamp(period.end, unit="s")
+        )
     logger.info(
         "simulated %d members, %d courses, %d events, %d searches (seed %d)",
         cfg.n_members,
