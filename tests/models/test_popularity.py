@@ -253,6 +253,7 @@ def test_params_validation_and_fitting_state(dataset: Dataset) -> None:
         "half_life_days": 14.0,
         "segment": "district",
         "min_segment_members": 5,
+        "prior_members": 1.0,
     }
     assert Popularity.name == "popularity"
     with pytest.raises(NotFittedError):

@@ -28,9 +28,14 @@ Segments
 A segment is used only when at least ``min_segment_members`` of its members have some
 history; smaller segments, members without the attribute, values unknown to the model and
 members added by fold-in get global popularity. A segment score is the segment's count plus
-the course's global share (the fraction of all active members who took it, at most 1): a
-prior worth one member, which orders the courses a small segment never touched by global
-popularity instead of by index, and never reverses two distinct segment counts.
+``prior_members`` times the course's global share (the fraction of all active members who
+took it, at most 1). With the default of one member, the prior orders the courses a small
+segment never touched by global popularity instead of by index, and never reverses two
+distinct segment counts. A larger ``prior_members`` (``a``) is an empirical-Bayes shrinkage
+blend: a segment of ``n`` active members then ranks by
+``n / (n + a) * segment share + a / (n + a) * global share``, so small segments lean on
+global popularity and large ones on their own (``recommend.models.cold_routes`` chooses
+``a`` on held-out members).
 """
 
 from __future__ import annotations
@@ -72,6 +77,10 @@ class Popularity(Recommender):
         ``"auto"``.
     min_segment_members
         Members with history a segment needs before its own popularity is used.
+    prior_members
+        Weight of global popularity in a segment's scores, in members (> 0): 1 orders by
+        the segment's counts, larger values shrink small segments towards global
+        popularity (see the module docstring).
 
     Attributes
     ----------
@@ -89,10 +98,12 @@ class Popularity(Recommender):
         half_life_days: float | None = None,
         segment: str | None = None,
         min_segment_members: int = 20,
+        prior_members: float = 1.0,
     ) -> None:
         self.half_life_days = half_life_days
         self.segment = segment
         self.min_segment_members = min_segment_members
+        self.prior_members = prior_members
         self._check_params()
 
     def _check_params(self) -> None:
@@ -106,6 +117,9 @@ class Popularity(Recommender):
         m = self.min_segment_members
         if isinstance(m, bool) or not isinstance(m, int | np.integer) or m < 1:
             raise ConfigError(f"min_segment_members={m!r}; expected an integer >= 1")
+        a = self.prior_members
+        if not (_is_real(a) and np.isfinite(a) and a > 0):
+            raise ConfigError(f"prior_members={a!r}; expected a number > 0")
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -296,7 +310,7 @@ class Popularity(Recommender):
             # The prior, then each segment row's counts added at its stored courses: one
             # pass over the output instead of densifying the rows and adding.
             at = np.flatnonzero(seg)
-            out[at] = self.prior_
+            out[at] = self.prior_ * np.float32(self.prior_members)
             table = self._canonical_table()
             picked = rows[at]
             counts = np.diff(table.indptr)[picked]

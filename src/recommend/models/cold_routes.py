@@ -1,0 +1,297 @@
+"""Choosing how a model serves members known only by their attributes, on held-out members.
+
+A member without history (a new member) can be served by global popularity, by popularity
+within one segment kind (branch, occupation, age band, district, or the ``"auto"`` order
+of :class:`~recommend.models.popularity.Popularity`), by a shrinkage blend of a segment's
+and global popularity (``Popularity(prior_members=a)``: an empirical-Bayes weight
+``n / (n + a)`` on a segment of ``n`` active members), or, for a hybrid model, by its own
+scores from member features. Which one is best depends on the data: on real platforms
+demographic segments add a few percent at most, and a fixed order can lose to plain
+global popularity.
+
+:func:`choose_cold_route` decides on evidence carved from the training data: it holds out
+whole members (a seeded random share of those with history), refits every candidate on
+the rest, gives each held-out member their attributes only and scores NDCG@k against the
+courses they actually took. Global popularity is always a candidate and wins ties, so the
+chosen route never validates below it. The winner is refitted on all the training data.
+
+The result, :class:`ColdRoute` as a plain dict (``Recommender.cold_route_``), holds the
+choice, every candidate's validation score and the chosen popularity's aggregated counts
+(course counts per segment value: no member-level data), so it is saved in artifacts and
+serves after loading exactly as before. ``recommend.engine.routes`` serves it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from recommend.data.dataset import COURSE_IDX, MEMBER_IDX, Dataset
+from recommend.data.idmap import IdMap
+from recommend.metrics import ndcg_at_k
+from recommend.models.base import History, Recommender
+from recommend.models.popularity import SEGMENTS, Popularity
+from recommend.topk import topk_scores
+
+__all__ = [
+    "COLD_FEATURES",
+    "COLD_GLOBAL",
+    "HOLDOUT_SHARE",
+    "MAX_HOLDOUT_MEMBERS",
+    "MIN_HOLDOUT_MEMBERS",
+    "PRIOR_SCALES",
+    "choose_cold_route",
+    "cold_popularity",
+    "fitting_candidates",
+]
+
+log = logging.getLogger(__name__)
+
+COLD_GLOBAL = "global"
+COLD_FEATURES = "features"
+#: Share of the members with history held out to validate the routes.
+HOLDOUT_SHARE = 0.2
+#: At most this many held-out members are scored (enough for stable NDCG means).
+MAX_HOLDOUT_MEMBERS = 3000
+#: Below this many held-out members nothing is validated: global popularity is served.
+MIN_HOLDOUT_MEMBERS = 30
+#: Shrinkage candidates: ``prior_members`` as multiples of the median active segment size.
+PRIOR_SCALES = (0.25, 1.0, 4.0)
+K = 10
+
+_LOCAL = threading.local()
+# Popularity candidates depend on the data only: a tuning run fits many models on one
+# training set and validates the routes once (keyed by dataset identity, kept while alive).
+_CACHE: dict[int, tuple[weakref.ReferenceType[Dataset], int, dict[str, Any]]] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+@contextmanager
+def fitting_candidates() -> Iterator[None]:
+    """Inside this block, fits (of candidate models on reduced data) choose no route."""
+    outer = getattr(_LOCAL, "active", False)
+    _LOCAL.active = True
+    try:
+        yield
+    finally:
+        _LOCAL.active = outer
+
+
+def choosing() -> bool:
+    """True while this thread fits candidate models for a choice."""
+    return bool(getattr(_LOCAL, "active", False))
+
+
+def choose_cold_route(
+    model: Recommender, dataset: Dataset, *, k: int = K, seed: int = 0
+) -> dict[str, Any] | None:
+    """The cold-member route of ``model`` fitted on ``dataset``, chosen on held-out members.
+
+    Returns ``None`` for a :class:`Popularity` model (its own ``segment`` setting is its
+    cold route), while candidate models are being fitted, and when there is no evidence
+    (no members table, or fewer than :data:`MIN_HOLDOUT_MEMBERS` members to hold out):
+    serving then keeps its default (see ``recommend.engine.routes``). Otherwise a dict with
+
+    - ``route``: the winner, ``"global"``, ``"segment:<kind>"`` (``kind`` one of
+      ``org_id``, ``occupation``, ``age_band``, ``district``, ``auto``),
+      ``"blend:<kind>:<a>"`` (shrinkage with ``prior_members=a``) or ``"features"``;
+    - ``segment``, ``prior_members``: the popularity settings of the winner (``None``
+      segment: global or features);
+    - ``scores``: NDCG@k of every candidate on the held-out members; ``k``, ``members``
+      (held-out members scored), ``seed``;
+    - ``popularity``: the winner's learned counts (see :func:`cold_popularity`).
+    """
+    if isinstance(model, Popularity) or choosing():
+        return None
+    hybrid = bool(getattr(model, "uses_features", False)) and callable(
+        getattr(model, "cold_member_scores", None)
+    )
+    base = _popularity_choice(dataset, k=k, seed=seed)
+    if base is None:
+        return None
+    choice = dict(base)
+    if hybrid:
+        score = _features_score(model, dataset, k=k, seed=seed)
+        if score is not None:
+            scores = {**choice["scores"], COLD_FEATURES: score}
+            choice["scores"] = scores
+            if score > scores[choice["route"]]:
+                choice.update(route=COLD_FEATURES, segment=None, prior_members=1.0)
+    log.info(
+        "cold route of %s: %s (NDCG@%d on %d held-out members: %s)",
+        type(model).__name__,
+        choice["route"],
+        k,
+        choice["members"],
+        ", ".join(f"{name} {value:.4f}" for name, value in choice["scores"].items()) or "none",
+    )
+    return choice
+
+
+def cold_popularity(choice: dict[str, Any], course_ids: IdMap) -> Popularity:
+    """The fitted :class:`Popularity` a choice serves, rebuilt from its stored counts."""
+    state = dict(choice["popularity"])
+    params = state.pop("params")
+    model = Popularity(**params)
+    n_courses = len(course_ids)
+    return model.restore(
+        member_ids=IdMap([]),
+        course_ids=course_ids,
+        dataset=None,
+        history=History(sp.csr_matrix((0, n_courses), dtype=np.float32)),
+        state=state,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Validation
+# --------------------------------------------------------------------------------------------
+
+
+def _popularity_choice(dataset: Dataset, *, k: int, seed: int) -> dict[str, Any] | None:
+    key = id(dataset)
+    with _CACHE_LOCK:
+        got = _CACHE.get(key)
+        if got is not None and got[0]() is dataset and got[1] == k * 1_000_003 + seed:
+            return got[2]
+    choice = _validate_popularity(dataset, k=k, seed=seed)
+    with _CACHE_LOCK:
+        for stale in [n for n, (ref, _, _) in _CACHE.items() if ref() is None]:
+            del _CACHE[stale]
+        _CACHE[key] = (weakref.ref(dataset), k * 1_000_003 + seed, choice)
+    return choice
+
+
+def _holdout(dataset: Dataset, seed: int) -> np.ndarray | None:
+    """Held-out member indices (sorted int64), or ``None`` when too few to validate."""
+    if dataset.members is None:
+        return None
+    active = np.flatnonzero(np.diff(dataset.interactions.indptr) > 0)
+    n = min(int(round(active.size * HOLDOUT_SHARE)), MAX_HOLDOUT_MEMBERS)
+    if n < MIN_HOLDOUT_MEMBERS:
+        return None
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(active, size=n, replace=False)).astype(np.int64)
+
+
+def _without(dataset: Dataset, held: np.ndarray) -> Dataset:
+    """``dataset`` without the events of members ``held`` (same id maps and tables)."""
+    keep = ~np.isin(dataset.events[MEMBER_IDX].to_numpy(), held)
+    events = dataset.events.loc[keep].drop(columns=[MEMBER_IDX, COURSE_IDX])
+    return Dataset.from_frames(
+        events,
+        courses=dataset.courses,
+        members=dataset.members,
+        orgs=dataset.orgs,
+        weighting=dataset.weighting,
+        member_ids=dataset.member_ids,
+        course_ids=dataset.course_ids,
+        now=dataset.now,
+        on_future="keep",
+    )
+
+
+def _ndcg(scores: np.ndarray, truth: sp.csr_matrix, k: int) -> float:
+    """Mean NDCG@k of dense ``scores`` (members, n_courses) against ``truth`` rows."""
+    n_courses = scores.shape[1]
+    k = min(k, n_courses)
+    top = topk_scores(lambda rows: scores[rows], np.arange(len(scores)), n_courses, k)
+    return float(np.mean(ndcg_at_k(top.indices, truth, k)))
+
+
+def _candidates(train: Dataset) -> list[tuple[str, str, float]]:
+    """``(name, segment, prior_members)`` of the popularity candidates other than global."""
+    out: list[tuple[str, str, float]] = []
+    for kind in (*SEGMENTS, "auto"):
+        probe = Popularity(segment=kind).fit(train)
+        used = probe.segments_.loc[probe.segments_["used"], "active_members"]
+        if used.empty:
+            continue
+        out.append((f"segment:{kind}", kind, 1.0))
+        median = float(np.median(used.to_numpy(dtype=np.float64)))
+        for scale in PRIOR_SCALES:
+            a = float(f"{max(1.0, scale * median):.3g}")
+            out.append((f"blend:{kind}:{a:g}", kind, a))
+    return out
+
+
+def _validate_popularity(dataset: Dataset, *, k: int, seed: int) -> dict[str, Any] | None:
+    held = _holdout(dataset, seed)
+    members = dataset.members
+    if held is None or members is None:
+        return None
+    train = _without(dataset, held)
+    truth = dataset.interactions[held]
+    attributes = members.iloc[held].reset_index(drop=True)
+    global_pop = Popularity().fit(train)
+    scores = {COLD_GLOBAL: _ndcg(np.tile(global_pop.global_, (held.size, 1)), truth, k)}
+    settings: dict[str, tuple[str | None, float]] = {COLD_GLOBAL: (None, 1.0)}
+    for name, kind, a in _candidates(train):
+        fitted = Popularity(segment=kind, prior_members=a).fit(train)
+        scores[name] = _ndcg(fitted.segment_scores(attributes), truth, k)
+        settings[name] = (kind, a)
+    # Ties keep global popularity (the simpler route): max takes the first best.
+    best = max(scores, key=lambda name: scores[name])
+    choice: dict[str, Any] = {
+        "route": best,
+        "segment": settings[best][0],
+        "prior_members": settings[best][1],
+        "k": k,
+        "seed": seed,
+        "members": int(held.size),
+        "scores": {name: round(value, 6) for name, value in scores.items()},
+    }
+    chosen = Popularity(segment=choice["segment"], prior_members=choice["prior_members"])
+    choice["popularity"] = _learned_counts(chosen.fit(dataset))
+    return choice
+
+
+def _learned_counts(model: Popularity) -> dict[str, Any]:
+    """What serving a :class:`Popularity` to cold members needs: course counts per segment
+    value and globally (aggregates only), and its parameters."""
+    return {
+        "params": model.get_params(),
+        "global_": model.global_,
+        "prior_": model.prior_,
+        "reference_year_": model.reference_year_,
+        "segment_values_": {
+            kind: np.asarray([str(v) for v in values.tolist()], dtype=object)
+            for kind, values in model.segment_values_.items()
+        },
+        "segment_rows_": dict(model.segment_rows_),
+        "table_": model.table_,
+    }
+
+
+def _features_score(model: Recommender, dataset: Dataset, *, k: int, seed: int) -> float | None:
+    """NDCG@k of a hybrid model's own cold scores: a copy fitted without the held-out
+    members scores them from their attributes."""
+    held = _holdout(dataset, seed)
+    if held is None or dataset.members is None:
+        return None
+    train = _without(dataset, held)
+    try:
+        with fitting_candidates():
+            candidate = model.clone().fit(train)
+        attributes = dataset.members.iloc[held].reset_index(drop=True)
+        scores = np.asarray(candidate.cold_member_scores(attributes), dtype=np.float32)  # type: ignore[attr-defined]
+    except Exception as err:  # the route choice must not fail the fit
+        log.warning("cold route: features candidate failed (%s); not a candidate", err)
+        return None
+    return round(_ndcg(scores, dataset.interactions[held], k), 6)
+
+
+def segment_frame(choice: dict[str, Any]) -> pd.DataFrame:
+    """A choice's validation scores as a table ``route, ndcg, chosen`` (best first)."""
+    scores = choice.get("scores") or {}
+    frame = pd.DataFrame({"route": list(scores), "ndcg": list(scores.values())})
+    frame["chosen"] = frame["route"] == choice.get("route")
+    return frame.sort_values("ndcg", ascending=False, kind="stable").reset_index(drop=True)
