@@ -1,7 +1,7 @@
 """Choosing how a model serves members known only by their attributes, on held-out members.
 
 A member without history (a new member) can be served by global popularity, by popularity
-within one segment kind (branch, occupation, age band, district, or the ``"auto"`` order
+within one segment kind (branch, occupation, age band, district, gender, or the ``"auto"`` order
 of :class:`~recommend.models.popularity.Popularity`), by a shrinkage blend of a segment's
 and global popularity (``Popularity(prior_members=a)``: an empirical-Bayes weight
 ``n / (n + a)`` on a segment of ``n`` active members), or, for a hybrid model, by its own
@@ -38,7 +38,7 @@ from recommend.data.dataset import COURSE_IDX, MEMBER_IDX, Dataset
 from recommend.data.idmap import IdMap
 from recommend.metrics import ndcg_at_k
 from recommend.models.base import History, Recommender
-from recommend.models.popularity import SEGMENTS, Popularity
+from recommend.models.popularity import SEGMENT_KINDS, Popularity
 from recommend.topk import topk_scores
 
 __all__ = [
@@ -101,7 +101,7 @@ def choose_cold_route(
     serving then keeps its default (see ``recommend.engine.routes``). Otherwise a dict with
 
     - ``route``: the winner, ``"global"``, ``"segment:<kind>"`` (``kind`` one of
-      ``org_id``, ``occupation``, ``age_band``, ``district``, ``auto``),
+      ``org_id``, ``occupation``, ``age_band``, ``district``, ``gender``, ``auto``),
       ``"blend:<kind>:<a>"`` (shrinkage with ``prior_members=a``) or ``"features"``;
     - ``segment``, ``prior_members``: the popularity settings of the winner (``None``
       segment: global or features);
@@ -210,7 +210,7 @@ def _ndcg(scores: np.ndarray, truth: sp.csr_matrix, k: int) -> float:
 def _candidates(train: Dataset) -> list[tuple[str, str, float]]:
     """``(name, segment, prior_members)`` of the popularity candidates other than global."""
     out: list[tuple[str, str, float]] = []
-    for kind in (*SEGMENTS, "auto"):
+    for kind in (*SEGMENT_KINDS, "auto"):
         probe = Popularity(segment=kind).fit(train)
         used = probe.segments_.loc[probe.segments_["used"], "active_members"]
         if used.empty:

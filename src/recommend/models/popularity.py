@@ -19,7 +19,7 @@ Segments
 - ``None``: global popularity for everyone;
 - ``"age_band"`` (from ``birth_year``, bands of ``recommend.data.dataset.AGE_BANDS``),
   ``"occupation"``, ``"district"``, ``"org_id"`` (the member's branch): popularity among the
-  members sharing the member's value;
+  members sharing the member's value; ``"gender"`` likewise (never part of ``"auto"``);
 - ``"auto"``: the most specific segment with enough members, in the order ``org_id``,
   ``occupation``, ``age_band``, ``district`` (a branch's own choices say most about a
   member; occupation and age drive what members study more than the district does). A
@@ -53,7 +53,7 @@ from recommend.errors import ConfigError, DataError
 from recommend.models.base import Recommender
 from recommend.schema import Columns
 
-__all__ = ["SEGMENTS", "Popularity"]
+__all__ = ["SEGMENTS", "SEGMENT_KINDS", "Popularity"]
 
 log = logging.getLogger(__name__)
 C = Columns
@@ -61,6 +61,9 @@ C = Columns
 AGE_BAND = "age_band"
 #: Segment kinds, in the order ``segment="auto"`` tries them (most specific first).
 SEGMENTS: tuple[str, ...] = (C.ORG, C.OCCUPATION, AGE_BAND, C.DISTRICT)
+#: Every segment kind: those of ``"auto"`` and ``"gender"``, which only a validated choice
+#: (``recommend.models.cold_routes``) or an explicit setting uses.
+SEGMENT_KINDS: tuple[str, ...] = (*SEGMENTS, C.GENDER)
 SECONDS_PER_DAY = 86_400.0
 
 
@@ -73,8 +76,8 @@ class Popularity(Recommender):
         Decay each member's contribution by the age of their latest event on the course
         (half-life in days, measured back from ``dataset.now``); ``None`` counts members.
     segment
-        ``None``, ``"age_band"``, ``"occupation"``, ``"district"``, ``"org_id"`` or
-        ``"auto"``.
+        ``None``, ``"age_band"``, ``"occupation"``, ``"district"``, ``"org_id"``,
+        ``"gender"`` or ``"auto"``.
     min_segment_members
         Members with history a segment needs before its own popularity is used.
     prior_members
@@ -110,9 +113,10 @@ class Popularity(Recommender):
         hl = self.half_life_days
         if hl is not None and not (_is_real(hl) and np.isfinite(hl) and hl > 0):
             raise ConfigError(f"half_life_days={hl!r}; expected a number > 0, or None")
-        if self.segment is not None and self.segment not in (*SEGMENTS, "auto"):
+        if self.segment is not None and self.segment not in (*SEGMENT_KINDS, "auto"):
             raise ConfigError(
-                f"segment={self.segment!r}; expected None, 'auto' or one of {list(SEGMENTS)}"
+                f"segment={self.segment!r}; expected None, 'auto' or one of "
+                f"{list(SEGMENT_KINDS)}"
             )
         m = self.min_segment_members
         if isinstance(m, bool) or not isinstance(m, int | np.integer) or m < 1:
