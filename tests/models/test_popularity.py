@@ -262,7 +262,7 @@ def test_params_validation_and_fitting_state(dataset: Dataset) -> None:
         with pytest.raises(NotFittedError):
             method()
     with pytest.raises(ConfigError, match="segment"):
-        Popularity(segment="gender")
+        Popularity(segment="religion")
     with pytest.raises(ConfigError, match="half_life_days"):
         Popularity(half_life_days=0)
     with pytest.raises(ConfigError, match="min_segment_members"):
