@@ -21,6 +21,7 @@ from recommend.cli.menus import (
     cmd_order,
     cmd_report,
     cmd_search,
+    cmd_similar,
     cmd_suggest,
 )
 from recommend.cli.models import cmd_evaluate, cmd_experiment_run, cmd_register, cmd_train
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate_verb(verbs)
     _add_train_verb(verbs)
     _add_menu_verb(verbs)
+    _add_similar_verb(verbs)
     _add_order_verb(verbs)
     _add_search_verb(verbs)
     _add_batch_verb(verbs)
@@ -163,6 +165,19 @@ def _add_menu_verb(verbs: Verbs) -> None:
     mn.add_argument("--json", action="store_true", help="print JSON records")
     _add_lang(mn)
     mn.set_defaults(func=cmd_menu)
+
+
+def _add_similar_verb(verbs: Verbs) -> None:
+    """``recommend similar``: the courses most like one course (学了这门课的人还学了)."""
+    sm = verbs.add_parser("similar", help="courses most like one course, from a saved model")
+    sm.add_argument("--model", required=True, help="artifact folder")
+    sm.add_argument("--course", required=True, help="course id")
+    sm.add_argument("--n", type=int, default=10)
+    sm.add_argument("--max-minutes", type=float, help="only courses that fit this many minutes")
+    sm.add_argument("--channel", help="only this channel, e.g. 理论学习")
+    sm.add_argument("--json", action="store_true", help="print JSON records")
+    _add_lang(sm)
+    sm.set_defaults(func=cmd_similar)
 
 
 def _add_order_verb(verbs: Verbs) -> None:
