@@ -166,7 +166,10 @@ def test_similar_courses_survive_save_and_load(
 
 
 def test_cli_similar(
-    models: dict[str, rc.Recommender], course: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    models: dict[str, rc.Recommender],
+    course: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     folder = rc.save(models["ease"], tmp_path / "ease")
     assert main(["similar", "--model", str(folder), "--course", course, "--n", "4", "--json"]) == 0
@@ -184,7 +187,12 @@ def test_pyfunc_rows_with_similar_to_get_similar_courses(
     service = MenuService(models["ease"])
     member = str(dataset.member_ids.external_ids[0])
     frame = pd.DataFrame(
-        {"member_id": [member, None], "n": [5, 3], "similar_to": [None, course], "lang": [None, "en"]}
+        {
+            "member_id": [member, None],
+            "n": [5, 3],
+            "similar_to": [None, course],
+            "lang": [None, "en"],
+        }
     )
     got = service.predict(frame)
     menu = got[~got["route"].str.startswith("similar")]

@@ -4,9 +4,9 @@ Each model kind answers from what it learned about courses:
 
 - factor models (ALS, BPR, LightFM: ``Recommender.course_vectors``): cosine similarity of
   course vectors, ranked by the shared factor kernel (``recommend.topk.topk_factors``);
-- EASE: its course-course weights, ``B_[course]`` (the model's scores for a member whose
-  history is that one course);
-- item-kNN: its course-course similarity row, ``similarity_[course]``;
+- models with course-course weights (``Recommender.course_similarity``): EASE's
+  ``B_[course]`` (its scores for a member whose history is that one course), item-kNN's
+  similarity row;
 - any other model (popularity, ...): co-occurrence in the training matrix, how many members
   studied both courses (platform popularity breaking ties);
 - a course nobody has studied yet: content similarity (cosine of course features: channel,
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SIMILAR_COLUMNS",
-    "SIMILAR_ROUTES",
     "similar_courses",
 ]
 
@@ -48,14 +47,6 @@ C = Columns
 
 #: Columns of :func:`similar_courses`: the course asked about, then each similar course.
 SIMILAR_COLUMNS = ("similar_to", C.COURSE, C.SCORE, C.RANK, C.REASON, C.ROUTE)
-#: How a list was made (its ``route``).
-SIMILAR_ROUTES = (
-    "similar:factors",
-    "similar:ease",
-    "similar:item_knn",
-    "similar:cooccurrence",
-    "similar:content",
-)
 
 
 def similar_courses(
@@ -89,8 +80,10 @@ def similar_courses(
     Returns
     -------
     pandas.DataFrame
-        ``similar_to, course_id, score, rank, reason, route`` (rank from 1). Fewer than
-        ``n`` rows when the filters leave fewer courses.
+        ``similar_to, course_id, score, rank, reason, route`` (rank from 1). ``route``
+        says how the list was made: ``similar:factors``, ``similar:<model name>`` (course
+        weights, e.g. ``similar:ease``), ``similar:cooccurrence`` or ``similar:content``.
+        Fewer than ``n`` rows when the filters leave fewer courses.
 
     Raises
     ------
@@ -155,7 +148,7 @@ def _ranked(
         forbid = np.union1d(forbid, allowed.blocked)
     allow = allowed.allow if allowed.selective else None
     k = max(1, min(n, state.n_courses - 1))
-    learners = int(state.base.indptr[-1]) and int(_learners(state)[course])
+    learners = int(_learners(state)[course])
     side = model.course_vectors() if learners else None
     if side is not None:
         unit = model.cached("similar:unit_vectors", lambda: _unit_rows(side[0]))
@@ -185,20 +178,18 @@ def _score_row(
 ) -> tuple[str, np.ndarray]:
     """The non-factor similarity row of ``course``, (n_courses,) float32."""
     if has_learners:
-        weights = getattr(model, "B_", None)
-        if isinstance(weights, np.ndarray) and weights.shape == (state.n_courses,) * 2:
-            return "similar:ease", np.asarray(weights[course], dtype=np.float32)
-        similarity = getattr(model, "similarity_", None)
-        if sp.issparse(similarity) and similarity.shape == (state.n_courses,) * 2:
-            row = np.asarray(similarity[[course]].toarray(), dtype=np.float32).ravel()
-            return "similar:item_knn", row
+        own = model.course_similarity(course)
+        if own is not None:
+            return f"similar:{model.name}", np.asarray(own, dtype=np.float32)
         return "similar:cooccurrence", _cooccurrence(state, course)
     return "similar:content", _content_row(model, state, course)
 
 
 def _learners(state: ServingState) -> np.ndarray:
     """Members who studied each course in the training data, (n_courses,) int64."""
-    return state.lazy("similar:learners", lambda: np.bincount(state.base.indices, minlength=state.n_courses))
+    return state.lazy(
+        "similar:learners", lambda: np.bincount(state.base.indices, minlength=state.n_courses)
+    )
 
 
 def _binary_columns(state: ServingState) -> sp.csc_matrix:
@@ -262,9 +253,7 @@ def _unit_sparse_rows(x: sp.csr_matrix) -> sp.csr_matrix:
 # --------------------------------------------------------------------------------------------
 
 
-def _reasons(
-    state: ServingState, course: int, courses: np.ndarray, route: str
-) -> np.ndarray:
+def _reasons(state: ServingState, course: int, courses: np.ndarray, route: str) -> np.ndarray:
     """What each of ``courses`` shares with ``course``, as catalogue messages."""
     out = np.empty(courses.size, dtype=object)
     both = np.zeros(courses.size)
@@ -278,8 +267,10 @@ def _reasons(
         shared = _shared(state, course, int(other))
         if both[i] > 0:
             learners = Message.of("similar.learners", title=title)
-            out[i] = learners if shared is None else Message.of(
-                "similar.both", learners=learners, shared=shared
+            out[i] = (
+                learners
+                if shared is None
+                else Message.of("similar.both", learners=learners, shared=shared)
             )
         else:
             out[i] = shared if shared is not None else Message("similar.content")

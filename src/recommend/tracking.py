@@ -57,9 +57,9 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_TRACKING_URI",
     "MIN_SEGMENT_MEMBERS",
+    "cold_route_logged",
     "comparison_runs",
     "log_comparison",
-    "cold_route_logged",
     "log_evaluation",
     "metric_key",
     "segment_key",

@@ -106,7 +106,7 @@ def test_choice_survives_save_and_load(tmp_path: Path, strong: Dataset) -> None:
     loaded = load(save(model, tmp_path / "model"))
     assert loaded.cold_route_["route"] == model.cold_route_["route"]
     assert loaded.cold_route_["scores"] == model.cold_route_["scores"]
-    attrs = pd.DataFrame({"occupation": list(OCCUPATIONS) + [None]})
+    attrs = pd.DataFrame({"occupation": [*list(OCCUPATIONS), None]})
     before = cold_scorer(model).score(attrs)
     after = cold_scorer(loaded).score(attrs)
     np.testing.assert_array_equal(before.scores, after.scores)

@@ -105,9 +105,10 @@ def cold_scorer(model: Recommender) -> ColdScorer:
 def uses_cold_features(model: Recommender) -> bool:
     """Whether members without history are scored by the (hybrid) model's features: the
     model can, and its validated cold route (when it has one) is the features route."""
-    if not (getattr(model, "uses_features", False) and callable(
-        getattr(model, "cold_member_scores", None)
-    )):
+    if not (
+        getattr(model, "uses_features", False)
+        and callable(getattr(model, "cold_member_scores", None))
+    ):
         return False
     choice = getattr(model, "cold_route_", None)
     return not isinstance(choice, dict) or choice.get("route") == COLD_FEATURES

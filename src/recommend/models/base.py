@@ -558,6 +558,13 @@ class Recommender(ABC):
         f = self.factors()
         return None if f is None else (f.courses, f.course_bias)
 
+    def course_similarity(self, course_idx: int) -> np.ndarray | None:
+        """How much each course is like course ``course_idx`` by the model's own
+        course-course weights, (n_courses,) float32 (a new array), or ``None`` for a model
+        without such weights (``recommend.similar_courses`` then uses the course vectors or
+        co-occurrence)."""
+        return None
+
     def score_block(self, member_idx: np.ndarray) -> np.ndarray:
         """Scores of members ``member_idx`` for all courses, (len, n_courses) float32.
 

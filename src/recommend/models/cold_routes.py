@@ -70,7 +70,7 @@ K = 10
 _LOCAL = threading.local()
 # Popularity candidates depend on the data only: a tuning run fits many models on one
 # training set and validates the routes once (keyed by dataset identity, kept while alive).
-_CACHE: dict[int, tuple[weakref.ReferenceType[Dataset], int, dict[str, Any]]] = {}
+_CACHE: dict[int, tuple[weakref.ReferenceType[Dataset], int, dict[str, Any] | None]] = {}
 _CACHE_LOCK = threading.Lock()
 
 
@@ -175,7 +175,7 @@ def _holdout(dataset: Dataset, seed: int) -> np.ndarray | None:
     if dataset.members is None:
         return None
     active = np.flatnonzero(np.diff(dataset.interactions.indptr) > 0)
-    n = min(int(round(active.size * HOLDOUT_SHARE)), MAX_HOLDOUT_MEMBERS)
+    n = min(round(active.size * HOLDOUT_SHARE), MAX_HOLDOUT_MEMBERS)
     if n < MIN_HOLDOUT_MEMBERS:
         return None
     rng = np.random.default_rng(seed)

@@ -115,8 +115,7 @@ class Popularity(Recommender):
             raise ConfigError(f"half_life_days={hl!r}; expected a number > 0, or None")
         if self.segment is not None and self.segment not in (*SEGMENT_KINDS, "auto"):
             raise ConfigError(
-                f"segment={self.segment!r}; expected None, 'auto' or one of "
-                f"{list(SEGMENT_KINDS)}"
+                f"segment={self.segment!r}; expected None, 'auto' or one of {list(SEGMENT_KINDS)}"
             )
         m = self.min_segment_members
         if isinstance(m, bool) or not isinstance(m, int | np.integer) or m < 1:
