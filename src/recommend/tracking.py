@@ -324,15 +324,16 @@ def data_metrics(train: Dataset) -> dict[str, float]:
 
 
 def cold_route_logged(model: Recommender) -> tuple[dict[str, str], dict[str, float]]:
-    """The model's chosen cold-member route as params (``cold_route``, its ``segment``,
+    """The model's chosen cold-member route as params (``cold_route``, its
     ``prior_members``, held-out ``members``) and each candidate's validation NDCG as
     metrics ``cold_route.<candidate>.ndcg_at_<k>``; empty when the model recorded none."""
     choice = getattr(model, "cold_route_", None)
     if not isinstance(choice, Mapping):
         return {}, {}
+    # The route's name carries its segment kind (e.g. "blend:occupation:42"): no separate
+    # param holds a bare attribute name.
     params = {
         "cold_route": _param_value(choice.get("route")),
-        "cold_route.segment": _param_value(choice.get("segment")),
         "cold_route.prior_members": _param_value(choice.get("prior_members")),
         "cold_route.members": _param_value(choice.get("members")),
     }

@@ -12,7 +12,12 @@ from helpers import FixedFactors
 from recommend import load, save
 from recommend.data.dataset import Dataset
 from recommend.engine import cold_scorer
-from recommend.models.cold_routes import COLD_GLOBAL, choose_cold_route, cold_popularity
+from recommend.models.cold_routes import (
+    COLD_GLOBAL,
+    beats_global,
+    choose_cold_route,
+    cold_popularity,
+)
 from recommend.models.ease import EASE
 from recommend.models.popularity import Popularity
 from recommend.tracking import cold_route_logged
@@ -160,3 +165,13 @@ def test_mlflow_params_name_the_route_and_its_scores(strong: Dataset) -> None:
     assert metrics["cold_route.global.ndcg_at_10"] == model.cold_route_["scores"]["global"]
     assert len(metrics) == len(model.cold_route_["scores"])
     assert cold_route_logged(Popularity().fit(strong)) == ({}, {})
+
+
+def test_a_route_must_be_clearly_ahead_of_global_to_replace_it() -> None:
+    rng = np.random.default_rng(3)
+    base = rng.random(400)
+    noise = base + rng.normal(0.0, 0.05, 400)
+    noise += 0.001 - noise.mean() + base.mean()  # ahead on average, within the noise
+    assert not beats_global(noise, base)
+    assert beats_global(base + 0.02 + rng.normal(0.0, 0.05, 400), base)
+    assert not beats_global(base[:1] + 1.0, base[:1])  # one member proves nothing

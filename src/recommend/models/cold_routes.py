@@ -12,8 +12,11 @@ global popularity.
 :func:`choose_cold_route` decides on evidence carved from the training data: it holds out
 whole members (a seeded random share of those with history), refits every candidate on
 the rest, gives each held-out member their attributes only and scores NDCG@k against the
-courses they actually took. Global popularity is always a candidate and wins ties, so the
-chosen route never validates below it. The winner is refitted on all the training data.
+courses they actually took. Global popularity is always a candidate; another route is
+chosen only when it is ahead of global popularity by more than one standard error of the
+paired per-member difference (:func:`beats_global`), the best such route by mean NDCG, so
+the chosen route never validates below global popularity and noise does not displace it.
+The winner is refitted on all the training data.
 
 The result, :class:`ColdRoute` as a plain dict (``Recommender.cold_route_``), holds the
 choice, every candidate's validation score and the chosen popularity's aggregated counts
@@ -31,7 +34,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
 from recommend.data.dataset import COURSE_IDX, MEMBER_IDX, Dataset
@@ -48,6 +50,7 @@ __all__ = [
     "MAX_HOLDOUT_MEMBERS",
     "MIN_HOLDOUT_MEMBERS",
     "PRIOR_SCALES",
+    "beats_global",
     "choose_cold_route",
     "cold_popularity",
     "fitting_candidates",
@@ -70,7 +73,10 @@ K = 10
 _LOCAL = threading.local()
 # Popularity candidates depend on the data only: a tuning run fits many models on one
 # training set and validates the routes once (keyed by dataset identity, kept while alive).
-_CACHE: dict[int, tuple[weakref.ReferenceType[Dataset], int, dict[str, Any] | None]] = {}
+# Each entry: the dataset, the settings key, and the choice with global popularity's
+# per-member NDCG (which a hybrid model's features route is compared with).
+_Validated = tuple[dict[str, Any], np.ndarray] | None
+_CACHE: dict[int, tuple[weakref.ReferenceType[Dataset], int, _Validated]] = {}
 _CACHE_LOCK = threading.Lock()
 
 
@@ -114,16 +120,18 @@ def choose_cold_route(
     hybrid = bool(getattr(model, "uses_features", False)) and callable(
         getattr(model, "cold_member_scores", None)
     )
-    base = _popularity_choice(dataset, k=k, seed=seed)
-    if base is None:
+    validated = _popularity_choice(dataset, k=k, seed=seed)
+    if validated is None:
         return None
+    base, per_global = validated
     choice = dict(base)
     if hybrid:
-        score = _features_score(model, dataset, k=k, seed=seed)
-        if score is not None:
-            scores = {**choice["scores"], COLD_FEATURES: score}
-            choice["scores"] = scores
-            if score > scores[choice["route"]]:
+        per = _features_score(model, dataset, k=k, seed=seed)
+        if per is not None:
+            score = round(float(per.mean()), 6)
+            choice["scores"] = {**choice["scores"], COLD_FEATURES: score}
+            ahead = beats_global(per, per_global)
+            if ahead and score > choice["scores"][choice["route"]]:
                 choice.update(route=COLD_FEATURES, segment=None, prior_members=1.0)
     log.info(
         "cold route of %s: %s (NDCG@%d on %d held-out members: %s)",
@@ -156,18 +164,18 @@ def cold_popularity(choice: dict[str, Any], course_ids: IdMap) -> Popularity:
 # --------------------------------------------------------------------------------------------
 
 
-def _popularity_choice(dataset: Dataset, *, k: int, seed: int) -> dict[str, Any] | None:
+def _popularity_choice(dataset: Dataset, *, k: int, seed: int) -> _Validated:
     key = id(dataset)
     with _CACHE_LOCK:
         got = _CACHE.get(key)
         if got is not None and got[0]() is dataset and got[1] == k * 1_000_003 + seed:
             return got[2]
-    choice = _validate_popularity(dataset, k=k, seed=seed)
+    validated = _validate_popularity(dataset, k=k, seed=seed)
     with _CACHE_LOCK:
         for stale in [n for n, (ref, _, _) in _CACHE.items() if ref() is None]:
             del _CACHE[stale]
-        _CACHE[key] = (weakref.ref(dataset), k * 1_000_003 + seed, choice)
-    return choice
+        _CACHE[key] = (weakref.ref(dataset), k * 1_000_003 + seed, validated)
+    return validated
 
 
 def _holdout(dataset: Dataset, seed: int) -> np.ndarray | None:
@@ -199,12 +207,24 @@ def _without(dataset: Dataset, held: np.ndarray) -> Dataset:
     )
 
 
-def _ndcg(scores: np.ndarray, truth: sp.csr_matrix, k: int) -> float:
-    """Mean NDCG@k of dense ``scores`` (members, n_courses) against ``truth`` rows."""
+def _ndcg(scores: np.ndarray, truth: sp.csr_matrix, k: int) -> np.ndarray:
+    """Per-member NDCG@k of dense ``scores`` (members, n_courses) against ``truth`` rows,
+    (members,) float64."""
     n_courses = scores.shape[1]
     k = min(k, n_courses)
     top = topk_scores(lambda rows: scores[rows], np.arange(len(scores)), n_courses, k)
-    return float(np.mean(ndcg_at_k(top.indices, truth, k)))
+    return np.asarray(ndcg_at_k(top.indices, truth, k), dtype=np.float64)
+
+
+def beats_global(per_member: np.ndarray, per_member_global: np.ndarray) -> bool:
+    """Whether a route's per-member NDCG is ahead of global popularity's on the same members
+    by more than one standard error of the paired difference (so noise, e.g. segments that
+    carry no taste, does not displace global popularity)."""
+    diff = np.asarray(per_member, np.float64) - np.asarray(per_member_global, np.float64)
+    if diff.size < 2:
+        return False
+    se = float(diff.std(ddof=1)) / np.sqrt(diff.size)
+    return bool(diff.mean() > se)
 
 
 def _candidates(train: Dataset) -> list[tuple[str, str, float]]:
@@ -223,7 +243,7 @@ def _candidates(train: Dataset) -> list[tuple[str, str, float]]:
     return out
 
 
-def _validate_popularity(dataset: Dataset, *, k: int, seed: int) -> dict[str, Any] | None:
+def _validate_popularity(dataset: Dataset, *, k: int, seed: int) -> _Validated:
     held = _holdout(dataset, seed)
     members = dataset.members
     if held is None or members is None:
@@ -232,14 +252,16 @@ def _validate_popularity(dataset: Dataset, *, k: int, seed: int) -> dict[str, An
     truth = dataset.interactions[held]
     attributes = members.iloc[held].reset_index(drop=True)
     global_pop = Popularity().fit(train)
-    scores = {COLD_GLOBAL: _ndcg(np.tile(global_pop.global_, (held.size, 1)), truth, k)}
+    per = {COLD_GLOBAL: _ndcg(np.tile(global_pop.global_, (held.size, 1)), truth, k)}
     settings: dict[str, tuple[str | None, float]] = {COLD_GLOBAL: (None, 1.0)}
     for name, kind, a in _candidates(train):
         fitted = Popularity(segment=kind, prior_members=a).fit(train)
-        scores[name] = _ndcg(fitted.segment_scores(attributes), truth, k)
+        per[name] = _ndcg(fitted.segment_scores(attributes), truth, k)
         settings[name] = (kind, a)
-    # Ties keep global popularity (the simpler route): max takes the first best.
-    best = max(scores, key=lambda name: scores[name])
+    scores = {name: float(values.mean()) for name, values in per.items()}
+    # The best of the routes clearly ahead of global popularity; global popularity else.
+    ahead = [n for n in per if n != COLD_GLOBAL and beats_global(per[n], per[COLD_GLOBAL])]
+    best = max(ahead, key=lambda name: scores[name]) if ahead else COLD_GLOBAL
     choice: dict[str, Any] = {
         "route": best,
         "segment": settings[best][0],
@@ -251,29 +273,35 @@ def _validate_popularity(dataset: Dataset, *, k: int, seed: int) -> dict[str, An
     }
     chosen = Popularity(segment=choice["segment"], prior_members=choice["prior_members"])
     choice["popularity"] = _learned_counts(chosen.fit(dataset))
-    return choice
+    return choice, per[COLD_GLOBAL]
 
 
 def _learned_counts(model: Popularity) -> dict[str, Any]:
-    """What serving a :class:`Popularity` to cold members needs: course counts per segment
-    value and globally (aggregates only), and its parameters."""
+    """What serving a :class:`Popularity` to cold members needs: course counts per used
+    segment value and globally (aggregates only), and its parameters."""
     return {
         "params": model.get_params(),
         "global_": model.global_,
         "prior_": model.prior_,
         "reference_year_": model.reference_year_,
+        # Only segments large enough to be used: smaller ones are served global popularity
+        # anyway, and their values are not kept.
         "segment_values_": {
-            kind: np.asarray([str(v) for v in values.tolist()], dtype=object)
+            kind: np.asarray(
+                [str(v) for v in values[model.segment_rows_[kind] >= 0].tolist()], dtype=object
+            )
             for kind, values in model.segment_values_.items()
         },
-        "segment_rows_": dict(model.segment_rows_),
+        "segment_rows_": {kind: rows[rows >= 0] for kind, rows in model.segment_rows_.items()},
         "table_": model.table_,
     }
 
 
-def _features_score(model: Recommender, dataset: Dataset, *, k: int, seed: int) -> float | None:
-    """NDCG@k of a hybrid model's own cold scores: a copy fitted without the held-out
-    members scores them from their attributes."""
+def _features_score(
+    model: Recommender, dataset: Dataset, *, k: int, seed: int
+) -> np.ndarray | None:
+    """Per-member NDCG@k of a hybrid model's own cold scores: a copy fitted without the
+    held-out members scores them from their attributes."""
     held = _holdout(dataset, seed)
     if held is None or dataset.members is None:
         return None
@@ -286,12 +314,4 @@ def _features_score(model: Recommender, dataset: Dataset, *, k: int, seed: int) 
     except Exception as err:  # the route choice must not fail the fit
         log.warning("cold route: features candidate failed (%s); not a candidate", err)
         return None
-    return round(_ndcg(scores, dataset.interactions[held], k), 6)
-
-
-def segment_frame(choice: dict[str, Any]) -> pd.DataFrame:
-    """A choice's validation scores as a table ``route, ndcg, chosen`` (best first)."""
-    scores = choice.get("scores") or {}
-    frame = pd.DataFrame({"route": list(scores), "ndcg": list(scores.values())})
-    frame["chosen"] = frame["route"] == choice.get("route")
-    return frame.sort_values("ndcg", ascending=False, kind="stable").reset_index(drop=True)
+    return _ndcg(scores, dataset.interactions[held], k)
