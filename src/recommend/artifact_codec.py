@@ -30,7 +30,7 @@ from recommend.data.validation import ReferenceReport
 from recommend.data.weighting import Weighting
 from recommend.errors import ArtifactError, one_line
 from recommend.models.base import Factors, History, Recommender
-from recommend.schema import COURSES, EVENT_PROGRESS, Columns
+from recommend.schema import COURSES, EVENT_PROGRESS, SERVING_MEMBER_COLUMNS, Columns
 
 __all__ = [
     "MAX_TABLE_EXPANSION",
@@ -53,7 +53,7 @@ C = Columns
 
 # The serving view of the training data: which columns of each table survive. Member
 # attributes (birth year, gender, occupation, skills, district...) never do.
-_MEMBER_COLUMNS = (C.MEMBER, C.ORG)
+_MEMBER_COLUMNS = SERVING_MEMBER_COLUMNS
 _ORG_COLUMNS = (C.ORG, C.PARENT, C.ORG_KIND)
 _COURSE_COLUMNS = tuple(COURSES.columns)
 _COMPLETE = "complete"

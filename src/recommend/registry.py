@@ -102,6 +102,7 @@ def _signature() -> ModelSignature:
             ColSpec(AnyType(), "query", required=False),
             ColSpec(AnyType(), "lang", required=False),
             ColSpec(AnyType(), "compulsory", required=False),
+            ColSpec(AnyType(), "similar_to", required=False),
         ]
     )
     outputs = Schema(

@@ -23,6 +23,7 @@ __all__ = [
     "ORGS",
     "PERSONAL_COLUMNS",
     "SEARCHES",
+    "SERVING_MEMBER_COLUMNS",
     "TABLES",
     "Columns",
     "Kind",
@@ -202,6 +203,11 @@ SOURCES: Final = ("official", "ugc")
 
 # Columns that carry personal data the library never needs. Matched case-insensitively
 # after removing spaces, dashes and underscores.
+#: The members-table columns a saved model keeps (``recommend.artifact``): ids and branch,
+#: never personal attributes. Serving reads no other stored attribute of a known member, so
+#: a model answers alike before and after a save.
+SERVING_MEMBER_COLUMNS: Final = (C.MEMBER, C.ORG)
+
 PERSONAL_COLUMNS: Final = frozenset(
     {
         "name",

@@ -14,7 +14,9 @@ A request frame has one row per menu wanted: ``member_id`` (required) and option
 (a whole number, default ``DEFAULT_N``), ``max_minutes``, ``channel``, ``query``,
 ``lang`` (the language of the reasons: ``zh``, the default, or ``en``) and ``compulsory``
 (true: the member's branch's compulsory courses still to study, 本支部必学, route
-``compulsory``, instead of the menu, which pins at most two of them).
+``compulsory``, instead of the menu, which pins at most two of them) and ``similar_to`` (a
+course id: the courses most like it, 学了这门课的人还学了, from ``recommend.similar_courses``,
+route ``similar:<how>``; ``member_id`` may then be empty, and is echoed as given).
 Missing or null options mean "not set". Rows without a query get the member menu
 (``member_menu``); rows with a query get the personalised search ranking
 (``recommend.search.search``, route ``search:<member route>``; a query of only stop words
@@ -80,7 +82,16 @@ log = logging.getLogger(__name__)
 #: Menu length when a request row sets no ``n``.
 DEFAULT_N = 10
 #: Columns a request frame may carry (``member_id`` is required).
-REQUEST_COLUMNS = ("member_id", "n", "max_minutes", "channel", "query", "lang", "compulsory")
+REQUEST_COLUMNS = (
+    "member_id",
+    "n",
+    "max_minutes",
+    "channel",
+    "query",
+    "lang",
+    "compulsory",
+    "similar_to",
+)
 #: Largest ``n`` one request row may ask for.
 MAX_N = 1000
 
@@ -94,6 +105,7 @@ class _Request:
     query: str | None
     lang: Lang = DEFAULT_LANG
     compulsory: bool = False
+    similar_to: str | None = None
 
 
 def _unset(value: Any) -> bool:
@@ -138,8 +150,14 @@ def _parse_requests(frame: pd.DataFrame) -> tuple[list[str], list[_Request]]:
             )
 
     members = _option(frame, Columns.MEMBER)
-    missing = [i for i, m in enumerate(members) if m is None]
-    bad(Columns.MEMBER, missing, [None] * len(missing), "a member id in every row")
+    similar = [None if v is None else str(v).strip() for v in _option(frame, "similar_to")]
+    missing = [i for i, m in enumerate(members) if m is None and similar[i] is None]
+    bad(
+        Columns.MEMBER,
+        missing,
+        [None] * len(missing),
+        "a member id in every row (or a course id in similar_to)",
+    )
 
     ns: list[int] = []
     n_rows: list[int] = []
@@ -203,9 +221,9 @@ def _parse_requests(frame: pd.DataFrame) -> tuple[list[str], list[_Request]]:
         raise DataError(problems)
     requests = [
         _Request(*options)
-        for options in zip(ns, minutes, channels, queries, langs, flags, strict=True)
+        for options in zip(ns, minutes, channels, queries, langs, flags, similar, strict=True)
     ]
-    return [str(m).strip() for m in members], requests
+    return ["" if m is None else str(m).strip() for m in members], requests
 
 
 _TRUE = ("true", "1", "yes")
@@ -228,6 +246,22 @@ def _compulsory_list(model: Recommender, member_id: str, request: _Request) -> p
     """The member's compulsory courses still to study, in the menu's columns."""
     found = compulsory_courses(model, [member_id], lang=request.lang)
     return found.head(request.n).assign(**{Columns.ROUTE: "compulsory"})
+
+
+def _similar_list(model: Recommender, member_id: str, request: _Request) -> pd.DataFrame:
+    """The courses most like ``request.similar_to``, in the menu's columns."""
+    from recommend.similar import similar_courses
+
+    found = similar_courses(
+        model,
+        request.similar_to,
+        n=request.n,
+        channel=request.channel,
+        max_minutes=request.max_minutes,
+        lang=request.lang,
+    )
+    out = found.assign(**{Columns.MEMBER: member_id})
+    return out.loc[:, list(MENU_COLUMNS)]
 
 
 def _search_menu(model: Recommender, member_id: str, request: _Request) -> pd.DataFrame:
@@ -269,7 +303,7 @@ class MenuService:
         ----------
         model_input
             ``member_id`` and optional ``n``, ``max_minutes``, ``channel``, ``query``,
-            ``lang``.
+            ``lang``, ``compulsory``, ``similar_to``.
         params
             Unused; accepted for the pyfunc protocol.
 
@@ -285,7 +319,9 @@ class MenuService:
         parts: list[pd.DataFrame | None] = [None] * len(members)
         plain: dict[_Request, list[int]] = {}
         for row, request in enumerate(requests):
-            if request.compulsory:
+            if request.similar_to is not None:
+                parts[row] = _similar_list(self.model, members[row], request)
+            elif request.compulsory:
                 parts[row] = _compulsory_list(self.model, members[row], request)
             elif request.query is not None:
                 parts[row] = _search_menu(self.model, members[row], request)

@@ -57,6 +57,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_TRACKING_URI",
     "MIN_SEGMENT_MEMBERS",
+    "cold_route_logged",
     "comparison_runs",
     "log_comparison",
     "log_evaluation",
@@ -322,6 +323,29 @@ def data_metrics(train: Dataset) -> dict[str, float]:
     return {f"data.{k}": float(summary[k]) for k in keys if _is_number(summary.get(k))}
 
 
+def cold_route_logged(model: Recommender) -> tuple[dict[str, str], dict[str, float]]:
+    """The model's chosen cold-member route as params (``cold_route``, its
+    ``prior_members``, held-out ``members``) and each candidate's validation NDCG as
+    metrics ``cold_route.<candidate>.ndcg_at_<k>``; empty when the model recorded none."""
+    choice = getattr(model, "cold_route_", None)
+    if not isinstance(choice, Mapping):
+        return {}, {}
+    # The route's name carries its segment kind (e.g. "blend:occupation:42"): no separate
+    # param holds a bare attribute name.
+    params = {
+        "cold_route": _param_value(choice.get("route")),
+        "cold_route.prior_members": _param_value(choice.get("prior_members")),
+        "cold_route.members": _param_value(choice.get("members")),
+    }
+    k = choice.get("k", 10)
+    metrics = {
+        f"cold_route.{_label(name)}.ndcg_at_{k}": float(value)
+        for name, value in (choice.get("scores") or {}).items()
+        if _is_number(value)
+    }
+    return params, _finite(metrics)
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
@@ -480,7 +504,12 @@ def log_evaluation(
         client, exp, run_name=run_name or result.model, parent=parent_run_id, tags=tags
     ) as run_id:
         metrics = {**_finite(result.metrics), **data_metrics(train), **segment_metrics(result)}
-        log_batch(client, run_id, run_params(result, train, split), metrics)
+        params = run_params(result, train, split)
+        if model is not None:
+            cold_params, cold_metrics = cold_route_logged(model)
+            params.update(cold_params)
+            metrics.update(cold_metrics)
+        log_batch(client, run_id, params, metrics)
         for name, table in safe_segments(result).items():
             _log_frame(client, run_id, table, f"segments/{_label(name)}.csv")
         if result.intervals is not None:

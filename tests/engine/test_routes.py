@@ -171,7 +171,11 @@ def counts_model(tiny_dataset: Dataset, monkeypatch: pytest.MonkeyPatch) -> Fixe
     def failing_fit(self: object, dataset: Dataset) -> None:
         raise RuntimeError("no segment popularity here")
 
+    def failing_restore(*args: object) -> None:
+        raise RuntimeError("no stored cold route here")
+
     monkeypatch.setattr(routes.Popularity, "fit", failing_fit)
+    monkeypatch.setattr(routes, "cold_popularity", failing_restore)
     return FixedFactors().fit(tiny_dataset)
 
 
@@ -220,6 +224,8 @@ def test_when_segment_popularity_fails_cold_members_get_branch_counts(
 
 def test_cold_member_with_attributes_gets_segment_popularity(small_dataset: Dataset) -> None:
     model = FixedFactors().fit(small_dataset)
+    # Without a recorded choice (an artifact from an older version) the default applies.
+    del model.cold_route_
     pop = Popularity(segment="auto").fit(small_dataset)
     used = pop.segments_[pop.segments_["used"]]
     occupation = used.loc[used["segment"] == "occupation", "value"].iloc[0]
@@ -346,6 +352,9 @@ def test_a_failing_feature_scorer_falls_back_to_popularity(
 
 def test_lightfm_serves_cold_members_from_their_attributes(small_dataset: Dataset) -> None:
     model = LightFM(n_factors=8, epochs=2).fit(small_dataset)
+    # The validated choice of this barely trained model may be popularity; serve features.
+    assert "features" in model.cold_route_["scores"]
+    model.cold_route_ = {**model.cold_route_, "route": "features"}
     attrs = pd.DataFrame({"member_id": ["new"], "occupation": ["retired"], "birth_year": [1950]})
     rows, _ = _serve(model, ["new", "ghost"], attrs, n=3)
     assert _route_names(rows, 2) == ["cold_features", "cold_global"]

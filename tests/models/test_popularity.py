@@ -253,6 +253,7 @@ def test_params_validation_and_fitting_state(dataset: Dataset) -> None:
         "half_life_days": 14.0,
         "segment": "district",
         "min_segment_members": 5,
+        "prior_members": 1.0,
     }
     assert Popularity.name == "popularity"
     with pytest.raises(NotFittedError):
@@ -261,7 +262,7 @@ def test_params_validation_and_fitting_state(dataset: Dataset) -> None:
         with pytest.raises(NotFittedError):
             method()
     with pytest.raises(ConfigError, match="segment"):
-        Popularity(segment="gender")
+        Popularity(segment="religion")
     with pytest.raises(ConfigError, match="half_life_days"):
         Popularity(half_life_days=0)
     with pytest.raises(ConfigError, match="min_segment_members"):

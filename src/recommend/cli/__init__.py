@@ -28,6 +28,7 @@ from recommend.cli.menus import (
     cmd_order,
     cmd_report,
     cmd_search,
+    cmd_similar,
     cmd_suggest,
 )
 from recommend.cli.models import (
@@ -104,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_verb(verbs)
     add_ingest_verb(verbs)
     _add_menu_verb(verbs)
+    _add_similar_verb(verbs)
     _add_order_verb(verbs)
     _add_search_verb(verbs)
     _add_batch_verb(verbs)
@@ -248,6 +250,19 @@ def _minutes(text: str) -> float | str:
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected minutes or 'auto', got {text!r}") from None
+
+
+def _add_similar_verb(verbs: Verbs) -> None:
+    """``recommend similar``: the courses most like one course (学了这门课的人还学了)."""
+    sm = verbs.add_parser("similar", help="courses most like one course, from a saved model")
+    sm.add_argument("--model", required=True, help="artifact folder")
+    sm.add_argument("--course", required=True, help="course id")
+    sm.add_argument("--n", type=int, default=10)
+    sm.add_argument("--max-minutes", type=float, help="only courses that fit this many minutes")
+    sm.add_argument("--channel", help="only this channel, e.g. 理论学习")
+    sm.add_argument("--json", action="store_true", help="print JSON records")
+    _add_lang(sm)
+    sm.set_defaults(func=cmd_similar)
 
 
 def _add_order_verb(verbs: Verbs) -> None:

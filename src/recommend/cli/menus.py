@@ -16,6 +16,7 @@ __all__ = [
     "cmd_order",
     "cmd_report",
     "cmd_search",
+    "cmd_similar",
     "cmd_suggest",
     "routes_text",
 ]
@@ -93,6 +94,29 @@ def cmd_lecturers(args: argparse.Namespace) -> int:
         )
     else:
         print(ranked.to_string(index=False))
+    return 0
+
+
+def cmd_similar(args: argparse.Namespace) -> int:
+    from recommend.artifact import load
+    from recommend.similar import similar_courses
+
+    model = load(args.model)
+    found = similar_courses(
+        model,
+        args.course,
+        n=args.n,
+        channel=args.channel,
+        max_minutes=args.max_minutes,
+        lang=args.lang,
+    )
+    courses = model.dataset_.courses
+    if courses is not None and "title" in courses.columns:
+        found = found.join(courses.set_index("course_id")[["title"]], on="course_id")
+    if args.json:
+        print(found.to_json(orient="records", force_ascii=False))
+    else:
+        print(found.drop(columns=["similar_to"]).to_string(index=False))
     return 0
 
 

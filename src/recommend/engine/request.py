@@ -13,7 +13,7 @@ from recommend.checks import is_scalar
 from recommend.data.ids import normalise_id, normalise_ids
 from recommend.data.validation import validate
 from recommend.errors import DataError
-from recommend.schema import Columns
+from recommend.schema import SERVING_MEMBER_COLUMNS, Columns
 
 if TYPE_CHECKING:
     from recommend.engine.state import ServingState
@@ -96,14 +96,17 @@ class MemberRequest:
 
     def attribute_rows(self, state: ServingState, rows: NDArray[np.int64]) -> pd.DataFrame:
         """Attributes of request rows ``rows``: ``member_attributes`` first, the training
-        members table for the rest; a ``member_id`` column plus whatever is known."""
+        members table for the rest (only the columns a saved model keeps,
+        ``SERVING_MEMBER_COLUMNS``, so answers do not change with a save and load); a
+        ``member_id`` column plus whatever is known."""
         ids = self.ids[rows]
         idx = self.idx[rows]
         ds = state.dataset
         known = None
         if ds is not None and ds.members is not None:
             ok = (idx >= 0) & (idx < len(ds.members))
-            known = ds.members.iloc[idx[ok]].drop(columns=[C.MEMBER])
+            kept = [c for c in SERVING_MEMBER_COLUMNS if c in ds.members.columns and c != C.MEMBER]
+            known = ds.members.iloc[idx[ok]].loc[:, kept]
             known.index = np.flatnonzero(ok)
             known = known.reindex(range(len(rows)))
         given = None

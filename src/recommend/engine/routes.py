@@ -4,13 +4,21 @@
     The member has a history: the model's own scores.
 ``cold_features``
     No history, the model scores members from their attributes (a hybrid model with
-    ``uses_features = True`` and ``cold_member_scores``), and attributes are known.
+    ``uses_features = True`` and ``cold_member_scores``), attributes are known, and that
+    route validated best (``cold_route_``).
 ``cold_segment``
     No history: course popularity among members sharing the member's segment (age band,
-    occupation, district or branch), from a ``Popularity(segment="auto")`` model fitted
-    once per model on the training data (branch counts when that model cannot be fitted).
+    occupation, district or branch), possibly shrunk towards global popularity.
 ``cold_global``
-    No history and no usable attribute: popularity on the whole platform.
+    No history, no usable attribute, or global popularity validated best: popularity on
+    the whole platform.
+
+Which popularity serves members without history is the model's ``cold_route_``, chosen at
+fit time on members held out of the training data (``recommend.models.cold_routes``) and
+saved with the model. A :class:`Popularity` model serves its own setting (``segment=None``:
+global popularity). A model without a recorded choice (an artifact from an older version)
+gets ``Popularity(segment="auto")`` fitted on its training data (branch counts when that
+fails).
 
 :func:`route_groups` splits a request into groups of members scored alike, each with a
 scorer that returns fresh (members, n_courses) float32 scores, the route of each member
@@ -40,6 +48,7 @@ from recommend.engine.request import MemberRequest
 from recommend.engine.state import serving_state
 from recommend.errors import DataError
 from recommend.messages import Message
+from recommend.models.cold_routes import COLD_FEATURES, cold_popularity
 from recommend.models.popularity import Popularity
 from recommend.schema import Columns
 
@@ -62,6 +71,7 @@ __all__ = [
     "cold_scorers",
     "route_codes",
     "route_groups",
+    "uses_cold_features",
 ]
 
 logger = logging.getLogger(__name__)
@@ -92,8 +102,29 @@ def cold_scorer(model: Recommender) -> ColdScorer:
     return model.cached("cold_scorer", lambda: _build_cold_scorer(model))
 
 
+def uses_cold_features(model: Recommender) -> bool:
+    """Whether members without history are scored by the (hybrid) model's features: the
+    model can, and its validated cold route (when it has one) is the features route."""
+    if not (
+        getattr(model, "uses_features", False)
+        and callable(getattr(model, "cold_member_scores", None))
+    ):
+        return False
+    choice = getattr(model, "cold_route_", None)
+    return not isinstance(choice, dict) or choice.get("route") == COLD_FEATURES
+
+
 def _build_cold_scorer(model: Recommender) -> ColdScorer:
     state = serving_state(model)
+    if isinstance(model, Popularity):
+        # The model's own segment setting is its cold route (None: global popularity).
+        return PopularityScorer(model, state.n_courses)
+    choice = getattr(model, "cold_route_", None)
+    if isinstance(choice, dict) and isinstance(choice.get("popularity"), dict):
+        try:
+            return PopularityScorer(cold_popularity(choice, model.course_ids_), state.n_courses)
+        except Exception as err:  # cold start must survive a damaged choice
+            logger.warning("stored cold route failed (%s); using segment popularity", err)
     ds = state.dataset
     if ds is not None:
         try:
@@ -331,7 +362,7 @@ def route_groups(
         return groups
 
     cold = np.flatnonzero(~personal)
-    hybrid = bool(getattr(model, "uses_features", False))
+    hybrid = uses_cold_features(model)
     if hybrid:
         # A hybrid model already places the members it was trained with by their
         # attributes (their identity part learned nothing without history): score their

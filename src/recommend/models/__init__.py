@@ -15,7 +15,8 @@ from __future__ import annotations
 import importlib
 
 from recommend.errors import ConfigError
-from recommend.models.base import Factors, History, Recommender
+from recommend.models.base import Factors, History, Recommender, install_cold_route_chooser
+from recommend.models.cold_routes import choose_cold_route
 
 __all__ = ["MODEL_NAMES", "Factors", "History", "Recommender", "get_model_class", "make_model"]
 
@@ -28,6 +29,8 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "lightfm": ("recommend.models.hybrid", "LightFM"),
 }
 MODEL_NAMES = tuple(_REGISTRY)
+
+install_cold_route_chooser(choose_cold_route)
 
 
 def get_model_class(name: str) -> type[Recommender]:

@@ -56,6 +56,7 @@ __all__ = [
     "Reading",
     "Recommender",
     "Snapshot",
+    "install_cold_route_chooser",
     "install_menu",
     "one_snapshot",
 ]
@@ -77,6 +78,19 @@ def install_menu(function: Callable[..., pd.DataFrame]) -> None:
     ``Recommender.recommend``."""
     global _MENU_PROVIDER
     _MENU_PROVIDER = (function,)
+
+
+#: Chooses a fitted model's route for members without history (``cold_route_``); installed
+#: by ``recommend.models`` (``recommend.models.cold_routes``), which sits above this module.
+_COLD_ROUTE_CHOOSER: tuple[Callable[[Recommender, Dataset], dict[str, Any] | None]] | None = None
+
+
+def install_cold_route_chooser(
+    function: Callable[[Recommender, Dataset], dict[str, Any] | None],
+) -> None:
+    """Make ``fit`` set ``cold_route_ = function(model, dataset)`` (unless ``None``)."""
+    global _COLD_ROUTE_CHOOSER
+    _COLD_ROUTE_CHOOSER = (function,)
 
 
 _SETUP_LOCK = threading.Lock()
@@ -356,7 +370,23 @@ class Recommender(ABC):
             for attr in ("_published", "course_ids_", "dataset_"):
                 self.__dict__.pop(attr, None)
             raise
+        self._choose_cold_route(dataset)
         return self
+
+    def _choose_cold_route(self, dataset: Dataset) -> None:
+        """Set ``cold_route_``: how members without history are served, chosen on members
+        held out of ``dataset`` (see ``recommend.models.cold_routes``)."""
+        self.__dict__.pop("cold_route_", None)
+        chooser = _COLD_ROUTE_CHOOSER
+        if chooser is None:
+            return
+        try:
+            choice = chooser[0](self, dataset)
+        except Exception as err:  # serving falls back to its default cold route
+            log.warning("choosing the cold-member route failed (%s); using the default", err)
+            return
+        if choice is not None:
+            self.cold_route_ = choice
 
     @abstractmethod
     def _fit(self, dataset: Dataset) -> None:
@@ -564,6 +594,13 @@ class Recommender(ABC):
         model that is not factorised."""
         f = self.factors()
         return None if f is None else (f.courses, f.course_bias)
+
+    def course_similarity(self, course_idx: int) -> np.ndarray | None:
+        """How much each course is like course ``course_idx`` by the model's own
+        course-course weights, (n_courses,) float32 (a new array), or ``None`` for a model
+        without such weights (``recommend.similar_courses`` then uses the course vectors or
+        co-occurrence)."""
+        return None
 
     def score_block(self, member_idx: np.ndarray) -> np.ndarray:
         """Scores of members ``member_idx`` for all courses, (len, n_courses) float32.

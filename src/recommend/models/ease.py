@@ -162,6 +162,12 @@ class EASE(Recommender):
         return rows
 
     # ------------------------------------------------------------------ scoring
+    def course_similarity(self, course_idx: int) -> np.ndarray:
+        """Row ``course_idx`` of ``B_``: the scores of a member whose history is that one
+        course, (n_courses,) float32."""
+        self.check_fitted()
+        return np.array(self.B_[int(course_idx)], dtype=np.float32)
+
     def score_block(self, member_idx: np.ndarray) -> np.ndarray:
         """Scores of members ``member_idx`` (fold-in members included) for all courses:
         their history rows @ ``B_``, shape (len, n_courses), float32."""

@@ -166,6 +166,13 @@ class ItemKNN(Recommender):
         old.sort_indices()
         self.similarity_ = old
 
+    def course_similarity(self, course_idx: int) -> np.ndarray:
+        """Row ``course_idx`` of ``similarity_`` (its neighbours; zero elsewhere),
+        (n_courses,) float32."""
+        self.check_fitted()
+        row = self.similarity_[[int(course_idx)]].toarray()
+        return np.asarray(row, dtype=np.float32).ravel()
+
     def score_block(self, member_idx: np.ndarray) -> np.ndarray:
         """History rows @ ``similarity_``: shape (len(member_idx), n_courses), float32.
         Folded-in members score from their new history."""

@@ -19,7 +19,7 @@ Segments
 - ``None``: global popularity for everyone;
 - ``"age_band"`` (from ``birth_year``, bands of ``recommend.data.dataset.AGE_BANDS``),
   ``"occupation"``, ``"district"``, ``"org_id"`` (the member's branch): popularity among the
-  members sharing the member's value;
+  members sharing the member's value; ``"gender"`` likewise (never part of ``"auto"``);
 - ``"auto"``: the most specific segment with enough members, in the order ``org_id``,
   ``occupation``, ``age_band``, ``district`` (a branch's own choices say most about a
   member; occupation and age drive what members study more than the district does). A
@@ -28,9 +28,14 @@ Segments
 A segment is used only when at least ``min_segment_members`` of its members have some
 history; smaller segments, members without the attribute, values unknown to the model and
 members added by fold-in get global popularity. A segment score is the segment's count plus
-the course's global share (the fraction of all active members who took it, at most 1): a
-prior worth one member, which orders the courses a small segment never touched by global
-popularity instead of by index, and never reverses two distinct segment counts.
+``prior_members`` times the course's global share (the fraction of all active members who
+took it, at most 1). With the default of one member, the prior orders the courses a small
+segment never touched by global popularity instead of by index, and never reverses two
+distinct segment counts. A larger ``prior_members`` (``a``) is an empirical-Bayes shrinkage
+blend: a segment of ``n`` active members then ranks by
+``n / (n + a) * segment share + a / (n + a) * global share``, so small segments lean on
+global popularity and large ones on their own (``recommend.models.cold_routes`` chooses
+``a`` on held-out members).
 """
 
 from __future__ import annotations
@@ -49,7 +54,7 @@ from recommend.errors import ConfigError, DataError
 from recommend.models.base import CourseLearners, MemberState, Recommender
 from recommend.schema import Columns
 
-__all__ = ["SEGMENTS", "Popularity"]
+__all__ = ["SEGMENTS", "SEGMENT_KINDS", "Popularity"]
 
 log = logging.getLogger(__name__)
 C = Columns
@@ -57,6 +62,9 @@ C = Columns
 AGE_BAND = "age_band"
 #: Segment kinds, in the order ``segment="auto"`` tries them (most specific first).
 SEGMENTS: tuple[str, ...] = (C.ORG, C.OCCUPATION, AGE_BAND, C.DISTRICT)
+#: Every segment kind: those of ``"auto"`` and ``"gender"``, which only a validated choice
+#: (``recommend.models.cold_routes``) or an explicit setting uses.
+SEGMENT_KINDS: tuple[str, ...] = (*SEGMENTS, C.GENDER)
 SECONDS_PER_DAY = 86_400.0
 
 
@@ -69,10 +77,14 @@ class Popularity(Recommender):
         Decay each member's contribution by the age of their latest event on the course
         (half-life in days, measured back from ``dataset.now``); ``None`` counts members.
     segment
-        ``None``, ``"age_band"``, ``"occupation"``, ``"district"``, ``"org_id"`` or
-        ``"auto"``.
+        ``None``, ``"age_band"``, ``"occupation"``, ``"district"``, ``"org_id"``,
+        ``"gender"`` or ``"auto"``.
     min_segment_members
         Members with history a segment needs before its own popularity is used.
+    prior_members
+        Weight of global popularity in a segment's scores, in members (> 0): 1 orders by
+        the segment's counts, larger values shrink small segments towards global
+        popularity (see the module docstring).
 
     Attributes
     ----------
@@ -93,23 +105,28 @@ class Popularity(Recommender):
         half_life_days: float | None = None,
         segment: str | None = None,
         min_segment_members: int = 20,
+        prior_members: float = 1.0,
     ) -> None:
         self.half_life_days = half_life_days
         self.segment = segment
         self.min_segment_members = min_segment_members
+        self.prior_members = prior_members
         self._check_params()
 
     def _check_params(self) -> None:
         hl = self.half_life_days
         if hl is not None and not (_is_real(hl) and np.isfinite(hl) and hl > 0):
             raise ConfigError(f"half_life_days={hl!r}; expected a number > 0, or None")
-        if self.segment is not None and self.segment not in (*SEGMENTS, "auto"):
+        if self.segment is not None and self.segment not in (*SEGMENT_KINDS, "auto"):
             raise ConfigError(
-                f"segment={self.segment!r}; expected None, 'auto' or one of {list(SEGMENTS)}"
+                f"segment={self.segment!r}; expected None, 'auto' or one of {list(SEGMENT_KINDS)}"
             )
         m = self.min_segment_members
         if isinstance(m, bool) or not isinstance(m, int | np.integer) or m < 1:
             raise ConfigError(f"min_segment_members={m!r}; expected an integer >= 1")
+        a = self.prior_members
+        if not (_is_real(a) and np.isfinite(a) and a > 0):
+            raise ConfigError(f"prior_members={a!r}; expected a number > 0")
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -300,7 +317,7 @@ class Popularity(Recommender):
             # The prior, then each segment row's counts added at its stored courses: one
             # pass over the output instead of densifying the rows and adding.
             at = np.flatnonzero(seg)
-            out[at] = self.prior_
+            out[at] = self.prior_ * np.float32(self.prior_members)
             table = self._canonical_table()
             picked = rows[at]
             counts = np.diff(table.indptr)[picked]
