@@ -14,6 +14,7 @@ from recommend.data.synthetic.behaviour import (
     simulate_choices,
     simulate_compulsory,
     simulate_funnel,
+    thin_compulsory,
 )
 from recommend.data.synthetic.catalogue import simulate_courses, simulate_lecturers
 from recommend.data.synthetic.config import SynthConfig, resolve_config
@@ -75,6 +76,7 @@ def synthesize(config: SynthConfig | str = "sample", *, seed: int = 0) -> Platfo
     truth = make_truth(cfg, rngs["truth"], orgs, members, courses)
 
     compulsory = simulate_compulsory(rngs["compulsory"], members, courses, period)
+    compulsory = thin_compulsory(cfg, rngs["compulsory"], compulsory, truth.member_activity)
     rate = session_rate(cfg, truth.member_activity, compulsory.member.size)
     organic, targets = simulate_choices(cfg, rngs["choices"], truth, members, courses, period, rate)
     searches, clicked = simulate_searches(
