@@ -26,6 +26,7 @@ import scipy.sparse as sp
 
 from recommend.data.synthetic import synthesize
 from recommend.data.synthetic.calibration import (
+    compulsory_pair_share,
     holdout,
     k_core,
     ndcg_of_scores,
@@ -61,9 +62,7 @@ def ease_ndcg(train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.n
     """Best NDCG@20 of EASE over ``LAMBDAS`` (dense closed form)."""
     n_users = int(max(train[0].max(), test[0].max())) + 1
     n_items = int(max(train[1].max(), test[1].max())) + 1
-    x = sp.csr_matrix(
-        (np.ones(train[0].size, dtype=np.float64), train), shape=(n_users, n_items)
-    )
+    x = sp.csr_matrix((np.ones(train[0].size, dtype=np.float64), train), shape=(n_users, n_items))
     gram = (x.T @ x).toarray()
     best = 0.0
     for lam in LAMBDAS:
@@ -106,7 +105,7 @@ def main() -> None:
         platform = synthesize(preset, seed=args.seed)
         member, course, segments = platform_pairs(platform)
         stats = measure(member, course, segments, args.seed)
-        stats["compulsory_share"] = _compulsory_share(platform)
+        stats["compulsory_share"] = compulsory_pair_share(platform)
         columns[f"sim:{preset}"] = stats
         print(f"[sim:{preset}] {time.perf_counter() - t0:.1f}s")
 
@@ -139,21 +138,6 @@ def main() -> None:
         )
         + f" ease_vs_pop={first['ease_vs_pop']:.2f}"
     )
-
-
-def _compulsory_share(platform: object) -> float:
-    """Share of distinct (member, course) pairs on courses compulsory for the member's
-    branch (the themed-day and standing assignments)."""
-    from recommend.schema import Columns as C
-
-    courses = platform.courses  # type: ignore[attr-defined]
-    members = platform.members  # type: ignore[attr-defined]
-    pairs = platform.events[[C.MEMBER, C.COURSE]].drop_duplicates()  # type: ignore[attr-defined]
-    comp = courses[[C.COURSE, "compulsory_for"]].explode("compulsory_for").dropna()
-    comp = comp.rename(columns={"compulsory_for": C.ORG})
-    pairs = pairs.merge(members[[C.MEMBER, C.ORG]], on=C.MEMBER)
-    hit = pairs.merge(comp, on=[C.COURSE, C.ORG])
-    return len(hit) / max(1, len(pairs))
 
 
 if __name__ == "__main__":

@@ -43,9 +43,10 @@ def _table_of(path: Path, given: str | None) -> str:
 
 
 def cmd_data_synth(args: argparse.Namespace) -> int:
-    from recommend.data.synthetic import PRESETS, synthesize
+    from recommend.data.synthetic import synthesize
+    from recommend.data.synthetic.config import resolve_config
 
-    config = PRESETS[args.preset]
+    config = resolve_config(args.preset)
     overrides = {
         k: v for k, v in (("n_members", args.members), ("n_courses", args.courses)) if v is not None
     }

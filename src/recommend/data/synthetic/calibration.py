@@ -180,6 +180,18 @@ def platform_pairs(platform: Platform) -> tuple[IntArray, IntArray, dict[str, np
     return member, course, segments
 
 
+def compulsory_pair_share(platform: Platform) -> float:
+    """Share of a platform's distinct (member, course) pairs on courses compulsory for the
+    member's branch (themed-day material and the committees' standing courses)."""
+    pairs = platform.events[[C.MEMBER, C.COURSE]].drop_duplicates()
+    if pairs.empty:
+        return 0.0
+    comp = platform.courses[[C.COURSE, C.COMPULSORY_FOR]].explode(C.COMPULSORY_FOR).dropna()
+    comp = comp.rename(columns={C.COMPULSORY_FOR: C.ORG})
+    pairs = pairs.merge(platform.members[[C.MEMBER, C.ORG]], on=C.MEMBER)
+    return len(pairs.merge(comp, on=[C.COURSE, C.ORG])) / len(pairs)
+
+
 def read_lines(path: str | Path) -> tuple[IntArray, IntArray]:
     """Pairs of a ``learner course course ...`` file (one learner per line), distinct."""
     members: list[int] = []
@@ -205,7 +217,9 @@ def _distinct(member: IntArray, course: IntArray) -> tuple[IntArray, IntArray]:
     member = np.asarray(member, dtype=np.int64)
     course = np.asarray(course, dtype=np.int64)
     if member.shape != course.shape or member.ndim != 1:
-        raise DataError(f"member and course must be aligned 1-d arrays: {member.shape}, {course.shape}")
+        raise DataError(
+            f"member and course must be aligned 1-d arrays: {member.shape}, {course.shape}"
+        )
     if member.size and (member.min() < 0 or course.min() < 0):
         raise DataError("member and course positions must be >= 0")
     if member.size == 0:

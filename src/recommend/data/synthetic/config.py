@@ -67,7 +67,8 @@ class SynthConfig:
         Approximate share of study sessions that are compulsory assignments. ``None`` (the
         default) keeps every assignment a member completes (about a fifth of the sample's
         (member, course) pairs); a number in ``[0, 1)`` thins the completed assignments at
-        random to that share of the sessions (the organic sessions fill the event budget).
+        random to that share of the study sessions (the organic sessions fill the event
+        budget), which is also about their share of (member, course) pairs.
     plant_queries
         Add known query behaviour to the search log (a trending query, queries with no
         result; ``recommend.data.synthetic.searches.plant_queries``) to check search

@@ -10,6 +10,7 @@ import pandas as pd
 
 from recommend.data.synthetic.behaviour import (
     concat_sessions,
+    planned_compulsory,
     session_rate,
     simulate_choices,
     simulate_compulsory,
@@ -76,12 +77,14 @@ def synthesize(config: SynthConfig | str = "sample", *, seed: int = 0) -> Platfo
     truth = make_truth(cfg, rngs["truth"], orgs, members, courses)
 
     compulsory = simulate_compulsory(rngs["compulsory"], members, courses, period)
-    compulsory = thin_compulsory(cfg, rngs["compulsory"], compulsory, truth.member_activity)
-    rate = session_rate(cfg, truth.member_activity, compulsory.member.size)
+    planned = planned_compulsory(cfg, compulsory.member.size, truth.member_activity)
+    rate = session_rate(cfg, truth.member_activity, planned)
     organic, targets = simulate_choices(cfg, rngs["choices"], truth, members, courses, period, rate)
     searches, clicked = simulate_searches(
         rngs["searches"], truth, members, courses, period, targets
     )
+    n_other = organic.member.size + clicked.member.size
+    compulsory = thin_compulsory(cfg, rngs["compulsory"], compulsory, n_other)
     sessions = concat_sessions([organic, compulsory, clicked])
     events = simulate_funnel(rngs["funnel"], truth, members, courses, sessions, period)
 
