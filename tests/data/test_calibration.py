@@ -39,7 +39,7 @@ def _measure(platform: Platform) -> dict[str, float]:
 
 @pytest.fixture(scope="module")
 def calibrated() -> dict[str, float]:
-    """Statistics of the calibrated preset (6,000 members, 500 courses, seed 0)."""
+    """Statistics of the calibrated preset (8,000 members, 800 courses, seed 0)."""
     return _measure(synthesize("calibrated", seed=0))
 
 

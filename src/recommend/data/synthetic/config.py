@@ -160,12 +160,12 @@ PRESETS: Final[dict[str, SynthConfig]] = {
     # weak segments (a few percent over global popularity) and few compulsory assignments.
     # The presets above plant strong segment structure for tests that need it.
     "calibrated": SynthConfig(
-        n_members=6_000,
-        n_courses=500,
+        n_members=8_000,
+        n_courses=800,
         events_per_member=120.0,
         popularity_exponent=0.0,
-        popularity_spread=2.6,
-        taste_scale=0.6,
+        popularity_spread=2.4,
+        taste_scale=1.5,
         segment_strength=0.2,
         compulsory_share=0.05,
     ),

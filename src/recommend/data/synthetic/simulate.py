@@ -52,7 +52,8 @@ def synthesize(config: SynthConfig | str = "sample", *, seed: int = 0) -> Platfo
     ----------
     config
         A :class:`SynthConfig` or the name of a preset in :data:`PRESETS`
-        (``"small"``, ``"sample"``, ``"city"``).
+        (``"small"``, ``"sample"``, ``"city"``: strong planted segments; ``"calibrated"``:
+        statistics like real enrolments).
     seed
         Seed of the random streams; the same seed gives the same platform.
 
