@@ -46,7 +46,7 @@ CALIBRATED_RANGES: Final[dict[str, tuple[float, float]]] = {
     "top1_share": (0.07, 0.18),
     "top10_share": (0.47, 0.56),
     "item_gini": (0.65, 0.71),
-    "slope": (-2.1, -1.75),
+    "slope": (-2.1, -1.7),
     "member_gini": (0.35, 0.45),
     "segment_lift": (0.98, 1.06),
 }
