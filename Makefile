@@ -32,7 +32,7 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 
 sample: $(STAMP)
-	$(BIN)/recommend data synth --preset sample --out data/sample
+	$(BIN)/recommend data synth --preset sample --out data/sample --overwrite
 
 bench: $(STAMP)
 	$(BIN)/python experiments/benchmarks/synth_scale.py

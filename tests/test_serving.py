@@ -138,9 +138,12 @@ def test_registry_names_stay_importable_from_serving() -> None:
     moved += ["model_name", "register", "register_artifact", "save_pyfunc"]
     for name in moved:
         assert getattr(serving, name) is getattr(registry, name), name
-    assert set(serving.__all__) == {"DEFAULT_N", "MenuService", "REQUEST_COLUMNS"} | (
-        set(moved) - {"DATA_PATH"}
-    )
+    assert set(serving.__all__) == {
+        "DEFAULT_N",
+        "MenuService",
+        "REQUEST_COLUMNS",
+        "ServedMenus",
+    } | (set(moved) - {"DATA_PATH"})
     # Saved MLmodel files name the loader module: it must stay the one MLflow can import.
     assert serving.__name__ == registry.LOADER_MODULE
 
@@ -440,8 +443,24 @@ def test_mlflow_models_serve_answers_invocations_with_menus(
         )
         with urllib.request.urlopen(request, timeout=60) as answer:
             predictions = pd.DataFrame(json.loads(answer.read())["predictions"])
+        # A bad request: HTTP 400 with the library's message, no traceback.
+        bad = {"dataframe_split": {"columns": ["member_id", "n"], "data": [[members[0], 0]]}}
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(
+                urllib.request.Request(
+                    f"http://127.0.0.1:{port}/invocations",
+                    data=json.dumps(bad).encode(),
+                    headers={"Content-Type": "application/json"},
+                ),
+                timeout=60,
+            )
+        assert refused.value.code == 400
+        error = json.loads(refused.value.read())
     finally:
         _stop(proc)
+    assert error["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert "requests.n: a whole number of courses from 1 to 1000" in error["message"]
+    assert "stack_trace" not in error and "Traceback" not in json.dumps(error)
     expected = pd.concat(
         [
             member_menu(model, [members[0]], n=5),
@@ -561,6 +580,20 @@ def test_compulsory_rows_get_the_branch_list(pyfunc_dir: Path, model: rc.Recomme
         MenuService(model).predict(pd.DataFrame({"member_id": [member], "compulsory": ["maybe"]}))
 
 
+def test_served_model_raises_the_library_message_as_a_bad_request(pyfunc_dir: Path) -> None:
+    """Through MLflow, a bad request is ``INVALID_PARAMETER_VALUE`` (HTTP 400 when
+    served) carrying the library's message, not MLflow's generic one."""
+    import mlflow.pyfunc
+    from mlflow.exceptions import MlflowException
+
+    loaded = mlflow.pyfunc.load_model(str(pyfunc_dir))
+    with pytest.raises(MlflowException) as err:
+        loaded.predict(pd.DataFrame({"member_id": ["m1"], "n": [5000]}))
+    assert err.value.error_code == "INVALID_PARAMETER_VALUE"
+    assert err.value.get_http_status_code() == 400
+    assert "requests.n: a whole number of courses from 1 to 1000" in err.value.message
+
+
 # ------------------------------------------------------------------------- hostile folders
 
 
@@ -616,3 +649,53 @@ def test_corrupt_store_is_a_tracking_error(model: rc.Recommender, tmp_path: Path
     assert "\n" not in str(err.value)
     with pytest.raises(TrackingError, match="not a database"):
         load_registered("models:/menus@champion", tracking=uri)
+
+
+def test_the_serve_command_the_demo_prints_works_as_printed(
+    model: rc.Recommender, dataset: rc.Dataset, tmp_path: Path
+) -> None:
+    """The command `recommend demo` and `recommend register` print serves the champion
+    from a shell whose PATH holds no virtual environment (MLflow starts `uvicorn` from
+    PATH: the command puts the environment's bin first itself)."""
+    import shlex
+
+    from recommend.cli.demo import mlflow_commands
+    from recommend.registry import register_artifact
+
+    store = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    reg = register_artifact(rc.save(model, tmp_path / "model"), "menus", uri=store)
+    _, serve = mlflow_commands(store, reg.uri)
+    assert serve.startswith("PATH=") and f"{Path(sys.executable).parent}/mlflow" in serve
+    port = _free_port()
+    printed = serve.replace("--port 5001", f"--host 127.0.0.1 --port {port} --workers 1")
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            ["/bin/bash", "-c", printed],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+            # A login shell's PATH: no virtual environment on it.
+            env={
+                "PATH": "/usr/local/bin:/usr/bin:/bin",
+                "HOME": str(tmp_path),
+                "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+                "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+            },
+            start_new_session=True,
+        )
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/ping", proc, log)
+        member = _members(dataset, 1)[0]
+        body = {"dataframe_split": {"columns": ["member_id", "n"], "data": [[member, 3]]}}
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            got = pd.DataFrame(json.loads(answer.read())["predictions"])
+    finally:
+        _stop(proc)
+    assert got["course_id"].tolist() == member_menu(model, [member], n=3)["course_id"].tolist()
+    assert shlex.split(serve)[0].startswith("PATH=")

@@ -151,7 +151,7 @@ def main() -> None:
             docs_w, _ = index.top(bare, 10)
             words_only[variant].append(target in docs_w.tolist())
             if len(examples) < 12 and variant in ("pinyin", "homophone", "initials"):
-                note = "; ".join(parsed.notes)
+                note = "; ".join(n.text("zh") for n in parsed.notes)
                 examples.append(f"  {variant:11s} {query!r} -> {note or '(no note)'}")
 
     rate = {v: float(np.mean(hits[v])) for v in VARIANTS}

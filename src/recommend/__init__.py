@@ -74,6 +74,14 @@ _LAZY = {
     "predicted_demand": "recommend.insights",
     "content_gaps": "recommend.insights",
     "build_report": "recommend.insights",
+    "read_table": "recommend.data.loaders",
+    "read_member_ids": "recommend.data.loaders",
+    "read_lines": "recommend.data.loaders",
+    "read_movielens": "recommend.data.loaders",
+    "read_mooccubex_courses": "recommend.data.loaders",
+    "read_mooccubex_members": "recommend.data.loaders",
+    "load_mooccubex": "recommend.data.loaders",
+    "suggest_mapping": "recommend.data.mapping",
 }
 
 
@@ -84,6 +92,11 @@ def __getattr__(name: str) -> object:
 
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'recommend' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    # The lazily loaded names too: tab completion offers EASE, member_menu...
+    return sorted(set(globals()) | set(_LAZY))
 
 
 __all__ = [
@@ -133,13 +146,20 @@ __all__ = [
     "lecturer_menu",
     "load",
     "load_messages",
+    "load_mooccubex",
     "make_model",
     "member_menu",
     "message_keys",
     "order_for_group",
     "predicted_demand",
     "rank_candidates",
+    "read_lines",
+    "read_member_ids",
+    "read_mooccubex_courses",
+    "read_mooccubex_members",
+    "read_movielens",
     "read_platform",
+    "read_table",
     "reset_messages",
     "run_batch",
     "save",
@@ -147,6 +167,7 @@ __all__ = [
     "segment_portrait",
     "set_messages",
     "suggest",
+    "suggest_mapping",
     "synthesize",
     "tune",
     "validate",

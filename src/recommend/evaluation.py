@@ -88,12 +88,21 @@ def ranked_lists(
     return model.topk(member_idx, k, exclude=exclude, allow=allow).indices
 
 
+def _cutoffs(ks: int | Sequence[int]) -> tuple[int, ...]:
+    """Sorted distinct cut-offs from one number or a sequence of them."""
+    values = [ks] if isinstance(ks, int | np.integer) else ks
+    try:
+        return tuple(sorted({int(k) for k in values}))
+    except (TypeError, ValueError):
+        raise ConfigError(f"ks={ks!r}; expected positive cut-offs such as (10, 20) or 10") from None
+
+
 def evaluate(
     model: Recommender,
     train: Dataset,
     test: Dataset,
     *,
-    ks: Sequence[int] = (10, 20),
+    ks: int | Sequence[int] = (10, 20),
     fit: bool = True,
     members: Literal["warm", "all"] = "warm",
     exclude_seen: bool = True,
@@ -114,7 +123,11 @@ def evaluate(
         Datasets sharing id maps (``Dataset.split`` makes such a pair); ``test``'s matrix
         holds the held-out interactions (any stored value = relevant).
     ks
-        Cut-offs; lists of ``max(ks)`` courses are ranked once and cut.
+        Cut-offs (one number or several); lists of ``max(ks)`` courses are ranked once
+        and cut.
+    fit
+        Fit ``model`` on ``train`` first; with ``False`` the model must be fitted
+        (``NotFittedError`` otherwise).
     members
         ``"warm"``: evaluated members with training history; ``"all"``: every member with a
         held-out course.
@@ -137,7 +150,9 @@ def evaluate(
         whole catalogue.
     """
     _check_aligned(train, test)
-    ks = tuple(sorted({int(k) for k in ks}))
+    ks = _cutoffs(ks)
+    if not fit:
+        model.check_fitted()  # NotFittedError, not an AttributeError deep inside scoring
     if not ks or ks[0] < 1:
         raise ConfigError(f"ks={ks}; expected positive cut-offs such as (10, 20)")
     if members not in ("warm", "all"):

@@ -159,7 +159,7 @@ def save_pyfunc(
     """
     target = Path(path)
     if target.exists() and not overwrite:
-        raise ArtifactError(f"{target} exists; pass overwrite=True to replace it")
+        raise ArtifactError(f"{target} exists; pass overwrite=True (--overwrite) to replace it")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}.") as tmp:

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from recommend.artifact import load
-from recommend.errors import DataError, Problem
+from recommend.errors import DataError, Problem, RecommendError
 from recommend.menu import MENU_COLUMNS, compulsory_courses, member_menu
 from recommend.messages import DEFAULT_LANG, LANGS, Lang, check_lang
 
@@ -66,6 +66,7 @@ __all__ = [
     "REQUEST_COLUMNS",
     "MenuService",
     "Registration",
+    "ServedMenus",
     "load_registered",
     "log_pyfunc",
     "model_name",
@@ -330,4 +331,29 @@ def _load_pyfunc(data_path: str) -> MenuService:
     Its module and name are MLflow's contract: every saved ``MLmodel`` file names this
     module (``recommend.registry.LOADER_MODULE``), and MLflow looks up ``_load_pyfunc``.
     """
-    return MenuService(load(data_path))
+    return ServedMenus(load(data_path))
+
+
+class ServedMenus(MenuService):
+    """The ``MenuService`` MLflow serves: the library's errors as MLflow's bad-request error.
+
+    MLflow's scoring server (``mlflow models serve``) answers any other exception with a
+    generic message, HTTP 500-style handling and the traceback sent to the client; an
+    ``MlflowException`` with ``INVALID_PARAMETER_VALUE`` becomes HTTP 400 with its message
+    and no traceback. So a bad request (``requests.n: a whole number of courses from 1 to
+    1000 ...``) reaches the client as ``400 {"error_code": "INVALID_PARAMETER_VALUE",
+    "message": "... requests.n: ..."}``. ``mlflow.pyfunc.load_model(...).predict`` raises
+    the same ``MlflowException``; ``MenuService`` itself raises the library's errors.
+    """
+
+    def predict(
+        self, model_input: pd.DataFrame, params: Mapping[str, Any] | None = None
+    ) -> pd.DataFrame:
+        """As :meth:`MenuService.predict`; a ``RecommendError`` becomes
+        ``MlflowException.invalid_parameter_value`` with the same message."""
+        try:
+            return super().predict(model_input, params)
+        except RecommendError as err:
+            from mlflow.exceptions import MlflowException
+
+            raise MlflowException.invalid_parameter_value(str(err)) from None

@@ -378,7 +378,7 @@ def publish_dir(
             if target.exists():
                 raise error(
                     f"{target} appeared while it was being written; "
-                    "pass overwrite=True to replace it"
+                    "pass overwrite=True (--overwrite) to replace it"
                 ) from exc
             raise
     fsync_dir(target.parent)
@@ -420,7 +420,7 @@ def check_replaceable(
     if not dest.is_dir():
         raise error(f"{dest} exists and is not a directory; choose another path")
     if not overwrite:
-        raise error(f"{dest} already exists; pass overwrite=True to replace it")
+        raise error(f"{dest} already exists; pass overwrite=True (--overwrite) to replace it")
     if any(dest.iterdir()) and not (dest / marker).is_file():
         raise error(f"refusing to replace {dest}: it is not a {what} (no {marker})")
 

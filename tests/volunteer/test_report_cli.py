@@ -33,6 +33,24 @@ def test_section_shows_aggregates_and_reasons_only() -> None:
     assert "v1" not in html and "v2" not in html and "r1" not in html
 
 
+def test_section_in_english_from_the_catalogue() -> None:
+    vols = pd.DataFrame([volunteer(1), volunteer(2, km=2.0)])
+    pool = VolunteerPool.build(vols, None, now=T0)
+    reqs = pd.DataFrame([request(1, headcount=3), request(2, kind="弱势群体帮扶", lat=31.5)])
+    result = dispatch(pool, reqs)
+    args = (validate_requests(reqs), result.assignments, result.unfilled)
+    html = volunteer_section(*args, volunteers=vols, lang="en")
+    assert html.startswith("<h2>Volunteer service matching</h2>")
+    for text in ("fill rate", "By district", "By kind of service", "Unfilled requests"):
+        assert text in html
+    assert "满足率" not in html and "按区县" not in html and "需要人数" not in html
+    rc.set_messages({"volunteer.title": "志愿服务派单"})
+    try:
+        assert volunteer_section(*args, volunteers=vols).startswith("<h2>志愿服务派单</h2>")
+    finally:
+        rc.reset_messages()
+
+
 def test_report_appends_sections(small_dataset: rc.Dataset) -> None:
     model = rc.Popularity().fit(small_dataset)
     text = render_report(

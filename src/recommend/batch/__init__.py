@@ -81,6 +81,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from recommend import csvsafe, store
 from recommend.artifact import MODEL_JSON, load
 from recommend.batch import folder
 from recommend.batch.chunks import ChunkWriter
@@ -88,6 +89,7 @@ from recommend.batch.folder import BATCH_COLUMNS, MANIFEST
 from recommend.batch.sql import load_sql
 from recommend.checks import positive_int
 from recommend.data.ids import normalise_ids
+from recommend.data.loaders import read_member_ids
 from recommend.engine import MenuOptions, serving_state
 from recommend.engine.options import DEFAULT_MAX_PINS, Exclude
 from recommend.errors import ArtifactError, ConfigError, DataError
@@ -140,6 +142,11 @@ class BatchResult:
         As written in every row.
     sql_rows : int or None
         Rows loaded into the SQL table, ``None`` when no SQL target was given.
+    compulsory_path : Path or None
+        With ``compulsory=True``: the file of the members' compulsory courses still to
+        study (``OUT/_compulsory.parquet`` or ``.csv``).
+    compulsory_rows : int or None
+        Rows of that file.
     """
 
     path: Path
@@ -153,6 +160,8 @@ class BatchResult:
     generated_at: str
     sql_rows: int | None = None
     chunks: int = field(default=0)
+    compulsory_path: Path | None = None
+    compulsory_rows: int | None = None
 
 
 # ============================================================================ public API
@@ -180,6 +189,7 @@ def run_batch(
     model_version: str | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    compulsory: bool = False,
 ) -> BatchResult:
     """Write every member's menu to ``out`` (partitioned Parquet or CSV), optionally to SQL.
 
@@ -215,6 +225,11 @@ def run_batch(
         Replace the output of an earlier job with other arguments instead of refusing.
     progress
         Show a progress bar (members/s and ETA) on stderr.
+    compulsory
+        Also write each member's branch's compulsory courses still to study (本支部必学,
+        :func:`recommend.menu.compulsory_courses`; the menus pin at most ``max_pins`` of
+        them) to ``OUT/_compulsory.<format>``, with the menus' columns (``route``
+        ``compulsory``), and with ``sql`` to the table ``<table>_compulsory``.
 
     Returns
     -------
@@ -283,11 +298,19 @@ def run_batch(
             folder.write_manifest(root, manifest)
             entries = [manifest["chunks"][str(i)] for i in range(n_chunks)]
             files = [root / e["file"] for e in entries]
+            listed = None
+            if compulsory:
+                listed = _write_compulsory(model, ids, root, format, version, stamp, lang)
+                manifest["compulsory"] = {"file": listed[0].name, "rows": listed[1]}
+                folder.write_manifest(root, manifest)
             sql_rows = None
             if sql is not None and table is not None:
                 sql_rows = load_sql(sql, table, files, format)
                 # Never the URL: it may hold a password.
                 manifest["sql"] = {"table": table, "rows": sql_rows}
+                if listed is not None:
+                    load_sql(sql, f"{table}_compulsory", [listed[0]], format)
+                    manifest["sql"]["compulsory_table"] = f"{table}_compulsory"
                 folder.write_manifest(root, manifest)
     result = BatchResult(
         path=root,
@@ -301,6 +324,8 @@ def run_batch(
         generated_at=manifest["generated_at"],
         sql_rows=sql_rows,
         chunks=n_chunks,
+        compulsory_path=listed[0] if listed else None,
+        compulsory_rows=listed[1] if listed else None,
     )
     logger.info(
         "batch done: %d members, %d rows, %d files in %s, routes %s, %.1f s (%d chunks resumed)",
@@ -313,6 +338,36 @@ def run_batch(
         result.resumed_chunks,
     )
     return result
+
+
+def _write_compulsory(
+    model: Recommender,
+    ids: np.ndarray,
+    root: Path,
+    format: str,
+    version: str,
+    stamp: pd.Timestamp,
+    lang: Lang,
+) -> tuple[Path, int]:
+    """The members' compulsory courses still to study, to ``root/_compulsory.<format>``
+    atomically; returns the file and its rows."""
+    from recommend.menu import compulsory_courses
+
+    parts = [
+        compulsory_courses(model, ids[lo : lo + 20_000], lang=lang)
+        for lo in range(0, max(ids.size, 1), 20_000)
+    ]
+    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    frame = frame.assign(route="compulsory", model_version=version, generated_at=stamp)
+    target = root / folder.compulsory_name(format)
+    with store.staged_file(target) as tmp:
+        if format == "parquet":
+            frame.to_parquet(tmp, index=False, compression="zstd")
+        else:
+            csvsafe.write_csv(
+                frame, tmp, index=False, encoding="utf-8", date_format="%Y-%m-%dT%H:%M:%S%z"
+            )
+    return target, len(frame)
 
 
 def resolve_model(ref: str | os.PathLike[str]) -> tuple[Recommender, str]:
@@ -530,19 +585,7 @@ def member_list(model: Recommender, members: Any) -> np.ndarray:
 
 
 def _read_members(path: Path, integer: bool) -> list[Any] | pd.Series:
-    if not path.is_file():
-        raise DataError(f"members file {path} does not exist")
-    suffix = path.suffix.lower()
-    if suffix in (".csv", ".parquet"):
-        frame = pd.read_parquet(path) if suffix == ".parquet" else pd.read_csv(path, dtype=str)
-        if C.MEMBER not in frame.columns:
-            raise DataError(
-                f"members file {path} has no {C.MEMBER} column; columns: {list(frame.columns)}"
-            )
-        values = frame[C.MEMBER]
-    else:
-        lines = path.read_text(encoding="utf-8").splitlines()
-        values = pd.Series([line.strip() for line in lines if line.strip()], dtype=object)
+    values = read_member_ids(path)
     if integer and values.dtype.kind not in "iu":
         # The model's ids are integers: text ids must be too, or none would match.
         try:

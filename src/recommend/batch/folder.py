@@ -104,15 +104,29 @@ def is_part(name: str, format: str | None = None, n_chunks: int | None = None) -
 
 def is_temporary(name: str) -> bool:
     """True for a temporary file a job writes (a chunk or the manifest being written)."""
-    if store.is_staged_name(name, MANIFEST):
+    if any(
+        store.is_staged_name(name, target)
+        for target in (MANIFEST, compulsory_name("parquet"), compulsory_name("csv"))
+    ):
         return True
     m = _TMP_PART.fullmatch(name)
     return m is not None and is_part(name.removeprefix(store.TMP_PREFIX))
 
 
+def compulsory_name(format: str) -> str:
+    """The file of the members' compulsory courses still to study, ``_compulsory.parquet``
+    (a leading _: readers of the folder as one data set, such as pandas, skip it)."""
+    return f"_compulsory.{format}"
+
+
 def _job_file(name: str) -> bool:
     """A file a batch job writes and may remove (the lock is never removed)."""
-    return name == MANIFEST or is_temporary(name) or is_part(name)
+    return (
+        name == MANIFEST
+        or is_temporary(name)
+        or is_part(name)
+        or name in (compulsory_name("parquet"), compulsory_name("csv"))
+    )
 
 
 # ============================================================================ the lock

@@ -13,10 +13,17 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, TypeAlias
 
-from recommend.cli.data import DEFAULT_SAMPLE, TABLE_NAMES, cmd_data_synth, cmd_data_validate
+from recommend.cli.data import (
+    DEFAULT_SAMPLE,
+    TABLE_NAMES,
+    add_own_data_options,
+    cmd_data_synth,
+    cmd_data_validate,
+)
 from recommend.cli.demo import cmd_demo
 from recommend.cli.menus import (
     cmd_batch,
+    cmd_lecturers,
     cmd_menu,
     cmd_order,
     cmd_report,
@@ -29,6 +36,7 @@ from recommend.cli.volunteer import add_volunteer_verbs
 from recommend.engine.options import DEFAULT_MAX_PINS
 from recommend.errors import RecommendError
 from recommend.messages import DEFAULT_LANG, LANGS, load_messages
+from recommend.version import __version__
 
 if TYPE_CHECKING:
     # What add_subparsers returns: argparse has no public name for its type.
@@ -39,13 +47,50 @@ __all__ = ["build_parser", "main"]
 log = logging.getLogger("recommend")
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Help that shows each option's default (when it has a meaningful one)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (
+            "%(default)" not in text
+            and action.option_strings
+            and not any(default is x for x in (None, False, argparse.SUPPRESS))
+            and not isinstance(default, list)
+        ):
+            text += " (default: %(default)s)"
+        return text
+
+
+def _verbose(parser: argparse.ArgumentParser, default: object) -> None:
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", default=default, help="log progress and details"
+    )
+
+
+def _all_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """``parser`` and every sub-parser below it."""
+    found = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                found += _all_parsers(sub)
+    return found
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``recommend`` parser: global options, then one sub-parser per verb."""
     parser = argparse.ArgumentParser(
         prog="recommend",
         description="Course recommendations from party members' learning behaviour.",
+        epilog="exit codes: 0 success; 1 data validate found problems; 2 an error of the "
+        "library (bad input, option, artifact, store) or a usage error; 3 the system "
+        "refused (disk full, permission denied); 130 interrupted",
+        formatter_class=_HelpFormatter,
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress and details")
+    _verbose(parser, False)
+    parser.add_argument("--version", action="version", version=f"recommend {__version__}")
     verbs = parser.add_subparsers(dest="verb", required=True)
     _add_data_verbs(verbs)
     _add_evaluate_verb(verbs)
@@ -60,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_experiment_verbs(verbs)
     _add_register_verb(verbs)
     add_volunteer_verbs(verbs)
+    _add_lecturers_verb(verbs)
+    for sub in _all_parsers(parser)[1:]:
+        # -v after the verb too; SUPPRESS keeps the global one's value when not given.
+        sub.formatter_class = _HelpFormatter
+        if "-v" not in sub._option_string_actions:
+            _verbose(sub, argparse.SUPPRESS)
     return parser
 
 
@@ -93,14 +144,18 @@ def _add_data_verbs(verbs: Verbs) -> None:
     )
     synth.add_argument("--members", type=int, help="override the preset's member count")
     synth.add_argument("--courses", type=int, help="override the preset's course count")
-    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--seed", type=int, default=0, help="random seed")
     synth.add_argument("--out", required=True, help="output folder")
+    synth.add_argument(
+        "--overwrite", action="store_true", help="replace the tables a folder holds already"
+    )
     synth.set_defaults(func=cmd_data_synth)
 
     val = data.add_parser("validate", help="check tables against the schema")
     val.add_argument("files", nargs="+", help="CSV/Parquet files named after their table")
     val.add_argument("--table", choices=TABLE_NAMES, help="table of all files")
     val.add_argument("--json", action="store_true", help="print a JSON report")
+    add_own_data_options(val)
     val.set_defaults(func=cmd_data_validate)
 
 
@@ -115,6 +170,7 @@ def _add_evaluate_verb(verbs: Verbs) -> None:
     ev.add_argument("--tune", type=int, default=0, help="tune with N random-search trials")
     ev.add_argument("--k", default="10,20", help="cut-offs, e.g. 10,20")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
+    add_own_data_options(ev)
     _add_on_future(ev)
     ev.set_defaults(func=cmd_evaluate)
 
@@ -126,7 +182,7 @@ def _add_on_future(parser: argparse.ArgumentParser) -> None:
         choices=("raise", "drop", "keep"),
         default="raise",
         help="events dated after the data's now: refuse them with their rows named "
-        "(default), drop and count them, or keep them",
+        "(raise), drop and count them, or keep them",
     )
 
 
@@ -141,6 +197,7 @@ def _add_train_verb(verbs: Verbs) -> None:
     tr.add_argument("--k", default="20", help="cut-off of the tuning metric (ndcg@K)")
     tr.add_argument("--out", required=True, help="artifact folder to write")
     tr.add_argument("--overwrite", action="store_true", help="replace an existing artifact")
+    add_own_data_options(tr)
     _add_on_future(tr)
     tr.set_defaults(func=cmd_train)
 
@@ -150,7 +207,7 @@ def _add_menu_verb(verbs: Verbs) -> None:
     mn = verbs.add_parser("menu", help="a member's personal menu from a saved model")
     mn.add_argument("--model", required=True, help="artifact folder")
     mn.add_argument("--member", required=True, help="member id")
-    mn.add_argument("--n", type=int, default=10)
+    mn.add_argument("--n", type=int, default=10, help="courses on the menu")
     mn.add_argument("--max-minutes", type=float, help="only courses that fit this many minutes")
     mn.add_argument("--channel", help="only this channel, e.g. 理论学习")
     mn.add_argument("--diversity", type=float, default=0.0, help="MMR weight in [0, 1]")
@@ -183,7 +240,7 @@ def _add_order_verb(verbs: Verbs) -> None:
         help="attribute filter column=value[,value...], e.g. occupation=retired (repeatable)",
     )
     od.add_argument("--members-table", help="members table (CSV/Parquet) for --where filters")
-    od.add_argument("--n", type=int, default=10)
+    od.add_argument("--n", type=int, default=10, help="courses on the group menu")
     od.add_argument("--budget-minutes", type=float, help="total duration of the menu")
     od.add_argument(
         "--quota", action="append", help="channel=count: at least count courses (repeatable)"
@@ -192,6 +249,7 @@ def _add_order_verb(verbs: Verbs) -> None:
     od.add_argument("--max-pins", type=int, help="at most this many compulsory courses")
     od.add_argument("--lecturers", type=int, default=0, help="also rank this many lecturers")
     od.add_argument("--json", action="store_true", help="print JSON")
+    od.add_argument("--encoding", help="text encoding of --members/--members-table, e.g. gbk")
     _add_lang(od)
     od.set_defaults(func=cmd_order)
 
@@ -202,7 +260,7 @@ def _add_search_verb(verbs: Verbs) -> None:
     se.add_argument("--model", required=True, help="artifact folder")
     se.add_argument("--member", required=True, help="member id")
     se.add_argument("query", help='the query, e.g. "三会一课 怎么开"')
-    se.add_argument("--n", type=int, default=10)
+    se.add_argument("--n", type=int, default=10, help="courses in the result")
     se.add_argument("--max-minutes", type=float, help="only courses that fit this many minutes")
     se.add_argument("--channel", help="only this channel, e.g. 理论学习")
     se.add_argument("--json", action="store_true", help="print JSON records")
@@ -212,7 +270,7 @@ def _add_search_verb(verbs: Verbs) -> None:
     sg.add_argument("--model", required=True, help="artifact folder")
     sg.add_argument("--member", required=True, help="member id")
     sg.add_argument("prefix", help='what was typed so far, e.g. "dangs" or "党史"')
-    sg.add_argument("--n", type=int, default=8)
+    sg.add_argument("--n", type=int, default=8, help="completions to list")
     sg.add_argument("--json", action="store_true", help="print JSON records")
     sg.set_defaults(func=cmd_suggest)
 
@@ -233,6 +291,13 @@ def _add_batch_verb(verbs: Verbs) -> None:
     bt.add_argument("--with-reasons", action="store_true", help="fill the reason column")
     bt.add_argument("--overwrite", action="store_true", help="replace another job's output")
     bt.add_argument("--quiet", action="store_true", help="no progress bar")
+    bt.add_argument(
+        "--compulsory",
+        action="store_true",
+        help="also write each member's compulsory courses still to study (本支部必学) to "
+        "OUT/_compulsory.parquet|csv (and SQL table TABLE_compulsory)",
+    )
+    bt.add_argument("--encoding", help="text encoding of the --members file, e.g. gbk")
     _add_lang(bt)
     bt.set_defaults(func=cmd_batch)
 
@@ -297,6 +362,19 @@ def _add_demo_verb(verbs: Verbs) -> None:
     demo.set_defaults(func=cmd_demo)
 
 
+def _add_lecturers_verb(verbs: Verbs) -> None:
+    """``recommend lecturers``: lecturers ranked for one member (师资点单)."""
+    lc = verbs.add_parser("lecturers", help="lecturers a member would order (师资点单)")
+    lc.add_argument("--model", required=True, help="artifact folder")
+    lc.add_argument("--member", required=True, help="member id")
+    lc.add_argument("--n", type=int, default=10, help="lecturers to list")
+    lc.add_argument("--top", type=int, default=3, help="best courses per lecturer averaged")
+    lc.add_argument("--channel", help="only courses of this channel, e.g. 理论学习")
+    lc.add_argument("--max-minutes", type=float, help="only courses that fit this many minutes")
+    lc.add_argument("--json", action="store_true", help="print JSON records")
+    lc.set_defaults(func=cmd_lecturers)
+
+
 def _add_experiment_verbs(verbs: Verbs) -> None:
     """``recommend experiment run``: an experiment file end to end."""
     ex = verbs.add_parser("experiment", help="run experiments described by TOML files")
@@ -321,7 +399,7 @@ def _add_register_verb(verbs: Verbs) -> None:
     )
     rg.add_argument("--model", required=True, help="model artifact directory")
     rg.add_argument("--name", required=True, help="registered model name")
-    rg.add_argument("--alias", default="champion", help="alias to move (default: champion)")
+    rg.add_argument("--alias", default="champion", help="alias to move")
     rg.add_argument("--experiment", default="registry", help="MLflow experiment of the run")
     rg.add_argument("--tracking-uri", help="MLflow store (default: MLFLOW_TRACKING_URI)")
     rg.set_defaults(func=cmd_register)
@@ -342,6 +420,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RecommendError as err:
         # The library's messages are written for this (a data error lists its problems).
         print(f"error: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, UnicodeDecodeError) as err:
+        # A path or file given by the user that is not what the verb needs.
+        log.debug("bad path", exc_info=True)
+        print(f"error: {_path_problem(err)}", file=sys.stderr)
         return EXIT_ERROR
     except OSError as err:
         # The system refused: disk full, permission denied, a file vanished.
@@ -383,6 +466,21 @@ def _store_error_types() -> tuple[type[BaseException], ...]:
 EXIT_ERROR = 2
 EXIT_SYSTEM = 3
 EXIT_INTERRUPTED = 130
+
+
+def _path_problem(err: OSError | UnicodeDecodeError) -> str:
+    """A user's path that is not what a verb needs, in one line of the library's words."""
+    if isinstance(err, UnicodeDecodeError):
+        return (
+            "a file is not UTF-8 text; if it was saved as GBK (Excel on Chinese Windows), "
+            "pass --encoding gbk or save it as UTF-8"
+        )
+    name = err.filename if err.filename is not None else "a path"
+    if isinstance(err, FileNotFoundError):
+        return f"{name}: no such file or folder"
+    if isinstance(err, IsADirectoryError):
+        return f"{name}: is a folder; expected a file"
+    return f"{name}: a part of this path is a file, not a folder"
 
 
 def _one_line(err: BaseException) -> str:

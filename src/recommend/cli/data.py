@@ -18,10 +18,12 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_SAMPLE",
     "TABLE_NAMES",
+    "add_own_data_options",
     "cmd_data_synth",
     "cmd_data_validate",
     "load_data",
     "load_sample",
+    "own_data",
     "read_events",
 ]
 
@@ -43,10 +45,23 @@ def _table_of(path: Path, given: str | None) -> str:
 
 
 def cmd_data_synth(args: argparse.Namespace) -> int:
-    from recommend.data.synthetic import synthesize
-    from recommend.data.synthetic.config import resolve_config
+    from recommend.data.synthetic import PRESETS, synthesize
+    from recommend.errors import ConfigError
 
-    config = resolve_config(args.preset)
+    if args.preset not in PRESETS:
+        raise ConfigError(
+            f"--preset {args.preset!r}: unknown preset; expected one of {', '.join(PRESETS)}"
+        )
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: is a file; expected a folder for the tables")
+    existing = [f"{n}.parquet" for n in TABLE_NAMES if (out / f"{n}.parquet").exists()]
+    if existing and not args.overwrite:
+        raise ConfigError(
+            f"--out {out} already holds {', '.join(existing)}; pass --overwrite to replace "
+            "them, or choose another folder"
+        )
+    config = PRESETS[args.preset]
     overrides = {
         k: v for k, v in (("n_members", args.members), ("n_courses", args.courses)) if v is not None
     }
@@ -77,7 +92,10 @@ def cmd_data_validate(args: argparse.Namespace) -> int:
         path = Path(raw)
         try:
             table = _table_of(path, args.table)
-            frame = read_table(path, table)
+            own = own_data(args)
+            if table != "events":  # --columns and --event describe the events file
+                own = {"encoding": own["encoding"]}
+            frame = read_table(path, table, **own)
             checked = check_table(table, frame)
         except DataError as err:
             failed = True
@@ -120,21 +138,52 @@ def cmd_data_validate(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def read_events(path: str, fmt: str | None) -> pd.DataFrame:
-    """The events file ``path``: Parquet or CSV, or ``member course course ...`` lines."""
+def add_own_data_options(parser: argparse.ArgumentParser) -> None:
+    """``--columns``, ``--event`` and ``--encoding``: reading a platform's own events file."""
+    parser.add_argument(
+        "--columns",
+        metavar="FROM=TO,...",
+        help="map the events file's columns onto ours, e.g. "
+        "user_id=member_id,item_id=course_id,ts=timestamp,action=event",
+    )
+    parser.add_argument(
+        "--event",
+        metavar="NAME",
+        help="for an events file without an event column: the event of every row, e.g. view",
+    )
+    parser.add_argument("--encoding", help="text encoding of CSV files, e.g. gbk (default: UTF-8)")
+
+
+def own_data(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of ``read_table`` that ``add_own_data_options`` collected."""
+    from recommend.data.mapping import parse_mapping
+
+    return {
+        "columns": parse_mapping(getattr(args, "columns", None)) or None,
+        "event": getattr(args, "event", None),
+        "encoding": getattr(args, "encoding", None),
+    }
+
+
+def read_events(path: str, fmt: str | None, **own: Any) -> pd.DataFrame:
+    """The events file ``path``: Parquet or CSV, or ``member course course ...`` lines;
+    ``own`` is ``columns``, ``event`` and ``encoding`` as ``read_table`` takes them."""
     from recommend.data.loaders import read_lines, read_table
 
     if fmt == "lines":
         return read_lines(path)
-    return read_table(path, "events", format=fmt)
+    return read_table(path, "events", format=fmt, **own)
 
 
-def load_data(data: str, fmt: str | None) -> dict[str, pd.DataFrame]:
-    """Tables for training: the sample, a platform folder, or one events file."""
+def load_data(data: str, fmt: str | None, **own: Any) -> dict[str, pd.DataFrame]:
+    """Tables for training: the sample, a platform folder, or one events file (``own``:
+    ``columns``, ``event`` and ``encoding`` of the events file)."""
     path = Path(data)
     if data == "sample":
         platform = load_sample(DEFAULT_SAMPLE)
         return {name: getattr(platform, name) for name in ("events", "courses", "members", "orgs")}
+    if not path.exists():
+        raise DataError(f"--data {data}: no such file or folder")
     if path.is_dir():
         from recommend.data.loaders import read_table
 
@@ -142,12 +191,13 @@ def load_data(data: str, fmt: str | None) -> dict[str, pd.DataFrame]:
         for name in ("events", "courses", "members", "orgs"):
             for suffix in (".parquet", ".csv"):
                 if (path / f"{name}{suffix}").exists():
-                    tables[name] = read_table(path / f"{name}{suffix}", name)
+                    extra = own if name == "events" else {"encoding": own.get("encoding")}
+                    tables[name] = read_table(path / f"{name}{suffix}", name, **extra)
                     break
         if "events" not in tables:
             raise DataError(f"{path}: no events.parquet or events.csv in this folder")
         return tables
-    return {"events": read_events(data, fmt)}
+    return {"events": read_events(data, fmt, **own)}
 
 
 def load_sample(path: Path) -> Platform:

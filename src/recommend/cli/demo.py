@@ -205,10 +205,29 @@ def _demo_tracking(models: _DemoModels, uri: str | None, out: Path) -> None:
     reg = register_artifact(folder, "menus", experiment="demo", uri=store)
     print(f"   champion: {reg.uri} (version {reg.version}), files in {reg.source}")
     print(f"   local copy of the model: {folder}")
+    ui, serve = mlflow_commands(store, reg.uri)
     print("\n   open the MLflow UI:")
-    print(f"     mlflow ui --backend-store-uri {store}")
-    print("   serve the champion:")
-    print(f"     MLFLOW_TRACKING_URI={store} mlflow models serve -m {reg.uri} --env-manager local")
+    print(f"     {ui}")
+    print("   serve the champion (then see docs/serving.md for a request):")
+    print(f"     {serve}")
+
+
+def mlflow_commands(store: str, uri: str) -> tuple[str, str]:
+    """Shell commands that open the MLflow UI and serve ``uri``, working as printed from
+    any shell: ``mlflow`` of this Python's environment by its full path, and that
+    environment's ``bin`` first on ``PATH`` (``mlflow models serve`` starts ``uvicorn``
+    from ``PATH``)."""
+    import shlex
+    import sys
+
+    bin_dir = Path(sys.executable).parent
+    mlflow = shlex.quote(str(bin_dir / "mlflow"))
+    ui = f"{mlflow} ui --backend-store-uri {shlex.quote(store)}"
+    serve = (
+        f'PATH={shlex.quote(str(bin_dir))}:"$PATH" MLFLOW_TRACKING_URI={shlex.quote(store)} '
+        f"{mlflow} models serve -m {shlex.quote(uri)} --env-manager local --port 5001"
+    )
+    return ui, serve
 
 
 def _demo_menus(model: Recommender, ds: Dataset, members: pd.DataFrame) -> None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
-from pathlib import Path
 
 from recommend.cli.data import load_data
 from recommend.errors import ConfigError
 
 __all__ = [
     "cmd_batch",
+    "cmd_lecturers",
     "cmd_menu",
     "cmd_order",
     "cmd_report",
@@ -48,8 +48,49 @@ def cmd_menu(args: argparse.Namespace) -> int:
             menu["minutes"] = (menu.pop("duration_seconds") / 60).round(0).astype("Int64")
     if args.json:
         print(menu.to_json(orient="records", force_ascii=False))
+    elif menu.empty:
+        print(f"no course for {args.member}: {_filters_text(args)}")
     else:
         print(menu.drop(columns=["member_id"]).to_string(index=False))
+    return 0
+
+
+def _filters_text(args: argparse.Namespace) -> str:
+    """Why a menu may be empty: the filters asked for, or that nothing is left to study."""
+    if getattr(args, "compulsory", False):
+        return "no compulsory course of the member's branch is left to study"
+    asked = []
+    if args.max_minutes is not None:
+        asked.append(f"none fits --max-minutes {args.max_minutes:g}")
+    if args.channel is not None:
+        asked.append(f"--channel {args.channel}")
+    if not asked:
+        return "every course is filtered out (studied, unpublished)"
+    return "; ".join(asked) + " (loosen the filters)"
+
+
+def cmd_lecturers(args: argparse.Namespace) -> int:
+    from recommend.artifact import load
+    from recommend.menu import lecturer_menu
+
+    model = load(args.model)
+    ranked = lecturer_menu(
+        model,
+        args.member,
+        n=args.n,
+        top=args.top,
+        channel=args.channel,
+        max_minutes=args.max_minutes,
+    )
+    if args.json:
+        print(ranked.to_json(orient="records", force_ascii=False))
+    elif ranked.empty:
+        print(
+            f"no lecturer for {args.member}: the model's courses name no lecturer_id or "
+            "none passes the filters"
+        )
+    else:
+        print(ranked.to_string(index=False))
     return 0
 
 
@@ -115,11 +156,17 @@ def routes_text(routes: dict[str, int]) -> str:
 def cmd_batch(args: argparse.Namespace) -> int:
     from recommend.batch import run_batch
 
+    members: object = args.members
+    if args.members is not None and args.encoding:
+        from recommend.data.loaders import read_member_ids
+
+        members = read_member_ids(args.members, encoding=args.encoding).tolist()
     result = run_batch(
         args.model,
         args.out,
         n=args.n,
-        members=args.members,
+        members=members,
+        compulsory=args.compulsory,
         chunk_size=args.chunk_size,
         format=args.format,
         sql=args.sql,
@@ -139,6 +186,11 @@ def cmd_batch(args: argparse.Namespace) -> int:
             else ""
         )
     )
+    if result.compulsory_path is not None:
+        print(
+            f"wrote {result.compulsory_rows:,} compulsory courses still to study "
+            f"(本支部必学) to {result.compulsory_path}"
+        )
     if result.sql_rows is not None:
         print(f"loaded {result.sql_rows:,} rows into SQL table {args.table}")
     return 0
@@ -156,16 +208,19 @@ def _parse_pairs(items: Sequence[str] | None, option: str) -> dict[str, str]:
 
 def cmd_order(args: argparse.Namespace) -> int:
     from recommend.artifact import load
-    from recommend.data.loaders import read_table
+    from recommend.data.loaders import read_member_ids, read_table
     from recommend.group import order_for_group
 
     model = load(args.model)
-    table = read_table(args.members_table, "members") if args.members_table else None
+    table = (
+        read_table(args.members_table, "members", encoding=args.encoding)
+        if args.members_table
+        else None
+    )
     if args.branch is not None:
         members: object = args.branch
     elif args.members is not None:
-        lines = Path(args.members).read_text(encoding="utf-8").splitlines()
-        members = [line.strip() for line in lines if line.strip()]
+        members = read_member_ids(args.members, encoding=args.encoding).tolist()
     else:
         where = _parse_pairs(args.where, "--where")
         members = {k: v.split(",") if "," in v else v for k, v in where.items()}

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from recommend.cli.data import load_data, read_events
+from recommend.cli.data import load_data, own_data, read_events
 
 if TYPE_CHECKING:
     from recommend.data.dataset import Dataset
@@ -27,7 +27,7 @@ def _parse_params(items: Sequence[str] | None) -> dict[str, object]:
     for item in items or ():
         key, sep, raw = item.partition("=")
         if not sep or not key:
-            raise ConfigError(f"--param {item!r}; expected KEY=VALUE, e.g. --param factors=64")
+            raise ConfigError(f"--param {item!r}; expected KEY=VALUE, e.g. --param n_factors=64")
         value: object = raw
         lowered = raw.lower()
         if lowered in ("true", "false"):
@@ -63,8 +63,8 @@ def _train_test(args: argparse.Namespace) -> tuple[Dataset, Dataset, bool]:
     from recommend.data.idmap import IdMap
     from recommend.schema import Columns as Col
 
-    train_ev = read_events(args.train, args.format)
-    test_ev = read_events(args.test, args.format)
+    train_ev = read_events(args.train, args.format, **own_data(args))
+    test_ev = read_events(args.test, args.format, **own_data(args))
     # One universe for both, so test courses unseen in training count as misses.
     members = IdMap.from_values(pd.concat([train_ev[Col.MEMBER], test_ev[Col.MEMBER]]))
     courses = IdMap.from_values(pd.concat([train_ev[Col.COURSE], test_ev[Col.COURSE]]))
@@ -149,7 +149,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from recommend.data.dataset import Dataset
     from recommend.models import make_model
 
-    tables = load_data(args.data, args.format)
+    tables = load_data(args.data, args.format, **own_data(args))
     ds = Dataset.from_frames(
         tables["events"],
         courses=tables.get("courses"),
@@ -197,6 +197,7 @@ def cmd_experiment_run(args: argparse.Namespace) -> int:
 
 
 def cmd_register(args: argparse.Namespace) -> int:
+    from recommend.cli.demo import mlflow_commands
     from recommend.registry import register_artifact
     from recommend.tracking import tracking_uri
 
@@ -208,6 +209,5 @@ def cmd_register(args: argparse.Namespace) -> int:
         uri=args.tracking_uri,
     )
     print(f"registered {args.model} as {reg.uri} (version {reg.version})")
-    print(f"serve it: MLFLOW_TRACKING_URI={tracking_uri(args.tracking_uri)} ", end="")
-    print(f"mlflow models serve -m {reg.uri} --env-manager local")
+    print(f"serve it: {mlflow_commands(tracking_uri(args.tracking_uri), reg.uri)[1]}")
     return 0

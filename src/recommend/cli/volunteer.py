@@ -30,6 +30,9 @@ def add_volunteer_verbs(verbs: Verbs) -> None:
     dp.add_argument("--out", required=True, help="assignments file (.parquet or .csv)")
     dp.add_argument("--unfilled", help="unfilled requests file (default: OUT_unfilled.EXT)")
     dp.add_argument("--report", help="also write the organiser's HTML section here")
+    dp.add_argument(
+        "--lang", choices=("zh", "en"), default="zh", help="language of the --report page"
+    )
     dp.add_argument("--policy", default="optimal", choices=("optimal", "nearest", "random"))
     dp.add_argument("--time-limit", type=float, default=8.0, help="seconds for the optimiser")
     dp.add_argument("--json", action="store_true", help="print a JSON summary")
@@ -118,6 +121,7 @@ def cmd_dispatch(args: argparse.Namespace) -> int:
             result.unfilled,
             services=services,
             volunteers=pool.table,
+            lang=args.lang,
         )
         report = Path(args.report)
         report.parent.mkdir(parents=True, exist_ok=True)

@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from recommend.data.ids import normalise_id
+from recommend.data.mapping import mapping_hint
 from recommend.data.validation import validate as validate_table
 from recommend.errors import DataError
 from recommend.schema import TABLES, Columns, Kind
@@ -52,6 +53,7 @@ __all__ = [
     "read_item_map",
     "read_lines",
     "read_lines_data",
+    "read_member_ids",
     "read_mooccubex_courses",
     "read_mooccubex_members",
     "read_movielens",
@@ -138,6 +140,8 @@ def read_table(
     columns: Mapping[str, str] | None = None,
     format: str | None = None,
     validate: bool = False,
+    event: str | None = None,
+    encoding: str | None = None,
     **read_kwargs: Any,
 ) -> pd.DataFrame:
     """Read one table from a CSV, TSV or Parquet file and rename its columns to ours.
@@ -159,6 +163,12 @@ def read_table(
     validate
         Also run ``recommend.data.validation.validate`` on the mapped frame and return its
         cleaned copy.
+    event
+        For an events file without an ``event`` column: the event every row records
+        (e.g. ``"view"`` for a log of plays, ``"complete"`` for a list of completions).
+    encoding
+        Text encoding of a CSV/TSV file (default UTF-8, with or without a byte-order mark),
+        e.g. ``"gbk"`` for a file saved by Excel on Chinese Windows.
     **read_kwargs
         Passed to ``pandas.read_csv`` / ``pandas.read_parquet``.
 
@@ -172,9 +182,11 @@ def read_table(
     Raises
     ------
     DataError
-        Unknown table, missing file, unknown format, unreadable file, a mapping that names
-        a column the file lacks or a target outside the table's schema, or (with
-        ``validate=True``) any validation problem.
+        Unknown table, missing file, unknown format, unreadable file (a file in another
+        encoding says so), a mapping that names a column the file lacks or a target
+        outside the table's schema, required columns missing after the mapping (with the
+        mapping suggested from the file's own column names), or (with ``validate=True``)
+        any validation problem.
     """
     if table not in TABLES:
         raise DataError(f"unknown table {table!r}; expected one of {', '.join(TABLES)}")
@@ -191,6 +203,7 @@ def read_table(
         raise DataError(f"{table}: several source columns are mapped to {doubled}")
     p = _existing(path, table)
     fmt = _table_format(p, format)
+    encoding = encoding or read_kwargs.pop("encoding", None)
 
     try:
         if fmt == "parquet":
@@ -203,7 +216,17 @@ def read_table(
                 read_kwargs["dtype"] = dict.fromkeys(id_sources, str)
             if fmt == "tsv":
                 read_kwargs.setdefault("sep", "\t")
-            frame = pd.read_csv(p, **read_kwargs)
+            frame = pd.read_csv(p, encoding=encoding or "utf-8-sig", **read_kwargs)
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{table}: {p} is not {encoding or 'UTF-8'} text (byte {exc.object[exc.start]:#04x} "
+            f"at position {exc.start}); a file saved by Excel on Chinese Windows is usually "
+            "GBK: pass encoding='gbk' (--encoding gbk)"
+        ) from None
+    except LookupError:
+        raise DataError(
+            f"{table}: unknown text encoding {encoding!r}, e.g. 'utf-8', 'gbk'"
+        ) from None
     except (ValueError, OSError, ImportError) as exc:
         raise DataError(f"{table}: cannot read {fmt} file {p}: {exc}") from None
 
@@ -220,6 +243,19 @@ def read_table(
             "create again; drop or map them first"
         )
     frame = frame.rename(columns=mapping)
+    if event is not None and table == "events":
+        if C.EVENT in frame.columns:
+            raise DataError(
+                f"events: {p.name} has an event column already; event={event!r} (--event) is "
+                "for files without one"
+            )
+        frame[C.EVENT] = event
+    missing_required = [c for c in schema.required if c not in frame.columns]
+    if missing_required:
+        raise DataError(
+            f"{table}: {p.name} has no column(s) {missing_required} (its columns: "
+            f"{list(map(str, frame.columns))}); " + mapping_hint(table, frame.columns)
+        )
     for col, kind in schema.columns.items():
         if kind in _LIST_KINDS and col in frame.columns:
             frame[col] = _split_list(frame[col])
@@ -227,6 +263,39 @@ def read_table(
     if validate:
         frame = validate_table(table, frame)
     return frame
+
+
+def read_member_ids(path: PathLike, *, encoding: str | None = None) -> pd.Series:
+    """Member ids from a file: one id per line, or a CSV/Parquet file with a ``member_id``
+    column (ids as written; requests normalise them).
+
+    Raises
+    ------
+    DataError
+        The file is missing, a folder, not text in ``encoding`` (default UTF-8; the
+        message suggests ``encoding='gbk'``), has no ``member_id`` column (CSV/Parquet) or
+        holds no id.
+    """
+    p = _existing(path, "members")
+    suffix = p.suffix.lower()
+    if suffix in (".csv", ".parquet", ".pq"):
+        frame = read_table(p, "members", encoding=encoding)
+        values = frame[C.MEMBER].dropna()
+    else:
+        try:
+            text = p.read_text(encoding=encoding or "utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise DataError(
+                f"members file {p} is not {encoding or 'UTF-8'} text (byte "
+                f"{exc.object[exc.start]:#04x} at position {exc.start}); a file saved on "
+                "Chinese Windows is usually GBK: pass encoding='gbk' (--encoding gbk)"
+            ) from None
+        except LookupError:
+            raise DataError(f"unknown text encoding {encoding!r}, e.g. 'utf-8', 'gbk'") from None
+        values = pd.Series([v.strip() for v in text.splitlines() if v.strip()], dtype=object)
+    if values.empty:
+        raise DataError(f"members file {p} holds no member id (expected one id per line)")
+    return values.reset_index(drop=True)
 
 
 # ----------------------------------------------------------------------- lines format

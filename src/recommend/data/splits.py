@@ -169,6 +169,12 @@ class TimeSplit(Splitter):
                 f"TimeSplit needs exactly one of at= (a timestamp) and test_fraction= "
                 f"(a number in (0, 1)); got at={self.at!r}, test_fraction={self.test_fraction!r}"
             )
+        if isinstance(self.at, int | float) and not isinstance(self.at, bool) and 0 < self.at < 1:
+            raise ConfigError(
+                f"TimeSplit({self.at!r}): the first argument is at= (a timestamp, read as "
+                f"epoch seconds: 1970-01-01); for the last {self.at:.0%} of events pass "
+                f"TimeSplit(test_fraction={self.at!r})"
+            )
         if self.at is not None:
             object.__setattr__(self, "at", _timestamp("TimeSplit", "at", self.at))
         if self.test_fraction is not None:

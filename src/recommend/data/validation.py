@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from recommend.data.ids import normalise_ids
+from recommend.data.mapping import mapping_hint
 from recommend.data.personal import personal_columns, personal_content
 from recommend.data.timeline import time_findings
 from recommend.errors import DataError, Problem
@@ -526,7 +527,8 @@ def _find(chk: _Checker, frame: pd.DataFrame, event_weights: Mapping[str, float]
         chk.add(
             None,
             f"missing required column(s) {missing}",
-            f"columns {list(schema.required)} (present: {list(frame.columns)})",
+            f"columns {list(schema.required)} (present: {list(frame.columns)}); "
+            + mapping_hint(schema.name, map(str, frame.columns)),
         )
     if len(frame) == 0:
         chk.add(None, "the table is empty", "at least one row")

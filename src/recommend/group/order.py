@@ -495,10 +495,13 @@ def _check_pins(state: ServingState, pins: NDArray[np.int64], n: int, budget: fl
         d = state.durations[pins] if state.durations is not None else np.full(pins.size, np.nan)
         total = float(np.nansum(d))
         if np.isnan(d).any() or total > budget:
+            fit = int(np.searchsorted(np.cumsum(np.nan_to_num(d, nan=np.inf)), budget, "right"))
             raise ConfigError(
-                f"the courses that must be included take {total / 60:.0f} minutes (unknown "
-                f"durations: {int(np.isnan(d).sum())}), over the budget of {budget / 60:.0f} "
-                "minutes"
+                f"the {pins.size} courses that must be included (compulsory or must_include) "
+                f"take {total / 60:.0f} minutes (unknown durations: {int(np.isnan(d).sum())}), "
+                f"over the budget of {budget / 60:.0f} minutes; raise the budget, or pin fewer "
+                f"with max_pins= (CLI: --max-pins N; the first {fit} fit the budget) or "
+                "pin_compulsory=False (CLI: --max-pins 0)"
             )
 
 

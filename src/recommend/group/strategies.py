@@ -272,7 +272,8 @@ def check_quotas(
     if total > slots:
         raise ConfigError(
             f"quotas {named} need {total} courses but only {slots} slot(s) are left "
-            "after the pinned courses; raise n or lower the quotas"
+            "after the pinned courses; raise n, lower the quotas or pin fewer with "
+            "max_pins= (CLI: --max-pins N)"
         )
     cost = 0.0
     for code, (d, _) in shortest_completion(need, available, channels, durations).items():

@@ -43,6 +43,21 @@ def get_model_class(name: str) -> type[Recommender]:
 def make_model(name: str, **params: object) -> Recommender:
     """An unfitted model by name with the given hyper-parameters."""
     cls = get_model_class(name)
+    valid = cls.param_names()
+    unknown = [k for k in params if k not in valid]
+    if unknown:
+        import difflib
+
+        hints = {
+            k: close[0]
+            for k in unknown
+            if (close := difflib.get_close_matches(k, valid, n=1, cutoff=0.5))
+            or (close := [v for v in valid if v.endswith(k) or k in v])
+        }
+        did = "".join(f"; did you mean {v!r} for {k!r}?" for k, v in hints.items())
+        raise ConfigError(
+            f"unknown parameter(s) {unknown} for {name}; its parameters are {', '.join(valid)}{did}"
+        )
     try:
         return cls(**params)
     except TypeError as err:

@@ -8,6 +8,7 @@ import html
 
 import pandas as pd
 
+from recommend.messages import DEFAULT_LANG, Lang, check_lang, render
 from recommend.volunteer.metrics import dispatch_metrics
 from recommend.volunteer.tables import VolunteerColumns
 
@@ -15,18 +16,23 @@ __all__ = ["volunteer_page", "volunteer_section"]
 
 V = VolunteerColumns
 
-_LABELS = {
-    "requests": "需求数",
-    "needed": "需要人数",
-    "filled": "已派人数",
-    "fill_rate": "满足率",
-    "time_to_fill_h": "平均派单用时(小时)",
-    "mean_km": "平均距离(公里)",
-    "hours_gini": "服务时长基尼系数",
-    "continuity": "帮扶连续性",
-    V.DISTRICT: "区县",
-    V.KIND: "服务类型",
-}
+#: Metric columns and index names -> their catalogue key (``volunteer.col.<name>``).
+_COLUMNS = (
+    "requests",
+    "needed",
+    "filled",
+    "fill_rate",
+    "time_to_fill_h",
+    "mean_km",
+    "hours_gini",
+    "continuity",
+)
+_INDEX = {V.DISTRICT: "district", V.KIND: "kind"}
+
+
+def _label(name: str, lang: Lang) -> str:
+    key = name if name in _COLUMNS else _INDEX.get(name)
+    return render(f"volunteer.col.{key}", lang) if key else name
 
 
 def volunteer_section(
@@ -36,48 +42,54 @@ def volunteer_section(
     *,
     services: pd.DataFrame | None = None,
     volunteers: pd.DataFrame | None = None,
+    lang: Lang = DEFAULT_LANG,
 ) -> str:
     """An HTML fragment (``<h2>`` and tables) for :func:`recommend.insights.report`'s
     ``sections``: the metrics by kind, by district, and the unfilled requests counted by
     reason. ``requests`` is the validated requests table; ``assignments`` and ``unfilled``
-    come from a ``DispatchResult``."""
+    come from a ``DispatchResult``. Headings, notes and column names come from the message
+    catalogue (``volunteer.*`` keys) in ``lang`` (``"zh"``, the default, or ``"en"``);
+    with ``"en"`` an unfilled request's reason is its code (``why``)."""
+    lang = check_lang(lang)
     by_kind = dispatch_metrics(
         requests, assignments, services=services, volunteers=volunteers, by=(V.KIND,)
     )
     by_district = dispatch_metrics(requests, assignments, services=services, by=(V.DISTRICT,))
-    parts = ["<h2>志愿服务供需速配</h2>"]
+    parts = [f"<h2>{html.escape(render('volunteer.title', lang))}</h2>"]
     total = by_kind.iloc[-1]
-    parts.append(
-        '<p class="note">'
-        + html.escape(
-            f"共{int(total['requests'])}个需求、需要{int(total['needed'])}人次，已派"
-            f"{int(total['filled'])}人次（满足率{total['fill_rate']:.0%}）。基尼系数越低，"
-            "服务时长在志愿者之间分布越均衡；帮扶连续性为弱势群体帮扶中由曾服务过同一对象的"
-            "志愿者承担的比例。"
-        )
-        + "</p>"
+    summary = render(
+        "volunteer.summary",
+        lang,
+        requests=int(total["requests"]),
+        needed=int(total["needed"]),
+        filled=int(total["filled"]),
+        rate=f"{total['fill_rate']:.0%}",
     )
-    parts.append("<h3>按服务类型</h3>")
-    parts.append(_table(by_kind))
-    parts.append("<h3>按区县</h3>")
-    parts.append(_table(by_district))
-    parts.append("<h3>未满足的需求</h3>")
+    parts.append(f'<p class="note">{html.escape(summary)}</p>')
+    parts.append(f"<h3>{html.escape(render('volunteer.by_kind', lang))}</h3>")
+    parts.append(_table(by_kind, lang))
+    parts.append(f"<h3>{html.escape(render('volunteer.by_district', lang))}</h3>")
+    parts.append(_table(by_district, lang))
+    parts.append(f"<h3>{html.escape(render('volunteer.unfilled', lang))}</h3>")
     if unfilled.empty:
-        parts.append('<p class="note">所有需求均已派单。</p>')
+        parts.append(f'<p class="note">{html.escape(render("volunteer.all_filled", lang))}</p>')
     else:
+        why = "why_text" if lang == "zh" or "why" not in unfilled.columns else "why"
         counts = (
-            unfilled.groupby([V.KIND, "why_text"])
-            .agg(需求数=(V.REQUEST, "size"), 缺少人数=("missing", "sum"))
+            unfilled.groupby([V.KIND, why])
+            .agg(requests=(V.REQUEST, "size"), missing=("missing", "sum"))
             .reset_index()
-            .rename(columns={V.KIND: "服务类型", "why_text": "原因"})
         )
+        counts.columns = [
+            render(f"volunteer.col.{c}", lang) for c in ("kind", "why", "requests", "missing")
+        ]
         parts.append(counts.to_html(index=False, border=0))
     return "\n".join(parts)
 
 
-def _table(frame: pd.DataFrame) -> str:
-    shown = frame.rename(columns=_LABELS).rename_axis(
-        index=[_LABELS.get(n, n) for n in frame.index.names]
+def _table(frame: pd.DataFrame, lang: Lang) -> str:
+    shown = frame.rename(columns=lambda c: _label(str(c), lang)).rename_axis(
+        index=[_label(str(n), lang) for n in frame.index.names]
     )
     return str(shown.to_html(float_format=lambda x: f"{x:.2f}", border=0, na_rep="—"))
 
@@ -97,13 +109,15 @@ def volunteer_page(
     *,
     services: pd.DataFrame | None = None,
     volunteers: pd.DataFrame | None = None,
+    lang: Lang = DEFAULT_LANG,
 ) -> str:
     """:func:`volunteer_section` as a self-contained HTML page (the CLI's ``--report``)."""
     body = volunteer_section(
-        requests, assignments, unfilled, services=services, volunteers=volunteers
+        requests, assignments, unfilled, services=services, volunteers=volunteers, lang=lang
     )
+    title = html.escape(render("volunteer.title", lang))
     return (
-        '<!DOCTYPE html>\n<html lang="zh-CN">\n<head>\n<meta charset="utf-8">\n'
-        f"<title>志愿服务供需速配</title>\n<style>{_CSS}</style>\n</head>\n"
+        f'<!DOCTYPE html>\n<html lang="{"zh-CN" if lang == "zh" else "en"}">\n<head>\n'
+        f'<meta charset="utf-8">\n<title>{title}</title>\n<style>{_CSS}</style>\n</head>\n'
         f"<body>\n{body}\n</body>\n</html>\n"
     )
