@@ -146,7 +146,12 @@ def _add_data_verbs(verbs: Verbs) -> None:
         dest="data_verb", required=True
     )
     synth = data.add_parser("synth", help="generate a simulated platform as Parquet files")
-    synth.add_argument("--preset", default="sample", help="sample, small or city")
+    synth.add_argument(
+        "--preset",
+        default="calibrated",
+        help="calibrated (default: statistics like real enrolments, weak segments), or "
+        "sample, small, city (strong planted segment structure)",
+    )
     synth.add_argument("--members", type=int, help="override the preset's member count")
     synth.add_argument("--courses", type=int, help="override the preset's course count")
     synth.add_argument("--seed", type=int, default=0, help="random seed")

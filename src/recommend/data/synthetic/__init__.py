@@ -21,6 +21,12 @@ evaluations can check against:
   主题党日 material that most of their members complete; members search, see a ranked list of
   text matches and click with a position bias.
 
+The ``small``, ``sample`` and ``city`` presets plant strong segment structure (segment
+popularity far ahead of global popularity) for tests that check it; the ``calibrated``
+preset matches real enrolment data in popularity concentration, member activity and a
+segment lift of a few percent (docs/simulator.md; ``SynthConfig.segment_strength``,
+``compulsory_share``, ``taste_scale`` and ``popularity_spread`` are the settings).
+
 Everything is a pure function of the configuration and the seed: the same seed gives
 byte-identical files from :meth:`Platform.write` (with the same library versions on the same
 platform). All work is vectorised with numpy, so the ``"city"`` preset (100k members, 10k
@@ -30,8 +36,8 @@ Modules: ``config`` (``SynthConfig``, ``PRESETS``), ``vocabulary`` (topics, term
 ``timing`` (the period, times of day), ``sampling`` (vectorised draws), ``orgs``,
 ``members``, ``catalogue`` (lecturers and courses), ``truth`` (``Truth``), ``behaviour``
 (study sessions and their events), ``searches``, ``ids``, ``tables`` (Arrow schemas),
-``platform`` (``Platform``, writing and ``read_platform``) and ``simulate``
-(``synthesize``).
+``platform`` (``Platform``, writing and ``read_platform``), ``simulate`` (``synthesize``)
+and ``calibration`` (statistics compared with real data).
 """
 
 from __future__ import annotations

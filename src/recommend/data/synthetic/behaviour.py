@@ -196,6 +196,36 @@ def simulate_compulsory(
     return Sessions(member, course, start, np.full(member.size, COMPULSORY))
 
 
+def planned_compulsory(cfg: SynthConfig, n_compulsory: int, activity: FloatArray) -> int:
+    """How many compulsory sessions the event budget plans for: all ``n_compulsory`` when
+    ``cfg.compulsory_share`` is ``None``, otherwise ``K`` with ``K = share / (1 - share) * O``
+    for ``O`` organic sessions and ``O * events_per_organic + K * events_per_compulsory`` the
+    budget left by searches (at most ``n_compulsory``)."""
+    share = cfg.compulsory_share
+    if share is None:
+        return n_compulsory
+    search_events = float(activity.sum()) * cfg.searches_per_member * _EVENTS_PER_SEARCH
+    budget = max(0.0, cfg.events_per_member * cfg.n_members - search_events)
+    ratio = share / (1.0 - share)
+    wanted = ratio * budget / (_EVENTS_PER_ORGANIC + _EVENTS_PER_COMPULSORY * ratio)
+    return min(n_compulsory, round(wanted))
+
+
+def thin_compulsory(
+    cfg: SynthConfig, rng: np.random.Generator, compulsory: Sessions, n_other: int
+) -> Sessions:
+    """Keep completed compulsory sessions at random so that they make up about
+    ``cfg.compulsory_share`` of all study sessions, given ``n_other`` organic and search
+    sessions (unchanged when the setting is ``None`` or assignments already fall short)."""
+    share = cfg.compulsory_share
+    n = compulsory.member.size
+    if share is None or n == 0:
+        return compulsory
+    wanted = share / (1.0 - share) * n_other
+    keep = rng.random(n) < min(1.0, wanted / n)
+    return Sessions(*(getattr(compulsory, f.name)[keep] for f in fields(Sessions)))
+
+
 def concat_sessions(parts: list[Sessions]) -> Sessions:
     """Sessions of several kinds as one set (in the order given), all int64."""
     return Sessions(

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
+from scipy.special import ndtri
 
 from recommend.data.synthetic.config import SynthConfig
 from recommend.data.synthetic.orgs import Orgs
@@ -246,10 +247,15 @@ def _quality(
     lecturer_quality: FloatArray,
     layout: _Layout,
 ) -> FloatArray:
-    """Power-law popularity over a random order of courses, shifted by lecturer quality;
+    """Power-law (``popularity_exponent``) and log-normal (``popularity_spread``) popularity
+    over a random order of courses, shifted by lecturer quality;
     branch uploads are rougher on average, themed-day material better."""
     rank = rng.permutation(layout.n) + 1
     quality = -cfg.popularity_exponent * np.log(rank)
+    if cfg.popularity_spread > 0:
+        # Normal quantiles over the same order: a log-normal popularity curve, which falls
+        # faster below the head than a power law (as real enrolments do).
+        quality = quality + cfg.popularity_spread * ndtri(1.0 - (rank - 0.5) / layout.n)
     quality = quality - quality.mean()
     quality = quality + np.where(lecturer >= 0, lecturer_quality[np.maximum(lecturer, 0)], 0.0)
     out: FloatArray = quality - 0.3 * layout.ugc + 0.3 * layout.pool

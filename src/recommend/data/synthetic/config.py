@@ -44,8 +44,31 @@ class SynthConfig:
     popularity_exponent
         Course quality falls as ``-popularity_exponent * ln(rank)``; larger means a heavier
         head of popular courses.
+    popularity_spread
+        Standard deviation of a log-normal part of course quality (normal quantiles over
+        the same random order of courses as the power law); ``0`` (the default) leaves the
+        pure power law. A log-normal curve falls faster below the head, like real
+        enrolments (rank-frequency slope about -2 over the middle ranks).
     rewatch
         Probability that a repeated organic choice of the same course is kept as a rewatch.
+    taste_scale
+        Scale of the members' individual latent tastes (``member_factors``); ``1.0`` gives
+        ``member_factors @ course_factors`` a standard deviation of about 1.2. Smaller
+        values let course quality shape choices more, so popularity concentrates more.
+    segment_strength
+        Scale of every planted effect tied to a member segment: the occupation tastes for
+        channels, topics and course length, the age effect on course length, the share of
+        latent taste members of a branch have in common, and the appeal of uploads from the
+        member's own branch and committee. ``1.0`` (the ``small``, ``sample`` and ``city``
+        presets) plants strong segment structure that segment popularity exploits (1.4x to
+        2.3x global popularity on the sample); the ``calibrated`` preset uses a weak
+        strength, so segments add a few percent, as on real enrolment data.
+    compulsory_share
+        Approximate share of study sessions that are compulsory assignments. ``None`` (the
+        default) keeps every assignment a member completes (about a fifth of the sample's
+        (member, course) pairs); a number in ``[0, 1)`` thins the completed assignments at
+        random to that share of the study sessions (the organic sessions fill the event
+        budget), which is also about their share of (member, course) pairs.
     plant_queries
         Add known query behaviour to the search log (a trending query, queries with no
         result; ``recommend.data.synthetic.searches.plant_queries``) to check search
@@ -71,7 +94,11 @@ class SynthConfig:
     searches_per_member: float = 2.0
     n_factors: int = 16
     popularity_exponent: float = 0.7
+    popularity_spread: float = 0.0
     rewatch: float = 0.1
+    taste_scale: float = 1.0
+    segment_strength: float = 1.0
+    compulsory_share: float | None = None
     plant_queries: bool = False
     plant_series: bool = False
 
@@ -94,10 +121,26 @@ class SynthConfig:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"SynthConfig.{name} must be in [0, 1], got {value!r}")
-        for name in ("events_per_member", "searches_per_member", "popularity_exponent"):
+        for name in (
+            "events_per_member",
+            "searches_per_member",
+            "popularity_exponent",
+            "popularity_spread",
+            "taste_scale",
+            "segment_strength",
+        ):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ConfigError(f"SynthConfig.{name} must be a finite number >= 0, got {value!r}")
+        share = self.compulsory_share
+        if share is not None and (
+            isinstance(share, bool)
+            or not isinstance(share, int | float | np.floating)
+            or not 0.0 <= share < 1.0
+        ):
+            raise ConfigError(
+                f"SynthConfig.compulsory_share must be None or a number in [0, 1), got {share!r}"
+            )
         try:
             np.datetime64(self.start, "D")
         except ValueError as exc:
@@ -118,6 +161,19 @@ PRESETS: Final[dict[str, SynthConfig]] = {
     "sample": SynthConfig(n_members=3_000, n_courses=800, events_per_member=70.0),
     # A city platform: 100k members, 10k courses, about 5M events.
     "city": SynthConfig(n_members=100_000, n_courses=10_000, events_per_member=50.0),
+    # Calibrated against real enrolments (docs/simulator.md): a log-normal popularity curve,
+    # weak segments (a few percent over global popularity) and few compulsory assignments.
+    # The presets above plant strong segment structure for tests that need it.
+    "calibrated": SynthConfig(
+        n_members=8_000,
+        n_courses=800,
+        events_per_member=120.0,
+        popularity_exponent=0.0,
+        popularity_spread=2.4,
+        taste_scale=1.5,
+        segment_strength=0.2,
+        compulsory_share=0.05,
+    ),
 }
 
 

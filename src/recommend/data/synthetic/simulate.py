@@ -10,10 +10,12 @@ import pandas as pd
 
 from recommend.data.synthetic.behaviour import (
     concat_sessions,
+    planned_compulsory,
     session_rate,
     simulate_choices,
     simulate_compulsory,
     simulate_funnel,
+    thin_compulsory,
 )
 from recommend.data.synthetic.catalogue import simulate_courses, simulate_lecturers
 from recommend.data.synthetic.config import SynthConfig, resolve_config
@@ -52,7 +54,8 @@ def synthesize(config: SynthConfig | str = "sample", *, seed: int = 0) -> Platfo
     ----------
     config
         A :class:`SynthConfig` or the name of a preset in :data:`PRESETS`
-        (``"small"``, ``"sample"``, ``"city"``).
+        (``"small"``, ``"sample"``, ``"city"``: strong planted segments; ``"calibrated"``:
+        statistics like real enrolments).
     seed
         Seed of the random streams; the same seed gives the same platform.
 
@@ -77,11 +80,14 @@ def synthesize(config: SynthConfig | str = "sample", *, seed: int = 0) -> Platfo
     truth = make_truth(cfg, rngs["truth"], orgs, members, courses)
 
     compulsory = simulate_compulsory(rngs["compulsory"], members, courses, period)
-    rate = session_rate(cfg, truth.member_activity, compulsory.member.size)
+    planned = planned_compulsory(cfg, compulsory.member.size, truth.member_activity)
+    rate = session_rate(cfg, truth.member_activity, planned)
     organic, targets = simulate_choices(cfg, rngs["choices"], truth, members, courses, period, rate)
     searches, clicked = simulate_searches(
         rngs["searches"], truth, members, courses, period, targets
     )
+    n_other = organic.member.size + clicked.member.size
+    compulsory = thin_compulsory(cfg, rngs["compulsory"], compulsory, n_other)
     sessions = concat_sessions([organic, compulsory, clicked])
     events = simulate_funnel(rngs["funnel"], truth, members, courses, sessions, period)
 

@@ -401,12 +401,14 @@ def make_truth(
     simulated courses."""
     d = cfg.n_factors
     n_orgs = orgs.kind.size
+    strength = float(cfg.segment_strength)  # 1.0: the planted strength of the presets
     # Members of a branch share part of their latent taste (branch culture). The scales give
     # member_factors @ course_factors a standard deviation of about 1.2, on a par with the
     # segment effects, so both individual and segment structure shape behaviour.
     branch_taste = rng.normal(0.0, 1.0 / math.sqrt(d), (n_orgs, d))
     own = rng.normal(0.0, 1.0 / math.sqrt(d), (cfg.n_members, d))
-    member_factors = (0.55 * branch_taste[members.branch] + 0.85 * own) * 1.1
+    member_factors = (0.55 * strength * branch_taste[members.branch] + 0.85 * own) * 1.1
+    member_factors *= cfg.taste_scale
     course_factors = rng.normal(0.0, 1.0, (cfg.n_courses, d)) * 1.1
 
     segment_topic = rng.normal(0.0, 0.2, (len(OCCUPATIONS), len(TOPIC_NAMES)))
@@ -414,12 +416,14 @@ def make_truth(
         for topic, effect in effects.items():
             segment_topic[OCCUPATIONS.index(occ), TOPIC_NAMES.index(topic)] += effect
 
+    segment_topic *= strength
+
     age = (int(np.datetime64(cfg.start, "Y").astype(np.int64)) + 1970 - members.birth_year).astype(
         np.float64
     )
     duration_pref = (
-        _SEGMENT_DURATION[members.occupation]
-        + 0.015 * (age - 45.0)
+        _SEGMENT_DURATION[members.occupation] * strength
+        + 0.015 * strength * (age - 45.0)
         - 1.3 * members.commuter
         + rng.normal(0.0, 0.3, cfg.n_members)
     )
@@ -443,10 +447,10 @@ def make_truth(
         member_duration_pref=duration_pref.astype(np.float32),
         member_activity=members.activity,
         member_commuter=members.commuter,
-        segment_channel=_SEGMENT_CHANNEL.copy(),
+        segment_channel=_SEGMENT_CHANNEL * np.float32(strength),
         segment_topic=segment_topic.astype(np.float32),
         org_committee=orgs.committee,
         skill_weight=1.0,
-        local_branch_weight=1.5,
-        local_committee_weight=0.7,
+        local_branch_weight=1.5 * strength,
+        local_committee_weight=0.7 * strength,
     )
