@@ -264,6 +264,25 @@ def test_evaluate_best_tunes_every_model_and_reports_the_winner(
             assert f"tuning {name}" in captured.err
 
 
+def test_evaluate_tunes_with_a_sampler_and_a_time_budget(
+    lines_files: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    train, test = lines_files
+    args = ["evaluate", "--train", str(train), "--test", str(test), "--format", "lines"]
+    code = main(
+        [*args, "--model", "rp3beta", "--tune", "3", "--sampler", "random", "--k", "10", "--json"]
+    )
+    assert code == 0
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert result["model"] == "rp3beta" and set(result["params"]) == {"alpha", "beta", "neighbours"}
+    assert "3 random trials" in captured.err
+    # A budget alone: trials until it is spent (here at least the first one).
+    assert main([*args, "--model", "ease", "--tune-minutes", "0.001", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["model"] == "ease" and "0.001 min at most" in captured.err
+
+
 # ---------------------------------------------------------------------------- errors
 
 
