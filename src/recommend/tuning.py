@@ -114,7 +114,7 @@ SEARCH_SPACES: dict[str, Space] = {
     },
     "edlae": {
         "l2": LogUniform(10.0, 5000.0),
-        "dropout": Uniform(0.0, 0.6),
+        "dropout": Uniform(0.0, 0.9),
         "variant": Choice(("edlae", "dlae")),
     },
     "fusion": {
@@ -122,7 +122,8 @@ SEARCH_SPACES: dict[str, Space] = {
         "rp3_alpha": Uniform(0.3, 1.5),
         "rp3_beta": Uniform(0.0, 1.0),
         "edlae_l2": LogUniform(10.0, 5000.0),
-        "edlae_dropout": Uniform(0.0, 0.6),
+        "edlae_dropout": Uniform(0.0, 0.9),
+        "edlae_variant": Choice(("edlae", "dlae")),
     },
     "lightfm": {
         "n_factors": Choice((16, 32, 64)),
@@ -427,7 +428,7 @@ def tune_fusion(
 _FUSION_PARAMS: dict[str, dict[str, str]] = {
     "ease": {"l2": "ease_l2"},
     "rp3beta": {"alpha": "rp3_alpha", "beta": "rp3_beta", "neighbours": "rp3_neighbours"},
-    "edlae": {"l2": "edlae_l2", "dropout": "edlae_dropout"},
+    "edlae": {"l2": "edlae_l2", "dropout": "edlae_dropout", "variant": "edlae_variant"},
 }
 #: The models ``tune_fusion`` combines.
 FUSION_PARTS = tuple(_FUSION_PARAMS)

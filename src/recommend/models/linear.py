@@ -281,7 +281,7 @@ class Fusion(_CourseCourse):
 
     Parameters
     ----------
-    ease_l2, rp3_alpha, rp3_beta, rp3_neighbours, edlae_l2, edlae_dropout
+    ease_l2, rp3_alpha, rp3_beta, rp3_neighbours, edlae_l2, edlae_dropout, edlae_variant
         The parts' hyper-parameters (tune each part alone and pass its best values).
     weights
         Fixed weights (ease, rp3beta, edlae) instead of learning them: no validation fit.
@@ -312,6 +312,7 @@ class Fusion(_CourseCourse):
         rp3_neighbours: int = 0,
         edlae_l2: float = 100.0,
         edlae_dropout: float = 0.25,
+        edlae_variant: str = "edlae",
         weights: list[float] | None = None,
         split: str = "random",
         validation_fraction: float = 0.2,
@@ -328,6 +329,7 @@ class Fusion(_CourseCourse):
         self.rp3_neighbours = rp3_neighbours
         self.edlae_l2 = edlae_l2
         self.edlae_dropout = edlae_dropout
+        self.edlae_variant = edlae_variant
         self.weights = weights
         self.split = split
         self.validation_fraction = validation_fraction
@@ -382,6 +384,7 @@ class Fusion(_CourseCourse):
             EDLAE(
                 l2=self.edlae_l2,
                 dropout=self.edlae_dropout,
+                variant=self.edlae_variant,
                 max_courses=self.max_courses,
                 cold_neighbours=0,
             ),
