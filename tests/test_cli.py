@@ -266,7 +266,29 @@ def test_evaluate_best_tunes_every_model_and_reports_the_winner(
     result = json.loads(captured.out)
     assert result["model"] in MODEL_NAMES and "ndcg@10" in result["metrics"]
     for name in MODEL_NAMES:
-        assert f"tuning {name}" in captured.err
+        if name == "fusion":  # built from the tuned EASE, RP3beta and EDLAE, one trial
+            assert "scoring the fusion of the tuned linear models" in captured.err
+        else:
+            assert f"tuning {name}" in captured.err
+
+
+def test_evaluate_tunes_with_a_sampler_and_a_time_budget(
+    lines_files: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    train, test = lines_files
+    args = ["evaluate", "--train", str(train), "--test", str(test), "--format", "lines"]
+    code = main(
+        [*args, "--model", "rp3beta", "--tune", "3", "--sampler", "random", "--k", "10", "--json"]
+    )
+    assert code == 0
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert result["model"] == "rp3beta" and set(result["params"]) == {"alpha", "beta", "neighbours"}
+    assert "3 random trials" in captured.err
+    # A budget alone: trials until it is spent (here at least the first one).
+    assert main([*args, "--model", "ease", "--tune-minutes", "0.001", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["model"] == "ease" and "0.001 min at most" in captured.err
 
 
 # ---------------------------------------------------------------------------- errors

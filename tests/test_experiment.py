@@ -94,6 +94,8 @@ def test_run_fixed_and_tuned_models_logs_to_mlflow(tmp_path: Path, uri: str) -> 
 [tuning]
 trials = 2
 metric = "ndcg@10"
+sampler = "random"
+minutes = 30
 
 [models.popularity]
 
@@ -105,6 +107,7 @@ search = { l2 = { loguniform = [50.0, 1000.0] } }
     assert set(result.table.index) == {"popularity", "ease"}
     assert {"ndcg@5", "recall@10"} <= set(result.table.columns)
     assert len(result.tuning["ease"].trials) == 2
+    assert result.tuning["ease"].sampler == "random"
     assert result.params["ease"] == result.tuning["ease"].best_params
 
     from mlflow.tracking import MlflowClient
@@ -258,6 +261,16 @@ BAD = [
         "search and fixed",
         BASE + "[models.ease]\nparams = { l2 = 5.0 }\nsearch = { l2 = { choice = [1.0] } }\n",
         r"^models\.ease\.search\.l2: also fixed",
+    ),
+    (
+        "tuning sampler",
+        BASE + '[tuning]\nsampler = "grid"\n',
+        r"^tuning\.sampler: got 'grid'; expected one of 'tpe', 'random'",
+    ),
+    (
+        "tuning minutes",
+        BASE + "[tuning]\nminutes = 0\n",
+        r"^tuning\.minutes: got 0; expected a number > 0",
     ),
     (
         "trials without tuning",

@@ -193,7 +193,9 @@ def _rows(frame: pd.DataFrame) -> list[tuple[object, ...]]:
     return list(frame[cols].itertuples(index=False, name=None))
 
 
-@pytest.mark.parametrize("name", ["ease", "als", "bpr", "item_knn", "lightfm"])
+@pytest.mark.parametrize(
+    "name", ["ease", "rp3beta", "edlae", "fusion", "als", "bpr", "item_knn", "lightfm"]
+)
 @pytest.mark.parametrize("menu", ["member", "lecturer"])
 def test_an_update_landing_mid_call_leaves_the_menu_before_it(
     name: str, menu: str, tiny_dataset: Dataset

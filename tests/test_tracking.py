@@ -19,7 +19,7 @@ from recommend.data.synthetic import Platform
 from recommend.evaluation import EvaluationResult, compare, evaluate
 from recommend.models import make_model
 from recommend.models.base import Recommender
-from recommend.tuning import tune
+from recommend.tuning import Uniform, tune
 
 SPLIT = TimeSplit(test_fraction=0.2)
 #: Member attributes that must never reach MLflow, by name or by value.
@@ -264,6 +264,25 @@ def test_tuning_trials_are_children_of_one_parent(data: Data, uri: str) -> None:
     assert top["metrics.best.ndcg_at_10"] == pytest.approx(result.best_score)
     assert top["params.best.half_life_days"] == str(result.best_params["half_life_days"])
     assert children["metrics.ndcg_at_10"].max() == pytest.approx(result.best_score)
+
+
+def test_pruned_trials_are_child_runs_flagged_pruned(data: Data, uri: str) -> None:
+    space = {"beta": Uniform(0.0, 4.0)}  # large beta: weak trials for the pruner to stop
+    with tracking.tuning_logger("tuning", "rp3beta", metric="ndcg@10", uri=uri) as on_trial:
+        result = tune(
+            "rp3beta", data.train, n_trials=12, space=space, metric="ndcg@10", on_trial=on_trial
+        )
+    assert result.n_pruned >= 1
+    frame = _search(uri, "tuning")
+    children = frame[frame["tags.mlflow.parentRunId"].notna()]
+    assert len(children) == 12
+    pruned = children[children["metrics.pruned"] == 1.0]
+    assert len(pruned) == result.n_pruned
+    # A pruned trial's running score is logged apart and never competes for the best.
+    assert pruned["metrics.ndcg_at_10"].isna().all()
+    assert pruned["metrics.partial_ndcg_at_10"].notna().all()
+    top = frame[frame["tags.mlflow.runName"] == "tune-rp3beta"].iloc[0]
+    assert top["metrics.best.ndcg_at_10"] == pytest.approx(result.best_score)
 
 
 def test_failed_body_marks_parent_failed(uri: str) -> None:

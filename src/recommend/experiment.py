@@ -46,6 +46,8 @@ stands for ``None``, which TOML cannot spell)::
     trials = 10
     metric = "ndcg@20"                 # default ndcg@max(ks)
     seed = 0
+    sampler = "tpe"                    # Optuna TPE with pruning (default), or "random"
+    minutes = 5                        # optional time budget per tuned model
     [tuning.validation]                # default: time split 0.2 (random 0.2 without times)
     kind = "random"
     test_fraction = 0.2
@@ -172,6 +174,8 @@ class TuningConfig:
     metric: str = "ndcg@20"
     seed: int = 0
     validation: Splitter | None = None
+    sampler: str = "tpe"
+    minutes: float | None = None
 
 
 @dataclass(frozen=True)
@@ -556,13 +560,20 @@ def config_from_dict(
     if not family or not k.isdigit() or int(k) < 1:
         raise ConfigError(f"tuning.metric: got {metric!r}; expected NAME@K such as 'ndcg@20'")
     valid_table = tu.table("validation")
+    minutes = tu.get("minutes", None, expected="a number of minutes > 0")
+    if minutes is not None and (
+        isinstance(minutes, bool) or not isinstance(minutes, int | float) or not minutes > 0
+    ):
+        raise ConfigError(f"{tu.key('minutes')}: got {minutes!r}; expected a number > 0")
     tuning = TuningConfig(
         trials=tu.integer("trials", 10, minimum=1),
         metric=metric,
         seed=tu.integer("seed", 0),
         validation=_splitter(valid_table, allow_given=False) if valid_table else None,
+        sampler=tu.string("sampler", "tpe", choices=("tpe", "random")),
+        minutes=None if minutes is None else float(minutes),
     )
-    tu.done(allowed=["trials", "metric", "seed", "validation"])
+    tu.done(allowed=["trials", "metric", "seed", "validation", "sampler", "minutes"])
 
     models_table = top.required_table("models")
     if not models_table.raw:
@@ -723,6 +734,8 @@ def run_experiment(
                     validation=validation,
                     seed=config.tuning.seed,
                     on_trial=on_trial,
+                    sampler=config.tuning.sampler,
+                    minutes=config.tuning.minutes,
                 )
             chosen = dict(tuned[spec.label].best_params)
         params[spec.label] = chosen

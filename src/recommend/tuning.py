@@ -3,12 +3,21 @@
 The test data is never looked at: ``tune`` splits the *training* dataset again (by time by
 default, or with any splitter), scores each candidate on that validation part, and returns
 the best parameters. Refit on all training data and report on test afterwards.
+
+Two samplers: ``"tpe"`` (Optuna's tree-structured Parzen estimator, the default), which
+proposes parameters where good trials were, and ``"random"`` (independent draws). With TPE
+weak trials are pruned: a trial's validation members are scored in a fixed seeded order, a
+quarter at a time, and a trial whose running score (after half of them or more) falls in
+the worst quarter of earlier trials at the same point stops there (scoring is skipped for
+the rest). ``minutes`` bounds the
+time per model: no new trial starts once it has passed (the first trial always runs).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,11 +27,22 @@ import pandas as pd
 
 from recommend.data.dataset import Dataset
 from recommend.data.splits import Splitter, TimeSplit
-from recommend.errors import ConfigError
-from recommend.evaluation import evaluate
-from recommend.models import get_model_class
+from recommend.errors import ConfigError, DataError
+from recommend.evaluation import ranked_lists
+from recommend.metrics import per_member_metrics
+from recommend.models import Recommender, get_model_class
 
-__all__ = ["SEARCH_SPACES", "Choice", "LogUniform", "TuningResult", "Uniform", "tune"]
+__all__ = [
+    "FUSION_PARTS",
+    "SAMPLERS",
+    "SEARCH_SPACES",
+    "Choice",
+    "LogUniform",
+    "TuningResult",
+    "Uniform",
+    "tune",
+    "tune_fusion",
+]
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +107,24 @@ SEARCH_SPACES: dict[str, Space] = {
         "k": LogUniform(20, 500, integer=True),
     },
     "ease": {"l2": LogUniform(10.0, 5000.0)},
+    "rp3beta": {
+        "alpha": Uniform(0.3, 1.5),
+        "beta": Uniform(0.0, 1.0),
+        "neighbours": Choice((0, 50, 100, 200, 500)),
+    },
+    "edlae": {
+        "l2": LogUniform(10.0, 5000.0),
+        "dropout": Uniform(0.0, 0.9),
+        "variant": Choice(("edlae", "dlae")),
+    },
+    "fusion": {
+        "ease_l2": LogUniform(10.0, 5000.0),
+        "rp3_alpha": Uniform(0.3, 1.5),
+        "rp3_beta": Uniform(0.0, 1.0),
+        "edlae_l2": LogUniform(10.0, 5000.0),
+        "edlae_dropout": Uniform(0.0, 0.9),
+        "edlae_variant": Choice(("edlae", "dlae")),
+    },
     "lightfm": {
         "n_factors": Choice((16, 32, 64)),
         "learning_rate": LogUniform(0.01, 0.1),
@@ -99,7 +137,12 @@ SEARCH_SPACES: dict[str, Space] = {
 
 @dataclass(frozen=True)
 class TuningResult:
-    """Outcome of ``tune``: best parameters and the table of every trial."""
+    """Outcome of ``tune``: best parameters and the table of every trial.
+
+    ``trials`` has one row per trial: its parameters, the validation score (for a pruned
+    trial, the running score where it stopped), ``state`` (``"complete"`` or
+    ``"pruned"``), ``members_scored`` and ``fit_seconds``. Only complete trials compete.
+    """
 
     model: str
     metric: str
@@ -107,6 +150,18 @@ class TuningResult:
     best_score: float
     trials: pd.DataFrame = field(repr=False)
     validation: dict[str, Any] = field(default_factory=dict)
+    sampler: str = "tpe"
+
+    @property
+    def n_pruned(self) -> int:
+        return int((self.trials["state"] == "pruned").sum()) if len(self.trials) else 0
+
+
+SAMPLERS = ("tpe", "random")
+#: Validation members are scored in this many parts; pruning may stop after each but the last.
+PRUNE_STEPS = 4
+#: A trial is pruned when its running score falls below this percentile of earlier trials.
+PRUNE_PERCENTILE = 25.0
 
 
 def tune(
@@ -120,8 +175,12 @@ def tune(
     validation: Splitter | None = None,
     seed: int = 0,
     on_trial: Callable[[int, dict[str, Any], dict[str, float]], None] | None = None,
+    sampler: str = "tpe",
+    prune: bool = True,
+    minutes: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> TuningResult:
-    """Random search for ``model``'s hyper-parameters on a validation split of ``train``.
+    """Search ``model``'s hyper-parameters on a validation split of ``train``.
 
     Parameters
     ----------
@@ -130,7 +189,7 @@ def tune(
     train
         Training dataset; it is split again into fit and validation parts.
     n_trials
-        Candidates tried; the first one is the model's defaults (plus ``fixed``).
+        Candidates tried at most; the first one is the model's defaults (plus ``fixed``).
     space
         Parameter distributions; ``SEARCH_SPACES[model]`` by default.
     fixed
@@ -139,11 +198,26 @@ def tune(
         Validation metric to maximise, e.g. ``"ndcg@20"`` or ``"recall@10"``.
     validation
         Splitter carving the validation part; ``TimeSplit(test_fraction=0.2)`` by default.
+    seed
+        Seeds the sampler (and the order members are scored in): same seed, same trials.
     on_trial
-        Called after each trial with (number, params, metrics), e.g. to log child runs.
+        Called after each trial with (number, params, metrics), e.g. to log child runs; a
+        pruned trial's metrics hold ``pruned=1`` and its running score as ``partial_<metric>``.
+    sampler
+        ``"tpe"`` (Optuna TPE) or ``"random"`` (independent draws).
+    prune
+        Stop weak trials early (TPE only; worst-quarter rule, after five trials).
+    minutes
+        Time budget: no trial starts after it has passed (``None``: no budget).
+    clock
+        Seconds, monotonic (for tests).
     """
     if n_trials < 1:
         raise ConfigError(f"n_trials={n_trials}; expected at least 1")
+    if sampler not in SAMPLERS:
+        raise ConfigError(f"sampler={sampler!r}; expected one of {', '.join(SAMPLERS)}")
+    if minutes is not None and not (isinstance(minutes, int | float) and minutes > 0):
+        raise ConfigError(f"minutes={minutes!r}; expected a number of minutes > 0")
     name, k = _parse_metric(metric)
     cls = get_model_class(model)
     space = SEARCH_SPACES.get(cls.name, {}) if space is None else space
@@ -152,27 +226,55 @@ def tune(
     if unknown:
         raise ConfigError(f"{cls.name} has no parameter(s) {sorted(unknown)}")
     validation = validation or TimeSplit(test_fraction=0.2)
+    started = clock()
     fit_part, valid_part = train.split(validation)
+    scorer = _Scorer(fit_part, valid_part, name, k, seed)
     rng = np.random.default_rng(seed)
+    study = _study(sampler, seed, prune) if sampler == "tpe" else None
+    dists = _optuna_space(space) if study is not None else {}
     rows = []
     best: tuple[float, dict[str, Any]] | None = None
     for trial in range(n_trials):
+        if minutes is not None and trial > 0 and clock() - started >= 60.0 * minutes:
+            log.info("%s: time budget of %g min spent after %d trials", cls.name, minutes, trial)
+            break
+        asked = None
         if trial == 0:  # the model's defaults, recorded explicitly
             params = {p: v for p, v in cls().get_params().items() if p in space}
+        elif study is not None:
+            asked = study.ask(dists)
+            params = dict(asked.params)
         else:
             params = {p: dist.sample(rng) for p, dist in space.items()}
         params.update(fixed or {})
-        result = evaluate(cls(**params), fit_part, valid_part, ks=(k,), n_boot=0, segments=False)
-        score = result.metrics[f"{name}@{k}"]
+        fit_start = time.perf_counter()
+        fitted = cls(**params).fit(fit_part)
+        fit_seconds = time.perf_counter() - fit_start
+        score, scored, pruned = scorer.score(fitted, asked if prune else None)
+        state = "pruned" if pruned else "complete"
+        if study is not None:
+            _tell(study, asked, trial, params, space, dists, score, pruned)
         rows.append(
-            {"trial": trial, **params, metric: score, "fit_seconds": result.metrics["fit_seconds"]}
+            {
+                "trial": trial,
+                **params,
+                metric: score,
+                "state": state,
+                "members_scored": scored,
+                "fit_seconds": fit_seconds,
+            }
         )
         if on_trial:
-            on_trial(trial, params, result.metrics)
-        log.info("%s trial %d %s: %s=%.4f", cls.name, trial, params, metric, score)
-        if best is None or score > best[0]:
+            values = {"fit_seconds": fit_seconds, "members_scored": float(scored)}
+            if pruned:
+                values.update({"pruned": 1.0, f"partial_{metric}": score})
+            else:
+                values.update({metric: score, "pruned": 0.0})
+            on_trial(trial, params, values)
+        log.info("%s trial %d %s: %s=%.4f (%s)", cls.name, trial, params, metric, score, state)
+        if not pruned and (best is None or score > best[0]):
             best = (score, params)
-    assert best is not None
+    assert best is not None  # trial 0 is never pruned
     return TuningResult(
         model=cls.name,
         metric=metric,
@@ -180,7 +282,156 @@ def tune(
         best_score=best[0],
         trials=pd.DataFrame(rows),
         validation={"splitter": type(validation).__name__, **validation.get_params()},
+        sampler=sampler,
     )
+
+
+class _Scorer:
+    """Scores a fitted model on the validation members (those with fit history and
+    validation courses, as ``evaluate`` picks them), in ``PRUNE_STEPS`` seeded parts."""
+
+    def __init__(self, fit_part: Dataset, valid_part: Dataset, name: str, k: int, seed: int):
+        relevant = valid_part.interactions
+        has = (relevant.getnnz(axis=1) > 0) & (fit_part.interactions.getnnz(axis=1) > 0)
+        members = np.flatnonzero(has)
+        if members.size == 0:
+            raise DataError(
+                "tuning: no member has both fit and validation courses; the training data is "
+                "too small to carve a validation split from"
+            )
+        members = np.random.default_rng(seed).permutation(members)
+        self.parts = [p for p in np.array_split(members, PRUNE_STEPS) if p.size]
+        self.relevant = relevant
+        self.column = f"{name}@{k}"
+        self.k = k
+
+    def score(self, model: Recommender, trial: Any | None) -> tuple[float, int, bool]:
+        """(mean metric over the members scored, members scored, pruned?)."""
+        total, count = 0.0, 0
+        for step, part in enumerate(self.parts):
+            ranked = ranked_lists(model, part, self.k)
+            table = per_member_metrics(ranked, self.relevant[part], (self.k,))
+            if self.column not in table.columns:
+                raise ConfigError(
+                    f"metric {self.column!r} is not a ranking metric; expected one of "
+                    f"{sorted(c.split('@')[0] for c in table.columns)}"
+                )
+            total += float(table[self.column].sum())
+            count += len(table)
+            if trial is not None and step < len(self.parts) - 1:
+                trial.report(total / count, step)
+                if trial.should_prune():
+                    return total / count, count, True
+        return total / count, count, False
+
+
+def _study(sampler: str, seed: int, prune: bool) -> Any:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.create_study(
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=5),
+        # Stop a trial whose running score (half of its members or more scored) is in the
+        # worst quarter of earlier trials at the same point; partial scores are noisy, so
+        # only clearly weak trials go.
+        pruner=optuna.pruners.PercentilePruner(
+            PRUNE_PERCENTILE, n_startup_trials=5, n_warmup_steps=1
+        ),
+    )
+
+
+def _optuna_space(space: Space) -> dict[str, Any]:
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
+
+    out: dict[str, Any] = {}
+    for param, dist in space.items():
+        if isinstance(dist, Choice):
+            out[param] = CategoricalDistribution(dist.values)
+        elif dist.integer:
+            low, high = math.ceil(dist.low), math.floor(dist.high)
+            out[param] = IntDistribution(low, high, log=isinstance(dist, LogUniform))
+        else:
+            out[param] = FloatDistribution(dist.low, dist.high, log=isinstance(dist, LogUniform))
+    return out
+
+
+def _tell(
+    study: Any,
+    asked: Any | None,
+    trial: int,
+    params: dict[str, Any],
+    space: Space,
+    dists: dict[str, Any],
+    score: float,
+    pruned: bool,
+) -> None:
+    """Record a trial's outcome in the study (trial 0, the defaults, is added when its
+    values lie inside the search space, so TPE learns from it too)."""
+    import optuna
+
+    if asked is not None:
+        state = optuna.trial.TrialState.PRUNED if pruned else optuna.trial.TrialState.COMPLETE
+        study.tell(asked, None if pruned else score, state=state)
+        return
+    try:
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={p: params[p] for p in space},
+                distributions=dists,
+                value=score,
+            )
+        )
+    except ValueError:
+        log.debug("trial %d's defaults lie outside the search space: not given to TPE", trial)
+
+
+def tune_fusion(
+    results: Sequence[TuningResult],
+    train: Dataset,
+    *,
+    metric: str = "ndcg@20",
+    validation: Splitter | None = None,
+    seed: int = 0,
+    on_trial: Callable[[int, dict[str, Any], dict[str, float]], None] | None = None,
+) -> TuningResult:
+    """The fusion of EASE, RP3beta and EDLAE built from their tuned parameters (from
+    ``results``; defaults for a part not among them), scored on the same validation split
+    as one trial; its weights are learned inside the fit, on a split of the fit part."""
+    by_model = {r.model: r.best_params for r in results}
+    fixed: dict[str, Any] = {}
+    for part, mapping in _FUSION_PARAMS.items():
+        for source, target in mapping.items():
+            if source in by_model.get(part, {}):
+                fixed[target] = by_model[part][source]
+    _, k = _parse_metric(metric)
+    fixed["k"] = k
+    return tune(
+        "fusion",
+        train,
+        n_trials=1,
+        space={},
+        fixed=fixed,
+        metric=metric,
+        validation=validation,
+        seed=seed,
+        on_trial=on_trial,
+        sampler="random",
+    )
+
+
+#: How a tuned part's parameters map onto the fusion's.
+_FUSION_PARAMS: dict[str, dict[str, str]] = {
+    "ease": {"l2": "ease_l2"},
+    "rp3beta": {"alpha": "rp3_alpha", "beta": "rp3_beta", "neighbours": "rp3_neighbours"},
+    "edlae": {"l2": "edlae_l2", "dropout": "edlae_dropout", "variant": "edlae_variant"},
+}
+#: The models ``tune_fusion`` combines.
+FUSION_PARTS = tuple(_FUSION_PARAMS)
 
 
 def _parse_metric(metric: str) -> tuple[str, int]:

@@ -177,12 +177,30 @@ def _add_evaluate_verb(verbs: Verbs) -> None:
     ev.add_argument("--format", choices=("parquet", "csv", "lines"), help="file format")
     ev.add_argument("--model", required=True, help="model name, or 'best'")
     ev.add_argument("--param", action="append", help="KEY=VALUE hyper-parameter (repeatable)")
-    ev.add_argument("--tune", type=int, default=0, help="tune with N random-search trials")
+    _add_tuning(ev)
     ev.add_argument("--k", default="10,20", help="cut-offs, e.g. 10,20")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     add_own_data_options(ev)
     _add_on_future(ev)
     ev.set_defaults(func=cmd_evaluate)
+
+
+def _add_tuning(parser: argparse.ArgumentParser) -> None:
+    """``--tune N``, ``--tune-minutes M`` and ``--sampler``: search on a validation split of
+    the training data."""
+    parser.add_argument("--tune", type=int, default=0, help="tune with at most N trials per model")
+    parser.add_argument(
+        "--tune-minutes",
+        type=float,
+        default=None,
+        help="time budget per model in minutes: no trial starts after it",
+    )
+    parser.add_argument(
+        "--sampler",
+        choices=("tpe", "random"),
+        default="tpe",
+        help="tuning sampler: Optuna TPE with pruning of weak trials (default) or random",
+    )
 
 
 def _add_on_future(parser: argparse.ArgumentParser) -> None:
@@ -203,7 +221,7 @@ def _add_train_verb(verbs: Verbs) -> None:
     tr.add_argument("--format", choices=("parquet", "csv", "lines"), help="file format")
     tr.add_argument("--model", required=True, help="model name, or 'best'")
     tr.add_argument("--param", action="append", help="KEY=VALUE hyper-parameter (repeatable)")
-    tr.add_argument("--tune", type=int, default=0, help="tune with N random-search trials")
+    _add_tuning(tr)
     tr.add_argument("--k", default="20", help="cut-off of the tuning metric (ndcg@K)")
     tr.add_argument("--out", required=True, help="artifact folder to write")
     tr.add_argument("--overwrite", action="store_true", help="replace an existing artifact")

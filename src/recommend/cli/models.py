@@ -88,30 +88,49 @@ def _train_test(args: argparse.Namespace) -> tuple[Dataset, Dataset, bool]:
 
 
 def _choose_model(args: argparse.Namespace, train: Dataset, timed: bool) -> tuple[str, dict]:
-    """Model name and parameters: given, tuned on validation from TRAIN, or the best."""
+    """Model name and parameters: given, tuned on validation from TRAIN, or the best.
+
+    With ``best`` every model is tuned on the same validation split of TRAIN, then the
+    fusion of the tuned EASE, RP3beta and EDLAE is scored there too; the best validation
+    score wins (and is refitted on all of TRAIN by the caller)."""
     from recommend.data.splits import RandomHoldout, TimeSplit
     from recommend.models import MODEL_NAMES, get_model_class
-    from recommend.tuning import tune
+    from recommend.tuning import FUSION_PARTS, tune, tune_fusion
 
     params = _parse_params(args.param)
     metric = f"ndcg@{max(_parse_ks(args.k))}"
     validation = TimeSplit(test_fraction=0.2) if timed else RandomHoldout(0.2, seed=0)
-    candidates = list(MODEL_NAMES) if args.model == "best" else [args.model]
-    if args.model == "best" or args.tune:
-        trials = args.tune or 10
+    best_of_all = args.model == "best"
+    candidates = [m for m in MODEL_NAMES if m != "fusion"] if best_of_all else [args.model]
+    minutes = getattr(args, "tune_minutes", None)
+    sampler = getattr(args, "sampler", "tpe")
+    if best_of_all or args.tune or minutes:
+        trials = args.tune or (10_000 if minutes else 10)
         results = []
         for name in candidates:
+            budget = f", {minutes:g} min at most" if minutes else ""
             print(
-                f"tuning {name} on a validation split of TRAIN ({trials} trials)", file=sys.stderr
+                f"tuning {name} on a validation split of TRAIN ({trials} {sampler} trials{budget})",
+                file=sys.stderr,
             )
             # With `best`, each --param goes to the models that have it.
             accepted = set(get_model_class(name).param_names())
-            fixed = {k: v for k, v in params.items() if k in accepted or args.model != "best"}
+            fixed = {k: v for k, v in params.items() if k in accepted or not best_of_all}
             results.append(
                 tune(
-                    name, train, n_trials=trials, fixed=fixed, metric=metric, validation=validation
+                    name,
+                    train,
+                    n_trials=trials,
+                    fixed=fixed,
+                    metric=metric,
+                    validation=validation,
+                    sampler=sampler,
+                    minutes=minutes,
                 )
             )
+        if best_of_all and all(p in candidates for p in FUSION_PARTS):
+            print("scoring the fusion of the tuned linear models", file=sys.stderr)
+            results.append(tune_fusion(results, train, metric=metric, validation=validation))
         best = max(results, key=lambda r: r.best_score)
         return best.model, best.best_params
     return args.model, params

@@ -7,6 +7,9 @@
 | ``bpr`` | ``BPR`` | Bayesian personalised ranking (``implicit``) |
 | ``item_knn`` | ``ItemKNN`` | item-item neighbours, cosine or BM25 (``implicit``) |
 | ``ease`` | ``EASE`` | closed-form linear auto-encoder |
+| ``rp3beta`` | ``RP3beta`` | random walk with popularity penalty (Paudel et al. 2016) |
+| ``edlae`` | ``EDLAE`` | denoising linear auto-encoder, closed form (Steck 2020) |
+| ``fusion`` | ``Fusion`` | EASE + RP3beta + EDLAE, weights learned on validation |
 | ``lightfm`` | ``LightFM`` | hybrid with member and course features (``lightfm``) |
 """
 
@@ -26,6 +29,9 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "bpr": ("recommend.models.implicit_models", "BPR"),
     "item_knn": ("recommend.models.item_knn", "ItemKNN"),
     "ease": ("recommend.models.ease", "EASE"),
+    "rp3beta": ("recommend.models.linear", "RP3beta"),
+    "edlae": ("recommend.models.linear", "EDLAE"),
+    "fusion": ("recommend.models.linear", "Fusion"),
     "lightfm": ("recommend.models.hybrid", "LightFM"),
 }
 MODEL_NAMES = tuple(_REGISTRY)

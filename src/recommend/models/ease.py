@@ -39,7 +39,7 @@ from recommend.errors import ConfigError
 from recommend.models.base import Recommender
 from recommend.models.content import COLD_NEIGHBOURS, place_cold_columns
 
-__all__ = ["EASE"]
+__all__ = ["EASE", "ease_weights", "gram_matrix"]
 
 log = logging.getLogger(__name__)
 
@@ -142,9 +142,9 @@ class EASE(Recommender):
             self.l2,
             self.memory_bytes(n, x.nnz) / 1e9,
         )
-        gram = _gram(x)
+        gram = gram_matrix(x)
         gram[np.diag_indices(n)] += np.float32(self.l2)
-        weights = _ease_weights(gram)
+        weights = ease_weights(gram)
         if self.cold_neighbours:
             # A new course's column is zero (it co-occurs with nothing): give it the
             # weighted mean of its content neighbours' columns.
@@ -176,7 +176,7 @@ class EASE(Recommender):
         return np.ascontiguousarray(rows @ self.B_, dtype=np.float32)
 
 
-def _gram(x: sp.csr_matrix) -> np.ndarray:
+def gram_matrix(x: sp.csr_matrix) -> np.ndarray:
     """XᵀX as a dense (n_courses, n_courses) float32 matrix, built row block by row block.
 
     Each block ``Xᵀ[a:b] @ X`` is sparse and written straight into its rows of the result,
@@ -193,7 +193,7 @@ def _gram(x: sp.csr_matrix) -> np.ndarray:
     return gram
 
 
-def _ease_weights(gram: np.ndarray) -> np.ndarray:
+def ease_weights(gram: np.ndarray) -> np.ndarray:
     """Turn ``gram`` (G = XᵀX + λI, symmetric positive definite, float32, C order) into B
     in place and return it (the same memory)."""
     n = gram.shape[0]

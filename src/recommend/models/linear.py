@@ -1,0 +1,495 @@
+"""Course x course models that score ``history @ B``, beside EASE: RP3beta, EDLAE and a
+fusion of them whose weights are learned on validation data.
+
+- ``RP3beta`` (Paudel, Christoffel, Neumann, Bernstein, "Updatable, accurate, diverse, and
+  scalable recommendations for interactive applications", TiiS 2016): a three-step random
+  walk member -> course -> member -> course on the bipartite graph, with the transition
+  probabilities raised to ``alpha`` and the arrival course's weight divided by its
+  popularity to the power ``beta`` (which lifts the long tail).
+- ``EDLAE`` (Steck, "Autoencoders that don't overfit towards the identity", NeurIPS 2020):
+  the full-rank linear autoencoder trained with dropout of probability ``p``, closed form.
+  Dropout acts as the per-course L2 penalty ``Λ = p/(1-p) · diag(XᵀX) + λI`` (popular
+  courses are penalised more). The emphasised variant (``variant="edlae"``) weighs the
+  dropped-out entries only, which removes the identity: its solution is EASE's formula with
+  that ``Λ`` (zero diagonal). ``variant="dlae"`` is the plain denoising solution
+  ``B = (XᵀX + Λ)⁻¹ XᵀX = I - (XᵀX + Λ)⁻¹ Λ``, whose diagonal the scoring ignores (a member's
+  own courses are excluded from menus anyway).
+- ``Fusion``: a weighted sum of EASE, RP3beta and EDLAE scores, each scaled to unit root
+  mean square, with the weights chosen on a validation split carved from the training data
+  (a grid over the simplex, so each single model is a candidate too). All three score
+  ``history @ B``, so the fused model is one course x course matrix: it serves, folds in and
+  saves exactly like EASE.
+
+Like EASE, all of them keep no member state: a member's new events change their scores at
+once (``update`` needs no solve), and artifacts store ``B_`` as an array.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import numbers
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse as sp
+
+from recommend.data.dataset import Dataset
+from recommend.data.splits import RandomHoldout, TimeSplit
+from recommend.errors import ConfigError
+from recommend.metrics import ndcg_at_k
+from recommend.models.base import Recommender
+from recommend.models.content import COLD_NEIGHBOURS, place_cold_columns
+from recommend.models.ease import EASE, ease_weights, gram_matrix
+from recommend.topk import topk_scores
+
+__all__ = ["EDLAE", "Fusion", "RP3beta"]
+
+log = logging.getLogger(__name__)
+
+
+def _number(name: str, value: object, *, low: float, low_open: bool = False) -> None:
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    number = float(value) if ok else float("nan")  # type: ignore[arg-type]
+    if not ok or not np.isfinite(number) or number < low or (low_open and number == low):
+        bound = f"> {low}" if low_open else f">= {low}"
+        raise ConfigError(f"{name}={value!r}; expected a number {bound}")
+
+
+def _count(name: str, value: object, *, low: int = 0) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+        raise ConfigError(f"{name}={value!r}; expected an integer >= {low}")
+
+
+def _flag(name: str, value: object) -> None:
+    if not isinstance(value, bool | np.bool_):
+        raise ConfigError(f"{name}={value!r}; expected True or False")
+
+
+class _CourseCourse(Recommender):
+    """A model whose scores are ``history @ B_`` (B_ dense float32, n_courses x n_courses).
+
+    Subclasses compute the matrix in ``_weights``; cold courses get their content
+    neighbours' columns (as in EASE) and the memory guard refuses catalogues above
+    ``max_courses`` before anything is allocated.
+    """
+
+    binary: bool
+    max_courses: int
+    cold_neighbours: int
+
+    def _check_common(self) -> None:
+        _count("max_courses", self.max_courses, low=1)
+        _flag("binary", self.binary)
+        _count("cold_neighbours", self.cold_neighbours)
+
+    def _check_params(self) -> None:
+        self._check_common()
+
+    def fit(self, dataset: Dataset) -> Self:
+        self._check_params()
+        if isinstance(dataset, Dataset) and dataset.n_courses > self.max_courses:
+            n = dataset.n_courses
+            raise ConfigError(
+                f"{type(self).__name__} on {n:,} courses needs a dense {n:,} x {n:,} matrix "
+                f"(about {8 * n * n / 1e9:.1f} GB while fitting); the limit is "
+                f"max_courses={self.max_courses:,}. Use ALS, or raise max_courses"
+            )
+        return super().fit(dataset)
+
+    def _fit(self, dataset: Dataset) -> None:
+        self._check_params()
+        x = self._as_input(dataset.interactions)
+        weights = np.ascontiguousarray(self._weights(x), dtype=np.float32)
+        if self.cold_neighbours:
+            weights, placed = place_cold_columns(weights, dataset, self.cold_neighbours)
+            log.info("%s: %d cold course(s) placed by content", self.name, placed)
+        self.B_: np.ndarray = np.asarray(weights, dtype=np.float32)
+
+    def _weights(self, x: sp.csr_matrix) -> np.ndarray:
+        raise NotImplementedError
+
+    def _as_input(self, rows: sp.csr_matrix) -> sp.csr_matrix:
+        rows = sp.csr_matrix(rows, dtype=np.float32)
+        if self.binary:
+            rows = sp.csr_matrix(
+                (np.ones(rows.nnz, np.float32), rows.indices, rows.indptr), shape=rows.shape
+            )
+        return rows
+
+    def score_block(self, member_idx: np.ndarray) -> np.ndarray:
+        """Scores of members ``member_idx`` (fold-in members included): their history
+        rows @ ``B_``, shape (len, n_courses), float32."""
+        self.check_fitted()
+        rows = self._as_input(self.history_.rows(np.asarray(member_idx, dtype=np.int64)))
+        return np.ascontiguousarray(rows @ self.B_, dtype=np.float32)
+
+
+class RP3beta(_CourseCourse):
+    """Random walk with popularity re-weighting (RP3beta, Paudel et al. 2016).
+
+    ``W = (P_ci)^α (P_ic)^α`` course -> member -> course transition probabilities (rows of
+    the member-course matrix normalised to sum 1, element-wise power ``alpha``), each column
+    divided by the arrival course's popularity to the power ``beta``, diagonal zero; only
+    the ``neighbours`` largest weights of each row are kept (0 keeps all).
+
+    Parameters
+    ----------
+    alpha
+        Power of the transition probabilities (1 is the plain random walk).
+    beta
+        Popularity penalty of the arrival course (0 is P3alpha).
+    neighbours
+        Kept weights per course (0: all).
+    binary
+        Walk on 0/1 interactions (default) instead of confidence values.
+    """
+
+    name: ClassVar[str] = "rp3beta"
+
+    def __init__(
+        self,
+        alpha: float = 1.0,
+        beta: float = 0.5,
+        neighbours: int = 0,
+        binary: bool = True,
+        max_courses: int = 30_000,
+        cold_neighbours: int = COLD_NEIGHBOURS,
+    ) -> None:
+        self.alpha = alpha
+        self.beta = beta
+        self.neighbours = neighbours
+        self.binary = binary
+        self.max_courses = max_courses
+        self.cold_neighbours = cold_neighbours
+        self._check_params()
+
+    def _check_params(self) -> None:
+        _number("alpha", self.alpha, low=0.0, low_open=True)
+        _number("beta", self.beta, low=0.0)
+        _count("neighbours", self.neighbours)
+        self._check_common()
+
+    def _weights(self, x: sp.csr_matrix) -> np.ndarray:
+        return rp3beta_weights(x, self.alpha, self.beta, self.neighbours)
+
+
+def rp3beta_weights(x: sp.csr_matrix, alpha: float, beta: float, neighbours: int) -> np.ndarray:
+    """RP3beta's course x course matrix from a member x course matrix ``x``."""
+    x = sp.csr_matrix(x, dtype=np.float64)
+    member_out = _row_stochastic(x, alpha)  # member -> course
+    course_out = _row_stochastic(x.T.tocsr(), alpha)  # course -> member
+    weights = np.asarray((course_out @ member_out).toarray(), dtype=np.float32)
+    popularity = np.asarray(x.getnnz(axis=0), dtype=np.float64)
+    penalty = np.zeros_like(popularity)
+    seen = popularity > 0
+    penalty[seen] = popularity[seen] ** -float(beta)
+    weights *= penalty.astype(np.float32)[None, :]
+    np.fill_diagonal(weights, 0.0)
+    n = weights.shape[1]
+    if 0 < neighbours < n:
+        # Keep each row's largest weights: everything below the row's k-th value goes.
+        cut = np.partition(weights, n - neighbours, axis=1)[:, n - neighbours]
+        weights[weights < cut[:, None]] = 0.0
+    return weights
+
+
+def _row_stochastic(x: sp.csr_matrix, power: float) -> sp.csr_matrix:
+    """Rows scaled to sum 1 (empty rows stay empty), then raised element-wise to ``power``."""
+    sums = np.asarray(x.sum(axis=1)).ravel()
+    scale = np.divide(1.0, sums, out=np.zeros_like(sums), where=sums > 0)
+    out = sp.csr_matrix(sp.diags(scale) @ x)
+    out.data = out.data ** float(power)
+    return out
+
+
+class EDLAE(_CourseCourse):
+    """Denoising linear autoencoder with emphasis (EDLAE / DLAE, Steck 2020), closed form.
+
+    Parameters
+    ----------
+    l2
+        The L2 penalty λ added to every course.
+    dropout
+        Dropout probability ``p`` in [0, 1): adds ``p/(1-p) · (XᵀX)_jj`` to course ``j``'s
+        penalty (0 makes EDLAE equal to EASE).
+    variant
+        ``"edlae"`` (emphasised: zero diagonal, the identity cannot be learned) or
+        ``"dlae"`` (plain denoising).
+    """
+
+    name: ClassVar[str] = "edlae"
+
+    def __init__(
+        self,
+        l2: float = 100.0,
+        dropout: float = 0.25,
+        variant: str = "edlae",
+        binary: bool = False,
+        max_courses: int = 30_000,
+        cold_neighbours: int = COLD_NEIGHBOURS,
+    ) -> None:
+        self.l2 = l2
+        self.dropout = dropout
+        self.variant = variant
+        self.binary = binary
+        self.max_courses = max_courses
+        self.cold_neighbours = cold_neighbours
+        self._check_params()
+
+    def _check_params(self) -> None:
+        _number("l2", self.l2, low=0.0, low_open=True)
+        _number("dropout", self.dropout, low=0.0)
+        if self.dropout >= 1:
+            raise ConfigError(f"dropout={self.dropout!r}; expected a probability in [0, 1)")
+        if self.variant not in ("edlae", "dlae"):
+            raise ConfigError(f"variant={self.variant!r}; expected 'edlae' or 'dlae'")
+        self._check_common()
+
+    def _weights(self, x: sp.csr_matrix) -> np.ndarray:
+        gram = gram_matrix(x)
+        p = float(self.dropout)
+        penalty = (p / (1.0 - p)) * np.diagonal(gram).astype(np.float64) + float(self.l2)
+        if self.variant == "edlae":
+            gram[np.diag_indices_from(gram)] += penalty.astype(np.float32)
+            return ease_weights(gram)
+        # DLAE: B = I - P Λ with P = (G + Λ)⁻¹ (float64: the subtraction needs it).
+        g = gram.astype(np.float64)
+        del gram
+        g[np.diag_indices_from(g)] += penalty
+        inverse = scipy.linalg.inv(g, overwrite_a=True, check_finite=False)
+        weights = -(inverse * penalty[None, :])
+        weights[np.diag_indices_from(weights)] += 1.0
+        return weights.astype(np.float32)
+
+
+#: The fused models, in the order of ``Fusion.weights_``.
+FUSED = ("ease", "rp3beta", "edlae")
+
+
+class Fusion(_CourseCourse):
+    """EASE + RP3beta + EDLAE scores fused with weights learned on validation data.
+
+    ``fit`` carves a validation split from its training data (``split``:
+    a per-member random ``validation_fraction``, or the latest events by time), fits the
+    three models on the rest, scales each model's scores to unit root mean square and
+    picks the weights on a grid over the simplex (step ``grid``) that maximise NDCG@``k``
+    on validation; then it refits the three models on all its training data and keeps
+    ``B_ = Σ wᵢ Bᵢ / sᵢ``. Weight vectors with zeros are candidates, so the fusion
+    validates at least as well as its best single model.
+
+    Parameters
+    ----------
+    ease_l2, rp3_alpha, rp3_beta, rp3_neighbours, edlae_l2, edlae_dropout, edlae_variant
+        The parts' hyper-parameters (tune each part alone and pass its best values).
+    weights
+        Fixed weights (ease, rp3beta, edlae) instead of learning them: no validation fit.
+    split, validation_fraction, seed
+        The validation split weights are learned on.
+    k
+        Cut-off of the validation NDCG.
+    grid
+        Step of the weight grid (0.1: 66 candidates).
+    max_validation_members
+        Members scored on validation at most (a seeded sample): bounds time and memory.
+
+    Attributes
+    ----------
+    weights_ : ndarray (3,)
+        Weights of (ease, rp3beta, edlae) on unit-scaled scores.
+    validation_ndcg_ : ndarray (3,)
+        Each part's validation NDCG@k alone, beside ``validation_fused_``, the fusion's.
+    """
+
+    name: ClassVar[str] = "fusion"
+
+    def __init__(
+        self,
+        ease_l2: float = 500.0,
+        rp3_alpha: float = 1.0,
+        rp3_beta: float = 0.5,
+        rp3_neighbours: int = 0,
+        edlae_l2: float = 100.0,
+        edlae_dropout: float = 0.25,
+        edlae_variant: str = "edlae",
+        weights: list[float] | None = None,
+        split: str = "random",
+        validation_fraction: float = 0.2,
+        seed: int = 0,
+        k: int = 20,
+        grid: float = 0.1,
+        max_validation_members: int = 5000,
+        max_courses: int = 30_000,
+        cold_neighbours: int = COLD_NEIGHBOURS,
+    ) -> None:
+        self.ease_l2 = ease_l2
+        self.rp3_alpha = rp3_alpha
+        self.rp3_beta = rp3_beta
+        self.rp3_neighbours = rp3_neighbours
+        self.edlae_l2 = edlae_l2
+        self.edlae_dropout = edlae_dropout
+        self.edlae_variant = edlae_variant
+        self.weights = weights
+        self.split = split
+        self.validation_fraction = validation_fraction
+        self.seed = seed
+        self.k = k
+        self.grid = grid
+        self.max_validation_members = max_validation_members
+        self.max_courses = max_courses
+        self.cold_neighbours = cold_neighbours
+        self.binary = False
+        self._check_params()
+
+    def _check_params(self) -> None:
+        self._parts()  # each part checks its own parameters
+        if self.weights is not None:
+            w = self.weights
+            if (
+                not isinstance(w, list | tuple)
+                or len(w) != len(FUSED)
+                or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in w)
+                or min(w) < 0
+                or sum(w) <= 0
+            ):
+                raise ConfigError(
+                    f"weights={w!r}; expected {len(FUSED)} numbers >= 0 for {FUSED}, not all 0"
+                )
+        if self.split not in ("random", "time"):
+            raise ConfigError(f"split={self.split!r}; expected 'random' or 'time'")
+        _number("validation_fraction", self.validation_fraction, low=0.0, low_open=True)
+        if self.validation_fraction >= 1:
+            raise ConfigError(
+                f"validation_fraction={self.validation_fraction!r}; expected a share in (0, 1)"
+            )
+        _count("seed", self.seed)
+        _count("k", self.k, low=1)
+        _number("grid", self.grid, low=0.0, low_open=True)
+        if self.grid > 1:
+            raise ConfigError(f"grid={self.grid!r}; expected a step in (0, 1]")
+        _count("max_validation_members", self.max_validation_members, low=1)
+        self._check_common()
+
+    def _parts(self) -> list[Recommender]:
+        return [
+            EASE(l2=self.ease_l2, max_courses=self.max_courses, cold_neighbours=0),
+            RP3beta(
+                alpha=self.rp3_alpha,
+                beta=self.rp3_beta,
+                neighbours=self.rp3_neighbours,
+                max_courses=self.max_courses,
+                cold_neighbours=0,
+            ),
+            EDLAE(
+                l2=self.edlae_l2,
+                dropout=self.edlae_dropout,
+                variant=self.edlae_variant,
+                max_courses=self.max_courses,
+                cold_neighbours=0,
+            ),
+        ]
+
+    def _fit(self, dataset: Dataset) -> None:
+        self._check_params()
+        if self.weights is None:
+            weights, part_scores, fused = self._learn_weights(dataset)
+        else:
+            total = float(sum(self.weights))
+            weights = np.array([float(v) / total for v in self.weights])
+            part_scores, fused = np.full(len(FUSED), np.nan), np.nan
+        matrices = [_matrix_of(p.fit(dataset)) for p in self._parts()]
+        sample = _sample_members(dataset.interactions, self.max_validation_members, self.seed)
+        x = self._as_input(dataset.interactions)[sample]
+        combined = np.zeros_like(matrices[0])
+        for w, b in zip(weights, matrices, strict=True):
+            if w > 0:
+                combined += np.float32(w / _rms(x @ b)) * b
+        if self.cold_neighbours:
+            combined, placed = place_cold_columns(combined, dataset, self.cold_neighbours)
+            log.info("fusion: %d cold course(s) placed by content", placed)
+        self.B_ = np.asarray(combined, dtype=np.float32)
+        self.weights_: np.ndarray = np.asarray(weights, dtype=np.float64)
+        self.validation_ndcg_: np.ndarray = np.asarray(part_scores, dtype=np.float64)
+        self.validation_fused_: float = float(fused)
+        log.info(
+            "fusion: weights %s (validation ndcg@%d parts %s, fused %.4f)",
+            dict(zip(FUSED, np.round(weights, 3), strict=True)),
+            self.k,
+            np.round(part_scores, 4),
+            fused,
+        )
+
+    def _learn_weights(self, dataset: Dataset) -> tuple[np.ndarray, np.ndarray, float]:
+        """Weights maximising validation NDCG@k, each part's score alone, the fused score."""
+        splitter = (
+            RandomHoldout(test_fraction=self.validation_fraction, seed=self.seed)
+            if self.split == "random"
+            else TimeSplit(test_fraction=self.validation_fraction)
+        )
+        fit_part, valid_part = dataset.split(splitter)
+        relevant = valid_part.interactions
+        has = (relevant.getnnz(axis=1) > 0) & (fit_part.interactions.getnnz(axis=1) > 0)
+        members = np.flatnonzero(has)
+        if members.size == 0:
+            log.warning(
+                "fusion: the validation split holds no member with both fit and validation "
+                "courses; the parts get equal weights"
+            )
+            equal = np.full(len(FUSED), 1.0 / len(FUSED))
+            return equal, np.full(len(FUSED), np.nan), float("nan")
+        if members.size > self.max_validation_members:
+            rng = np.random.default_rng(self.seed)
+            members = np.sort(rng.choice(members, self.max_validation_members, replace=False))
+        x = self._as_input(fit_part.interactions)[members]
+        truth = relevant[members]
+        scores = []
+        for part in self._parts():
+            s = np.asarray(x @ _matrix_of(part.fit(fit_part)), dtype=np.float32)
+            s /= np.float32(_rms(s))
+            scores.append(s)
+        k = min(self.k, dataset.n_courses)
+
+        def ndcg(w: tuple[float, ...]) -> float:
+            fused = sum(np.float32(v) * s for v, s in zip(w, scores, strict=True) if v > 0)
+            assert isinstance(fused, np.ndarray)
+            top = topk_scores(
+                lambda rows: fused[rows],
+                np.arange(len(members)),
+                fused.shape[1],
+                k,
+                exclude=x,
+                num_threads=1,
+            )
+            return float(np.mean(ndcg_at_k(top.indices, truth, k)))
+
+        steps = round(1 / self.grid)
+        grid = [
+            tuple(c / steps for c in combo)
+            for combo in itertools.product(range(steps + 1), repeat=len(FUSED))
+            if sum(combo) == steps
+        ]
+        results = {w: ndcg(w) for w in grid}
+        best = max(grid, key=lambda w: (results[w], -sum(v > 0 for v in w)))
+        alone = np.array(
+            [results[tuple(float(i == j) for j in range(len(FUSED)))] for i in range(len(FUSED))]
+        )
+        return np.array(best), alone, results[best]
+
+
+def _matrix_of(model: Recommender) -> np.ndarray:
+    matrix: np.ndarray = model.B_  # type: ignore[attr-defined]
+    return matrix
+
+
+def _rms(scores: Any) -> float:
+    values = np.asarray(scores, dtype=np.float64)
+    rms = float(np.sqrt(np.mean(values * values))) if values.size else 0.0
+    return rms if rms > 0 else 1.0
+
+
+def _sample_members(x: sp.csr_matrix, n: int, seed: int) -> np.ndarray:
+    members = np.flatnonzero(x.getnnz(axis=1) > 0)
+    if members.size > n:
+        members = np.sort(np.random.default_rng(seed).choice(members, n, replace=False))
+    return members
