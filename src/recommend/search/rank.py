@@ -66,6 +66,7 @@ __all__ = [
     "SEARCH_COLUMNS",
     "attach_index",
     "attached_index",
+    "minmax",
     "preference_of",
     "rank_candidates",
     "search",
@@ -272,7 +273,7 @@ class Candidates:
         return order, score
 
 
-def _minmax(values: np.ndarray) -> np.ndarray:
+def minmax(values: np.ndarray) -> np.ndarray:
     """Scale to [0, 1] over the finite values; NaN (unknown) and constant rows give 0.5."""
     out = np.full(values.size, 0.5)
     ok = np.isfinite(values)
@@ -330,8 +331,8 @@ def score_candidates(
     known = courses >= 0
     safe = np.maximum(courses, 0)
     features = np.empty((courses.size, len(FEATURES)))
-    features[:, 0] = _minmax(text)
-    features[:, 1] = _minmax(pref)
+    features[:, 0] = minmax(text)
+    features[:, 1] = minmax(pref)
     features[:, 2] = np.where(known, sstate.popularity[safe], 0.0)
     features[:, 3] = np.where(known, sstate.freshness[safe], 0.0)
     return Candidates(courses, text, pref, features, route, reason, seen)
@@ -596,7 +597,7 @@ def _menu_fallback(
     menu = options.with_(exclude="seen", channel=options.channel if channel is None else channel)
     rows = menu_rows(model, sstate.menu, req, menu, sstate.menu.course_filter(menu))
     score = rows.score.astype(np.float32)
-    pref = _minmax(score.astype(np.float64)).astype(np.float32)
+    pref = minmax(score.astype(np.float64)).astype(np.float32)
     out = pd.DataFrame(
         {
             C.COURSE: sstate.menu.course_ext[rows.course],

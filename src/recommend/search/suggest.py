@@ -21,7 +21,7 @@ from recommend.engine import MenuOptions
 from recommend.errors import ArtifactError, DataError
 from recommend.search.completions import FORMS, KINDS, typed_key
 from recommend.search.index import SearchIndex
-from recommend.search.rank import attached_index, preference_of, search_request
+from recommend.search.rank import attached_index, minmax, preference_of, search_request
 from recommend.text import has_han
 
 if TYPE_CHECKING:
@@ -106,7 +106,7 @@ def suggest(
     align = sstate.alignment(model, index)
     courses = np.where(docs >= 0, align.doc_course[np.maximum(docs, 0)], -1)
     pref = preference_of(model, sstate, req, courses, seen)
-    score = 0.5 * _scaled(comp.weight[entries].astype(np.float64)) + 0.5 * _scaled(pref)
+    score = 0.5 * minmax(comp.weight[entries].astype(np.float64)) + 0.5 * minmax(pref)
     order = _first_of_each_text(comp.text, entries, np.lexsort((entries, -score)), k)
     picked = entries[order]
     ids = sstate.menu.course_ext
@@ -117,17 +117,6 @@ def suggest(
         course_ids,
         score[order].astype(np.float32),
     )
-
-
-def _scaled(values: np.ndarray) -> np.ndarray:
-    """Min-max to [0, 1] over the finite values; unknown (NaN) and constant give 0.5."""
-    out = np.full(values.size, 0.5)
-    ok = np.isfinite(values)
-    if ok.any():
-        lo, hi = values[ok].min(), values[ok].max()
-        if hi > lo:
-            out[ok] = (values[ok] - lo) / (hi - lo)
-    return out
 
 
 def _first_of_each_text(
