@@ -62,7 +62,7 @@ from recommend.schema import Columns
 from recommend.search import notes as member_notes
 from recommend.search.typing_aids import TypingAids, add_related, read_words
 from recommend.search.weights import BlendWeights
-from recommend.text import domain_terms, get_tokenizer, is_token, normalize
+from recommend.text import domain_terms, get_tokenizer, has_han, is_token, normalize
 from recommend.version import __version__
 
 __all__ = [
@@ -539,6 +539,23 @@ class SearchIndex:
     ) -> Query:
         """``parse`` with the typing aids: pinyin, initials, typos, title prefixes, related
         words."""
+        vocab = self._vocab
+        # The index knows every word as typed, and none is a lone character among others
+        # (a typo's pieces) nor one being typed: the aids would read the query as it is
+        # (no prefix lift: the last word is complete), so they are skipped.
+        if (
+            words
+            and all(w in vocab for w in words)
+            and (len(words) == 1 or not any(len(w) == 1 and has_han(w) for w in words))
+        ):
+            ids = np.array([vocab[w] for w in words], dtype=np.int32)
+            return Query(text, tuple(words), tuple(words), ids, tuple(notes), typed=typed)
+        return self._read_aided(aids, typed, text, words, notes)
+
+    def _read_aided(
+        self, aids: TypingAids, typed: str, text: str, words: list[str], notes: list[Message]
+    ) -> Query:
+        """:meth:`_read` through every typing aid (what the short cut must equal)."""
         freq = get_tokenizer().FREQ
 
         def known_subwords(word: str) -> list[str]:

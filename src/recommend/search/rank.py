@@ -425,14 +425,20 @@ def _reasons(
     prefs[~known] = _REASON_UNKNOWN
     out = np.empty(picks.size, dtype=object)
     separator = template("search.word_separator", lang)
-    rendered: dict[Message, str] = {}
-    for i in range(picks.size):
-        words = matched[i] if matched is not None else None
-        head = Message.of("search.matches", words=separator.join(words)) if words else _REASON_TEXT
-        line = Message.of("search.reason", match=head, why=prefs[i])
-        text = rendered.get(line)
+    # Rows repeat (the same words matched, the same studied course named): each distinct
+    # line is built and rendered once per call.
+    rendered: dict[tuple[tuple[str, ...], Message], str] = {}
+    for i, why in enumerate(prefs.tolist()):
+        words = tuple(matched[i]) if matched is not None else ()
+        text = rendered.get((words, why))
         if text is None:
-            text = rendered[line] = line.text(lang)
+            head = (
+                Message("search.matches", (("words", separator.join(words)),))
+                if words
+                else _REASON_TEXT
+            )
+            line = Message("search.reason", (("match", head), ("why", why)))
+            text = rendered[(words, why)] = line.text(lang)
         out[i] = text
     return out
 
