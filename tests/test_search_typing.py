@@ -295,3 +295,28 @@ def test_queries_known_as_typed_read_as_through_the_aids(
         assert np.array_equal(got.prefix_docs, want.prefix_docs), typed
         assert got.prefix_docs.dtype == want.prefix_docs.dtype, typed
     assert fast > 50  # the short cut is taken for most of them
+
+
+def test_a_reading_kept_by_the_index_is_the_same_and_not_shared(index: SearchIndex) -> None:
+    """A query read through the aids is kept per index: typed again, it reads the same,
+    and a caller changing its arrays changes nothing for the next call."""
+    text = normalize("三会一客")
+    from recommend.search.index import words_of
+
+    assert index.aids is not None
+    want = index._read_aided(index.aids, "三会一客", text, words_of(text), [])
+    first = index.parse("三会一客")
+    assert first.weights is not None and first.token_ids.size
+    first.token_ids[:] = -1
+    first.weights[:] = 0
+    again = index.parse("三会一客")
+    assert np.array_equal(again.token_ids, want.token_ids)
+    assert again.weights is not None and want.weights is not None
+    assert np.array_equal(again.weights, want.weights)
+    assert again.notes == want.notes and again.searched_as == want.searched_as == "三会一课"
+    # Truncated queries keep their note; another index keeps its own readings.
+    long = "三会一客" * 20
+    assert index.parse(long).notes == index.parse(long).notes
+    assert index.parse(long).notes[0] != index.parse("三会一客").notes[0]
+    plain = index.with_aids(None)
+    assert plain.parse("三会一客").searched_as is None

@@ -110,6 +110,8 @@ _CHUNK_DOCS = 2_000
 # Distinct words remembered while segmenting (bounded memory on huge catalogues).
 _MEMO_MAX = 2_000_000
 _SEP = "\x1f"
+# Queries whose reading through the typing aids an index keeps (the oldest is dropped).
+_READINGS_MAX = 4096
 
 
 # ============================================================================ tokens
@@ -356,6 +358,9 @@ class SearchIndex:
         self._indptr = np.asarray(scores["indptr"])
         self._indices = np.asarray(scores["indices"])
         self._vocab: dict[str, int] = dict(retriever.vocab_dict)
+        # Queries read through the typing aids, by what was typed (see ``_read``).
+        self._readings: dict[tuple[str, tuple[Message, ...]], Query] = {}
+        self._readings_lock = threading.Lock()
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -550,7 +555,28 @@ class SearchIndex:
         ):
             ids = np.array([vocab[w] for w in words], dtype=np.int32)
             return Query(text, tuple(words), tuple(words), ids, tuple(notes), typed=typed)
-        return self._read_aided(aids, typed, text, words, notes)
+        # Members type the same queries again and again: a reading through the aids is
+        # kept per index (read-only once built, so a reading never changes); each call
+        # gets its own arrays.
+        key = (typed, tuple(notes))
+        found = self._readings.get(key)
+        if found is None:
+            found = self._read_aided(aids, typed, text, words, notes)
+            with self._readings_lock:
+                if len(self._readings) >= _READINGS_MAX:
+                    self._readings.pop(next(iter(self._readings)))
+                self._readings[key] = found
+        return Query(
+            found.text,
+            found.words,
+            found.tokens,
+            found.token_ids.copy(),
+            found.notes,
+            found.typed,
+            None if found.weights is None else found.weights.copy(),
+            found.searched_as,
+            found.prefix_docs.copy(),
+        )
 
     def _read_aided(
         self, aids: TypingAids, typed: str, text: str, words: list[str], notes: list[Message]
