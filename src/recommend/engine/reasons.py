@@ -109,18 +109,13 @@ def studied_reasons(
     itself = recommended[:, None] == hist[None, :]
     best = hist[np.argmax(np.where(itself, -np.inf, sim), axis=1)]
     again = itself.any(axis=1)
-    titles = state.titles
+    named = state.titles[np.where(again, recommended, best)].tolist()
     made = _MADE
-    for i, (is_again, rec, hist_best) in enumerate(
-        zip(again.tolist(), recommended.tolist(), best.tolist(), strict=True)
-    ):
-        key = (is_again, titles[rec] if is_again else titles[hist_best])
+    for i, key in enumerate(zip(again.tolist(), named, strict=True)):
         message = made.get(key)
         if message is None:
-            message = _remember(
-                key,
-                Message("reason.continue" if is_again else "reason.studied", (("title", key[1]),)),
-            )
+            kind = "reason.continue" if key[0] else "reason.studied"
+            message = _remember(key, Message(kind, (("title", key[1]),)))
         out[i] = message
     return out
 
