@@ -52,7 +52,7 @@ from recommend.engine import (
     studied_reasons,
 )
 from recommend.errors import ConfigError, DataError
-from recommend.messages import DEFAULT_LANG, Lang, Message, template
+from recommend.messages import DEFAULT_LANG, Lang, Message, render, template
 from recommend.models.base import one_snapshot
 from recommend.schema import Columns
 from recommend.search import notes as member_notes
@@ -425,20 +425,24 @@ def _reasons(
     prefs[~known] = _REASON_UNKNOWN
     out = np.empty(picks.size, dtype=object)
     separator = template("search.word_separator", lang)
-    # Rows repeat (the same words matched, the same studied course named): each distinct
-    # line is built and rendered once per call.
-    rendered: dict[tuple[tuple[str, ...], Message], str] = {}
+    # What ``Message("search.reason", match=..., why=...).text(lang)`` renders, built
+    # from the rendered parts: each distinct line once per call (rows repeat the same
+    # words and the same studied course), without a message object per row.
+    heads: dict[tuple[str, ...], str] = {}
+    lines: dict[tuple[tuple[str, ...], int], str] = {}
     for i, why in enumerate(prefs.tolist()):
         words = tuple(matched[i]) if matched is not None else ()
-        text = rendered.get((words, why))
+        key = (words, id(why))  # the messages live in ``prefs`` until the call ends
+        text = lines.get(key)
         if text is None:
-            head = (
-                Message("search.matches", (("words", separator.join(words)),))
-                if words
-                else _REASON_TEXT
-            )
-            line = Message("search.reason", (("match", head), ("why", why)))
-            text = rendered[(words, why)] = line.text(lang)
+            head = heads.get(words)
+            if head is None:
+                head = heads[words] = (
+                    render("search.matches", lang, words=separator.join(words))
+                    if words
+                    else _REASON_TEXT.text(lang)
+                )
+            text = lines[key] = render("search.reason", lang, match=head, why=why.text(lang))
         out[i] = text
     return out
 
