@@ -110,7 +110,7 @@ _CHUNK_DOCS = 2_000
 # Distinct words remembered while segmenting (bounded memory on huge catalogues).
 _MEMO_MAX = 2_000_000
 _SEP = "\x1f"
-# Queries whose reading through the typing aids an index keeps (the oldest is dropped).
+# Queries whose reading an index with typing aids keeps (the oldest is dropped).
 _READINGS_MAX = 4096
 
 
@@ -358,7 +358,7 @@ class SearchIndex:
         self._indptr = np.asarray(scores["indptr"])
         self._indices = np.asarray(scores["indices"])
         self._vocab: dict[str, int] = dict(retriever.vocab_dict)
-        # Queries read through the typing aids, by what was typed (see ``_read``).
+        # Queries read through the typing aids, by what was typed (``_kept_reading``).
         self._readings: dict[tuple[str, tuple[Message, ...]], Query] = {}
         self._readings_lock = threading.Lock()
 
@@ -513,11 +513,11 @@ class SearchIndex:
             notes.append(member_notes.truncated(max_chars, len(typed)))
             logger.info("query of %d characters truncated to %d", len(typed), max_chars)
             typed = typed[:max_chars]
+        if self.aids is not None:
+            return self._kept_reading(self.aids, typed, notes)
         text = normalize(typed)
         freq = get_tokenizer().FREQ
         words = words_of(text)
-        if self.aids is not None:
-            return self._read(self.aids, typed, text, words, notes)
         tokens: list[str] = []
         unknown: list[str] = []
         for word in words:
@@ -539,6 +539,31 @@ class SearchIndex:
         ids = np.array([self._vocab[t] for t in tokens], dtype=np.int32)
         return Query(text, tuple(words), tuple(tokens), ids, tuple(notes), typed=typed)
 
+    def _kept_reading(self, aids: TypingAids, typed: str, notes: list[Message]) -> Query:
+        """:meth:`_read` of what was typed, kept per index: members type the same queries
+        again and again, and an index is read-only once built, so a reading never
+        changes. Each call gets its own arrays."""
+        key = (typed, tuple(notes))
+        found = self._readings.get(key)
+        if found is None:
+            text = normalize(typed)
+            found = self._read(aids, typed, text, words_of(text), notes)
+            with self._readings_lock:
+                if len(self._readings) >= _READINGS_MAX:
+                    self._readings.pop(next(iter(self._readings)), None)
+                self._readings[key] = found
+        return Query(
+            found.text,
+            found.words,
+            found.tokens,
+            found.token_ids.copy(),
+            found.notes,
+            found.typed,
+            None if found.weights is None else found.weights.copy(),
+            found.searched_as,
+            found.prefix_docs.copy(),
+        )
+
     def _read(
         self, aids: TypingAids, typed: str, text: str, words: list[str], notes: list[Message]
     ) -> Query:
@@ -555,28 +580,7 @@ class SearchIndex:
         ):
             ids = np.array([vocab[w] for w in words], dtype=np.int32)
             return Query(text, tuple(words), tuple(words), ids, tuple(notes), typed=typed)
-        # Members type the same queries again and again: a reading through the aids is
-        # kept per index (read-only once built, so a reading never changes); each call
-        # gets its own arrays.
-        key = (typed, tuple(notes))
-        found = self._readings.get(key)
-        if found is None:
-            found = self._read_aided(aids, typed, text, words, notes)
-            with self._readings_lock:
-                if len(self._readings) >= _READINGS_MAX:
-                    self._readings.pop(next(iter(self._readings)))
-                self._readings[key] = found
-        return Query(
-            found.text,
-            found.words,
-            found.tokens,
-            found.token_ids.copy(),
-            found.notes,
-            found.typed,
-            None if found.weights is None else found.weights.copy(),
-            found.searched_as,
-            found.prefix_docs.copy(),
-        )
+        return self._read_aided(aids, typed, text, words, notes)
 
     def _read_aided(
         self, aids: TypingAids, typed: str, text: str, words: list[str], notes: list[Message]
