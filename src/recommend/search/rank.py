@@ -425,6 +425,7 @@ def _reasons(
     prefs[~known] = _REASON_UNKNOWN
     out = np.empty(picks.size, dtype=object)
     separator = template("search.word_separator", lang)
+    matches, reason = template("search.matches", lang), template("search.reason", lang)
     # What ``Message("search.reason", match=..., why=...).text(lang)`` renders, built
     # from the rendered parts: each distinct line once per call (rows repeat the same
     # words and the same studied course), without a message object per row.
@@ -438,13 +439,23 @@ def _reasons(
             head = heads.get(words)
             if head is None:
                 head = heads[words] = (
-                    render("search.matches", lang, words=separator.join(words))
+                    _filled("search.matches", matches, lang, words=separator.join(words))
                     if words
                     else _REASON_TEXT.text(lang)
                 )
-            text = lines[key] = render("search.reason", lang, match=head, why=why.text(lang))
+            why_text = why.text(lang)
+            text = lines[key] = _filled("search.reason", reason, lang, match=head, why=why_text)
         out[i] = text
     return out
+
+
+def _filled(key: str, form: str, lang: str, **params: str) -> str:
+    """``render(key, lang, **params)`` from its template ``form`` (looked up once per
+    call): the template filled with rendered texts."""
+    try:
+        return form.format(**params)
+    except (KeyError, IndexError, ValueError):
+        return render(key, lang, **params)  # raises render's ConfigError
 
 
 def _frame(
