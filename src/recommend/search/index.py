@@ -21,6 +21,9 @@ read as pinyin or initials of index words (``shbx``, ``dangshi学习``), as a ho
 match, and the note says what was searched instead; a query that starts a course title
 (as typed, in pinyin or in initials) lifts that course; the completions behind
 ``suggest`` and the related words behind the no-match fallback are saved with the index.
+A query whose words the index knows as typed skips the aids (they would read it as it
+is), and an index with aids keeps the readings of the last 4,096 distinct queries, so a
+query typed again is not normalised, segmented and read again.
 
 Fields are weighted by repetition (title and tags count twice); the lecturer id is one
 token. Scoring is BM25 (Lucene variant) from ``bm25s``: a sparse matrix of precomputed
