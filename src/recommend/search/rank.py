@@ -429,10 +429,22 @@ def _reasons(
     # What ``Message("search.reason", match=..., why=...).text(lang)`` renders, built
     # from the rendered parts: each distinct line once per call (rows repeat the same
     # words and the same studied course), without a message object per row.
+    whys = prefs.tolist()
+    if matched is None:  # re-ranked candidates: one head, a line per distinct reason
+        text_match = _REASON_TEXT.text(lang)
+        line_of: dict[int, str] = {}  # by id: the messages live in ``prefs``
+        for why in whys:
+            if id(why) not in line_of:
+                why_text = why.text(lang)
+                line_of[id(why)] = _filled(
+                    "search.reason", reason, lang, match=text_match, why=why_text
+                )
+        out[:] = [line_of[id(why)] for why in whys]
+        return out
     heads: dict[tuple[str, ...], str] = {}
     lines: dict[tuple[tuple[str, ...], int], str] = {}
-    for i, why in enumerate(prefs.tolist()):
-        words = tuple(matched[i]) if matched is not None else ()
+    for i, why in enumerate(whys):
+        words = tuple(matched[i])
         key = (words, id(why))  # the messages live in ``prefs`` until the call ends
         text = lines.get(key)
         if text is None:
