@@ -439,8 +439,7 @@ def _reasons(
                 line_of[id(why)] = _filled(
                     "search.reason", reason, lang, match=text_match, why=why_text
                 )
-        out[:] = [line_of[id(why)] for why in whys]
-        return out
+        return np.array([line_of[id(why)] for why in whys], dtype=object)
     heads: dict[tuple[str, ...], str] = {}
     lines: dict[tuple[tuple[str, ...], int], str] = {}
     for i, why in enumerate(whys):
