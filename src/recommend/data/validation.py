@@ -165,7 +165,10 @@ def _is_null(values: pd.Series) -> np.ndarray:
     """
     null = np.asarray(values.isna().to_numpy(), dtype=bool)
     if _typed_strings(values) or values.dtype == object:
-        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+        try:
+            codes, uniques = pd.factorize(values, use_na_sentinel=True)
+        except TypeError:  # unhashable values (lists): looked at one by one
+            codes, uniques = np.arange(len(values)), values.tolist()
         blank = np.fromiter(
             (isinstance(u, str) and not u.strip() for u in uniques), dtype=bool, count=len(uniques)
         )
