@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, TypeAlias
@@ -486,6 +487,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        # MLflow configures its own loggers at INFO when imported (database migrations,
+        # signature checks): quiet unless asked for, and a user's own setting wins.
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     try:
         if getattr(args, "messages", None):
             load_messages(args.messages)
