@@ -135,14 +135,19 @@ def studied_reasons(
     itself = recommended[:, None] == hist[None, :]
     best = hist[np.argmax(np.where(itself, -np.inf, sim), axis=1)]
     again = itself.any(axis=1)
-    named = state.titles[np.where(again, recommended, best)].tolist()
+    # One message per distinct (kind, named course): rows repeat the same studied course.
+    code = np.where(again, recommended + state.n_courses, best)
+    distinct, inverse = np.unique(code, return_inverse=True)
+    messages = np.empty(distinct.size, dtype=object)
     made = _MADE
-    for i, key in enumerate(zip(again.tolist(), named, strict=True)):
+    for j, c in enumerate(distinct.tolist()):
+        key = (c >= state.n_courses, state.titles[c % state.n_courses])
         message = made.get(key)
         if message is None:
             kind = "reason.continue" if key[0] else "reason.studied"
             message = _remember(key, Message(kind, (("title", key[1]),)))
-        out[i] = message
+        messages[j] = message
+    out[:] = messages[inverse]
     return out
 
 

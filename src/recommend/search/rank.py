@@ -434,14 +434,14 @@ def _reasons(
     whys = prefs.tolist()
     if matched is None:  # re-ranked candidates: one head, a line per distinct reason
         text_match = _REASON_TEXT.text(lang)
-        line_of: dict[int, str] = {}  # by id: the messages live in ``prefs``
-        for why in whys:
-            if id(why) not in line_of:
-                why_text = why.text(lang)
-                line_of[id(why)] = _filled(
-                    "search.reason", reason, lang, match=text_match, why=why_text
-                )
-        return np.array([line_of[id(why)] for why in whys], dtype=object)
+        # By identity: the messages live in ``prefs`` until the call ends.
+        ids = np.fromiter(map(id, whys), dtype=np.uint64, count=len(whys))
+        _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
+        distinct = np.empty(first.size, dtype=object)
+        for j, i in enumerate(first.tolist()):
+            why_text = whys[i].text(lang)
+            distinct[j] = _filled("search.reason", reason, lang, match=text_match, why=why_text)
+        return np.asarray(distinct[inverse])
     heads: dict[tuple[str, ...], str] = {}
     lines: dict[tuple[tuple[str, ...], int], str] = {}
     for i, why in enumerate(whys):
