@@ -95,6 +95,19 @@ Send = Callable[[Message], Awaitable[None]]
 State = MutableMapping[str, Any]
 #: A quick verb: its request body and request state in, its JSON answer out.
 Handler = Callable[[Any, State], dict[str, Any]]
+#: Whether a request body asks for more than one member's answer (then it is answered in
+#: a worker thread, so the event loop goes on reading the other requests).
+Heavy = Callable[[Any], bool]
+
+
+def _many(body: Any) -> bool:
+    ids = getattr(body, "member_ids", None)
+    return ids is not None and len(ids) > 1
+
+
+def _single(body: Any) -> bool:
+    return False
+
 
 _OPTION = re.compile(r"^(\w+)\b")
 #: Option names of every request body: a library message that starts with one names it.
@@ -452,25 +465,25 @@ def create_app(config: ServeConfig, holder: ModelHolder | None = None) -> ServeA
         )
         return {"model_version": answered(state, served), "rows": records(frame)}
 
-    quick: dict[str, tuple[type[BaseModel], Handler]] = {
-        "/v1/menus": (MenuRequest, answer_menus),
-        "/v1/compulsory": (CompulsoryRequest, answer_compulsory),
-        "/v1/search": (SearchRequest, answer_search),
-        "/v1/suggest": (SuggestRequest, answer_suggest),
-        "/v1/similar": (SimilarRequest, answer_similar),
-        "/v1/lecturers": (LecturerRequest, answer_lecturers),
+    quick: dict[str, tuple[type[BaseModel], Handler, Heavy]] = {
+        "/v1/menus": (MenuRequest, answer_menus, _many),
+        "/v1/compulsory": (CompulsoryRequest, answer_compulsory, _many),
+        "/v1/search": (SearchRequest, answer_search, _single),
+        "/v1/suggest": (SuggestRequest, answer_suggest, _single),
+        "/v1/similar": (SimilarRequest, answer_similar, _single),
+        "/v1/lecturers": (LecturerRequest, answer_lecturers, _single),
     }
 
     @app.post("/v1/menus", tags=["menus"])
     async def menus(body: MenuRequest, request: Request) -> Response:
         """Member menus (``recommend.member_menu``), members in request order; 404 for
         unknown members with ``unknown="raise"``."""
-        return JSON(answer_menus(body, _state(request)))
+        return JSON(await run_in_threadpool(answer_menus, body, _state(request)))
 
     @app.post("/v1/compulsory", tags=["menus"])
     async def compulsory(body: CompulsoryRequest, request: Request) -> Response:
         """The branch's compulsory courses still to study (``recommend.compulsory_courses``)."""
-        return JSON(answer_compulsory(body, _state(request)))
+        return JSON(await run_in_threadpool(answer_compulsory, body, _state(request)))
 
     @app.post("/v1/search", tags=["search"])
     async def search_courses(body: SearchRequest, request: Request) -> Response:
@@ -673,7 +686,7 @@ class ServeApp:
         config: ServeConfig,
         metrics: Metrics,
         version: Callable[[], str | None],
-        quick: dict[str, tuple[type[BaseModel], Handler]],
+        quick: dict[str, tuple[type[BaseModel], Handler, Heavy]],
     ) -> None:
         self.app = app
         self.quick = quick
@@ -740,10 +753,17 @@ class ServeApp:
             self._done(scope, endpoint, status, start)
 
     async def _answer(
-        self, scope: Scope, receive: Receive, send: Send, body: type[BaseModel], handler: Handler
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        body: type[BaseModel],
+        handler: Handler,
+        heavy: Heavy,
     ) -> None:
-        """A quick verb: read the body, validate it against its model, answer; errors as
-        the FastAPI app's handlers give them."""
+        """A quick verb: read the body, validate it against its model, answer (in the
+        event loop for one member: a menu takes a millisecond; in a worker thread for
+        more); errors as the FastAPI app's handlers give them."""
         chunks = []
         more = True
         while more:
@@ -757,7 +777,10 @@ class ServeApp:
         content: dict[str, Any]
         try:
             request = body.model_validate(orjson.loads(b"".join(chunks)))
-            content = handler(request, state)
+            if heavy(request):
+                content = await run_in_threadpool(handler, request, state)
+            else:
+                content = handler(request, state)
         except orjson.JSONDecodeError as err:
             status = 400
             content = {
