@@ -382,10 +382,8 @@ def create_app(config: ServeConfig, holder: ModelHolder | None = None) -> ServeA
                 raise
             rows = _menu_records(found, req.ids, menu_state.course_ext)
             if found.route.size:
-                codes, counts = np.unique(found.route, return_counts=True)
-                metrics.served_routes(
-                    dict(zip(_ROUTE_NAMES[codes].tolist(), counts.tolist(), strict=True))
-                )
+                counts = np.bincount(found.route, minlength=len(ROUTES)).tolist()
+                metrics.served_routes({r: c for r, c in zip(ROUTES, counts, strict=True) if c})
         out: dict[str, Any] = {"model_version": answered(state, served), "rows": rows}
         if notes is not None:
             out["notes"] = notes
