@@ -18,8 +18,10 @@ Targets (2 cores, 8 clients): throughput at least 5x MLflow's, p99 under 20 ms. 
 
     python experiments/benchmarks/http.py [--rounds 3] [--seconds 8] [--clients 8] [--workers 2]
 
-The last line reads ``RESULT rps=... p50_ms=... p99_ms=... rps_mlflow=...
-ratio_vs_mlflow=...`` (medians over the rounds).
+The CPU time each server spends per answer (its processes and workers, from the
+operating system) is printed too: unlike throughput it hardly depends on what else the
+shared machine runs. The last line reads ``RESULT rps=... p50_ms=... p99_ms=...
+rps_mlflow=... ratio_vs_mlflow=... cpu_ratio_vs_mlflow=...`` (medians over the rounds).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     del sys.path[0]
 
 import argparse
+import asyncio
 import http.client
 import json
 import os
@@ -40,7 +43,6 @@ import signal
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -102,6 +104,21 @@ def wait_up(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float =
 Body = Callable[[str], bytes]
 
 
+def cpu_seconds(proc: subprocess.Popen[bytes]) -> float:
+    """CPU time (user + system) of a server: its process and all its workers."""
+    import psutil
+
+    root = psutil.Process(proc.pid)
+    total = 0.0
+    for p in [root, *root.children(recursive=True)]:
+        try:
+            times = p.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
 def ask(conn: http.client.HTTPConnection, path: str, body: bytes) -> bytes:
     conn.request("POST", path, body, {"Content-Type": "application/json"})
     answer = conn.getresponse()
@@ -111,109 +128,96 @@ def ask(conn: http.client.HTTPConnection, path: str, body: bytes) -> bytes:
     return data
 
 
-class Connection:
-    """A lean HTTP/1.1 keep-alive client: requests are encoded before the clock starts and
-    an answer is read by its ``content-length`` (or chunks), so that the load generator,
-    which shares the cores with the servers, costs each of them as little as possible."""
+def request_bytes(port: int, path: str, body: bytes) -> bytes:
+    """One HTTP/1.1 keep-alive POST, encoded."""
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
 
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.buf = b""
 
-    @staticmethod
-    def request(port: int, path: str, body: bytes) -> bytes:
-        head = (
-            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-        )
-        return head.encode() + body
-
-    def _more(self) -> None:
-        got = self.sock.recv(65536)
-        if not got:
-            raise ConnectionError("the server closed the connection")
-        self.buf += got
-
-    def ask(self, request: bytes) -> bytes:
-        self.sock.sendall(request)
-        while (end := self.buf.find(b"\r\n\r\n")) < 0:
-            self._more()
-        head, self.buf = self.buf[:end].lower(), self.buf[end + 4 :]
-        status = int(head[9:12])
-        at = head.find(b"content-length:")
-        if at >= 0:
-            stop = head.find(b"\r\n", at)
-            size = int(head[at + 15 : len(head) if stop < 0 else stop].strip())
-            while len(self.buf) < size:
-                self._more()
-            data, self.buf = self.buf[:size], self.buf[size:]
-        else:  # chunked
-            data = b""
-            while True:
-                while (eol := self.buf.find(b"\r\n")) < 0:
-                    self._more()
-                size = int(self.buf[:eol], 16)
-                while len(self.buf) < eol + 2 + size + 2:
-                    self._more()
-                data += self.buf[eol + 2 : eol + 2 + size]
-                self.buf = self.buf[eol + 2 + size + 2 :]
-                if size == 0:
-                    break
-        if status != 200:
-            raise RuntimeError(f"HTTP {status}: {data[:300]!r}")
-        return data
-
-    def close(self) -> None:
-        self.sock.close()
+async def read_answer(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """Status and body of one answer (``content-length`` or chunked)."""
+    head = (await reader.readuntil(b"\r\n\r\n")).lower()
+    status = int(head[9:12])
+    at = head.find(b"content-length:")
+    if at >= 0:
+        stop = head.find(b"\r\n", at)
+        return status, await reader.readexactly(int(head[at + 15 : stop].strip()))
+    data = b""
+    while True:
+        size = int((await reader.readuntil(b"\r\n")).strip(), 16)
+        data += (await reader.readexactly(size + 2))[:size]
+        if size == 0:
+            return status, data
 
 
 def load(
     port: int, path: str, body: Body, members: list[str], clients: int, seconds: float, seed: int
 ) -> dict[str, float]:
-    """``clients`` threads asking for menus for ``seconds``; throughput and percentiles."""
-    requests = [Connection.request(port, path, body(m)) for m in members]
-    stop_at = [0.0]
-    go = threading.Barrier(clients + 1)
-    latencies: list[list[float]] = [[] for _ in range(clients)]
-    failures: list[BaseException] = []
+    """``clients`` concurrent keep-alive connections asking for menus for ``seconds``;
+    throughput and latency percentiles.
 
-    def client(i: int) -> None:
+    The clients are coroutines of one event loop with requests encoded before the clock
+    starts: the load generator shares the cores with the servers, so it must cost them as
+    little as possible (threads with ``http.client`` cost several times more per request).
+    """
+    requests = [request_bytes(port, path, body(m)) for m in members]
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+
+    warm: list[int] = []
+
+    async def client(
+        i: int, ready: asyncio.Event, start_at: asyncio.Event, stop_at: list[float]
+    ) -> None:
         rng = np.random.default_rng(seed + i)
-        conn = Connection(port)
-        picks = rng.integers(0, len(members), size=1_000_000)
+        picks = rng.integers(0, len(members), size=1_000_000).tolist()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        clock = time.perf_counter
         try:
+            j = 0
             for j in range(50):  # warm-up: connection, caches
-                conn.ask(requests[int(picks[j])])
-            go.wait()
+                writer.write(requests[picks[j]])
+                status, data = await read_answer(reader)
+                if status != 200:
+                    raise RuntimeError(f"{path}: HTTP {status}: {data[:300]!r}")
+            warm.append(i)
+            if len(warm) == clients:
+                ready.set()
+            await start_at.wait()
             mine = latencies[i]
-            j = 50
-            clock = time.perf_counter
             while True:
                 start = clock()
                 if start >= stop_at[0]:
                     break
-                conn.ask(requests[int(picks[j])])
-                mine.append(clock() - start)
                 j += 1
-        except BaseException as err:
-            failures.append(err)
-            go.abort()
+                writer.write(requests[picks[j]])
+                status, data = await read_answer(reader)
+                if status != 200:
+                    raise RuntimeError(f"{path}: HTTP {status}: {data[:300]!r}")
+                mine.append(clock() - start)
         finally:
-            conn.close()
+            writer.close()
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
-    stop_at[0] = float("inf")
-    for t in threads:
-        t.start()
-    go.wait()
-    began = time.perf_counter()
-    stop_at[0] = began + seconds
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - began
-    if failures:
-        raise failures[0]
+    async def run() -> float:
+        ready, start_at = asyncio.Event(), asyncio.Event()
+        stop_at = [float("inf")]
+        tasks = [asyncio.create_task(client(i, ready, start_at, stop_at)) for i in range(clients)]
+        waiting = asyncio.create_task(ready.wait())
+        done, _ = await asyncio.wait([waiting, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        if waiting not in done:  # a client failed while warming up
+            for task in done:
+                task.result()
+        began = time.perf_counter()
+        stop_at[0] = began + seconds
+        start_at.set()
+        await asyncio.gather(*tasks)
+        return time.perf_counter() - began
+
+    elapsed = asyncio.run(run())
     lat = np.concatenate([np.asarray(x) for x in latencies]) * 1000.0
     return {
         "rps": lat.size / elapsed,
@@ -317,19 +321,26 @@ def main() -> None:
             f"{args.clients} clients, keep-alive, single-member menus n={n}, "
             f"{args.seconds:g} s per server per round; recommend serve --workers {args.workers}"
         )
-        print(f"{'round':>5} {'server':<22} {'answers/s':>10} {'p50 ms':>8} {'p99 ms':>8}")
+        print(
+            f"{'round':>5} {'server':<22} {'answers/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
+            f"{'CPU ms/answer':>12}"
+        )
         rows: dict[str, list[dict[str, float]]] = {"recommend": [], "mlflow": []}
         for r in range(args.rounds):
-            for name, port, path, body in (
-                ("recommend", ours_port, "/v1/menus", ours_body),
-                ("mlflow", theirs_port, "/invocations", theirs_body),
+            for name, proc, port, path, body in (
+                ("recommend", ours, ours_port, "/v1/menus", ours_body),
+                ("mlflow", theirs, theirs_port, "/invocations", theirs_body),
             ):
+                before = cpu_seconds(proc)
                 got = load(port, path, body, members, args.clients, args.seconds, args.seed + r)
+                # CPU per answer (warm-up included in both, a few hundred answers): a
+                # figure that does not depend on what else the machine runs.
+                got["cpu_ms"] = (cpu_seconds(proc) - before) * 1000.0 / (got["answers"])
                 rows[name].append(got)
                 label = "recommend serve" if name == "recommend" else "mlflow models serve"
                 print(
                     f"{r + 1:>5} {label:<22} {got['rps']:>10.0f} {got['p50_ms']:>8.2f} "
-                    f"{got['p99_ms']:>8.2f}",
+                    f"{got['p99_ms']:>8.2f} {got['cpu_ms']:>12.2f}",
                     flush=True,
                 )
     finally:
@@ -347,10 +358,16 @@ def main() -> None:
         f"p99 {med('mlflow', 'p99_ms'):.2f} ms; ratio per round "
         + ", ".join(f"{x:.1f}x" for x in ratios)
     )
+    cpu = med("mlflow", "cpu_ms") / med("recommend", "cpu_ms")
+    print(
+        f"CPU per answer: recommend serve {med('recommend', 'cpu_ms'):.2f} ms, mlflow models "
+        f"serve {med('mlflow', 'cpu_ms'):.2f} ms ({cpu:.1f}x less); load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
     print(
         f"RESULT rps={med('recommend', 'rps'):.0f} p50_ms={med('recommend', 'p50_ms'):.2f} "
         f"p99_ms={med('recommend', 'p99_ms'):.2f} rps_mlflow={med('mlflow', 'rps'):.0f} "
-        f"ratio_vs_mlflow={float(np.median(ratios)):.1f}"
+        f"ratio_vs_mlflow={float(np.median(ratios)):.1f} cpu_ratio_vs_mlflow={cpu:.1f}"
     )
 
 
