@@ -413,3 +413,36 @@ def test_sigterm_drains_requests_in_flight(artifact: Path, tmp_path: Path) -> No
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(srv.url + "/health", timeout=5)
     assert "Waiting for" in srv.log.read_text() or "Shutting down" in srv.log.read_text()
+
+
+# ---------------------------------------------------------------------------- registry
+
+
+def test_serves_a_registered_model_and_follows_its_alias(
+    artifact: Path, small_dataset: rc.Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recommend.registry import register_artifact
+
+    store = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    first = register_artifact(artifact, "menus", uri=store)
+    srv = Server(first.uri, tmp_path / "serve.log", 1, "--watch", "0.5")
+    try:
+        local, version = rc.load(artifact), json.loads(srv.get("/ready")[1])["model_version"]
+        member = _members(local, 3)[2]
+        status, body, _ = srv.post("/v1/menus", {"member_id": member, "n": 6})
+        assert status == 200 and body["model_version"] == version
+        _same(body["rows"], rc.member_menu(local, member, n=6))
+
+        second = tmp_path / "second"
+        rc.save(rc.EASE(l2=5.0).fit(small_dataset), second)
+        register_artifact(second, "menus", uri=store)  # moves menus@champion
+        deadline = time.monotonic() + 60
+        while json.loads(srv.get("/ready")[1])["model_version"] == version:
+            assert time.monotonic() < deadline, srv.log.read_text()
+            time.sleep(0.3)
+        status, body, _ = srv.post("/v1/menus", {"member_id": member, "n": 6})
+        assert body["model_version"] != version
+        _same(body["rows"], rc.member_menu(rc.load(second), member, n=6))
+    finally:
+        srv.stop()
