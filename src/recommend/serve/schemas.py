@@ -24,7 +24,8 @@ __all__ = [
     "SuggestRequest",
 ]
 
-MemberId = str | int
+#: A member, course or org id (ids are strings or integers, as in the training data).
+Id = str | int
 Channel = str | list[str] | None
 Records = list[dict[str, Any]]
 
@@ -45,8 +46,8 @@ class _Filters(_Body):
 class MenuRequest(_Filters):
     """``recommend.member_menu``: one member (``member_id``) or many (``member_ids``)."""
 
-    member_id: MemberId | None = Field(None, description="one member")
-    member_ids: list[MemberId] | None = Field(None, description="several members, in order")
+    member_id: Id | None = Field(None, description="one member")
+    member_ids: list[Id] | None = Field(None, description="several members, in order")
     n: int = Field(10, description="courses per member")
     max_minutes: float | str | None = Field(  # type: ignore[assignment]
         None, description='only courses that fit these minutes; "auto": the usual session'
@@ -68,8 +69,8 @@ class MenuRequest(_Filters):
 class CompulsoryRequest(_Body):
     """``recommend.compulsory_courses``: the branch's compulsory courses still to study."""
 
-    member_id: MemberId | None = None
-    member_ids: list[MemberId] | None = None
+    member_id: Id | None = None
+    member_ids: list[Id] | None = None
     only_published: bool = True
     now: str | None = None
     unknown: str = "fallback"
@@ -80,7 +81,7 @@ class CompulsoryRequest(_Body):
 class GroupRequest(_Body):
     """``recommend.order_for_group``: a menu for a group of members."""
 
-    members: list[MemberId] | MemberId | dict[str, Any] = Field(
+    members: list[Id] | Id | dict[str, Any] = Field(
         description="member ids, an org id (with its sub-branches) or attribute filters"
     )
     n: int = 10
@@ -90,7 +91,7 @@ class GroupRequest(_Body):
     pin_compulsory: bool = True
     compulsory_share: float = 0.5
     max_pins: int | None = None
-    must_include: list[MemberId] = Field(default_factory=list)
+    must_include: list[Id] = Field(default_factory=list)
     exclude_completed: float | None = 0.5
     personal_k: int = 20
     only_published: bool = True
@@ -105,7 +106,7 @@ class GroupRequest(_Body):
 class SearchRequest(_Filters):
     """``recommend.search.search``: courses for a query, ranked for one member."""
 
-    member_id: MemberId
+    member_id: Id
     query: str
     n: int = 10
     candidates: int = 200
@@ -119,7 +120,7 @@ class SearchRequest(_Filters):
 class SuggestRequest(_Body):
     """``recommend.suggest``: completions of what a member is typing."""
 
-    member_id: MemberId
+    member_id: Id
     prefix: str
     n: int = 8
     member_attributes: Records | None = None
@@ -128,7 +129,7 @@ class SuggestRequest(_Body):
 class SimilarRequest(_Filters):
     """``recommend.similar_courses``: the courses most like one course."""
 
-    course_id: MemberId
+    course_id: Id
     n: int = 10
     with_reasons: bool = True
     lang: str = "zh"
@@ -137,7 +138,7 @@ class SimilarRequest(_Filters):
 class LecturerRequest(_Filters):
     """``recommend.lecturer_menu``: lecturers ranked for one member."""
 
-    member_id: MemberId
+    member_id: Id
     n: int = 10
     top: int = 3
     exclude: str = "none"
