@@ -313,6 +313,11 @@ def test_operations_endpoints(server: Server, local: rc.Recommender) -> None:
     spec = json.loads(server.get("/openapi.json")[1])
     assert {"/v1/menus", "/v1/group-menus", "/v1/similar", "/v1/events"} <= set(spec["paths"])
     assert "diversity" in spec["components"]["schemas"]["MenuRequest"]["properties"]
+    answers = spec["paths"]["/v1/menus"]["post"]["responses"]
+    assert "422" not in answers
+    assert answers["400"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ErrorBody"
+    }
     # The access log has no member ids by default.
     log = server.log.read_text()
     assert '"endpoint":"/v1/menus"' in log

@@ -49,6 +49,7 @@ from recommend.serve.holder import ModelHolder, Served
 from recommend.serve.metrics import CONTENT_TYPE, Metrics
 from recommend.serve.schemas import (
     CompulsoryRequest,
+    ErrorBody,
     EventsRequest,
     GroupRequest,
     LecturerRequest,
@@ -605,7 +606,53 @@ def create_app(config: ServeConfig, holder: ModelHolder | None = None) -> ServeA
         """Prometheus text format: requests, latency histogram, routes, model version."""
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
+    _describe_errors(app)
     return ServeApp(app, config, metrics, version, quick)
+
+
+#: Error answers every verb may give, for the OpenAPI description.
+_ERRORS = {
+    "400": "the library refused the request (bad option, value or table)",
+    "404": "an unknown course, or unknown members with unknown=raise",
+    "413": "the body is over the server's limit",
+    "503": "the model cannot be loaded or read",
+}
+
+
+def _describe_errors(app: FastAPI) -> None:
+    """OpenAPI: our error answers (:class:`ErrorBody`) instead of FastAPI's 422."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        spec = build()
+        schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+        schemas["ErrorBody"] = ErrorBody.model_json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
+        ref = {"$ref": "#/components/schemas/ErrorBody"}
+        for path, operations in spec.get("paths", {}).items():
+            for operation in operations.values():
+                answers = operation.setdefault("responses", {})
+                answers.pop("422", None)
+                if path.startswith(("/v1/", "/admin/")):
+                    for code, text in _ERRORS.items():
+                        answers[code] = {
+                            "description": text,
+                            "content": {"application/json": {"schema": ref}},
+                        }
+                if path in ("/v1/events", "/admin/reload"):
+                    answers["401"] = {
+                        "description": "missing or wrong bearer token",
+                        "content": {"application/json": {"schema": ref}},
+                    }
+        for name in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(name, None)
+        app.openapi_schema = spec
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _state(request: Request) -> State:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "CompulsoryRequest",
+    "ErrorBody",
     "EventsRequest",
     "GroupRequest",
     "LecturerRequest",
@@ -159,3 +160,15 @@ class ReloadRequest(_Body):
     """``POST /admin/reload``: load a model beside the one in service, then swap."""
 
     model: str | None = Field(None, description="folder or registry URI; the served one by default")
+
+
+class ErrorBody(BaseModel):
+    """What an error answer holds: the library's message and where the problem is."""
+
+    error: str = Field(description="the library's message")
+    column: str | None = Field(None, description="the option or column at fault")
+    rows: list[int] | None = Field(None, description="offending rows of a table (0-based)")
+    problems: list[dict[str, Any]] = Field(
+        default_factory=list, description="every problem of a table, as in DataError.problems"
+    )
+    model_version: str | None = Field(None, description="the model in service")
