@@ -423,7 +423,7 @@ def test_sigterm_drains_requests_in_flight(artifact: Path, tmp_path: Path) -> No
 # ---------------------------------------------------------------------------- registry
 
 
-def test_serves_a_registered_model_and_follows_its_alias(
+def test_serves_a_registered_model_and_follows_its_alias_logging_members(
     artifact: Path, small_dataset: rc.Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from recommend.registry import register_artifact
@@ -431,7 +431,7 @@ def test_serves_a_registered_model_and_follows_its_alias(
     store = f"sqlite:///{tmp_path / 'mlruns.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
     first = register_artifact(artifact, "menus", uri=store)
-    srv = Server(first.uri, tmp_path / "serve.log", 1, "--watch", "0.5")
+    srv = Server(first.uri, tmp_path / "serve.log", 1, "--watch", "0.5", "--log-members")
     try:
         local, version = rc.load(artifact), json.loads(srv.get("/ready")[1])["model_version"]
         member = _members(local, 3)[2]
@@ -449,5 +449,6 @@ def test_serves_a_registered_model_and_follows_its_alias(
         status, body, _ = srv.post("/v1/menus", {"member_id": member, "n": 6})
         assert body["model_version"] != version
         _same(body["rows"], rc.member_menu(rc.load(second), member, n=6))
+        assert f'"members":["{member}"]' in srv.log.read_text()  # --log-members
     finally:
         srv.stop()
