@@ -33,7 +33,13 @@ from starlette.responses import Response
 
 from recommend.data.ids import normalise_id
 from recommend.engine import ROUTES, MemberRequest, MenuOptions, serving_state
-from recommend.errors import ArtifactError, DataError, RecommendError, TrackingError
+from recommend.errors import (
+    ArtifactError,
+    ConfigError,
+    DataError,
+    RecommendError,
+    TrackingError,
+)
 from recommend.group import order_for_group
 from recommend.menu import (
     MENU_COLUMNS,
@@ -542,7 +548,7 @@ def create_app(config: ServeConfig, holder: ModelHolder | None = None) -> ServeA
         bearer token and a one-worker server (each worker holds its own model)."""
         guard(request)
         if config.workers != 1:
-            raise DataError(
+            raise ConfigError(
                 f"ingestion needs a server of one worker (this one has {config.workers}): "
                 "each worker holds its own copy of the model; start it with --workers 1"
             )
