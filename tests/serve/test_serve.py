@@ -352,9 +352,17 @@ def test_reload_under_load_loses_no_request(
         for t in threads:
             t.start()
         time.sleep(1.0)
+        # A long request under way when the swap comes finishes on the model it began on.
+        long: list[Any] = []
+        heavy = {"member_ids": (members * 25)[:1000], "n": 50, "diversity": 0.5}
+        under_way = threading.Thread(target=lambda: long.append(srv.post("/v1/menus", heavy)))
+        under_way.start()
+        time.sleep(0.05)
         status, body, _ = srv.post("/admin/reload", {"model": str(second)}, token=TOKEN)
         assert status == 200 and body["previous_version"] == old
         new = body["model_version"]
+        under_way.join()
+        assert long[0][0] == 200 and long[0][1]["model_version"] == old
         assert new != old
         time.sleep(2.0)  # the other worker follows within sync_seconds
         stop.set()
