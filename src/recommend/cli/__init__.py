@@ -40,6 +40,7 @@ from recommend.cli.models import (
     cmd_register,
     cmd_train,
 )
+from recommend.cli.serve import add_serve_verb
 from recommend.cli.spark import cmd_spark
 from recommend.cli.volunteer import add_volunteer_verbs
 from recommend.engine.options import DEFAULT_MAX_PINS
@@ -117,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_register_verb(verbs)
     add_volunteer_verbs(verbs)
     _add_lecturers_verb(verbs)
+    add_serve_verb(verbs)
     for sub in _all_parsers(parser)[1:]:
         # -v after the verb too; SUPPRESS keeps the global one's value when not given.
         sub.formatter_class = _HelpFormatter
