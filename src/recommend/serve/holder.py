@@ -77,6 +77,15 @@ def alias_version(source: str) -> str | None:
     return str(mlflow_client().get_model_version_by_alias(name, alias).version)
 
 
+def _alias_now(source: str) -> str | None:
+    """:func:`alias_version`, or ``None`` when the registry cannot say now (the load that
+    follows reports a registry that cannot be reached)."""
+    try:
+        return alias_version(source)
+    except Exception:  # any registry failure: the watch tries again later
+        return None
+
+
 class ModelHolder:
     """The model in service; swapped atomically by :meth:`reload`.
 
@@ -112,6 +121,8 @@ class ModelHolder:
     def load(self) -> Served:
         """Load the first model (at start-up)."""
         with self._lock:
+            # The alias read before loading: a move while loading is seen by the next watch.
+            self.alias_seen = _alias_now(self.source)
             served = load_served(self.source)
             self._current = served
             self.generation = self._shared().get("generation", 0)
@@ -127,7 +138,9 @@ class ModelHolder:
             The new model cannot be loaded; the old one stays in service.
         """
         with self._lock:
+            seen = _alias_now(source or self.source)
             served = load_served(source or self.source)
+            self.alias_seen = seen
             self._current = served  # the swap: one reference assignment
             self.source = served.source
             if announce and self.sync_dir is not None:
@@ -158,10 +171,7 @@ class ModelHolder:
             return None
         if seen is None or seen == self.alias_seen:
             return None
-        first = self.alias_seen is None
         self.alias_seen = seen
-        if first:
-            return None
         try:
             return self.reload(announce=False)
         except RecommendError as err:
