@@ -131,7 +131,11 @@ class LightFM(Recommender):
     # sees both with the history of the same version (see ``Recommender.update``).
     member_factors_ = MemberState()
     _cold_position = MemberState()
+    # Course side per snapshot too: ingested catalogue rows append their feature vectors.
+    course_factors_ = MemberState()
+    course_bias_ = MemberState()
     uses_features: ClassVar[bool] = True
+    takes_new_courses: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -383,6 +387,18 @@ class LightFM(Recommender):
         offset = self._n_course_ids
         bias = self._normalized(rows) @ self.course_feature_biases_[offset:]
         return vectors, np.asarray(bias, dtype=np.float32)
+
+    def _add_courses(self, courses: np.ndarray) -> None:
+        """Catalogue rows added by ingestion: vectors and biases from their features
+        (:meth:`cold_course_factors`; features unknown at fit contribute nothing), as a
+        course without interactions gets at fit. They keep them until the next refit."""
+        table = self.dataset_.courses
+        assert table is not None  # catalogue rows come as a courses table
+        vectors, bias = self.cold_course_factors(table.iloc[courses])
+        self.course_factors_ = np.ascontiguousarray(
+            np.vstack([self.course_factors_, vectors]), np.float32
+        )
+        self.course_bias_ = np.concatenate([self.course_bias_, bias]).astype(np.float32)
 
     @property
     def _n_member_ids(self) -> int:
