@@ -41,13 +41,13 @@ import scipy.sparse as sp
 from recommend.data.dataset import Dataset
 from recommend.data.idmap import IdMap
 from recommend.data.ids import normalise_id
-from recommend.data.timeline import FUTURE_TOLERANCE
 from recommend.data.validation import validate
-from recommend.errors import ConfigError, DataError, NotFittedError, Problem
+from recommend.errors import ConfigError, DataError, NotFittedError
 from recommend.models import catalogue as catalogue_rows
 from recommend.models import fold
 from recommend.models.fold import CourseLearners
-from recommend.schema import EVENT_COMPLETE, Columns
+from recommend.models.history import Catalogue, History
+from recommend.schema import Columns
 from recommend.topk import TopK, topk_factors, topk_scores
 
 __all__ = [
@@ -118,74 +118,6 @@ class Factors:
 
 
 @dataclass(frozen=True)
-class History:
-    """Members' interaction histories: the training matrix plus folded-in members.
-
-    ``base`` is the (n_members, n_courses) CSR training matrix; ``extra`` maps a member index
-    (possibly >= n_members for members first seen through ``update``) to its replacement row,
-    a (1, n_courses) CSR matrix; ``completed`` maps the same members to the courses their
-    folded-in events complete (sorted int64 course indices), which replace their training
-    completions.
-    """
-
-    base: sp.csr_matrix
-    extra: dict[int, sp.csr_matrix] = field(default_factory=dict)
-    completed: dict[int, np.ndarray] = field(default_factory=dict)
-
-    def with_member(self, member_idx: int, row: sp.csr_matrix, completed: np.ndarray) -> History:
-        """A new history with member ``member_idx``'s row and completions replaced
-        (copy-on-write: this one is left as it is)."""
-        extra = dict(self.extra)
-        extra[member_idx] = row
-        done = dict(self.completed)
-        done[member_idx] = completed
-        return History(self.base, extra, done)
-
-    def with_members(
-        self, rows: Mapping[int, sp.csr_matrix], completed: Mapping[int, np.ndarray]
-    ) -> History:
-        """A new history with several members' rows and completions replaced at once
-        (copy-on-write, one copy of the overlay for the whole batch)."""
-        return History(self.base, {**self.extra, **rows}, {**self.completed, **completed})
-
-    def rows(self, member_idx: np.ndarray) -> sp.csr_matrix:
-        """History rows of ``member_idx`` (all >= 0), shape (len, n_courses), CSR float32."""
-        idx = np.asarray(member_idx, dtype=np.int64)
-        n_base = self.base.shape[0]
-        folded = (
-            np.isin(idx, np.fromiter(self.extra, dtype=np.int64, count=len(self.extra)))
-            if self.extra
-            else np.zeros(idx.size, dtype=bool)
-        )
-        if (idx < n_base).all() and not folded.any():
-            return self.base[idx]
-        # Row by row from the index arrays (members past the training matrix: empty).
-        datas, indices, counts = [], [], np.zeros(idx.size, dtype=np.int64)
-        base = self.base
-        for k, (i, hit) in enumerate(zip(idx.tolist(), folded.tolist(), strict=True)):
-            if hit:
-                row = self.extra[i]
-                data, cols = row.data, row.indices
-            elif i < n_base:
-                lo, hi = base.indptr[i], base.indptr[i + 1]
-                data, cols = base.data[lo:hi], base.indices[lo:hi]
-            else:
-                continue
-            datas.append(data)
-            indices.append(cols)
-            counts[k] = data.size
-        indptr = np.zeros(idx.size + 1, dtype=np.int64)
-        np.cumsum(counts, out=indptr[1:])
-        flat_data = np.concatenate(datas).astype(np.float32) if datas else np.empty(0, np.float32)
-        flat_cols = np.concatenate(indices) if indices else np.empty(0, np.int32)
-        return sp.csr_matrix((flat_data, flat_cols, indptr), shape=(idx.size, base.shape[1]))
-
-    def counts(self, member_idx: np.ndarray) -> np.ndarray:
-        """Number of courses in each member's history, shape (len,), int64."""
-        return np.asarray(self.rows(member_idx).getnnz(axis=1), dtype=np.int64)
-
-
-@dataclass(frozen=True)
 class Snapshot:
     """One published version of what ``update`` changes; never modified once published.
 
@@ -215,27 +147,6 @@ class Snapshot:
             version=self.version if version is None else version,
             parts={**self.parts, name: value},
         )
-
-
-@dataclass(frozen=True, eq=False)
-class Catalogue:
-    """The courses a snapshot knows and what serving derived from them.
-
-    Attributes
-    ----------
-    course_ids : IdMap
-        The model's courses (new catalogue rows ingested since the fit appended).
-    dataset : Dataset or None
-        The training data, grown by the new catalogue rows (``Dataset.with_new_courses``).
-    cache : dict
-        The serving cache (``Recommender.cached``): built from this catalogue, so a new
-        catalogue starts a new cache (but for the entries :func:`keep_across_catalogues`
-        names) while requests on the old one keep theirs.
-    """
-
-    course_ids: IdMap
-    dataset: Dataset | None
-    cache: dict[str, Any] = field(default_factory=dict)
 
 
 #: Serving-cache key prefixes whose entries do not depend on the catalogue (an attached
@@ -760,39 +671,23 @@ class Recommender(ABC):
         if (course_idx < 0).any():
             unknown = pd.unique(ev.loc[course_idx < 0, C.COURSE])[:5].tolist()
             raise DataError(f"update({member_id!r}): unknown courses {unknown}")
-        durations = None
-        if ds.courses is not None and C.DURATION in ds.courses.columns:
-            durations = ds.courses[C.DURATION].to_numpy(dtype=np.float64)[course_idx]
-        # Live events move the reference time forward; a date beyond any clock (2100-01-01)
-        # would decay the member's other events to the floor, so it is refused.
-        latest = max(ds.now, pd.Timestamp.now(tz="UTC").tz_localize(None)) + FUTURE_TOLERANCE
-        future = (ev[C.TIMESTAMP] > latest).to_numpy()
-        if future.any():
-            rows = np.flatnonzero(future)
-            raise DataError(
-                [
-                    Problem(
-                        table="events",
-                        column=C.TIMESTAMP,
-                        message=f"update({member_id!r}): events dated after {latest}",
-                        expected="no event more than a year after the model's data and the "
-                        "clock: fix the dates",
-                        rows=tuple(int(r) for r in rows[:5]),
-                        count=int(rows.size),
-                    )
-                ]
-            )
-        now = max(ds.now, pd.Timestamp(ev[C.TIMESTAMP].max())) if len(ev) else ds.now
-        conf = ds.weighting.event_confidence(ev, durations, now)
-        row = ds.weighting.matrix(
-            np.zeros(len(ev), dtype=np.int64), course_idx, conf, (1, self.n_courses)
+        times = ev[C.TIMESTAMP].to_numpy(dtype="datetime64[ns]")
+        row, completed = fold.event_rows(
+            ds.weighting,
+            np.zeros(len(ev), dtype=np.int64),
+            course_idx.astype(np.int64),
+            ev[C.EVENT].to_numpy(dtype=object),
+            times,
+            shape=(1, self.n_courses),
+            # Live events move the reference time forward (never beyond any clock).
+            now=fold.batch_now(ds.now, times, f"update({member_id!r})"),
+            durations=self.course_durations(),
+            watch_seconds=fold.float_column(ev, C.WATCH_SECONDS),
+            value=fold.float_column(ev, C.VALUE),
         )
-        completed = np.unique(course_idx[(ev[C.EVENT] == EVENT_COMPLETE).to_numpy()])
         # One member's history: courses keep their vectors (``recommend.ingest`` re-places
         # new courses from their learners), so a member's menu depends on their own history.
-        self.fold_in_batch(
-            [member_id], row, [completed.astype(np.int64)], replace=True, courses=False
-        )
+        self.fold_in_batch([member_id], row, completed, replace=True, courses=False)
 
     def fold_in_batch(
         self,
@@ -948,6 +843,11 @@ class Recommender(ABC):
         """The new-course mask and training completions of ``snapshot``'s catalogue."""
         with self._pinned(snapshot, writing=False):
             return self.new_course_mask(), self.training_completions()
+
+    def course_durations(self) -> np.ndarray | None:
+        """(n_courses,) float64 course durations in seconds (NaN: unknown), or ``None``
+        without a duration column (built once per catalogue, kept in the serving cache)."""
+        return self.cached("course_durations", lambda: fold.course_durations(self.dataset_))
 
     def training_completions(self) -> sp.csr_matrix:
         """(n_training_members, n_courses) CSR float32, non-zero where the training data

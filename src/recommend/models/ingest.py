@@ -40,13 +40,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from recommend.data.dataset import Dataset
 from recommend.data.idmap import IdMap
-from recommend.data.timeline import FUTURE_TOLERANCE
 from recommend.data.validation import validate
 from recommend.errors import DataError, Problem
+from recommend.models import fold
 from recommend.models.base import Catalogue, Recommender
-from recommend.schema import EVENT_COMPLETE, Columns
+from recommend.schema import Columns
 
 __all__ = ["IngestResult", "ingest", "ingest_arrays"]
 
@@ -106,8 +105,8 @@ def ingest(
         ev[C.COURSE].to_numpy(dtype=object),
         ev[C.EVENT].to_numpy(dtype=object),
         ev[C.TIMESTAMP].to_numpy(dtype="datetime64[ns]"),
-        watch_seconds=_column(ev, C.WATCH_SECONDS),
-        value=_column(ev, C.VALUE),
+        watch_seconds=fold.float_column(ev, C.WATCH_SECONDS),
+        value=fold.float_column(ev, C.VALUE),
         courses=courses,
     )
 
@@ -189,27 +188,24 @@ def _fold_in(
     """The events as confidence rows per member, folded in with ``catalogue`` (if any)."""
     known_courses = model.course_ids_ if catalogue is None else catalogue.course_ids
     course_idx = _course_indices(known_courses, course_ids)
-    now = _checked_now(model, times)
     ds = model.dataset_
-    durations = _durations(model) if catalogue is None else _course_durations(catalogue.dataset)
-    duplicate = None
-    if ds.weighting.duplicates == "collapse":
-        frame = pd.DataFrame({"m": members, "c": course_idx, "e": kinds, "t": times})
-        duplicate = frame.duplicated(keep="first").to_numpy()
-    conf = ds.weighting.confidence(
+    unique, position = np.unique(members, return_inverse=True)
+    rows, completed = fold.event_rows(
+        ds.weighting,
+        position.reshape(-1),
+        course_idx,
         kinds,
         times,
-        value=weight,
+        shape=(unique.size, len(known_courses)),
+        now=fold.batch_now(ds.now, times, "ingest"),
+        durations=(
+            model.course_durations()
+            if catalogue is None
+            else fold.course_durations(catalogue.dataset)
+        ),
         watch_seconds=watch,
-        durations=None if durations is None else durations[course_idx],
-        duplicate=duplicate,
-        now=now,
+        value=weight,
     )
-    unique, position = np.unique(members, return_inverse=True)
-    position = position.reshape(-1)
-    rows = ds.weighting.matrix(position, course_idx, conf, (unique.size, len(known_courses)))
-    done = kinds == EVENT_COMPLETE
-    completed = _grouped(position[done], course_idx[done], unique.size)
     before = model.snapshot()
     known = before.member_ids.to_index(unique, unknown="mask") >= 0
     n_added = len(known_courses) - len(model.course_ids_)
@@ -238,10 +234,6 @@ def _fold_in(
     return result
 
 
-def _column(frame: pd.DataFrame, name: str) -> np.ndarray | None:
-    return frame[name].to_numpy(dtype=np.float64) if name in frame.columns else None
-
-
 def _check_lengths(*arrays: np.ndarray | None) -> None:
     names = ("member_ids", "course_ids", "events", "timestamps", "watch_seconds", "value")
     sizes = {n: a.size for n, a in zip(names, arrays, strict=True) if a is not None}
@@ -268,48 +260,3 @@ def _course_indices(known: IdMap, courses: np.ndarray) -> np.ndarray:
             ]
         )
     return idx
-
-
-def _checked_now(model: Recommender, times: np.ndarray) -> pd.Timestamp:
-    """The reference time of the batch (the latest of the data time and its events); times
-    missing or beyond any clock are refused."""
-    ds = model.dataset_
-    missing = np.isnat(times)
-    latest = max(ds.now, pd.Timestamp.now(tz="UTC").tz_localize(None)) + FUTURE_TOLERANCE
-    future = ~missing & (times > np.datetime64(latest.to_datetime64(), "ns"))
-    for bad, what in ((missing, "missing event times"), (future, f"events dated after {latest}")):
-        if bad.any():
-            rows = np.flatnonzero(bad)
-            raise DataError(
-                [
-                    Problem(
-                        table="events",
-                        column=C.TIMESTAMP,
-                        message=f"ingest: {what}",
-                        expected="a time for every event, none more than a year after the "
-                        "model's data and the clock",
-                        rows=tuple(int(r) for r in rows[:5]),
-                        count=int(rows.size),
-                    )
-                ]
-            )
-    return max(ds.now, pd.Timestamp(times.max())) if times.size else ds.now
-
-
-def _durations(model: Recommender) -> np.ndarray | None:
-    return model.cached("ingest_durations", lambda: _course_durations(model.dataset_))
-
-
-def _course_durations(dataset: Dataset | None) -> np.ndarray | None:
-    courses = None if dataset is None else dataset.courses
-    if courses is None or C.DURATION not in courses.columns:
-        return None
-    return courses[C.DURATION].to_numpy(dtype=np.float64)
-
-
-def _grouped(position: np.ndarray, course_idx: np.ndarray, n: int) -> list[np.ndarray]:
-    """Course indices per batch member (sorted, unique), from (position, course) pairs."""
-    order = np.lexsort((course_idx, position))
-    bounds = np.searchsorted(position[order], np.arange(n + 1))
-    sorted_courses = course_idx[order].astype(np.int64)
-    return [np.unique(sorted_courses[bounds[k] : bounds[k + 1]]) for k in range(n)]
