@@ -558,3 +558,23 @@ def test_cli_ingests_catalogue_rows(
     loaded = rc.load(tmp_path / "model")
     c = loaded.course_ids_.to_index([rows["course_id"].iloc[0]])[0]
     assert c in loaded.new_course_learners()
+
+
+def test_similar_courses_at_once_search_when_its_index_is_rebuilt(
+    upload: tuple[rc.Dataset, pd.DataFrame, pd.DataFrame],
+) -> None:
+    """An uploaded course has similar courses at once; the search index is separate from
+    the model: the index in use keeps serving what it indexed until it is rebuilt."""
+    from recommend.search import attach_index, build_index, search
+
+    ds, rows, later = upload
+    model = _fitted("item_knn", ds)
+    course, title = rows["course_id"].iloc[0], rows["title"].iloc[0]
+    member = ds.member_ids.external_ids[0]
+    assert course not in set(search(model, member, title, n=20)["course_id"])  # builds it
+    rc.ingest(model, later.iloc[:0], courses=rows)
+    similar = rc.similar_courses(model, course, n=5)
+    assert len(similar) == 5 and course not in set(similar["course_id"])
+    assert course not in set(search(model, member, title, n=20)["course_id"])
+    attach_index(model, build_index(model))
+    assert course in set(search(model, member, title, n=20)["course_id"])
