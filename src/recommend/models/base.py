@@ -8,11 +8,13 @@ flat dict. Scoring goes through one kernel (``recommend.topk``): a factorised mo
 Fold-in: ``update(member_id, events)`` replaces one member's history (and, for factor
 models, re-solves their vector) without refitting, so a backend reacts to what a member
 just studied; ``fold_in_batch`` (under ``recommend.ingest``) folds a batch of members in
-at once, and re-places the new courses they study from their learners.
+at once, appends new catalogue rows placed by content, and re-places the new courses they
+study from their learners.
 
 Consistent reads. Everything ``update`` and ingestion change (the member id map, the
-histories, the members' completions, per-member learned state such as factor rows, and
-the course side new courses' learners move) lives in one immutable :class:`Snapshot`.
+histories, the members' completions, per-member learned state such as factor rows, the
+course side new courses' learners move, and the catalogue: course ids, training data and
+the serving cache built from them) lives in one immutable :class:`Snapshot`.
 The writer builds the next snapshot copy-on-write, per member,
 under the model's lock and publishes it with one reference assignment; readers take no
 lock. A request reads inside ``with model.reading():``, which pins the snapshot current at
@@ -502,9 +504,12 @@ class Recommender(ABC):
         Serving layers keep their lookups here (built once, read by many threads); a new
         ``fit`` or ``restore`` starts an empty cache, so nothing outlives the state it was
         derived from. ``build`` runs under the model's lock, once per key. ``update`` does
-        not empty the cache: what is kept here must derive from the training data alone
-        (course tables, the training matrix); whatever ``update`` changes is read from the
-        request's :class:`Snapshot`.
+        not empty the cache: what is kept here must derive from the training data and the
+        catalogue alone (course tables, the training matrix); whatever ``update`` changes
+        is read from the request's :class:`Snapshot`. The cache belongs to the snapshot's
+        :class:`Catalogue`: catalogue rows ingested later start a new one (but for the
+        entries :func:`keep_across_catalogues` names), requests on the old catalogue keep
+        reading theirs.
         """
         self.check_fitted()
         cache = self._serving_cache()
