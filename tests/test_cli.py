@@ -425,3 +425,26 @@ def test_evaluate_a_test_file_after_the_training_now_and_on_future(
     assert main([*args, "--model", "popularity", "--k", "5", "--json"]) == 2
     assert "events dated after the data's own now" in capsys.readouterr().err
     assert main([*args, "--model", "popularity", "--k", "5", "--json", "--on-future", "drop"]) == 0
+
+
+def test_mlflow_logs_nothing_without_verbose(
+    lines_files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A new MLflow store (database migrations, a signature check) is created quietly: MLflow
+    logs at INFO unless told otherwise, and the CLI tells it to keep to warnings."""
+    import subprocess
+    import sys
+
+    train, _ = lines_files
+    folder = tmp_path / "ease"
+    assert main(["train", "--data", str(train), "--format", "lines", "--model", "ease",
+                 "--out", str(folder)]) == 0  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    run = subprocess.run(
+        [sys.executable, "-m", "recommend.cli", "register", "--model", str(folder),
+         "--name", "menus", "--tracking-uri", f"sqlite:///{tmp_path / 'mlruns.db'}"],
+        capture_output=True, text=True, timeout=300, check=False, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "models:/menus@champion (version 1)" in run.stdout
+    assert "INFO" not in run.stdout + run.stderr

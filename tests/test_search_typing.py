@@ -263,3 +263,60 @@ def test_stop_words_typed_in_pinyin_are_shown_not_searched(index: SearchIndex) -
 def test_suggestions_for_an_unknown_member(model: rc.Recommender, index: SearchIndex) -> None:
     out = suggest(model, "someone-new", "三会", 3, index=index)
     assert len(out) > 0 and all(normalize(t).startswith("三会") for t in out["text"])
+
+
+def test_queries_known_as_typed_read_as_through_the_aids(
+    index: SearchIndex, platform: rc.Platform
+) -> None:
+    """``parse`` skips the typing aids when every word is an index word: the query it
+    returns is the one the full reading gives, for clean, partial and mistyped queries."""
+    from recommend.search.index import words_of
+
+    titles = platform.courses["title"].astype(str).tolist()[:150]
+    queries = ["三会一课 怎么开", "党史", "党史 学习", "学", "学 习", "dangshi", "三会一客"]
+    for title in titles:
+        queries += [title, title[: max(1, len(title) // 2)], " ".join(words_of(title)[:2])]
+    assert index.aids is not None
+    fast = 0
+    for typed in queries:
+        got = index.parse(typed)
+        text = normalize(typed.strip())
+        words = words_of(text)
+        want = index._read_aided(index.aids, typed.strip(), text, words, [])
+        fast += bool(words) and all(w in index._vocab for w in words)
+        assert got.text == want.text and got.words == want.words, typed
+        assert got.tokens == want.tokens and got.typed == want.typed, typed
+        assert np.array_equal(got.token_ids, want.token_ids), typed
+        assert got.token_ids.dtype == want.token_ids.dtype, typed
+        assert (got.weights is None) == (want.weights is None), typed
+        if got.weights is not None:
+            assert np.array_equal(got.weights, want.weights), typed
+        assert got.notes == want.notes and got.searched_as == want.searched_as, typed
+        assert np.array_equal(got.prefix_docs, want.prefix_docs), typed
+        assert got.prefix_docs.dtype == want.prefix_docs.dtype, typed
+    assert fast > 50  # the short cut is taken for most of them
+
+
+def test_a_reading_kept_by_the_index_is_the_same_and_not_shared(index: SearchIndex) -> None:
+    """A query read through the aids is kept per index: typed again, it reads the same,
+    and a caller changing its arrays changes nothing for the next call."""
+    text = normalize("三会一客")
+    from recommend.search.index import words_of
+
+    assert index.aids is not None
+    want = index._read_aided(index.aids, "三会一客", text, words_of(text), [])
+    first = index.parse("三会一客")
+    assert first.weights is not None and first.token_ids.size
+    first.token_ids[:] = -1
+    first.weights[:] = 0
+    again = index.parse("三会一客")
+    assert np.array_equal(again.token_ids, want.token_ids)
+    assert again.weights is not None and want.weights is not None
+    assert np.array_equal(again.weights, want.weights)
+    assert again.notes == want.notes and again.searched_as == want.searched_as == "三会一课"
+    # Truncated queries keep their note; another index keeps its own readings.
+    long = "三会一客" * 20
+    assert index.parse(long).notes == index.parse(long).notes
+    assert index.parse(long).notes[0] != index.parse("三会一客").notes[0]
+    plain = index.with_aids(None)
+    assert plain.parse("三会一客").searched_as is None

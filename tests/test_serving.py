@@ -699,3 +699,48 @@ def test_the_serve_command_the_demo_prints_works_as_printed(
         _stop(proc)
     assert got["course_id"].tolist() == member_menu(model, [member], n=3)["course_id"].tolist()
     assert shlex.split(serve)[0].startswith("PATH=")
+
+
+def test_printed_recommend_serve_command_works_from_a_plain_shell(
+    model: rc.Recommender, dataset: rc.Dataset, tmp_path: Path
+) -> None:
+    """The `recommend serve` command the demo prints serves the registered champion from a
+    shell whose PATH holds no virtual environment, and answers what the Python API does."""
+    from recommend.cli.demo import serve_command
+    from recommend.registry import register_artifact
+
+    store = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    reg = register_artifact(rc.save(model, tmp_path / "model"), "menus", uri=store)
+    command = serve_command(store, reg.uri)
+    assert f"{Path(sys.executable).parent}/recommend serve" in command
+    port = _free_port()
+    printed = command.replace("--port 8000", " ".join(_loopback(port)))
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            ["/bin/bash", "-c", printed],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+            env={  # a login shell's PATH: no virtual environment on it
+                "PATH": "/usr/local/bin:/usr/bin:/bin",
+                "HOME": str(tmp_path),
+                "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+            },
+            start_new_session=True,
+        )
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/ready", proc, log)
+        member = _members(dataset, 1)[0]
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v1/menus",
+            data=json.dumps({"member_id": member, "n": 3}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            got = json.loads(answer.read())
+    finally:
+        _stop(proc)
+    assert [r["course_id"] for r in got["rows"]] == member_menu(model, [member], n=3)[
+        "course_id"
+    ].tolist()

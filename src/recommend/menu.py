@@ -84,6 +84,7 @@ __all__ = [
     "experiment_menu",
     "lecturer_menu",
     "member_menu",
+    "member_menu_rows",
     "menu_frame",
 ]
 
@@ -234,6 +235,24 @@ def serve_member_menus(
 ) -> pd.DataFrame:
     """:func:`member_menu` with its options as one :class:`~recommend.engine.MenuOptions`
     (what other products call, having validated the options once)."""
+    rows, request, state = member_menu_rows(model, member_ids, options, member_attributes)
+    menu = menu_frame(rows, request.ids, state)
+    if options.auto_minutes:
+        _fragment_attrs(menu, state, request, options)
+    return menu
+
+
+def member_menu_rows(
+    model: Recommender,
+    member_ids: Any,
+    options: MenuOptions,
+    member_attributes: pd.DataFrame | None = None,
+) -> tuple[MenuRows, MemberRequest, ServingState]:
+    """The member menu as the engine's arrays, before they become a frame: the rows
+    (:class:`~recommend.engine.MenuRows`), the resolved request (``request.ids`` are the
+    member ids by row position) and the model's serving state (``course_ext``). For a
+    caller that writes the rows out itself (an HTTP service); :func:`menu_frame` makes
+    them :func:`member_menu`'s frame. ``max_minutes="auto"`` notes are only in the frame."""
     model.check_fitted()
     state = serving_state(model)
     # One snapshot for the whole request: ids, history, completions and scores of one
@@ -242,10 +261,7 @@ def serve_member_menus(
         request = MemberRequest.make(model, state, member_ids, member_attributes, options.unknown)
         allowed = state.course_filter(options)
         rows = menu_rows(model, state, request, options, allowed)
-    menu = menu_frame(rows, request.ids, state)
-    if options.auto_minutes:
-        _fragment_attrs(menu, state, request, options)
-    return menu
+    return rows, request, state
 
 
 def _fragment_attrs(

@@ -282,13 +282,34 @@ class ListText:
         return join_list(self.items, lang)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Message:
     """A text to show, kept as its key and parameters until it is rendered in the
     reader's language (``str()`` gives English, for logs)."""
 
     key: str
     params: tuple[tuple[str, object], ...] = ()
+
+    def __init__(self, key: str, params: tuple[tuple[str, object], ...] = ()) -> None:
+        # Written to the instance dict directly (frozen: no attribute is ever assigned
+        # after this): menus build a message per row, so construction is kept cheap.
+        fields = self.__dict__
+        fields["key"] = key
+        fields["params"] = params
+
+    def __hash__(self) -> int:
+        # Computed once per message: messages key the caches of rendered texts and nest
+        # (a reason inside "new" inside "fits in N minutes").
+        fields = self.__dict__
+        try:
+            found: int = fields["_hash"]
+        except KeyError:
+            found = fields["_hash"] = hash((self.key, self.params))
+        return found
+
+    def __getstate__(self) -> dict[str, object]:
+        # Without the remembered hash: string hashes differ between processes.
+        return {"key": self.key, "params": self.params}
 
     @classmethod
     def of(cls, key: str, **params: object) -> Message:

@@ -93,3 +93,23 @@ def test_courses_ids_are_normalised_too() -> None:
     out = rc.validate("courses", courses)
     assert out["course_id"].tolist() == ["c1", "c2"]
     assert out["lecturer_id"].tolist()[0] == "l1" and pd.isna(out["lecturer_id"].iloc[1])
+
+
+@pytest.mark.parametrize(
+    "odd", [" c5", "c5 ", "c\t5", "c5\x1f", "ｃ5", "c\u200b5", "c5\u3000", 5, None, np.nan]
+)
+def test_plain_ascii_ids_short_cut_agrees_with_the_rule(odd: object) -> None:
+    """Object arrays of plain ASCII ids (a search engine's few hundred candidates) are
+    checked as one joined string; any id the rule would change, or a value that is not a
+    string, goes the long way and gives what ``normalise_id`` gives."""
+    plain = np.array([f"c{i:04d}" for i in range(200)], dtype=object)
+    got, changed = normalise_ids(plain)
+    assert got is plain and not changed.any()
+    values = plain.copy()
+    values[7] = odd
+    got, changed = normalise_ids(values)
+    want = [normalise_id(v) if isinstance(v, str) else v for v in values.tolist()]
+    assert [g if isinstance(g, str) else repr(g) for g in list(got)] == [
+        w if isinstance(w, str) else repr(w) for w in want
+    ]
+    assert changed.tolist() == [isinstance(v, str) and normalise_id(v) != v for v in values]

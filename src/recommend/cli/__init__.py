@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, TypeAlias
@@ -39,6 +40,7 @@ from recommend.cli.models import (
     cmd_register,
     cmd_train,
 )
+from recommend.cli.serve import add_serve_verb
 from recommend.cli.spark import cmd_spark
 from recommend.cli.volunteer import add_volunteer_verbs
 from recommend.engine.options import DEFAULT_MAX_PINS
@@ -116,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_register_verb(verbs)
     add_volunteer_verbs(verbs)
     _add_lecturers_verb(verbs)
+    add_serve_verb(verbs)
     for sub in _all_parsers(parser)[1:]:
         # -v after the verb too; SUPPRESS keeps the global one's value when not given.
         sub.formatter_class = _HelpFormatter
@@ -486,6 +489,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        # MLflow configures its own loggers at INFO when imported (database migrations,
+        # signature checks): quiet unless asked for, and a user's own setting wins.
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     try:
         if getattr(args, "messages", None):
             load_messages(args.messages)

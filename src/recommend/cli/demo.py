@@ -208,8 +208,23 @@ def _demo_tracking(models: _DemoModels, uri: str | None, out: Path) -> None:
     ui, serve = mlflow_commands(store, reg.uri)
     print("\n   open the MLflow UI:")
     print(f"     {ui}")
-    print("   serve the champion (then see docs/serving.md for a request):")
+    print("   serve the champion over HTTP (then see docs/serving.md for requests):")
+    print(f"     {serve_command(store, reg.uri)}")
+    print("   or through MLflow's own scoring server:")
     print(f"     {serve}")
+
+
+def serve_command(store: str, uri: str) -> str:
+    """The shell command that serves ``uri`` with ``recommend serve``, working as printed
+    from any shell (this environment's ``recommend`` by its full path)."""
+    import shlex
+    import sys
+
+    recommend = shlex.quote(str(Path(sys.executable).parent / "recommend"))
+    return (
+        f"MLFLOW_TRACKING_URI={shlex.quote(store)} {recommend} serve "
+        f"--model {shlex.quote(uri)} --port 8000"
+    )
 
 
 def mlflow_commands(store: str, uri: str) -> tuple[str, str]:

@@ -132,8 +132,14 @@ def _raw_array(values: Iterable[object] | np.ndarray | pd.Series | pd.Index) -> 
         return values
     if hasattr(values, "to_numpy"):
         return np.asarray(values.to_numpy())
+    values = list(values)
+    if all(type(v) is str for v in values):
+        # A request's few string ids (the common case): an object array at once.
+        out = np.empty(len(values), dtype=object)
+        out[:] = values
+        return out
     # Through pandas, not np.asarray: numpy's fixed-width strings would drop trailing NULs.
-    return np.asarray(pd.Series(list(values)).to_numpy())
+    return np.asarray(pd.Series(values).to_numpy())
 
 
 def _as_id_array(values: Iterable[object] | np.ndarray | pd.Series | pd.Index) -> np.ndarray:

@@ -159,14 +159,22 @@ def _typed_strings(values: pd.Series) -> bool:
 
 
 def _is_null(values: pd.Series) -> np.ndarray:
-    null = values.isna().to_numpy()
-    if _typed_strings(values):
-        blank = values.str.strip().eq("").to_numpy(dtype=bool, na_value=False)
-        null = null | blank
-    elif values.dtype == object:
-        blank = values.astype("string").str.strip().eq("").fillna(False).to_numpy(dtype=bool)
-        null = null | blank
-    return np.asarray(null, dtype=bool)
+    """Missing values and, in text columns, blank strings.
+
+    Each distinct value is looked at once (id columns repeat their values many times).
+    """
+    null = np.asarray(values.isna().to_numpy(), dtype=bool)
+    if _typed_strings(values) or values.dtype == object:
+        try:
+            codes, uniques = pd.factorize(values, use_na_sentinel=True)
+        except TypeError:  # unhashable values (lists): looked at one by one
+            codes, uniques = np.arange(len(values)), values.tolist()
+        blank = np.fromiter(
+            (isinstance(u, str) and not u.strip() for u in uniques), dtype=bool, count=len(uniques)
+        )
+        if blank.any():
+            null = null | ((codes >= 0) & blank[np.maximum(codes, 0)])
+    return null
 
 
 def _coerce_id(chk: _Checker, col: str, nullable: bool) -> None:

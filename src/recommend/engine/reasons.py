@@ -135,15 +135,19 @@ def studied_reasons(
     itself = recommended[:, None] == hist[None, :]
     best = hist[np.argmax(np.where(itself, -np.inf, sim), axis=1)]
     again = itself.any(axis=1)
-    titles = state.titles
-    # Messages built directly (one parameter, already in order): this runs per row.
-    for i, (is_again, rec, hist_best) in enumerate(
-        zip(again.tolist(), recommended.tolist(), best.tolist(), strict=True)
-    ):
-        if is_again:
-            out[i] = Message("reason.continue", (("title", titles[rec]),))
-        else:
-            out[i] = Message("reason.studied", (("title", titles[hist_best]),))
+    # One message per distinct (kind, named course): rows repeat the same studied course.
+    code = np.where(again, recommended + state.n_courses, best)
+    distinct, inverse = np.unique(code, return_inverse=True)
+    messages = np.empty(distinct.size, dtype=object)
+    made = _MADE
+    for j, c in enumerate(distinct.tolist()):
+        key = (c >= state.n_courses, state.titles[c % state.n_courses])
+        message = made.get(key)
+        if message is None:
+            kind = "reason.continue" if key[0] else "reason.studied"
+            message = _remember(key, Message(kind, (("title", key[1]),)))
+        messages[j] = message
+    out[:] = messages[inverse]
     return out
 
 
@@ -171,25 +175,50 @@ def reason_texts(
     out = np.empty(courses.size, dtype=object)
     if courses.size == 0:
         return out
-    new = np.zeros(courses.size, dtype=bool)
+    # A menu has a few rows: plain Python on lists is cheaper than numpy per row here.
     ref = options.now if options.now is not None else state.now
+    published: list[int] | None = None
+    ref_ns = since = 0
     if state.published is not None and ref is not None:
-        ref_ns = np.int64(pd.Timestamp(ref).value)
-        pub = state.published[courses]
-        new = (pub > ref_ns - np.int64(NEW_DAYS * _DAY_NS)) & (pub <= ref_ns)
-    minutes = np.full(courses.size, -1, dtype=np.int64)
+        ref_ns = int(pd.Timestamp(ref).value)
+        since = ref_ns - NEW_DAYS * _DAY_NS
+        published = state.published[courses].tolist()
+    minutes: list[int] | None = None
     if options.max_minutes is not None and state.durations is not None:
         secs = state.durations[courses]
         known = np.isfinite(secs)
-        minutes[known] = np.maximum(np.ceil(secs[known] / 60.0), 1).astype(np.int64)
+        mins = np.full(courses.size, -1, dtype=np.int64)
+        mins[known] = np.maximum(np.ceil(secs[known] / 60.0), 1).astype(np.int64)
+        minutes = mins.tolist()
     lang = options.lang
-    for i, (reason, is_new, mins) in enumerate(
-        zip(reasons.tolist(), new.tolist(), minutes.tolist(), strict=True)
-    ):
-        message = reason
-        if is_new:
-            message = Message("reason.new", (("reason", message),))
-        if mins >= 0:
-            message = Message("reason.short", (("minutes", mins), ("reason", message)))
+    made = _MADE
+    for i, message in enumerate(reasons.tolist()):
+        is_new = published is not None and since < published[i] <= ref_ns
+        mins_i = -1 if minutes is None else minutes[i]
+        if is_new or mins_i >= 0:
+            key = (message, is_new, mins_i)
+            found = made.get(key)
+            if found is None:
+                if is_new:
+                    message = Message("reason.new", (("reason", message),))
+                if mins_i >= 0:
+                    message = Message("reason.short", (("minutes", mins_i), ("reason", message)))
+                found = _remember(key, message)
+            message = found
         out[i] = message.text(lang)  # rendered once per message and wording (cached)
     return out
+
+
+# Reason messages made for earlier rows, by what they are made of (a studied title, a
+# reason with why now): the same object again for the same reason, so rows do not build
+# and hash a new message each time, and its rendered text is found at once. Messages do
+# not depend on the wording, so nothing here goes stale; cleared when full.
+_MADE_MAX = 1 << 16
+_MADE: dict[tuple[object, ...], Message] = {}
+
+
+def _remember(key: tuple[object, ...], message: Message) -> Message:
+    if len(_MADE) >= _MADE_MAX:
+        _MADE.clear()
+    _MADE[key] = message
+    return message

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -87,9 +88,9 @@ class SeriesTable:
     order: NDArray[np.float64]
     next_course: NDArray[np.int64]
 
-    @property
+    @cached_property
     def empty(self) -> bool:
-        """True when no course is in a series."""
+        """True when no course is in a series (computed once: every menu asks)."""
         return not bool((self.next_course >= 0).any())
 
 

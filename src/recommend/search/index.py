@@ -21,6 +21,9 @@ read as pinyin or initials of index words (``shbx``, ``dangshi学习``), as a ho
 match, and the note says what was searched instead; a query that starts a course title
 (as typed, in pinyin or in initials) lifts that course; the completions behind
 ``suggest`` and the related words behind the no-match fallback are saved with the index.
+A query whose words the index knows as typed skips the aids (they would read it as it
+is), and an index with aids keeps the readings of the last 4,096 distinct queries, so a
+query typed again is not normalised, segmented and read again.
 
 Fields are weighted by repetition (title and tags count twice); the lecturer id is one
 token. Scoring is BM25 (Lucene variant) from ``bm25s``: a sparse matrix of precomputed
@@ -62,7 +65,7 @@ from recommend.schema import Columns
 from recommend.search import notes as member_notes
 from recommend.search.typing_aids import TypingAids, add_related, read_words
 from recommend.search.weights import BlendWeights
-from recommend.text import domain_terms, get_tokenizer, is_token, normalize
+from recommend.text import domain_terms, get_tokenizer, has_han, is_token, normalize
 from recommend.version import __version__
 
 __all__ = [
@@ -110,6 +113,8 @@ _CHUNK_DOCS = 2_000
 # Distinct words remembered while segmenting (bounded memory on huge catalogues).
 _MEMO_MAX = 2_000_000
 _SEP = "\x1f"
+# Queries whose reading an index with typing aids keeps (the oldest is dropped).
+_READINGS_MAX = 4096
 
 
 # ============================================================================ tokens
@@ -356,6 +361,9 @@ class SearchIndex:
         self._indptr = np.asarray(scores["indptr"])
         self._indices = np.asarray(scores["indices"])
         self._vocab: dict[str, int] = dict(retriever.vocab_dict)
+        # Queries read through the typing aids, by what was typed (``_kept_reading``).
+        self._readings: dict[tuple[str, tuple[Message, ...]], Query] = {}
+        self._readings_lock = threading.Lock()
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -508,11 +516,11 @@ class SearchIndex:
             notes.append(member_notes.truncated(max_chars, len(typed)))
             logger.info("query of %d characters truncated to %d", len(typed), max_chars)
             typed = typed[:max_chars]
+        if self.aids is not None:
+            return self._kept_reading(self.aids, typed, notes)
         text = normalize(typed)
         freq = get_tokenizer().FREQ
         words = words_of(text)
-        if self.aids is not None:
-            return self._read(self.aids, typed, text, words, notes)
         tokens: list[str] = []
         unknown: list[str] = []
         for word in words:
@@ -534,11 +542,53 @@ class SearchIndex:
         ids = np.array([self._vocab[t] for t in tokens], dtype=np.int32)
         return Query(text, tuple(words), tuple(tokens), ids, tuple(notes), typed=typed)
 
+    def _kept_reading(self, aids: TypingAids, typed: str, notes: list[Message]) -> Query:
+        """:meth:`_read` of what was typed, kept per index: members type the same queries
+        again and again, and an index is read-only once built, so a reading never
+        changes. Each call gets its own arrays."""
+        key = (typed, tuple(notes))
+        found = self._readings.get(key)
+        if found is None:
+            text = normalize(typed)
+            found = self._read(aids, typed, text, words_of(text), notes)
+            with self._readings_lock:
+                if len(self._readings) >= _READINGS_MAX:
+                    self._readings.pop(next(iter(self._readings)), None)
+                self._readings[key] = found
+        return Query(
+            found.text,
+            found.words,
+            found.tokens,
+            found.token_ids.copy(),
+            found.notes,
+            found.typed,
+            None if found.weights is None else found.weights.copy(),
+            found.searched_as,
+            found.prefix_docs.copy(),
+        )
+
     def _read(
         self, aids: TypingAids, typed: str, text: str, words: list[str], notes: list[Message]
     ) -> Query:
         """``parse`` with the typing aids: pinyin, initials, typos, title prefixes, related
         words."""
+        vocab = self._vocab
+        # The index knows every word as typed, and none is a lone character among others
+        # (a typo's pieces) nor one being typed: the aids would read the query as it is
+        # (no prefix lift: the last word is complete), so they are skipped.
+        if (
+            words
+            and all(w in vocab for w in words)
+            and (len(words) == 1 or not any(len(w) == 1 and has_han(w) for w in words))
+        ):
+            ids = np.array([vocab[w] for w in words], dtype=np.int32)
+            return Query(text, tuple(words), tuple(words), ids, tuple(notes), typed=typed)
+        return self._read_aided(aids, typed, text, words, notes)
+
+    def _read_aided(
+        self, aids: TypingAids, typed: str, text: str, words: list[str], notes: list[Message]
+    ) -> Query:
+        """:meth:`_read` through every typing aid (what the short cut must equal)."""
         freq = get_tokenizer().FREQ
 
         def known_subwords(word: str) -> list[str]:

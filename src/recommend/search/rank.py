@@ -52,7 +52,7 @@ from recommend.engine import (
     studied_reasons,
 )
 from recommend.errors import ConfigError, DataError
-from recommend.messages import DEFAULT_LANG, Lang, Message, template
+from recommend.messages import DEFAULT_LANG, Lang, Message, render, template
 from recommend.models.base import keep_across_catalogues, one_snapshot
 from recommend.schema import Columns
 from recommend.search import notes as member_notes
@@ -430,16 +430,48 @@ def _reasons(
     prefs[~known] = _REASON_UNKNOWN
     out = np.empty(picks.size, dtype=object)
     separator = template("search.word_separator", lang)
-    rendered: dict[Message, str] = {}
-    for i in range(picks.size):
-        words = matched[i] if matched is not None else None
-        head = Message.of("search.matches", words=separator.join(words)) if words else _REASON_TEXT
-        line = Message.of("search.reason", match=head, why=prefs[i])
-        text = rendered.get(line)
+    matches, reason = template("search.matches", lang), template("search.reason", lang)
+    # What ``Message("search.reason", match=..., why=...).text(lang)`` renders, built
+    # from the rendered parts: each distinct line once per call (rows repeat the same
+    # words and the same studied course), without a message object per row.
+    whys = prefs.tolist()
+    if matched is None:  # re-ranked candidates: one head, a line per distinct reason
+        text_match = _REASON_TEXT.text(lang)
+        # By identity: the messages live in ``prefs`` until the call ends.
+        ids = np.fromiter(map(id, whys), dtype=np.uint64, count=len(whys))
+        _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
+        distinct = np.empty(first.size, dtype=object)
+        for j, i in enumerate(first.tolist()):
+            why_text = whys[i].text(lang)
+            distinct[j] = _filled("search.reason", reason, lang, match=text_match, why=why_text)
+        return np.asarray(distinct[inverse])
+    heads: dict[tuple[str, ...], str] = {}
+    lines: dict[tuple[tuple[str, ...], int], str] = {}
+    for i, why in enumerate(whys):
+        words = tuple(matched[i])
+        key = (words, id(why))  # the messages live in ``prefs`` until the call ends
+        text = lines.get(key)
         if text is None:
-            text = rendered[line] = line.text(lang)
+            head = heads.get(words)
+            if head is None:
+                head = heads[words] = (
+                    _filled("search.matches", matches, lang, words=separator.join(words))
+                    if words
+                    else _REASON_TEXT.text(lang)
+                )
+            why_text = why.text(lang)
+            text = lines[key] = _filled("search.reason", reason, lang, match=head, why=why_text)
         out[i] = text
     return out
+
+
+def _filled(key: str, form: str, lang: str, **params: str) -> str:
+    """``render(key, lang, **params)`` from its template ``form`` (looked up once per
+    call): the template filled with rendered texts."""
+    try:
+        return form.format(**params)
+    except (KeyError, IndexError, ValueError):
+        return render(key, lang, **params)  # raises render's ConfigError
 
 
 def _frame(

@@ -1,0 +1,375 @@
+"""Menus over HTTP: ``recommend serve`` against ``mlflow models serve`` of the same model.
+
+An EASE model is trained on the shipped sample (3,000 members, 800 courses), registered in
+a temporary MLflow store as ``models:/bench@champion``, and served twice, side by side:
+
+- ``recommend serve --model models:/bench@champion --workers W`` (``POST /v1/menus``);
+- ``mlflow models serve -m models:/bench@champion --env-manager local`` (``POST
+  /invocations``, MLflow's defaults), the reference.
+
+Each round loads one server and then the other with C concurrent clients (threads, one
+keep-alive HTTP/1.1 connection each) asking for single-member menus (n=10) of members drawn
+at random (seeded) for D seconds after a warm-up; the figures are throughput (answers per
+second) and latency percentiles per answer. Both servers must answer the same courses for
+the same members (checked before the load). The machine is shared, so the run repeats the
+rounds and reports medians over them.
+
+Targets (2 cores, 8 clients): throughput at least 5x MLflow's, p99 under 20 ms. Run::
+
+    python experiments/benchmarks/http.py [--rounds 3] [--seconds 8] [--clients 8] [--workers 2]
+
+The CPU time each server spends per answer (its processes and workers, from the
+operating system) is printed too: unlike throughput it hardly depends on what else the
+shared machine runs. The last line reads ``RESULT rps=... p50_ms=... p99_ms=...
+rps_mlflow=... ratio_vs_mlflow=... cpu_ratio_vs_mlflow=...`` (medians over the rounds).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# This file is named http.py: run as a script, its folder comes first on sys.path and
+# would hide the standard library's http package.
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    del sys.path[0]
+
+import argparse
+import asyncio
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+
+import numpy as np
+
+import recommend as rc
+from recommend.registry import register_artifact
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "data" / "sample"
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            args,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            # The venv's bin first: `mlflow models serve` runs `uvicorn` from PATH.
+            env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", **env},
+            start_new_session=True,
+        )
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def wait_up(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{url}: server exited {proc.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.3)
+    raise SystemExit(f"{url} not up after {timeout:.0f} s:\n{log.read_text()}")
+
+
+Body = Callable[[str], bytes]
+
+
+def cpu_seconds(proc: subprocess.Popen[bytes]) -> float:
+    """CPU time (user + system) of a server: its process and all its workers."""
+    import psutil
+
+    root = psutil.Process(proc.pid)
+    total = 0.0
+    for p in [root, *root.children(recursive=True)]:
+        try:
+            times = p.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def ask(conn: http.client.HTTPConnection, path: str, body: bytes) -> bytes:
+    conn.request("POST", path, body, {"Content-Type": "application/json"})
+    answer = conn.getresponse()
+    data = answer.read()
+    if answer.status != 200:
+        raise RuntimeError(f"{path}: HTTP {answer.status}: {data[:300]!r}")
+    return data
+
+
+def request_bytes(port: int, path: str, body: bytes) -> bytes:
+    """One HTTP/1.1 keep-alive POST, encoded."""
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+async def read_answer(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """Status and body of one answer (``content-length`` or chunked)."""
+    head = (await reader.readuntil(b"\r\n\r\n")).lower()
+    status = int(head[9:12])
+    at = head.find(b"content-length:")
+    if at >= 0:
+        stop = head.find(b"\r\n", at)
+        return status, await reader.readexactly(int(head[at + 15 : stop].strip()))
+    data = b""
+    while True:
+        size = int((await reader.readuntil(b"\r\n")).strip(), 16)
+        data += (await reader.readexactly(size + 2))[:size]
+        if size == 0:
+            return status, data
+
+
+def load(
+    port: int, path: str, body: Body, members: list[str], clients: int, seconds: float, seed: int
+) -> dict[str, float]:
+    """``clients`` concurrent keep-alive connections asking for menus for ``seconds``;
+    throughput and latency percentiles.
+
+    The clients are coroutines of one event loop with requests encoded before the clock
+    starts: the load generator shares the cores with the servers, so it must cost them as
+    little as possible (threads with ``http.client`` cost several times more per request).
+    """
+    requests = [request_bytes(port, path, body(m)) for m in members]
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+
+    warm: list[int] = []
+
+    async def client(
+        i: int, ready: asyncio.Event, start_at: asyncio.Event, stop_at: list[float]
+    ) -> None:
+        rng = np.random.default_rng(seed + i)
+        picks = rng.integers(0, len(members), size=1_000_000).tolist()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        clock = time.perf_counter
+        try:
+            j = 0
+            for j in range(50):  # warm-up: connection, caches
+                writer.write(requests[picks[j]])
+                status, data = await read_answer(reader)
+                if status != 200:
+                    raise RuntimeError(f"{path}: HTTP {status}: {data[:300]!r}")
+            warm.append(i)
+            if len(warm) == clients:
+                ready.set()
+            await start_at.wait()
+            mine = latencies[i]
+            while True:
+                start = clock()
+                if start >= stop_at[0]:
+                    break
+                j += 1
+                writer.write(requests[picks[j]])
+                status, data = await read_answer(reader)
+                if status != 200:
+                    raise RuntimeError(f"{path}: HTTP {status}: {data[:300]!r}")
+                mine.append(clock() - start)
+        finally:
+            writer.close()
+
+    async def run() -> float:
+        ready, start_at = asyncio.Event(), asyncio.Event()
+        stop_at = [float("inf")]
+        tasks = [asyncio.create_task(client(i, ready, start_at, stop_at)) for i in range(clients)]
+        waiting = asyncio.create_task(ready.wait())
+        done, _ = await asyncio.wait([waiting, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        if waiting not in done:  # a client failed while warming up
+            for task in done:
+                task.result()
+        began = time.perf_counter()
+        stop_at[0] = began + seconds
+        start_at.set()
+        await asyncio.gather(*tasks)
+        return time.perf_counter() - began
+
+    elapsed = asyncio.run(run())
+    lat = np.concatenate([np.asarray(x) for x in latencies]) * 1000.0
+    return {
+        "rps": lat.size / elapsed,
+        "p50_ms": float(np.percentile(lat, 50)),
+        "p99_ms": float(np.percentile(lat, 99)),
+        "answers": float(lat.size),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2, help="recommend serve --workers")
+    parser.add_argument("--n", type=int, default=10)
+    parser.add_argument(
+        "--no-access-log", action="store_true", help="recommend serve --no-access-log"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="http-bench-"))
+    store = f"sqlite:///{work / 'mlruns.db'}"
+    env = {"MLFLOW_TRACKING_URI": store, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+    os.environ.update(env)
+    platform = rc.read_platform(SAMPLE)
+    dataset = rc.Dataset.from_frames(
+        platform.events, courses=platform.courses, members=platform.members, orgs=platform.orgs
+    )
+    model = rc.EASE().fit(dataset)
+    rc.save(model, work / "ease")
+    reg = register_artifact(work / "ease", "bench", uri=store)
+    print(
+        f"model: EASE on the sample ({dataset.n_members:,} members x "
+        f"{dataset.n_courses:,} courses), registered as {reg.uri}"
+    )
+    members = [str(m) for m in model.member_ids_.external_ids]
+
+    ours_port, theirs_port = free_port(), free_port()
+    src = os.environ.get("PYTHONPATH", "")
+    ours = start(
+        [
+            str(BIN / "python"),
+            "-m",
+            "recommend.cli",
+            "serve",
+            "--model",
+            reg.uri,
+            "--port",
+            str(ours_port),
+            "--workers",
+            str(args.workers),
+            *(["--no-access-log"] if args.no_access_log else []),
+        ],
+        work / "recommend.log",
+        {**env, "PYTHONPATH": src},
+    )
+    theirs = start(
+        [
+            str(BIN / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            reg.uri,
+            "--env-manager",
+            "local",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(theirs_port),
+        ],
+        work / "mlflow.log",
+        env,
+    )
+    n = args.n
+
+    def ours_body(member: str) -> bytes:
+        return json.dumps({"member_id": member, "n": n}).encode()
+
+    def theirs_body(member: str) -> bytes:
+        split = {"columns": ["member_id", "n"], "data": [[member, n]]}
+        return json.dumps({"dataframe_split": split}).encode()
+
+    try:
+        wait_up(f"http://127.0.0.1:{ours_port}/ready", ours, work / "recommend.log")
+        wait_up(f"http://127.0.0.1:{theirs_port}/ping", theirs, work / "mlflow.log")
+        # Same answers from both, before any timing.
+        a = http.client.HTTPConnection("127.0.0.1", ours_port, timeout=60)
+        b = http.client.HTTPConnection("127.0.0.1", theirs_port, timeout=60)
+        for member in members[:20]:
+            mine = [
+                r["course_id"] for r in json.loads(ask(a, "/v1/menus", ours_body(member)))["rows"]
+            ]
+            ref = json.loads(ask(b, "/invocations", theirs_body(member)))["predictions"]
+            assert mine == [r["course_id"] for r in ref], member
+        a.close()
+        b.close()
+        print("both servers answer the same menus for 20 members")
+        print(
+            f"{args.clients} clients, keep-alive, single-member menus n={n}, "
+            f"{args.seconds:g} s per server per round; recommend serve --workers {args.workers}"
+        )
+        print(
+            f"{'round':>5} {'server':<22} {'answers/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
+            f"{'CPU ms/answer':>12}"
+        )
+        rows: dict[str, list[dict[str, float]]] = {"recommend": [], "mlflow": []}
+        for r in range(args.rounds):
+            for name, proc, port, path, body in (
+                ("recommend", ours, ours_port, "/v1/menus", ours_body),
+                ("mlflow", theirs, theirs_port, "/invocations", theirs_body),
+            ):
+                before = cpu_seconds(proc)
+                got = load(port, path, body, members, args.clients, args.seconds, args.seed + r)
+                # CPU per answer (warm-up included in both, a few hundred answers): a
+                # figure that does not depend on what else the machine runs.
+                got["cpu_ms"] = (cpu_seconds(proc) - before) * 1000.0 / (got["answers"])
+                rows[name].append(got)
+                label = "recommend serve" if name == "recommend" else "mlflow models serve"
+                print(
+                    f"{r + 1:>5} {label:<22} {got['rps']:>10.0f} {got['p50_ms']:>8.2f} "
+                    f"{got['p99_ms']:>8.2f} {got['cpu_ms']:>12.2f}",
+                    flush=True,
+                )
+    finally:
+        stop(ours)
+        stop(theirs)
+
+    def med(name: str, key: str) -> float:
+        return float(np.median([x[key] for x in rows[name]]))
+
+    ratios = [o["rps"] / t["rps"] for o, t in zip(rows["recommend"], rows["mlflow"], strict=True)]
+    print(
+        f"medians: recommend serve {med('recommend', 'rps'):.0f}/s p50 "
+        f"{med('recommend', 'p50_ms'):.2f} ms p99 {med('recommend', 'p99_ms'):.2f} ms; "
+        f"mlflow models serve {med('mlflow', 'rps'):.0f}/s p50 {med('mlflow', 'p50_ms'):.2f} ms "
+        f"p99 {med('mlflow', 'p99_ms'):.2f} ms; ratio per round "
+        + ", ".join(f"{x:.1f}x" for x in ratios)
+    )
+    cpu = med("mlflow", "cpu_ms") / med("recommend", "cpu_ms")
+    print(
+        f"CPU per answer: recommend serve {med('recommend', 'cpu_ms'):.2f} ms, mlflow models "
+        f"serve {med('mlflow', 'cpu_ms'):.2f} ms ({cpu:.1f}x less); load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
+    print(
+        f"RESULT rps={med('recommend', 'rps'):.0f} p50_ms={med('recommend', 'p50_ms'):.2f} "
+        f"p99_ms={med('recommend', 'p99_ms'):.2f} rps_mlflow={med('mlflow', 'rps'):.0f} "
+        f"ratio_vs_mlflow={float(np.median(ratios)):.1f} cpu_ratio_vs_mlflow={cpu:.1f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
