@@ -12,6 +12,12 @@ ingested for it) are the evaluation members: their scores over the new courses (
 already in their history left out) rank the new courses they study, NDCG@10. The row
 "content only" is the model before any learner is ingested.
 
+With ``--uploaded`` each model also runs a second time ("name+upload") with the new
+courses outside the catalogue at fit: their catalogue rows enter through
+``recommend.ingest(model, events, courses=rows)`` before their first learner, as a
+branch's upload does (placed by content by the same code as at fit, over the longer
+catalogue); the figures should match the catalogue rows of the first run.
+
 - ``sim``: the simulator (``synthesize("sample")``-sized by default);
 - ``mooccubex``: ``/work/shared/data/mooccubex-courses/train.txt`` only (course features
   from ``course_profiles.jsonl``); skipped when the folder is absent.
@@ -19,6 +25,7 @@ already in their history left out) rank the new courses they study, NDCG@10. The
 Usage::
 
     python experiments/benchmarks/new_courses.py [--data DIR] [--models als,bpr,item_knn]
+    python experiments/benchmarks/new_courses.py --uploaded   # also through catalogue rows
 
 The last line is machine-readable::
 
@@ -82,6 +89,7 @@ def run(
     n_new: int,
     models: list[str],
     seed: int,
+    uploaded: bool = False,
 ) -> dict[str, float]:
     """Fit without the new courses, ingest their learners stage by stage, print a table."""
     rng = np.random.default_rng(seed)
@@ -109,24 +117,38 @@ def run(
         f"\n== {label}: {train.n_members} members x {train.n_courses} courses, "
         f"{len(new)} new courses, {len(held)} evaluation members"
     )
-    header = f"{'model':10s} {'content only':>13s}" + "".join(
+    header = f"{'model':14s} {'content only':>13s}" + "".join(
         f"{f'{k} learners':>13s}" for k in STAGES
     )
     print(header)
     result: dict[str, float] = {}
-    for name in models:
-        model = rc.make_model(name, **PARAMS[name]).fit(train)
-        row = [_ndcg(model, new_idx, held)]
+    # The same training data without the new courses in the catalogue (--uploaded).
+    rows = courses[courses[C.COURSE].isin(new)]
+    before_upload = rc.Dataset.from_frames(
+        events[~is_new], courses=courses[~courses[C.COURSE].isin(new)]
+    )
+    runs = [(name, False) for name in models] + [(name, True) for name in models if uploaded]
+    for name, upload in runs:
+        model = rc.make_model(name, **PARAMS[name]).fit(before_upload if upload else train)
+        if upload:
+            rc.ingest(model, stream.iloc[:0].drop(columns=["_order", "place"]), courses=rows)
+        idx = model.course_ids_.to_index(new).astype(np.int64)
+        # Course indices of the held-out pairs in this model's catalogue.
+        mine = {
+            m: {int(idx[np.flatnonzero(new_idx == c)[0]]) for c in cs} for m, cs in held.items()
+        }
+        row = [_ndcg(model, idx, mine)]
         done = 0
         for k in STAGES:
             batch = stream[(stream["place"] > done) & (stream["place"] <= k)]
             rc.ingest(model, batch.drop(columns=["_order", "place"]))
             done = k
-            row.append(_ndcg(model, new_idx, held))
-        print(f"{name:10s} " + "".join(f"{v:13.4f}" for v in row))
-        result[f"{label}_{name}_content"] = row[0]
+            row.append(_ndcg(model, idx, mine))
+        key = f"{name}+upload" if upload else name
+        print(f"{key:14s} " + "".join(f"{v:13.4f}" for v in row))
+        result[f"{label}_{key.replace('+', '_')}_content"] = row[0]
         for k, v in zip(STAGES, row[1:], strict=True):
-            result[f"{label}_{name}_{k}"] = v
+            result[f"{label}_{key.replace('+', '_')}_{k}"] = v
     print(
         f"(random order among {len(new)} courses: NDCG@10 about "
         f"{_random_ndcg(len(new), held, new_idx, seed):.4f})"
@@ -157,6 +179,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--members", type=int, default=3000)
     parser.add_argument("--courses", type=int, default=800)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--uploaded",
+        action="store_true",
+        help="also run each model with the new courses entering as ingested catalogue rows",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     models = args.models.split(",")
@@ -164,7 +191,9 @@ def main(argv: list[str] | None = None) -> int:
 
     plat = synthesize(SynthConfig(n_members=args.members, n_courses=args.courses), seed=args.seed)
     ev = plat.events.reset_index(drop=True)
-    out.update(run("sim", ev, plat.courses, ev[C.TIMESTAMP], args.new, models, args.seed))
+    out.update(
+        run("sim", ev, plat.courses, ev[C.TIMESTAMP], args.new, models, args.seed, args.uploaded)
+    )
 
     folder = args.data / "mooccubex-courses"
     if (folder / "train.txt").exists():
@@ -175,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         courses = courses[courses[C.COURSE].isin(ev[C.COURSE])]
         # No timestamps: learners arrive in a seeded random order.
         order = pd.Series(np.random.default_rng(args.seed).permutation(len(ev)), index=ev.index)
-        out.update(run("mooccubex", ev, courses, order, args.new, models, args.seed))
+        out.update(run("mooccubex", ev, courses, order, args.new, models, args.seed, args.uploaded))
     else:
         print(f"\n(no {folder}: the MOOCCubeX part is skipped)", file=sys.stderr)
     print("RESULT " + " ".join(f"{k}={v:.4f}" for k, v in out.items()))

@@ -97,7 +97,7 @@ from recommend.errors import (
     RecommendError,
     one_line,
 )
-from recommend.models.base import History, Recommender
+from recommend.models.base import History, Recommender, keep_across_catalogues
 from recommend.version import __version__
 
 __all__ = [
@@ -208,9 +208,14 @@ class SavedPart:
     entry: Mapping[str, Any]
 
 
+_PART_KEY = "artifact_part:"
+# The parts of the artifact a model was loaded from stay found when ingestion adds courses.
+keep_across_catalogues(_PART_KEY)
+
+
 def part_key(name: str) -> str:
     """The key under which ``load`` records the part ``name`` in a model's serving cache."""
-    return f"artifact_part:{name}"
+    return f"{_PART_KEY}{name}"
 
 
 def saved_part(model: Recommender, name: str) -> SavedPart | None:

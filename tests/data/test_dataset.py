@@ -207,3 +207,24 @@ def test_huge_event_weights_cannot_overflow_the_matrix(frames: dict[str, pd.Data
     ds = Dataset.from_frames(frames["events"].assign(value=1e6), weighting=heavy)
     assert np.isfinite(ds.interactions.data).all()
     assert ds.interactions.data.max() == heavy.max_pair_confidence
+
+
+def test_with_new_courses_appends_empty_columns_and_rows(small_dataset: Dataset) -> None:
+    ds = small_dataset
+    assert ds.courses is not None
+    rows = ds.courses.iloc[:2].assign(course_id=["up-1", "up-2"], title=["新课一", "新课二"])
+    ids = ds.course_ids.add(["up-1", "up-2"])
+    grown = ds.with_new_courses(ids, rows)
+    assert grown.interactions.shape == (ds.n_members, ds.n_courses + 2)
+    assert grown.interactions.getnnz(axis=0)[-2:].tolist() == [0, 0]
+    np.testing.assert_array_equal(
+        grown.interactions[:, : ds.n_courses].toarray(), ds.interactions.toarray()
+    )
+    assert grown.courses is not None
+    assert grown.courses["course_id"].tolist()[-2:] == ["up-1", "up-2"]
+    assert grown.courses["title"].tolist()[-2:] == ["新课一", "新课二"]
+    assert grown.course_features is not None and grown.course_features.matrix.shape[0] == len(ids)
+    assert grown.fingerprint() != ds.fingerprint()
+    assert ds.n_courses == len(ds.course_ids)  # the original is unchanged
+    with pytest.raises(DataError, match="extend"):
+        ds.with_new_courses(IdMap(["up-1", *ds.course_ids.external_ids.tolist()]), rows)

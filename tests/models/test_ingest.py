@@ -12,6 +12,7 @@ import pytest
 import recommend as rc
 from recommend.cli import main
 from recommend.errors import ConfigError, DataError
+from recommend.messages import template
 from recommend.models.base import Recommender
 
 
@@ -22,6 +23,7 @@ def _fitted(name: str, ds: rc.Dataset) -> Recommender:
         "item_knn": {"k": 20},
         "ease": {"l2": 50.0},
         "popularity": {},
+        "lightfm": {"n_factors": 8, "epochs": 10, "num_threads": 1, "random_state": 0},
     }[name]
     return rc.make_model(name, **params).fit(ds)
 
@@ -348,3 +350,231 @@ def test_cli_writes_a_new_artifact_version_atomically(dataset: rc.Dataset, tmp_p
         == 0
     )
     assert "walk-in" in rc.load(tmp_path / "model").member_ids_
+
+
+# ------------------------------------------------------------------ new catalogue rows
+
+
+@pytest.fixture(scope="module")
+def upload(small_platform: rc.Platform) -> tuple[rc.Dataset, pd.DataFrame, pd.DataFrame]:
+    """A catalogue without three courses of middling popularity, their catalogue rows (as a
+    branch uploads them: published at the data's time, compulsory for nobody) and the
+    events of their learners, which the training data never saw."""
+    p = small_platform
+    gone = p.events["course_id"].value_counts().index[10:13].tolist()
+    seen = ~p.events["course_id"].isin(gone)
+    known = ~p.courses["course_id"].isin(gone)
+    ds = rc.Dataset.from_frames(
+        p.events[seen], courses=p.courses[known], members=p.members, orgs=p.orgs
+    )
+    rows = p.courses[~known].drop(columns=["compulsory_for"]).copy()
+    rows["published_at"] = ds.now
+    return ds, rows, p.events[~seen]
+
+
+def _with_rows_in_catalogue(ds: rc.Dataset, rows: pd.DataFrame) -> rc.Dataset:
+    """The same training events with the uploaded courses in the catalogue at fit."""
+    events = ds.events.drop(columns=["member_idx", "course_idx"])
+    courses = pd.concat([ds.courses, rows], ignore_index=True)
+    return rc.Dataset.from_frames(events, courses=courses, members=ds.members, orgs=ds.orgs)
+
+
+@pytest.mark.parametrize("name", ["ease", "item_knn"])
+def test_catalogue_rows_are_placed_as_at_fit(
+    name: str, upload: tuple[rc.Dataset, pd.DataFrame, pd.DataFrame]
+) -> None:
+    """A course ingested with its catalogue row gets the placement a fit gives a course of
+    the catalogue without learners (EASE and item-kNN are deterministic: the same
+    weights, up to the order of the courses)."""
+    ds, rows, _ = upload
+    ingested = _fitted(name, ds)
+    result = rc.ingest_arrays(ingested, [], [], [], [], courses=rows)
+    assert sorted(result.added_courses) == sorted(rows["course_id"])
+    fitted = _fitted(name, _with_rows_in_catalogue(ds, rows))
+    ids = fitted.course_ids_.external_ids
+    a = fitted.course_ids_.to_index(ids)
+    b = ingested.course_ids_.to_index(ids)
+    attr = "B_" if name == "ease" else "similarity_"
+
+    def dense(model: Recommender, idx: np.ndarray) -> np.ndarray:
+        matrix = getattr(model, attr)
+        matrix = matrix.toarray() if hasattr(matrix, "toarray") else np.asarray(matrix)
+        return matrix[np.ix_(idx, idx)]
+
+    new = fitted.course_ids_.to_index(rows["course_id"])
+    assert np.abs(dense(fitted, a)[:, new]).sum() > 0  # placed, not empty
+    # float32 weights computed in another course order: rounding only.
+    np.testing.assert_allclose(dense(ingested, b), dense(fitted, a), rtol=1e-3, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["als", "bpr", "item_knn", "ease", "lightfm"])
+def test_an_uploaded_course_is_offered_to_members_it_suits(
+    name: str, upload: tuple[rc.Dataset, pd.DataFrame, pd.DataFrame]
+) -> None:
+    """Uploaded with no learner yet, a course reaches the menus of the members who later
+    study it (their histories match its content) more often than other members', with
+    the 'new course' reason; its first learners then fold in as for any new course."""
+    ds, rows, later = upload
+    model = _fitted(name, ds)
+    course = rows["course_id"].iloc[0]
+    rc.ingest(model, later.iloc[:0], courses=rows)
+    assert course in model.course_ids_ and model.n_courses == ds.n_courses + len(rows)
+    suited = np.intersect1d(
+        later.loc[later["course_id"] == course, "member_id"].unique(), ds.member_ids.external_ids
+    )
+    others = np.setdiff1d(ds.member_ids.external_ids, suited)
+    menus = rc.member_menu(model, ds.member_ids.external_ids.tolist(), n=20)
+    offered = menus[menus["course_id"] == course]
+    share_suited = offered["member_id"].isin(suited).sum() / suited.size
+    share_others = offered["member_id"].isin(others).sum() / others.size
+    assert share_suited > share_others
+    new_reason = template("reason.new").replace("{reason}", "").strip("，")  # 新上线
+    assert offered["reason"].str.contains(new_reason).all()
+    # Its first learners (the members who studied it, in time order) fold in.
+    first = later[later["course_id"] == course].sort_values("timestamp").head(40)
+    result = rc.ingest(model, first)
+    assert course in result.new_courses and not result.added_courses
+    assert model.course_ids_.to_index([course])[0] in model.new_course_learners()
+    if name == "lightfm":  # keeps its feature-based vector until the next refit
+        vectors, _ = model.cold_course_factors(rows.iloc[[0]])
+        np.testing.assert_allclose(model.course_factors_[-len(rows)], vectors[0], rtol=1e-6)
+
+
+def test_catalogue_rows_survive_save_and_load(
+    upload: tuple[rc.Dataset, pd.DataFrame, pd.DataFrame], tmp_path: Path
+) -> None:
+    ds, rows, later = upload
+    model = _fitted("als", ds)
+    first = later[later["course_id"].isin(rows["course_id"])].sort_values("timestamp").head(60)
+    rc.ingest(model, first, courses=rows)
+    rc.save(model, tmp_path / "model")
+    loaded = rc.load(tmp_path / "model")
+    assert loaded.course_ids_ == model.course_ids_
+    np.testing.assert_array_equal(loaded.course_factors_, model.course_factors_)
+    np.testing.assert_array_equal(loaded.cold_courses_, model.cold_courses_)
+    members = ds.member_ids.external_ids[:30].tolist()
+    pd.testing.assert_frame_equal(
+        rc.member_menu(loaded, members, n=10), rc.member_menu(model, members, n=10)
+    )
+    added = loaded.dataset_.courses.set_index("course_id").loc[rows["course_id"], "title"]
+    assert added.tolist() == rows["title"].tolist()
+    # The loaded model folds the next learners of the uploaded courses in as before.
+    more = later[later["course_id"].isin(rows["course_id"])].sort_values("timestamp")
+    assert rc.ingest(loaded, more.iloc[60:120]).new_courses
+
+
+def test_a_bad_catalogue_row_is_refused_naming_column_and_row(
+    upload: tuple[rc.Dataset, pd.DataFrame, pd.DataFrame],
+) -> None:
+    ds, rows, later = upload
+    model = _fitted("item_knn", ds)
+    version, n = model.snapshot().version, model.n_courses
+    bad = rows.copy()
+    bad.loc[bad.index[1], "duration_seconds"] = -60
+    with pytest.raises(DataError, match=r"duration_seconds.*row 1"):
+        rc.ingest(model, later.iloc[:0], courses=bad)
+    known = rows.copy()
+    known.loc[known.index[2], "course_id"] = ds.course_ids.external_ids[0]
+    with pytest.raises(DataError, match=r"course_id: courses already in the model's catalogue"):
+        rc.ingest(model, later.iloc[:0], courses=known)
+    # Events of a course whose row the batch does not bring stay refused.
+    with pytest.raises(DataError, match="courses=rows"):
+        rc.ingest(model, later[later["course_id"] == rows["course_id"].iloc[0]].head(3))
+    assert (model.snapshot().version, model.n_courses) == (version, n)
+    with pytest.raises(ConfigError, match="cannot take new catalogue rows"):
+        rc.ingest(_fitted("popularity", ds), later.iloc[:0], courses=rows)
+
+
+def test_readers_never_see_half_a_catalogue(
+    upload: tuple[rc.Dataset, pd.DataFrame, pd.DataFrame],
+) -> None:
+    """Menus asked while batches add catalogue rows (one course each, with learners):
+    every menu equals the menu single-threaded at the version it read."""
+    ds, rows, later = upload
+    model = _fitted("als", ds)
+    members = ds.member_ids.external_ids[:8].tolist()
+
+    def menu() -> tuple[int, list[tuple[object, ...]]]:
+        with model.reading() as snap:
+            frame = rc.member_menu(model, members, n=8)
+            return snap.version, list(frame[["member_id", "course_id"]].itertuples(index=False))
+
+    expected = dict([menu()])
+    seen: list[tuple[int, list[tuple[object, ...]]]] = []
+    done = threading.Event()
+
+    def reader() -> None:
+        while not done.is_set():
+            seen.append(menu())
+
+    threads = [threading.Thread(target=reader) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        for k in range(len(rows)):
+            row = rows.iloc[[k]]
+            learners = later[later["course_id"] == row["course_id"].iloc[0]].head(30)
+            rc.ingest(model, learners, courses=row)
+            version, got = menu()
+            expected[version] = got
+    finally:
+        done.set()
+        for t in threads:
+            t.join()
+    assert model.n_courses == ds.n_courses + len(rows)
+    assert len({tuple(r) for r in expected.values()}) > 1
+    assert seen
+    for version, got in seen:
+        assert got == expected[version], f"a menu mixes versions (read {version})"
+
+
+def test_cli_ingests_catalogue_rows(
+    upload: tuple[rc.Dataset, pd.DataFrame, pd.DataFrame], tmp_path: Path
+) -> None:
+    ds, rows, later = upload
+    rc.save(_fitted("item_knn", ds), tmp_path / "model")
+    rows.to_parquet(tmp_path / "courses.parquet")
+    learners = later[later["course_id"] == rows["course_id"].iloc[0]].head(10)
+    learners.to_parquet(tmp_path / "events.parquet")
+    args = ["ingest", "--model", str(tmp_path / "model"), "--courses"]
+    assert main([*args, str(tmp_path / "courses.parquet")]) == 0  # catalogue rows alone
+    assert set(rows["course_id"]) <= set(rc.load(tmp_path / "model").course_ids_.external_ids)
+    # Again: the courses are known now, a clear error, the artifact unchanged.
+    before = (tmp_path / "model" / "model.json").read_bytes()
+    assert main([*args, str(tmp_path / "courses.parquet")]) == 2
+    assert (tmp_path / "model" / "model.json").read_bytes() == before
+    assert (
+        main(
+            [
+                "ingest",
+                "--model",
+                str(tmp_path / "model"),
+                "--events",
+                str(tmp_path / "events.parquet"),
+            ]
+        )
+        == 0
+    )
+    loaded = rc.load(tmp_path / "model")
+    c = loaded.course_ids_.to_index([rows["course_id"].iloc[0]])[0]
+    assert c in loaded.new_course_learners()
+
+
+def test_similar_courses_at_once_search_when_its_index_is_rebuilt(
+    upload: tuple[rc.Dataset, pd.DataFrame, pd.DataFrame],
+) -> None:
+    """An uploaded course has similar courses at once; the search index is separate from
+    the model: the index in use keeps serving what it indexed until it is rebuilt."""
+    from recommend.search import attach_index, build_index, search
+
+    ds, rows, later = upload
+    model = _fitted("item_knn", ds)
+    course, title = rows["course_id"].iloc[0], rows["title"].iloc[0]
+    member = ds.member_ids.external_ids[0]
+    assert course not in set(search(model, member, title, n=20)["course_id"])  # builds it
+    rc.ingest(model, later.iloc[:0], courses=rows)
+    similar = rc.similar_courses(model, course, n=5)
+    assert len(similar) == 5 and course not in set(similar["course_id"])
+    assert course not in set(search(model, member, title, n=20)["course_id"])
+    attach_index(model, build_index(model))
+    assert course in set(search(model, member, title, n=20)["course_id"])

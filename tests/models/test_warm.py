@@ -89,3 +89,63 @@ def test_warm_start_refuses_a_mismatched_model(split) -> None:
         rc.ALS(n_factors=16, iterations=1).fit_from(previous, train)
     with pytest.raises(ConfigError, match="fitted BPR"):
         rc.BPR(n_factors=8, iterations=1).fit_from(previous, train)
+
+
+def test_a_warm_lightfm_starts_from_the_previous_embeddings_by_meaning(
+    split, small_platform: rc.Platform
+) -> None:
+    """Yesterday's model knew fewer members, courses and feature values: tonight's
+    embedding rows (identity block, then features) start from yesterday's where they mean
+    the same member, course or feature, whatever their position."""
+    _, train, _ = split
+    p = small_platform
+    ev = train.events.drop(columns=["member_idx", "course_idx"])
+    gone_courses = p.courses["course_id"].iloc[::7]
+    gone_members = p.members["member_id"].iloc[::5]
+    keep = ~ev["course_id"].isin(gone_courses) & ~ev["member_id"].isin(gone_members)
+    smaller = rc.Dataset.from_frames(
+        ev[keep],
+        courses=p.courses[~p.courses["course_id"].isin(gone_courses)].iloc[::-1],
+        members=p.members[~p.members["member_id"].isin(gone_members)],
+    )
+    params = {"n_factors": 8, "num_threads": 1, "random_state": 0}
+    previous = rc.LightFM(**params, epochs=5).fit(smaller)
+    # One epoch with a vanishing step leaves the embeddings where they started.
+    model = rc.LightFM(**params, epochs=1, learning_rate=1e-12).fit_from(previous, train)
+    assert model.course_feature_embeddings_.shape[0] > previous.course_feature_embeddings_.shape[0]
+    for side, ids, old_ids in (
+        ("course", train.course_ids, smaller.course_ids),
+        ("member", train.member_ids, smaller.member_ids),
+    ):
+        new_emb = getattr(model, f"{side}_feature_embeddings_")
+        old_emb = getattr(previous, f"{side}_feature_embeddings_")
+        old_idx = old_ids.to_index(ids.external_ids, unknown="mask")
+        known = np.flatnonzero(old_idx >= 0)
+        np.testing.assert_allclose(new_emb[known], old_emb[old_idx[known]], atol=1e-6)
+        names = pd.Index(getattr(previous, f"{side}_feature_names_"))
+        new_names = getattr(model, f"{side}_feature_names_")
+        at = names.get_indexer(new_names)
+        named = np.flatnonzero(at >= 0)
+        np.testing.assert_allclose(
+            new_emb[len(ids) + named], old_emb[len(old_ids) + at[named]], atol=1e-6
+        )
+        # Rows yesterday's model did not have start elsewhere (LightFM's random values).
+        fresh = np.flatnonzero(old_idx < 0)
+        assert fresh.size and not np.allclose(new_emb[fresh], 0.0)
+    cold = rc.LightFM(**params, epochs=1, learning_rate=1e-12).fit(train)
+    assert not np.allclose(model.course_factors_, cold.course_factors_)
+
+
+def test_warm_refit_of_lightfm_counts_epochs_and_checks_the_model(split) -> None:
+    """Quality against a cold refit is measured in experiments/benchmarks/warm_start.py
+    (on this 300-member platform one cold epoch already beats twenty: too small to show
+    convergence)."""
+    before, train, _ = split
+    params = {"n_factors": 8, "num_threads": 1, "random_state": 0}
+    previous = rc.LightFM(**params, epochs=2).fit(before)
+    warm = rc.warm_refit(previous, train, iterations=3)
+    assert isinstance(warm, rc.LightFM) and warm.epochs == 3 and previous.epochs == 2
+    with pytest.raises(ConfigError, match="n_factors"):
+        rc.LightFM(n_factors=4).fit_from(previous, train)
+    with pytest.raises(ConfigError, match="fitted LightFM"):
+        rc.LightFM(**params).fit_from(rc.ALS(n_factors=8, iterations=1).fit(before), train)

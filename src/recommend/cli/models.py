@@ -281,7 +281,11 @@ def add_ingest_verb(verbs: Any) -> None:
     """``recommend ingest``: fold new events into a saved model, as a new artifact."""
     ig = verbs.add_parser("ingest", help="fold a batch of new events into a saved model (no refit)")
     ig.add_argument("--model", required=True, help="artifact folder to read")
-    ig.add_argument("--events", required=True, help="events file (Parquet or CSV)")
+    ig.add_argument("--events", help="events file (Parquet or CSV)")
+    ig.add_argument(
+        "--courses",
+        help="new catalogue rows (courses file, Parquet or CSV): offered from this version on",
+    )
     ig.add_argument("--format", choices=("parquet", "csv"), help="file format")
     ig.add_argument("--out", help="artifact folder to write (default: replace --model, atomically)")
     ig.set_defaults(func=cmd_ingest)
@@ -291,11 +295,19 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     """Load, ingest, and write the new version in one atomic step (temp folder + rename):
     a failure leaves the artifact as it was."""
     from recommend.artifact import load, save
-    from recommend.models.ingest import ingest
+    from recommend.data.loaders import read_table
+    from recommend.models.ingest import ingest, ingest_arrays
 
+    if args.events is None and args.courses is None:
+        raise DataError("recommend ingest: expected --events, --courses or both")
     model = load(args.model)
-    events = read_events(args.events, args.format)
-    result = ingest(model, events)
+    courses = None
+    if args.courses is not None:
+        courses = read_table(args.courses, "courses", format=args.format)
+    if args.events is None:  # catalogue rows alone: offered before anyone studies them
+        result = ingest_arrays(model, [], [], [], [], courses=courses)
+    else:
+        result = ingest(model, read_events(args.events, args.format), courses=courses)
     out = args.out or args.model
     save(model, out, overwrite=True)
     summary = {
@@ -305,6 +317,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         "members": result.members,
         "new_members": result.new_members,
         "new_courses": list(result.new_courses),
+        "added_courses": list(result.added_courses),
     }
     print(json.dumps(summary, ensure_ascii=False))
     return 0

@@ -340,6 +340,33 @@ class Dataset:
         columns = course_feature_columns(self.courses, min_title_courses=2)
         return one_hot(columns, self.n_courses)
 
+    def with_new_courses(self, course_ids: IdMap, rows: pd.DataFrame) -> Dataset:
+        """This dataset with the courses of ``rows`` (a validated courses table of courses
+        it does not know) appended; ``course_ids`` is this map with them added.
+
+        The interaction matrix gets an empty column per course (its arrays shared), the
+        courses table their rows (a column only one side has is missing on the other);
+        events, members, ``now`` and the weighting stay. Course features are rebuilt from
+        the longer table on first use; the fingerprint is computed afresh.
+        """
+        if not np.array_equal(
+            course_ids.external_ids[: self.n_courses], self.course_ids.external_ids
+        ):
+            raise DataError("with_new_courses: course_ids must extend this dataset's course ids")
+        m = self.interactions
+        interactions = sp.csr_matrix(
+            (m.data, m.indices, m.indptr), shape=(m.shape[0], len(course_ids))
+        )
+        table = rows if self.courses is None else pd.concat([self.courses, rows], ignore_index=True)
+        meta = {k: v for k, v in self._meta.items() if k != "fingerprint"}
+        return replace(
+            self,
+            interactions=interactions,
+            course_ids=course_ids,
+            courses=align_rows(table, C.COURSE, course_ids),
+            _meta=meta,
+        )
+
     # ------------------------------------------------------------------ identity
     def fingerprint(self) -> str:
         """Content hash (hex sha256) of the matrix, id maps, weighting and tables."""

@@ -8,11 +8,13 @@ flat dict. Scoring goes through one kernel (``recommend.topk``): a factorised mo
 Fold-in: ``update(member_id, events)`` replaces one member's history (and, for factor
 models, re-solves their vector) without refitting, so a backend reacts to what a member
 just studied; ``fold_in_batch`` (under ``recommend.ingest``) folds a batch of members in
-at once, and re-places the new courses they study from their learners.
+at once, appends new catalogue rows placed by content, and re-places the new courses they
+study from their learners.
 
 Consistent reads. Everything ``update`` and ingestion change (the member id map, the
-histories, the members' completions, per-member learned state such as factor rows, and
-the course side new courses' learners move) lives in one immutable :class:`Snapshot`.
+histories, the members' completions, per-member learned state such as factor rows, the
+course side new courses' learners move, and the catalogue: course ids, training data and
+the serving cache built from them) lives in one immutable :class:`Snapshot`.
 The writer builds the next snapshot copy-on-write, per member,
 under the model's lock and publishes it with one reference assignment; readers take no
 lock. A request reads inside ``with model.reading():``, which pins the snapshot current at
@@ -28,7 +30,8 @@ import inspect
 import logging
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any, ClassVar, Concatenate, ParamSpec, Self, TypeVar, cast
@@ -40,15 +43,17 @@ import scipy.sparse as sp
 from recommend.data.dataset import Dataset
 from recommend.data.idmap import IdMap
 from recommend.data.ids import normalise_id
-from recommend.data.timeline import FUTURE_TOLERANCE
 from recommend.data.validation import validate
-from recommend.errors import ConfigError, DataError, NotFittedError, Problem
+from recommend.errors import ConfigError, DataError, NotFittedError
+from recommend.models import catalogue as catalogue_rows
 from recommend.models import fold
 from recommend.models.fold import CourseLearners
-from recommend.schema import EVENT_COMPLETE, Columns
+from recommend.models.history import Catalogue, History
+from recommend.schema import Columns
 from recommend.topk import TopK, topk_factors, topk_scores
 
 __all__ = [
+    "Catalogue",
     "CourseLearners",
     "Factors",
     "History",
@@ -58,6 +63,7 @@ __all__ = [
     "Snapshot",
     "install_cold_route_chooser",
     "install_menu",
+    "keep_across_catalogues",
     "one_snapshot",
 ]
 
@@ -114,74 +120,6 @@ class Factors:
 
 
 @dataclass(frozen=True)
-class History:
-    """Members' interaction histories: the training matrix plus folded-in members.
-
-    ``base`` is the (n_members, n_courses) CSR training matrix; ``extra`` maps a member index
-    (possibly >= n_members for members first seen through ``update``) to its replacement row,
-    a (1, n_courses) CSR matrix; ``completed`` maps the same members to the courses their
-    folded-in events complete (sorted int64 course indices), which replace their training
-    completions.
-    """
-
-    base: sp.csr_matrix
-    extra: dict[int, sp.csr_matrix] = field(default_factory=dict)
-    completed: dict[int, np.ndarray] = field(default_factory=dict)
-
-    def with_member(self, member_idx: int, row: sp.csr_matrix, completed: np.ndarray) -> History:
-        """A new history with member ``member_idx``'s row and completions replaced
-        (copy-on-write: this one is left as it is)."""
-        extra = dict(self.extra)
-        extra[member_idx] = row
-        done = dict(self.completed)
-        done[member_idx] = completed
-        return History(self.base, extra, done)
-
-    def with_members(
-        self, rows: Mapping[int, sp.csr_matrix], completed: Mapping[int, np.ndarray]
-    ) -> History:
-        """A new history with several members' rows and completions replaced at once
-        (copy-on-write, one copy of the overlay for the whole batch)."""
-        return History(self.base, {**self.extra, **rows}, {**self.completed, **completed})
-
-    def rows(self, member_idx: np.ndarray) -> sp.csr_matrix:
-        """History rows of ``member_idx`` (all >= 0), shape (len, n_courses), CSR float32."""
-        idx = np.asarray(member_idx, dtype=np.int64)
-        n_base = self.base.shape[0]
-        folded = (
-            np.isin(idx, np.fromiter(self.extra, dtype=np.int64, count=len(self.extra)))
-            if self.extra
-            else np.zeros(idx.size, dtype=bool)
-        )
-        if (idx < n_base).all() and not folded.any():
-            return self.base[idx]
-        # Row by row from the index arrays (members past the training matrix: empty).
-        datas, indices, counts = [], [], np.zeros(idx.size, dtype=np.int64)
-        base = self.base
-        for k, (i, hit) in enumerate(zip(idx.tolist(), folded.tolist(), strict=True)):
-            if hit:
-                row = self.extra[i]
-                data, cols = row.data, row.indices
-            elif i < n_base:
-                lo, hi = base.indptr[i], base.indptr[i + 1]
-                data, cols = base.data[lo:hi], base.indices[lo:hi]
-            else:
-                continue
-            datas.append(data)
-            indices.append(cols)
-            counts[k] = data.size
-        indptr = np.zeros(idx.size + 1, dtype=np.int64)
-        np.cumsum(counts, out=indptr[1:])
-        flat_data = np.concatenate(datas).astype(np.float32) if datas else np.empty(0, np.float32)
-        flat_cols = np.concatenate(indices) if indices else np.empty(0, np.int32)
-        return sp.csr_matrix((flat_data, flat_cols, indptr), shape=(idx.size, base.shape[1]))
-
-    def counts(self, member_idx: np.ndarray) -> np.ndarray:
-        """Number of courses in each member's history, shape (len,), int64."""
-        return np.asarray(self.rows(member_idx).getnnz(axis=1), dtype=np.int64)
-
-
-@dataclass(frozen=True)
 class Snapshot:
     """One published version of what ``update`` changes; never modified once published.
 
@@ -202,15 +140,26 @@ class Snapshot:
     member_ids: IdMap
     history: History
     parts: Mapping[str, Any] = field(default_factory=dict)
+    catalogue: Catalogue | None = None
 
     def with_part(self, name: str, value: Any, version: int | None = None) -> Snapshot:
         """A new snapshot with part ``name`` set to ``value`` (and ``version``, when given)."""
-        return Snapshot(
-            self.version if version is None else version,
-            self.member_ids,
-            self.history,
-            {**self.parts, name: value},
+        return replace(
+            self,
+            version=self.version if version is None else version,
+            parts={**self.parts, name: value},
         )
+
+
+#: Serving-cache key prefixes whose entries do not depend on the catalogue (an attached
+#: search index, parts of the artifact a model was loaded from): kept by new catalogues.
+_KEPT_ACROSS_CATALOGUES: set[str] = set()
+
+
+def keep_across_catalogues(prefix: str) -> None:
+    """Keep serving-cache entries whose key starts with ``prefix`` when ingestion adds
+    courses (entries that are not derived from the catalogue)."""
+    _KEPT_ACROSS_CATALOGUES.add(prefix)
 
 
 #: Snapshot part: course index -> :class:`CourseLearners`, for new courses with learners.
@@ -316,6 +265,8 @@ class Recommender(ABC):
     name: ClassVar[str] = "recommender"
     #: True when the model can score members and courses from their features alone.
     uses_features: ClassVar[bool] = False
+    #: Whether ingestion may add catalogue rows (the model implements ``_add_courses``).
+    takes_new_courses: ClassVar[bool] = False
 
     # ------------------------------------------------------------------ parameters
     @classmethod
@@ -367,8 +318,7 @@ class Recommender(ABC):
             self._fit(dataset)
         except BaseException:
             # A failed fit must not leave a model that claims to be fitted.
-            for attr in ("_published", "course_ids_", "dataset_"):
-                self.__dict__.pop(attr, None)
+            self.__dict__.pop("_published", None)
             raise
         self._choose_cold_route(dataset)
         return self
@@ -432,12 +382,8 @@ class Recommender(ABC):
             if not name.endswith("_") or name.startswith("_"):
                 raise ValueError(f"restore: {name!r} is not a learned attribute (name_)")
         self._lock = threading.RLock()
-        self._cache: dict[str, Any] = {}
         self._cache_lock = threading.RLock()
-        self._published = Snapshot(0, member_ids, history)
-        self.course_ids_ = course_ids
-        if dataset is not None:
-            self.dataset_ = dataset
+        self._published = Snapshot(0, member_ids, history, catalogue=Catalogue(course_ids, dataset))
         for name, value in (state or {}).items():
             setattr(self, name, value)
         return self
@@ -507,6 +453,35 @@ class Recommender(ABC):
         self._republish(member_ids=value)
 
     @property
+    def course_ids_(self) -> IdMap:
+        """The courses known to the model (training catalogue, then catalogue rows added by
+        ingestion), from this thread's snapshot."""
+        return self._catalogue().course_ids
+
+    @course_ids_.setter
+    def course_ids_(self, value: IdMap) -> None:
+        self._republish(catalogue=Catalogue(value, self._catalogue().dataset))
+
+    @property
+    def dataset_(self) -> Dataset:
+        """The training data (grown by ingested catalogue rows), from this thread's
+        snapshot; ``AttributeError`` for a model rebuilt without it."""
+        dataset = self._catalogue().dataset
+        if dataset is None:
+            raise AttributeError(f"{type(self).__name__} has no training dataset_")
+        return dataset
+
+    @dataset_.setter
+    def dataset_(self, value: Dataset) -> None:
+        self._republish(catalogue=Catalogue(self._catalogue().course_ids, value))
+
+    def _catalogue(self) -> Catalogue:
+        catalogue = self._view().catalogue
+        if catalogue is None:
+            raise AttributeError(f"{type(self).__name__} is not fitted")
+        return catalogue
+
+    @property
     def history_(self) -> History:
         """Member histories (training matrix plus folded-in members), from this thread's
         snapshot."""
@@ -520,7 +495,7 @@ class Recommender(ABC):
     def lock(self) -> threading.RLock:
         """The lock that fold-in publishes new state under (``with model.lock:`` reads a
         consistent set of learned attributes)."""
-        self._serving_cache()
+        self._setup_locks()
         return self._lock
 
     def cached(self, key: str, build: Callable[[], T]) -> T:
@@ -529,9 +504,12 @@ class Recommender(ABC):
         Serving layers keep their lookups here (built once, read by many threads); a new
         ``fit`` or ``restore`` starts an empty cache, so nothing outlives the state it was
         derived from. ``build`` runs under the model's lock, once per key. ``update`` does
-        not empty the cache: what is kept here must derive from the training data alone
-        (course tables, the training matrix); whatever ``update`` changes is read from the
-        request's :class:`Snapshot`.
+        not empty the cache: what is kept here must derive from the training data and the
+        catalogue alone (course tables, the training matrix); whatever ``update`` changes
+        is read from the request's :class:`Snapshot`. The cache belongs to the snapshot's
+        :class:`Catalogue`: catalogue rows ingested later start a new one (but for the
+        entries :func:`keep_across_catalogues` names), requests on the old catalogue keep
+        reading theirs.
         """
         self.check_fitted()
         cache = self._serving_cache()
@@ -557,16 +535,20 @@ class Recommender(ABC):
             cache[key] = value
 
     def _serving_cache(self) -> dict[str, Any]:
+        # The cache of this thread's catalogue: a request keeps the cache of the catalogue
+        # it started on while ingestion publishes a longer one.
+        self._setup_locks()
+        return self._catalogue().cache
+
+    def _setup_locks(self) -> None:
         # A model made fitted by setting its attributes (not through ``fit``/``restore``)
-        # gets its lock and cache on first use.
-        if "_cache" not in self.__dict__:
+        # gets its locks on first use.
+        if "_cache_lock" not in self.__dict__:
             with _SETUP_LOCK:
-                if "_cache" not in self.__dict__:  # another thread may have set it up
+                if "_cache_lock" not in self.__dict__:  # another thread may have set it up
                     if "_lock" not in self.__dict__:
                         self._lock = threading.RLock()
                     self._cache_lock = threading.RLock()
-                    self._cache = {}
-        return self._cache
 
     @property
     def n_courses(self) -> int:
@@ -694,39 +676,23 @@ class Recommender(ABC):
         if (course_idx < 0).any():
             unknown = pd.unique(ev.loc[course_idx < 0, C.COURSE])[:5].tolist()
             raise DataError(f"update({member_id!r}): unknown courses {unknown}")
-        durations = None
-        if ds.courses is not None and C.DURATION in ds.courses.columns:
-            durations = ds.courses[C.DURATION].to_numpy(dtype=np.float64)[course_idx]
-        # Live events move the reference time forward; a date beyond any clock (2100-01-01)
-        # would decay the member's other events to the floor, so it is refused.
-        latest = max(ds.now, pd.Timestamp.now(tz="UTC").tz_localize(None)) + FUTURE_TOLERANCE
-        future = (ev[C.TIMESTAMP] > latest).to_numpy()
-        if future.any():
-            rows = np.flatnonzero(future)
-            raise DataError(
-                [
-                    Problem(
-                        table="events",
-                        column=C.TIMESTAMP,
-                        message=f"update({member_id!r}): events dated after {latest}",
-                        expected="no event more than a year after the model's data and the "
-                        "clock: fix the dates",
-                        rows=tuple(int(r) for r in rows[:5]),
-                        count=int(rows.size),
-                    )
-                ]
-            )
-        now = max(ds.now, pd.Timestamp(ev[C.TIMESTAMP].max())) if len(ev) else ds.now
-        conf = ds.weighting.event_confidence(ev, durations, now)
-        row = ds.weighting.matrix(
-            np.zeros(len(ev), dtype=np.int64), course_idx, conf, (1, self.n_courses)
+        times = ev[C.TIMESTAMP].to_numpy(dtype="datetime64[ns]")
+        row, completed = fold.event_rows(
+            ds.weighting,
+            np.zeros(len(ev), dtype=np.int64),
+            course_idx.astype(np.int64),
+            ev[C.EVENT].to_numpy(dtype=object),
+            times,
+            shape=(1, self.n_courses),
+            # Live events move the reference time forward (never beyond any clock).
+            now=fold.batch_now(ds.now, times, f"update({member_id!r})"),
+            durations=self.course_durations(),
+            watch_seconds=fold.float_column(ev, C.WATCH_SECONDS),
+            value=fold.float_column(ev, C.VALUE),
         )
-        completed = np.unique(course_idx[(ev[C.EVENT] == EVENT_COMPLETE).to_numpy()])
         # One member's history: courses keep their vectors (``recommend.ingest`` re-places
         # new courses from their learners), so a member's menu depends on their own history.
-        self.fold_in_batch(
-            [member_id], row, [completed.astype(np.int64)], replace=True, courses=False
-        )
+        self.fold_in_batch([member_id], row, completed, replace=True, courses=False)
 
     def fold_in_batch(
         self,
@@ -736,14 +702,16 @@ class Recommender(ABC):
         *,
         replace: bool = False,
         courses: bool = True,
+        catalogue: Catalogue | None = None,
     ) -> Snapshot:
         """Fold several members in at once and publish them in one new :class:`Snapshot`.
 
-        The step under ``update`` and ``recommend.ingest``: the members' history rows and
-        completions change, their learned state is re-solved (``_fold_in_members``), new
-        members are appended, and courses without training learners that these members
-        study are re-placed from their learners (``_fold_in_courses``). A reader sees the
-        whole batch or none of it.
+        The step under ``update`` and ``recommend.ingest``: new catalogue rows (a
+        ``catalogue`` from :meth:`extended_catalogue`) are placed by content
+        (``_add_courses``), the members' history rows and completions change, their
+        learned state is re-solved (``_fold_in_members``), new members are appended, and
+        courses without training learners that these members study are re-placed from
+        their learners (``_fold_in_courses``). A reader sees the whole batch or none of it.
 
         Parameters
         ----------
@@ -751,13 +719,16 @@ class Recommender(ABC):
             External member ids (normalised, unique), length B.
         rows : csr_matrix, shape (B, n_courses), float32
             The members' confidences: added to their current history rows, or in place of
-            them with ``replace``.
+            them with ``replace``. With a ``catalogue``, ``n_courses`` is its length.
         completed
             Per member, the course indices (int64) their events complete: added to what
             they completed, or in place of it with ``replace``.
         courses
             Re-place the new courses these members study (``False``: their learners are
             recorded, their vectors wait for the next batch that touches them).
+        catalogue
+            The longer catalogue to publish with the batch (built from the latest
+            snapshot's; ``DataError`` when another writer changed it meanwhile).
 
         Returns
         -------
@@ -765,16 +736,18 @@ class Recommender(ABC):
         """
         self.check_fitted()
         batch = sp.csr_matrix(rows, dtype=np.float32)
-        if batch.shape != (len(member_ids), self.n_courses) or len(completed) != len(member_ids):
-            raise DataError(
-                f"fold_in_batch: {len(member_ids)} member(s), rows of shape {batch.shape} and "
-                f"{len(completed)} completion list(s); expected rows ({len(member_ids)}, "
-                f"{self.n_courses}) and one completion list per member"
-            )
-        new_course = self.new_course_mask()
-        training_done = self.training_completions()
         with self._lock:
             current = self._latest()
+            if catalogue is not None:
+                current = self._with_catalogue(current, catalogue)
+            n_courses = len(cast("Catalogue", current.catalogue).course_ids)
+            if batch.shape != (len(member_ids), n_courses) or len(completed) != len(member_ids):
+                raise DataError(
+                    f"fold_in_batch: {len(member_ids)} member(s), rows of shape {batch.shape} "
+                    f"and {len(completed)} completion list(s); expected rows "
+                    f"({len(member_ids)}, {n_courses}) and one completion list per member"
+                )
+            new_course, training_done = self._course_side(current)
             ids = current.member_ids.add(member_ids)
             idx = ids.to_index(member_ids).astype(np.int64)
             if np.unique(idx).size != idx.size:
@@ -797,21 +770,96 @@ class Recommender(ABC):
                 ids,
                 history,
                 {**current.parts, NEW_COURSE_LEARNERS: learners},
+                current.catalogue,
             )
-            parts = self._folded_in(staged, idx, merged, touched if courses else None, reach)
+            parts = self._staged(
+                staged,
+                lambda: self._fold_in_all(idx, merged, touched if courses else None, reach),
+            )
             # One reference assignment publishes everything at once: a reader holds either
             # the old snapshot or this one.
-            self._published = Snapshot(staged.version, ids, history, parts)
+            self._published = Snapshot(staged.version, ids, history, parts, current.catalogue)
             return self._published
+
+    def extended_catalogue(self, courses: pd.DataFrame) -> Catalogue:
+        """The model's catalogue (latest snapshot) with the courses of ``courses`` (a courses
+        table, validated here as at load) appended, for :meth:`fold_in_batch`.
+
+        Raises
+        ------
+        DataError
+            A row the courses validation refuses, or a course the model knows already.
+        ConfigError
+            The model cannot take courses before a refit (see :meth:`_add_courses`).
+        """
+        self.check_fitted()
+        if not self.takes_new_courses:
+            raise ConfigError(
+                f"{type(self).__name__} cannot take new catalogue rows before a refit; "
+                "expected a model that places courses by content (ALS, BPR, ItemKNN, EASE, "
+                "LightFM): refit with the courses in the catalogue"
+            )
+        current = self._latest().catalogue
+        assert current is not None  # fitted
+        rows = catalogue_rows.new_course_rows(courses, current.course_ids)
+        course_ids = current.course_ids.add(rows[C.COURSE].to_numpy())
+        dataset = current.dataset
+        if dataset is None:
+            raise ConfigError(
+                f"{type(self).__name__} has no training data to place new courses by; expected "
+                "a model fitted on (or loaded with) its dataset"
+            )
+        kept = {
+            key: value
+            for key, value in current.cache.items()
+            if any(key.startswith(prefix) for prefix in _KEPT_ACROSS_CATALOGUES)
+        }
+        return Catalogue(course_ids, dataset.with_new_courses(course_ids, rows), kept)
+
+    def _with_catalogue(self, current: Snapshot, catalogue: Catalogue) -> Snapshot:
+        """``current`` with ``catalogue`` (which must extend its catalogue): histories
+        widened, the new courses placed by the model (``_add_courses``), staged."""
+        before = cast("Catalogue", current.catalogue)
+        n_before, n_after = len(before.course_ids), len(catalogue.course_ids)
+        if not np.array_equal(
+            catalogue.course_ids.external_ids[:n_before], before.course_ids.external_ids
+        ):
+            raise DataError(
+                "fold_in_batch: the catalogue changed since the new courses' catalogue was "
+                "built; expected one built from the model's latest snapshot (build it again)"
+            )
+        old = current.history
+        history = History(
+            catalogue_rows.widened(old.base, n_after)
+            if catalogue.dataset is None
+            else catalogue.dataset.interactions,
+            catalogue_rows.widened_rows(old.extra, n_after),
+            old.completed,
+        )
+        learners = current.parts.get(NEW_COURSE_LEARNERS)
+        staged = Snapshot(current.version, current.member_ids, history, current.parts, catalogue)
+        new = np.arange(n_before, n_after, dtype=np.int64)
+        parts = self._staged(staged, lambda: self._add_courses(new))
+        if learners is not None:
+            parts = {**parts, NEW_COURSE_LEARNERS: learners}
+        return Snapshot(current.version, current.member_ids, history, parts, catalogue)
+
+    def _course_side(self, snapshot: Snapshot) -> tuple[np.ndarray, sp.csr_matrix]:
+        """The new-course mask and training completions of ``snapshot``'s catalogue."""
+        with self._pinned(snapshot, writing=False):
+            return self.new_course_mask(), self.training_completions()
+
+    def course_durations(self) -> np.ndarray | None:
+        """(n_courses,) float64 course durations in seconds (NaN: unknown), or ``None``
+        without a duration column (built once per catalogue, kept in the serving cache)."""
+        return self.cached("course_durations", lambda: fold.course_durations(self.dataset_))
 
     def training_completions(self) -> sp.csr_matrix:
         """(n_training_members, n_courses) CSR float32, non-zero where the training data
         has a ``complete`` event (built once, kept in the serving cache)."""
         return self.cached(
             "training_completions",
-            lambda: fold.training_completions(
-                self.__dict__.get("dataset_"), self.history_.base.shape
-            ),
+            lambda: fold.training_completions(self._catalogue().dataset, self.history_.base.shape),
         )
 
     def _learners(self, snapshot: Snapshot, new_course: np.ndarray) -> Mapping[int, CourseLearners]:
@@ -830,39 +878,51 @@ class Recommender(ABC):
         """(n_courses,) bool: courses without learners in the training data (built once)."""
         return self.cached("new_course_mask", lambda: self.history_.base.getnnz(axis=0) == 0)
 
-    def _folded_in(
-        self,
-        staged: Snapshot,
-        idx: np.ndarray,
-        rows: sp.csr_matrix,
-        courses: Mapping[int, CourseLearners] | None,
-        reach: np.ndarray,
-    ) -> Mapping[str, Any]:
-        """Run the fold-in hooks with this thread reading ``staged`` and staging what they
-        assign to :class:`MemberState` attributes; the staged parts."""
+    @contextmanager
+    def _pinned(self, snapshot: Snapshot, *, writing: bool) -> Iterator[None]:
+        """This thread reads ``snapshot`` in the block (whatever it had pinned before),
+        and, ``writing``, stages what is assigned to :class:`MemberState` attributes."""
         key = id(self)
         views = _VIEWS
         outer = views.pinned.get(key)
-        views.pinned[key] = staged
-        views.writing.add(key)
-        # Whether _fold_in keeps per-member state outside the snapshot: looked at on a
-        # class's first update only (the check copies the instance's attributes).
-        before = None if type(self) in _CHECKED else dict(vars(self))
+        views.pinned[key] = snapshot
+        if writing:
+            views.writing.add(key)
         try:
-            self._fold_in_members(idx, rows)
-            if courses is not None:
-                self._fold_in_courses(courses, reach)
-            parts = views.pinned[key].parts
+            yield
         finally:
-            views.writing.discard(key)
+            if writing:
+                views.writing.discard(key)
             if outer is None:
                 views.pinned.pop(key, None)
             else:
                 views.pinned[key] = outer
+
+    def _staged(self, staged: Snapshot, step: Callable[[], None]) -> Mapping[str, Any]:
+        """Run ``step`` (model hooks) with this thread reading ``staged`` and staging what
+        they assign to :class:`MemberState` attributes; the staged parts."""
+        # Whether the hooks keep per-member state outside the snapshot: looked at on a
+        # class's first update only (the check copies the instance's attributes).
+        before = None if type(self) in _CHECKED else dict(vars(self))
+        with self._pinned(staged, writing=True):
+            step()
+            parts = _VIEWS.pinned[id(self)].parts
         if before is not None:
             _CHECKED.add(type(self))
             self._warn_plain_rebinds(before)
         return parts
+
+    def _fold_in_all(
+        self,
+        idx: np.ndarray,
+        rows: sp.csr_matrix,
+        courses: Mapping[int, CourseLearners] | None,
+        reach: np.ndarray,
+    ) -> None:
+        if idx.size:  # a batch may bring catalogue rows alone
+            self._fold_in_members(idx, rows)
+        if courses is not None:
+            self._fold_in_courses(courses, reach)
 
     def _warn_plain_rebinds(self, before: Mapping[str, Any]) -> None:
         """Warn when ``_fold_in`` rebound learned attributes that are not
@@ -901,3 +961,11 @@ class Recommender(ABC):
         how many more members have each course in their history. Nothing by default
         (models that score straight from history need nothing)."""
         return None
+
+    def _add_courses(self, courses: np.ndarray) -> None:
+        """Place new catalogue rows by content: ``courses`` (k,) int64 are the indices
+        appended to the catalogue this thread reads (``n_courses`` and ``dataset_``
+        include them; course-side learned state does not yet). Models that set
+        ``takes_new_courses`` grow their course-side state here with the placement they
+        give courses without training learners at fit."""
+        raise NotImplementedError(f"{type(self).__name__} cannot take new courses")

@@ -150,6 +150,15 @@ def cold_popularity(choice: dict[str, Any], course_ids: IdMap) -> Popularity:
     params = state.pop("params")
     model = Popularity(**params)
     n_courses = len(course_ids)
+    # Catalogue rows ingested since the fit: nobody in the counts has studied them.
+    extra = n_courses - int(np.shape(state["global_"])[0])
+    if extra > 0:
+        for name in ("global_", "prior_"):
+            state[name] = np.concatenate([state[name], np.zeros(extra, np.float32)])
+        table = sp.csr_matrix(state["table_"])
+        state["table_"] = sp.csr_matrix(
+            (table.data, table.indices, table.indptr), shape=(table.shape[0], n_courses)
+        )
     return model.restore(
         member_ids=IdMap([]),
         course_ids=course_ids,

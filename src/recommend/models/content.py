@@ -47,6 +47,8 @@ def content_neighbour_weights(
     cold: np.ndarray,
     features: sp.csr_matrix,
     n_neighbours: int = COLD_NEIGHBOURS,
+    *,
+    only: np.ndarray | None = None,
 ) -> tuple[np.ndarray, sp.csr_matrix]:
     """Each cold course's weights over its most content-similar warm courses.
 
@@ -58,17 +60,23 @@ def content_neighbour_weights(
         Course features, e.g. ``Dataset.course_features.matrix``.
     n_neighbours : int
         Warm neighbours (cosine similarity > 0) kept per cold course.
+    only : ndarray of int, optional
+        Place just these cold courses (e.g. catalogue rows added after the fit); all
+        of ``cold`` by default.
 
     Returns
     -------
     placed : ndarray of int64, shape (n_placed,)
-        The cold courses with at least one similar warm course (a subset of ``cold``).
+        The cold courses with at least one similar warm course (a subset of ``cold``, or
+        of ``only``).
     weights : CSR float32, shape (n_placed, n_courses)
         Row ``i`` holds course ``placed[i]``'s neighbour weights, summing to 1.
     """
     n_courses = features.shape[0]
     cold = np.unique(np.asarray(cold, dtype=np.int64))
     warm = np.setdiff1d(np.arange(n_courses, dtype=np.int64), cold)
+    if only is not None:
+        cold = np.intersect1d(np.asarray(only, dtype=np.int64), cold)
     if cold.size == 0 or warm.size == 0 or features.shape[1] == 0 or n_neighbours < 1:
         return np.empty(0, np.int64), sp.csr_matrix((0, n_courses), dtype=np.float32)
     unit = _normalize_rows(sp.csr_matrix(features))
@@ -104,30 +112,39 @@ def content_neighbour_factors(
     cold: np.ndarray,
     features: sp.csr_matrix,
     n_neighbours: int = COLD_NEIGHBOURS,
+    *,
+    only: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Factors for cold courses: the weighted mean of their warm neighbours' factors.
 
     Returns ``placed`` (n_placed,) int64 and their factors (n_placed, f) float32; cold
-    courses with no feature in common with any warm course are left out.
+    courses with no feature in common with any warm course are left out. ``only``: as
+    for :func:`content_neighbour_weights`.
     """
-    placed, weights = content_neighbour_weights(cold, features, n_neighbours)
+    placed, weights = content_neighbour_weights(cold, features, n_neighbours, only=only)
     return placed, np.asarray(weights @ course_factors, dtype=np.float32)
 
 
 def place_cold_columns(
-    matrix: np.ndarray | sp.csr_matrix, dataset: Dataset, n_neighbours: int = COLD_NEIGHBOURS
+    matrix: np.ndarray | sp.csr_matrix,
+    dataset: Dataset,
+    n_neighbours: int = COLD_NEIGHBOURS,
+    *,
+    only: np.ndarray | None = None,
 ) -> tuple[np.ndarray | sp.csr_matrix, int]:
     """Give cold courses the weighted mean of their neighbours' columns in a course x course
     matrix (EASE's ``B``, item-kNN's similarity); returns (matrix, courses placed).
 
     Scores are ``history @ matrix``, so column ``c`` decides how much every studied course
-    recommends ``c``: a cold course then scores like its content neighbours.
+    recommends ``c``: a cold course then scores like its content neighbours. ``only``:
+    place just these cold courses (catalogue rows added after the fit; their columns
+    must be empty); a dense ``matrix`` is changed in place.
     """
     features = dataset.course_features
     cold = cold_courses(dataset.interactions)
     if features is None or len(features) == 0 or cold.size == 0:
         return matrix, 0
-    placed, weights = content_neighbour_weights(cold, features.matrix, n_neighbours)
+    placed, weights = content_neighbour_weights(cold, features.matrix, n_neighbours, only=only)
     if placed.size == 0:
         return matrix, 0
     if sp.issparse(matrix):

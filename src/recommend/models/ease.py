@@ -36,7 +36,7 @@ from scipy.linalg import lapack
 
 from recommend.data.dataset import Dataset
 from recommend.errors import ConfigError
-from recommend.models.base import Recommender
+from recommend.models.base import MemberState, Recommender
 from recommend.models.content import COLD_NEIGHBOURS, place_cold_columns
 
 __all__ = ["EASE", "ease_weights", "gram_matrix"]
@@ -70,6 +70,10 @@ class EASE(Recommender):
     """
 
     name: ClassVar[str] = "ease"
+    takes_new_courses: ClassVar[bool] = True
+
+    #: Per snapshot: catalogue rows added by ingestion grow it by a content-placed column.
+    B_ = MemberState()
 
     def __init__(
         self,
@@ -150,7 +154,23 @@ class EASE(Recommender):
             # weighted mean of its content neighbours' columns.
             weights, placed = place_cold_columns(weights, dataset, self.cold_neighbours)
             log.info("ease: %d cold course(s) placed by content", placed)
-        self.B_: np.ndarray = weights
+        self.B_ = weights
+
+    def _add_courses(self, courses: np.ndarray) -> None:
+        """Catalogue rows added by ingestion: ``B_`` grows by a row and a column each, the
+        column placed by content as cold courses are at fit (a copy of ``B_``: ``4 *
+        n_courses**2`` bytes per batch that adds courses); the row stays zero until the
+        next refit."""
+        old = self.B_
+        n = self.n_courses
+        grown = np.zeros((n, n), dtype=np.float32)
+        grown[: old.shape[0], : old.shape[1]] = old
+        if self.cold_neighbours:
+            grown, placed = place_cold_columns(
+                grown, self.dataset_, self.cold_neighbours, only=courses
+            )
+            log.info("ease: %d new catalogue course(s) placed by content", placed)
+        self.B_ = grown
 
     def _as_input(self, rows: sp.csr_matrix) -> sp.csr_matrix:
         """``rows`` as the model sees them: confidence, or 1 per interaction if binary."""

@@ -1,9 +1,10 @@
 """Array steps of folding a batch of members in (``Recommender.fold_in_batch``).
 
 Pure functions on arrays and sparse rows, so the snapshot logic in
-``recommend.models.base`` stays a short list of named steps: the training completions as a
-matrix, the members' merged history rows, the learners of new courses, the change in how
-many members reached each course.
+``recommend.models.base`` stays a short list of named steps: the batch's events as
+confidence rows and completions per member (one home for ``update`` and
+``recommend.ingest``), the training completions as a matrix, the members' merged history
+rows, the learners of new courses, the change in how many members reached each course.
 """
 
 from __future__ import annotations
@@ -13,16 +14,24 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 from recommend.data.dataset import COURSE_IDX, MEMBER_IDX
+from recommend.data.timeline import FUTURE_TOLERANCE
+from recommend.errors import DataError, Problem
 from recommend.schema import EVENT_COMPLETE, Columns
 
 if TYPE_CHECKING:
     from recommend.data.dataset import Dataset
+    from recommend.data.weighting import Weighting
 
 __all__ = [
     "CourseLearners",
+    "batch_now",
+    "course_durations",
+    "event_rows",
+    "float_column",
     "learners_from_history",
     "merged_completions",
     "merged_rows",
@@ -43,6 +52,116 @@ class CourseLearners:
 
     members: np.ndarray
     values: np.ndarray
+
+
+def batch_now(data_now: pd.Timestamp, times: np.ndarray, caller: str) -> pd.Timestamp:
+    """The reference time of a batch of event ``times`` (datetime64[ns]): the latest of
+    the model's data time and the events'. Missing times, and times beyond the data and
+    the clock (a date such as 2100-01-01 would decay everything else to the floor), are
+    refused with a ``DataError`` naming their rows (``caller`` opens the message)."""
+    missing = np.isnat(times)
+    latest = max(data_now, pd.Timestamp.now(tz="UTC").tz_localize(None)) + FUTURE_TOLERANCE
+    future = ~missing & (times > np.datetime64(latest.to_datetime64(), "ns"))
+    for bad, what in ((missing, "missing event times"), (future, f"events dated after {latest}")):
+        if bad.any():
+            rows = np.flatnonzero(bad)
+            raise DataError(
+                [
+                    Problem(
+                        table="events",
+                        column=C.TIMESTAMP,
+                        message=f"{caller}: {what}",
+                        expected="a time for every event, none more than a year after the "
+                        "model's data and the clock: fix the dates",
+                        rows=tuple(int(r) for r in rows[:5]),
+                        count=int(rows.size),
+                    )
+                ]
+            )
+    return max(data_now, pd.Timestamp(times.max())) if times.size else data_now
+
+
+def event_rows(
+    weighting: Weighting,
+    position: np.ndarray,
+    course_idx: np.ndarray,
+    kinds: np.ndarray,
+    times: np.ndarray,
+    *,
+    shape: tuple[int, int],
+    now: pd.Timestamp,
+    durations: np.ndarray | None = None,
+    watch_seconds: np.ndarray | None = None,
+    value: np.ndarray | None = None,
+) -> tuple[sp.csr_matrix, list[np.ndarray]]:
+    """A batch of events as one confidence row per member and their completions.
+
+    Parameters
+    ----------
+    weighting
+        The model's training weighting (exact duplicates collapse as at fit).
+    position, course_idx : ndarray of int64, shape (n,)
+        Each event's row in the result (its member) and course index.
+    kinds : ndarray of str, shape (n,)
+        Event names.
+    times : ndarray of datetime64[ns], shape (n,)
+    shape
+        (members, n_courses) of the result.
+    now
+        Reference time of the decay (:func:`batch_now`).
+    durations : ndarray of float, shape (n_courses,), optional
+        Course durations in seconds (watch ratios).
+    watch_seconds, value : ndarray of float, shape (n,), optional
+
+    Returns
+    -------
+    rows : csr_matrix, shape ``shape``, float32
+    completed : list of ndarray of int64
+        Per member (row), the courses their ``complete`` events complete (sorted, unique).
+    """
+    duplicate = None
+    if weighting.duplicates == "collapse" and kinds.size:
+        # Exact duplicates as the training data has them: equal in every events column.
+        columns = {"m": position, "c": course_idx, "e": kinds, "t": times}
+        if watch_seconds is not None:
+            columns["w"] = watch_seconds
+        if value is not None:
+            columns["v"] = value
+        duplicate = pd.DataFrame(columns).duplicated(keep="first").to_numpy()
+    conf = weighting.confidence(
+        kinds,
+        times,
+        value=value,
+        watch_seconds=watch_seconds,
+        durations=None if durations is None else durations[course_idx],
+        duplicate=duplicate,
+        now=now,
+    )
+    rows = weighting.matrix(position, course_idx, conf, shape)
+    done = kinds == EVENT_COMPLETE
+    return rows, _grouped(position[done], course_idx[done], shape[0])
+
+
+def _grouped(position: np.ndarray, course_idx: np.ndarray, n: int) -> list[np.ndarray]:
+    """Course indices per member row (sorted, unique), from (position, course) pairs."""
+    order = np.lexsort((course_idx, position))
+    bounds = np.searchsorted(position[order], np.arange(n + 1))
+    sorted_courses = course_idx[order].astype(np.int64)
+    return [np.unique(sorted_courses[bounds[k] : bounds[k + 1]]) for k in range(n)]
+
+
+def float_column(frame: pd.DataFrame, name: str) -> np.ndarray | None:
+    """Column ``name`` of an events frame as float64, or ``None`` when it has none."""
+    return frame[name].to_numpy(dtype=np.float64) if name in frame.columns else None
+
+
+def course_durations(dataset: Dataset | None) -> np.ndarray | None:
+    """(n_courses,) float64 durations in seconds of a dataset's courses (NaN: unknown), or
+    ``None`` without a courses table or duration column."""
+    courses = None if dataset is None else dataset.courses
+    if courses is None or C.DURATION not in courses.columns:
+        return None
+    return courses[C.DURATION].to_numpy(dtype=np.float64)
 
 
 def training_completions(dataset: Dataset | None, shape: tuple[int, int]) -> sp.csr_matrix:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import pandas as pd
@@ -39,6 +39,7 @@ from recommend.data.dataset import (
     member_feature_columns,
     one_hot,
 )
+from recommend.data.idmap import IdMap
 from recommend.data.validation import validate
 from recommend.errors import ConfigError, DataError
 from recommend.models.base import Factors, MemberState, Recommender
@@ -131,7 +132,11 @@ class LightFM(Recommender):
     # sees both with the history of the same version (see ``Recommender.update``).
     member_factors_ = MemberState()
     _cold_position = MemberState()
+    # Course side per snapshot too: ingested catalogue rows append their feature vectors.
+    course_factors_ = MemberState()
+    course_bias_ = MemberState()
     uses_features: ClassVar[bool] = True
+    takes_new_courses: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -261,6 +266,18 @@ class LightFM(Recommender):
             unit="epoch",
             disable=not log.isEnabledFor(logging.INFO),
         )
+        previous = self.__dict__.get("_previous")
+        if previous is not None:
+            # A warm start: initialise (no epoch), then the embeddings the previous model
+            # learned for the same features, members and courses replace the random ones.
+            model.fit_partial(
+                interactions,
+                user_features=member_x,
+                item_features=course_x,
+                sample_weight=weights,
+                epochs=0,
+            )
+            self._warm_embeddings(model, previous, dataset)
         # One epoch at a time (same result as fit(epochs=n)) so progress can be shown.
         for _ in progress:
             model.fit_partial(
@@ -324,6 +341,82 @@ class LightFM(Recommender):
             int(cold_courses.sum()),
         )
 
+    def fit_from(self, previous: Recommender, dataset: Dataset) -> Self:
+        """Fit on ``dataset`` starting from ``previous``'s embeddings: a warm-started refit.
+
+        LightFM's feature matrices define the embedding rows (identity block, one row per
+        member and course of the training data, then one per attribute feature), so the
+        rows are matched by meaning: a member or course ``previous`` was fitted with (by
+        external id), an attribute feature of the same name (``"category=理论学习"``). Those
+        start from ``previous``'s embeddings and biases; rows new tonight (members, courses
+        and feature values ``previous`` did not train) start from LightFM's usual small
+        random values; then ``epochs`` epochs run as in a cold fit. ``previous`` is not
+        changed.
+
+        Raises
+        ------
+        ConfigError
+            ``previous`` is not a fitted LightFM with the same ``n_factors`` and feature
+            settings.
+        """
+        if type(previous) is not type(self) or not previous.is_fitted:
+            raise ConfigError(
+                f"LightFM.fit_from: expected a fitted LightFM to start from, got "
+                f"{type(previous).__name__}{'' if previous.is_fitted else ' (not fitted)'}"
+            )
+        same = ("n_factors", "identity_features", "use_member_features", "use_course_features")
+        differ = [k for k in same if getattr(previous, k) != getattr(self, k)]
+        if differ:
+            raise ConfigError(
+                f"LightFM.fit_from: the previous model has "
+                f"{ {k: getattr(previous, k) for k in differ} }, this one "
+                f"{ {k: getattr(self, k) for k in differ} }; expected the same"
+            )
+        self.__dict__["_previous"] = previous
+        try:
+            return self.fit(dataset)
+        finally:
+            self.__dict__.pop("_previous", None)
+
+    def _warm_embeddings(self, model: Any, previous: LightFM, dataset: Dataset) -> None:
+        """Copy ``previous``'s embeddings and biases into the initialised LightFM ``model``
+        row by row where the row means the same (see :meth:`fit_from`)."""
+        with previous.reading():
+            sides = (
+                (
+                    "user",
+                    dataset.member_ids,
+                    previous.member_ids_,
+                    previous._n_member_ids,
+                    self._attribute_block(dataset.member_features, self.use_member_features),
+                    previous.member_feature_names_,
+                    previous.member_feature_embeddings_,
+                    previous.member_feature_biases_,
+                ),
+                (
+                    "item",
+                    dataset.course_ids,
+                    previous.course_ids_,
+                    previous._n_course_ids,
+                    self._attribute_block(dataset.course_features, self.use_course_features),
+                    previous.course_feature_names_,
+                    previous.course_feature_embeddings_,
+                    previous.course_feature_biases_,
+                ),
+            )
+            for side, ids, old_ids, n_old_ids, attr, old_names, embeddings, biases in sides:
+                new_rows, old_rows = _matching_rows(
+                    ids, old_ids, n_old_ids if self.identity_features else 0, attr.names, old_names
+                )
+                getattr(model, f"{side}_embeddings")[new_rows] = embeddings[old_rows]
+                getattr(model, f"{side}_biases")[new_rows] = biases[old_rows]
+                log.info(
+                    "lightfm warm start: %d of %d %s embedding rows from the previous model",
+                    new_rows.size,
+                    getattr(model, f"{side}_embeddings").shape[0],
+                    side,
+                )
+
     def _route_cold(self, x: sp.csr_matrix, cold: np.ndarray) -> sp.csr_matrix:
         """Feature rows with the identity column of ``cold`` rows removed (renormalised)."""
         if not self.identity_features or not cold.any():
@@ -383,6 +476,18 @@ class LightFM(Recommender):
         offset = self._n_course_ids
         bias = self._normalized(rows) @ self.course_feature_biases_[offset:]
         return vectors, np.asarray(bias, dtype=np.float32)
+
+    def _add_courses(self, courses: np.ndarray) -> None:
+        """Catalogue rows added by ingestion: vectors and biases from their features
+        (:meth:`cold_course_factors`; features unknown at fit contribute nothing), as a
+        course without interactions gets at fit. They keep them until the next refit."""
+        table = self.dataset_.courses
+        assert table is not None  # catalogue rows come as a courses table
+        vectors, bias = self.cold_course_factors(table.iloc[courses])
+        self.course_factors_ = np.ascontiguousarray(
+            np.vstack([self.course_factors_, vectors]), np.float32
+        )
+        self.course_bias_ = np.concatenate([self.course_bias_, bias]).astype(np.float32)
 
     @property
     def _n_member_ids(self) -> int:
@@ -475,6 +580,25 @@ class LightFM(Recommender):
 
 
 # --------------------------------------------------------------------------- features
+
+
+def _matching_rows(
+    ids: IdMap, old_ids: IdMap, n_old_ids: int, names: np.ndarray, old_names: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Embedding rows that mean the same in a new and an old LightFM feature matrix:
+    identity rows by external id (the old identity block holds its first ``n_old_ids``
+    ids; none without identity features), attribute rows by feature name. Returns the new
+    and old row indices (int64, aligned)."""
+    n_new_ids = len(ids) if n_old_ids else 0
+    old_id = old_ids.to_index(ids.external_ids, unknown="mask") if n_old_ids else np.empty(0)
+    known = (old_id >= 0) & (old_id < n_old_ids)
+    old_feature = pd.Index(np.asarray(old_names, dtype=object)).get_indexer(
+        np.asarray(names, dtype=object)
+    )
+    named = old_feature >= 0
+    new_rows = np.concatenate([np.flatnonzero(known), n_new_ids + np.flatnonzero(named)])
+    old_rows = np.concatenate([old_id[known], n_old_ids + old_feature[named]])
+    return new_rows.astype(np.int64), old_rows.astype(np.int64)
 
 
 def member_feature_rows(attributes: pd.DataFrame, names: np.ndarray, year: int) -> sp.csr_matrix:

@@ -239,7 +239,11 @@ class _FactorModel(Recommender):
     #: ``XᵀX`` over all member vectors (float64, f x f), kept up to date by fold-in once a
     #: new course needed it (not saved: rebuilt from the member vectors).
     _member_gram = MemberState()
-    cold_courses_: np.ndarray
+    #: Courses without training learners and their content placement (rows aligned),
+    #: per snapshot: ingestion appends the catalogue rows it adds.
+    cold_courses_ = MemberState()
+    cold_placement_ = MemberState()
+    takes_new_courses: ClassVar[bool] = True
 
     @property
     def member_factors_(self) -> np.ndarray:
@@ -369,49 +373,74 @@ class _FactorModel(Recommender):
 
     def _place_cold_courses(self, dataset: Dataset, warm_interactions: sp.csr_matrix) -> None:
         """Give courses without training interactions content-neighbour factors (and bias)."""
-        self.cold_courses_ = np.flatnonzero(warm_interactions.getnnz(axis=0) == 0).astype(np.int64)
-        width = self.course_factors_.shape[1] + (self.course_bias_ is not None)
-        self.cold_placement_ = np.zeros((self.cold_courses_.size, width), dtype=np.float32)
-        if self.cold_courses_.size == 0:
-            return
-        features = dataset.course_features
-        if features is None or len(features) == 0 or self.cold_neighbours == 0:
-            # Without features there is nothing to place a cold course by: zero factors
-            # (and bias) score it 0 for everyone, neither promoted nor buried.
-            self.course_factors_[self.cold_courses_] = 0.0
-            if self.course_bias_ is not None:
-                self.course_bias_[self.cold_courses_] = 0.0
-            log.info(
-                "%s: %d cold course(s) get zero factors (no course features to place them by)",
-                self.name,
-                self.cold_courses_.size,
-            )
-            return
+        cold = np.flatnonzero(warm_interactions.getnnz(axis=0) == 0).astype(np.int64)
         # The bias is placed with the factors: it is part of what a course scores.
-        stacked = self.course_factors_
-        if self.course_bias_ is not None:
-            stacked = np.hstack([stacked, self.course_bias_[:, None]])
-        placed, rows = content_neighbour_factors(
-            stacked, self.cold_courses_, features.matrix, self.cold_neighbours
-        )
-        unplaced = np.setdiff1d(self.cold_courses_, placed)
-        self.course_factors_[unplaced] = 0.0
-        self.course_factors_[placed] = rows[:, : self.course_factors_.shape[1]]
-        if self.course_bias_ is not None:
-            self.course_bias_[unplaced] = 0.0
-            self.course_bias_[placed] = rows[:, -1]
+        placement = self._content_placed(self._stacked_course_side(), cold, dataset, cold)
+        self._set_course_rows(cold, placement)
+        self.cold_courses_ = cold
         # Kept: a new course's learners refine this placement (ingestion), and a course
         # that loses them returns to it.
-        placement = self.course_factors_[self.cold_courses_]
+        self.cold_placement_ = placement
+
+    def _add_courses(self, courses: np.ndarray) -> None:
+        """Catalogue rows added by ingestion: placed by content as cold courses are at fit
+        (the same neighbours over the longer catalogue's features), appended to the
+        course side."""
+        side = self._stacked_course_side()
+        grown = np.vstack([side, np.zeros((courses.size, side.shape[1]), np.float32)])
+        cold = np.union1d(self.cold_courses_, courses)
+        placement = self._content_placed(grown, cold, self.dataset_, courses)
+        factors = np.array(grown[:, : self.course_factors_.shape[1]], dtype=np.float32)
+        self.course_factors_ = factors
         if self.course_bias_ is not None:
-            placement = np.hstack([placement, self.course_bias_[self.cold_courses_, None]])
-        self.cold_placement_ = np.array(placement, dtype=np.float32)
+            self.course_bias_ = np.array(grown[:, -1], dtype=np.float32)
+        self._set_course_rows(courses, placement)
+        self.course_factors_.setflags(write=False)
+        self.cold_courses_ = cold
+        self.cold_placement_ = np.vstack([self.cold_placement_, placement])
+
+    def _stacked_course_side(self) -> np.ndarray:
+        """Course factors with the bias (if any) as a last column, (n_courses, f[+1])."""
+        if self.course_bias_ is None:
+            return np.asarray(self.course_factors_, dtype=np.float32)
+        return np.hstack([self.course_factors_, self.course_bias_[:, None]])
+
+    def _set_course_rows(self, courses: np.ndarray, rows: np.ndarray) -> None:
+        """Set the factors (and bias, the last column) of ``courses`` from ``rows``
+        (in place: arrays a fit or ``_add_courses`` just built)."""
+        f = self.course_factors_.shape[1]
+        self.course_factors_[courses] = rows[:, :f]
+        if self.course_bias_ is not None:
+            self.course_bias_[courses] = rows[:, -1]
+
+    def _content_placed(
+        self, side: np.ndarray, cold: np.ndarray, dataset: Dataset, courses: np.ndarray
+    ) -> np.ndarray:
+        """Content placement of ``courses`` (cold ones): the weighted mean of the factor
+        rows (and bias) of their warm content neighbours, zero for a course without
+        features in common with any warm course (scored 0 for everyone: neither promoted
+        nor buried). (len(courses), f[+1]) float32."""
+        out = np.zeros((courses.size, side.shape[1]), dtype=np.float32)
+        features = dataset.course_features
+        if courses.size == 0 or features is None or len(features) == 0 or not self.cold_neighbours:
+            if courses.size:
+                log.info(
+                    "%s: %d cold course(s) get zero factors (no course features to place them by)",
+                    self.name,
+                    courses.size,
+                )
+            return out
+        placed, rows = content_neighbour_factors(
+            side, cold, features.matrix, self.cold_neighbours, only=courses
+        )
+        out[np.searchsorted(courses, placed)] = rows
         log.info(
             "%s: %d cold course(s) placed by content, %d without features left at zero",
             self.name,
             placed.size,
-            unplaced.size,
+            courses.size - placed.size,
         )
+        return out
 
     def _publish_member(self, member_idx: int, vector: np.ndarray) -> None:
         """Set one member's vector (staged for the snapshot ``update`` publishes); readers
@@ -756,7 +785,11 @@ class ALS(_FactorModel):
         if courses.size:
             confidence = np.abs(value)
             # Warm courses are already in YᵀY with confidence 1; cold ones are not.
-            baseline = self._warm[courses].astype(np.float64)
+            # Courses past the fit's catalogue (ingested catalogue rows) are cold too.
+            warm = self._warm
+            baseline = np.zeros(courses.size, dtype=np.float64)
+            inside = courses < warm.size
+            baseline[inside] = warm[courses[inside]]
             y = self.course_factors_[courses].astype(np.float64)
             with single_threaded_blas():
                 a = gram + (y.T * (confidence - baseline)) @ y

@@ -24,9 +24,11 @@ What a batch changes, per model (see ``docs/architecture.md``, "Ingestion"):
   courses, which one course's learners cannot update in place);
 - popularity: global counts grow by the members who reach each course.
 
-Courses unknown to the model are refused (``DataError`` naming them): a course enters the
-model's catalogue at a refit (its content placement needs its features); courses in the
-catalogue without learners are exactly the "new courses" ingestion places.
+Courses unknown to the model are refused (``DataError`` naming them) unless the batch
+brings their catalogue rows (``courses=``): validated as at load, appended to the model's
+catalogue in the same snapshot, placed by content as courses without learners are at fit
+(``Recommender.extended_catalogue``, ``_add_courses``), and then, like every course in the
+catalogue without training learners, re-placed from their first learners.
 """
 
 from __future__ import annotations
@@ -38,11 +40,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from recommend.data.timeline import FUTURE_TOLERANCE
+from recommend.data.idmap import IdMap
 from recommend.data.validation import validate
 from recommend.errors import DataError, Problem
-from recommend.models.base import Recommender
-from recommend.schema import EVENT_COMPLETE, Columns
+from recommend.models import fold
+from recommend.models.base import Catalogue, Recommender
+from recommend.schema import Columns
 
 __all__ = ["IngestResult", "ingest", "ingest_arrays"]
 
@@ -67,6 +70,8 @@ class IngestResult:
     new_courses : tuple of str
         Courses without training learners that the batch gave learners (re-placed from
         them where the model supports it).
+    added_courses : tuple of str
+        Catalogue rows the batch added (placed by content, then from their learners).
     """
 
     version: int
@@ -74,17 +79,24 @@ class IngestResult:
     members: int
     new_members: int
     new_courses: tuple[str, ...]
+    added_courses: tuple[str, ...] = ()
 
 
-def ingest(model: Recommender, events: pd.DataFrame) -> IngestResult:
+def ingest(
+    model: Recommender, events: pd.DataFrame, *, courses: pd.DataFrame | None = None
+) -> IngestResult:
     """Fold a micro-batch of new ``events`` (an events frame) into ``model``.
 
     The frame is validated once (the schema, ids normalised as at load); events of courses
     the model does not know, and events dated beyond the model's data and the clock, are
-    refused with a ``DataError`` naming them. The batch is then folded in as
+    refused with a ``DataError`` naming them. ``courses``: new catalogue rows (a courses
+    table, validated as at load) that enter the catalogue with the batch, so the batch's
+    events may study them (``events`` may then be empty). The batch is then folded in as
     :func:`ingest_arrays` does. Returns an :class:`IngestResult`.
     """
     model.check_fitted()
+    if len(events) == 0 and courses is not None:  # catalogue rows before any learner
+        return ingest_arrays(model, [], [], [], [], courses=courses)
     ds = model.dataset_
     ev = validate("events", events, event_weights=ds.weighting.event_weights)
     return ingest_arrays(
@@ -93,8 +105,9 @@ def ingest(model: Recommender, events: pd.DataFrame) -> IngestResult:
         ev[C.COURSE].to_numpy(dtype=object),
         ev[C.EVENT].to_numpy(dtype=object),
         ev[C.TIMESTAMP].to_numpy(dtype="datetime64[ns]"),
-        watch_seconds=_column(ev, C.WATCH_SECONDS),
-        value=_column(ev, C.VALUE),
+        watch_seconds=fold.float_column(ev, C.WATCH_SECONDS),
+        value=fold.float_column(ev, C.VALUE),
+        courses=courses,
     )
 
 
@@ -107,6 +120,7 @@ def ingest_arrays(
     *,
     watch_seconds: Any = None,
     value: Any = None,
+    courses: pd.DataFrame | None = None,
 ) -> IngestResult:
     """The fast path of :func:`ingest`, for events a backend validated already.
 
@@ -125,6 +139,11 @@ def ingest_arrays(
         Event times (naive UTC).
     watch_seconds, value : array-like of float, shape (n,), optional
         As the events columns of the same names (NaN: not given).
+    courses : DataFrame, optional
+        New catalogue rows (a courses table, validated here as at load): appended to the
+        model's catalogue, placed by content as courses without learners are at fit, and
+        published with the batch (whose events may study them). Models that cannot place
+        a course before a refit refuse them (``ConfigError``).
 
     Returns
     -------
@@ -133,67 +152,86 @@ def ingest_arrays(
     Raises
     ------
     DataError
-        Arrays of different lengths, unknown courses, missing or far-future times.
+        Arrays of different lengths, unknown courses, missing or far-future times, a bad
+        catalogue row (naming its column and rows) or a course already in the catalogue.
     ConfigError
         An event name without a weight.
     """
     model.check_fitted()
     members = np.asarray(member_ids, dtype=object).reshape(-1)
-    courses = np.asarray(course_ids, dtype=object).reshape(-1)
+    course_ids = np.asarray(course_ids, dtype=object).reshape(-1)
     kinds = np.asarray(events, dtype=object).reshape(-1)
     times = np.asarray(timestamps, dtype="datetime64[ns]").reshape(-1)
     watch = None if watch_seconds is None else np.asarray(watch_seconds, np.float64).reshape(-1)
     weight = None if value is None else np.asarray(value, np.float64).reshape(-1)
-    _check_lengths(members, courses, kinds, times, watch, weight)
-    if members.size == 0:
+    _check_lengths(members, course_ids, kinds, times, watch, weight)
+    added = courses is not None and len(courses) > 0
+    if members.size == 0 and not added:
         return IngestResult(model.snapshot().version, 0, 0, 0, ())
-    course_idx = _course_indices(model, courses)
-    now = _checked_now(model, times)
+    # One writer at a time: the course indices below refer to the catalogue the batch is
+    # published with (readers take no lock).
+    with model.lock:
+        catalogue = model.extended_catalogue(courses) if added else None
+        return _fold_in(model, members, course_ids, kinds, times, watch, weight, catalogue)
+
+
+def _fold_in(
+    model: Recommender,
+    members: np.ndarray,
+    course_ids: np.ndarray,
+    kinds: np.ndarray,
+    times: np.ndarray,
+    watch: np.ndarray | None,
+    weight: np.ndarray | None,
+    catalogue: Catalogue | None,
+) -> IngestResult:
+    """The events as confidence rows per member, folded in with ``catalogue`` (if any)."""
+    known_courses = model.course_ids_ if catalogue is None else catalogue.course_ids
+    course_idx = _course_indices(known_courses, course_ids)
     ds = model.dataset_
-    durations = _durations(model)
-    duplicate = None
-    if ds.weighting.duplicates == "collapse":
-        frame = pd.DataFrame({"m": members, "c": course_idx, "e": kinds, "t": times})
-        duplicate = frame.duplicated(keep="first").to_numpy()
-    conf = ds.weighting.confidence(
+    unique, position = np.unique(members, return_inverse=True)
+    rows, completed = fold.event_rows(
+        ds.weighting,
+        position.reshape(-1),
+        course_idx,
         kinds,
         times,
-        value=weight,
+        shape=(unique.size, len(known_courses)),
+        now=fold.batch_now(ds.now, times, "ingest"),
+        durations=(
+            model.course_durations()
+            if catalogue is None
+            else fold.course_durations(catalogue.dataset)
+        ),
         watch_seconds=watch,
-        durations=None if durations is None else durations[course_idx],
-        duplicate=duplicate,
-        now=now,
+        value=weight,
     )
-    unique, position = np.unique(members, return_inverse=True)
-    position = position.reshape(-1)
-    rows = ds.weighting.matrix(position, course_idx, conf, (unique.size, model.n_courses))
-    done = kinds == EVENT_COMPLETE
-    completed = _grouped(position[done], course_idx[done], unique.size)
     before = model.snapshot()
     known = before.member_ids.to_index(unique, unknown="mask") >= 0
-    new_course = model.new_course_mask()[np.unique(course_idx)]
-    snapshot = model.fold_in_batch(unique, rows, completed)
-    placed = np.unique(course_idx)[new_course]
+    n_added = len(known_courses) - len(model.course_ids_)
+    snapshot = model.fold_in_batch(unique, rows, completed, catalogue=catalogue)
+    with model.reading(snapshot):
+        studied = np.unique(course_idx)
+        placed = studied[model.new_course_mask()[studied]]
     result = IngestResult(
         snapshot.version,
         int(members.size),
         int(unique.size),
         int((~known).sum()),
-        tuple(str(c) for c in model.course_ids_.external_ids[placed].tolist()),
+        tuple(str(c) for c in known_courses.external_ids[placed].tolist()),
+        tuple(str(c) for c in known_courses.external_ids[len(known_courses) - n_added :]),
     )
     log.info(
-        "ingest: %d events, %d members (%d new), %d new course(s) -> version %d",
+        "ingest: %d events, %d members (%d new), %d new course(s), %d catalogue row(s) "
+        "-> version %d",
         result.events,
         result.members,
         result.new_members,
         len(result.new_courses),
+        len(result.added_courses),
         result.version,
     )
     return result
-
-
-def _column(frame: pd.DataFrame, name: str) -> np.ndarray | None:
-    return frame[name].to_numpy(dtype=np.float64) if name in frame.columns else None
 
 
 def _check_lengths(*arrays: np.ndarray | None) -> None:
@@ -203,8 +241,8 @@ def _check_lengths(*arrays: np.ndarray | None) -> None:
         raise DataError(f"ingest_arrays: arrays of different lengths {sizes}; expected one each")
 
 
-def _course_indices(model: Recommender, courses: np.ndarray) -> np.ndarray:
-    idx = model.course_ids_.to_index(courses, unknown="mask").astype(np.int64)
+def _course_indices(known: IdMap, courses: np.ndarray) -> np.ndarray:
+    idx = known.to_index(courses, unknown="mask").astype(np.int64)
     if (idx < 0).any():
         rows = np.flatnonzero(idx < 0)
         unknown = pd.unique(courses[rows])[:5].tolist()
@@ -214,55 +252,11 @@ def _course_indices(model: Recommender, courses: np.ndarray) -> np.ndarray:
                     table="events",
                     column=C.COURSE,
                     message=f"ingest: courses {unknown} are not in the model's catalogue",
-                    expected="courses the model was fitted with (new courses enter the "
-                    "catalogue at a refit; courses without learners are placed by ingestion)",
+                    expected="courses in the model's catalogue (a new course enters it "
+                    "with its catalogue row: ingest(model, events, courses=rows))",
                     rows=tuple(int(r) for r in rows[:5]),
                     count=int(rows.size),
                 )
             ]
         )
     return idx
-
-
-def _checked_now(model: Recommender, times: np.ndarray) -> pd.Timestamp:
-    """The reference time of the batch (the latest of the data time and its events); times
-    missing or beyond any clock are refused."""
-    ds = model.dataset_
-    missing = np.isnat(times)
-    latest = max(ds.now, pd.Timestamp.now(tz="UTC").tz_localize(None)) + FUTURE_TOLERANCE
-    future = ~missing & (times > np.datetime64(latest.to_datetime64(), "ns"))
-    for bad, what in ((missing, "missing event times"), (future, f"events dated after {latest}")):
-        if bad.any():
-            rows = np.flatnonzero(bad)
-            raise DataError(
-                [
-                    Problem(
-                        table="events",
-                        column=C.TIMESTAMP,
-                        message=f"ingest: {what}",
-                        expected="a time for every event, none more than a year after the "
-                        "model's data and the clock",
-                        rows=tuple(int(r) for r in rows[:5]),
-                        count=int(rows.size),
-                    )
-                ]
-            )
-    return max(ds.now, pd.Timestamp(times.max()))
-
-
-def _durations(model: Recommender) -> np.ndarray | None:
-    def build() -> np.ndarray | None:
-        courses = model.dataset_.courses
-        if courses is None or C.DURATION not in courses.columns:
-            return None
-        return courses[C.DURATION].to_numpy(dtype=np.float64)
-
-    return model.cached("ingest_durations", build)
-
-
-def _grouped(position: np.ndarray, course_idx: np.ndarray, n: int) -> list[np.ndarray]:
-    """Course indices per batch member (sorted, unique), from (position, course) pairs."""
-    order = np.lexsort((course_idx, position))
-    bounds = np.searchsorted(position[order], np.arange(n + 1))
-    sorted_courses = course_idx[order].astype(np.int64)
-    return [np.unique(sorted_courses[bounds[k] : bounds[k + 1]]) for k in range(n)]

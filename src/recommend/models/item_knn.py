@@ -51,6 +51,7 @@ class ItemKNN(Recommender):
     """
 
     name: ClassVar[str] = "item_knn"
+    takes_new_courses: ClassVar[bool] = True
 
     #: Per snapshot: ingestion replaces new courses' columns (and rows) from their learners.
     similarity_ = MemberState()
@@ -119,6 +120,24 @@ class ItemKNN(Recommender):
             log.info("item_knn: %d cold course(s) placed by content", placed)
         similarity.sort_indices()
         self.similarity_ = similarity
+
+    def _add_courses(self, courses: np.ndarray) -> None:
+        """Catalogue rows added by ingestion: ``similarity_`` grows by an empty row and
+        column each, the column placed by content as cold courses are at fit."""
+        n = self.n_courses
+        old = self.similarity_
+        wide = sp.csr_matrix((old.data, old.indices, old.indptr), shape=(old.shape[0], n))
+        grown = sp.vstack(
+            [wide, sp.csr_matrix((n - old.shape[0], n), dtype=np.float32)], format="csr"
+        )
+        if self.cold_neighbours:
+            placed_matrix, placed = place_cold_columns(
+                grown, self.dataset_, self.cold_neighbours, only=courses
+            )
+            grown = sp.csr_matrix(placed_matrix, dtype=np.float32)
+            log.info("item_knn: %d new catalogue course(s) placed by content", placed)
+        grown.sort_indices()
+        self.similarity_ = grown
 
     def _fold_in_courses(self, learners: Mapping[int, CourseLearners], reach: np.ndarray) -> None:
         """Column update: a new course's neighbours become the courses its learners

@@ -13,15 +13,17 @@ def warm_refit(
 ) -> Recommender:
     """A new model of ``previous``'s class and hyper-parameters fitted on ``dataset``,
     starting from ``previous``'s factors (the course side; ALS members too) where the
-    model supports it (``ALS``, ``BPR``: ``fit_from``), with ``iterations`` sweeps or
+    model supports it (``ALS``, ``BPR``, ``LightFM``: ``fit_from``; LightFM matches its
+    embedding rows by member, course and feature name), with ``iterations`` sweeps or
     epochs when given (fewer than a cold fit needs). Models without an iterative fit
-    (EASE, item-kNN, popularity) and LightFM (its feature embeddings are rebuilt with the
-    feature vocabulary) are fitted as usual.
+    (EASE, item-kNN, popularity) are fitted as usual.
     ``previous`` is not changed: it serves until the new model replaces it.
     """
     model = previous.clone()
     if iterations is not None:
-        model.set_params(iterations=iterations)
+        # ALS/BPR count sweeps or epochs in ``iterations``, LightFM in ``epochs``.
+        name = "iterations" if "iterations" in model.param_names() else "epochs"
+        model.set_params(**{name: iterations})
     fit_from = getattr(model, "fit_from", None)
     if fit_from is None:
         return model.fit(dataset)

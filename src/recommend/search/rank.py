@@ -53,7 +53,7 @@ from recommend.engine import (
 )
 from recommend.errors import ConfigError, DataError
 from recommend.messages import DEFAULT_LANG, Lang, Message, render, template
-from recommend.models.base import one_snapshot
+from recommend.models.base import keep_across_catalogues, one_snapshot
 from recommend.schema import Columns
 from recommend.search import notes as member_notes
 from recommend.search.index import Query, SearchIndex, build_index
@@ -95,6 +95,9 @@ _REASON_UNKNOWN = Message("search.unknown_course")
 SEARCH_INDEX_PART = "search_index"
 # Key of the model's index in its serving cache: a SearchIndex, or a SavedPart to read.
 _INDEX_KEY = "search:index"
+# The index is separate from the catalogue: courses ingestion adds enter it when it is
+# rebuilt (``build_index`` / ``attach_index``), not with the batch.
+keep_across_catalogues(_INDEX_KEY)
 
 
 def attach_index(model: Recommender, index: SearchIndex | str | Path, **expect: Any) -> None:
