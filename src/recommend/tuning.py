@@ -114,7 +114,7 @@ SEARCH_SPACES: dict[str, Space] = {
     },
     "edlae": {
         "l2": LogUniform(10.0, 5000.0),
-        "dropout": Uniform(0.0, 0.9),
+        "dropout": Uniform(0.0, 0.95),
         "variant": Choice(("edlae", "dlae")),
         "popularity_power": Uniform(0.0, 0.4),
     },
@@ -127,7 +127,7 @@ SEARCH_SPACES: dict[str, Space] = {
         "rp3_alpha": Uniform(0.3, 1.5),
         "rp3_beta": Uniform(0.0, 1.0),
         "edlae_l2": LogUniform(10.0, 5000.0),
-        "edlae_dropout": Uniform(0.0, 0.9),
+        "edlae_dropout": Uniform(0.0, 0.95),
         "edlae_variant": Choice(("edlae", "dlae")),
         "edlae_popularity_power": Uniform(0.0, 0.4),
         "gfcf_factors": Choice((16, 32, 64, 128, 256)),
