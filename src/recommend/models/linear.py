@@ -33,9 +33,11 @@ once (``update`` needs no solve), and artifacts store ``B_`` as an array.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import logging
 import numbers
+import threading
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -285,9 +287,7 @@ def gfcf_weights(x: sp.csr_matrix, n_factors: int, ideal_weight: float) -> np.nd
     weights = gram_matrix(normalised)  # P̃ = R̃ᵀR̃, float32
     k = min(int(n_factors), n)
     if ideal_weight > 0 and k > 0:
-        _, vectors = scipy.linalg.eigh(
-            weights, subset_by_index=(n - k, n - 1), driver="evr", check_finite=False
-        )
+        vectors = _top_eigenvectors(normalised, weights, k)
         root_course = np.divide(
             1.0, inv_root_course, out=np.zeros_like(inv_root_course), where=inv_root_course > 0
         )
@@ -297,6 +297,37 @@ def gfcf_weights(x: sp.csr_matrix, n_factors: int, ideal_weight: float) -> np.nd
     weights *= inv_root_course.astype(np.float32)[:, None]
     np.fill_diagonal(weights, 0.0)
     return weights
+
+
+def _top_eigenvectors(r: sp.csr_matrix, gram: np.ndarray, k: int) -> np.ndarray:
+    """The top ``k`` eigenvectors of ``gram = rᵀr`` (n x k, ascending eigenvalues).
+
+    Exact (LAPACK ``syevr`` on the requested eigenvalues only). The last result is kept,
+    keyed by a digest of ``r``: tuning fits GF-CF many times on one split with different
+    ``n_factors`` and ``ideal_weight``, and the top ``k`` eigenvectors are the last ``k``
+    columns of any larger set.
+    """
+    n = gram.shape[0]
+    digest = hashlib.blake2b(digest_size=16)
+    for part in (np.asarray(r.shape), r.indptr, r.indices, r.data):
+        digest.update(np.ascontiguousarray(part).tobytes())
+    key = digest.hexdigest()
+    with _EIGEN_LOCK:
+        cached = _EIGEN_CACHE.get(key)
+    if cached is not None and cached.shape[1] >= k:
+        return cached[:, cached.shape[1] - k :]
+    _, vectors = scipy.linalg.eigh(
+        gram, subset_by_index=(n - k, n - 1), driver="evr", check_finite=False
+    )
+    vectors = np.asarray(vectors)
+    with _EIGEN_LOCK:
+        _EIGEN_CACHE.clear()  # one data set at a time: memory stays n x k
+        _EIGEN_CACHE[key] = vectors
+    return vectors
+
+
+_EIGEN_CACHE: dict[str, np.ndarray] = {}
+_EIGEN_LOCK = threading.Lock()
 
 
 def _inverse_root(degree: np.ndarray) -> np.ndarray:
