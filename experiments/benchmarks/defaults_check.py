@@ -4,11 +4,12 @@ real data, beside the alternatives they were chosen over.
 Three defaults, each scored on validation data only (never a data set's test file):
 
 - **group strategy** (``order_for_group(strategy="coverage")``): every strategy's group
-  menus (n=10, random groups of 40 members, no pins). Simulator presets: mean true
-  satisfaction of the members (the best true utility on the menu, normalised per member;
-  ``evaluate_group_strategies``). Real data (``mooccubex-courses`` train, 20% of each
-  learner's courses held out as validation, EASE on the rest): the share of members with at
-  least one of their validation courses on the group menu.
+  menus (n=10, random groups of 40 members, on real data also of 10 and 200; no pins).
+  Simulator presets: mean true satisfaction of the members (the best true utility on the
+  menu, normalised per member; ``evaluate_group_strategies``). Real data
+  (``mooccubex-courses`` train, 20% of each learner's courses held out as validation, EASE
+  on the rest): the share of members with at least one of their validation courses on the
+  group menu.
 - **search blend** (``BlendWeights()``, hand-set; the learned blend replaces it when search
   logs exist): text only, preference only, the hand-set blend and blends with other
   preference weights. Simulator presets: MRR of the clicked course on the searches of the
@@ -55,6 +56,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
 PRESETS = ("calibrated", "sample")
 GROUPS, GROUP_SIZE, MENU = 30, 40, 10
+#: Group sizes checked on real data (a small branch, a branch, an organisation).
+REAL_GROUP_SIZES = (10, 40, 200)
 DEFAULT_STRATEGY = "coverage"
 
 
@@ -62,18 +65,17 @@ def blends() -> dict[str, BlendWeights]:
     """Search rankings compared; ``hand_set`` is the default ``BlendWeights()``."""
     hand = BlendWeights()
     out = {"text_only": TEXT_ONLY, "preference_only": BlendWeights(0.0, 1.0, 0.0, 0.0)}
-    for p in (0.25, 0.5, 1.0, 2.0):
+    for p in (0.25, 0.5, 0.75, 1.0, 2.0):
         name = "hand_set" if p == hand.preference else f"preference_{p:g}"
         out[name] = BlendWeights(hand.text, p, hand.popularity, hand.freshness)
     return out
 
 
-def random_groups(ids: np.ndarray, seed: int) -> dict[str, list[str]]:
+def random_groups(ids: np.ndarray, seed: int, size: int = GROUP_SIZE) -> dict[str, list[str]]:
+    """``GROUPS`` random groups of ``size`` members (at most 6,000 members in all)."""
     rng = np.random.default_rng(seed)
-    return {
-        f"g{i}": [str(m) for m in rng.choice(ids, GROUP_SIZE, replace=False)]
-        for i in range(GROUPS)
-    }
+    count = min(GROUPS, max(1, 6000 // size))
+    return {f"g{i}": [str(m) for m in rng.choice(ids, size, replace=False)] for i in range(count)}
 
 
 # ------------------------------------------------------------------------ simulator
@@ -128,16 +130,18 @@ def real_checks(folder: Path, seed: int) -> dict[str, pd.Series]:
     # Group menus: share of members with a validation course on their group's menu.
     truth = valid.interactions.tocsr()
     ids = np.asarray(fit_part.member_ids.external_ids)
-    groups = random_groups(ids[np.flatnonzero(truth.getnnz(axis=1) > 0)], seed)
-    hits: dict[str, list[float]] = {s: [] for s in STRATEGIES + BASELINES}
-    for spec in groups.values():
-        rows = fit_part.member_ids.to_index(spec)
-        for strategy in hits:
-            menu = order_for_group(model, spec, MENU, strategy=strategy, pin_compulsory=False)
-            on_menu = fit_part.course_ids.to_index(menu.menu["course_id"].to_numpy(dtype=object))
-            found = truth[rows][:, on_menu].getnnz(axis=1) > 0
-            hits[strategy].extend(found.astype(float).tolist())
-    group = pd.Series({s: float(np.mean(v)) for s, v in hits.items()}, name="mooccubex")
+    with_truth = ids[np.flatnonzero(truth.getnnz(axis=1) > 0)]
+    out = {}
+    for size in REAL_GROUP_SIZES:
+        hits: dict[str, list[float]] = {s: [] for s in STRATEGIES + BASELINES}
+        for spec in random_groups(with_truth, seed, size).values():
+            rows = fit_part.member_ids.to_index(spec)
+            for strategy in hits:
+                menu = order_for_group(model, spec, MENU, strategy=strategy, pin_compulsory=False)
+                courses_on = menu.menu["course_id"].to_numpy(dtype=object)
+                found = truth[rows][:, fit_part.course_ids.to_index(courses_on)].getnnz(axis=1)
+                hits[strategy].extend((found > 0).astype(float).tolist())
+        out[f"mooccubex_{size}"] = pd.Series({s: float(np.mean(v)) for s, v in hits.items()})
 
     # Search: a validation course sought by its first discipline field.
     mapping = read_item_map(folder / "item_map.txt")
@@ -163,10 +167,10 @@ def real_checks(folder: Path, seed: int) -> dict[str, pd.Series]:
     index = build_index(model)
     blend = evaluate_search(model, searches, blends(), index=index, k=10)["mrr"]
     print(
-        f"   mooccubex-courses: {len(groups)} groups of {GROUP_SIZE}, {len(searches)} "
+        f"   mooccubex-courses: groups of {REAL_GROUP_SIZES} members, {len(searches)} "
         f"validation searches ({time.perf_counter() - start:.0f} s)"
     )
-    return {"group": group, "blend": blend.rename("mooccubex")}
+    return {**out, "blend": blend.rename("mooccubex")}
 
 
 def cold_checks(data: Path, seed: int) -> dict[str, dict[str, object]]:
@@ -214,7 +218,8 @@ def main() -> None:
     folder = args.data / "mooccubex-courses"
     if (folder / "course_profiles.jsonl").exists():
         got = real_checks(folder, args.seed)
-        group["mooccubex"], blend["mooccubex"] = got["group"], got["blend"]
+        blend["mooccubex"] = got.pop("blend")
+        group.update(got)
     else:
         print(f"{folder} not found: real-data group and search checks skipped")
     fields: dict[str, object] = {"group_default": DEFAULT_STRATEGY}
