@@ -39,7 +39,7 @@ from recommend.errors import ConfigError
 from recommend.models.base import Recommender
 from recommend.models.content import COLD_NEIGHBOURS, place_cold_columns
 
-__all__ = ["EASE", "CourseCourse", "ease_weights", "gram_matrix"]
+__all__ = ["EASE", "CourseCourse", "as_input", "ease_weights", "gram_matrix"]
 
 log = logging.getLogger(__name__)
 
@@ -136,12 +136,7 @@ class CourseCourse(Recommender):
 
     def _as_input(self, rows: sp.csr_matrix) -> sp.csr_matrix:
         """``rows`` as the model sees them: confidence, or 1 per interaction if binary."""
-        rows = sp.csr_matrix(rows, dtype=np.float32)
-        if self.binary:
-            rows = sp.csr_matrix(
-                (np.ones(rows.nnz, np.float32), rows.indices, rows.indptr), shape=rows.shape
-            )
-        return rows
+        return as_input(rows, bool(self.binary))
 
     # ------------------------------------------------------------------ scoring
     def score_block(self, member_idx: np.ndarray) -> np.ndarray:
@@ -206,6 +201,16 @@ class EASE(CourseCourse):
         course, (n_courses,) float32."""
         self.check_fitted()
         return np.array(self.B_[int(course_idx)], dtype=np.float32)
+
+
+def as_input(rows: sp.csr_matrix, binary: bool) -> sp.csr_matrix:
+    """Interaction ``rows`` as float32 CSR: confidence values, or 1 each if ``binary``."""
+    rows = sp.csr_matrix(rows, dtype=np.float32)
+    if binary:
+        rows = sp.csr_matrix(
+            (np.ones(rows.nnz, np.float32), rows.indices, rows.indptr), shape=rows.shape
+        )
+    return rows
 
 
 def gram_matrix(x: sp.csr_matrix) -> np.ndarray:

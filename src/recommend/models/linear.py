@@ -51,7 +51,7 @@ from recommend.errors import ConfigError
 from recommend.metrics import ndcg_at_k
 from recommend.models.base import Recommender
 from recommend.models.content import COLD_NEIGHBOURS, place_cold_columns
-from recommend.models.ease import EASE, CourseCourse, ease_weights, gram_matrix
+from recommend.models.ease import EASE, CourseCourse, as_input, ease_weights, gram_matrix
 from recommend.topk import topk_scores
 
 __all__ = ["EDLAE", "GFCF", "Fusion", "RP3beta"]
@@ -116,7 +116,7 @@ class RP3beta(CourseCourse):
         _number("alpha", self.alpha, low=0.0, low_open=True)
         _number("beta", self.beta, low=0.0)
         _count("neighbours", self.neighbours)
-        self._check_common()
+        super()._check_params()
 
     def _weights(self, x: sp.csr_matrix) -> np.ndarray:
         return rp3beta_weights(x, self.alpha, self.beta, self.neighbours)
@@ -199,7 +199,7 @@ class EDLAE(CourseCourse):
         if self.variant not in ("edlae", "dlae"):
             raise ConfigError(f"variant={self.variant!r}; expected 'edlae' or 'dlae'")
         _number("popularity_power", self.popularity_power, low=0.0)
-        self._check_common()
+        super()._check_params()
 
     def _weights(self, x: sp.csr_matrix) -> np.ndarray:
         weights = self._denoising_weights(x)
@@ -267,7 +267,7 @@ class GFCF(CourseCourse):
     def _check_params(self) -> None:
         _count("n_factors", self.n_factors)
         _number("ideal_weight", self.ideal_weight, low=0.0)
-        self._check_common()
+        super()._check_params()
 
     def _weights(self, x: sp.csr_matrix) -> np.ndarray:
         return gfcf_weights(x, self.n_factors, self.ideal_weight)
@@ -453,7 +453,7 @@ edlae_popularity_power, gfcf_factors, gfcf_ideal_weight
         if self.grid > 1:
             raise ConfigError(f"grid={self.grid!r}; expected a step in (0, 1]")
         _count("max_validation_members", self.max_validation_members, low=1)
-        self._check_common()
+        super()._check_params()
 
     def _parts(self) -> list[Recommender]:
         return [
@@ -491,7 +491,7 @@ edlae_popularity_power, gfcf_factors, gfcf_ideal_weight
             weights = np.array(given) / sum(given)
             part_scores, fused = np.full(len(FUSED), np.nan), np.nan
         sample = _sample_members(dataset.interactions, self.max_validation_members, self.seed)
-        x = self._as_input(dataset.interactions)[sample]
+        x = as_input(dataset.interactions, self.binary)[sample]
         n = dataset.n_courses
         combined = np.zeros((n, n), dtype=np.float32)
         for w, part in zip(weights, self._parts(), strict=True):
@@ -534,7 +534,7 @@ edlae_popularity_power, gfcf_factors, gfcf_ideal_weight
         if members.size > self.max_validation_members:
             rng = np.random.default_rng(self.seed)
             members = np.sort(rng.choice(members, self.max_validation_members, replace=False))
-        x = self._as_input(fit_part.interactions)[members]
+        x = as_input(fit_part.interactions, self.binary)[members]
         truth = relevant[members]
         scores = []
         for part in self._parts():
