@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import numbers
+from abc import abstractmethod
 from typing import ClassVar, Self
 
 import numpy as np
@@ -130,9 +131,9 @@ class CourseCourse(Recommender):
             log.info("%s: %d cold course(s) placed by content", self.name, placed)
         self.B_: np.ndarray = np.asarray(weights, dtype=np.float32)
 
+    @abstractmethod
     def _weights(self, x: sp.csr_matrix) -> np.ndarray:
         """The course x course matrix from the member x course input ``x``."""
-        raise NotImplementedError
 
     def _as_input(self, rows: sp.csr_matrix) -> sp.csr_matrix:
         """``rows`` as the model sees them: confidence, or 1 per interaction if binary."""

@@ -513,6 +513,11 @@ edlae_popularity_power, gfcf_factors, gfcf_ideal_weight
             fused,
         )
 
+    def _weights(self, x: sp.csr_matrix) -> np.ndarray:
+        # Not used: the fused matrix needs the dataset (its validation split), so ``_fit``
+        # builds ``B_`` itself.
+        raise NotImplementedError("Fusion builds its matrix in _fit")
+
     def _learn_weights(self, dataset: Dataset) -> tuple[np.ndarray, np.ndarray, float]:
         """Weights maximising validation NDCG@k, each part's score alone, the fused score."""
         splitter = (
