@@ -266,7 +266,7 @@ def test_evaluate_best_tunes_every_model_and_reports_the_winner(
     result = json.loads(captured.out)
     assert result["model"] in MODEL_NAMES and "ndcg@10" in result["metrics"]
     for name in MODEL_NAMES:
-        if name == "fusion":  # built from the tuned EASE, RP3beta and EDLAE, one trial
+        if name == "fusion":  # built from the tuned EASE, RP3beta, EDLAE, GF-CF: one trial
             assert "scoring the fusion of the tuned linear models" in captured.err
         else:
             assert f"tuning {name}" in captured.err

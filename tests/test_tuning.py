@@ -132,11 +132,14 @@ def test_time_budget_is_honoured(train: Dataset) -> None:
 
 def test_fusion_is_built_from_the_tuned_parts(train: Dataset) -> None:
     parts = [
-        tune(name, train, n_trials=2, metric="ndcg@10", seed=0) for name in ("ease", "rp3beta")
+        tune(name, train, n_trials=2, metric="ndcg@10", seed=0)
+        for name in ("ease", "rp3beta", "gfcf")
     ]
     result = tune_fusion(parts, train, metric="ndcg@10")
     assert result.model == "fusion" and len(result.trials) == 1
     params = result.best_params
     assert params["ease_l2"] == parts[0].best_params["l2"]
     assert params["rp3_beta"] == parts[1].best_params["beta"]
+    assert params["gfcf_factors"] == parts[2].best_params["n_factors"]
+    assert params["gfcf_ideal_weight"] == parts[2].best_params["ideal_weight"]
     assert params["k"] == 10 and "edlae_l2" not in params  # EDLAE untuned: its defaults

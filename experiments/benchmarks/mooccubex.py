@@ -8,7 +8,7 @@ Two folders of the same "lines" layout (``train.txt``/``test.txt``, one learner 
   random course per member from train.
 
 Every model is tuned with the same sampler (Optuna TPE by default) on the validation split;
-``fusion`` is then EASE + RP3beta + EDLAE with their tuned parameters and weights learned on
+``fusion`` is then EASE + RP3beta + EDLAE + GF-CF with their tuned parameters and weights learned on
 a split of the fit part. ``best`` is the model with the best *validation* score, and the
 reference is tuned EASE (``vs_ease`` = test NDCG / tuned EASE's). The test files are read
 only for the final report. Skips cleanly when the data is absent.

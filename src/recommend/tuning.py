@@ -114,16 +114,24 @@ SEARCH_SPACES: dict[str, Space] = {
     },
     "edlae": {
         "l2": LogUniform(10.0, 5000.0),
-        "dropout": Uniform(0.0, 0.9),
+        "dropout": Uniform(0.0, 0.95),
         "variant": Choice(("edlae", "dlae")),
+        "popularity_power": Uniform(0.0, 0.4),
+    },
+    "gfcf": {
+        "n_factors": Choice((16, 32, 64, 128, 256)),
+        "ideal_weight": LogUniform(0.01, 3.0),
     },
     "fusion": {
         "ease_l2": LogUniform(10.0, 5000.0),
         "rp3_alpha": Uniform(0.3, 1.5),
         "rp3_beta": Uniform(0.0, 1.0),
         "edlae_l2": LogUniform(10.0, 5000.0),
-        "edlae_dropout": Uniform(0.0, 0.9),
+        "edlae_dropout": Uniform(0.0, 0.95),
         "edlae_variant": Choice(("edlae", "dlae")),
+        "edlae_popularity_power": Uniform(0.0, 0.4),
+        "gfcf_factors": Choice((16, 32, 64, 128, 256)),
+        "gfcf_ideal_weight": LogUniform(0.01, 3.0),
     },
     "lightfm": {
         "n_factors": Choice((16, 32, 64)),
@@ -399,7 +407,7 @@ def tune_fusion(
     seed: int = 0,
     on_trial: Callable[[int, dict[str, Any], dict[str, float]], None] | None = None,
 ) -> TuningResult:
-    """The fusion of EASE, RP3beta and EDLAE built from their tuned parameters (from
+    """The fusion of EASE, RP3beta, EDLAE and GF-CF built from their tuned parameters (from
     ``results``; defaults for a part not among them), scored on the same validation split
     as one trial; its weights are learned inside the fit, on a split of the fit part."""
     by_model = {r.model: r.best_params for r in results}
@@ -428,7 +436,13 @@ def tune_fusion(
 _FUSION_PARAMS: dict[str, dict[str, str]] = {
     "ease": {"l2": "ease_l2"},
     "rp3beta": {"alpha": "rp3_alpha", "beta": "rp3_beta", "neighbours": "rp3_neighbours"},
-    "edlae": {"l2": "edlae_l2", "dropout": "edlae_dropout", "variant": "edlae_variant"},
+    "edlae": {
+        "l2": "edlae_l2",
+        "dropout": "edlae_dropout",
+        "variant": "edlae_variant",
+        "popularity_power": "edlae_popularity_power",
+    },
+    "gfcf": {"n_factors": "gfcf_factors", "ideal_weight": "gfcf_ideal_weight"},
 }
 #: The models ``tune_fusion`` combines.
 FUSION_PARTS = tuple(_FUSION_PARAMS)

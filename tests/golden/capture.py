@@ -9,13 +9,16 @@ change to shared serving code that alters any menu fails there.
 The files in this folder were captured before the serving rules moved into
 ``recommend.engine``, and the outputs again when reasons became Chinese by default and
 menus began to pin at most two compulsory courses (the models were kept: their arrays did
-not change). Re-capture only for an intended change of behaviour, and say so::
+not change), and the search outputs alone when the default preference weight of the search
+blend went from 0.5 to 0.75. Re-capture only for an intended change of behaviour, and say
+so; ``--only KIND ...`` re-captures those outputs from the kept models (no refit)::
 
-    python tests/golden/capture.py
+    python tests/golden/capture.py [--only search]
 """
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import sys
 import tempfile
@@ -31,6 +34,12 @@ from recommend.data.synthetic import read_platform  # noqa: E402
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="+", choices=("menus", "lecturers", "groups", "search"))
+    args = parser.parse_args()
+    if args.only:
+        capture_outputs(set(args.only))
+        return
     platform = read_platform(cases.SAMPLE)
     dataset = rc.Dataset.from_frames(
         platform.events, courses=platform.courses, members=platform.members, orgs=platform.orgs
@@ -45,21 +54,7 @@ def main() -> None:
             shutil.rmtree(target)
         rc.save(model, target)
 
-    out = HERE / "outputs"
-    out.mkdir(exist_ok=True)
-    for name in cases.MODELS:
-        model = rc.load(HERE / "models" / name)
-        frames = {
-            "menus": cases.menus(model),
-            "lecturers": cases.lecturers(model),
-            "groups": cases.groups(model),
-            "search": cases.searches(model),
-        }
-        with tempfile.TemporaryDirectory() as tmp:
-            frames["batch"] = cases.batch(model, Path(tmp))
-        for kind, frame in frames.items():
-            frame.to_parquet(out / f"{name}_{kind}.parquet", index=False)
-            print(f"{name}_{kind}: {len(frame)} rows")
+    out = capture_outputs({"menus", "lecturers", "groups", "search", "batch"})
     from recommend.spark import spark_session
 
     spark = spark_session("local[2]", app_name="golden", shuffle_partitions=2)
@@ -70,6 +65,28 @@ def main() -> None:
         print(f"als_spark_batch: {len(frame)} rows")
     finally:
         spark.stop()
+
+
+def capture_outputs(kinds: set[str]) -> Path:
+    """Write the ``kinds`` of outputs of every kept model; returns the outputs folder."""
+    out = HERE / "outputs"
+    out.mkdir(exist_ok=True)
+    products = {
+        "menus": cases.menus,
+        "lecturers": cases.lecturers,
+        "groups": cases.groups,
+        "search": cases.searches,
+    }
+    for name in cases.MODELS:
+        model = rc.load(HERE / "models" / name)
+        frames = {kind: make(model) for kind, make in products.items() if kind in kinds}
+        if "batch" in kinds:
+            with tempfile.TemporaryDirectory() as tmp:
+                frames["batch"] = cases.batch(model, Path(tmp))
+        for kind, frame in frames.items():
+            frame.to_parquet(out / f"{name}_{kind}.parquet", index=False)
+            print(f"{name}_{kind}: {len(frame)} rows")
+    return out
 
 
 if __name__ == "__main__":

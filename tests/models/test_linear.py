@@ -1,4 +1,4 @@
-"""Tests of recommend.models.linear: RP3beta, EDLAE/DLAE and the validated fusion."""
+"""Tests of recommend.models.linear: RP3beta, EDLAE/DLAE, GF-CF and the validated fusion."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from recommend.data.dataset import Dataset
 from recommend.errors import ConfigError
 from recommend.models import get_model_class, make_model
 from recommend.models.ease import EASE
-from recommend.models.linear import EDLAE, FUSED, Fusion, RP3beta
+from recommend.models.linear import EDLAE, FUSED, GFCF, Fusion, RP3beta
 
 START = pd.Timestamp("2024-01-01")
 
@@ -89,6 +89,43 @@ def test_edlae_solves_the_emphasised_objective(dataset: Dataset) -> None:
     np.testing.assert_allclose((g + lam) @ dlae.B_, g, rtol=1e-3, atol=1e-3)
 
 
+def test_edlae_popularity_power_divides_columns_by_popularity(dataset: Dataset) -> None:
+    plain = EDLAE(l2=10.0, dropout=0.3).fit(dataset).B_
+    penalised = EDLAE(l2=10.0, dropout=0.3, popularity_power=0.5).fit(dataset).B_
+    members = _binary(dataset).sum(axis=0)
+    np.testing.assert_allclose(penalised, plain / np.sqrt(1 + members)[None, :], rtol=1e-5)
+
+
+def test_gfcf_is_the_graph_filter_of_the_paper(dataset: Dataset) -> None:
+    x = _binary(dataset)
+    du, di = x.sum(axis=1), x.sum(axis=0)
+    r = x / np.sqrt(du)[:, None] / np.sqrt(di)[None, :]
+    p = r.T @ r
+    _, vectors = np.linalg.eigh(p)
+    v = vectors[:, -4:]  # the top 4 eigenvectors
+    a = 0.3
+    ideal = (v / np.sqrt(di)[:, None]) @ (v.T * np.sqrt(di)[None, :])
+    # The paper's scores r̃_u (P̃ + a ideal) are D_U^{-1/2} x (D_I^{-1/2} (P̃ + a ideal)).
+    expected = (p + a * ideal) / np.sqrt(di)[:, None]
+    np.fill_diagonal(expected, 0.0)
+    # A larger fit first: the top 4 eigenvectors then come from its kept top 8.
+    GFCF(n_factors=8, ideal_weight=a).fit(dataset)
+    model = GFCF(n_factors=4, ideal_weight=a).fit(dataset)
+    np.testing.assert_allclose(model.B_, expected, rtol=1e-3, atol=1e-5)
+    linear = GFCF(ideal_weight=0.0).fit(dataset).B_
+    expected_linear = p / np.sqrt(di)[:, None]
+    np.fill_diagonal(expected_linear, 0.0)
+    np.testing.assert_allclose(linear, expected_linear, rtol=1e-4, atol=1e-6)
+    # Same menus as the paper's member-scaled scores (a positive factor per member).
+    paper = (r @ (p + a * ideal))[:3]
+    ours = model.score(np.arange(3))
+    for row in range(3):
+        unseen = x[row] == 0
+        assert np.argsort(-paper[row][unseen])[:5].tolist() == (
+            np.argsort(-ours[row][unseen])[:5].tolist()
+        )
+
+
 def test_fusion_learns_weights_on_validation(dataset: Dataset) -> None:
     model = Fusion(ease_l2=10.0, edlae_l2=10.0, k=5).fit(dataset)
     assert model.weights_.shape == (len(FUSED),)
@@ -107,15 +144,19 @@ def test_fusion_learns_weights_on_validation(dataset: Dataset) -> None:
 
 
 def test_fusion_with_fixed_weights_skips_validation(dataset: Dataset) -> None:
-    only_ease = Fusion(ease_l2=10.0, weights=[1.0, 0.0, 0.0]).fit(dataset)
+    only_ease = Fusion(ease_l2=10.0, weights=[1.0, 0.0, 0.0, 0.0]).fit(dataset)
     ease = EASE(l2=10.0).fit(dataset)
     # One part at weight 1: the same ranking as that part (scaled by a positive constant).
     scale = only_ease.B_[ease.B_ != 0] / ease.B_[ease.B_ != 0]
     np.testing.assert_allclose(scale, scale[0], rtol=1e-4)
     assert scale[0] > 0 and np.isnan(only_ease.validation_fused_)
+    # Three weights (before GF-CF joined) still load: GF-CF gets weight 0.
+    three = Fusion(ease_l2=10.0, weights=[1.0, 0.0, 0.0]).fit(dataset)
+    np.testing.assert_allclose(three.B_, only_ease.B_)
+    assert three.weights_.tolist() == [1.0, 0.0, 0.0, 0.0]
 
 
-@pytest.mark.parametrize("name", ["rp3beta", "edlae", "fusion"])
+@pytest.mark.parametrize("name", ["rp3beta", "edlae", "gfcf", "fusion"])
 def test_save_load_and_fold_in(dataset: Dataset, name: str, tmp_path: Path) -> None:
     model = make_model(name).fit(dataset)
     assert get_model_class(name) is type(model)
@@ -153,8 +194,12 @@ def test_save_load_and_fold_in(dataset: Dataset, name: str, tmp_path: Path) -> N
         (EDLAE, {"dropout": 1.0}, "dropout"),
         (EDLAE, {"variant": "vae"}, "variant"),
         (EDLAE, {"l2": 0}, "l2"),
+        (EDLAE, {"popularity_power": -0.1}, "popularity_power"),
+        (GFCF, {"n_factors": -1}, "n_factors"),
+        (GFCF, {"ideal_weight": -0.5}, "ideal_weight"),
         (Fusion, {"weights": [1, 0]}, "weights"),
         (Fusion, {"weights": [0, 0, 0]}, "weights"),
+        (Fusion, {"weights": [1, 0, 0, 0, 0]}, "weights"),
         (Fusion, {"split": "later"}, "split"),
         (Fusion, {"grid": 0}, "grid"),
         (Fusion, {"ease_l2": -5}, "l2"),

@@ -91,7 +91,7 @@ def _choose_model(args: argparse.Namespace, train: Dataset, timed: bool) -> tupl
     """Model name and parameters: given, tuned on validation from TRAIN, or the best.
 
     With ``best`` every model is tuned on the same validation split of TRAIN, then the
-    fusion of the tuned EASE, RP3beta and EDLAE is scored there too; the best validation
+    fusion of the tuned EASE, RP3beta, EDLAE and GF-CF is scored there too; the best validation
     score wins (and is refitted on all of TRAIN by the caller)."""
     from recommend.data.splits import RandomHoldout, TimeSplit
     from recommend.models import MODEL_NAMES, get_model_class

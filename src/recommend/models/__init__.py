@@ -9,7 +9,8 @@
 | ``ease`` | ``EASE`` | closed-form linear auto-encoder |
 | ``rp3beta`` | ``RP3beta`` | random walk with popularity penalty (Paudel et al. 2016) |
 | ``edlae`` | ``EDLAE`` | denoising linear auto-encoder, closed form (Steck 2020) |
-| ``fusion`` | ``Fusion`` | EASE + RP3beta + EDLAE, weights learned on validation |
+| ``gfcf`` | ``GFCF`` | graph filter on normalised co-occurrence (Shen et al. 2021) |
+| ``fusion`` | ``Fusion`` | EASE + RP3beta + EDLAE + GF-CF, weights learned on validation |
 | ``lightfm`` | ``LightFM`` | hybrid with member and course features (``lightfm``) |
 """
 
@@ -31,6 +32,7 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "ease": ("recommend.models.ease", "EASE"),
     "rp3beta": ("recommend.models.linear", "RP3beta"),
     "edlae": ("recommend.models.linear", "EDLAE"),
+    "gfcf": ("recommend.models.linear", "GFCF"),
     "fusion": ("recommend.models.linear", "Fusion"),
     "lightfm": ("recommend.models.hybrid", "LightFM"),
 }

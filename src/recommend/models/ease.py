@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import numbers
+from abc import abstractmethod
 from typing import ClassVar, Self
 
 import numpy as np
@@ -39,7 +40,7 @@ from recommend.errors import ConfigError
 from recommend.models.base import MemberState, Recommender
 from recommend.models.content import COLD_NEIGHBOURS, place_cold_columns
 
-__all__ = ["EASE", "ease_weights", "gram_matrix"]
+__all__ = ["EASE", "CourseCourse", "as_input", "ease_weights", "gram_matrix"]
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,106 @@ _BLOCK_ENTRIES = 1 << 24
 _SYMMETRISE_ROWS = 1024
 
 
-class EASE(Recommender):
+class CourseCourse(Recommender):
+    """A model whose scores are ``history @ B_`` (``B_`` dense float32, n_courses x n_courses).
+
+    The one home of what EASE and the models beside it (``recommend.models.linear``) share:
+    the input they see (confidence, or 0/1 with ``binary``), the memory guard that refuses
+    catalogues above ``max_courses`` before anything is allocated, the fit (subclasses
+    compute the matrix in ``_weights``; cold courses get their content neighbours'
+    columns) and scoring. No member state: a member's new events change their scores at
+    once.
+    """
+
+    binary: bool
+    max_courses: int
+    cold_neighbours: int
+    #: Dense n x n float32 matrices alive at the peak of a fit (for the memory guard).
+    dense_copies: ClassVar[int] = 1
+
+    def _check_common(self) -> None:
+        mc = self.max_courses
+        if isinstance(mc, bool) or not isinstance(mc, int | np.integer) or mc < 1:
+            raise ConfigError(f"max_courses={mc!r}; expected a positive integer")
+        if not isinstance(self.binary, bool | np.bool_):
+            raise ConfigError(f"binary={self.binary!r}; expected True or False")
+        cn = self.cold_neighbours
+        if isinstance(cn, bool) or not isinstance(cn, int | np.integer) or cn < 0:
+            raise ConfigError(f"cold_neighbours={cn!r}; expected an integer >= 0")
+
+    def _check_params(self) -> None:
+        self._check_common()
+
+    @classmethod
+    def memory_bytes(cls, n_courses: int, nnz: int = 0) -> int:
+        """Peak memory of a fit in bytes: the dense float32 matrices, the row block of the
+        sparse product and a transposed copy of the ``nnz`` interactions."""
+        n = int(n_courses)
+        block = min(n * n, max(_BLOCK_ENTRIES, n))
+        return cls.dense_copies * 4 * n * n + 12 * block + 12 * int(nnz) + 8 * (n + 1)
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, dataset: Dataset) -> Self:
+        """Learn ``B_`` from ``dataset`` (never modified) and return ``self``.
+
+        Raises ``ConfigError`` before touching any state when the catalogue is larger than
+        ``max_courses``.
+        """
+        self._check_params()
+        if isinstance(dataset, Dataset):
+            self._check_size(dataset.n_courses, dataset.interactions.nnz)
+        return super().fit(dataset)
+
+    def _check_size(self, n_courses: int, nnz: int) -> None:
+        if n_courses <= self.max_courses:
+            return
+        need = self.memory_bytes(n_courses, nnz)
+        dense = "a dense" if self.dense_copies == 1 else f"{self.dense_copies} dense"
+        raise ConfigError(
+            f"{type(self).__name__} on {n_courses:,} courses needs about {need / 1e9:.1f} GB "
+            f"({dense} {n_courses:,} x {n_courses:,} float32 matrix, built and inverted in "
+            f"place, plus working space); the limit is max_courses={self.max_courses:,}. "
+            "Use ALS, or raise max_courses if the machine has the memory"
+        )
+
+    def _fit(self, dataset: Dataset) -> None:
+        self._check_params()
+        x = self._as_input(dataset.interactions)
+        n = x.shape[1]
+        self._check_size(n, x.nnz)
+        log.info(
+            "%s: %d members x %d courses, about %.2f GB",
+            self.name,
+            x.shape[0],
+            n,
+            self.memory_bytes(n, x.nnz) / 1e9,
+        )
+        weights = np.ascontiguousarray(self._weights(x), dtype=np.float32)
+        if self.cold_neighbours:
+            # A new course's column is zero (it co-occurs with nothing): give it the
+            # weighted mean of its content neighbours' columns.
+            weights, placed = place_cold_columns(weights, dataset, self.cold_neighbours)
+            log.info("%s: %d cold course(s) placed by content", self.name, placed)
+        self.B_: np.ndarray = np.asarray(weights, dtype=np.float32)
+
+    @abstractmethod
+    def _weights(self, x: sp.csr_matrix) -> np.ndarray:
+        """The course x course matrix from the member x course input ``x``."""
+
+    def _as_input(self, rows: sp.csr_matrix) -> sp.csr_matrix:
+        """``rows`` as the model sees them: confidence, or 1 per interaction if binary."""
+        return as_input(rows, bool(self.binary))
+
+    # ------------------------------------------------------------------ scoring
+    def score_block(self, member_idx: np.ndarray) -> np.ndarray:
+        """Scores of members ``member_idx`` (fold-in members included) for all courses:
+        their history rows @ ``B_``, shape (len, n_courses), float32."""
+        self.check_fitted()
+        rows = self._as_input(self.history_.rows(np.asarray(member_idx, dtype=np.int64)))
+        return np.ascontiguousarray(rows @ self.B_, dtype=np.float32)
+
+
+class EASE(CourseCourse):
     """Closed-form linear item-item model (EASE, Steck 2019).
 
     Parameters
@@ -94,67 +194,12 @@ class EASE(Recommender):
             raise ConfigError(f"l2={l2!r}; expected a number > 0")
         if l2 <= 0:
             raise ConfigError(f"l2={self.l2!r}; expected a number > 0")
-        mc = self.max_courses
-        if isinstance(mc, bool) or not isinstance(mc, int | np.integer) or mc < 1:
-            raise ConfigError(f"max_courses={mc!r}; expected a positive integer")
-        if not isinstance(self.binary, bool | np.bool_):
-            raise ConfigError(f"binary={self.binary!r}; expected True or False")
-        cn = self.cold_neighbours
-        if isinstance(cn, bool) or not isinstance(cn, int | np.integer) or cn < 0:
-            raise ConfigError(f"cold_neighbours={cn!r}; expected an integer >= 0")
+        self._check_common()
 
-    @staticmethod
-    def memory_bytes(n_courses: int, nnz: int = 0) -> int:
-        """Peak memory of a fit in bytes: the dense float32 matrix, the row block of the
-        sparse product and a transposed copy of the ``nnz`` interactions."""
-        n = int(n_courses)
-        block = min(n * n, max(_BLOCK_ENTRIES, n))
-        return 4 * n * n + 12 * block + 12 * int(nnz) + 8 * (n + 1)
-
-    # ------------------------------------------------------------------ fitting
-    def fit(self, dataset: Dataset) -> Self:
-        """Learn ``B_`` from ``dataset`` (never modified) and return ``self``.
-
-        Raises ``ConfigError`` before touching any state when the catalogue is larger than
-        ``max_courses``.
-        """
-        self._check_params()
-        if isinstance(dataset, Dataset):
-            self._check_size(dataset.n_courses, dataset.interactions.nnz)
-        return super().fit(dataset)
-
-    def _check_size(self, n_courses: int, nnz: int) -> None:
-        if n_courses <= self.max_courses:
-            return
-        need = self.memory_bytes(n_courses, nnz)
-        raise ConfigError(
-            f"EASE on {n_courses:,} courses needs about {need / 1e9:.1f} GB (a dense "
-            f"{n_courses:,} x {n_courses:,} float32 matrix, built and inverted in place, plus "
-            f"working space); the limit is max_courses={self.max_courses:,}. Use ALS, or "
-            "raise max_courses if the machine has the memory"
-        )
-
-    def _fit(self, dataset: Dataset) -> None:
-        self._check_params()
-        x = self._as_input(dataset.interactions)
-        n = x.shape[1]
-        self._check_size(n, x.nnz)
-        log.info(
-            "ease: %d members x %d courses, l2=%g, about %.2f GB",
-            x.shape[0],
-            n,
-            self.l2,
-            self.memory_bytes(n, x.nnz) / 1e9,
-        )
+    def _weights(self, x: sp.csr_matrix) -> np.ndarray:
         gram = gram_matrix(x)
-        gram[np.diag_indices(n)] += np.float32(self.l2)
-        weights = ease_weights(gram)
-        if self.cold_neighbours:
-            # A new course's column is zero (it co-occurs with nothing): give it the
-            # weighted mean of its content neighbours' columns.
-            weights, placed = place_cold_columns(weights, dataset, self.cold_neighbours)
-            log.info("ease: %d cold course(s) placed by content", placed)
-        self.B_ = weights
+        gram[np.diag_indices(x.shape[1])] += np.float32(self.l2)
+        return ease_weights(gram)
 
     def _add_courses(self, courses: np.ndarray) -> None:
         """Catalogue rows added by ingestion: ``B_`` grows by a row and a column each, the
@@ -172,28 +217,21 @@ class EASE(Recommender):
             log.info("ease: %d new catalogue course(s) placed by content", placed)
         self.B_ = grown
 
-    def _as_input(self, rows: sp.csr_matrix) -> sp.csr_matrix:
-        """``rows`` as the model sees them: confidence, or 1 per interaction if binary."""
-        rows = sp.csr_matrix(rows, dtype=np.float32)
-        if self.binary:
-            rows = sp.csr_matrix(
-                (np.ones(rows.nnz, np.float32), rows.indices, rows.indptr), shape=rows.shape
-            )
-        return rows
-
-    # ------------------------------------------------------------------ scoring
     def course_similarity(self, course_idx: int) -> np.ndarray:
         """Row ``course_idx`` of ``B_``: the scores of a member whose history is that one
         course, (n_courses,) float32."""
         self.check_fitted()
         return np.array(self.B_[int(course_idx)], dtype=np.float32)
 
-    def score_block(self, member_idx: np.ndarray) -> np.ndarray:
-        """Scores of members ``member_idx`` (fold-in members included) for all courses:
-        their history rows @ ``B_``, shape (len, n_courses), float32."""
-        self.check_fitted()
-        rows = self._as_input(self.history_.rows(np.asarray(member_idx, dtype=np.int64)))
-        return np.ascontiguousarray(rows @ self.B_, dtype=np.float32)
+
+def as_input(rows: sp.csr_matrix, binary: bool) -> sp.csr_matrix:
+    """Interaction ``rows`` as float32 CSR: confidence values, or 1 each if ``binary``."""
+    rows = sp.csr_matrix(rows, dtype=np.float32)
+    if binary:
+        rows = sp.csr_matrix(
+            (np.ones(rows.nnz, np.float32), rows.indices, rows.indptr), shape=rows.shape
+        )
+    return rows
 
 
 def gram_matrix(x: sp.csr_matrix) -> np.ndarray:
