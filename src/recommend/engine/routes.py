@@ -459,9 +459,9 @@ def route_groups(
         groups.append(RouteGroup(cold, req.idx[cold], lambda c: scorer.score_global(len(c.pos))))
         return groups
     if req.attributes is None and not hybrid and members is not None:
-        known = _known_route(model, state, req.idx[cold], len(members))
-        if known is not None:
-            groups.append(RouteGroup(cold, req.idx[cold], known))
+        from_table = _known_route(model, state, req.idx[cold], len(members))
+        if from_table is not None:
+            groups.append(RouteGroup(cold, req.idx[cold], from_table))
             return groups
     attrs = req.attribute_rows(state, cold)
     described = attrs.drop(columns=[C.MEMBER]).notna().any(axis=1).to_numpy(dtype=bool)

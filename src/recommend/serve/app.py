@@ -134,7 +134,7 @@ _FIELDS = frozenset(
 )
 _ROUTE_NAMES = np.asarray(ROUTES, dtype=object)
 #: Fields of a menu request that are not menu options.
-_NOT_OPTIONS = frozenset({"member_id", "member_ids", "member_attributes"})
+_NOT_OPTIONS: set[str] = {"member_id", "member_ids", "member_attributes"}
 #: Distinct menu option sets a server keeps checked.
 _OPTION_SETS = 256
 
