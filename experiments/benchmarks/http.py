@@ -7,12 +7,13 @@ a temporary MLflow store as ``models:/bench@champion``, and served twice, side b
 - ``mlflow models serve -m models:/bench@champion --env-manager local`` (``POST
   /invocations``, MLflow's defaults), the reference.
 
-Each round loads one server and then the other with C concurrent clients (threads, one
-keep-alive HTTP/1.1 connection each) asking for single-member menus (n=10) of members drawn
-at random (seeded) for D seconds after a warm-up; the figures are throughput (answers per
-second) and latency percentiles per answer. Both servers must answer the same courses for
-the same members (checked before the load). The machine is shared, so the run repeats the
-rounds and reports medians over them.
+Each round loads one server and then the other with C concurrent clients (one
+keep-alive HTTP/1.1 connection each, all on one event loop of this process) asking for
+single-member menus (n=10) of members drawn at random (seeded) for D seconds after a
+warm-up; the figures are throughput (answers per second) and latency percentiles per
+answer. Both servers must answer the same courses for the same members (checked before
+the load). The machine is shared, so the run repeats the rounds and reports medians over
+them.
 
 Targets (2 cores, 8 clients): throughput at least 5x MLflow's, p99 under 20 ms. Run::
 
@@ -20,8 +21,9 @@ Targets (2 cores, 8 clients): throughput at least 5x MLflow's, p99 under 20 ms. 
 
 The CPU time each server spends per answer (its processes and workers, from the
 operating system) is printed too: unlike throughput it hardly depends on what else the
-shared machine runs. The last line reads ``RESULT rps=... p50_ms=... p99_ms=...
-rps_mlflow=... ratio_vs_mlflow=... cpu_ratio_vs_mlflow=...`` (medians over the rounds).
+shared machine runs; so is the load generator's own CPU time per request. The last line
+reads ``RESULT rps=... p50_ms=... p99_ms=... rps_mlflow=... ratio_vs_mlflow=...
+cpu_ratio_vs_mlflow=...`` (medians over the rounds).
 """
 
 from __future__ import annotations
