@@ -285,6 +285,53 @@ def test_cold_labels_from_served_kinds_equal_probing_the_scores(small_dataset: D
     assert old.reasons.tolist()[-3] == REASON_SEGMENT  # probing cannot tell the kind
 
 
+def _menus_of(model: FixedFactors, ids: list[object]) -> list[tuple[object, ...]]:
+    rows, req = _serve(model, ids, n=6, only_published=False)
+    return list(
+        zip(
+            req.ids[rows.pos].tolist(),
+            rows.course.tolist(),
+            rows.score.tolist(),
+            [ROUTES[r] for r in rows.route.tolist()],
+            [r.text() if hasattr(r, "text") else r for r in rows.reason.tolist()],
+            strict=True,
+        )
+    )
+
+
+def test_known_members_without_history_get_the_segments_of_their_attribute_rows(
+    sample_dataset: Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Training members without history asked without attributes take their segment
+    from segments looked up once for the members table: the same menus, scores, routes
+    and reasons as building their attribute rows per request."""
+    model = FixedFactors().fit(sample_dataset)
+    counts = np.diff(model.history_.rows(np.arange(sample_dataset.n_members)).indptr)
+    quiet = sample_dataset.member_ids.to_external(np.flatnonzero(counts == 0)).tolist()
+    assert len(quiet) > 100
+    scorer = cold_scorer(model)
+    assert isinstance(scorer, PopularityScorer)
+    calls: list[int] = []
+    score_known = scorer.score_known
+
+    def counted(known: object, idx: np.ndarray) -> object:
+        calls.append(idx.size)
+        return score_known(known, idx)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(scorer, "score_known", counted)
+    one_by_one = [row for m in quiet for row in _menus_of(model, [m])]
+    together = _menus_of(model, quiet)
+    assert sum(calls) == 2 * len(quiet)
+    monkeypatch.setattr(routes, "_known_route", lambda *args: None)
+    calls.clear()
+    framed = _menus_of(model, quiet)
+    assert not calls
+    assert one_by_one == together == framed
+    # Every way of being served was compared: branch, a named segment, platform.
+    assert {r[3] for r in framed} == {"cold_segment", "cold_global"}
+    assert len({r[4] for r in framed}) >= 3
+
+
 def test_popularity_scorer_checks_the_shape(small_dataset: Dataset) -> None:
     pop = Popularity(segment="auto").fit(small_dataset)
     with pytest.raises(DataError, match=r"segment_scores returned shape \(1, 120\); expected"):

@@ -190,6 +190,25 @@ def test_menus_equal_the_python_api(server: Server, local: rc.Recommender) -> No
     _same(body["rows"], frame)
     assert body["notes"] == frame.attrs["notes"]
 
+    # Option sets the server has seen before (it checks each once) and members without a
+    # history (the cold-start routes) answer as the Python API does.
+    counts = np.diff(local.history_.rows(np.arange(len(local.member_ids_))).indptr)
+    quiet = local.member_ids_.to_external(np.flatnonzero(counts == 0)[:3]).tolist()
+    assert quiet
+    sets: list[dict[str, object]] = [
+        {"n": 3},
+        {"n": 4, "lang": "en"},
+        {"n": 3},
+        {"n": 4, "lang": "en", "with_reasons": False},
+        {"n": 4, "diversity": 1},
+        {"n": 4, "diversity": 1.0},
+    ]
+    for member in [members[2], *quiet]:
+        for options in sets:
+            status, body, _ = server.post("/v1/menus", {"member_id": str(member), **options})
+            assert status == 200
+            _same(body["rows"], rc.member_menu(local, str(member), **options))
+
 
 def test_other_verbs_equal_the_python_api(
     server: Server, local: rc.Recommender, small_platform: rc.Platform

@@ -28,6 +28,7 @@ and its constant reason (``None``: explain from history).
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -169,20 +170,40 @@ def cold_labels(
     segment: np.ndarray,
     branch: np.ndarray,
     kinds: np.ndarray | None = None,
-    attributes: pd.DataFrame | None = None,
+    values: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Routes and reasons of cold members: the branch, the segment (named by its
-    ``kinds`` and the members' ``attributes`` where known) or the platform."""
+    ``kinds`` and the members' ``values`` of their kind, :func:`kind_values`) or the
+    platform."""
     routes = np.where(segment, ROUTE_SEGMENT, ROUTE_GLOBAL).astype(object)
     reasons = np.full(segment.size, REASON_GLOBAL, dtype=object)
     reasons[segment] = REASON_SEGMENT
-    if kinds is not None and attributes is not None:
+    if kinds is not None and values is not None:
         for i in np.flatnonzero(segment).tolist():
-            kind = kinds[i]
-            value = attributes[kind].iat[i] if kind in attributes.columns else None
-            reasons[i] = segment_reason(kind, value)
+            reasons[i] = segment_reason(kinds[i], values[i])
     reasons[branch] = REASON_BRANCH
     return routes, reasons
+
+
+def kind_values(kinds: np.ndarray, attributes: pd.DataFrame) -> np.ndarray:
+    """Each member's value of the segment kind that served them (``None`` where the kind is
+    ``None`` or not a column of ``attributes``), (len(attributes),) object."""
+    values = np.full(len(kinds), None, dtype=object)
+    for i, kind in enumerate(kinds.tolist()):
+        if kind is not None and kind in attributes.columns:
+            values[i] = attributes[kind].iat[i]
+    return values
+
+
+@dataclass(frozen=True)
+class KnownSegments:
+    """The segment of every training member as the members table describes them (what a
+    request without ``member_attributes`` gets): segment rows, kinds and values of
+    :meth:`PopularityScorer.score`, indexed by model member index."""
+
+    rows: NDArray[np.int32]
+    kinds: np.ndarray
+    values: np.ndarray
 
 
 class PopularityScorer(ColdScorer):
@@ -198,6 +219,8 @@ class PopularityScorer(ColdScorer):
         self.model = model
         self.n_courses = n_courses
         self.kinds = tuple(getattr(model, "kinds", ()) or ())
+        self._known: tuple[pd.DataFrame, KnownSegments | None] | None = None
+        self._lock = threading.Lock()
         self._fallback = self._segment_scores(pd.DataFrame(index=range(1)))[0]
         self._fallback.setflags(write=False)
 
@@ -228,6 +251,9 @@ class PopularityScorer(ColdScorer):
                 f"({len(attributes)}, {self.n_courses})"
             )
         kinds = np.asarray(kinds, dtype=object)
+        return self._labelled(scores, kinds, kind_values(kinds, attributes))
+
+    def _labelled(self, scores: np.ndarray, kinds: np.ndarray, values: np.ndarray) -> Scored:
         # The same labels as probing: a member not served by a segment has the global
         # scores; a segment's scores may still equal them, which counts as global. The
         # branch is the first kind tried, so whoever its probe (the branch alone) would
@@ -237,7 +263,32 @@ class PopularityScorer(ColdScorer):
             at = np.flatnonzero(segment)
             segment[at] = rows_differ(scores, at, self._fallback)
         branch = segment & (kinds == C.ORG)
-        return Scored(scores, *cold_labels(segment, branch, kinds, attributes))
+        return Scored(scores, *cold_labels(segment, branch, kinds, values))
+
+    def known_segments(self, state: ServingState) -> KnownSegments | None:
+        """:class:`KnownSegments` of the training members (built on first use, kept), or
+        ``None`` when this scorer cannot tell segments apart from scores."""
+        if not isinstance(self.model, Popularity) or state.dataset is None:
+            return None
+        members = state.dataset.members
+        if members is None:
+            return None
+        cached = self._known
+        if cached is not None and cached[0] is members:
+            return cached[1]
+        with self._lock:
+            cached = self._known
+            if cached is None or cached[0] is not members:
+                cached = (members, _known_segments(self.model, state, len(members)))
+                self._known = cached
+        return cached[1]
+
+    def score_known(self, known: KnownSegments, idx: NDArray[np.int64]) -> Scored:
+        """:meth:`score` of training members (model indices ``idx``) described by the
+        members table alone, from their :meth:`known_segments`, without attribute frames."""
+        assert isinstance(self.model, Popularity)
+        scores = self.model.row_scores(known.rows[idx])
+        return self._labelled(scores, known.kinds[idx], known.values[idx])
 
     def _score_probing(self, attributes: pd.DataFrame) -> Scored:
         """Labels from the scores alone, for a model that does not tell the kind."""
@@ -248,6 +299,25 @@ class PopularityScorer(ColdScorer):
             probe = attributes.loc[segment, [C.ORG]].reset_index(drop=True)
             branch[segment] = (self._segment_scores(probe) == scores[segment]).all(axis=1)
         return Scored(scores, *cold_labels(segment, branch))
+
+
+def _known_segments(model: Popularity, state: ServingState, n: int) -> KnownSegments | None:
+    """Segments of training members ``0..n-1`` from their attribute rows (the rows
+    :meth:`MemberRequest.attribute_rows` gives a request without attributes), or ``None``
+    where a member's segment could depend on the other members asked with it: a float
+    column of non-integral values (``segment_rows`` writes a float column's whole values
+    without ".0" only when all of the request's values are whole)."""
+    idx = np.arange(n, dtype=np.int64)
+    attrs = MemberRequest(idx, idx, None).attribute_rows(state, idx)
+    for column in attrs.columns:
+        values = attrs[column]
+        if column != C.MEMBER and pd.api.types.is_float_dtype(values.dtype):
+            finite = values.dropna()
+            if not (finite == np.round(finite)).all():
+                return None
+    rows, kinds = model.segment_rows(attrs)
+    kinds = np.asarray(kinds, dtype=object)
+    return KnownSegments(np.asarray(rows, dtype=np.int32), kinds, kind_values(kinds, attrs))
 
 
 def rows_differ(scores: np.ndarray, rows: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -388,6 +458,11 @@ def route_groups(
         scorer = cold_scorer(model)
         groups.append(RouteGroup(cold, req.idx[cold], lambda c: scorer.score_global(len(c.pos))))
         return groups
+    if req.attributes is None and not hybrid and members is not None:
+        from_table = _known_route(model, state, req.idx[cold], len(members))
+        if from_table is not None:
+            groups.append(RouteGroup(cold, req.idx[cold], from_table))
+            return groups
     attrs = req.attribute_rows(state, cold)
     described = attrs.drop(columns=[C.MEMBER]).notna().any(axis=1).to_numpy(dtype=bool)
     popular = np.ones(len(cold), dtype=bool)
@@ -427,6 +502,23 @@ def route_groups(
             RouteGroup(rows, req.idx[rows], popularity_rows, attrs[popular].reset_index(drop=True))
         )
     return groups
+
+
+def _known_route(
+    model: Recommender, state: ServingState, idx: NDArray[np.int64], n_members: int
+) -> Callable[[Chunk], Scored] | None:
+    """The popularity route of training members without history asked without
+    ``member_attributes`` (the common cold request), from segments looked up once
+    (:meth:`PopularityScorer.known_segments`); ``None`` where it does not apply."""
+    if not ((idx >= 0) & (idx < n_members)).all():
+        return None
+    scorer = cold_scorer(model)
+    if not isinstance(scorer, PopularityScorer):
+        return None
+    known = scorer.known_segments(state)
+    if known is None:
+        return None
+    return lambda chunk: scorer.score_known(known, chunk.idx)
 
 
 def cold_scorers(

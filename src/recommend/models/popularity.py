@@ -400,6 +400,24 @@ class Popularity(Recommender):
             The kind (one of :attr:`kinds`, e.g. ``"org_id"``) whose segment gave the
             member's scores, ``None`` where the member got global popularity.
         """
+        rows, kinds = self.segment_rows(attributes)
+        return self.row_scores(rows), kinds
+
+    def segment_rows(self, attributes: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """The segment each member of ``attributes`` falls in, without scoring it.
+
+        Parameters
+        ----------
+        attributes
+            As in :meth:`segment_scores`.
+
+        Returns
+        -------
+        rows : ndarray of int32, shape (len(attributes),)
+            Segment row of each member for :meth:`row_scores`, -1 for global popularity.
+        kinds : ndarray, shape (len(attributes),), object
+            As in :meth:`segment_scores_with_kinds`.
+        """
         self.check_fitted()
         if not isinstance(attributes, pd.DataFrame):
             raise DataError(
@@ -411,7 +429,13 @@ class Popularity(Recommender):
         keys = {kind: _keys(frame, kind, self.reference_year_, n=n) for kind in self.kinds}
         rows, served = self._rows_and_kinds(keys, n)
         names = np.array([*self.kinds, None], dtype=object)
-        return self._scores(rows), names[served]
+        return rows, names[served]
+
+    def row_scores(self, rows: np.ndarray) -> np.ndarray:
+        """Scores of segment rows from :meth:`segment_rows` (-1: global popularity),
+        (len(rows), n_courses) float32, a new array."""
+        self.check_fitted()
+        return self._scores(np.asarray(rows, dtype=np.int32))
 
     def segment_of(self, member_idx: np.ndarray) -> np.ndarray:
         """Segment each member's scores come from, e.g. ``"occupation=retired"`` or

@@ -133,6 +133,10 @@ _FIELDS = frozenset(
     for name in body.model_fields
 )
 _ROUTE_NAMES = np.asarray(ROUTES, dtype=object)
+#: Fields of a menu request that are not menu options.
+_NOT_OPTIONS: set[str] = {"member_id", "member_ids", "member_attributes"}
+#: Distinct menu option sets a server keeps checked.
+_OPTION_SETS = 256
 
 
 # ---------------------------------------------------------------------------- JSON
@@ -362,6 +366,25 @@ def create_app(config: ServeConfig, holder: ModelHolder | None = None) -> ServeA
         except (TypeError, ValueError) as err:
             raise DataError(f"{name}: expected a list of records (objects): {err}") from None
 
+    # Requests mostly repeat a few option sets: each is checked once (MenuOptions is
+    # frozen and its checks depend on the values alone), at most _OPTION_SETS kept.
+    option_sets: dict[tuple[tuple[str, type, Any], ...], MenuOptions] = {}
+
+    def menu_options(fields: dict[str, Any]) -> MenuOptions:
+        # Types in the key: 1, 1.0 and True are equal keys but not equal options.
+        key = tuple((name, type(value), value) for name, value in fields.items())
+        try:
+            return option_sets[key]
+        except KeyError:
+            pass
+        except TypeError:  # a list value: not a key
+            return MenuOptions(**fields)
+        options = MenuOptions(**fields)
+        if len(option_sets) >= _OPTION_SETS:
+            option_sets.clear()
+        option_sets[key] = options
+        return options
+
     # -------------------------------------------------------------- verbs
     # The quick verbs are plain functions of (body, request state): the FastAPI routes
     # below call them, and so does ``ServeApp``'s short path, which answers them without
@@ -371,8 +394,7 @@ def create_app(config: ServeConfig, holder: ModelHolder | None = None) -> ServeA
         model = served.model
         ids = members_of(body.member_id, body.member_ids, state)
         check_n(body.n)
-        fields = body.model_dump(exclude={"member_id", "member_ids", "member_attributes"})
-        options = MenuOptions(**fields)
+        options = menu_options(body.model_dump(exclude=_NOT_OPTIONS))
         attributes = table(body.member_attributes, "member_attributes")
         notes = None
         if options.auto_minutes:
