@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +87,45 @@ def test_a_batch_is_one_snapshot_and_adds_to_histories(dataset: rc.Dataset) -> N
     assert "brand-new" not in before.member_ids
 
 
+Menu = list[tuple[object, ...]]
+
+
+def _menus_while_writing(
+    model: rc.Recommender, members: list[object], writes: list[Callable[[], object]]
+) -> tuple[dict[int, Menu], list[tuple[int, Menu]]]:
+    """Three threads ask for the members' menus while this thread runs ``writes`` one by
+    one. Returns the menu at each version as this thread saw it right after each write (only
+    this thread writes: the latest version is its own), and every (version, menu) the
+    readers got."""
+
+    def menu() -> tuple[int, Menu]:
+        with model.reading() as snap:
+            frame = rc.member_menu(model, members, n=8)
+            return snap.version, list(frame[["member_id", "course_id"]].itertuples(index=False))
+
+    expected = dict([menu()])
+    seen: list[tuple[int, Menu]] = []
+    done = threading.Event()
+
+    def reader() -> None:
+        while not done.is_set():
+            seen.append(menu())
+
+    threads = [threading.Thread(target=reader) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        for write in writes:
+            write()
+            version, rows = menu()
+            expected[version] = rows
+    finally:
+        done.set()
+        for t in threads:
+            t.join()
+    return expected, seen
+
+
 def test_readers_see_a_whole_batch_or_none_of_it(dataset: rc.Dataset) -> None:
     """Menus of several members asked in one request while batches touching all of them
     are ingested: every menu equals the menu single-threaded at the version it read."""
@@ -102,31 +143,9 @@ def test_readers_see_a_whole_batch_or_none_of_it(dataset: rc.Dataset) -> None:
         for k, b in enumerate(batches)
     ]
 
-    def menu() -> tuple[int, list[tuple[object, ...]]]:
-        with model.reading() as snap:
-            frame = rc.member_menu(model, members, n=8)
-            return snap.version, list(frame[["member_id", "course_id"]].itertuples(index=False))
-
-    expected = dict([menu()])
-    seen: list[tuple[int, list[tuple[object, ...]]]] = []
-    done = threading.Event()
-
-    def reader() -> None:
-        while not done.is_set():
-            seen.append(menu())
-
-    threads = [threading.Thread(target=reader) for _ in range(3)]
-    for t in threads:
-        t.start()
-    try:
-        for batch in batches:
-            rc.ingest(model, batch)
-            version, rows = menu()  # only this thread writes: the latest is this batch
-            expected[version] = rows
-    finally:
-        done.set()
-        for t in threads:
-            t.join()
+    expected, seen = _menus_while_writing(
+        model, members, [functools.partial(rc.ingest, model, batch) for batch in batches]
+    )
     assert len(expected) == len(batches) + 1
     assert len({tuple(r) for r in expected.values()}) > 1  # the batches change the menus
     assert seen
@@ -494,33 +513,14 @@ def test_readers_never_see_half_a_catalogue(
     model = _fitted("als", ds)
     members = ds.member_ids.external_ids[:8].tolist()
 
-    def menu() -> tuple[int, list[tuple[object, ...]]]:
-        with model.reading() as snap:
-            frame = rc.member_menu(model, members, n=8)
-            return snap.version, list(frame[["member_id", "course_id"]].itertuples(index=False))
+    def upload_one(k: int) -> None:
+        row = rows.iloc[[k]]
+        learners = later[later["course_id"] == row["course_id"].iloc[0]].head(30)
+        rc.ingest(model, learners, courses=row)
 
-    expected = dict([menu()])
-    seen: list[tuple[int, list[tuple[object, ...]]]] = []
-    done = threading.Event()
-
-    def reader() -> None:
-        while not done.is_set():
-            seen.append(menu())
-
-    threads = [threading.Thread(target=reader) for _ in range(3)]
-    for t in threads:
-        t.start()
-    try:
-        for k in range(len(rows)):
-            row = rows.iloc[[k]]
-            learners = later[later["course_id"] == row["course_id"].iloc[0]].head(30)
-            rc.ingest(model, learners, courses=row)
-            version, got = menu()
-            expected[version] = got
-    finally:
-        done.set()
-        for t in threads:
-            t.join()
+    expected, seen = _menus_while_writing(
+        model, members, [functools.partial(upload_one, k) for k in range(len(rows))]
+    )
     assert model.n_courses == ds.n_courses + len(rows)
     assert len({tuple(r) for r in expected.values()}) > 1
     assert seen
