@@ -228,6 +228,7 @@ class _FactorModel(Recommender):
     use_gpu: bool
     show_progress: bool
     random_state: int | None
+    num_threads: int
     #: Factors a warm start hands to implicit (``fit_from``), ``None`` otherwise.
     _start: tuple[np.ndarray, np.ndarray] | None
 
@@ -637,6 +638,16 @@ class _FactorModel(Recommender):
             )
         return users, items
 
+    def _check_common(self, owner: str) -> None:
+        """The checks of the parameters every implicit-backed model has (with the number
+        of factors, which each model checks first)."""
+        check_int(owner, "iterations", self.iterations, 1)
+        check_int(owner, "cold_neighbours", self.cold_neighbours, 0)
+        check_random_state(owner, self.random_state)
+        check_bool(owner, "use_gpu", self.use_gpu)
+        check_bool(owner, "show_progress", self.show_progress)
+        check_int(owner, "num_threads", self.num_threads, 0)
+
 
 class ALS(_FactorModel):
     """Implicit-feedback matrix factorisation by alternating least squares (Hu, Koren &
@@ -713,12 +724,7 @@ class ALS(_FactorModel):
         check_int(owner, "n_factors", self.n_factors, 1)
         check_real(owner, "regularization", self.regularization, positive=True)
         check_real(owner, "alpha", self.alpha, positive=True)
-        check_int(owner, "iterations", self.iterations, 1)
-        check_int(owner, "cold_neighbours", self.cold_neighbours, 0)
-        check_random_state(owner, self.random_state)
-        check_bool(owner, "use_gpu", self.use_gpu)
-        check_bool(owner, "show_progress", self.show_progress)
-        check_int(owner, "num_threads", self.num_threads, 0)
+        self._check_common(owner)
 
     def _fit(self, dataset: Dataset) -> None:
         self._check_params()
@@ -893,12 +899,7 @@ class BPR(_FactorModel):
         check_int(owner, "n_factors", self.n_factors, 1)
         check_real(owner, "learning_rate", self.learning_rate, positive=True)
         check_real(owner, "regularization", self.regularization, positive=True)
-        check_int(owner, "iterations", self.iterations, 1)
-        check_int(owner, "cold_neighbours", self.cold_neighbours, 0)
-        check_random_state(owner, self.random_state)
-        check_bool(owner, "use_gpu", self.use_gpu)
-        check_bool(owner, "show_progress", self.show_progress)
-        check_int(owner, "num_threads", self.num_threads, 0)
+        self._check_common(owner)
 
     def _fit(self, dataset: Dataset) -> None:
         self._check_params()
