@@ -63,6 +63,7 @@ from recommend.engine.fragments import SOURCE_PLATFORM
 from recommend.engine.lecturers import LECTURER_COLUMNS, empty_lecturers
 from recommend.engine.options import Exclude, Unknown
 from recommend.errors import ConfigError
+from recommend.frames import result_frame, text_column
 from recommend.messages import DEFAULT_LANG, Lang, Message
 from recommend.models.base import install_menu, one_snapshot
 from recommend.schema import Columns
@@ -360,16 +361,16 @@ def menu_frame(rows: MenuRows, ids: np.ndarray, state: ServingState) -> pd.DataF
                 C.ROUTE: pd.Series([], dtype=str),
             }
         )
-    return pd.DataFrame(
+    return result_frame(
         {
-            C.MEMBER: ids[rows.pos],
-            C.COURSE: state.course_ext[rows.course],
+            C.MEMBER: text_column(ids[rows.pos]),
+            C.COURSE: text_column(state.course_ext[rows.course]),
             C.SCORE: rows.score.astype(np.float32, copy=False),
             C.RANK: rows.rank,
-            C.REASON: reason,
-            C.ROUTE: _ROUTE_NAMES[rows.route],
+            C.REASON: text_column(reason),
+            C.ROUTE: text_column(_ROUTE_NAMES[rows.route]),
         },
-        copy=False,
+        rows.pos.size,
     )
 
 

@@ -242,3 +242,21 @@ def test_simulator_plants_series_that_members_follow() -> None:
                     tries += 1
                     follow += (member, b) in studied
     assert tries > 0 and follow / tries > 0.4
+
+
+def test_many_members_at_once_equal_one_at_a_time() -> None:
+    """The rule reads every member of a request at once (a batch chunk): each member's
+    entries are what a request for that member alone gives, on a simulated platform with
+    series and unfinished courses."""
+    cfg = dataclasses.replace(PRESETS["small"], plant_series=True)
+    data = rc.synthesize(cfg, seed=5)
+    model = rc.ItemKNN(k=20).fit(Dataset.from_frames(data.events, courses=data.courses))
+    members = sorted(set(data.events["member_id"]))
+    together = rc.member_menu(model, members, n=8, max_continue=3)
+    alone = pd.concat([rc.member_menu(model, [m], n=8, max_continue=3) for m in members])
+    pd.testing.assert_frame_equal(together, alone.reset_index(drop=True))
+    kinds = together["reason"].str.extract(r"^(继续学习|下一讲)")[0].value_counts()
+    # Both kinds are served, several members get both (their order alternates).
+    assert kinds.get("继续学习", 0) >= 20 and kinds.get("下一讲", 0) >= 20
+    both = together[together["reason"].str.match(r"^(继续学习|下一讲)")].groupby("member_id")
+    assert (both["reason"].agg(lambda r: r.str[:2].nunique()) == 2).sum() >= 5

@@ -29,6 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from recommend.engine.pins import KIND_CONTINUE, KIND_NEXT, PairScorer, Pins
+from recommend.engine.rows import small_isin
 
 if TYPE_CHECKING:
     from recommend.engine.rows import Rows
@@ -86,38 +87,45 @@ def continue_pins(
     series = state.series()
     if started.indices.size == 0 and series.empty:
         return Pins.none(m)  # nothing started, no series: the common case stays cheap
-    n_courses = np.int64(state.n_courses)
     done = state.completed_rows(history, idx)
     done_rows, done_cols = done.row_of_entry, done.indices.astype(np.int64)
     nxt = series.next_course[done_cols] if not series.empty else _EMPTY_I64
     has = nxt >= 0
     if started.indices.size == 0 and not has.any():
         return Pins.none(m)  # nothing started, no completed lecture with a next one
-    done_keys = np.sort(done_rows * n_courses + done_cols)
-    pin_keys = np.sort(pinned.rows * n_courses + pinned.courses)
+    # (member row, course) pairs as one key each; a menu's few keys are compared directly.
+    n_courses = np.int64(state.n_courses)
+    done_keys = done_rows * n_courses + done_cols
+    pin_keys = pinned.rows * n_courses + pinned.courses
 
     # Continue learning: started, not completed, not pinned, allowed.
     c_rows, c_cols = started.row_of_entry, started.indices.astype(np.int64)
     if c_cols.size:
         c_when = np.asarray(started.data, dtype=np.float64)
         keys = c_rows * n_courses + c_cols
-        ok = ~_in(keys, done_keys) & ~_in(keys, pin_keys)
+        ok = ~small_isin(keys, np.concatenate((done_keys, pin_keys)))
         if allowed.mask is not None:
             ok &= allowed.mask[c_cols]
         c_rows, c_cols, c_when = c_rows[ok], c_cols[ok], c_when[ok]
         c_order = np.lexsort((c_cols, -c_when, c_rows))  # newest first
         c_rows, c_cols = c_rows[c_order], c_cols[c_order]
 
-    # Next lectures: after a completed lecture, not studied, not pinned, allowed; per
-    # series the one after the furthest completed lecture.
+    # Next lectures: after a completed lecture, not studied, not pinned, not already an
+    # entry, allowed; per series the one after the furthest completed lecture. A next
+    # lecture is in the series of the lecture it follows (``series_table``), so one entry
+    # per (member, series) is also one entry per (member, course).
     n_rows, n_cols, n_via = _EMPTY_I64, _EMPTY_I64, _EMPTY_I64
     if has.any():
         rows, via, cand = done_rows[has], done_cols[has], nxt[has]
-        keys = rows * n_courses + cand
-        seen_keys = np.sort(seen.row_of_entry * n_courses + seen.indices.astype(np.int64))
-        cont_keys = np.sort(c_rows * n_courses + c_cols)
-        ok = ~(_in(keys, seen_keys) | _in(keys, done_keys) | _in(keys, pin_keys))
-        ok &= ~_in(keys, cont_keys)
+        blocked = np.concatenate(
+            (
+                seen.row_of_entry * n_courses + seen.indices.astype(np.int64),
+                done_keys,
+                pin_keys,
+                c_rows * n_courses + c_cols,
+            )
+        )
+        ok = ~small_isin(rows * n_courses + cand, blocked)
         if allowed.mask is not None:
             ok &= allowed.mask[cand]
         rows, via, cand = rows[ok], via[ok], cand[ok]
@@ -126,14 +134,11 @@ def continue_pins(
             code = series.code[via]
             order = np.lexsort((-series.order[via], code, rows))
             rows, via, cand, code = rows[order], via[order], cand[order], code[order]
-            first = np.ones(rows.size, dtype=bool)
-            first[1:] = (rows[1:] != rows[:-1]) | (code[1:] != code[:-1])
+            first = np.empty(rows.size, dtype=bool)
+            first[0] = True
+            np.not_equal(rows[1:], rows[:-1], out=first[1:])
+            first[1:] |= code[1:] != code[:-1]
             n_rows, n_via, n_cols = rows[first], via[first], cand[first]
-            # The same lecture can follow two series' lectures only with a shared course:
-            # keep it once.
-            _, once = np.unique(n_rows * n_courses + n_cols, return_index=True)
-            once.sort()
-            n_rows, n_via, n_cols = n_rows[once], n_via[once], n_cols[once]
             n_scores = np.asarray(score(n_rows, n_cols), dtype=np.float32)
             order = np.lexsort((n_cols, -n_scores, n_rows))
             n_rows, n_cols, n_via = n_rows[order], n_cols[order], n_via[order]
@@ -141,33 +146,27 @@ def continue_pins(
     if c_rows.size == 0 and n_rows.size == 0:
         return Pins.none(m)
     # Alternate the kinds: the j-th entry of a kind takes slot 2 j (continue) or 2 j + 1.
-    rows = np.concatenate((c_rows, n_rows))
-    cols = np.concatenate((c_cols, n_cols))
-    kinds = np.concatenate(
-        (np.full(c_rows.size, KIND_CONTINUE, np.int8), np.full(n_rows.size, KIND_NEXT, np.int8))
-    )
-    via = np.concatenate((np.full(c_rows.size, -1, np.int64), n_via))
-    slot = np.concatenate((2 * _position_in_row(c_rows, m), 2 * _position_in_row(n_rows, m) + 1))
-    order = np.lexsort((slot, rows))
-    rows, cols, kinds, via = rows[order], cols[order], kinds[order], via[order]
-    keep = _position_in_row(rows, m) < limits[rows]
+    if n_rows.size == 0:
+        rows, cols, via = c_rows, c_cols, np.full(c_rows.size, -1, np.int64)
+        kinds = np.full(rows.size, KIND_CONTINUE, np.int8)
+    elif c_rows.size == 0:
+        rows, cols, via = n_rows, n_cols, n_via
+        kinds = np.full(rows.size, KIND_NEXT, np.int8)
+    else:
+        rows = np.concatenate((c_rows, n_rows))
+        cols = np.concatenate((c_cols, n_cols))
+        kinds = np.repeat(np.array([KIND_CONTINUE, KIND_NEXT], np.int8), (c_rows.size, n_rows.size))
+        via = np.concatenate((np.full(c_rows.size, -1, np.int64), n_via))
+        slot = np.concatenate((2 * _position_in_row(c_rows), 2 * _position_in_row(n_rows) + 1))
+        order = np.lexsort((slot, rows))
+        rows, cols, kinds, via = rows[order], cols[order], kinds[order], via[order]
+    keep = _position_in_row(rows) < limits[rows]
     rows, cols, kinds, via = rows[keep], cols[keep], kinds[keep], via[keep]
     scores = np.asarray(score(rows, cols), dtype=np.float32)
     counts = np.bincount(rows, minlength=m).astype(np.int64)
     return Pins(rows, cols, scores, counts, kinds, via)
 
 
-def _in(keys: NDArray[np.int64], sorted_keys: NDArray[np.int64]) -> NDArray[np.bool_]:
-    """Which ``keys`` are in ``sorted_keys``."""
-    if sorted_keys.size == 0 or keys.size == 0:
-        return np.zeros(keys.size, dtype=bool)
-    at = np.minimum(np.searchsorted(sorted_keys, keys), sorted_keys.size - 1)
-    return np.asarray(sorted_keys[at] == keys)
-
-
-def _position_in_row(rows: NDArray[np.int64], m: int) -> NDArray[np.int64]:
+def _position_in_row(rows: NDArray[np.int64]) -> NDArray[np.int64]:
     """0, 1, ... within each run of equal (ascending) rows."""
-    if rows.size == 0:
-        return _EMPTY_I64
-    counts = np.bincount(rows, minlength=m)
-    return np.arange(rows.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    return np.arange(rows.size) - np.searchsorted(rows, rows)

@@ -135,19 +135,19 @@ def studied_reasons(
     itself = recommended[:, None] == hist[None, :]
     best = hist[np.argmax(np.where(itself, -np.inf, sim), axis=1)]
     again = itself.any(axis=1)
-    # One message per distinct (kind, named course): rows repeat the same studied course.
-    code = np.where(again, recommended + state.n_courses, best)
-    distinct, inverse = np.unique(code, return_inverse=True)
-    messages = np.empty(distinct.size, dtype=object)
+    # The same message object for the same (kind, named course): rows repeat the studied
+    # course, and a message found again is not built, hashed nor rendered again.
+    titles = state.titles
     made = _MADE
-    for j, c in enumerate(distinct.tolist()):
-        key = (c >= state.n_courses, state.titles[c % state.n_courses])
+    for i, (course, named, is_again) in enumerate(
+        zip(recommended.tolist(), best.tolist(), again.tolist(), strict=True)
+    ):
+        key = (True, titles[course]) if is_again else (False, titles[named])
         message = made.get(key)
         if message is None:
-            kind = "reason.continue" if key[0] else "reason.studied"
+            kind = "reason.continue" if is_again else "reason.studied"
             message = _remember(key, Message(kind, (("title", key[1]),)))
-        messages[j] = message
-    out[:] = messages[inverse]
+        out[i] = message
     return out
 
 
