@@ -33,7 +33,7 @@ import os
 import string
 import threading
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -56,6 +56,7 @@ __all__ = [
     "reset_messages",
     "set_messages",
     "template",
+    "texts",
     "value_label",
     "value_message",
 ]
@@ -254,6 +255,18 @@ def value_message(kind: str, value: object) -> Message | str:
     language later), else the value as it is."""
     key = f"value.{kind}.{value}"
     return Message(key) if key in _defaults()[DEFAULT_LANG] else str(value)
+
+
+def texts(messages: Iterable[Message], lang: str = DEFAULT_LANG) -> list[str]:
+    """Each message rendered in ``lang``, as :meth:`Message.text` renders it, in one pass
+    (a menu's reasons: the same few messages again and again)."""
+    lang = lang if lang in _texts else check_lang(lang)
+    found_text = _texts[lang].get
+    out = []
+    for message in messages:
+        text = found_text(message)
+        out.append(text if text is not None else _rendered(message, lang))
+    return out
 
 
 def _rendered(message: Message, lang: str) -> str:

@@ -20,7 +20,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from recommend.engine.pins import KIND_CONTINUE, KIND_NEXT
-from recommend.messages import Message, value_message
+from recommend.messages import Message, texts, value_message
 from recommend.schema import Columns as C
 
 if TYPE_CHECKING:
@@ -125,8 +125,10 @@ def studied_reasons(
     if course_vectors is not None and course_vectors.shape[0] == state.n_courses:
         rec_f = np.asarray(course_vectors[recommended], dtype=np.float32)
         hist_f = np.asarray(course_vectors[hist], dtype=np.float32)
-        norms = np.linalg.norm(rec_f, axis=1)[:, None] * np.linalg.norm(hist_f, axis=1)[None, :]
-        sim = (rec_f @ hist_f.T) / np.maximum(norms, 1e-12)
+        # Cosine similarity, up to each row's own positive factor (the recommended course's
+        # norm), which does not change the row's best history course.
+        hist_norms = np.sqrt(np.einsum("ij,ij->i", hist_f, hist_f))
+        sim = (rec_f @ hist_f.T) / np.maximum(hist_norms, 1e-12)[None, :]
     else:
         rec_c = state.channel_codes[recommended]
         hist_c = state.channel_codes[hist]
@@ -190,9 +192,9 @@ def reason_texts(
         mins = np.full(courses.size, -1, dtype=np.int64)
         mins[known] = np.maximum(np.ceil(secs[known] / 60.0), 1).astype(np.int64)
         minutes = mins.tolist()
-    lang = options.lang
     made = _MADE
-    for i, message in enumerate(reasons.tolist()):
+    messages = reasons.tolist()
+    for i, message in enumerate(messages):
         is_new = published is not None and since < published[i] <= ref_ns
         mins_i = -1 if minutes is None else minutes[i]
         if is_new or mins_i >= 0:
@@ -204,8 +206,8 @@ def reason_texts(
                 if mins_i >= 0:
                     message = Message("reason.short", (("minutes", mins_i), ("reason", message)))
                 found = _remember(key, message)
-            message = found
-        out[i] = message.text(lang)  # rendered once per message and wording (cached)
+            messages[i] = found
+    out[:] = texts(messages, options.lang)  # rendered once per message and wording (cached)
     return out
 
 
