@@ -13,6 +13,7 @@ This module is a leaf: it imports only numpy, pandas and pyarrow.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -43,8 +44,8 @@ def text_column(values: np.ndarray) -> Any:
     """``values`` (an object array of ``str``, missing values as ``None`` or NaN) as the
     column pandas would infer for them.
 
-    Values that are not all text are returned as they are: pandas then converts them its
-    own way (``str`` of each value), as it would have.
+    Values that are not all text, and columns without any text, are returned as they are:
+    pandas then makes the column its own way, as it would have.
     """
     if _TEXT is None:
         return values
@@ -52,10 +53,24 @@ def text_column(values: np.ndarray) -> Any:
         data = pa.array(values, type=pa.large_string(), from_pandas=True)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return values
+    if data.null_count == len(data):
+        return values  # no text at all (or no rows): pandas keeps such a column as objects
     return pd.arrays.ArrowStringArray(data, dtype=_TEXT)
 
 
 def result_frame(columns: Mapping[str, Any], n_rows: int) -> pd.DataFrame:
     """A frame of ``n_rows`` rows from ready-made columns (no copies, a plain
-    ``RangeIndex``)."""
-    return pd.DataFrame(columns, index=pd.RangeIndex(n_rows), copy=False)
+    ``RangeIndex``).
+
+    The column labels are made once per set of names (pandas would otherwise infer their
+    type anew for every frame); each frame gets its own copy of them, so that renaming one
+    frame's columns leaves the others alone.
+    """
+    frame = pd.DataFrame(dict(enumerate(columns.values())), index=pd.RangeIndex(n_rows), copy=False)
+    frame.columns = _labels(tuple(columns)).copy()
+    return frame
+
+
+@lru_cache(maxsize=64)
+def _labels(names: tuple[str, ...]) -> pd.Index:
+    return pd.Index(names)

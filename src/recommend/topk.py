@@ -410,9 +410,10 @@ def _single_threaded_blas() -> Iterator[None]:
     """Run BLAS single-threaded while any kernel call is in flight.
 
     The limit is process-wide, so concurrent kernel calls share it through a counter: the
-    first one in sets it, the last one out restores the caller's setting. The controller
-    is reused while no module has been imported since it scanned the loaded libraries
-    (a scan costs about a millisecond, too much for every call).
+    first one in sets it, the last one out restores the caller's setting; BLAS already at
+    one thread (a serving process) is left as it is, for two thread-count reads. The
+    controller is reused while no module has been imported since it scanned the loaded
+    libraries (a scan costs about a millisecond, too much for every call).
     """
     global _blas_controller, _blas_modules, _blas_users, _blas_restore
     with _BLAS_LOCK:
@@ -420,10 +421,12 @@ def _single_threaded_blas() -> Iterator[None]:
             # BLAS libraries arrive with imports (scipy's with implicit, say): rescan when
             # modules were imported since the last scan, so no library escapes the limit.
             if _blas_controller is None or len(sys.modules) != _blas_modules:
-                _blas_controller = ThreadpoolController()
+                _blas_controller = ThreadpoolController().select(user_api="blas")
                 _blas_modules = len(sys.modules)
-            limiter = _blas_controller.limit(limits=1, user_api="blas")
-            _blas_restore = limiter.restore_original_limits
+            # Already single-threaded (a serving process): nothing to set or restore.
+            if any(lib.get_num_threads() != 1 for lib in _blas_controller.lib_controllers):
+                limiter = _blas_controller.limit(limits=1, user_api="blas")
+                _blas_restore = limiter.restore_original_limits
         _blas_users += 1
     try:
         yield

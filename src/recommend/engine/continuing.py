@@ -91,7 +91,8 @@ def continue_pins(
     done_rows, done_cols = done.row_of_entry, done.indices.astype(np.int64)
     nxt = series.next_course[done_cols] if not series.empty else _EMPTY_I64
     has = nxt >= 0
-    if started.indices.size == 0 and not has.any():
+    any_next = bool(has.any())
+    if started.indices.size == 0 and not any_next:
         return Pins.none(m)  # nothing started, no completed lecture with a next one
     # (member row, course) pairs as one key each; a menu's few keys are compared directly.
     n_courses = np.int64(state.n_courses)
@@ -115,7 +116,7 @@ def continue_pins(
     # lecture is in the series of the lecture it follows (``series_table``), so one entry
     # per (member, series) is also one entry per (member, course).
     n_rows, n_cols, n_via = _EMPTY_I64, _EMPTY_I64, _EMPTY_I64
-    if has.any():
+    if any_next:
         rows, via, cand = done_rows[has], done_cols[has], nxt[has]
         blocked = np.concatenate(
             (
