@@ -411,9 +411,15 @@ def _single_threaded_blas() -> Iterator[None]:
 
     The limit is process-wide, so concurrent kernel calls share it through a counter: the
     first one in sets it, the last one out restores the caller's setting; BLAS already at
-    one thread (a serving process) is left as it is, for two thread-count reads. The
+    one thread (a serving process) is left as it is, for a thread-count read per library. The
     controller is reused while no module has been imported since it scanned the loaded
     libraries (a scan costs about a millisecond, too much for every call).
+
+    Known limit: numpy's OpenBLAS (0.3.31) ignores a raise of its thread count made by a
+    thread other than the one that lowered it while that thread lives, so when concurrent
+    calls from several threads end on another thread than the first one in, BLAS can stay
+    at one thread after them (what a serving process wants; a notebook calling from one
+    thread is unaffected).
     """
     global _blas_controller, _blas_modules, _blas_users, _blas_restore
     with _BLAS_LOCK:
