@@ -87,12 +87,21 @@ def pin_reasons(state: ServingState, pins: Pins) -> np.ndarray:
         )
     ):
         if kind == KIND_CONTINUE:
-            out[i] = Message("reason.resume", (("title", titles[course]),))
+            out[i] = _made("reason.resume", titles[course])
         elif kind == KIND_NEXT:
-            out[i] = Message("reason.next_lecture", (("title", titles[via]),))
+            out[i] = _made("reason.next_lecture", titles[via])
         else:
             out[i] = REASON_COMPULSORY
     return out
+
+
+def _made(key: str, title: str) -> Message:
+    """The message ``key`` naming ``title``: the same object for the same pair (see
+    ``_MADE``)."""
+    message = _MADE.get((key, title))
+    if message is None:
+        message = _remember((key, title), Message(key, (("title", title),)))
+    return message
 
 
 def studied_reasons(
@@ -140,16 +149,13 @@ def studied_reasons(
     # The same message object for the same (kind, named course): rows repeat the studied
     # course, and a message found again is not built, hashed nor rendered again.
     titles = state.titles
-    made = _MADE
+    made = _MADE  # looked up inline: a call per row costs more than the lookup
     for i, (course, named, is_again) in enumerate(
         zip(recommended.tolist(), best.tolist(), again.tolist(), strict=True)
     ):
-        key = (True, titles[course]) if is_again else (False, titles[named])
+        key = ("reason.continue", titles[course]) if is_again else ("reason.studied", titles[named])
         message = made.get(key)
-        if message is None:
-            kind = "reason.continue" if is_again else "reason.studied"
-            message = _remember(key, Message(kind, (("title", key[1]),)))
-        out[i] = message
+        out[i] = message if message is not None else _made(*key)
     return out
 
 
