@@ -97,6 +97,12 @@ def test_series_from_ids_and_titles(model: FixedFactors) -> None:
     }
     assert nxt == {"c04": "c05", "c05": "c06", "c06": "c07", "c11": "c12"}
     assert series.code[COURSES.index("c07")] >= 0 and series.next_course[COURSES.index("c07")] == -1
+    # Ranks: each series in its order, one series after the other; none outside series.
+    ranks = [int(series.rank[COURSES.index(c)]) for c in ("c04", "c05", "c06", "c07")]
+    assert ranks == sorted(ranks) and ranks[-1] - ranks[0] == 3
+    assert series.rank[COURSES.index("c12")] == series.rank[COURSES.index("c11")] + 1
+    assert sorted(series.rank[series.rank >= 0].tolist()) == list(range(6))
+    assert (series.rank[series.code < 0] == -1).all()
 
 
 @pytest.mark.parametrize("dense", [True, False])

@@ -131,10 +131,11 @@ def continue_pins(
             ok &= allowed.mask[cand]
         rows, via, cand = rows[ok], via[ok], cand[ok]
         if rows.size:
-            # The furthest completed lecture of each (member, series) decides.
+            # The furthest completed lecture of each (member, series) decides: by member,
+            # then series by series, the furthest lecture first (ranks are below n_courses).
+            order = np.argsort(rows * n_courses - series.rank[via])
+            rows, via, cand = rows[order], via[order], cand[order]
             code = series.code[via]
-            order = np.lexsort((-series.order[via], code, rows))
-            rows, via, cand, code = rows[order], via[order], cand[order], code[order]
             first = np.empty(rows.size, dtype=bool)
             first[0] = True
             np.not_equal(rows[1:], rows[:-1], out=first[1:])

@@ -102,7 +102,8 @@ class Pins:
         if self.rows.size == 0:
             return more
         rows = np.concatenate((self.rows, more.rows))
-        order = np.argsort(rows, kind="stable")  # within a member: ours first, in order
+        # Within a member: ours first, in order (one member: they are already).
+        order = slice(None) if self.counts.size == 1 else np.argsort(rows, kind="stable")
         return Pins(
             rows[order],
             np.concatenate((self.courses, more.courses))[order],

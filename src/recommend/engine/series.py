@@ -82,11 +82,16 @@ class SeriesTable:
     next_course : ndarray of int64
         The lecture that follows each course in its series (the first of the next place;
         -1: none).
+    rank : ndarray of int64
+        Each course's position in one listing of every series, series by series, each in
+        its order (lectures of the same place: the lower course index later); -1: in no
+        series. Within a series, a higher rank is a further lecture.
     """
 
     code: NDArray[np.int64]
     order: NDArray[np.float64]
     next_course: NDArray[np.int64]
+    rank: NDArray[np.int64]
 
     @cached_property
     def empty(self) -> bool:
@@ -150,6 +155,10 @@ def series_table(courses: pd.DataFrame | None, titles: np.ndarray) -> SeriesTabl
         ok = at < ranked.size
         ok[ok] = c[at[ok]] == c[ok]
         next_course[ranked[ok]] = ranked[at[ok]]
-    for array in (code, order, next_course):
+    rank = np.full(n, -1, dtype=np.int64)
+    if members.size:
+        listing = members[np.lexsort((-members, order[members], code[members]))]
+        rank[listing] = np.arange(listing.size)
+    for array in (code, order, next_course, rank):
         array.setflags(write=False)
-    return SeriesTable(code, order, next_course)
+    return SeriesTable(code, order, next_course, rank)
