@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 __all__ = [
+    "SHOWN_ROWS",
     "ArtifactError",
     "ConfigError",
     "DataError",
@@ -19,6 +22,10 @@ __all__ = [
 
 class RecommendError(Exception):
     """Base class of all errors raised by ``recommend``."""
+
+
+#: Offending rows (and values) a problem quotes; ``count`` says how many there are in all.
+SHOWN_ROWS = 5
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,29 @@ class Problem:
     rows: tuple[int, ...] = ()
     count: int = 0
     values: tuple[object, ...] = field(default=())
+
+    @classmethod
+    def at(
+        cls,
+        table: str,
+        column: str | None,
+        message: str,
+        expected: str,
+        bad: np.ndarray,
+        values: Iterable[object] = (),
+    ) -> Problem:
+        """The problem of the rows where the boolean mask ``bad`` is set: the first
+        :data:`SHOWN_ROWS` of them (and of ``values``) quoted, all of them counted."""
+        rows = np.flatnonzero(bad)
+        return cls(
+            table,
+            column,
+            message,
+            expected,
+            rows=tuple(int(r) for r in rows[:SHOWN_ROWS]),
+            count=int(rows.size),
+            values=tuple(values)[:SHOWN_ROWS],
+        )
 
     def __str__(self) -> str:
         where = f"{self.table}.{self.column}" if self.column else self.table

@@ -457,17 +457,15 @@ def _check_member_orgs(members: pd.DataFrame, orgs: pd.DataFrame) -> None:
     org_ids = members[C.ORG]
     unknown = org_ids.notna().to_numpy() & ~org_ids.isin(orgs[C.ORG]).to_numpy()
     if unknown.any():
-        rows = np.flatnonzero(unknown)
         raise DataError(
             [
-                Problem(
+                Problem.at(
                     "members",
                     C.ORG,
                     "branches missing from the orgs table",
                     "every member's org_id in the orgs table (or no orgs table)",
-                    rows=tuple(int(r) for r in rows[:5]),
-                    count=int(rows.size),
-                    values=tuple(pd.unique(org_ids.to_numpy()[rows])[:5].tolist()),
+                    unknown,
+                    values=pd.unique(org_ids.to_numpy()[unknown]).tolist(),
                 )
             ]
         )

@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from recommend.errors import ConfigError, DataError, Problem
+from recommend.errors import SHOWN_ROWS, ConfigError, DataError, Problem
 from recommend.schema import Columns
 
 __all__ = [
@@ -50,8 +50,6 @@ C = Columns
 TimeLike: TypeAlias = pd.Timestamp | dt.datetime | dt.date | np.datetime64 | str
 BoolArray: TypeAlias = npt.NDArray[np.bool_]
 IntArray: TypeAlias = npt.NDArray[np.int64]
-
-_SHOWN_ROWS = 5  # offending row numbers quoted in an error message
 
 
 @dataclass(frozen=True, eq=False)
@@ -385,7 +383,7 @@ class ColdCourseSplit(Splitter):
             _require_columns(courses, "courses", needed, nulls=[C.COURSE])
             catalogue = pd.Index(courses[C.COURSE])
             if not catalogue.is_unique:
-                dup = catalogue[catalogue.duplicated()].unique()[:_SHOWN_ROWS]
+                dup = catalogue[catalogue.duplicated()].unique()[:SHOWN_ROWS]
                 raise DataError(
                     [
                         Problem(
@@ -519,15 +517,9 @@ def _require_columns(frame: pd.DataFrame, table: str, columns: list[str], nulls:
     for col in nulls:
         missing = frame[col].isna().to_numpy()
         if missing.any():
-            rows = np.flatnonzero(missing)
             problems.append(
-                Problem(
-                    table,
-                    col,
-                    "null values",
-                    expected="no nulls (validate the frame first)",
-                    rows=tuple(int(r) for r in rows[:_SHOWN_ROWS]),
-                    count=int(rows.size),
+                Problem.at(
+                    table, col, "null values", "no nulls (validate the frame first)", missing
                 )
             )
     if problems:

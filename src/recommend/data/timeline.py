@@ -49,7 +49,6 @@ FUTURE_TOLERANCE = pd.Timedelta(days=365)
 #: How far before the 0.1th percentile of event times an event is reported as far-past.
 FAR_PAST_GAP = pd.Timedelta(days=3650)
 _QUANTILE = 0.999
-_SHOW_ROWS = 5
 
 OnFuture = Literal["raise", "drop", "keep"]
 
@@ -96,18 +95,6 @@ def far_past_mask(timestamps: pd.Series | np.ndarray) -> np.ndarray:
     return out
 
 
-def _problem(table: str, message: str, expected: str, mask: np.ndarray) -> Problem:
-    rows = np.flatnonzero(mask)
-    return Problem(
-        table=table,
-        column=C.TIMESTAMP,
-        message=message,
-        expected=expected,
-        rows=tuple(int(r) for r in rows[:_SHOW_ROWS]),
-        count=int(rows.size),
-    )
-
-
 def time_findings(
     events: pd.DataFrame, now: pd.Timestamp | str | None = None
 ) -> tuple[pd.Timestamp, np.ndarray, Problem | None, Problem | None]:
@@ -122,8 +109,9 @@ def time_findings(
     given = "the given now" if now is not None else "the data's own now"
     future_problem = None
     if future.any():
-        future_problem = _problem(
+        future_problem = Problem.at(
             "events",
+            C.TIMESTAMP,
             f"events dated after {given} ({ref})",
             "no event after the reference time: fix the dates, pass on_future='drop' to "
             "drop (and count) them, or give a later now",
@@ -132,8 +120,9 @@ def time_findings(
     past = far_past_mask(ts)
     past_note = None
     if past.any():
-        past_note = _problem(
+        past_note = Problem.at(
             "events",
+            C.TIMESTAMP,
             f"events dated more than {FAR_PAST_GAP.days} days before the 0.1th percentile "
             "of event times (kept; decay gives them its floor weight)",
             "",

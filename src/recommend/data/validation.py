@@ -30,7 +30,7 @@ from recommend.data.ids import normalise_ids
 from recommend.data.mapping import mapping_hint
 from recommend.data.personal import personal_columns, personal_content
 from recommend.data.timeline import time_findings
-from recommend.errors import DataError, Problem
+from recommend.errors import SHOWN_ROWS, DataError, Problem
 from recommend.schema import TABLES, Columns, Kind, TableSchema
 
 __all__ = [
@@ -68,7 +68,6 @@ DEFAULT_EVENT_WEIGHTS: Mapping[str, float] = {
     "rating": 1.0,  # explicit ratings; the rating itself goes in ``value``
 }
 
-SHOW_ROWS = 5  # offending rows listed in a message
 SHOW_VALUES = 5
 
 #: Largest magnitude of an event's ``value`` and of its ``watch_seconds`` (about 116 days).
@@ -133,7 +132,7 @@ class _Checker:
         if mask is not None:
             positions = np.flatnonzero(mask)
             count = int(positions.size)
-            rows = tuple(int(p) for p in positions[:SHOW_ROWS])
+            rows = tuple(int(p) for p in positions[:SHOWN_ROWS])
             if show_values and not values and column is not None:
                 values = self.frame[column].to_numpy()[positions[:SHOW_VALUES]]
         return Problem(
@@ -752,18 +751,15 @@ def check_references(
         counts[f"unknown_{label}_events"] = n
         counts[f"unknown_{label}s"] = len(ids)
         if n:
-            positions = np.flatnonzero(unknown)
             problems.append(
-                Problem(
-                    table="events",
-                    column=col,
-                    message=f"events refer to {len(ids)} {label}(s) missing from the "
-                    f"{label}s table",
-                    expected=f"every {col} to be in the {label}s table, or "
-                    "on_unknown='drop' to drop (and count) such events",
-                    rows=tuple(int(p) for p in positions[:SHOW_ROWS]),
-                    count=n,
-                    values=tuple(_plain(v) for v in ids[:SHOW_VALUES]),
+                Problem.at(
+                    "events",
+                    col,
+                    f"events refer to {len(ids)} {label}(s) missing from the {label}s table",
+                    f"every {col} to be in the {label}s table, or on_unknown='drop' to drop "
+                    "(and count) such events",
+                    unknown,
+                    values=(_plain(v) for v in ids[:SHOW_VALUES]),
                 )
             )
             keep &= ~unknown

@@ -11,7 +11,6 @@ training learners.
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
@@ -37,18 +36,16 @@ def new_course_rows(courses: pd.DataFrame, known: IdMap) -> pd.DataFrame:
     rows = validate("courses", courses)
     found = known.to_index(rows[C.COURSE].to_numpy(), unknown="mask") >= 0
     if found.any():
-        at = np.flatnonzero(found)
         raise DataError(
             [
-                Problem(
-                    table="courses",
-                    column=C.COURSE,
-                    message="courses already in the model's catalogue",
-                    expected="only courses the model does not know (a known course's "
-                    "attributes change at the next refit)",
-                    rows=tuple(int(r) for r in at[:5]),
-                    count=int(at.size),
-                    values=tuple(rows[C.COURSE].to_numpy()[at[:5]].tolist()),
+                Problem.at(
+                    "courses",
+                    C.COURSE,
+                    "courses already in the model's catalogue",
+                    "only courses the model does not know (a known course's attributes "
+                    "change at the next refit)",
+                    found,
+                    values=rows[C.COURSE].to_numpy()[found].tolist(),
                 )
             ]
         )

@@ -64,17 +64,15 @@ def batch_now(data_now: pd.Timestamp, times: np.ndarray, caller: str) -> pd.Time
     future = ~missing & (times > np.datetime64(latest.to_datetime64(), "ns"))
     for bad, what in ((missing, "missing event times"), (future, f"events dated after {latest}")):
         if bad.any():
-            rows = np.flatnonzero(bad)
             raise DataError(
                 [
-                    Problem(
-                        table="events",
-                        column=C.TIMESTAMP,
-                        message=f"{caller}: {what}",
-                        expected="a time for every event, none more than a year after the "
-                        "model's data and the clock: fix the dates",
-                        rows=tuple(int(r) for r in rows[:5]),
-                        count=int(rows.size),
+                    Problem.at(
+                        "events",
+                        C.TIMESTAMP,
+                        f"{caller}: {what}",
+                        "a time for every event, none more than a year after the model's "
+                        "data and the clock: fix the dates",
+                        bad,
                     )
                 ]
             )

@@ -244,18 +244,16 @@ def _check_lengths(*arrays: np.ndarray | None) -> None:
 def _course_indices(known: IdMap, courses: np.ndarray) -> np.ndarray:
     idx = known.to_index(courses, unknown="mask").astype(np.int64)
     if (idx < 0).any():
-        rows = np.flatnonzero(idx < 0)
-        unknown = pd.unique(courses[rows])[:5].tolist()
+        unknown = pd.unique(courses[idx < 0])[:5].tolist()
         raise DataError(
             [
-                Problem(
-                    table="events",
-                    column=C.COURSE,
-                    message=f"ingest: courses {unknown} are not in the model's catalogue",
-                    expected="courses in the model's catalogue (a new course enters it "
-                    "with its catalogue row: ingest(model, events, courses=rows))",
-                    rows=tuple(int(r) for r in rows[:5]),
-                    count=int(rows.size),
+                Problem.at(
+                    "events",
+                    C.COURSE,
+                    f"ingest: courses {unknown} are not in the model's catalogue",
+                    "courses in the model's catalogue (a new course enters it with its "
+                    "catalogue row: ingest(model, events, courses=rows))",
+                    idx < 0,
                 )
             ]
         )

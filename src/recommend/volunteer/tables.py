@@ -239,26 +239,6 @@ class VolunteerTables:
     services: pd.DataFrame
 
 
-def _problem(
-    table: str,
-    column: str | None,
-    message: str,
-    expected: str,
-    bad: np.ndarray,
-    values: Iterable[object] = (),
-) -> Problem:
-    positions = np.flatnonzero(bad)
-    return Problem(
-        table,
-        column,
-        message,
-        expected,
-        rows=tuple(int(p) for p in positions[:5]),
-        count=int(positions.size),
-        values=tuple(values)[:5],
-    )
-
-
 def _norm(name: object) -> str:
     return re.sub(r"[\s_\-]", "", str(name)).lower()
 
@@ -288,7 +268,7 @@ def _kinds(frame: pd.DataFrame, table: str, problems: list[Problem]) -> pd.DataF
     bad = ~kind.isin(KINDS).to_numpy()
     if bad.any():
         problems.append(
-            _problem(
+            Problem.at(
                 table,
                 V.KIND,
                 "unknown service kinds",
@@ -312,10 +292,12 @@ def _coordinates(frame: pd.DataFrame, table: str, problems: list[Problem]) -> No
     half = np.isnan(lat) != np.isnan(lon)
     out = (np.abs(lat) > 90) | (np.abs(lon) > 180)
     if half.any():
-        problems.append(_problem(table, V.LAT, "lat without lon or lon without lat", "both", half))
+        problems.append(
+            Problem.at(table, V.LAT, "lat without lon or lon without lat", "both", half)
+        )
     if out.any():
         problems.append(
-            _problem(
+            Problem.at(
                 table,
                 V.LAT,
                 "coordinates off the globe",
@@ -337,7 +319,7 @@ def _skills(
     if bad.any():
         names = sorted({s for xs in unknown[bad] for s in xs})
         problems.append(
-            _problem(
+            Problem.at(
                 table,
                 V.SKILLS,
                 f"unknown skills {names[:10]}",
@@ -387,7 +369,7 @@ def validate_volunteers(
         bad = ~kind.isin(VOLUNTEER_KINDS).to_numpy()
         if bad.any():
             problems.append(
-                _problem(
+                Problem.at(
                     "volunteers",
                     V.VOLUNTEER_KIND,
                     "unknown volunteer kinds",
@@ -400,7 +382,7 @@ def validate_volunteers(
         low = out[V.CAPACITY].to_numpy() < 1
         if low.any():
             problems.append(
-                _problem(
+                Problem.at(
                     "volunteers",
                     V.CAPACITY,
                     "capacity below 1",
@@ -418,7 +400,7 @@ def validate_volunteers(
                 if _parse_window(str(w)) is None
             ]
             problems.append(
-                _problem(
+                Problem.at(
                     "volunteers",
                     V.AVAILABILITY,
                     "availability windows that cannot be read",
@@ -469,7 +451,7 @@ def validate_requests(frame: pd.DataFrame, *, skills: Iterable[str] | None = Non
         bad = ~(length > 0)
         if bad.any():
             problems.append(
-                _problem(
+                Problem.at(
                     "requests",
                     V.END,
                     "time windows that end before they start",
@@ -483,7 +465,7 @@ def validate_requests(frame: pd.DataFrame, *, skills: Iterable[str] | None = Non
         low = out[V.HEADCOUNT].to_numpy() < 1
         if low.any():
             problems.append(
-                _problem(
+                Problem.at(
                     "requests",
                     V.HEADCOUNT,
                     "headcount below 1",
@@ -494,7 +476,7 @@ def validate_requests(frame: pd.DataFrame, *, skills: Iterable[str] | None = Non
         nowhere = out[V.DISTRICT].isna().to_numpy() & np.isnan(out[V.LAT].to_numpy(float))
         if nowhere.any():
             problems.append(
-                _problem(
+                Problem.at(
                     "requests",
                     V.DISTRICT,
                     "requests without a place",
@@ -565,7 +547,7 @@ def validate_tables(
         if unknown.any():
             raise DataError(
                 [
-                    _problem(
+                    Problem.at(
                         "services",
                         V.VOLUNTEER,
                         "services by volunteers missing from the volunteers table",
