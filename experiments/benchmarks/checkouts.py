@@ -91,25 +91,18 @@ def _fold_in_workload(seed: int) -> dict[str, Callable[[], int]]:
     """Block runner of the fold-in workload (in the checkout imported)."""
     sys.path.insert(0, str(HERE))
     import fold_in as fi
-    import pandas as pd
 
     from recommend.data.dataset import Dataset
     from recommend.data.synthetic import SynthConfig, synthesize
     from recommend.models.implicit_models import ALS
 
-    plat = synthesize(SynthConfig(n_members=20_000, n_courses=5_000), seed=seed)
+    config = SynthConfig(
+        n_members=fi.MEMBERS, n_courses=fi.COURSES, events_per_member=fi.EVENTS_PER_MEMBER
+    )
+    plat = synthesize(config, seed=seed)
     ds = Dataset.from_frames(plat.events, courses=plat.courses, members=plat.members)
-    model = ALS(n_factors=64, random_state=seed).fit(ds)
-    rng = np.random.default_rng(seed)
-    active = np.flatnonzero(ds.interactions.getnnz(axis=1) > 0)
-    chosen = rng.choice(active, size=100, replace=False)
-    member_ids = ds.member_ids.to_external(chosen)
-    warm = ds.course_ids.external_ids[ds.interactions.getnnz(axis=0) > 0]
-    when = ds.now + pd.Timedelta(hours=1)
-    frames = [
-        fi.new_events(plat.events, m, warm[rng.choice(warm.size, 2, replace=False)], when)
-        for m in member_ids
-    ]
+    model = ALS(n_factors=fi.FACTORS, random_state=seed).fit(ds)
+    _, member_ids, frames = fi.folding_members(plat, ds, 100, seed)
 
     def run() -> int:
         for member_id, frame in zip(member_ids, frames, strict=True):

@@ -48,11 +48,13 @@ import pandas as pd
 from threadpoolctl import threadpool_info
 
 from recommend.data.dataset import Dataset
-from recommend.data.synthetic import SynthConfig, synthesize
+from recommend.data.synthetic import Platform, SynthConfig, synthesize
 from recommend.models.implicit_models import ALS, BPR
 from recommend.schema import Columns as C
 
 TARGET_MS = 5.0
+# The simulated platform and model by default (also the fold-in workload of checkouts.py).
+MEMBERS, COURSES, EVENTS_PER_MEMBER, FACTORS = 20_000, 5_000, 50.0, 64
 
 
 def new_events(
@@ -72,6 +74,26 @@ def new_events(
     return pd.concat([own[[C.MEMBER, C.COURSE, C.EVENT, C.TIMESTAMP]], extra], ignore_index=True)
 
 
+def folding_members(
+    plat: Platform, ds: Dataset, n: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, list[pd.DataFrame]]:
+    """``n`` members with a history (indices, ids) and, for each, their events plus a view
+    and a completion of two courses studied in training (so that implicit, which knows
+    nothing of the content-placed factors of never-studied courses, solves the same
+    problem)."""
+    rng = np.random.default_rng(seed)
+    active = np.flatnonzero(ds.interactions.getnnz(axis=1) > 0)
+    chosen = rng.choice(active, size=min(n, active.size), replace=False)
+    member_ids = ds.member_ids.to_external(chosen)
+    warm_ids = ds.course_ids.external_ids[ds.interactions.getnnz(axis=0) > 0]
+    when = ds.now + pd.Timedelta(hours=1)
+    frames = [
+        new_events(plat.events, m, warm_ids[rng.choice(warm_ids.size, 2, replace=False)], when)
+        for m in member_ids
+    ]
+    return chosen, member_ids, frames
+
+
 def percentiles(ms: list[float]) -> tuple[float, float, float]:
     arr = np.asarray(ms)
     return float(np.percentile(arr, 50)), float(np.percentile(arr, 99)), float(arr.mean())
@@ -79,10 +101,10 @@ def percentiles(ms: list[float]) -> tuple[float, float, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--members", type=int, default=20_000)
-    parser.add_argument("--courses", type=int, default=5_000)
-    parser.add_argument("--events-per-member", type=float, default=50.0)
-    parser.add_argument("--factors", type=int, default=64)
+    parser.add_argument("--members", type=int, default=MEMBERS)
+    parser.add_argument("--courses", type=int, default=COURSES)
+    parser.add_argument("--events-per-member", type=float, default=EVENTS_PER_MEMBER)
+    parser.add_argument("--factors", type=int, default=FACTORS)
     parser.add_argument("--n", type=int, default=200, help="members to fold in")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-bpr", action="store_true", help="skip the BPR rows")
@@ -100,18 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     model = ALS(n_factors=args.factors, random_state=args.seed).fit(ds)
     t_fit = time.perf_counter() - t0
 
-    rng = np.random.default_rng(args.seed)
-    active = np.flatnonzero(ds.interactions.getnnz(axis=1) > 0)
-    chosen = rng.choice(active, size=min(args.n, active.size), replace=False)
-    member_ids = ds.member_ids.to_external(chosen)
-    # New courses among those studied in training, so that implicit (which knows nothing
-    # of the content-placed factors of never-studied courses) solves the same problem.
-    warm_ids = ds.course_ids.external_ids[ds.interactions.getnnz(axis=0) > 0]
-    when = ds.now + pd.Timedelta(hours=1)
-    frames = [
-        new_events(plat.events, m, warm_ids[rng.choice(warm_ids.size, 2, replace=False)], when)
-        for m in member_ids
-    ]
+    chosen, member_ids, frames = folding_members(plat, ds, args.n, args.seed)
 
     # implicit's reference: the same factors in its own model object.
     from implicit.cpu.als import AlternatingLeastSquares
