@@ -349,6 +349,33 @@ def _start(
         )
 
 
+def _start_in_plain_shell(
+    command: str, tmp_path: Path, log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """``command`` as a user pastes it: in bash, with a login shell's PATH (no virtual
+    environment on it)."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            ["/bin/bash", "-c", command],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+            env={
+                "PATH": "/usr/local/bin:/usr/bin:/bin",
+                "HOME": str(tmp_path),
+                "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+                **(env or {}),
+            },
+            start_new_session=True,
+        )
+
+
+def _json_request(url: str, body: object) -> urllib.request.Request:
+    return urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+
+
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -436,23 +463,14 @@ def test_mlflow_models_serve_answers_invocations_with_menus(
                 "data": [[members[0], 5, None], [members[1], 3, 30.0], ["nobody", 2, None]],
             }
         }
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/invocations",
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
-        )
+        request = _json_request(f"http://127.0.0.1:{port}/invocations", body)
         with urllib.request.urlopen(request, timeout=60) as answer:
             predictions = pd.DataFrame(json.loads(answer.read())["predictions"])
         # A bad request: HTTP 400 with the library's message, no traceback.
         bad = {"dataframe_split": {"columns": ["member_id", "n"], "data": [[members[0], 0]]}}
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(
-                urllib.request.Request(
-                    f"http://127.0.0.1:{port}/invocations",
-                    data=json.dumps(bad).encode(),
-                    headers={"Content-Type": "application/json"},
-                ),
-                timeout=60,
+                _json_request(f"http://127.0.0.1:{port}/invocations", bad), timeout=60
             )
         assert refused.value.code == 400
         error = json.loads(refused.value.read())
@@ -669,30 +687,14 @@ def test_the_serve_command_the_demo_prints_works_as_printed(
     port = _free_port()
     printed = serve.replace("--port 5001", f"--host 127.0.0.1 --port {port} --workers 1")
     log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            ["/bin/bash", "-c", printed],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=tmp_path,
-            # A login shell's PATH: no virtual environment on it.
-            env={
-                "PATH": "/usr/local/bin:/usr/bin:/bin",
-                "HOME": str(tmp_path),
-                "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
-                "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-            },
-            start_new_session=True,
-        )
+    proc = _start_in_plain_shell(
+        printed, tmp_path, log, env={"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+    )
     try:
         _wait_http(f"http://127.0.0.1:{port}/ping", proc, log)
         member = _members(dataset, 1)[0]
         body = {"dataframe_split": {"columns": ["member_id", "n"], "data": [[member, 3]]}}
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/invocations",
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
-        )
+        request = _json_request(f"http://127.0.0.1:{port}/invocations", body)
         with urllib.request.urlopen(request, timeout=60) as answer:
             got = pd.DataFrame(json.loads(answer.read())["predictions"])
     finally:
@@ -716,27 +718,11 @@ def test_printed_recommend_serve_command_works_from_a_plain_shell(
     port = _free_port()
     printed = command.replace("--port 8000", " ".join(_loopback(port)))
     log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            ["/bin/bash", "-c", printed],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=tmp_path,
-            env={  # a login shell's PATH: no virtual environment on it
-                "PATH": "/usr/local/bin:/usr/bin:/bin",
-                "HOME": str(tmp_path),
-                "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
-            },
-            start_new_session=True,
-        )
+    proc = _start_in_plain_shell(printed, tmp_path, log)
     try:
         _wait_http(f"http://127.0.0.1:{port}/ready", proc, log)
         member = _members(dataset, 1)[0]
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/v1/menus",
-            data=json.dumps({"member_id": member, "n": 3}).encode(),
-            headers={"Content-Type": "application/json"},
-        )
+        request = _json_request(f"http://127.0.0.1:{port}/v1/menus", {"member_id": member, "n": 3})
         with urllib.request.urlopen(request, timeout=60) as answer:
             got = json.loads(answer.read())
     finally:
